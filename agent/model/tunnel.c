@@ -1,0 +1,89 @@
+/* Owns the desired-state structs' name tables and destructors. */
+#include "model/tunnel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+const char *const ts_identity_type_names[_TS_IDENTITY_MAX] = {
+	[TS_IDENTITY_FQDN] = "fqdn",
+	[TS_IDENTITY_USER_FQDN] = "user-fqdn",
+	[TS_IDENTITY_KEY_ID] = "key-id",
+	[TS_IDENTITY_IPV4] = "ipv4",
+};
+
+const char *const ts_psk_source_names[_TS_PSK_SOURCE_MAX] = {
+	[TS_PSK_SOURCE_RANDOM] = "random",
+	[TS_PSK_SOURCE_GENERATE] = "generate",
+	[TS_PSK_SOURCE_FILE] = "file",
+};
+
+const char *const ts_tunnel_mode_names[_TS_MODE_MAX] = {
+	[TS_MODE_ROUTE] = "route-based",
+	[TS_MODE_POLICY] = "policy-based",
+};
+
+const char *ts_identity_type_to_string(enum ts_identity_type t)
+{
+	return (unsigned)t < _TS_IDENTITY_MAX ? ts_identity_type_names[t] : "unknown";
+}
+
+const char *ts_psk_source_to_string(enum ts_psk_source s)
+{
+	return (unsigned)s < _TS_PSK_SOURCE_MAX ? ts_psk_source_names[s] : "unknown";
+}
+
+const char *ts_tunnel_mode_to_string(enum ts_tunnel_mode m)
+{
+	return (unsigned)m < _TS_MODE_MAX ? ts_tunnel_mode_names[m] : "unknown";
+}
+
+void ts_tunnel_done(struct ts_tunnel *t)
+{
+	if (!t)
+		return;
+	free(t->routing.selectors);
+	free(t->psk.file);
+	free(t->source_file);
+	memset(t, 0, sizeof(*t));
+}
+
+void ts_desired_free(struct ts_desired *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n_tunnels; i++)
+		ts_tunnel_done(&d->tunnels[i]);
+	free(d->tunnels);
+	free(d->agent.state_dir);
+	free(d->agent.vici_socket);
+	free(d->agent.metrics_listen);
+	free(d->cloudflare.api_base_url);
+	free(d->cloudflare.token_file);
+	free(d->cloudflare.email);
+	free(d->cloudflare.key_file);
+	free(d->cloudflare.ca_file);
+	free(d);
+}
+
+const struct ts_tunnel *ts_desired_find(const struct ts_desired *d, const char *name)
+{
+	for (size_t i = 0; i < d->n_tunnels; i++)
+		if (strcmp(d->tunnels[i].name, name) == 0)
+			return &d->tunnels[i];
+	return NULL;
+}
+
+const struct ts_tunnel *ts_desired_find_id(const struct ts_desired *d, const char *id)
+{
+	for (size_t i = 0; i < d->n_tunnels; i++)
+		if (strcmp(d->tunnels[i].id, id) == 0)
+			return &d->tunnels[i];
+	return NULL;
+}
+
+bool ts_tunnel_is_local(const struct ts_tunnel *t, const char *node)
+{
+	return t->gateway[0] == '\0' || (node && strcmp(t->gateway, node) == 0);
+}

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs every Debian 12 package that building tunnelsync and running all
+# of its test suites need. Idempotent and non-interactive: packages already
+# present are not touched, so a second run makes no change and needs no network.
+set -eu
+
+PACKAGES="
+build-essential cmake pkg-config git ca-certificates
+libcurl4-openssl-dev libnl-3-dev libnl-xfrm-3-dev libnl-route-3-dev
+libyang2-dev libyang2-tools libjansson-dev libcmocka-dev
+valgrind clang-format
+python3 python3-jsonschema openssl
+iproute2 iputils-ping kmod procps util-linux
+strongswan-charon strongswan-swanctl libcharon-extra-plugins
+libstrongswan-standard-plugins
+user-mode-linux
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	echo "install-deps: all packages present"
+	exit 0
+fi
+
+echo "install-deps: installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# strongSwan's packages start a charon through systemd where it runs; the
+# tests start their own instances, so a policy-rc.d keeps the service off.
+$SUDO apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,297 @@
+/* Unit tests of core/: SHA-256, secret buffers and redaction, atomic files,
+ * RFC 3339 time. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "core/fileio.h"
+#include "core/log.h"
+#include "core/secret.h"
+#include "core/sha256.h"
+#include "core/timeutil.h"
+#include "core/util.h"
+
+static void test_sha256_vectors(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *hex;
+	} v[] = {
+		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+	};
+	uint8_t d[TS_SHA256_DIGEST_LEN];
+	char hex[65];
+
+	for (size_t i = 0; i < TS_ARRAY_SIZE(v); i++) {
+		ts_sha256(v[i].in, strlen(v[i].in), d);
+		ts_sha256_hex(d, hex);
+		assert_string_equal(hex, v[i].hex);
+	}
+	/* A million 'a's, fed in odd-sized pieces, crosses many block edges. */
+	{
+		struct ts_sha256_ctx ctx;
+		char chunk[997];
+
+		memset(chunk, 'a', sizeof(chunk));
+		ts_sha256_init(&ctx);
+		for (size_t left = 1000000; left;) {
+			size_t n = left < sizeof(chunk) ? left : sizeof(chunk);
+
+			ts_sha256_update(&ctx, chunk, n);
+			left -= n;
+		}
+		ts_sha256_final(&ctx, d);
+		ts_sha256_hex(d, hex);
+		assert_string_equal(
+			hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	}
+}
+
+static void test_secret_random(void **state)
+{
+	struct ts_secret *a = NULL, *b = NULL;
+	int counts[128] = { 0 };
+
+	assert_int_equal(ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &a), 0);
+	assert_int_equal(ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &b), 0);
+	assert_int_equal(ts_secret_len(a), 32);
+	assert_int_equal(strlen(ts_secret_str(a)), 32);
+	for (const char *p = ts_secret_str(a); *p; p++)
+		assert_true((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9'));
+	assert_false(ts_secret_equal(a, b));
+	ts_secret_free(a);
+	ts_secret_free(b);
+
+	/* Every character of the alphabet shows up over many draws. */
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(ts_secret_random_alnum(64, &a), 0);
+		for (const char *p = ts_secret_str(a); *p; p++)
+			counts[(int)*p]++;
+		ts_secret_free(a);
+	}
+	for (int c = '0'; c <= 'z'; c++)
+		if ((c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a'))
+			assert_true(counts[c] > 0);
+}
+
+static void test_secret_append_equal_fingerprint(void **state)
+{
+	_cleanup_secret_ struct ts_secret *s = NULL;
+	_cleanup_secret_ struct ts_secret *t = NULL;
+	_cleanup_secret_ struct ts_secret *u = NULL;
+	char fp[TS_FINGERPRINT_LEN], fp2[TS_FINGERPRINT_LEN];
+	char big[5000];
+
+	assert_int_equal(ts_secret_new(4, &s), 0);
+	/* Growing past the first page moves the bytes and keeps them. */
+	memset(big, 'k', 4000);
+	assert_int_equal(ts_secret_append(s, "abc", 3), 0);
+	assert_int_equal(ts_secret_append(s, big, 4000), 0);
+	assert_int_equal(ts_secret_len(s), 4003);
+	assert_memory_equal(ts_secret_str(s), "abckkk", 6);
+	assert_int_equal(ts_secret_append(s, big, 200), -EMSGSIZE);
+
+	assert_int_equal(ts_secret_from_bytes("samekey123", 10, &t), 0);
+	assert_int_equal(ts_secret_from_bytes("samekey123", 10, &u), 0);
+	assert_true(ts_secret_equal(t, u));
+	ts_secret_fingerprint(t, fp);
+	ts_secret_fingerprint(u, fp2);
+	assert_string_equal(fp, fp2);
+	assert_int_equal(strlen(fp), TS_FINGERPRINT_LEN - 1);
+	assert_memory_equal(fp, "sha256:", 7);
+	ts_secret_clear(u);
+	assert_int_equal(ts_secret_len(u), 0);
+	assert_false(ts_secret_equal(t, u));
+}
+
+struct captured {
+	char lines[8][4096];
+	int n;
+};
+
+static void capture_sink(enum ts_log_level level, const char *line, void *userdata)
+{
+	struct captured *c = userdata;
+
+	if (c->n < 8)
+		snprintf(c->lines[c->n++], sizeof(c->lines[0]), "%s", line);
+}
+
+static void test_log_redacts_live_secrets(void **state)
+{
+	struct captured cap = { 0 };
+	struct ts_secret *s = NULL;
+
+	ts_log_set_sink(capture_sink, &cap);
+	assert_int_equal(ts_secret_from_bytes("Sup3rS3cretPSK", 14, &s), 0);
+	log_error("key is %s and again %s!", ts_secret_str(s), "Sup3rS3cretPSK");
+	assert_int_equal(cap.n, 1);
+	assert_null(strstr(cap.lines[0], "Sup3rS3cretPSK"));
+	assert_non_null(strstr(cap.lines[0], "key is [redacted] and again [redacted]!"));
+
+	/* Also in the structured fields and in JSON. */
+	ts_log_set_format(TS_LOG_JSON);
+	ts_logf(TS_LOG_WARN, "cloudflare", "Sup3rS3cretPSK", "x");
+	assert_null(strstr(cap.lines[1], "Sup3rS3cretPSK"));
+	assert_non_null(strstr(cap.lines[1], "\"plane\":\"cloudflare\""));
+	assert_non_null(strstr(cap.lines[1], "\"level\":\"warn\""));
+	ts_log_set_format(TS_LOG_TEXT);
+
+	/* Below the level: nothing. */
+	log_debug("debug %s", "hidden");
+	assert_int_equal(cap.n, 2);
+
+	/* Once freed, the text is no longer a secret (and nothing crashes). */
+	ts_secret_free(s);
+	log_info("public Sup3rS3cretPSK");
+	assert_non_null(strstr(cap.lines[2], "public Sup3rS3cretPSK"));
+	ts_log_set_sink(NULL, NULL);
+}
+
+static void test_redact_edges(void **state)
+{
+	_cleanup_secret_ struct ts_secret *s = NULL;
+	_cleanup_secret_ struct ts_secret *t = NULL;
+	char buf[16];
+
+	assert_int_equal(ts_secret_from_bytes("9abcde", 6, &s), 0);
+	/* A secret near the end of a full buffer: the mark is longer than it. */
+	assert_int_equal(ts_secret_from_bytes("bcdef", 5, &t), 0); /* too short to redact */
+	memcpy(buf, "0123456789abcde", 16);
+	assert_true(ts_secret_redact(buf, sizeof(buf)) >= 1);
+	assert_null(strstr(buf, "9abcde"));
+	assert_true(strlen(buf) < sizeof(buf));
+	assert_int_equal(ts_secret_redact(buf, sizeof(buf)), 0);
+
+	memcpy(buf, "9abcde9abcde", 13);
+	assert_int_equal(ts_secret_redact(buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "[redacted]");
+	{
+		char big[64] = "x 9abcde y 9abcde z";
+
+		assert_int_equal(ts_secret_redact(big, sizeof(big)), 2);
+		assert_string_equal(big, "x [redacted] y [redacted] z");
+	}
+}
+
+static char tmpdir[64];
+
+static int make_tmpdir(void **state)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ts-core-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_tmpdir(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_secret_from_file(void **state)
+{
+	char path[128];
+	struct ts_secret *s = NULL;
+	bool loose = true;
+
+	snprintf(path, sizeof(path), "%s/key", tmpdir);
+	assert_int_equal(ts_file_write_atomic(path, "filekey-1234\n", 13, 0600), 0);
+	assert_int_equal(ts_secret_from_file(path, &s, &loose), 0);
+	assert_string_equal(ts_secret_str(s), "filekey-1234");
+	assert_false(loose);
+	ts_secret_free(s);
+
+	chmod(path, 0644);
+	assert_int_equal(ts_secret_from_file(path, &s, &loose), 0);
+	assert_true(loose);
+	ts_secret_free(s);
+
+	assert_int_equal(ts_file_write_atomic(path, "\n", 1, 0600), 0);
+	assert_int_equal(ts_secret_from_file(path, &s, NULL), -ENODATA);
+	assert_int_equal(ts_file_write_atomic(path, "two\nlines", 9, 0600), 0);
+	assert_int_equal(ts_secret_from_file(path, &s, NULL), -EBADMSG);
+	assert_int_equal(ts_secret_from_file("/nonexistent/key", &s, NULL), -ENOENT);
+	assert_int_equal(ts_secret_from_file(tmpdir, &s, NULL), -EINVAL);
+}
+
+static void test_atomic_write(void **state)
+{
+	char path[128], *data = NULL;
+	struct stat st;
+	size_t len;
+	mode_t old = umask(0);
+
+	snprintf(path, sizeof(path), "%s/record", tmpdir);
+	assert_int_equal(ts_file_write_atomic(path, "one", 3, 0600), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(ts_file_write_atomic(path, "two!", 4, 0600), 0);
+	assert_int_equal(ts_file_read_all(path, 100, &data, &len), 0);
+	assert_int_equal(len, 4);
+	assert_string_equal(data, "two!");
+	free(data);
+	assert_int_equal(ts_file_read_all(path, 3, &data, &len), -EFBIG);
+	assert_int_equal(ts_file_read_all(tmpdir, 3, &data, &len), -EISDIR);
+	umask(old);
+
+	/* No temporary file is left behind. */
+	{
+		char tmp[160];
+
+		snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+		assert_int_equal(access(tmp, F_OK), -1);
+	}
+	snprintf(path, sizeof(path), "%s/a/b/c", tmpdir);
+	assert_int_equal(ts_mkdir_p(path, 0700), 0);
+	assert_int_equal(ts_mkdir_p(path, 0700), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+}
+
+static void test_rfc3339(void **state)
+{
+	ts_usec_t t;
+	char buf[40];
+
+	assert_int_equal(ts_time_parse_rfc3339("2017-06-14T00:00:00Z", &t), 0);
+	assert_int_equal(t, (ts_usec_t)1497398400 * TS_USEC_PER_SEC);
+	assert_int_equal(ts_time_parse_rfc3339("2014-01-01T05:20:00.12345Z", &t), 0);
+	assert_int_equal(t, (ts_usec_t)1388553600 * TS_USEC_PER_SEC + 123450);
+	assert_int_equal(ts_time_parse_rfc3339("2014-01-01T07:20:00+02:00", &t), 0);
+	assert_int_equal(t, (ts_usec_t)1388553600 * TS_USEC_PER_SEC);
+	assert_int_equal(ts_time_format_rfc3339(t, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2014-01-01T05:20:00.000000Z");
+	assert_int_equal(ts_time_parse_rfc3339("2014-13-01T05:20:00Z", &t), -EINVAL);
+	assert_int_equal(ts_time_parse_rfc3339("2014-01-01 05:20:00", &t), -EINVAL);
+	assert_int_equal(ts_time_parse_rfc3339("2014-01-01T05:20:00Zjunk", &t), -EINVAL);
+	assert_int_equal(ts_time_parse_rfc3339("", &t), -EINVAL);
+	assert_int_equal(ts_time_parse_rfc3339(NULL, &t), -EINVAL);
+	assert_int_equal(ts_time_format_rfc3339(t, buf, 8), -ENOBUFS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sha256_vectors),
+		cmocka_unit_test(test_secret_random),
+		cmocka_unit_test(test_secret_append_equal_fingerprint),
+		cmocka_unit_test(test_log_redacts_live_secrets),
+		cmocka_unit_test(test_redact_edges),
+		cmocka_unit_test(test_secret_from_file),
+		cmocka_unit_test(test_atomic_write),
+		cmocka_unit_test(test_rfc3339),
+	};
+
+	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
+}
