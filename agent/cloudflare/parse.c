@@ -244,14 +244,14 @@ static int envelope_load(const void *body, size_t len, long http_status, json_t 
 		json_wipe_decref(root);
 		if (!status_ok(http_status))
 			return ts_cf_error_set(err, TS_CF_ERR_HTTP, ts_cf_http_errno(http_status),
-					       "HTTP %ld without an envelope", http_status);
+					       "error response without an envelope");
 		return protocol_error(err, "response is not a JSON object");
 	}
 	collect_errors(root, err);
 	if (!status_ok(http_status)) {
 		json_wipe_decref(root);
 		return ts_cf_error_set(err, TS_CF_ERR_HTTP, ts_cf_http_errno(http_status),
-				       "request failed with HTTP %ld", http_status);
+				       "request failed");
 	}
 	success = json_object_get(root, "success");
 	errors = json_object_get(root, "errors");

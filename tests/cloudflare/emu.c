@@ -89,8 +89,8 @@ void emu_remove_dir(const char *dir)
 
 int emu_start(struct emu *e, const char *dir, bool tls, const char *name)
 {
-	char port_file[300], pid_file[300], token[300], key[300], seed[300], cert[300],
-		tlskey[300], hook[400];
+	char port_file[300], pid_file[300], token[300], key[300], seed[300], cert[300], tlskey[300],
+		hook[400];
 	pid_t pid;
 
 	memset(e, 0, sizeof(*e));
@@ -267,6 +267,11 @@ void emu_reset(struct emu *e)
 	admin_ok(e, "PUT", "/tunnels", seed_json);
 }
 
+void emu_clear_log(struct emu *e)
+{
+	admin_ok(e, "DELETE", "/requests", NULL);
+}
+
 void emu_fault(struct emu *e, const char *rules_json)
 {
 	admin_ok(e, "POST", "/faults", rules_json);
@@ -299,14 +304,16 @@ int emu_count(struct emu *e, const char *method, const char *suffix, int *ret_st
 	size_t i;
 	int count = 0;
 
-	json_array_foreach (json_object_get(root, "requests"), i, item) {
+	json_array_foreach(json_object_get(root, "requests"), i, item)
+	{
 		const char *m = json_string_value(json_object_get(item, "method"));
 		const char *p = json_string_value(json_object_get(item, "path"));
 
 		if ((method && (!m || strcmp(m, method) != 0)) || !p || !ends_with(p, suffix))
 			continue;
 		if (ret_statuses && count < n)
-			ret_statuses[count] = (int)json_integer_value(json_object_get(item, "status"));
+			ret_statuses[count] =
+				(int)json_integer_value(json_object_get(item, "status"));
 		count++;
 	}
 	json_decref(root);
@@ -319,7 +326,8 @@ int emu_count_query(struct emu *e, const char *query)
 	size_t i;
 	int count = 0;
 
-	json_array_foreach (json_object_get(root, "requests"), i, item) {
+	json_array_foreach(json_object_get(root, "requests"), i, item)
+	{
 		const char *q = json_string_value(json_object_get(item, "query"));
 
 		if (q && strcmp(q, query) == 0)
@@ -340,7 +348,8 @@ void emu_fingerprint(struct emu *e, const char *id, char out[32])
 		abort();
 	root = json_loads(body, 0, NULL);
 	free(body);
-	json_array_foreach (json_object_get(root, "tunnels"), i, item) {
+	json_array_foreach(json_object_get(root, "tunnels"), i, item)
+	{
 		const char *fp = json_string_value(json_object_get(item, "fingerprint"));
 
 		if (strcmp(json_string_value(json_object_get(item, "id")), id) == 0 && fp)

@@ -19,7 +19,7 @@ struct emu {
 	pid_t pid;
 	int port;
 	bool tls;
-	char dir[256];	   /* shared temp dir: CA, credentials, seed */
+	char dir[256];	    /* shared temp dir: CA, credentials, seed */
 	char base_url[128]; /* …/client/v4 */
 	char admin_url[128];
 	char stderr_path[300];
@@ -38,6 +38,7 @@ char *emu_admin(struct emu *e, const char *method, const char *path, const char 
 /* Clears faults and the request log and reseeds the two tunnels. */
 void emu_reset(struct emu *e);
 void emu_fault(struct emu *e, const char *rules_json);
+void emu_clear_log(struct emu *e);
 /* Requests in the log whose path ends with suffix (and method matches
  * unless NULL); with ret_statuses, their statuses in order (max n). */
 int emu_count(struct emu *e, const char *method, const char *suffix, int *ret_statuses, int n);

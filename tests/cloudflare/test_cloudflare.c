@@ -165,9 +165,8 @@ static void test_list_and_get(void **state)
 	assert_int_equal(err.n_errors, 1);
 	assert_int_equal(err.errors[0].code, 1032);
 	assert_string_equal(err.errors[0].message, "IPsec tunnel not found");
-	assert_int_equal(emu_count(&tls_emu, "GET", "/0123456789abcdef0123456789abcdef", statuses,
-				   4),
-			 1);
+	assert_int_equal(
+		emu_count(&tls_emu, "GET", "/0123456789abcdef0123456789abcdef", statuses, 4), 1);
 	assert_int_equal(statuses[0], 404);
 	/* Path injection is refused before any request. */
 	assert_int_equal(ts_cf_get_tunnel(c, "../x", &t, &err), -EINVAL);
@@ -223,7 +222,8 @@ static void test_psk_set(void **state)
 		assert_string_equal(res.outcomes[i].tunnel_id, entries[i].tunnel_id);
 		assert_int_equal(res.outcomes[i].status, TS_CF_PSK_APPLIED);
 		assert_true(res.outcomes[i].has_last_generated_on);
-		assert_true(res.outcomes[i].last_generated_on > ts_now_realtime() - 60 * TS_USEC_PER_SEC);
+		assert_true(res.outcomes[i].last_generated_on >
+			    ts_now_realtime() - 60 * TS_USEC_PER_SEC);
 	}
 	assert_string_equal(res.outcomes[0].ipsec_id, EMU_ACCOUNT "_" EMU_TUNNEL1);
 	ts_cf_psk_set_result_done(&res);
@@ -487,8 +487,9 @@ static void test_fault_429(void **state)
 	struct ts_cf_error err = { 0 };
 	int st[4];
 
-	emu_fault(&tls_emu, "{\"rules\":[{\"method\":\"GET\",\"path\":\"/ipsec_tunnels$\","
-			    "\"action\":\"status\",\"status\":429,\"retry_after\":7,\"count\":1}]}");
+	emu_fault(&tls_emu,
+		  "{\"rules\":[{\"method\":\"GET\",\"path\":\"/ipsec_tunnels$\","
+		  "\"action\":\"status\",\"status\":429,\"retry_after\":7,\"count\":1}]}");
 	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
 	ts_cf_tunnel_list_done(&list);
 	assert_int_equal(n_sleeps, 1);
@@ -498,7 +499,7 @@ static void test_fault_429(void **state)
 	assert_int_equal(st[1], 200);
 
 	/* A Retry-After beyond the bound is not waited for. */
-	emu_admin(&tls_emu, "DELETE", "/requests", NULL);
+	emu_clear_log(&tls_emu);
 	n_sleeps = 0;
 	emu_fault(&tls_emu, "{\"rules\":[{\"method\":\"GET\",\"action\":\"status\","
 			    "\"status\":429,\"retry_after\":300,\"count\":1}]}");
@@ -729,10 +730,11 @@ static void test_malformed_responses(void **state)
 	assert_int_equal(err.errors[0].code, 1012);
 
 	/* Wrong types inside a tunnel. */
-	emu_fault(&tls_emu, "{\"rules\":[{\"method\":\"GET\",\"action\":\"malformed\","
-			    "\"body\":\"{\\\"success\\\":true,\\\"errors\\\":[],\\\"messages\\\":[],"
-			    "\\\"result\\\":{\\\"ipsec_tunnels\\\":[{\\\"id\\\":7}]}}\","
-			    "\"count\":1}]}");
+	emu_fault(&tls_emu,
+		  "{\"rules\":[{\"method\":\"GET\",\"action\":\"malformed\","
+		  "\"body\":\"{\\\"success\\\":true,\\\"errors\\\":[],\\\"messages\\\":[],"
+		  "\\\"result\\\":{\\\"ipsec_tunnels\\\":[{\\\"id\\\":7}]}}\","
+		  "\"count\":1}]}");
 	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EBADMSG);
 	assert_non_null(strstr(err.detail, "ipsec_tunnels[0].id"));
 
@@ -783,7 +785,7 @@ static void test_budget(void **state)
 	ts_cf_client_free(c);
 
 	/* Retries draw from the same budget. */
-	emu_admin(&tls_emu, "DELETE", "/requests", NULL);
+	emu_clear_log(&tls_emu);
 	cfg.request_budget = 3;
 	c = client_for(&cfg);
 	emu_fault(&tls_emu, "{\"rules\":[{\"action\":\"status\",\"status\":503,\"count\":-1}]}");
@@ -901,8 +903,9 @@ static void test_trace_has_no_secrets(void **state)
 	{
 		const char *outputs[] = { captured, err_out, emu_out };
 		const char *names[] = { "log lines", "stderr", "emulator stderr" };
-		const char *secrets[] = { EMU_TOKEN, EMU_API_KEY, "tstoken-not-the-right-one",
-					  k1s, k2s, generated, EMU_SEED_PSK };
+		const char *secrets[] = { EMU_TOKEN,   EMU_API_KEY, "tstoken-not-the-right-one",
+					  k1s,	       k2s,	    generated,
+					  EMU_SEED_PSK };
 
 		for (size_t i = 0; i < TS_ARRAY_SIZE(outputs); i++) {
 			for (size_t j = 0; j < TS_ARRAY_SIZE(secrets); j++)
