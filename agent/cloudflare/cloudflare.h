@@ -11,7 +11,8 @@
  *
  * Return values: 0 on success, otherwise a negative errno, and when err
  * is not NULL it says what happened (kind, HTTP status, the envelope's
- * errors verbatim):
+ * errors verbatim). err must start zeroed ({ 0 }); each call resets it,
+ * and ts_cf_error_done() releases it after the last call:
  *   -EINVAL, -EPERM, -ENOENT...  TS_CF_ERR_CONFIG: bad configuration, or a
  *                                plain-http URL that is not allowed
  *   -EAGAIN      TS_CF_ERR_BUDGET: the local request budget is empty; no

@@ -564,10 +564,10 @@ static void test_fault_timeout_read(void **state)
 	struct ts_cf_client *c;
 
 	cfg_init(&cfg, &tls_emu);
-	cfg.request_timeout = 2;
+	cfg.request_timeout = 3; /* valgrind and a loaded machine stay well inside */
 	c = client_for(&cfg);
 	emu_fault(&tls_emu, "{\"rules\":[{\"method\":\"GET\",\"action\":\"delay\","
-			    "\"delay\":4,\"count\":1}]}");
+			    "\"delay\":6,\"count\":1}]}");
 	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
 	ts_cf_tunnel_list_done(&list);
 	assert_int_equal(err.attempts, 2);
@@ -635,7 +635,7 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 	struct ts_cf_client *c;
 
 	cfg_init(&cfg, &tls_emu);
-	cfg.request_timeout = 2;
+	cfg.request_timeout = 3; /* valgrind and a loaded machine stay well inside */
 	c = client_for(&cfg);
 	emu_fault(&tls_emu, "{\"rules\":[{\"path\":\"/psk_generate$\",\"action\":\"status\","
 			    "\"status\":503,\"count\":-1}]}");
@@ -646,7 +646,7 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 
 	emu_reset(&tls_emu);
 	emu_fault(&tls_emu, "{\"rules\":[{\"path\":\"/psk_generate$\",\"action\":\"delay\","
-			    "\"delay\":4,\"count\":1}]}");
+			    "\"delay\":6,\"count\":1}]}");
 	assert_int_equal(ts_cf_psk_generate(c, EMU_TUNNEL1, false, &g, &err),
 			 -TS_CF_EOUTCOME_UNKNOWN);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
