@@ -325,6 +325,30 @@ class SchemaTest(unittest.TestCase):
             self.assertIn((p, m, 4), self.validated, (p, m))
 
 
+class RateLimitTest(unittest.TestCase):
+    def test_rate_limit(self):
+        with tempfile.TemporaryDirectory(prefix="ts-cf-rate-") as tmp:
+            for name, content in (("token", TOKEN), ("admin", ADMIN),
+                                  ("seed.json", json.dumps(SEED))):
+                with open(os.path.join(tmp, name), "w") as f:
+                    f.write(content)
+            emu = Emulator(tmp, ["--rate-limit", "3"], "rl")
+            try:
+                for _ in range(3):
+                    self.assertEqual(emu.call("GET", BASE)[0], 200)
+                req = urllib.request.Request("http://127.0.0.1:%d%s" % (emu.port, BASE),
+                                             headers={"Authorization": "Bearer " + TOKEN})
+                with self.assertRaises(urllib.error.HTTPError) as cm:
+                    urllib.request.urlopen(req, timeout=10)
+                self.assertEqual(cm.exception.code, 429)
+                self.assertGreaterEqual(int(cm.exception.headers["Retry-After"]), 290)
+                doc = json.loads(cm.exception.read())
+                self.assertEqual(doc["errors"][0]["code"], 971)
+                self.assertFalse(doc["success"])
+            finally:
+                self.assertEqual(emu.stop(), 0)
+
+
 class StateTest(unittest.TestCase):
     def test_state_survives_restart(self):
         with tempfile.TemporaryDirectory(prefix="ts-cf-state-") as tmp:
