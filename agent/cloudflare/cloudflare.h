@@ -37,7 +37,8 @@
  * and connection errors back off exponentially with jitter, at most
  * max_attempts requests in all. psk_generate is retried only after a
  * connection that failed before anything was sent, or after a 429. Every
- * attempt, retries included, takes a token from the request budget. */
+ * attempt, retries included, takes a token from the request budget, which
+ * lives in the client: keep one client for the life of the process. */
 #pragma once
 
 #include <stdbool.h>

@@ -468,8 +468,18 @@ static void test_plain_http(void **state)
 	ts_cf_client_free(c);
 	assert_int_equal(emu_count(&plain_emu, "GET", "/ipsec_tunnels", NULL, 0), 2);
 
+	/* Every loopback form is accepted (no request is made here). */
+	cfg.api_base_url = "http://[::1]:9/client/v4";
+	c = client_for(&cfg);
+	ts_cf_client_free(c);
+	cfg.api_base_url = "http://127.5.6.7:9/client/v4";
+	c = client_for(&cfg);
+	ts_cf_client_free(c);
+
 	/* Not loopback: refused even when allowed. */
 	c = NULL;
+	cfg.api_base_url = "http://[::2]:8080/client/v4";
+	assert_int_equal(ts_cf_client_new(&cfg, &test_opts, &c, &err), -EPERM);
 	cfg.api_base_url = "http://192.0.2.10:8080/client/v4";
 	assert_int_equal(ts_cf_client_new(&cfg, &test_opts, &c, &err), -EPERM);
 	cfg.api_base_url = "http://127.0.0.1.example.com/client/v4";
