@@ -295,9 +295,9 @@ class Emulator:
             self.rate_window.append(now)
         return 0
 
-    def record(self, method, path, query):
+    def record(self, method, path, query, user_agent):
         entry = {"method": method, "path": path, "query": query, "status": None,
-                 "time": now_rfc3339(), "fault": None}
+                 "time": now_rfc3339(), "fault": None, "user_agent": user_agent}
         with self.log_lock:
             self.requests.append(entry)
         return entry
@@ -572,7 +572,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 status, obj = 400, {"error": str(e)}
             self.send_json(status, obj)
             return
-        entry = self.emu.record(self.command, path, url.query)
+        entry = self.emu.record(self.command, path, url.query, self.headers.get("User-Agent"))
         fault = self.emu.faults.take(self.command, path)
         if fault:
             entry["fault"] = fault.get("action")

@@ -337,6 +337,18 @@ int emu_count_query(struct emu *e, const char *query)
 	return count;
 }
 
+void emu_last_user_agent(struct emu *e, char *out, size_t size)
+{
+	json_t *root = load_requests(e), *reqs = json_object_get(root, "requests");
+	size_t n = json_array_size(reqs);
+	const char *ua =
+		n ? json_string_value(json_object_get(json_array_get(reqs, n - 1), "user_agent"))
+		  : NULL;
+
+	snprintf(out, size, "%s", ua ? ua : "");
+	json_decref(root);
+}
+
 void emu_fingerprint(struct emu *e, const char *id, char out[32])
 {
 	char *body = emu_admin(e, "GET", "/tunnels", NULL);

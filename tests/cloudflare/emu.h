@@ -43,5 +43,7 @@ void emu_clear_log(struct emu *e);
  * unless NULL); with ret_statuses, their statuses in order (max n). */
 int emu_count(struct emu *e, const char *method, const char *suffix, int *ret_statuses, int n);
 int emu_count_query(struct emu *e, const char *query);
+/* User-Agent of the last logged request ("" when none). */
+void emu_last_user_agent(struct emu *e, char *out, size_t size);
 /* The emulator's fingerprint of a tunnel's key ("" when none). */
 void emu_fingerprint(struct emu *e, const char *id, char out[32]);

@@ -22,6 +22,7 @@
 #include "core/secret.h"
 #include "core/util.h"
 #include "emu.h"
+#include "version.h"
 
 static char dir[256];
 static struct emu tls_emu, plain_emu;
@@ -121,9 +122,12 @@ static void test_list_and_get(void **state)
 	struct ts_prefix p;
 	ts_usec_t when;
 	int statuses[4];
+	char ua[64];
 
 	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
 	assert_int_equal(list.n_tunnels, 2);
+	emu_last_user_agent(&tls_emu, ua, sizeof(ua));
+	assert_string_equal(ua, "tunnelsync/" TUNNELSYNC_VERSION);
 	a = ts_cf_tunnel_list_find(&list, EMU_TUNNEL1);
 	b = ts_cf_tunnel_list_find(&list, EMU_TUNNEL2);
 	assert_non_null(a);
