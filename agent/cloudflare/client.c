@@ -1,0 +1,814 @@
+/* Owns the HTTP side of the Cloudflare client: credentials, URL policy
+ * (TLS always verified; plain http only to loopback when configured),
+ * curl setup and its redacted debug output, the request budget, retries
+ * and the four operations. Response parsing lives in parse.c. */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cloudflare/cloudflare.h"
+#include "cloudflare/parse.h"
+#include "core/log.h"
+#include "core/secret.h"
+#include "core/util.h"
+#include "version.h"
+
+#define MAX_RESPONSE		(8u << 20)
+#define DEFAULT_ATTEMPTS	4
+#define DEFAULT_BACKOFF		(1 * TS_USEC_PER_SEC)
+#define DEFAULT_BACKOFF_MAX	(30 * TS_USEC_PER_SEC)
+#define DEFAULT_RETRY_AFTER_MAX (60 * TS_USEC_PER_SEC)
+#define PLANE			"cloudflare"
+
+/* A growable byte buffer that is wiped whenever storage is released:
+ * request and response bodies may hold a PSK. */
+struct cf_buf {
+	char *data;
+	size_t len, cap;
+	size_t max;
+	bool overflow;
+};
+
+static void buf_release(struct cf_buf *b)
+{
+	if (b->data) {
+		ts_wipe(b->data, b->cap);
+		free(b->data);
+	}
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+static int buf_append(struct cf_buf *b, const void *data, size_t len)
+{
+	if (b->max && b->len + len > b->max) {
+		b->overflow = true;
+		return -EMSGSIZE;
+	}
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		char *p;
+
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		p = malloc(cap);
+		if (!p)
+			return -ENOMEM;
+		if (b->data)
+			memcpy(p, b->data, b->len);
+		ts_wipe(b->data, b->cap);
+		free(b->data);
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static int buf_puts(struct cf_buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
+
+struct ts_cf_client {
+	CURL *curl;
+	struct curl_slist *headers; /* holds the credentials: wiped on free */
+	char account_id[TS_CF_ID_LEN + 1];
+	char *base_url; /* without a trailing slash */
+	bool plain_http;
+	struct ts_secret *credential; /* token or API key */
+	struct ts_cf_client_options opts;
+	/* Request budget as a GCRA token bucket: a request at time now is
+	 * allowed when tat - now <= window - interval. */
+	ts_usec_t budget_interval;
+	ts_usec_t budget_tolerance;
+	ts_usec_t budget_tat;
+	uint64_t rng;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void default_sleep(ts_usec_t usec, void *userdata)
+{
+	struct timespec ts = { .tv_sec = usec / TS_USEC_PER_SEC,
+			       .tv_nsec = (long)(usec % TS_USEC_PER_SEC) * 1000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Header names whose values must never reach a log. */
+static bool header_is_credential(const char *line, size_t len)
+{
+	static const char *const names[] = { "authorization:", "x-auth-key:",
+					     "proxy-authorization:", "cookie:" };
+
+	for (size_t i = 0; i < TS_ARRAY_SIZE(names); i++) {
+		size_t n = strlen(names[i]);
+
+		if (len >= n && strncasecmp(line, names[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void debug_lines(char dir, const char *data, size_t size)
+{
+	while (size > 0) {
+		const char *eol = memchr(data, '\n', size);
+		size_t len = eol ? (size_t)(eol - data) : size;
+		size_t shown = len;
+
+		while (shown > 0 && (data[shown - 1] == '\r' || data[shown - 1] == '\n'))
+			shown--;
+		if (shown > 0) {
+			if (dir != '*' && header_is_credential(data, shown)) {
+				const char *colon = memchr(data, ':', shown);
+
+				log_trace("curl %c %.*s: (hidden)", dir, (int)(colon - data), data);
+			} else {
+				log_trace("curl %c %.*s", dir, (int)(shown > 1024 ? 1024 : shown),
+					  data);
+			}
+		}
+		if (!eol)
+			break;
+		size -= len + 1;
+		data = eol + 1;
+	}
+}
+
+/* curl's verbose output: headers at trace level with credentials hidden;
+ * bodies (which may carry a PSK) and TLS records only as byte counts. */
+static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *userp)
+{
+	switch (type) {
+	case CURLINFO_TEXT:
+		debug_lines('*', data, size);
+		break;
+	case CURLINFO_HEADER_OUT:
+		debug_lines('>', data, size);
+		break;
+	case CURLINFO_HEADER_IN:
+		debug_lines('<', data, size);
+		break;
+	case CURLINFO_DATA_OUT:
+		log_trace("curl > [%zu bytes of body not shown]", size);
+		break;
+	case CURLINFO_DATA_IN:
+		log_trace("curl < [%zu bytes of body not shown]", size);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct cf_buf *b = userdata;
+
+	if (buf_append(b, ptr, size * nmemb) < 0)
+		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+	return size * nmemb;
+}
+
+static bool host_is_loopback(const char *host)
+{
+	char buf[64];
+	size_t n = strlen(host);
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		if (n - 2 >= sizeof(buf))
+			return false;
+		memcpy(buf, host + 1, n - 2);
+		buf[n - 2] = '\0';
+		return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+static int check_base_url(struct ts_cf_client *c, const char *url, bool allow_plain,
+			  struct ts_cf_error *err)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	int r = 0;
+
+	if (!u)
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "out of memory");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		r = ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+				    "api-base-url is not a valid URL");
+	} else if (strcasecmp(scheme, "https") == 0) {
+		c->plain_http = false;
+	} else if (strcasecmp(scheme, "http") == 0) {
+		if (!allow_plain)
+			r = ts_cf_error_set(
+				err, TS_CF_ERR_CONFIG, -EPERM,
+				"plain http to %s refused: the API needs https "
+				"(allow-plain-http-loopback permits http to loopback only)",
+				host);
+		else if (!host_is_loopback(host))
+			r = ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EPERM,
+					    "plain http to %s refused: only loopback hosts "
+					    "(127.0.0.0/8, ::1, localhost) may use http",
+					    host);
+		else
+			c->plain_http = true;
+	} else {
+		r = ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+				    "api-base-url scheme '%s' is not https", scheme);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return r;
+}
+
+/* Credentials go into an HTTP header: printable ASCII without spaces, so
+ * that a stray newline in a file cannot inject another header. */
+static bool header_value_ok(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+static int append_secret_header(struct ts_cf_client *c, const char *prefix,
+				const struct ts_secret *value)
+{
+	_cleanup_secret_ struct ts_secret *line = NULL;
+	struct curl_slist *l;
+	int r;
+
+	r = ts_secret_from_bytes(prefix, strlen(prefix), &line);
+	if (r < 0)
+		return r;
+	r = ts_secret_append(line, ts_secret_str(value), ts_secret_len(value));
+	if (r < 0)
+		return r;
+	l = curl_slist_append(c->headers, ts_secret_str(line));
+	if (!l)
+		return -ENOMEM;
+	c->headers = l;
+	return 0;
+}
+
+static int load_credentials(struct ts_cf_client *c, const struct ts_cloudflare_config *cfg,
+			    struct ts_cf_error *err)
+{
+	bool loose = false;
+	int r;
+
+	if (cfg->auth == TS_CF_AUTH_TOKEN) {
+		if (cfg->token_file) {
+			r = ts_secret_from_file(cfg->token_file, &c->credential, &loose);
+			if (r < 0)
+				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r,
+						       "cannot read the API token file %s: %s",
+						       cfg->token_file, strerror(-r));
+		} else {
+			const char *env = getenv("CLOUDFLARE_API_TOKEN");
+
+			if (!env || !*env)
+				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOKEY,
+						       "no API token: neither a token file is "
+						       "configured nor CLOUDFLARE_API_TOKEN set");
+			r = ts_secret_from_bytes(env, strlen(env), &c->credential);
+			if (r < 0)
+				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r,
+						       "cannot store the API token");
+		}
+		if (!header_value_ok(ts_secret_str(c->credential), ts_secret_len(c->credential)))
+			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+					       "the API token has spaces or non-printable bytes");
+		r = append_secret_header(c, "Authorization: Bearer ", c->credential);
+	} else if (cfg->auth == TS_CF_AUTH_EMAIL_KEY) {
+		char line[320];
+
+		if (!cfg->email || !cfg->key_file)
+			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+					       "email + key authentication needs an email and a "
+					       "key file");
+		if (!header_value_ok(cfg->email, strlen(cfg->email)) || strlen(cfg->email) > 254)
+			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+					       "the account email is not a valid header value");
+		r = ts_secret_from_file(cfg->key_file, &c->credential, &loose);
+		if (r < 0)
+			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r,
+					       "cannot read the API key file %s: %s", cfg->key_file,
+					       strerror(-r));
+		if (!header_value_ok(ts_secret_str(c->credential), ts_secret_len(c->credential)))
+			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+					       "the API key has spaces or non-printable bytes");
+		snprintf(line, sizeof(line), "X-Auth-Email: %s", cfg->email);
+		struct curl_slist *l = curl_slist_append(c->headers, line);
+		if (!l)
+			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "out of memory");
+		c->headers = l;
+		r = append_secret_header(c, "X-Auth-Key: ", c->credential);
+	} else {
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL, "unknown auth method");
+	}
+	if (r < 0)
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r, "cannot build the auth header");
+	if (loose)
+		log_debug("credential file is readable by group or others");
+	return 0;
+}
+
+int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
+		     const struct ts_cf_client_options *opts, struct ts_cf_client **ret_client,
+		     struct ts_cf_error *err)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	const char *base = cfg->api_base_url ? cfg->api_base_url : TS_CF_DEFAULT_BASE_URL;
+	struct ts_cf_client *c;
+	uint32_t budget = cfg->request_budget ? cfg->request_budget : TS_CF_DEFAULT_REQUEST_BUDGET;
+	long connect_timeout =
+		cfg->connect_timeout ? cfg->connect_timeout : TS_CF_DEFAULT_CONNECT_TIMEOUT;
+	long request_timeout =
+		cfg->request_timeout ? cfg->request_timeout : TS_CF_DEFAULT_REQUEST_TIMEOUT;
+	struct curl_slist *l;
+	size_t n;
+	int r;
+
+	ts_cf_error_done(err);
+	pthread_once(&once, curl_init_once);
+	ts_cf_json_init();
+
+	if (!ts_cf_id_valid(cfg->account_id))
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+				       "account id must be 1..32 letters or digits");
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "out of memory");
+	strcpy(c->account_id, cfg->account_id);
+	if (opts)
+		c->opts = *opts;
+	if (!c->opts.max_attempts)
+		c->opts.max_attempts = DEFAULT_ATTEMPTS;
+	if (!c->opts.backoff_base)
+		c->opts.backoff_base = DEFAULT_BACKOFF;
+	if (!c->opts.backoff_max)
+		c->opts.backoff_max = DEFAULT_BACKOFF_MAX;
+	if (!c->opts.retry_after_max)
+		c->opts.retry_after_max = DEFAULT_RETRY_AFTER_MAX;
+	if (!c->opts.sleep)
+		c->opts.sleep = default_sleep;
+	c->budget_interval = TS_CF_BUDGET_WINDOW / budget;
+	c->budget_tolerance = TS_CF_BUDGET_WINDOW - c->budget_interval;
+	if (getrandom(&c->rng, sizeof(c->rng), 0) != sizeof(c->rng) || !c->rng)
+		c->rng = (uint64_t)ts_now_monotonic() | 1;
+
+	c->base_url = strdup(base);
+	if (!c->base_url) {
+		r = ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	n = strlen(c->base_url);
+	while (n > 0 && c->base_url[n - 1] == '/')
+		c->base_url[--n] = '\0';
+	r = check_base_url(c, c->base_url, cfg->allow_plain_http_loopback, err);
+	if (r < 0)
+		goto fail;
+	r = load_credentials(c, cfg, err);
+	if (r < 0)
+		goto fail;
+	l = curl_slist_append(c->headers, "Accept: application/json");
+	if (l)
+		c->headers = l;
+	l = l ? curl_slist_append(c->headers, "Content-Type: application/json") : NULL;
+	if (l)
+		c->headers = l;
+	l = l ? curl_slist_append(c->headers, "Expect:") : NULL;
+	if (!l) {
+		r = ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	c->headers = l;
+
+	c->curl = curl_easy_init();
+	if (!c->curl) {
+		r = ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "cannot create an HTTP handle");
+		goto fail;
+	}
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "tunnelsync/" TUNNELSYNC_VERSION);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (cfg->ca_file)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, cfg->ca_file);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, c->plain_http ? "http" : "https");
+	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Plain text carries the credentials: never through a proxy. */
+	if (c->plain_http)
+		curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, connect_timeout);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, request_timeout);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(c->curl, CURLOPT_DEBUGFUNCTION, debug_cb);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_cb);
+	*ret_client = c;
+	return 0;
+fail:
+	ts_cf_client_free(c);
+	return r;
+}
+
+void ts_cf_client_free(struct ts_cf_client *c)
+{
+	if (!c)
+		return;
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	for (struct curl_slist *l = c->headers; l; l = l->next)
+		ts_wipe(l->data, strlen(l->data));
+	curl_slist_free_all(c->headers);
+	ts_secret_free(c->credential);
+	free(c->base_url);
+	free(c);
+}
+
+static int budget_take(struct ts_cf_client *c, ts_usec_t *ret_wait)
+{
+	ts_usec_t now = ts_now_monotonic();
+	ts_usec_t tat = c->budget_tat > now ? c->budget_tat : now;
+
+	if (tat - now > c->budget_tolerance) {
+		*ret_wait = tat - now - c->budget_tolerance;
+		return -EAGAIN;
+	}
+	c->budget_tat = tat + c->budget_interval;
+	return 0;
+}
+
+unsigned ts_cf_client_budget_available(struct ts_cf_client *c)
+{
+	ts_usec_t now = ts_now_monotonic();
+	ts_usec_t tat = c->budget_tat > now ? c->budget_tat : now;
+	ts_usec_t room = c->budget_tolerance - (tat - now) + c->budget_interval;
+
+	return room <= 0 ? 0 : (unsigned)(room / c->budget_interval);
+}
+
+static ts_usec_t backoff_delay(struct ts_cf_client *c, unsigned attempt)
+{
+	ts_usec_t d = c->opts.backoff_base;
+
+	for (unsigned i = 1; i < attempt && d < c->opts.backoff_max; i++)
+		d *= 2;
+	if (d > c->opts.backoff_max)
+		d = c->opts.backoff_max;
+	/* Jitter: half fixed, half random, so that agents spread out. */
+	c->rng ^= c->rng << 13;
+	c->rng ^= c->rng >> 7;
+	c->rng ^= c->rng << 17;
+	return d / 2 + (ts_usec_t)(c->rng % (uint64_t)(d / 2 + 1));
+}
+
+struct cf_call {
+	const char *method; /* GET or POST */
+	const char *suffix; /* after …/magic/ipsec_tunnels */
+	bool validate_only;
+	const struct cf_buf *body;
+	/* May be sent again after it may have reached the server. */
+	bool replay_safe;
+};
+
+static bool curl_not_sent(CURLcode rc)
+{
+	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+	       rc == CURLE_COULDNT_RESOLVE_PROXY;
+}
+
+static bool curl_is_tls(CURLcode rc)
+{
+	return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||
+	       rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+	       rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+	       rc == CURLE_SSL_INVALIDCERTSTATUS || rc == CURLE_SSL_CRL_BADFILE;
+}
+
+static int curl_errno(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	default:
+		return -EIO;
+	}
+}
+
+/* Sends the call, with budget and retries. Returns 0 with the final
+ * HTTP status and body (any status the caller must interpret), or a
+ * negative errno with err set (no usable response). */
+static int cf_call(struct ts_cf_client *c, const struct cf_call *call, struct cf_buf *resp,
+		   long *ret_status, struct ts_cf_error *err)
+{
+	_cleanup_free_ char *url = NULL;
+	unsigned attempt = 0;
+
+	if (asprintf(&url, "%s/accounts/%s/magic/ipsec_tunnels%s%s", c->base_url, c->account_id,
+		     call->suffix, call->validate_only ? "?validate_only=true" : "") < 0) {
+		url = NULL;
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "out of memory");
+	}
+	for (;;) {
+		ts_usec_t wait = 0;
+		long status = 0;
+		curl_off_t retry_after = -1;
+		CURLcode rc;
+		bool last;
+
+		if (budget_take(c, &wait) < 0) {
+			if (err)
+				err->retry_after = wait;
+			return ts_cf_error_set(
+				err, TS_CF_ERR_BUDGET, -EAGAIN,
+				"request budget exhausted; next request in %lld s",
+				(long long)((wait + TS_USEC_PER_SEC - 1) / TS_USEC_PER_SEC));
+		}
+		attempt++;
+		last = attempt >= c->opts.max_attempts;
+		if (err)
+			err->attempts = attempt;
+		buf_release(resp);
+		resp->len = 0;
+		resp->overflow = false;
+		resp->max = MAX_RESPONSE;
+		c->errbuf[0] = '\0';
+
+		curl_easy_setopt(c->curl, CURLOPT_URL, url);
+		if (call->body) {
+			curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+			/* Not COPYPOSTFIELDS: curl sends from our wiped buffer. */
+			curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, call->body->data);
+			curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t)call->body->len);
+		} else {
+			curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+		}
+		/* A request that must not be replayed gets a fresh connection:
+		 * on a reused keep-alive connection that dies without an answer,
+		 * curl itself would resend the request. */
+		curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, call->replay_safe ? 0L : 1L);
+		curl_easy_setopt(c->curl, CURLOPT_FORBID_REUSE, call->replay_safe ? 0L : 1L);
+		curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, resp);
+		curl_easy_setopt(c->curl, CURLOPT_VERBOSE, ts_log_enabled(TS_LOG_TRACE) ? 1L : 0L);
+		log_debug("%s %s%s (attempt %u)", call->method,
+			  call->suffix[0] ? call->suffix : "/",
+			  call->validate_only ? " validate_only" : "", attempt);
+
+		rc = curl_easy_perform(c->curl);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+		if (rc == CURLE_OK) {
+			curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+			curl_easy_getinfo(c->curl, CURLINFO_RETRY_AFTER, &retry_after);
+			if (err)
+				err->http_status = status;
+			if (status == 429) {
+				ts_usec_t delay = retry_after > 0
+							  ? (ts_usec_t)retry_after * TS_USEC_PER_SEC
+							  : backoff_delay(c, attempt);
+
+				if (err)
+					err->retry_after = delay;
+				if (last || delay > c->opts.retry_after_max)
+					break;
+				log_debug("HTTP 429: retrying in %lld ms",
+					  (long long)(delay / 1000));
+				c->opts.sleep(delay, c->opts.sleep_userdata);
+				continue;
+			}
+			if (status >= 500) {
+				if (!call->replay_safe) {
+					ts_cf_parse_error_response(resp->data, resp->len, status,
+								   err);
+					return ts_cf_error_set(
+						err, TS_CF_ERR_OUTCOME_UNKNOWN,
+						-TS_CF_EOUTCOME_UNKNOWN,
+						"HTTP %ld: the change may or may not have been made",
+						status);
+				}
+				if (last)
+					break;
+				c->opts.sleep(backoff_delay(c, attempt), c->opts.sleep_userdata);
+				continue;
+			}
+			break;
+		}
+		if (curl_is_tls(rc))
+			return ts_cf_error_set(err, TS_CF_ERR_TLS, -EKEYREJECTED, "TLS: %s",
+					       c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+		if (rc == CURLE_WRITE_ERROR && resp->overflow)
+			return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -EMSGSIZE,
+					       "response larger than %u bytes", MAX_RESPONSE);
+		if (!curl_not_sent(rc) && !call->replay_safe)
+			return ts_cf_error_set(err, TS_CF_ERR_OUTCOME_UNKNOWN,
+					       -TS_CF_EOUTCOME_UNKNOWN,
+					       "%s: the request may have reached Cloudflare",
+					       curl_easy_strerror(rc));
+		if (last)
+			return ts_cf_error_set(
+				err, TS_CF_ERR_TRANSPORT, curl_errno(rc), "%s after %u attempts",
+				c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc), attempt);
+		log_debug("transport error: %s; retrying", curl_easy_strerror(rc));
+		c->opts.sleep(backoff_delay(c, attempt), c->opts.sleep_userdata);
+	}
+	*ret_status = 0;
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, ret_status);
+	return 0;
+}
+
+int ts_cf_list_tunnels(struct ts_cf_client *c, struct ts_cf_tunnel_list *ret_list,
+		       struct ts_cf_error *err)
+{
+	struct cf_call call = { .method = "GET", .suffix = "", .replay_safe = true };
+	struct cf_buf resp = { 0 };
+	long status;
+	int r;
+
+	ts_cf_error_done(err);
+	r = cf_call(c, &call, &resp, &status, err);
+	if (r >= 0)
+		r = ts_cf_parse_tunnel_list(resp.data, resp.len, status, ret_list, err);
+	buf_release(&resp);
+	return r;
+}
+
+int ts_cf_get_tunnel(struct ts_cf_client *c, const char *tunnel_id, struct ts_cf_tunnel *ret_tunnel,
+		     struct ts_cf_error *err)
+{
+	struct cf_call call = { .method = "GET", .replay_safe = true };
+	struct cf_buf resp = { 0 };
+	char suffix[TS_CF_ID_LEN + 2];
+	long status;
+	int r;
+
+	ts_cf_error_done(err);
+	if (!ts_cf_id_valid(tunnel_id))
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL, "invalid tunnel id");
+	snprintf(suffix, sizeof(suffix), "/%s", tunnel_id);
+	call.suffix = suffix;
+	r = cf_call(c, &call, &resp, &status, err);
+	if (r >= 0)
+		r = ts_cf_parse_tunnel_single(resp.data, resp.len, status, ret_tunnel, err);
+	buf_release(&resp);
+	return r;
+}
+
+/* Appends s as a JSON string body; PSKs are printable ASCII (checked). */
+static int buf_put_json_string(struct cf_buf *b, const char *s, size_t len)
+{
+	int r = buf_puts(b, "\"");
+
+	for (size_t i = 0; r >= 0 && i < len; i++) {
+		if (s[i] == '"' || s[i] == '\\') {
+			char esc[2] = { '\\', s[i] };
+
+			r = buf_append(b, esc, 2);
+		} else {
+			r = buf_append(b, &s[i], 1);
+		}
+	}
+	return r < 0 ? r : buf_puts(b, "\"");
+}
+
+static bool psk_printable(const struct ts_secret *s)
+{
+	const char *p = ts_secret_str(s);
+	size_t n = ts_secret_len(s);
+
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] > 0x7e)
+			return false;
+	return true;
+}
+
+int ts_cf_psk_set(struct ts_cf_client *c, const struct ts_cf_psk_entry *entries, size_t n_entries,
+		  bool validate_only, struct ts_cf_psk_set_result *ret_result,
+		  struct ts_cf_error *err)
+{
+	struct cf_call call = { .method = "POST",
+				.suffix = "/psk",
+				.validate_only = validate_only,
+				.replay_safe = true };
+	struct cf_buf body = { 0 }, resp = { 0 };
+	long status;
+	int r;
+
+	ts_cf_error_done(err);
+	if (n_entries == 0)
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL, "no PSK to set");
+	for (size_t i = 0; i < n_entries; i++) {
+		if (!ts_cf_id_valid(entries[i].tunnel_id))
+			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+					       "entry %zu: invalid tunnel id", i);
+		if (!entries[i].psk || !psk_printable(entries[i].psk))
+			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+					       "tunnel %s: the PSK must be printable ASCII",
+					       entries[i].tunnel_id);
+		for (size_t j = 0; j < i; j++)
+			if (ts_streq(entries[i].tunnel_id, entries[j].tunnel_id))
+				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
+						       "tunnel %s listed twice",
+						       entries[i].tunnel_id);
+	}
+	/* The body is built by hand into a wiped buffer: a serializer's
+	 * output would be a heap copy of every key. */
+	r = buf_puts(&body, "{\"psks\":[");
+	for (size_t i = 0; r >= 0 && i < n_entries; i++) {
+		r = buf_puts(&body, i ? ",{\"id\":\"" : "{\"id\":\"");
+		if (r >= 0)
+			r = buf_puts(&body, entries[i].tunnel_id);
+		if (r >= 0)
+			r = buf_puts(&body, "\",\"psk\":");
+		if (r >= 0)
+			r = buf_put_json_string(&body, ts_secret_str(entries[i].psk),
+						ts_secret_len(entries[i].psk));
+		if (r >= 0)
+			r = buf_puts(&body, "}");
+	}
+	if (r >= 0)
+		r = buf_puts(&body, "]}");
+	if (r < 0) {
+		buf_release(&body);
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r, "cannot build the request");
+	}
+	call.body = &body;
+	r = cf_call(c, &call, &resp, &status, err);
+	buf_release(&body);
+	if (r >= 0)
+		r = ts_cf_parse_psk_set(resp.data, resp.len, status, entries, n_entries, ret_result,
+					err);
+	buf_release(&resp);
+	return r;
+}
+
+int ts_cf_psk_generate(struct ts_cf_client *c, const char *tunnel_id, bool validate_only,
+		       struct ts_cf_psk_generated *ret_generated, struct ts_cf_error *err)
+{
+	struct cf_call call = { .method = "POST", .validate_only = validate_only };
+	struct cf_buf body = { 0 }, resp = { 0 };
+	char suffix[TS_CF_ID_LEN + 16];
+	long status;
+	int r;
+
+	ts_cf_error_done(err);
+	if (!ts_cf_id_valid(tunnel_id))
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL, "invalid tunnel id");
+	snprintf(suffix, sizeof(suffix), "/%s/psk_generate", tunnel_id);
+	call.suffix = suffix;
+	/* Validation changes nothing, so only then is a replay harmless. */
+	call.replay_safe = validate_only;
+	r = buf_puts(&body, "{}");
+	if (r < 0)
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r, "out of memory");
+	call.body = &body;
+	r = cf_call(c, &call, &resp, &status, err);
+	buf_release(&body);
+	if (r >= 0) {
+		r = ts_cf_parse_psk_generate(resp.data, resp.len, status, c->account_id, tunnel_id,
+					     validate_only, ret_generated, err);
+		/* A 2xx we cannot read means a key was probably made and lost. */
+		if (r == -EBADMSG && !validate_only && status >= 200 && status < 300)
+			r = ts_cf_error_set(err, TS_CF_ERR_OUTCOME_UNKNOWN, -TS_CF_EOUTCOME_UNKNOWN,
+					    "HTTP %ld with an unreadable body: a key may have "
+					    "been generated",
+					    status);
+	}
+	buf_release(&resp);
+	return r;
+}
