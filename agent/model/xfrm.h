@@ -89,8 +89,10 @@ struct ts_xfrm_sa {
 	uint32_t if_id;
 	struct ts_xfrm_mark mark;
 	uint32_t seq;
-	uint8_t replay_window;
-	uint8_t flags; /* XFRM_STATE_* */
+	uint32_t replay_window; /* from the ESN replay state when present */
+	uint32_t replay_seq;	/* highest sequence number received */
+	uint32_t replay_oseq;	/* last sequence number sent */
+	uint8_t flags;		/* XFRM_STATE_* */
 	struct ts_xfrm_selector sel;
 	struct ts_xfrm_lifetime_cfg lft;
 	struct ts_xfrm_lifetime_cur cur;

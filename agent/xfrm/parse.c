@@ -33,6 +33,8 @@ static struct nla_policy xfrma_policy[XFRMA_MAX + 1] = {
 	[XFRMA_SET_MARK] = { .type = NLA_U32 },
 	[XFRMA_SET_MARK_MASK] = { .type = NLA_U32 },
 	[XFRMA_IF_ID] = { .type = NLA_U32 },
+	[XFRMA_REPLAY_VAL] = { .minlen = sizeof(struct xfrm_replay_state) },
+	[XFRMA_REPLAY_ESN_VAL] = { .minlen = sizeof(struct xfrm_replay_state_esn) },
 };
 
 static void ip_from_xfrm(struct ts_ip *ip, const xfrm_address_t *a, int family)
@@ -159,6 +161,20 @@ static int sa_extra_from_attrs(struct ts_xfrm_sa *sa, struct nlattr **tb)
 		sa->set_mark_mask = nla_get_u32(tb[XFRMA_SET_MARK_MASK]);
 	if (tb[XFRMA_LASTUSED])
 		sa->lastused = nla_get_u64(tb[XFRMA_LASTUSED]);
+	if (tb[XFRMA_REPLAY_ESN_VAL]) {
+		struct xfrm_replay_state_esn k;
+
+		memcpy(&k, nla_data(tb[XFRMA_REPLAY_ESN_VAL]), sizeof(k));
+		sa->replay_window = k.replay_window;
+		sa->replay_seq = k.seq;
+		sa->replay_oseq = k.oseq;
+	} else if (tb[XFRMA_REPLAY_VAL]) {
+		struct xfrm_replay_state k;
+
+		memcpy(&k, nla_data(tb[XFRMA_REPLAY_VAL]), sizeof(k));
+		sa->replay_seq = k.seq;
+		sa->replay_oseq = k.oseq;
+	}
 	return 0;
 }
 
