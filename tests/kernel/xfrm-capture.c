@@ -40,18 +40,30 @@ static int write_msg(const char *prefix, int n, const char *tag, const struct nl
 static const char *type_name(int t)
 {
 	switch (t) {
-	case XFRM_MSG_NEWSA: return "newsa";
-	case XFRM_MSG_UPDSA: return "updsa";
-	case XFRM_MSG_DELSA: return "delsa";
-	case XFRM_MSG_EXPIRE: return "expire";
-	case XFRM_MSG_NEWPOLICY: return "newpolicy";
-	case XFRM_MSG_UPDPOLICY: return "updpolicy";
-	case XFRM_MSG_DELPOLICY: return "delpolicy";
-	case XFRM_MSG_POLEXPIRE: return "polexpire";
-	case XFRM_MSG_FLUSHSA: return "flushsa";
-	case XFRM_MSG_FLUSHPOLICY: return "flushpolicy";
-	case XFRM_MSG_ACQUIRE: return "acquire";
-	default: return "other";
+	case XFRM_MSG_NEWSA:
+		return "newsa";
+	case XFRM_MSG_UPDSA:
+		return "updsa";
+	case XFRM_MSG_DELSA:
+		return "delsa";
+	case XFRM_MSG_EXPIRE:
+		return "expire";
+	case XFRM_MSG_NEWPOLICY:
+		return "newpolicy";
+	case XFRM_MSG_UPDPOLICY:
+		return "updpolicy";
+	case XFRM_MSG_DELPOLICY:
+		return "delpolicy";
+	case XFRM_MSG_POLEXPIRE:
+		return "polexpire";
+	case XFRM_MSG_FLUSHSA:
+		return "flushsa";
+	case XFRM_MSG_FLUSHPOLICY:
+		return "flushpolicy";
+	case XFRM_MSG_ACQUIRE:
+		return "acquire";
+	default:
+		return "other";
 	}
 }
 
@@ -132,6 +144,7 @@ int main(int argc, char **argv)
 		return dump(XFRM_MSG_GETPOLICY, argv[2]);
 	if (argc == 6 && strcmp(argv[1], "events") == 0)
 		return events(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
-	fprintf(stderr, "usage: xfrm-capture dump-sa|dump-policy PREFIX | events PREFIX READY SECONDS COUNT\n");
+	fprintf(stderr,
+		"usage: xfrm-capture dump-sa|dump-policy PREFIX | events PREFIX READY SECONDS COUNT\n");
 	return 2;
 }
