@@ -343,8 +343,7 @@ static void test_malformed(void **state)
 			memcpy(&h, odd + 1, sizeof(h));
 			h.nlmsg_len = NLMSG_HDRLEN + 8;
 			memcpy(odd + 1, &h, sizeof(h));
-			assert_int_equal(ts_xfrm_parse_msg(odd + 1, fx[i].len, &ev, &rs),
-					 -EBADMSG);
+			assert_int_equal(ts_xfrm_parse_msg(odd + 1, fx[i].len, &ev, &rs), -EBADMSG);
 		}
 		free(odd);
 	}
