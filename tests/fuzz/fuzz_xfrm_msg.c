@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* The parser must cope with any length the header claims. */
 		(void)ts_xfrm_parse_msg(data + off, size - off, &ev, &rs);
 		memcpy(&h, data + off, sizeof(h));
-		step = NLMSG_ALIGN(h.nlmsg_len);
+		/* In size_t: NLMSG_ALIGN of a length near 2^32 wraps to 0. */
+		step = ((size_t)h.nlmsg_len + NLMSG_ALIGNTO - 1) & ~(size_t)(NLMSG_ALIGNTO - 1);
 		if (h.nlmsg_len < NLMSG_HDRLEN || step > size - off)
 			break;
 		off += step;
