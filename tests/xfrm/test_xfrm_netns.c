@@ -527,6 +527,49 @@ static void test_events(void **state)
 	ts_xfrm_sock_free(sock);
 }
 
+/* A policy without an SA and a packet that needs one: the kernel asks for
+ * the SA (ACQUIRE) with the policy's identity. lo has disable_xfrm, so
+ * the packet leaves through a veth. */
+static void test_acquire(void **state)
+{
+	struct ts_xfrm_sock *sock;
+	struct ts_xfrm_watch *w;
+	struct ts_xfrm_snapshot s;
+	struct ts_xfrm_changes ch;
+	const struct ts_xfrm_acquire *a = NULL;
+	struct ts_ip a1 = ip("192.0.2.1"), a2 = ip("192.0.2.99");
+
+	assert_int_equal(ts_sh("ip link add tsxa type veth peer name tsxb && "
+			       "ip addr add 192.0.2.1/24 dev tsxa && ip link set tsxa up && "
+			       "ip link set tsxb up"),
+			 0);
+	assert_int_equal(ts_xfrm_sock_open(&sock), 0);
+	assert_int_equal(ts_xfrm_start(sock, 0, &w, &s), 0);
+	ts_xfrm_snapshot_done(&s);
+	assert_int_equal(ts_sh("ip xfrm policy add src 192.0.2.1/32 dst 192.0.2.99/32 dir out "
+			       "tmpl src 192.0.2.1 dst 192.0.2.99 proto esp "
+			       "reqid 1500 mode tunnel"),
+			 0);
+	/* The ping fails (no SA): ping's first packet asks for one. */
+	assert_int_equal(ts_sh("ping -c 1 -W 1 192.0.2.99 >/dev/null 2>&1 || true"), 0);
+	drain_wait(w, 2, 3000, &ch);
+	for (size_t i = 0; i < ch.n_events; i++)
+		if (ch.events[i].type == TS_XFRM_EVENT_ACQUIRE)
+			a = &ch.events[i].acquire;
+	assert_non_null(a);
+	assert_true(ts_ip_equal(&a->src, &a1));
+	assert_true(ts_ip_equal(&a->dst, &a2));
+	assert_int_equal(a->proto, TS_XFRM_PROTO_ESP);
+	assert_int_equal(a->policy.dir, TS_XFRM_DIR_OUT);
+	assert_int_equal(a->policy.mark.mask, 0);
+	assert_int_equal(a->policy.n_tmpl, 1);
+	assert_int_equal(a->policy.tmpl[0].reqid, 1500);
+	assert_true(ts_ip_equal(&a->policy.sel.dst.ip, &a2)); /* the packet's selector */
+	ts_xfrm_changes_done(&ch);
+	ts_xfrm_watch_free(w);
+	ts_xfrm_sock_free(sock);
+}
+
 static int write_batch(const char *path, unsigned n, unsigned start)
 {
 	FILE *f = fopen(path, "w");
@@ -610,6 +653,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delete_owned_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_match_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acquire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dump_10k, setup, teardown),
 	};
