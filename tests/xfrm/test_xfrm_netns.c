@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "netns-helper.h"
@@ -439,6 +440,16 @@ static void test_events(void **state)
 	fdflags = fcntl(ts_xfrm_watch_fd(w), F_GETFD);
 	assert_true(fdflags & FD_CLOEXEC);
 	assert_true(fcntl(ts_xfrm_watch_fd(w), F_GETFL) & O_NONBLOCK);
+	{
+		int rcvbuf = 0;
+		socklen_t optlen = sizeof(rcvbuf);
+
+		/* Root gets the full buffer past rmem_max (the kernel doubles it). */
+		assert_int_equal(
+			getsockopt(ts_xfrm_watch_fd(w), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &optlen),
+			0);
+		assert_true(rcvbuf >= (int)TS_XFRM_WATCH_RCVBUF);
+	}
 
 	/* Nothing pending: an empty drain. */
 	assert_int_equal(ts_xfrm_watch_drain(w, &ch), 0);
