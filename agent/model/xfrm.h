@@ -200,7 +200,9 @@ struct ts_xfrm_tunnel_status {
 	bool policy_in, policy_out, policy_fwd; /* at least one of each */
 	size_t n_policies_expected, n_policies_found;
 	bool soft_expire_seen, hard_expire_seen; /* from the events given */
-	bool up; /* sa_in_alive && sa_out_alive && every expected policy found */
+	/* sa_in_alive && sa_out_alive && every expected policy found (when the
+	 * expectation lists none: at least one in and one out policy). */
+	bool up;
 };
 
 enum ts_xfrm_object_kind {
