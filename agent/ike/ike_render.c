@@ -513,7 +513,8 @@ int ts_ike_conn_compare(const struct ts_tunnel *t, const char *account_id,
 		return differ(diff, diff_size, "child mode");
 	if (!u32_is(child, "rekey_time", l.child_rekey))
 		return differ(diff, diff_size, "child rekey_time");
-	if (!kv_is(child, "dpd_action", "restart"))
+	/* 5.9.8 names ACTION_RESTART "start" when listing; later ones "restart". */
+	if (!kv_is(child, "dpd_action", "start") && !kv_is(child, "dpd_action", "restart"))
 		return differ(diff, diff_size, "child dpd_action");
 	if (!kv_is(child, "close_action", "none"))
 		return differ(diff, diff_size, "child close_action");

@@ -461,7 +461,8 @@ static int list_call(struct ts_vici_client *c, const char *cmd, const char *even
 		if (r < 0)
 			return r;
 	}
-	/* Do not wait for IKE SAs busy with an exchange: list what is known. */
+	/* noblock skips IKE SAs busy with an exchange, which would read as
+	 * "no IKE SA" right after one came up: not used for observation. */
 	if (noblock) {
 		r = ts_vici_add_str(req, "noblock", "yes");
 		if (r < 0)
@@ -479,7 +480,7 @@ int ts_vici_list_conns(struct ts_vici_client *c, const char *ike, ts_vici_stream
 int ts_vici_list_sas(struct ts_vici_client *c, const char *ike, ts_vici_stream_fn cb,
 		     void *userdata)
 {
-	return list_call(c, "list-sas", "list-sa", ike, true, cb, userdata);
+	return list_call(c, "list-sas", "list-sa", ike, false, cb, userdata);
 }
 
 /* charon's own timeout for blocking commands, and ours a little longer so

@@ -16,7 +16,9 @@
 #                                       DIR/*/charon.pid, delete both namespaces
 #
 # PREFIX must be unique per run (e.g. "tsike-$$"). Documentation addresses
-# only. swanctl for a side: STRONGSWAN_CONF=DIR/SIDE/strongswan.conf
+# only. TS_HARNESS_KERNEL=libipsec (at start) makes charon do ESP in
+# userspace (kernel-libipsec), for kernels that cannot install ESP SAs.
+# swanctl for a side: STRONGSWAN_CONF=DIR/SIDE/strongswan.conf
 # swanctl --uri unix://DIR/SIDE/charon.vici ...
 set -eu
 
@@ -49,10 +51,17 @@ cmd_up() {
 
 write_conf() {
 	d=$1
+	# TS_HARNESS_KERNEL=libipsec: ESP in userspace over TUN, for kernels
+	# without ESP (CHILD SAs then work, but make no XFRM objects).
+	case "${TS_HARNESS_KERNEL:-netlink}" in
+	netlink) kernel=kernel-netlink ;;
+	libipsec) kernel="kernel-libipsec kernel-netlink" ;;
+	*) die "TS_HARNESS_KERNEL must be netlink or libipsec" ;;
+	esac
 	cat >"$d/strongswan.conf" <<CONF
 charon {
 	# Explicit plugin list: quick start, nothing reads the host's config.
-	load = random nonce openssl sha1 sha2 aes hmac gcm pem pkcs1 x509 pubkey kdf kernel-netlink socket-default vici
+	load = random nonce openssl sha1 sha2 aes hmac gcm pem pkcs1 x509 pubkey kdf $kernel socket-default vici
 	install_routes = no
 	retransmit_tries = 2
 	retransmit_timeout = 1.0
