@@ -53,9 +53,9 @@ struct ts_ike_child_sa {
 
 /* Failures seen in the event stream for one connection. */
 struct ts_ike_failures {
-	uint32_t auth_failures;	       /* authentication failed (key mismatch) */
-	ts_usec_t last_auth_failure;   /* wall clock, 0 = never */
-	uint32_t connect_failures;     /* IKE SA went down before it was up */
+	uint32_t auth_failures;		/* authentication failed (key mismatch) */
+	ts_usec_t last_auth_failure;	/* wall clock, 0 = never */
+	uint32_t connect_failures;	/* IKE SA went down before it was up */
 	ts_usec_t last_connect_failure; /* wall clock, 0 = never */
 };
 
@@ -63,14 +63,14 @@ struct ts_ike_observed {
 	char tunnel[TS_NAME_MAX + 1];
 	char conn_name[TS_NAME_MAX + 8];
 	bool conn_loaded;
-	bool conn_equal;      /* loaded and equal to the rendering (as far as
-			       * list-conns reports it) */
-	char conn_diff[128];  /* first difference, "" when equal */
-	bool key_loaded;      /* get-shared lists our key id */
+	bool conn_equal;		/* loaded and equal to the rendering (as far as
+					 * list-conns reports it) */
+	char conn_diff[128];		/* first difference, "" when equal */
+	bool key_loaded;		/* get-shared lists our key id */
 	enum ts_ike_sa_state ike_state; /* best IKE SA of the connection */
 	uint32_t ike_unique_id;
-	uint32_t n_ike_sas;	      /* more than one during a reauth */
-	uint32_t ike_established_secs; /* age of the best IKE SA */
+	uint32_t n_ike_sas;		  /* more than one during a reauth */
+	uint32_t ike_established_secs;	  /* age of the best IKE SA */
 	struct ts_ike_child_sa *children; /* owned */
 	size_t n_children;
 	struct ts_ike_failures failures;
