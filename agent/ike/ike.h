@@ -134,9 +134,15 @@ int ts_ike_load(struct ts_vici_client *c, const struct ts_tunnel *t, const char 
 /* Terminates the tunnel's IKE SAs, unloads connection and key. Missing
  * pieces are not an error. */
 int ts_ike_unload(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms);
-/* Reauthenticates the tunnel's IKE SA with the loaded key (rekey with
- * reauth=yes); confirm through ts_ike_observe() or the events. */
-int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, char *err, size_t err_size);
+/* Makes a new IKE SA authenticated with the key loaded now. With a CHILD
+ * SA: rekey with reauth=yes (charon rebuilds the CHILD SAs). Without one
+ * (charon 5.9.8 would only delete the IKE SA: "unable to reauthenticate
+ * IKE_SA, no CHILD_SA to recreate"), or without any IKE SA: terminate and
+ * initiate, waiting up to timeout_ms. Confirm the outcome through the
+ * events or ts_ike_observe() (charon answers before the exchange ends,
+ * and `swanctl --rekey --reauth` even exits 0 when it then fails). */
+int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
+		  size_t err_size);
 
 /* Observes n tunnels with three calls (list-conns, list-sas, get-shared).
  * ret_obs is an array of n, filled in order; free each with

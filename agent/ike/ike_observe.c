@@ -254,15 +254,51 @@ int ts_ike_unload(struct ts_vici_client *c, const struct ts_tunnel *t, int timeo
 	return 0;
 }
 
-int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, char *err, size_t err_size)
+struct reauth_ctx {
+	const char *conn;
+	bool found;
+	bool has_child;
+};
+
+static int on_reauth_sa(void *userdata, const struct ts_vici_node *event)
+{
+	struct reauth_ctx *ctx = userdata;
+	const struct ts_vici_node *sa = ts_vici_get_section(event, ctx->conn);
+	const struct ts_vici_node *children = ts_vici_get_section(sa, "child-sas");
+
+	if (sa)
+		ctx->found = true;
+	if (children && children->n_children > 0)
+		ctx->has_child = true;
+	return 0;
+}
+
+int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
+		  size_t err_size)
 {
 	char name[TS_IKE_CONN_NAME_MAX];
+	struct reauth_ctx ctx = { name, false, false };
 	int r;
 
 	r = ts_ike_conn_name(t, name, sizeof(name));
 	if (r < 0)
 		return r;
-	return ts_vici_rekey(c, name, true, err, err_size);
+	r = ts_vici_list_sas(c, name, on_reauth_sa, &ctx);
+	if (r < 0)
+		return r;
+	if (ctx.has_child)
+		return ts_vici_rekey(c, name, true, err, err_size);
+	/* charon 5.9.8 refuses to reauthenticate an IKE SA without CHILD SA
+	 * ("no CHILD_SA to recreate") and just deletes it: make a new one. */
+	if (ctx.found) {
+		r = ts_vici_terminate(c, name, timeout_ms, err, err_size);
+		if (r < 0 && r != -EIO)
+			return r;
+	}
+	r = ts_vici_initiate(c, name, name, timeout_ms, err, err_size);
+	/* -EIO: charon says the CHILD SA failed; the IKE SA may be up all the
+	 * same. The caller confirms through events or observation. */
+	return r == -EIO ? 0 : r;
 }
 
 /* --- observing ----------------------------------------------------------- */
