@@ -40,6 +40,9 @@ static struct ts_vici_events *events;
 static struct ts_ike_monitor *monitor;
 /* kernel-libipsec: CHILD SAs in userspace, since this kernel has no ESP. */
 static bool userspace_esp = true;
+/* kernel-netlink on a kernel with ESP (the user-mode Linux guest): CHILD SAs
+ * up and their SPIs in `ip xfrm state`. */
+static bool kernel_esp;
 
 /* What the event callback saw since the last reset. */
 static struct {
@@ -216,7 +219,7 @@ static void test_load_and_establish(void **state)
 	assert_int_equal(o.failures.auth_failures, 0);
 	ts_ike_observed_done(&o);
 
-	if (userspace_esp) {
+	if (userspace_esp || kernel_esp) {
 		bool installed = false;
 
 		assert_true(wait_event(TS_IKE_EVENT_CHILD_UP, WAIT_MS));
@@ -232,6 +235,19 @@ static void test_load_and_establish(void **state)
 			assert_int_not_equal(c->spi_out, 0);
 			assert_int_not_equal(c->spi_in, c->spi_out);
 			assert_int_not_equal(c->reqid, 0);
+			if (kernel_esp) {
+				char cmd[128];
+
+				/* The kernel holds the pair charon reports. */
+				snprintf(cmd, sizeof(cmd),
+					 "ip xfrm state | grep -q \"proto esp spi 0x%08x \"",
+					 c->spi_in);
+				assert_int_equal(ts_harness_exec(&harness, 0, cmd), 0);
+				snprintf(cmd, sizeof(cmd),
+					 "ip xfrm state | grep -q \"proto esp spi 0x%08x \"",
+					 c->spi_out);
+				assert_int_equal(ts_harness_exec(&harness, 0, cmd), 0);
+			}
 		}
 		assert_true(installed);
 		ts_ike_observed_done(&o);
@@ -418,7 +434,9 @@ static void test_unload(void **state)
 
 /* No argument: kernel-libipsec (CHILD SAs work, in userspace). "xfrm":
  * kernel-netlink, as in production; on a kernel without ESP only the IKE
- * SA can come up then. */
+ * SA can come up then. "kernel-esp": kernel-netlink on a kernel with ESP
+ * (tests/kernel/ike-child-sa.sh in the user-mode Linux guest): CHILD SA
+ * asserted, its SPIs checked in `ip xfrm state`. */
 int main(int argc, char **argv)
 {
 	const char *why;
@@ -431,6 +449,10 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "xfrm") == 0)
 		userspace_esp = false;
+	if (argc > 1 && strcmp(argv[1], "kernel-esp") == 0) {
+		userspace_esp = false;
+		kernel_esp = true;
+	}
 	if (!ts_harness_available(&why)) {
 		printf("SKIP: charon integration tests: %s\n", why);
 		return 77;

@@ -96,7 +96,8 @@ int ts_harness_up(struct ts_harness *h, const char *base)
 	memset(h, 0, sizeof(*h));
 	h->watchdog_fd = -1;
 	snprintf(h->prefix, sizeof(h->prefix), "%s-%d", base, (int)getpid());
-	snprintf(h->dir, sizeof(h->dir), "/tmp/%s", h->prefix);
+	snprintf(h->dir, sizeof(h->dir), "%s/%s",
+		 getenv("TS_HARNESS_DIR") ? getenv("TS_HARNESS_DIR") : "/tmp", h->prefix);
 	if (mkdir(h->dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	r = watchdog_start(h);

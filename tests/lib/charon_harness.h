@@ -15,7 +15,7 @@
 
 struct ts_harness {
 	char prefix[32];    /* "<base>-<pid>": namespaces <prefix>-a, <prefix>-b */
-	char dir[128];	    /* /tmp/<prefix>: per side a/ and b/ */
+	char dir[128];	    /* $TS_HARNESS_DIR (default /tmp)/<prefix>: a/ and b/ */
 	pid_t charon[2];    /* 0 when not running */
 	bool userspace_esp; /* set before start: kernel-libipsec instead of XFRM */
 	pid_t watchdog;
