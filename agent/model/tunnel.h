@@ -91,6 +91,7 @@ struct ts_routing {
 	uint32_t mark_mask;
 	struct ts_traffic_selector *selectors; /* policy mode; owned */
 	size_t n_selectors;
+	uint32_t reqid; /* explicit CHILD SA reqid; 0 = charon assigns one */
 };
 
 struct ts_psk_policy {

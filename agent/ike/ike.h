@@ -1,0 +1,152 @@
+/* The IKE plane: renders a declared tunnel into a strongSwan connection and
+ * shared key (VICI messages), compares what charon has loaded with the
+ * rendering, applies it, and observes per tunnel what charon reports
+ * (connection, key, IKE and CHILD SAs, authentication failures).
+ *
+ * Authentication failures: strongSwan 5.9.8 has no VICI event for them
+ * (measured: registering "ike-state-change" answers "unknown event"). What
+ * it does send, over VICI only (no log files needed), for a failed attempt:
+ * a "log" event of the IKE SA ("received AUTHENTICATION_FAILED notify
+ * error" when the peer rejected our key; "... but MAC mismatched" when we
+ * rejected the peer's), then "ike-updown" without up=yes while the SA is
+ * still CONNECTING. The monitor counts the first as an authentication
+ * failure and the second as a failure to connect (any cause), so that a
+ * charon that streams no log events still shows failing attempts. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ike/vici.h"
+#include "model/ike.h"
+#include "model/tunnel.h"
+
+struct ts_secret;
+
+/* Connection, CHILD SA and shared-key id are all "ts-<tunnel name>". */
+#define TS_IKE_CONN_PREFIX   "ts-"
+#define TS_IKE_CONN_NAME_MAX (TS_NAME_MAX + 8)
+#define TS_IKE_ID_MAX	     160
+#define TS_IKE_PROPOSAL_MAX  160
+
+/* --- rendering (pure) ---------------------------------------------------- */
+
+int ts_ike_conn_name(const struct ts_tunnel *t, char *buf, size_t size);
+/* The gateway's IKE identity per t->ike.local_identity: FQDN
+ * "<tunnel_id>.<account_id>.ipsec.cloudflare.com", user FQDN "ipsec@" + that,
+ * key id "<account_id>_<tunnel_id>", or the IPv4 customer endpoint.
+ * -EINVAL when the needed ids or address are missing. */
+int ts_ike_local_id(const struct ts_tunnel *t, const char *account_id, char *buf, size_t size);
+/* The identity charon must see for the peer: the Cloudflare endpoint. */
+int ts_ike_remote_id(const struct ts_tunnel *t, char *buf, size_t size);
+/* The identity as strongSwan parses it: key ids need the "keyid:" prefix
+ * (an identity without dots or @ would otherwise be taken as a FQDN). */
+int ts_ike_local_id_config(const struct ts_tunnel *t, const char *account_id, char *buf,
+			   size_t size);
+
+/* strongSwan proposal strings for an algorithm set, strongest first: one
+ * proposal with the AEAD algorithms and one with the others (strongSwan
+ * refuses to mix them). esp: a CHILD SA proposal (PFS groups from p->dh,
+ * none when 0; "noesn" appended), else an IKE one (prf and dh required).
+ * Returns the number of proposals (1 or 2); -EINVAL for an empty set. */
+int ts_ike_proposals(const struct ts_proposal *p, bool esp,
+		     char ret_proposals[2][TS_IKE_PROPOSAL_MAX]);
+
+/* Lifetimes in seconds as charon takes them. The declared lifetimes are hard
+ * limits; rekeying starts a tenth earlier, minus a random part of up to
+ * lifetime_spread (capped at half the rekey time) so that tunnels loaded
+ * together do not rekey together. */
+struct ts_ike_lifetimes {
+	uint32_t ike_rekey, ike_over, ike_rand;
+	uint32_t child_rekey, child_life, child_rand;
+};
+int ts_ike_lifetimes(const struct ts_ike_settings *s, struct ts_ike_lifetimes *ret_lifetimes);
+
+/* The load-conn message: one connection named ts_ike_conn_name() with one
+ * CHILD SA of the same name. IKEv2, PSK both ways, start_action=start,
+ * dpd_action=restart, replay_window from the config (Cloudflare: 0), ESN
+ * off, route-based (0.0.0.0/0, ::/0 with an IPv6 interface address, if_id
+ * and/or mark) or policy-based (the declared selectors). */
+int ts_ike_render_conn(const struct ts_tunnel *t, const char *account_id,
+		       struct ts_vici_node **ret_msg);
+/* The load-shared message: id ts_ike_conn_name(), type IKE, the key, owners
+ * local id and remote id. The key is kept in a wiped-on-free node. */
+int ts_ike_render_shared(const struct ts_tunnel *t, const char *account_id,
+			 const struct ts_secret *psk, struct ts_vici_node **ret_msg);
+
+/* Compares a connection as list-conns reports it (the section named after
+ * the connection) with the rendering. charon 5.9.8 reports addresses,
+ * version, rekey/reauth times, auth class and id of each round, and per
+ * CHILD SA mode, rekey_time, dpd_action, close_action and selectors; it
+ * does not report proposals, DPD delay, if_id, marks, replay window or
+ * other lifetimes, which therefore cannot drift-check. Returns 0 when
+ * equal, 1 when different (the first difference named in diff, no
+ * secrets), -errno when the tunnel cannot be rendered. */
+int ts_ike_conn_compare(const struct ts_tunnel *t, const char *account_id,
+			const struct ts_vici_node *listed, char *diff, size_t diff_size);
+
+/* --- events -------------------------------------------------------------- */
+
+enum ts_ike_event_kind {
+	TS_IKE_EVENT_OTHER,
+	TS_IKE_EVENT_IKE_UP,
+	TS_IKE_EVENT_IKE_DOWN,
+	TS_IKE_EVENT_CONNECT_FAILED, /* ike-updown down while CONNECTING */
+	TS_IKE_EVENT_AUTH_FAILED,    /* log: AUTHENTICATION_FAILED / MAC mismatched */
+	TS_IKE_EVENT_CHILD_UP,
+	TS_IKE_EVENT_CHILD_DOWN,
+	TS_IKE_EVENT_IKE_REKEY,
+	TS_IKE_EVENT_CHILD_REKEY,
+	_TS_IKE_EVENT_MAX,
+};
+extern const char *const ts_ike_event_kind_names[_TS_IKE_EVENT_MAX];
+const char *ts_ike_event_kind_to_string(enum ts_ike_event_kind k);
+
+struct ts_ike_event {
+	enum ts_ike_event_kind kind;
+	char conn[TS_VICI_NAME_MAX + 1]; /* IKE SA's connection name, "" unknown */
+	uint32_t ike_unique_id;		 /* 0 unknown */
+	enum ts_ike_sa_state state;	 /* IKE SA state the event reports */
+};
+/* Classifies a VICI event (pure). Unknown events and uninteresting log
+ * lines are TS_IKE_EVENT_OTHER. */
+int ts_ike_event_parse(const char *event, const struct ts_vici_node *body,
+		       struct ts_ike_event *ret_event);
+
+/* Failure counters per connection name, fed from the event stream. */
+struct ts_ike_monitor;
+int ts_ike_monitor_new(struct ts_ike_monitor **ret_monitor);
+void ts_ike_monitor_free(struct ts_ike_monitor *m);
+void ts_ike_monitor_feed(struct ts_ike_monitor *m, const struct ts_ike_event *ev, ts_usec_t now);
+/* Zeroes when nothing was seen for that connection. */
+void ts_ike_monitor_get(const struct ts_ike_monitor *m, const char *conn,
+			struct ts_ike_failures *ret_failures);
+/* Forgets a connection's counters (after a rotation fixed the key). */
+void ts_ike_monitor_reset(struct ts_ike_monitor *m, const char *conn);
+
+/* --- applying and observing ---------------------------------------------- */
+
+/* Loads the key (load-shared) and then the connection (load-conn; with
+ * start_action=start charon initiates at once). err gets charon's reason. */
+int ts_ike_load(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
+		const struct ts_secret *psk, char *err, size_t err_size);
+/* Terminates the tunnel's IKE SAs, unloads connection and key. Missing
+ * pieces are not an error. */
+int ts_ike_unload(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms);
+/* Makes a new IKE SA authenticated with the key loaded now. With a CHILD
+ * SA: rekey with reauth=yes (charon rebuilds the CHILD SAs). Without one
+ * (charon 5.9.8 would only delete the IKE SA: "unable to reauthenticate
+ * IKE_SA, no CHILD_SA to recreate"), or without any IKE SA: terminate and
+ * initiate, waiting up to timeout_ms. Confirm the outcome through the
+ * events or ts_ike_observe() (charon answers before the exchange ends,
+ * and `swanctl --rekey --reauth` even exits 0 when it then fails). */
+int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
+		  size_t err_size);
+
+/* Observes n tunnels with three calls (list-conns, list-sas, get-shared).
+ * ret_obs is an array of n, filled in order; free each with
+ * ts_ike_observed_done(). m may be NULL (no failure counters). */
+int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		   const char *account_id, const struct ts_ike_monitor *m,
+		   struct ts_ike_observed *ret_obs);

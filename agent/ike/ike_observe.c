@@ -1,0 +1,496 @@
+/* The IKE plane's reading and writing of charon: classifying VICI events,
+ * counting failures per connection, loading and unloading a tunnel's
+ * connection and key, and observing every tunnel with three listings. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/secret.h"
+#include "core/util.h"
+#include "ike/ike.h"
+
+#define MONITOR_MAX 4096
+
+const char *const ts_ike_event_kind_names[_TS_IKE_EVENT_MAX] = {
+	[TS_IKE_EVENT_OTHER] = "other",
+	[TS_IKE_EVENT_IKE_UP] = "ike-up",
+	[TS_IKE_EVENT_IKE_DOWN] = "ike-down",
+	[TS_IKE_EVENT_CONNECT_FAILED] = "connect-failed",
+	[TS_IKE_EVENT_AUTH_FAILED] = "auth-failed",
+	[TS_IKE_EVENT_CHILD_UP] = "child-up",
+	[TS_IKE_EVENT_CHILD_DOWN] = "child-down",
+	[TS_IKE_EVENT_IKE_REKEY] = "ike-rekey",
+	[TS_IKE_EVENT_CHILD_REKEY] = "child-rekey",
+};
+
+const char *ts_ike_event_kind_to_string(enum ts_ike_event_kind k)
+{
+	return (unsigned)k < _TS_IKE_EVENT_MAX ? ts_ike_event_kind_names[k] : "unknown";
+}
+
+/* The first section of an event body: the IKE SA, named after its
+ * connection. */
+static const struct ts_vici_node *first_section(const struct ts_vici_node *body)
+{
+	if (!body)
+		return NULL;
+	for (size_t i = 0; i < body->n_children; i++)
+		if (body->children[i]->type == TS_VICI_SECTION)
+			return body->children[i];
+	return NULL;
+}
+
+static void event_from_sa(struct ts_ike_event *ev, const struct ts_vici_node *sa)
+{
+	uint32_t id;
+
+	snprintf(ev->conn, sizeof(ev->conn), "%s", sa->name);
+	if (ts_vici_get_u32(sa, "uniqueid", &id) == 0)
+		ev->ike_unique_id = id;
+	ev->state = ts_ike_sa_state_from_string(ts_vici_get_str(sa, "state"));
+}
+
+/* What charon 5.9.8 logs (level 1, group IKE) when an authentication fails:
+ * the peer refused our AUTH, or our check of the peer's AUTH failed. */
+static bool log_is_auth_failure(const char *msg)
+{
+	return msg && (strncmp(msg, "received AUTHENTICATION_FAILED notify error", 43) == 0 ||
+		       strstr(msg, "but MAC mismatched") != NULL);
+}
+
+int ts_ike_event_parse(const char *event, const struct ts_vici_node *body,
+		       struct ts_ike_event *ret_event)
+{
+	struct ts_ike_event ev = { .kind = TS_IKE_EVENT_OTHER, .state = TS_IKE_SA_NONE };
+	const struct ts_vici_node *sa = first_section(body);
+
+	if (!event)
+		return -EINVAL;
+	if (ts_streq(event, "log")) {
+		const char *name = ts_vici_get_str(body, "ikesa-name");
+		uint32_t id;
+
+		if (log_is_auth_failure(ts_vici_get_str(body, "msg")) && name) {
+			ev.kind = TS_IKE_EVENT_AUTH_FAILED;
+			snprintf(ev.conn, sizeof(ev.conn), "%s", name);
+			if (ts_vici_get_u32(body, "ikesa-uniqueid", &id) == 0)
+				ev.ike_unique_id = id;
+		}
+		*ret_event = ev;
+		return 0;
+	}
+	if (!sa) {
+		*ret_event = ev;
+		return 0;
+	}
+	event_from_sa(&ev, sa);
+	if (ts_streq(event, "ike-updown")) {
+		if (ts_vici_get_yes(body, "up"))
+			ev.kind = TS_IKE_EVENT_IKE_UP;
+		else if (ev.state == TS_IKE_SA_CONNECTING)
+			ev.kind = TS_IKE_EVENT_CONNECT_FAILED;
+		else
+			ev.kind = TS_IKE_EVENT_IKE_DOWN;
+	} else if (ts_streq(event, "child-updown")) {
+		ev.kind = ts_vici_get_yes(body, "up") ? TS_IKE_EVENT_CHILD_UP
+						      : TS_IKE_EVENT_CHILD_DOWN;
+	} else if (ts_streq(event, "ike-rekey")) {
+		const struct ts_vici_node *n = ts_vici_get_section(sa, "new");
+
+		/* The new SA's id and state; the connection name is the outer one. */
+		ev.kind = TS_IKE_EVENT_IKE_REKEY;
+		if (n) {
+			event_from_sa(&ev, n);
+			snprintf(ev.conn, sizeof(ev.conn), "%s", sa->name);
+		}
+	} else if (ts_streq(event, "child-rekey")) {
+		ev.kind = TS_IKE_EVENT_CHILD_REKEY;
+	} else {
+		memset(&ev, 0, sizeof(ev));
+	}
+	*ret_event = ev;
+	return 0;
+}
+
+/* --- monitor ------------------------------------------------------------- */
+
+struct monitor_entry {
+	char conn[TS_VICI_NAME_MAX + 1];
+	struct ts_ike_failures f;
+};
+
+struct ts_ike_monitor {
+	struct monitor_entry *entries;
+	size_t n, cap;
+};
+
+int ts_ike_monitor_new(struct ts_ike_monitor **ret_monitor)
+{
+	struct ts_ike_monitor *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	*ret_monitor = m;
+	return 0;
+}
+
+void ts_ike_monitor_free(struct ts_ike_monitor *m)
+{
+	if (!m)
+		return;
+	free(m->entries);
+	free(m);
+}
+
+static struct monitor_entry *monitor_find(const struct ts_ike_monitor *m, const char *conn)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (ts_streq(m->entries[i].conn, conn))
+			return &m->entries[i];
+	return NULL;
+}
+
+static struct monitor_entry *monitor_add(struct ts_ike_monitor *m, const char *conn)
+{
+	struct monitor_entry *e = monitor_find(m, conn);
+
+	if (e)
+		return e;
+	/* Bounded: names come from charon, which may carry others' conns. */
+	if (m->n == MONITOR_MAX)
+		return NULL;
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		struct monitor_entry *n = reallocarray(m->entries, cap, sizeof(*n));
+
+		if (!n)
+			return NULL;
+		m->entries = n;
+		m->cap = cap;
+	}
+	e = &m->entries[m->n++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->conn, sizeof(e->conn), "%s", conn);
+	return e;
+}
+
+void ts_ike_monitor_feed(struct ts_ike_monitor *m, const struct ts_ike_event *ev, ts_usec_t now)
+{
+	struct monitor_entry *e;
+
+	if (!m || !ev || !ev->conn[0])
+		return;
+	if (ev->kind != TS_IKE_EVENT_AUTH_FAILED && ev->kind != TS_IKE_EVENT_CONNECT_FAILED)
+		return;
+	e = monitor_add(m, ev->conn);
+	if (!e)
+		return;
+	if (ev->kind == TS_IKE_EVENT_AUTH_FAILED) {
+		e->f.auth_failures++;
+		e->f.last_auth_failure = now;
+	} else {
+		e->f.connect_failures++;
+		e->f.last_connect_failure = now;
+	}
+}
+
+void ts_ike_monitor_get(const struct ts_ike_monitor *m, const char *conn,
+			struct ts_ike_failures *ret_failures)
+{
+	const struct monitor_entry *e = m ? monitor_find(m, conn) : NULL;
+
+	if (e)
+		*ret_failures = e->f;
+	else
+		memset(ret_failures, 0, sizeof(*ret_failures));
+}
+
+void ts_ike_monitor_reset(struct ts_ike_monitor *m, const char *conn)
+{
+	struct monitor_entry *e = m ? monitor_find(m, conn) : NULL;
+
+	if (e)
+		memset(&e->f, 0, sizeof(e->f));
+}
+
+/* --- applying ------------------------------------------------------------ */
+
+int ts_ike_load(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
+		const struct ts_secret *psk, char *err, size_t err_size)
+{
+	_cleanup_vici_ struct ts_vici_node *shared = NULL, *conn = NULL;
+	int r;
+
+	/* Render both before touching charon: all or nothing on bad input. */
+	if ((r = ts_ike_render_shared(t, account_id, psk, &shared)) < 0 ||
+	    (r = ts_ike_render_conn(t, account_id, &conn)) < 0)
+		return r;
+	/* The key first: start_action=start initiates as soon as the
+	 * connection is loaded. */
+	r = ts_vici_load_shared(c, shared, err, err_size);
+	if (r < 0)
+		return r;
+	return ts_vici_load_conn(c, conn, err, err_size);
+}
+
+int ts_ike_unload(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms)
+{
+	char name[TS_IKE_CONN_NAME_MAX];
+	int r;
+
+	r = ts_ike_conn_name(t, name, sizeof(name));
+	if (r < 0)
+		return r;
+	/* -EIO: charon has nothing of that name, which is the goal. */
+	r = ts_vici_unload_conn(c, name, NULL, 0);
+	if (r < 0 && r != -EIO)
+		return r;
+	r = ts_vici_terminate(c, name, timeout_ms, NULL, 0);
+	if (r < 0 && r != -EIO)
+		return r;
+	r = ts_vici_unload_shared(c, name, NULL, 0);
+	if (r < 0 && r != -EIO)
+		return r;
+	return 0;
+}
+
+struct reauth_ctx {
+	const char *conn;
+	bool found;
+	bool has_child;
+};
+
+static int on_reauth_sa(void *userdata, const struct ts_vici_node *event)
+{
+	struct reauth_ctx *ctx = userdata;
+	const struct ts_vici_node *sa = ts_vici_get_section(event, ctx->conn);
+	const struct ts_vici_node *children = ts_vici_get_section(sa, "child-sas");
+
+	if (sa)
+		ctx->found = true;
+	if (children && children->n_children > 0)
+		ctx->has_child = true;
+	return 0;
+}
+
+int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
+		  size_t err_size)
+{
+	char name[TS_IKE_CONN_NAME_MAX];
+	struct reauth_ctx ctx = { name, false, false };
+	int r;
+
+	r = ts_ike_conn_name(t, name, sizeof(name));
+	if (r < 0)
+		return r;
+	r = ts_vici_list_sas(c, name, on_reauth_sa, &ctx);
+	if (r < 0)
+		return r;
+	if (ctx.has_child)
+		return ts_vici_rekey(c, name, true, err, err_size);
+	/* charon 5.9.8 refuses to reauthenticate an IKE SA without CHILD SA
+	 * ("no CHILD_SA to recreate") and just deletes it: make a new one. */
+	if (ctx.found) {
+		r = ts_vici_terminate(c, name, timeout_ms, err, err_size);
+		if (r < 0 && r != -EIO)
+			return r;
+	}
+	r = ts_vici_initiate(c, name, name, timeout_ms, err, err_size);
+	/* -EIO: charon says the CHILD SA failed; the IKE SA may be up all the
+	 * same. The caller confirms through events or observation. */
+	return r == -EIO ? 0 : r;
+}
+
+/* --- observing ----------------------------------------------------------- */
+
+struct observe_ctx {
+	const struct ts_tunnel *tunnels;
+	size_t n;
+	const char *account_id;
+	struct ts_ike_observed *obs;
+	int error;
+};
+
+static struct ts_ike_observed *obs_find(struct observe_ctx *ctx, const char *conn)
+{
+	if (strncmp(conn, TS_IKE_CONN_PREFIX, strlen(TS_IKE_CONN_PREFIX)) != 0)
+		return NULL;
+	for (size_t i = 0; i < ctx->n; i++)
+		if (ts_streq(ctx->obs[i].conn_name, conn))
+			return &ctx->obs[i];
+	return NULL;
+}
+
+static int on_conn(void *userdata, const struct ts_vici_node *event)
+{
+	struct observe_ctx *ctx = userdata;
+
+	for (size_t i = 0; event && i < event->n_children; i++) {
+		const struct ts_vici_node *conn = event->children[i];
+		struct ts_ike_observed *o;
+		int r;
+
+		if (conn->type != TS_VICI_SECTION || !(o = obs_find(ctx, conn->name)))
+			continue;
+		o->conn_loaded = true;
+		r = ts_ike_conn_compare(&ctx->tunnels[o - ctx->obs], ctx->account_id, conn,
+					o->conn_diff, sizeof(o->conn_diff));
+		if (r < 0)
+			snprintf(o->conn_diff, sizeof(o->conn_diff), "cannot render: %s",
+				 strerror(-r));
+		o->conn_equal = r == 0;
+	}
+	return 0;
+}
+
+static int state_rank(enum ts_ike_sa_state s)
+{
+	switch (s) {
+	case TS_IKE_SA_ESTABLISHED:
+		return 6;
+	case TS_IKE_SA_REKEYING:
+		return 5;
+	case TS_IKE_SA_CONNECTING:
+		return 4;
+	case TS_IKE_SA_CREATED:
+	case TS_IKE_SA_PASSIVE:
+		return 3;
+	case TS_IKE_SA_REKEYED:
+	case TS_IKE_SA_DELETING:
+		return 2;
+	case TS_IKE_SA_DESTROYING:
+	case TS_IKE_SA_UNKNOWN:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static uint32_t spi_parse(const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 16);
+	return errno || *end || v > UINT32_MAX ? 0 : (uint32_t)v;
+}
+
+static int add_children(struct ts_ike_observed *o, const struct ts_vici_node *sa)
+{
+	const struct ts_vici_node *sas = ts_vici_get_section(sa, "child-sas");
+
+	for (size_t i = 0; sas && i < sas->n_children; i++) {
+		const struct ts_vici_node *ch = sas->children[i];
+		struct ts_ike_child_sa *c, *arr;
+		const char *name;
+
+		if (ch->type != TS_VICI_SECTION)
+			continue;
+		arr = reallocarray(o->children, o->n_children + 1, sizeof(*arr));
+		if (!arr)
+			return -ENOMEM;
+		o->children = arr;
+		c = &arr[o->n_children++];
+		memset(c, 0, sizeof(*c));
+		name = ts_vici_get_str(ch, "name");
+		snprintf(c->name, sizeof(c->name), "%s", name ? name : ch->name);
+		(void)ts_vici_get_u32(ch, "uniqueid", &c->unique_id);
+		(void)ts_vici_get_u32(ch, "reqid", &c->reqid);
+		c->state = ts_child_sa_state_from_string(ts_vici_get_str(ch, "state"));
+		c->spi_in = spi_parse(ts_vici_get_str(ch, "spi-in"));
+		c->spi_out = spi_parse(ts_vici_get_str(ch, "spi-out"));
+	}
+	return 0;
+}
+
+static int on_sa(void *userdata, const struct ts_vici_node *event)
+{
+	struct observe_ctx *ctx = userdata;
+
+	for (size_t i = 0; event && i < event->n_children; i++) {
+		const struct ts_vici_node *sa = event->children[i];
+		enum ts_ike_sa_state st;
+		struct ts_ike_observed *o;
+		uint32_t id = 0, est = 0;
+		int r;
+
+		if (sa->type != TS_VICI_SECTION || !(o = obs_find(ctx, sa->name)))
+			continue;
+		st = ts_ike_sa_state_from_string(ts_vici_get_str(sa, "state"));
+		(void)ts_vici_get_u32(sa, "uniqueid", &id);
+		(void)ts_vici_get_u32(sa, "established", &est);
+		o->n_ike_sas++;
+		/* The best SA wins; among equals the newest (highest id). */
+		if (state_rank(st) > state_rank(o->ike_state) ||
+		    (state_rank(st) == state_rank(o->ike_state) && id > o->ike_unique_id)) {
+			o->ike_state = st;
+			o->ike_unique_id = id;
+			o->ike_established_secs = est;
+		}
+		r = add_children(o, sa);
+		if (r < 0 && ctx->error == 0)
+			ctx->error = r;
+	}
+	return 0;
+}
+
+int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		   const char *account_id, const struct ts_ike_monitor *m,
+		   struct ts_ike_observed *ret_obs)
+{
+	_cleanup_vici_ struct ts_vici_node *shared = NULL;
+	struct ts_ike_observed *obs;
+	struct observe_ctx ctx;
+	const struct ts_vici_node *keys;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if (!tunnels || !ret_obs)
+		return -EINVAL;
+	obs = calloc(n, sizeof(*obs));
+	if (!obs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(obs[i].tunnel, sizeof(obs[i].tunnel), "%s", tunnels[i].name);
+		r = ts_ike_conn_name(&tunnels[i], obs[i].conn_name, sizeof(obs[i].conn_name));
+		if (r < 0)
+			goto fail;
+		obs[i].ike_state = TS_IKE_SA_NONE;
+		snprintf(obs[i].conn_diff, sizeof(obs[i].conn_diff), "connection missing");
+		ts_ike_monitor_get(m, obs[i].conn_name, &obs[i].failures);
+	}
+	ctx = (struct observe_ctx){ tunnels, n, account_id, obs, 0 };
+	r = ts_vici_list_conns(c, NULL, on_conn, &ctx);
+	if (r < 0)
+		goto fail;
+	r = ts_vici_list_sas(c, NULL, on_sa, &ctx);
+	if (r < 0)
+		goto fail;
+	if (ctx.error < 0) {
+		r = ctx.error;
+		goto fail;
+	}
+	r = ts_vici_get_shared(c, &shared);
+	if (r < 0)
+		goto fail;
+	keys = ts_vici_get_list(shared, "keys");
+	for (size_t k = 0; keys && k < keys->n_children; k++) {
+		struct ts_ike_observed *o =
+			obs_find(&ctx, ts_vici_node_str(keys->children[k]) ?: "");
+
+		if (o)
+			o->key_loaded = true;
+	}
+	memcpy(ret_obs, obs, n * sizeof(*obs));
+	free(obs);
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		ts_ike_observed_done(&obs[i]);
+	free(obs);
+	return r;
+}

@@ -1,0 +1,676 @@
+/* VICI message trees and their encoding: pure functions over bytes. Every
+ * length read from input is checked against what is left before it is used;
+ * nesting is tracked on a fixed stack so that hostile input cannot recurse. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/secret.h"
+#include "core/util.h"
+#include "ike/vici.h"
+
+enum {
+	EL_SECTION_START = 1,
+	EL_SECTION_END = 2,
+	EL_KEY_VALUE = 3,
+	EL_LIST_START = 4,
+	EL_LIST_ITEM = 5,
+	EL_LIST_END = 6,
+};
+
+const char *const ts_vici_packet_type_names[_TS_VICI_PACKET_MAX] = {
+	[TS_VICI_CMD_REQUEST] = "cmd-request",
+	[TS_VICI_CMD_RESPONSE] = "cmd-response",
+	[TS_VICI_CMD_UNKNOWN] = "cmd-unknown",
+	[TS_VICI_EVENT_REGISTER] = "event-register",
+	[TS_VICI_EVENT_UNREGISTER] = "event-unregister",
+	[TS_VICI_EVENT_CONFIRM] = "event-confirm",
+	[TS_VICI_EVENT_UNKNOWN] = "event-unknown",
+	[TS_VICI_EVENT] = "event",
+};
+
+const char *ts_vici_packet_type_to_string(enum ts_vici_packet_type t)
+{
+	return (unsigned)t < _TS_VICI_PACKET_MAX ? ts_vici_packet_type_names[t] : "invalid";
+}
+
+bool ts_vici_packet_type_has_name(enum ts_vici_packet_type t)
+{
+	return t == TS_VICI_CMD_REQUEST || t == TS_VICI_EVENT_REGISTER ||
+	       t == TS_VICI_EVENT_UNREGISTER || t == TS_VICI_EVENT;
+}
+
+bool ts_vici_packet_type_has_body(enum ts_vici_packet_type t)
+{
+	return t == TS_VICI_CMD_REQUEST || t == TS_VICI_CMD_RESPONSE || t == TS_VICI_EVENT;
+}
+
+/* --- tree ---------------------------------------------------------------- */
+
+static struct ts_vici_node *node_new(enum ts_vici_node_type type)
+{
+	struct ts_vici_node *n = calloc(1, sizeof(*n));
+
+	if (n)
+		n->type = type;
+	return n;
+}
+
+void ts_vici_node_free(struct ts_vici_node *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->n_children; i++)
+		ts_vici_node_free(n->children[i]);
+	free(n->children);
+	if (n->value && n->secret)
+		ts_wipe(n->value, n->value_len);
+	free(n->value);
+	free(n->name);
+	free(n);
+}
+
+int ts_vici_msg_new(struct ts_vici_node **ret_root)
+{
+	struct ts_vici_node *n = node_new(TS_VICI_SECTION);
+
+	if (!n)
+		return -ENOMEM;
+	*ret_root = n;
+	return 0;
+}
+
+static int node_append(struct ts_vici_node *parent, struct ts_vici_node *child)
+{
+	if (parent->n_children == parent->cap_children) {
+		size_t cap = parent->cap_children ? parent->cap_children * 2 : 4;
+		struct ts_vici_node **c = reallocarray(parent->children, cap, sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		parent->children = c;
+		parent->cap_children = cap;
+	}
+	parent->children[parent->n_children++] = child;
+	return 0;
+}
+
+static int name_check(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	return len == 0 || len > TS_VICI_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+static int set_value(struct ts_vici_node *n, const void *value, size_t len)
+{
+	if (len > TS_VICI_VALUE_MAX)
+		return -E2BIG;
+	n->value = malloc(len + 1);
+	if (!n->value)
+		return -ENOMEM;
+	if (len)
+		memcpy(n->value, value, len);
+	n->value[len] = 0;
+	n->value_len = len;
+	return 0;
+}
+
+/* Adds a named child of the given type, with a value for key/values. */
+static int add_child(struct ts_vici_node *parent, enum ts_vici_node_type type, const char *name,
+		     const void *value, size_t len, bool secret, struct ts_vici_node **ret_child)
+{
+	struct ts_vici_node *n;
+	int r;
+
+	if (!parent || parent->type != (type == TS_VICI_ITEM ? TS_VICI_LIST : TS_VICI_SECTION))
+		return -EINVAL;
+	if (type != TS_VICI_ITEM) {
+		r = name_check(name);
+		if (r < 0)
+			return r;
+	}
+	if ((type == TS_VICI_KV || type == TS_VICI_ITEM) && len > TS_VICI_VALUE_MAX)
+		return -E2BIG;
+	n = node_new(type);
+	if (!n)
+		return -ENOMEM;
+	n->secret = secret;
+	if (type != TS_VICI_ITEM && !(n->name = strdup(name))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (type == TS_VICI_KV || type == TS_VICI_ITEM) {
+		r = set_value(n, value, len);
+		if (r < 0)
+			goto fail;
+	}
+	r = node_append(parent, n);
+	if (r < 0)
+		goto fail;
+	if (ret_child)
+		*ret_child = n;
+	return 0;
+fail:
+	ts_vici_node_free(n);
+	return r;
+}
+
+int ts_vici_add_section(struct ts_vici_node *parent, const char *name,
+			struct ts_vici_node **ret_section)
+{
+	return add_child(parent, TS_VICI_SECTION, name, NULL, 0, false, ret_section);
+}
+
+int ts_vici_add_list(struct ts_vici_node *parent, const char *name, struct ts_vici_node **ret_list)
+{
+	return add_child(parent, TS_VICI_LIST, name, NULL, 0, false, ret_list);
+}
+
+int ts_vici_add_bytes(struct ts_vici_node *parent, const char *name, const void *value, size_t len)
+{
+	return add_child(parent, TS_VICI_KV, name, value, len, false, NULL);
+}
+
+int ts_vici_add_str(struct ts_vici_node *parent, const char *name, const char *value)
+{
+	return ts_vici_add_bytes(parent, name, value, strlen(value));
+}
+
+int ts_vici_add_fmt(struct ts_vici_node *parent, const char *name, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -E2BIG;
+	return ts_vici_add_bytes(parent, name, buf, (size_t)n);
+}
+
+int ts_vici_add_secret(struct ts_vici_node *parent, const char *name, const struct ts_secret *s)
+{
+	if (!s)
+		return -EINVAL;
+	return add_child(parent, TS_VICI_KV, name, ts_secret_str(s), ts_secret_len(s), true, NULL);
+}
+
+int ts_vici_list_add_bytes(struct ts_vici_node *list, const void *value, size_t len)
+{
+	return add_child(list, TS_VICI_ITEM, NULL, value, len, false, NULL);
+}
+
+int ts_vici_list_add_str(struct ts_vici_node *list, const char *value)
+{
+	return ts_vici_list_add_bytes(list, value, strlen(value));
+}
+
+const struct ts_vici_node *ts_vici_get(const struct ts_vici_node *section, const char *name)
+{
+	if (!section || section->type != TS_VICI_SECTION || !name)
+		return NULL;
+	for (size_t i = 0; i < section->n_children; i++)
+		if (ts_streq(section->children[i]->name, name))
+			return section->children[i];
+	return NULL;
+}
+
+const struct ts_vici_node *ts_vici_get_section(const struct ts_vici_node *section, const char *name)
+{
+	const struct ts_vici_node *n = ts_vici_get(section, name);
+
+	return n && n->type == TS_VICI_SECTION ? n : NULL;
+}
+
+const struct ts_vici_node *ts_vici_get_list(const struct ts_vici_node *section, const char *name)
+{
+	const struct ts_vici_node *n = ts_vici_get(section, name);
+
+	return n && n->type == TS_VICI_LIST ? n : NULL;
+}
+
+const char *ts_vici_node_str(const struct ts_vici_node *n)
+{
+	if (!n || !n->value || memchr(n->value, 0, n->value_len))
+		return NULL;
+	return (const char *)n->value;
+}
+
+const char *ts_vici_get_str(const struct ts_vici_node *section, const char *name)
+{
+	const struct ts_vici_node *n = ts_vici_get(section, name);
+
+	return n && n->type == TS_VICI_KV ? ts_vici_node_str(n) : NULL;
+}
+
+bool ts_vici_get_yes(const struct ts_vici_node *section, const char *name)
+{
+	return ts_streq(ts_vici_get_str(section, name), "yes");
+}
+
+int ts_vici_get_u32(const struct ts_vici_node *section, const char *name, uint32_t *ret_value)
+{
+	const char *s = ts_vici_get_str(section, name);
+	unsigned long long v;
+	char *end;
+
+	if (!s)
+		return -ENOENT;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > UINT32_MAX)
+		return -EINVAL;
+	*ret_value = (uint32_t)v;
+	return 0;
+}
+
+bool ts_vici_node_equal(const struct ts_vici_node *a, const struct ts_vici_node *b)
+{
+	if (!a || !b)
+		return a == b;
+	if (a->type != b->type || a->n_children != b->n_children || a->value_len != b->value_len)
+		return false;
+	if ((a->name || b->name) && !ts_streq(a->name, b->name))
+		return false;
+	if (a->value_len && memcmp(a->value, b->value, a->value_len) != 0)
+		return false;
+	for (size_t i = 0; i < a->n_children; i++)
+		if (!ts_vici_node_equal(a->children[i], b->children[i]))
+			return false;
+	return true;
+}
+
+/* --- encoding ------------------------------------------------------------ */
+
+struct writer {
+	uint8_t *buf; /* NULL: only count */
+	size_t len;
+	bool secret;
+};
+
+static void put(struct writer *w, const void *p, size_t n)
+{
+	if (w->buf && n)
+		memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static void put_u8(struct writer *w, uint8_t v)
+{
+	put(w, &v, 1);
+}
+
+static void put_u16(struct writer *w, size_t v)
+{
+	uint8_t b[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+
+	put(w, b, 2);
+}
+
+static void put_name(struct writer *w, const char *name)
+{
+	size_t n = strlen(name);
+
+	put_u8(w, (uint8_t)n);
+	put(w, name, n);
+}
+
+/* Validates as it goes (depth, name and value sizes, message size), so that
+ * a tree assembled by hand cannot produce a frame charon would misparse. */
+static int encode_children(struct writer *w, const struct ts_vici_node *sec, unsigned depth)
+{
+	for (size_t i = 0; i < sec->n_children; i++) {
+		const struct ts_vici_node *n = sec->children[i];
+		int r;
+
+		if (name_check(n->name) < 0)
+			return -ENAMETOOLONG;
+		if (w->len > TS_VICI_MESSAGE_MAX)
+			return -EMSGSIZE;
+		switch (n->type) {
+		case TS_VICI_SECTION:
+			if (depth + 1 > TS_VICI_DEPTH_MAX)
+				return -ELOOP;
+			put_u8(w, EL_SECTION_START);
+			put_name(w, n->name);
+			r = encode_children(w, n, depth + 1);
+			if (r < 0)
+				return r;
+			put_u8(w, EL_SECTION_END);
+			break;
+		case TS_VICI_KV:
+			if (n->value_len > TS_VICI_VALUE_MAX)
+				return -E2BIG;
+			put_u8(w, EL_KEY_VALUE);
+			put_name(w, n->name);
+			put_u16(w, n->value_len);
+			put(w, n->value, n->value_len);
+			w->secret |= n->secret;
+			break;
+		case TS_VICI_LIST:
+			if (depth + 1 > TS_VICI_DEPTH_MAX)
+				return -ELOOP;
+			put_u8(w, EL_LIST_START);
+			put_name(w, n->name);
+			for (size_t j = 0; j < n->n_children; j++) {
+				const struct ts_vici_node *it = n->children[j];
+
+				if (it->type != TS_VICI_ITEM)
+					return -EINVAL;
+				if (it->value_len > TS_VICI_VALUE_MAX)
+					return -E2BIG;
+				put_u8(w, EL_LIST_ITEM);
+				put_u16(w, it->value_len);
+				put(w, it->value, it->value_len);
+				w->secret |= it->secret;
+			}
+			put_u8(w, EL_LIST_END);
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Two passes: measure (and validate), then write into an exact buffer. */
+static int encode(enum ts_vici_packet_type type, const char *name, const struct ts_vici_node *body,
+		  bool frame, uint8_t **ret_buf, size_t *ret_len, bool *ret_secret)
+{
+	struct writer w = { 0 };
+	size_t total = 0;
+	int r;
+
+	if (body && body->type != TS_VICI_SECTION)
+		return -EINVAL;
+	for (int pass = 0; pass < 2; pass++) {
+		w.len = 0;
+		w.secret = false;
+		if (frame) {
+			size_t payload = pass ? total - 4 : 0;
+			uint8_t hdr[4] = { (uint8_t)(payload >> 24), (uint8_t)(payload >> 16),
+					   (uint8_t)(payload >> 8), (uint8_t)payload };
+
+			put(&w, hdr, 4);
+			put_u8(&w, (uint8_t)type);
+			if (ts_vici_packet_type_has_name(type)) {
+				if (name_check(name) < 0)
+					return -ENAMETOOLONG;
+				put_name(&w, name);
+			}
+		}
+		if (body && (!frame || ts_vici_packet_type_has_body(type))) {
+			r = encode_children(&w, body, 0);
+			if (r < 0) {
+				if (w.buf) {
+					ts_wipe(w.buf, total);
+					free(w.buf);
+				}
+				return r;
+			}
+		}
+		if (pass == 0) {
+			total = w.len;
+			if (total - (frame ? 4 : 0) > TS_VICI_MESSAGE_MAX)
+				return -EMSGSIZE;
+			w.buf = malloc(total ? total : 1);
+			if (!w.buf)
+				return -ENOMEM;
+		}
+	}
+	*ret_buf = w.buf;
+	*ret_len = w.len;
+	if (ret_secret)
+		*ret_secret = w.secret;
+	return 0;
+}
+
+int ts_vici_body_encode(const struct ts_vici_node *root, uint8_t **ret_buf, size_t *ret_len,
+			bool *ret_secret)
+{
+	if (!root)
+		return -EINVAL;
+	return encode(TS_VICI_CMD_REQUEST, NULL, root, false, ret_buf, ret_len, ret_secret);
+}
+
+int ts_vici_packet_encode(enum ts_vici_packet_type type, const char *name,
+			  const struct ts_vici_node *body, uint8_t **ret_buf, size_t *ret_len,
+			  bool *ret_secret)
+{
+	if ((unsigned)type >= _TS_VICI_PACKET_MAX)
+		return -EINVAL;
+	return encode(type, name, body, true, ret_buf, ret_len, ret_secret);
+}
+
+/* --- decoding ------------------------------------------------------------ */
+
+struct reader {
+	const uint8_t *p;
+	size_t left;
+};
+
+static int get_u8(struct reader *r, uint8_t *ret)
+{
+	if (r->left < 1)
+		return -EBADMSG;
+	*ret = *r->p++;
+	r->left--;
+	return 0;
+}
+
+static int get_bytes(struct reader *r, size_t n, const uint8_t **ret)
+{
+	if (r->left < n)
+		return -EBADMSG;
+	*ret = r->p;
+	r->p += n;
+	r->left -= n;
+	return 0;
+}
+
+/* u8 length + name; names with a NUL byte (or empty) are refused, since
+ * they could not be looked up unambiguously. */
+static int get_name(struct reader *r, char ret_name[TS_VICI_NAME_MAX + 1])
+{
+	const uint8_t *b;
+	uint8_t n;
+	int e;
+
+	e = get_u8(r, &n);
+	if (e < 0)
+		return e;
+	e = get_bytes(r, n, &b);
+	if (e < 0)
+		return e;
+	if (n == 0 || memchr(b, 0, n))
+		return -EBADMSG;
+	memcpy(ret_name, b, n);
+	ret_name[n] = 0;
+	return 0;
+}
+
+static int get_value(struct reader *r, const uint8_t **ret, size_t *ret_len)
+{
+	const uint8_t *b;
+	size_t n;
+	int e;
+
+	e = get_bytes(r, 2, &b);
+	if (e < 0)
+		return e;
+	n = (size_t)b[0] << 8 | b[1];
+	e = get_bytes(r, n, ret);
+	if (e < 0)
+		return e;
+	*ret_len = n;
+	return 0;
+}
+
+int ts_vici_body_decode(const uint8_t *data, size_t len, struct ts_vici_node **ret_root)
+{
+	struct ts_vici_node *stack[TS_VICI_DEPTH_MAX + 1];
+	struct ts_vici_node *root = NULL, *child;
+	struct reader rd = { data, len };
+	char name[TS_VICI_NAME_MAX + 1];
+	unsigned depth = 0;
+	int r;
+
+	if (!data && len)
+		return -EINVAL;
+	if (len > TS_VICI_MESSAGE_MAX)
+		return -EMSGSIZE;
+	r = ts_vici_msg_new(&root);
+	if (r < 0)
+		return r;
+	stack[0] = root;
+	while (rd.left) {
+		struct ts_vici_node *top = stack[depth];
+		const uint8_t *v;
+		size_t vlen;
+		uint8_t el;
+
+		r = get_u8(&rd, &el);
+		if (r < 0)
+			goto fail;
+		/* Inside a list only items and the list's end may appear. */
+		if (top->type == TS_VICI_LIST && el != EL_LIST_ITEM && el != EL_LIST_END) {
+			r = -EBADMSG;
+			goto fail;
+		}
+		switch (el) {
+		case EL_SECTION_START:
+		case EL_LIST_START:
+			if (depth + 1 > TS_VICI_DEPTH_MAX) {
+				r = -ELOOP;
+				goto fail;
+			}
+			r = get_name(&rd, name);
+			if (r < 0)
+				goto fail;
+			r = add_child(top, el == EL_SECTION_START ? TS_VICI_SECTION : TS_VICI_LIST,
+				      name, NULL, 0, false, &child);
+			if (r < 0)
+				goto fail;
+			stack[++depth] = child;
+			break;
+		case EL_SECTION_END:
+		case EL_LIST_END:
+			if (depth == 0 ||
+			    top->type != (el == EL_SECTION_END ? TS_VICI_SECTION : TS_VICI_LIST)) {
+				r = -EBADMSG;
+				goto fail;
+			}
+			depth--;
+			break;
+		case EL_KEY_VALUE:
+			r = get_name(&rd, name);
+			if (r < 0)
+				goto fail;
+			r = get_value(&rd, &v, &vlen);
+			if (r < 0)
+				goto fail;
+			r = add_child(top, TS_VICI_KV, name, v, vlen, false, NULL);
+			if (r < 0)
+				goto fail;
+			break;
+		case EL_LIST_ITEM:
+			if (top->type != TS_VICI_LIST) {
+				r = -EBADMSG;
+				goto fail;
+			}
+			r = get_value(&rd, &v, &vlen);
+			if (r < 0)
+				goto fail;
+			r = add_child(top, TS_VICI_ITEM, NULL, v, vlen, false, NULL);
+			if (r < 0)
+				goto fail;
+			break;
+		default:
+			r = -EBADMSG;
+			goto fail;
+		}
+	}
+	if (depth != 0) {
+		r = -EBADMSG;
+		goto fail;
+	}
+	*ret_root = root;
+	return 0;
+fail:
+	ts_vici_node_free(root);
+	return r;
+}
+
+void ts_vici_packet_done(struct ts_vici_packet *p)
+{
+	if (!p)
+		return;
+	ts_vici_node_free(p->body);
+	p->body = NULL;
+}
+
+int ts_vici_frame_length(const uint8_t hdr[4], size_t *ret_len)
+{
+	size_t n = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+
+	if (n == 0)
+		return -EBADMSG;
+	/* One byte of packet type on top of the largest message. */
+	if (n > TS_VICI_MESSAGE_MAX + 1 + 1 + TS_VICI_NAME_MAX)
+		return -EMSGSIZE;
+	*ret_len = n;
+	return 0;
+}
+
+int ts_vici_packet_decode(const uint8_t *data, size_t len, struct ts_vici_packet *ret_packet)
+{
+	struct ts_vici_packet p = { 0 };
+	struct reader rd = { data, len };
+	uint8_t type;
+	int r;
+
+	if (!data)
+		return -EINVAL;
+	r = get_u8(&rd, &type);
+	if (r < 0)
+		return r;
+	if (type >= _TS_VICI_PACKET_MAX)
+		return -EBADMSG;
+	p.type = type;
+	if (ts_vici_packet_type_has_name(p.type)) {
+		r = get_name(&rd, p.name);
+		if (r < 0)
+			return r;
+	}
+	if (ts_vici_packet_type_has_body(p.type)) {
+		r = ts_vici_body_decode(rd.p, rd.left, &p.body);
+		if (r < 0)
+			return r;
+	} else if (rd.left) {
+		return -EBADMSG;
+	}
+	*ret_packet = p;
+	return 0;
+}
+
+int ts_vici_frame_decode(const uint8_t *data, size_t len, struct ts_vici_packet *ret_packet)
+{
+	size_t n;
+	int r;
+
+	if (!data || len < 4)
+		return -EBADMSG;
+	r = ts_vici_frame_length(data, &n);
+	if (r < 0)
+		return r;
+	if (n != len - 4)
+		return -EBADMSG;
+	return ts_vici_packet_decode(data + 4, n, ret_packet);
+}

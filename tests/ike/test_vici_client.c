@@ -1,0 +1,312 @@
+/* Unit tests of the VICI client's transport against a MOCK charon (a thread
+ * serving a unix socket with scripted misbehaviour that a real charon will
+ * not produce on demand): timeouts, malformed and oversize replies, a
+ * socket closed mid-call, events split into single bytes, events arriving
+ * during registration, unknown events. The real charon is exercised by
+ * test_ike_charon.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/timeutil.h"
+#include "core/util.h"
+#include "ike/vici.h"
+
+enum mock_mode {
+	MOCK_SILENT,	   /* reads the request, never answers */
+	MOCK_GARBAGE,	   /* answers a response with a bad element */
+	MOCK_OVERSIZE,	   /* answers a length prefix over the limit */
+	MOCK_CLOSE,	   /* closes after reading the request */
+	MOCK_UNKNOWN_CMD,  /* answers "unknown command" */
+	MOCK_EVENTS_SPLIT, /* confirms registrations (an event before each
+			    * confirmation), then sends events byte by byte
+			    * and closes */
+	MOCK_UNKNOWN_EVENT,
+};
+
+struct mock {
+	char path[108];
+	int listen_fd;
+	enum mock_mode mode;
+	int connections; /* to serve before the thread ends */
+	pthread_t thread;
+};
+
+static int read_frame(int fd, struct ts_vici_packet *p)
+{
+	uint8_t hdr[4], buf[4096];
+	size_t len;
+
+	if (recv(fd, hdr, 4, MSG_WAITALL) != 4 || ts_vici_frame_length(hdr, &len) < 0 ||
+	    len > sizeof(buf) || recv(fd, buf, len, MSG_WAITALL) != (ssize_t)len)
+		return -1;
+	return ts_vici_packet_decode(buf, len, p);
+}
+
+static void send_packet(int fd, enum ts_vici_packet_type type, const char *name,
+			const struct ts_vici_node *body, bool bytewise)
+{
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(ts_vici_packet_encode(type, name, body, &buf, &len, NULL), 0);
+	if (!bytewise) {
+		assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+	} else {
+		for (size_t i = 0; i < len; i++) {
+			assert_int_equal(send(fd, buf + i, 1, MSG_NOSIGNAL), 1);
+			usleep(200);
+		}
+	}
+	free(buf);
+}
+
+static struct ts_vici_node *event_body(const char *conn)
+{
+	struct ts_vici_node *root, *sa;
+
+	assert_int_equal(ts_vici_msg_new(&root), 0);
+	assert_int_equal(ts_vici_add_str(root, "up", "yes"), 0);
+	assert_int_equal(ts_vici_add_section(root, conn, &sa), 0);
+	assert_int_equal(ts_vici_add_str(sa, "state", "ESTABLISHED"), 0);
+	return root;
+}
+
+static void serve(struct mock *m, int fd)
+{
+	static const uint8_t bad_response[] = { 0, 0, 0, 3, 1, 9, 9 };
+	static const uint8_t oversize[] = { 0x7f, 0, 0, 0, 1 };
+	struct ts_vici_packet p = { 0 };
+	struct ts_vici_node *ev;
+
+	switch (m->mode) {
+	case MOCK_SILENT:
+		(void)read_frame(fd, &p);
+		/* hold the socket open until the client gives up */
+		(void)recv(fd, &p, 1, 0);
+		break;
+	case MOCK_GARBAGE:
+		(void)read_frame(fd, &p);
+		(void)!send(fd, bad_response, sizeof(bad_response), MSG_NOSIGNAL);
+		(void)recv(fd, &p, 1, 0);
+		break;
+	case MOCK_OVERSIZE:
+		(void)read_frame(fd, &p);
+		(void)!send(fd, oversize, sizeof(oversize), MSG_NOSIGNAL);
+		(void)recv(fd, &p, 1, 0);
+		break;
+	case MOCK_CLOSE:
+		(void)read_frame(fd, &p);
+		break;
+	case MOCK_UNKNOWN_CMD:
+		(void)read_frame(fd, &p);
+		send_packet(fd, TS_VICI_CMD_UNKNOWN, NULL, NULL, false);
+		(void)recv(fd, &p, 1, 0);
+		break;
+	case MOCK_EVENTS_SPLIT:
+		ev = event_body("ts-early");
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(read_frame(fd, &p), 0);
+			assert_int_equal(p.type, TS_VICI_EVENT_REGISTER);
+			send_packet(fd, TS_VICI_EVENT, "ike-updown", ev, false);
+			send_packet(fd, TS_VICI_EVENT_CONFIRM, NULL, NULL, false);
+			ts_vici_packet_done(&p);
+		}
+		ts_vici_node_free(ev);
+		ev = event_body("ts-split");
+		send_packet(fd, TS_VICI_EVENT, "ike-updown", ev, true);
+		send_packet(fd, TS_VICI_EVENT, "child-updown", ev, true);
+		ts_vici_node_free(ev);
+		usleep(100000);
+		break;
+	case MOCK_UNKNOWN_EVENT:
+		assert_int_equal(read_frame(fd, &p), 0);
+		send_packet(fd, TS_VICI_EVENT_UNKNOWN, NULL, NULL, false);
+		(void)recv(fd, &p, 1, 0);
+		break;
+	}
+	ts_vici_packet_done(&p);
+}
+
+static void *mock_thread(void *arg)
+{
+	struct mock *m = arg;
+
+	for (int i = 0; i < m->connections; i++) {
+		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0)
+			break;
+		serve(m, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void mock_start(struct mock *m, enum mock_mode mode, int connections)
+{
+	static int seq;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->path, sizeof(m->path), "/tmp/tsvici-mock-%d-%d.sock", (int)getpid(), seq++);
+	strcpy(sa.sun_path, m->path);
+	unlink(m->path);
+	m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(m->listen_fd >= 0);
+	assert_int_equal(bind(m->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(m->listen_fd, 4), 0);
+	m->mode = mode;
+	m->connections = connections;
+	assert_int_equal(pthread_create(&m->thread, NULL, mock_thread, m), 0);
+}
+
+static void mock_stop(struct mock *m)
+{
+	pthread_join(m->thread, NULL);
+	close(m->listen_fd);
+	unlink(m->path);
+}
+
+static void test_timeout(void **state)
+{
+	struct ts_vici_client *c;
+	struct ts_vici_version v;
+	struct mock m;
+	ts_usec_t t0;
+
+	mock_start(&m, MOCK_SILENT, 1);
+	assert_int_equal(ts_vici_client_new(m.path, 300, &c), 0);
+	t0 = ts_now_monotonic();
+	assert_int_equal(ts_vici_version(c, &v), -ETIMEDOUT);
+	/* It waited for the timeout, and not much longer. */
+	assert_true(ts_now_monotonic() - t0 >= 250000);
+	assert_true(ts_now_monotonic() - t0 < 3000000);
+	ts_vici_client_free(c);
+	mock_stop(&m);
+}
+
+static void test_bad_replies(void **state)
+{
+	struct ts_vici_client *c;
+	struct ts_vici_version v;
+	struct mock m;
+
+	mock_start(&m, MOCK_GARBAGE, 1);
+	assert_int_equal(ts_vici_client_new(m.path, 2000, &c), 0);
+	assert_int_equal(ts_vici_version(c, &v), -EBADMSG);
+	ts_vici_client_free(c);
+	mock_stop(&m);
+
+	mock_start(&m, MOCK_OVERSIZE, 1);
+	assert_int_equal(ts_vici_client_new(m.path, 2000, &c), 0);
+	assert_int_equal(ts_vici_version(c, &v), -EMSGSIZE);
+	ts_vici_client_free(c);
+	mock_stop(&m);
+
+	mock_start(&m, MOCK_UNKNOWN_CMD, 1);
+	assert_int_equal(ts_vici_client_new(m.path, 2000, &c), 0);
+	assert_int_equal(ts_vici_version(c, &v), -EOPNOTSUPP);
+	ts_vici_client_free(c);
+	mock_stop(&m);
+}
+
+/* Closed before any answer: one fresh try, then the error; the client
+ * counts both connections and reports the second as a reconnection. */
+static void test_closed(void **state)
+{
+	struct ts_vici_client *c;
+	struct ts_vici_version v;
+	struct mock m;
+
+	mock_start(&m, MOCK_CLOSE, 2);
+	assert_int_equal(ts_vici_client_new(m.path, 2000, &c), 0);
+	assert_int_equal(ts_vici_version(c, &v), -ECONNRESET);
+	assert_int_equal(ts_vici_client_generation(c), 2);
+	assert_true(ts_vici_client_take_reconnected(c));
+	ts_vici_client_free(c);
+	mock_stop(&m);
+
+	/* Nobody listening. */
+	assert_int_equal(ts_vici_client_new("/tmp/tsvici-mock-none.sock", 500, &c), 0);
+	assert_int_equal(ts_vici_version(c, &v), -ENOENT);
+	ts_vici_client_free(c);
+}
+
+struct got {
+	int n;
+	char names[8][32];
+	char conns[8][32];
+};
+
+static void on_event(void *userdata, const char *event, const struct ts_vici_node *body)
+{
+	struct got *g = userdata;
+
+	if (g->n < 8) {
+		snprintf(g->names[g->n], sizeof(g->names[0]), "%s", event);
+		snprintf(g->conns[g->n], sizeof(g->conns[0]), "%s",
+			 body->n_children > 1 ? body->children[1]->name : "");
+	}
+	g->n++;
+}
+
+static void test_events(void **state)
+{
+	static const char *const names[] = { "ike-updown", "child-updown" };
+	struct ts_vici_events *e;
+	struct got g = { 0 };
+	struct mock m;
+	int r = 0;
+
+	mock_start(&m, MOCK_EVENTS_SPLIT, 1);
+	assert_int_equal(ts_vici_events_new(m.path, names, 2, 2000, &e), 0);
+	assert_true(ts_vici_events_connected(e));
+	/* Two events came before the confirmations; then two byte by byte;
+	 * then the mock closes. */
+	for (int i = 0; i < 200 && (r = ts_vici_events_wait(e, 1000, on_event, &g)) >= 0; i++)
+		;
+	assert_int_equal(r, -ECONNRESET);
+	assert_int_equal(g.n, 4);
+	assert_string_equal(g.conns[0], "ts-early");
+	assert_string_equal(g.conns[1], "ts-early");
+	assert_string_equal(g.names[2], "ike-updown");
+	assert_string_equal(g.conns[2], "ts-split");
+	assert_string_equal(g.names[3], "child-updown");
+	assert_false(ts_vici_events_connected(e));
+	assert_int_equal(ts_vici_events_fd(e), -1);
+	assert_int_equal(ts_vici_events_drain(e, on_event, &g), -ENOTCONN);
+	mock_stop(&m);
+	/* Gone for good: reconnecting fails until something listens. */
+	r = ts_vici_events_connect(e);
+	assert_true(r == -ENOENT || r == -ECONNREFUSED);
+	ts_vici_events_free(e);
+
+	mock_start(&m, MOCK_UNKNOWN_EVENT, 1);
+	assert_int_equal(ts_vici_events_new(m.path, names, 1, 2000, &e), -EOPNOTSUPP);
+	mock_stop(&m);
+
+	assert_int_equal(ts_vici_events_new("/tmp/x", names, 0, 2000, &e), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_bad_replies),
+		cmocka_unit_test(test_closed),
+		cmocka_unit_test(test_events),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
