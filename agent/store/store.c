@@ -87,11 +87,13 @@ const char *ts_store_last_error(const struct ts_store *store)
 
 /* ---- directory, lock ---- */
 
-static int check_private_dir(struct ts_store *s, const char *path, bool create)
+static int check_private_dir(struct ts_store *s, const char *path, bool *created)
 {
 	struct stat st;
 
-	if (create && mkdir(path, 0700) < 0 && errno != EEXIST)
+	if (mkdir(path, 0700) == 0)
+		*created = true;
+	else if (errno != EEXIST)
 		return -errno;
 	if (lstat(path, &st) < 0)
 		return -errno;
@@ -108,7 +110,7 @@ static int check_private_dir(struct ts_store *s, const char *path, bool create)
 	return 0;
 }
 
-static int take_lock(struct ts_store *s, pid_t *holder_pid)
+static int take_lock(struct ts_store *s, pid_t *holder_pid, bool *created)
 {
 	_cleanup_free_ char *path = NULL;
 	char buf[32];
@@ -116,7 +118,11 @@ static int take_lock(struct ts_store *s, pid_t *holder_pid)
 
 	if (asprintf(&path, "%s/lock", s->dir) < 0)
 		return -ENOMEM;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (fd >= 0)
+		*created = true;
+	else if (errno == EEXIST)
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -191,6 +197,7 @@ static int remove_temporaries(const char *path)
 
 int ts_store_open(const char *dir, struct ts_store **ret_store, pid_t *holder_pid)
 {
+	bool created = false, created_top = false;
 	struct ts_store *s;
 	char sub[PATH_MAX];
 	int r;
@@ -206,6 +213,8 @@ int ts_store_open(const char *dir, struct ts_store **ret_store, pid_t *holder_pi
 		r = -ENOMEM;
 		goto fail;
 	}
+	if (access(dir, F_OK) < 0 && errno == ENOENT)
+		created_top = true;
 	r = ts_mkdir_p(dir, 0700);
 	if (r < 0)
 		goto fail;
@@ -230,18 +239,23 @@ int ts_store_open(const char *dir, struct ts_store **ret_store, pid_t *holder_pi
 			goto fail;
 		}
 	}
-	r = take_lock(s, holder_pid);
+	r = take_lock(s, holder_pid, &created);
 	if (r < 0)
 		goto fail;
 	for (int i = 0; i < 2; i++) {
 		snprintf(sub, sizeof(sub), "%s/%s", dir, i ? JOURNAL_DIR : RECORDS_DIR);
-		r = check_private_dir(s, sub, true);
+		r = check_private_dir(s, sub, &created);
 		if (r >= 0)
 			r = remove_temporaries(sub);
 		if (r < 0)
 			goto fail;
 	}
-	r = ts_fsync_parent(sub);
+	/* New subdirectories and the lock file: make their entries durable,
+	 * and the state directory's own entry in its parent. */
+	if (created)
+		r = ts_fsync_parent(sub);
+	if (r >= 0 && created_top)
+		r = ts_fsync_parent(dir);
 	if (r < 0)
 		goto fail;
 	*ret_store = s;
@@ -930,6 +944,7 @@ static int check_entry(const struct ts_journal_entry *e)
 int ts_store_journal_begin(struct ts_store *s, const struct ts_journal_entry *e)
 {
 	struct ts_journal_entry old = { 0 };
+	struct ts_key_record rec = { 0 };
 	int r;
 
 	if (!s || !e)
@@ -939,6 +954,23 @@ int ts_store_journal_begin(struct ts_store *s, const struct ts_journal_entry *e)
 		return r;
 	if (e->step != TS_JOURNAL_PREPARED)
 		return -EINVAL;
+	/* The entry must continue the current record: a rotation is never
+	 * started over a record that cannot be read (it may hold the only
+	 * copy of the key Cloudflare has). */
+	r = ts_store_record_read(s, e->tunnel, &rec);
+	if (r == -ENOENT) {
+		if (e->generation != 1 || e->old_fingerprint[0])
+			return -EINVAL;
+	} else if (r < 0) {
+		return r;
+	} else {
+		bool follows = e->generation == rec.generation + 1 &&
+			       ts_streq(e->old_fingerprint, rec.fingerprint);
+
+		ts_store_record_done(&rec);
+		if (!follows)
+			return -EINVAL;
+	}
 	r = ts_store_journal_read(s, e->tunnel, &old);
 	if (r >= 0) {
 		ts_store_journal_entry_done(&old);
@@ -1250,4 +1282,12 @@ const struct ts_store_problem *ts_store_state_problem(const struct ts_store_stat
 		if (ts_streq(st->problems[i].tunnel, tunnel))
 			return &st->problems[i];
 	return NULL;
+}
+
+void ts_store_state_observe(const struct ts_store_state *st, const char *tunnel,
+			    struct ts_obs_store *ret_obs)
+{
+	ret_obs->ok = !ts_store_state_problem(st, tunnel);
+	ret_obs->record = ts_store_state_record(st, tunnel);
+	ret_obs->journal = ts_store_state_journal(st, tunnel);
 }

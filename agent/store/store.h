@@ -38,7 +38,22 @@
  *            from the entry). After 3: done. At no point is the only copy
  *            of a key Cloudflare holds outside both files.
  * Temporary files of a crashed write (NAME.rec.tmp.PID) are removed at
- * open, under the lock. */
+ * open, under the lock. Test builds can crash at file:* (core/fileio.h)
+ * and at store:commit-after-journal, store:commit-after-record.
+ *
+ * File format (version 1), one "field=value" a line after a header line,
+ * then a checksum over every byte before it:
+ *   tunnelsync-record 1            tunnelsync-journal 1
+ *   tunnel=NAME                    tunnel=NAME
+ *   tunnel_id=HEX32                tunnel_id=HEX32
+ *   source=random|generate|file    step=prepared|remote|local|committed
+ *   generation=N                   source=…  attempt=N  generation=N
+ *   fingerprint=sha256:…           started_at=USEC  last_generated_on=USEC
+ *   last_generated_on=USEC         applied_at=USEC
+ *   applied_at=USEC                old_fingerprint=…  new_fingerprint=…
+ *   key=HEX                        [key=HEX]  (absent until known)
+ *   sha256=HEX64                   sha256=HEX64
+ * Times are microseconds since the epoch (0 = unknown). */
 #pragma once
 
 #include <stdbool.h>
@@ -109,6 +124,12 @@ const struct ts_journal_entry *ts_store_state_journal(const struct ts_store_stat
 const struct ts_store_problem *ts_store_state_problem(const struct ts_store_state *state,
 						      const char *tunnel);
 
+/* The planner's view of one tunnel's store plane (model/observed.h): ok is
+ * false when its record or journal file is unusable. The pointers are
+ * valid while state lives. */
+void ts_store_state_observe(const struct ts_store_state *state, const char *tunnel,
+			    struct ts_obs_store *ret_obs);
+
 /* One record: -ENOENT when there is none, -EBADMSG when corrupt. The
  * record's fingerprint is recomputed from its key and must match. */
 int ts_store_record_read(struct ts_store *store, const char *tunnel,
@@ -118,8 +139,11 @@ int ts_store_record_write(struct ts_store *store, const struct ts_key_record *re
 
 int ts_store_journal_read(struct ts_store *store, const char *tunnel,
 			  struct ts_journal_entry *ret_entry);
-/* Starts a rotation: the entry must be at step prepared; -EEXIST when the
- * tunnel already has one (resume it instead). */
+/* Starts a rotation: the entry must be at step prepared and continue the
+ * current record (generation = record's + 1 and old_fingerprint = record's;
+ * 1 and "" when there is none), else -EINVAL; an unreadable record is
+ * returned as its error, never rotated over. -EEXIST when the tunnel
+ * already has an entry (resume it instead). */
 int ts_store_journal_begin(struct ts_store *store, const struct ts_journal_entry *entry);
 /* Records a later step (or the same step with a higher attempt). Going
  * back a step, changing a key already journaled, or leaving remote and

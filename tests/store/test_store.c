@@ -310,6 +310,11 @@ static void test_rotation_protocol(void **state)
 	/* random: discard is allowed at prepared only */
 	ts_store_journal_entry_done(&e);
 	make_entry(&e, "t1", KEY_A, TS_JOURNAL_PREPARED);
+	/* it must continue the record now current: generation 2, key B */
+	assert_int_equal(ts_store_journal_begin(s, &e), -EINVAL);
+	e.generation = 3;
+	assert_int_equal(ts_store_journal_begin(s, &e), -EINVAL);
+	ts_fingerprint_bytes(KEY_B, strlen(KEY_B), e.old_fingerprint);
 	assert_int_equal(ts_store_journal_begin(s, &e), 0);
 	assert_int_equal(ts_store_journal_discard(s, "t1"), 0);
 	assert_int_equal(ts_store_journal_read(s, "t1", &got), -ENOENT);
@@ -335,6 +340,10 @@ static void test_journal_resume_listing(void **state)
 		struct ts_journal_entry e;
 
 		make_entry(&e, j[i].tunnel, KEY_B, TS_JOURNAL_PREPARED);
+		/* bootstrap: generation 1, no old key */
+		assert_int_equal(ts_store_journal_begin(s, &e), -EINVAL);
+		e.generation = 1;
+		e.old_fingerprint[0] = '\0';
 		assert_int_equal(ts_store_journal_begin(s, &e), 0);
 		e.step = j[i].step;
 		assert_int_equal(ts_store_journal_advance(s, &e), 0);
@@ -366,6 +375,18 @@ static void test_journal_resume_listing(void **state)
 	assert_null(ts_store_state_journal(st, "beta"));
 	assert_int_equal(ts_store_state_record(st, "beta")->generation, 3);
 	assert_null(ts_store_state_problem(st, "mid"));
+	{
+		struct ts_obs_store o;
+
+		ts_store_state_observe(st, "mid", &o);
+		assert_true(o.ok);
+		assert_ptr_equal(o.record, &st->records[1]);
+		assert_ptr_equal(o.journal, &st->journal[1]);
+		ts_store_state_observe(st, "nothing", &o);
+		assert_true(o.ok);
+		assert_null(o.record);
+		assert_null(o.journal);
+	}
 	ts_store_state_free(st);
 	ts_store_close(s);
 }
@@ -509,6 +530,13 @@ static void expect_corrupt(const struct fixture *f, int error, const char *what)
 	assert_string_equal(st->problems[0].path, path);
 	assert_string_equal(st->problems[0].tunnel, "t1");
 	assert_non_null(ts_store_state_problem(st, "t1"));
+	{
+		struct ts_obs_store o;
+
+		ts_store_state_observe(st, "t1", &o);
+		assert_false(o.ok); /* never "no record" */
+		assert_null(o.record);
+	}
 	ts_store_state_free(st);
 	ts_store_close(s);
 }
@@ -579,6 +607,32 @@ static void test_corrupt_truncated_and_empty(void **state)
 	}
 	ts_wipe(good, len);
 	free(good);
+}
+
+static void test_no_rotation_over_corrupt_record(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_journal_entry e;
+	struct ts_store *s;
+	char path[256];
+	size_t len;
+	char *raw;
+
+	seed_record(f, "t1", KEY_A);
+	path_of(f, "records", "t1.rec", path, sizeof(path));
+	raw = read_raw(path, &len);
+	write_raw(path, raw, len - 3, 0600);
+	s = open_ok(f);
+	make_entry(&e, "t1", KEY_B, TS_JOURNAL_PREPARED);
+	assert_int_equal(ts_store_journal_begin(s, &e), -EBADMSG);
+	e.generation = 1;
+	e.old_fingerprint[0] = '\0';
+	assert_int_equal(ts_store_journal_begin(s, &e), -EBADMSG);
+	assert_int_equal(ts_store_journal_read(s, "t1", &e), -ENOENT);
+	ts_store_journal_entry_done(&e);
+	ts_store_close(s);
+	ts_wipe(raw, len);
+	free(raw);
 }
 
 /* Writes a record body with a valid checksum, as another version would. */
@@ -657,6 +711,8 @@ static void test_corrupt_journal_not_overwritten(void **state)
 
 	s = open_ok(f);
 	make_entry(&e, "t1", KEY_B, TS_JOURNAL_PREPARED);
+	e.generation = 1;
+	e.old_fingerprint[0] = '\0';
 	assert_int_equal(ts_store_journal_begin(s, &e), 0);
 	path_of(f, "journal", "t1.jnl", path, sizeof(path));
 	raw = read_raw(path, &len);
@@ -927,6 +983,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_flipped_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_truncated_and_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_rotation_over_corrupt_record, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_journal_not_overwritten, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_record_write, setup, teardown),
