@@ -335,6 +335,16 @@ static int plan_resume(struct planner *p, struct tstate *ts)
 			  ts_psk_source_to_string(j->source));
 }
 
+/* The IKE daemon lacks the record's key or holds another one: failures
+ * are explained by that, and load-key (not a new key) is the remedy. */
+static bool ike_key_wrong(const struct tstate *ts)
+{
+	const struct ts_obs_ike *ike = &ts->o->ike;
+
+	return !ike->key_loaded ||
+	       (ike->key_fingerprint[0] && !ts_streq(ike->key_fingerprint, ts->rec->fingerprint));
+}
+
 /* Decides whether the tunnel's key must change, and why. */
 static int plan_rotation_cause(struct planner *p, struct tstate *ts)
 {
@@ -363,7 +373,7 @@ static int plan_rotation_cause(struct planner *p, struct tstate *ts)
 		     o->keyfile.fingerprint, rec->fingerprint);
 	else if (ts->ike_ok && psk->auth_failure_threshold > 0 &&
 		 o->ike.auth_failures >= psk->auth_failure_threshold &&
-		 o->ike.last_auth_failure >= rec->applied_at) {
+		 o->ike.last_auth_failure >= rec->applied_at && !ike_key_wrong(ts)) {
 		if (!psk->rotate_on_auth_failure)
 			return REPORT(p, TS_PLANE_IKE, TS_CAUSE_AUTH_FAILURES, t->name,
 				      "%" PRIu32 " authentication failures (rotate-on-auth-failure "
@@ -691,6 +701,19 @@ int ts_plan_compute(const struct ts_plan_input *in, struct ts_plan **ret_plan)
 			r = plan_resume(&p, &ts[i]);
 		if (r >= 0)
 			r = plan_rotation_cause(&p, &ts[i]);
+		if (r < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < in->n_forced; i++) {
+		bool managed = false;
+
+		for (size_t k = 0; k < n && !managed; k++)
+			managed = ts_streq(ts[k].t->name, in->forced[i]);
+		if (managed)
+			continue;
+		r = REPORT(&p, TS_PLANE_CONFIG, TS_CAUSE_FORCED, in->forced[i],
+			   "rotation requested for a tunnel not managed here (undeclared, "
+			   "disabled, or another gateway's)");
 		if (r < 0)
 			goto fail;
 	}

@@ -17,7 +17,8 @@
  *   record for another tunnel id, regenerated elsewhere (Cloudflare's
  *   last_generated_on newer than the record's), key file changed,
  *   authentication failures (>= threshold since the key was applied, when
- *   rotate_on_auth_failure; else reported), max age (source file: reported,
+ *   rotate_on_auth_failure; else reported; not while the IKE daemon lacks
+ *   the record's key: load-key is the remedy then), max age (source file: reported,
  *   since only the operator can change the file).
  * - Candidates are taken broken-first (forced, then everything but max age,
  *   then max age), bulk (random/file) before generate, then by name. In a redundancy group at most
@@ -25,6 +26,7 @@
  * enabled local member is up. max_rotations_per_pass (0 = unlimited; forced ones are not counted
  * against it) and the request budget (one bulk call for all random/file rotations and resumes at
  *   prepared, one call per psk_generate) defer the rest, with a reason.
+ * - A forced name that is not a managed tunnel is reported, not rotated.
  * - agent.suspend: the plan is computed in full, nothing marked to apply.
  * - Nothing to do gives an empty plan. */
 #pragma once
