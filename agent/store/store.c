@@ -490,7 +490,9 @@ static int verify_checksum(struct ts_store *s, const char *path, char *buf, size
 
 	if (len == 0)
 		return set_error(s, -EBADMSG, path, "empty file");
-	if (buf[len - 1] != '\n' || memchr(buf, '\0', len))
+	if (memchr(buf, '\0', len))
+		return set_error(s, -EBADMSG, path, "contains a NUL byte");
+	if (buf[len - 1] != '\n')
 		return set_error(s, -EBADMSG, path, "truncated (no final newline)");
 	start = len - 1;
 	while (start > 0 && buf[start - 1] != '\n')
