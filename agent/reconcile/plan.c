@@ -253,6 +253,10 @@ static int observe_trust(struct planner *p, struct tstate *ts)
 	const char *name = ts->t->name;
 	int r = 0;
 
+	if (o == &unobserved)
+		/* Glue gave nothing for this tunnel: every ok flag is false. */
+		return REPORT(p, TS_PLANE_CONFIG, TS_CAUSE_INCOMPLETE, name,
+			      "tunnel not observed on any plane");
 	ts->cf_ok = obs->cf_complete && o->cf.ok;
 	ts->ike_ok = obs->ike_complete && o->ike.ok;
 	ts->kern_ok = obs->kernel_complete && o->kernel.ok;
@@ -617,6 +621,28 @@ static int plan_local(struct planner *p, struct tstate *ts)
 	return 0;
 }
 
+static int cmp_observed(const void *a, const void *b)
+{
+	const struct ts_observed_tunnel *x = *(const struct ts_observed_tunnel *const *)a;
+	const struct ts_observed_tunnel *y = *(const struct ts_observed_tunnel *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+/* The observed list is sorted by name by contract, but a sorted index of
+ * our own keeps lookups O(log n) whatever the glue did. */
+static const struct ts_observed_tunnel *find_observed(const struct ts_observed_tunnel **index,
+						      size_t n, const char *name)
+{
+	struct ts_observed_tunnel key;
+	const struct ts_observed_tunnel *k = &key, *const * hit;
+
+	if (ts_strlcpy(key.name, name, sizeof(key.name)) < 0)
+		return NULL;
+	hit = bsearch(&k, index, n, sizeof(*index), cmp_observed);
+	return hit ? *hit : NULL;
+}
+
 static int cmp_actions(const void *a, const void *b)
 {
 	const struct ts_action *x = a, *y = b;
@@ -640,6 +666,7 @@ int ts_plan_compute(const struct ts_plan_input *in, struct ts_plan **ret_plan)
 	static const struct ts_observed nothing;
 	struct planner p = { .in = in };
 	_cleanup_free_ struct tstate *ts = NULL;
+	_cleanup_free_ const struct ts_observed_tunnel **index = NULL;
 	const struct ts_desired *d;
 	struct ts_plan *plan;
 	size_t n = 0;
@@ -674,17 +701,22 @@ int ts_plan_compute(const struct ts_plan_input *in, struct ts_plan **ret_plan)
 		goto fail;
 
 	ts = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*ts));
-	if (!ts) {
+	index = calloc(p.obs->n_tunnels ? p.obs->n_tunnels : 1, sizeof(*index));
+	if (!ts || !index) {
 		r = -ENOMEM;
 		goto fail;
 	}
+	for (size_t i = 0; i < p.obs->n_tunnels; i++)
+		index[i] = &p.obs->tunnels[i];
+	if (p.obs->n_tunnels > 1)
+		qsort(index, p.obs->n_tunnels, sizeof(*index), cmp_observed);
 	for (size_t i = 0; i < d->n_tunnels; i++) {
 		const struct ts_tunnel *t = &d->tunnels[i];
 		const struct ts_observed_tunnel *o;
 
 		if (!t->enabled || !ts_tunnel_is_local(t, d->agent.node_name))
 			continue;
-		o = ts_observed_find(p.obs, t->name);
+		o = find_observed(index, p.obs->n_tunnels, t->name);
 		ts[n].t = t;
 		ts[n].o = o ? o : &unobserved;
 		r = observe_trust(&p, &ts[n]);

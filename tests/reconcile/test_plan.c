@@ -149,7 +149,9 @@ static void edit_global(struct world *w, const char *k, const char *v)
 		snprintf(w->forced_names[w->n_forced], sizeof(w->forced_names[0]), "%s", v);
 		w->forced[w->n_forced] = w->forced_names[w->n_forced];
 		w->n_forced++;
-	} else if (is(k, "complete.cf"))
+	} else if (is(k, "drop_last")) /* the glue observed nothing for the last ones */
+		w->o.n_tunnels = NT - (size_t)num(v);
+	else if (is(k, "complete.cf"))
 		w->o.cf_complete = flag(v);
 	else if (is(k, "complete.ike"))
 		w->o.ike_complete = flag(v);
@@ -504,6 +506,9 @@ static const struct tcase cases[] = {
 	{ "one tunnel not read from the kernel",
 	  { "t4.kernel.ok=0", "t4.policies=0" },
 	  E({ K(REPORT), "t4", P(KERNEL), C(INCOMPLETE) }) },
+	{ "tunnel missing from the observation: one report, nothing done",
+	  { "drop_last=1", "t4.record=none" },
+	  E({ K(REPORT), "t4", P(CONFIG), C(INCOMPLETE) }) },
 	{ "IKE not read: auth failures not judged, max age still is",
 	  { "t1.ike.ok=0", "t1.authfail=9", "t2.ike.ok=0", "t2.age=2592000" },
 	  E({ K(ROTATE), "t2", P(CLOUDFLARE), C(MAX_AGE) },
