@@ -170,7 +170,6 @@ struct tstate {
 	char rotate_reason[128];
 	int urgency;   /* 0 forced, 1 broken, 2 routine */
 	bool rotating; /* ROTATE planned */
-	bool deferred;
 };
 
 static const struct ts_observed_tunnel unobserved; /* every plane "not read" */
@@ -410,7 +409,6 @@ static int plan_rotation_cause(struct planner *p, struct tstate *ts)
 	 * (a missing one is already reported). */
 	if (!ts->cf_ok) {
 		ts->want_rotation = false;
-		ts->deferred = true;
 		return add_action(p, TS_ACTION_DEFER_ROTATION, TS_PLANE_CLOUDFLARE,
 				  TS_CAUSE_INCOMPLETE, t->name, psk->source, TS_PLAN_NO_OBJECT,
 				  "%s; Cloudflare not read", ts->rotate_reason);
@@ -484,7 +482,6 @@ static int defer(struct planner *p, struct tstate *c, enum ts_plan_cause cause, 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	c->deferred = true;
 	return add_action(p, TS_ACTION_DEFER_ROTATION, TS_PLANE_CLOUDFLARE, cause, c->t->name,
 			  c->t->psk.source, TS_PLAN_NO_OBJECT, "%s; %s", c->rotate_reason, why);
 }

@@ -997,8 +997,12 @@ int ts_store_journal_advance(struct ts_store *s, const struct ts_journal_entry *
 	r = ts_store_journal_read(s, e->tunnel, &old);
 	if (r < 0)
 		return r;
-	if (e->step < old.step || !ts_streq(e->tunnel_id, old.tunnel_id) ||
-	    e->source != old.source || (old.new_key && !ts_secret_equal(old.new_key, e->new_key)))
+	/* Only the step, the attempt, the key once known and the remote
+	 * metadata may change; committed is for ts_store_journal_commit(). */
+	if (e->step < old.step || e->step == TS_JOURNAL_COMMITTED ||
+	    !ts_streq(e->tunnel_id, old.tunnel_id) || e->source != old.source ||
+	    e->generation != old.generation || !ts_streq(e->old_fingerprint, old.old_fingerprint) ||
+	    (old.new_key && !ts_secret_equal(old.new_key, e->new_key)))
 		r = -EINVAL;
 	else
 		r = write_journal(s, e);

@@ -146,8 +146,9 @@ int ts_store_journal_read(struct ts_store *store, const char *tunnel,
  * already has an entry (resume it instead). */
 int ts_store_journal_begin(struct ts_store *store, const struct ts_journal_entry *entry);
 /* Records a later step (or the same step with a higher attempt). Going
- * back a step, changing a key already journaled, or leaving remote and
- * later steps without a key is -EINVAL; no entry is -ENOENT. */
+ * back a step, jumping to committed (commit's job), changing the tunnel id,
+ * source, generation, old fingerprint or a key already journaled, or
+ * reaching remote without a key is -EINVAL; no entry is -ENOENT. */
 int ts_store_journal_advance(struct ts_store *store, const struct ts_journal_entry *entry);
 /* Commits the tunnel's rotation (see the header comment): the entry must
  * be at step local or committed. applied_at is used unless the entry is

@@ -281,6 +281,15 @@ static void test_rotation_protocol(void **state)
 	}
 	e.step = TS_JOURNAL_PREPARED;
 	assert_int_equal(ts_store_journal_advance(s, &e), -EINVAL);
+	e.step = TS_JOURNAL_COMMITTED;
+	assert_int_equal(ts_store_journal_advance(s, &e), -EINVAL);
+	e.step = TS_JOURNAL_LOCAL;
+	e.generation = 9;
+	assert_int_equal(ts_store_journal_advance(s, &e), -EINVAL);
+	e.generation = 2;
+	e.source = TS_PSK_SOURCE_RANDOM;
+	assert_int_equal(ts_store_journal_advance(s, &e), -EINVAL);
+	e.source = TS_PSK_SOURCE_GENERATE;
 	assert_int_equal(ts_store_journal_discard(s, "t1"), -EINVAL); /* past prepared */
 	e.step = TS_JOURNAL_LOCAL;
 	e.attempt = 2;
