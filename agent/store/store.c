@@ -27,6 +27,7 @@
 struct ts_store {
 	char *dir;
 	int lock_fd;
+	bool readonly; /* no lock held: every write is -EROFS */
 	char last_error[768];
 };
 
@@ -87,14 +88,17 @@ const char *ts_store_last_error(const struct ts_store *store)
 
 /* ---- directory, lock ---- */
 
+/* created NULL: check only, never create. */
 static int check_private_dir(struct ts_store *s, const char *path, bool *created)
 {
 	struct stat st;
 
-	if (mkdir(path, 0700) == 0)
-		*created = true;
-	else if (errno != EEXIST)
-		return -errno;
+	if (created) {
+		if (mkdir(path, 0700) == 0)
+			*created = true;
+		else if (errno != EEXIST)
+			return -errno;
+	}
 	if (lstat(path, &st) < 0)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
@@ -128,7 +132,7 @@ static int take_lock(struct ts_store *s, pid_t *holder_pid, bool *created)
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 
-		if (r == -EBUSY && holder_pid) {
+		if (r == -EBUSY) {
 			ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
 			long pid = 0;
 
@@ -136,7 +140,11 @@ static int take_lock(struct ts_store *s, pid_t *holder_pid, bool *created)
 				buf[len] = '\0';
 				pid = strtol(buf, NULL, 10);
 			}
-			*holder_pid = pid > 0 ? (pid_t)pid : 0;
+			if (pid <= 0 || pid > INT32_MAX)
+				pid = 0;
+			if (holder_pid)
+				*holder_pid = (pid_t)pid;
+			set_error(s, r, s->dir, "in use by another agent (pid %ld)", pid);
 		}
 		close(fd);
 		return r;
@@ -195,58 +203,83 @@ static int remove_temporaries(const char *path)
 	return r;
 }
 
-int ts_store_open(const char *dir, struct ts_store **ret_store, pid_t *holder_pid)
+static _Thread_local char open_error[768];
+
+const char *ts_store_open_error(void)
+{
+	return open_error;
+}
+
+static int check_top_dir(struct ts_store *s, const char *dir)
+{
+	struct stat st;
+
+	/* The top directory may be a symlink (a volume mount): check its target. */
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return set_error(s, -ENOTDIR, dir, "not a directory");
+	if (st.st_uid != geteuid())
+		return set_error(s, -EPERM, dir, "owned by uid %u, not by this agent",
+				 (unsigned)st.st_uid);
+	if (st.st_mode & 077)
+		return set_error(s, -EPERM, dir,
+				 "mode %04o: group or others have access; keys may have leaked "
+				 "(check, then chmod 0700)",
+				 (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+static int store_open(const char *dir, bool readonly, struct ts_store **ret_store,
+		      pid_t *holder_pid)
 {
 	bool created = false, created_top = false;
 	struct ts_store *s;
 	char sub[PATH_MAX];
 	int r;
 
+	open_error[0] = '\0';
 	if (!dir || !dir[0] || !ret_store)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->lock_fd = -1;
+	s->readonly = readonly;
 	s->dir = strdup(dir);
 	if (!s->dir) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	if (access(dir, F_OK) < 0 && errno == ENOENT)
-		created_top = true;
-	r = ts_mkdir_p(dir, 0700);
-	if (r < 0)
-		goto fail;
-	/* The top directory may be a symlink (a volume mount): check its target. */
-	{
-		struct stat st;
-
-		if (stat(dir, &st) < 0) {
-			r = -errno;
+	if (!readonly) {
+		if (access(dir, F_OK) < 0 && errno == ENOENT)
+			created_top = true;
+		r = ts_mkdir_p(dir, 0700);
+		if (r < 0)
 			goto fail;
-		}
-		if (st.st_uid != geteuid()) {
-			r = set_error(s, -EPERM, dir, "owned by uid %u, not by this agent",
-				      (unsigned)st.st_uid);
-			goto fail;
-		}
-		if (st.st_mode & 077) {
-			r = set_error(s, -EPERM, dir,
-				      "mode %04o: group or others have access; keys may have "
-				      "leaked (check, then chmod 0700)",
-				      (unsigned)(st.st_mode & 07777));
-			goto fail;
-		}
 	}
-	r = take_lock(s, holder_pid, &created);
+	r = check_top_dir(s, dir);
 	if (r < 0)
 		goto fail;
+	if (!readonly) {
+		r = take_lock(s, holder_pid, &created);
+		if (r < 0)
+			goto fail;
+	}
 	for (int i = 0; i < 2; i++) {
 		snprintf(sub, sizeof(sub), "%s/%s", dir, i ? JOURNAL_DIR : RECORDS_DIR);
-		r = check_private_dir(s, sub, &created);
-		if (r >= 0)
-			r = remove_temporaries(sub);
+		if (readonly) {
+			struct stat st;
+
+			/* Nothing written yet: an empty store, not an error. */
+			if (lstat(sub, &st) < 0 && errno == ENOENT)
+				continue;
+			r = check_private_dir(s, sub, NULL);
+		} else {
+			r = check_private_dir(s, sub, &created);
+			if (r >= 0)
+				r = remove_temporaries(sub);
+		}
 		if (r < 0)
 			goto fail;
 	}
@@ -261,8 +294,22 @@ int ts_store_open(const char *dir, struct ts_store **ret_store, pid_t *holder_pi
 	*ret_store = s;
 	return 0;
 fail:
+	if (s->last_error[0])
+		snprintf(open_error, sizeof(open_error), "%s", s->last_error);
+	else
+		snprintf(open_error, sizeof(open_error), "%s: %s", dir, strerror(-r));
 	ts_store_close(s);
 	return r;
+}
+
+int ts_store_open(const char *dir, struct ts_store **ret_store, pid_t *holder_pid)
+{
+	return store_open(dir, false, ret_store, holder_pid);
+}
+
+int ts_store_open_readonly(const char *dir, struct ts_store **ret_store)
+{
+	return store_open(dir, true, ret_store, NULL);
 }
 
 void ts_store_close(struct ts_store *s)
@@ -895,6 +942,8 @@ int ts_store_record_write(struct ts_store *s, const struct ts_key_record *rec)
 	if (!s || !rec || !ts_store_name_valid(rec->tunnel) ||
 	    (unsigned)rec->source >= _TS_PSK_SOURCE_MAX)
 		return -EINVAL;
+	if (s->readonly)
+		return -EROFS;
 	r = check_key(rec->key);
 	if (r < 0)
 		return r;
@@ -914,6 +963,8 @@ static int write_journal(struct ts_store *s, const struct ts_journal_entry *e)
 	char path[PATH_MAX];
 	int r;
 
+	if (s->readonly)
+		return -EROFS;
 	r = file_path(s, JOURNAL_DIR, e->tunnel, JOURNAL_EXT, path, sizeof(path));
 	if (r < 0)
 		return r;
@@ -1015,6 +1066,8 @@ static int unlink_journal(struct ts_store *s, const char *tunnel)
 	char path[PATH_MAX];
 	int r;
 
+	if (s->readonly)
+		return -EROFS;
 	r = file_path(s, JOURNAL_DIR, tunnel, JOURNAL_EXT, path, sizeof(path));
 	if (r < 0)
 		return r;
@@ -1129,7 +1182,7 @@ static int load_dir(struct ts_store *s, struct ts_store_state *st, bool journal)
 	snprintf(dirpath, sizeof(dirpath), "%s/%s", s->dir, sub);
 	d = opendir(dirpath);
 	if (!d)
-		return -errno;
+		return errno == ENOENT && s->readonly ? 0 : -errno;
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 

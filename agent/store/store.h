@@ -93,6 +93,14 @@ struct ts_store_state {
  * another process holds the lock; then *holder_pid (if not NULL) gets its
  * pid, or 0 when unknown. */
 int ts_store_open(const char *dir, struct ts_store **ret_store, pid_t *holder_pid);
+/* For readers while an agent runs (`plan`, `status`): no lock, no
+ * creation, no cleanup; every write is -EROFS. A directory that does not
+ * exist is -ENOENT; permissions are checked as for ts_store_open(). Files
+ * are replaced atomically, so each one read is whole, though a record and
+ * a journal entry may come from two moments of a rotation. */
+int ts_store_open_readonly(const char *dir, struct ts_store **ret_store);
+/* "PATH: what was wrong" for the last failed open in this thread. */
+const char *ts_store_open_error(void);
 /* Releases the lock; accepts NULL. */
 void ts_store_close(struct ts_store *store);
 static inline void ts_store_closep(struct ts_store **s)

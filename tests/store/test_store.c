@@ -448,6 +448,8 @@ static void test_permissions(void **state)
 	/* An existing directory open to group or others is refused, named. */
 	assert_int_equal(chmod(f->sdir, 0750), 0);
 	assert_int_equal(ts_store_open(f->sdir, &s, NULL), -EPERM);
+	assert_non_null(strstr(ts_store_open_error(), f->sdir));
+	assert_non_null(strstr(ts_store_open_error(), "mode 0750"));
 	assert_int_equal(chmod(f->sdir, 0700), 0);
 	path_of(f, "journal", "", path, sizeof(path));
 	assert_int_equal(chmod(path, 0701), 0);
@@ -477,6 +479,12 @@ static void test_lock_in_process(void **state)
 	assert_int_equal(ts_store_open(f->sdir, &b, &holder), -EBUSY);
 	assert_null(b);
 	assert_int_equal(holder, getpid());
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "(pid %d)", (int)getpid());
+		assert_non_null(strstr(ts_store_open_error(), want));
+	}
 	ts_store_close(a);
 	b = open_ok(f);
 	ts_store_close(b);
@@ -515,6 +523,60 @@ static void test_lock_other_process(void **state)
 	assert_int_equal(waitpid(child, &status, 0), child);
 	s = open_ok(f);
 	ts_store_close(s);
+}
+
+static void test_readonly_beside_a_running_agent(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_store *agent, *ro = NULL;
+	struct ts_store_state *st = NULL;
+	struct ts_journal_entry e;
+	struct ts_key_record r;
+
+	assert_int_equal(ts_store_open_readonly(f->sdir, &ro), -ENOENT);
+	assert_null(ro);
+	assert_non_null(strstr(ts_store_open_error(), f->sdir));
+	assert_int_equal(access(f->sdir, F_OK), -1); /* not created */
+
+	/* An empty directory (no subdirectories yet) reads as an empty store. */
+	assert_int_equal(mkdir(f->sdir, 0700), 0);
+	assert_int_equal(ts_store_open_readonly(f->sdir, &ro), 0);
+	assert_int_equal(ts_store_load(ro, &st), 0);
+	assert_int_equal(st->n_records + st->n_journal + st->n_problems, 0);
+	ts_store_state_free(st);
+	ts_store_close(ro);
+
+	seed_record(f, "t1", KEY_A);
+	agent = open_ok(f);
+	make_entry(&e, "t1", KEY_B, TS_JOURNAL_PREPARED);
+	assert_int_equal(ts_store_journal_begin(agent, &e), 0);
+
+	/* While the agent holds the lock, a reader sees everything... */
+	assert_int_equal(ts_store_open_readonly(f->sdir, &ro), 0);
+	assert_int_equal(ts_store_load(ro, &st), 0);
+	assert_int_equal(st->n_records, 1);
+	assert_int_equal(st->n_journal, 1);
+	ts_store_state_free(st);
+	/* ...and can change nothing. */
+	make_record(&r, "t2", KEY_A, 1);
+	assert_int_equal(ts_store_record_write(ro, &r), -EROFS);
+	ts_store_record_done(&r);
+	assert_int_equal(ts_store_journal_discard(ro, "t1"), -EROFS);
+	e.step = TS_JOURNAL_REMOTE;
+	assert_int_equal(ts_store_journal_advance(ro, &e), -EROFS);
+	ts_store_journal_entry_done(&e);
+	ts_store_close(ro);
+
+	/* The lock was not taken by the reader. */
+	ts_store_close(agent);
+	agent = open_ok(f);
+	ts_store_close(agent);
+
+	/* Permissions are checked the same way. */
+	assert_int_equal(chmod(f->sdir, 0755), 0);
+	assert_int_equal(ts_store_open_readonly(f->sdir, &ro), -EPERM);
+	assert_non_null(strstr(ts_store_open_error(), "mode 0755"));
+	assert_int_equal(chmod(f->sdir, 0700), 0);
 }
 
 /* ---- corrupted files ---- */
@@ -989,6 +1051,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_permissions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_in_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_beside_a_running_agent, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_flipped_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_truncated_and_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_semantics, setup, teardown),
