@@ -38,24 +38,25 @@
  *            from the entry). After 3: done.
  * So a key Cloudflare holds is always in the journal or the record, except
  * between psk_generate's response and the advance to remote: a window no
- * local ordering can close (the API mints the key before telling it). */
-*Temporary files of a crashed write(NAME.rec.tmp.PID) are removed at *open,
-	under the lock.Test builds can crash at file : *(core / fileio.h) * and at store : commit
-		- after - journal,
-	store : commit - after - record.**File format(version 1),
-	one "field=value" a line after a header line,
-	*then a checksum over every byte before it : *tunnelsync - record 1 tunnelsync
-		- journal 1 * tunnel = NAME tunnel =
-		NAME * tunnel_id = HEX32 tunnel_id =
-			HEX32 * source = random | generate | file step =
-						 prepared | remote | local
-						 | committed * generation = N source =… attempt =
-							 N generation = N * fingerprint = sha256
-    :… started_at = USEC last_generated_on =
-	    USEC * last_generated_on = USEC applied_at =
-		    USEC * applied_at = USEC old_fingerprint =… new_fingerprint =… * key =
-			    HEX[key = HEX](absent until known) * sha256 = HEX64 sha256 =
-				    HEX64 * Times are microseconds since the epoch(0 = unknown).* /
+ * local ordering can close (the API mints the key before telling it).
+ *
+ * Temporary files of a crashed write (NAME.rec.tmp.PID) are removed at
+ * open, under the lock. Test builds can crash at file:* (core/fileio.h)
+ * and at store:commit-after-journal, store:commit-after-record.
+ *
+ * File format (version 1), one "field=value" a line after a header line,
+ * then a checksum over every byte before it:
+ *   tunnelsync-record 1            tunnelsync-journal 1
+ *   tunnel=NAME                    tunnel=NAME
+ *   tunnel_id=HEX32                tunnel_id=HEX32
+ *   source=random|generate|file    step=prepared|remote|local|committed
+ *   generation=N                   source=…  attempt=N  generation=N
+ *   fingerprint=sha256:…           started_at=USEC  last_generated_on=USEC
+ *   last_generated_on=USEC         applied_at=USEC
+ *   applied_at=USEC                old_fingerprint=…  new_fingerprint=…
+ *   key=HEX                        [key=HEX]  (absent until known)
+ *   sha256=HEX64                   sha256=HEX64
+ * Times are microseconds since the epoch (0 = unknown). */
 #pragma once
 
 #include <stdbool.h>
@@ -70,7 +71,7 @@
 /* Keys longer than this are refused (Cloudflare's are 32 characters). */
 #define TS_STORE_KEY_MAX 1024
 
-				    struct ts_store;
+struct ts_store;
 
 /* A file that could not be used, as found by ts_store_load(). */
 struct ts_store_problem {
