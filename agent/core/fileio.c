@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <sys/stat.h>
 
+#include "core/crashpoint.h"
 #include "core/util.h"
 
 int ts_file_read_all(const char *path, size_t max, char **ret_data, size_t *ret_len)
@@ -108,9 +109,15 @@ int ts_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		r = -errno;
 		goto fail;
 	}
+	if (ts_crash_armed("file:mid-tmp-write")) {
+		/* A torn temporary file, as a crash during write() leaves it. */
+		(void)write_full(fd, data, len / 2);
+		ts_crash_now("file:mid-tmp-write");
+	}
 	r = write_full(fd, data, len);
 	if (r < 0)
 		goto fail;
+	ts_crash_point("file:after-tmp-write");
 	if (fsync(fd) < 0) {
 		r = -errno;
 		goto fail;
@@ -121,10 +128,12 @@ int ts_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		goto fail;
 	}
 	fd = -1;
+	ts_crash_point("file:before-rename");
 	if (rename(tmp, path) < 0) {
 		r = -errno;
 		goto fail;
 	}
+	ts_crash_point("file:after-rename");
 	return ts_fsync_parent(path);
 fail:
 	if (fd >= 0)

@@ -1,6 +1,8 @@
 /* Files: whole-file reads with a size bound, and atomic replacement
  * (temporary file, fsync, rename, fsync of the directory) so that a crash
- * leaves either the old or the new content, never a mix. */
+ * leaves either the old or the new content, never a mix. Test builds have
+ * crash points (core/crashpoint.h) at each step: file:mid-tmp-write,
+ * file:after-tmp-write, file:before-rename, file:after-rename. */
 #pragma once
 
 #include <stddef.h>

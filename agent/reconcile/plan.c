@@ -1,0 +1,932 @@
+/* Owns the planner (see plan.h for its rules) and the plan's name tables
+ * and text renderings. Pure: no I/O, no clock, no third-party header. */
+#include "reconcile/plan.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+static const char *const action_kind_names[_TS_ACTION_MAX] = {
+	[TS_ACTION_UNLOAD_CONN] = "unload-conn", [TS_ACTION_UNLOAD_KEY] = "unload-key",
+	[TS_ACTION_DELETE_SA] = "delete-sa",	 [TS_ACTION_DELETE_POLICY] = "delete-policy",
+	[TS_ACTION_RESUME] = "resume",		 [TS_ACTION_LOAD_CONN] = "load-conn",
+	[TS_ACTION_LOAD_KEY] = "load-key",	 [TS_ACTION_ROTATE] = "rotate",
+	[TS_ACTION_INITIATE] = "initiate",	 [TS_ACTION_REAUTH] = "reauth",
+	[TS_ACTION_REPORT] = "report",		 [TS_ACTION_DEFER_ROTATION] = "defer-rotation",
+};
+
+static const char *const cause_names[_TS_CAUSE_MAX] = {
+	[TS_CAUSE_STALE] = "stale",
+	[TS_CAUSE_JOURNAL] = "journal",
+	[TS_CAUSE_CONN_MISSING] = "conn-missing",
+	[TS_CAUSE_CONN_DIFFERS] = "conn-differs",
+	[TS_CAUSE_KEY_MISSING] = "key-missing",
+	[TS_CAUSE_KEY_DIFFERS] = "key-differs",
+	[TS_CAUSE_FORCED] = "forced",
+	[TS_CAUSE_BOOTSTRAP] = "bootstrap",
+	[TS_CAUSE_RECORD_MISMATCH] = "record-mismatch",
+	[TS_CAUSE_REGENERATED] = "regenerated",
+	[TS_CAUSE_FILE_CHANGED] = "file-changed",
+	[TS_CAUSE_AUTH_FAILURES] = "auth-failures",
+	[TS_CAUSE_MAX_AGE] = "max-age",
+	[TS_CAUSE_SA_DOWN] = "sa-down",
+	[TS_CAUSE_CHILD_DOWN] = "child-down",
+	[TS_CAUSE_KERNEL_SA_MISSING] = "kernel-sa-missing",
+	[TS_CAUSE_KERNEL_POLICY_MISSING] = "kernel-policy-missing",
+	[TS_CAUSE_HARD_EXPIRED] = "hard-expired",
+	[TS_CAUSE_ENDPOINTS_DIFFER] = "endpoints-differ",
+	[TS_CAUSE_CF_MISSING] = "cloudflare-missing",
+	[TS_CAUSE_INCOMPLETE] = "incomplete",
+	[TS_CAUSE_STORE_CORRUPT] = "store-corrupt",
+	[TS_CAUSE_FILE_UNREADABLE] = "file-unreadable",
+	[TS_CAUSE_FILE_KEY_AGED] = "file-key-aged",
+	[TS_CAUSE_GROUP_BUSY] = "group-busy",
+	[TS_CAUSE_GROUP_PEER_DOWN] = "group-peer-down",
+	[TS_CAUSE_ROTATION_CAP] = "rotation-cap",
+	[TS_CAUSE_BUDGET] = "budget",
+};
+
+static const char *const phase_names[_TS_PHASE_MAX] = {
+	[TS_PHASE_REMOVE] = "remove",
+	[TS_PHASE_RESUME] = "resume",
+	[TS_PHASE_CONFIG] = "config",
+	[TS_PHASE_ROTATE_BULK] = "rotate-bulk",
+	[TS_PHASE_ROTATE_GENERATE] = "rotate-generate",
+	[TS_PHASE_INITIATE] = "initiate",
+	[TS_PHASE_REPORT] = "report",
+};
+
+const char *ts_plan_action_kind_to_string(enum ts_action_kind k)
+{
+	return (unsigned)k < _TS_ACTION_MAX ? action_kind_names[k] : "unknown";
+}
+
+const char *ts_plan_cause_to_string(enum ts_plan_cause c)
+{
+	return (unsigned)c < _TS_CAUSE_MAX ? cause_names[c] : "unknown";
+}
+
+const char *ts_plan_phase_to_string(enum ts_plan_phase p)
+{
+	return (unsigned)p < _TS_PHASE_MAX ? phase_names[p] : "unknown";
+}
+
+enum ts_plan_phase ts_plan_action_phase(const struct ts_action *a)
+{
+	switch (a->kind) {
+	case TS_ACTION_UNLOAD_CONN:
+	case TS_ACTION_UNLOAD_KEY:
+	case TS_ACTION_DELETE_SA:
+	case TS_ACTION_DELETE_POLICY:
+		return TS_PHASE_REMOVE;
+	case TS_ACTION_RESUME:
+		return TS_PHASE_RESUME;
+	case TS_ACTION_LOAD_CONN:
+	case TS_ACTION_LOAD_KEY:
+		return TS_PHASE_CONFIG;
+	case TS_ACTION_ROTATE:
+		return a->source == TS_PSK_SOURCE_GENERATE ? TS_PHASE_ROTATE_GENERATE
+							   : TS_PHASE_ROTATE_BULK;
+	case TS_ACTION_INITIATE:
+	case TS_ACTION_REAUTH:
+		return TS_PHASE_INITIATE;
+	case TS_ACTION_REPORT:
+	case TS_ACTION_DEFER_ROTATION:
+	default:
+		return TS_PHASE_REPORT;
+	}
+}
+
+/* ---- building the action list ---- */
+
+struct planner {
+	const struct ts_plan_input *in;
+	const struct ts_observed *obs;
+	struct ts_action *actions;
+	size_t n, cap;
+	uint32_t api_calls;
+	bool bulk_call; /* the one bulk PSK call is already counted */
+	uint32_t n_rotations;
+	uint32_t n_capped; /* rotations counted against the cap */
+};
+
+static int add_action(struct planner *p, enum ts_action_kind kind, enum ts_plane plane,
+		      enum ts_plan_cause cause, const char *tunnel, enum ts_psk_source source,
+		      size_t stale_index, const char *fmt, ...) TS_PRINTF(8, 9);
+
+static int add_action(struct planner *p, enum ts_action_kind kind, enum ts_plane plane,
+		      enum ts_plan_cause cause, const char *tunnel, enum ts_psk_source source,
+		      size_t stale_index, const char *fmt, ...)
+{
+	struct ts_action *a;
+	va_list ap;
+
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 16;
+		struct ts_action *grown = realloc(p->actions, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		p->actions = grown;
+		p->cap = cap;
+	}
+	a = &p->actions[p->n++];
+	memset(a, 0, sizeof(*a));
+	a->kind = kind;
+	a->plane = plane;
+	a->cause = cause;
+	a->source = source;
+	a->stale_index = stale_index;
+	a->apply = kind != TS_ACTION_REPORT && kind != TS_ACTION_DEFER_ROTATION;
+	/* Names were bounded by the config loader; a longer one is cut, which is
+	 * harmless here because apply looks tunnels up by this exact field only
+	 * after the loader guaranteed the bound. */
+	snprintf(a->tunnel, sizeof(a->tunnel), "%s", tunnel ? tunnel : "");
+	va_start(ap, fmt);
+	vsnprintf(a->reason, sizeof(a->reason), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+#define REPORT(p, plane, cause, tunnel, ...) \
+	add_action(p, TS_ACTION_REPORT, plane, cause, tunnel, 0, TS_PLAN_NO_OBJECT, __VA_ARGS__)
+
+/* What the planner knows about one managed tunnel while it decides. */
+struct tstate {
+	const struct ts_tunnel *t;
+	const struct ts_observed_tunnel *o;
+	bool cf_ok, ike_ok, kern_ok, store_ok;
+	const struct ts_key_record *rec;    /* NULL unless store_ok */
+	const struct ts_journal_entry *jnl; /* NULL unless store_ok */
+	bool rec_usable;		    /* rec for this tunnel id */
+	bool up;			    /* IKE + CHILD + kernel pair + policies, trusted */
+	bool want_rotation;
+	enum ts_plan_cause rotate_cause;
+	char rotate_reason[128];
+	int urgency;   /* 0 forced, 1 broken, 2 routine */
+	bool rotating; /* ROTATE planned */
+};
+
+static const struct ts_observed_tunnel unobserved; /* every plane "not read" */
+
+static bool is_forced(const struct ts_plan_input *in, const char *name)
+{
+	for (size_t i = 0; i < in->n_forced; i++)
+		if (ts_streq(in->forced[i], name))
+			return true;
+	return false;
+}
+
+static int plan_stale(struct planner *p)
+{
+	const struct ts_desired *d = p->in->desired;
+	int r;
+
+	for (size_t i = 0; i < p->obs->n_stale; i++) {
+		const struct ts_stale_object *s = &p->obs->stale[i];
+		bool ike = s->kind == TS_STALE_IKE_CONN || s->kind == TS_STALE_IKE_KEY;
+		enum ts_plane plane = ike ? TS_PLANE_IKE : TS_PLANE_KERNEL;
+		static const enum ts_action_kind removal[_TS_STALE_MAX] = {
+			[TS_STALE_IKE_CONN] = TS_ACTION_UNLOAD_CONN,
+			[TS_STALE_IKE_KEY] = TS_ACTION_UNLOAD_KEY,
+			[TS_STALE_KERNEL_SA] = TS_ACTION_DELETE_SA,
+			[TS_STALE_KERNEL_POLICY] = TS_ACTION_DELETE_POLICY,
+		};
+
+		/* Never touch what the agent did not make. An object claiming a
+		 * declared tunnel belongs to that tunnel even when it is disabled
+		 * or assigned to another gateway (it may carry that gateway's
+		 * traffic after a failover): not stale. */
+		if (!s->owned || (unsigned)s->kind >= _TS_STALE_MAX)
+			continue;
+		if (s->tunnel[0] && ts_desired_find(d, s->tunnel))
+			continue;
+		if (d->agent.prune)
+			r = add_action(p, removal[s->kind], plane, TS_CAUSE_STALE, s->tunnel, 0, i,
+				       "%s %s of undeclared tunnel",
+				       ts_stale_kind_to_string(s->kind), s->object);
+		else
+			r = add_action(p, TS_ACTION_REPORT, plane, TS_CAUSE_STALE, s->tunnel, 0, i,
+				       "%s %s of undeclared tunnel (prune off: kept)",
+				       ts_stale_kind_to_string(s->kind), s->object);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static bool ip_differs(const struct ts_ip *declared, const struct ts_ip *seen)
+{
+	/* Only a declared endpoint can differ; an undeclared one is whatever
+	 * Cloudflare says. */
+	return ts_ip_is_set(declared) && !ts_ip_equal(declared, seen);
+}
+
+static void want(struct tstate *ts, enum ts_plan_cause cause, int urgency, const char *fmt, ...)
+	TS_PRINTF(4, 5);
+
+static void want(struct tstate *ts, enum ts_plan_cause cause, int urgency, const char *fmt, ...)
+{
+	va_list ap;
+
+	ts->want_rotation = true;
+	ts->rotate_cause = cause;
+	ts->urgency = urgency;
+	va_start(ap, fmt);
+	vsnprintf(ts->rotate_reason, sizeof(ts->rotate_reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Per-plane trust for one tunnel; reports per-tunnel read failures of
+ * planes that were otherwise read completely (plane-wide ones are reported
+ * once, by plan_compute). */
+static int observe_trust(struct planner *p, struct tstate *ts)
+{
+	const struct ts_observed *obs = p->obs;
+	const struct ts_observed_tunnel *o = ts->o;
+	const char *name = ts->t->name;
+	int r = 0;
+
+	if (o == &unobserved)
+		/* Glue gave nothing for this tunnel: every ok flag is false. */
+		return REPORT(p, TS_PLANE_CONFIG, TS_CAUSE_INCOMPLETE, name,
+			      "tunnel not observed on any plane");
+	ts->cf_ok = obs->cf_complete && o->cf.ok;
+	ts->ike_ok = obs->ike_complete && o->ike.ok;
+	ts->kern_ok = obs->kernel_complete && o->kernel.ok;
+	ts->store_ok = obs->store_complete && o->store.ok;
+	if (obs->cf_complete && !o->cf.ok)
+		r = REPORT(p, TS_PLANE_CLOUDFLARE, TS_CAUSE_INCOMPLETE, name,
+			   "tunnel not read from Cloudflare");
+	if (r >= 0 && obs->ike_complete && !o->ike.ok)
+		r = REPORT(p, TS_PLANE_IKE, TS_CAUSE_INCOMPLETE, name,
+			   "tunnel not read from the IKE daemon");
+	if (r >= 0 && obs->kernel_complete && !o->kernel.ok)
+		r = REPORT(p, TS_PLANE_KERNEL, TS_CAUSE_INCOMPLETE, name,
+			   "tunnel not read from the kernel");
+	if (r >= 0 && obs->store_complete && !o->store.ok)
+		r = REPORT(p, TS_PLANE_STORE, TS_CAUSE_STORE_CORRUPT, name,
+			   "key record or journal unreadable: no rotation until repaired");
+	if (r < 0)
+		return r;
+	if (ts->store_ok) {
+		ts->rec = o->store.record;
+		ts->jnl = o->store.journal;
+	}
+	ts->rec_usable =
+		ts->rec && (!ts->rec->tunnel_id[0] || ts_streq(ts->rec->tunnel_id, ts->t->id));
+	ts->up = ts->ike_ok && ts->kern_ok && o->ike.sa_state == TS_IKE_SA_ESTABLISHED &&
+		 o->ike.child_up && o->kernel.sa_pair_ok && o->kernel.policies_ok;
+	return 0;
+}
+
+/* Cloudflare-side drift: reported, never "fixed" (the config may be what
+ * is wrong, and the tunnel may be another tool's). */
+static int plan_cloudflare(struct planner *p, struct tstate *ts)
+{
+	const struct ts_obs_cloudflare *cf = &ts->o->cf;
+	const struct ts_tunnel *t = ts->t;
+	char a[64], b[64], c[64], d[64];
+
+	if (!ts->cf_ok)
+		return 0;
+	if (!cf->present)
+		return REPORT(p, TS_PLANE_CLOUDFLARE, TS_CAUSE_CF_MISSING, t->name,
+			      "tunnel id %s not found on Cloudflare: no rotation possible", t->id);
+	if (ip_differs(&t->customer_endpoint, &cf->customer_endpoint) ||
+	    ip_differs(&t->cloudflare_endpoint, &cf->cloudflare_endpoint))
+		return REPORT(p, TS_PLANE_CLOUDFLARE, TS_CAUSE_ENDPOINTS_DIFFER, t->name,
+			      "endpoints differ: config %s -> %s, Cloudflare %s -> %s",
+			      ts_ip_format(&t->customer_endpoint, a, sizeof(a)),
+			      ts_ip_format(&t->cloudflare_endpoint, b, sizeof(b)),
+			      ts_ip_format(&cf->customer_endpoint, c, sizeof(c)),
+			      ts_ip_format(&cf->cloudflare_endpoint, d, sizeof(d)));
+	return 0;
+}
+
+static int plan_resume(struct planner *p, struct tstate *ts)
+{
+	const struct ts_journal_entry *j = ts->jnl;
+	enum ts_plane plane = TS_PLANE_STORE;
+	uint32_t cost = 0;
+
+	if (j->step == TS_JOURNAL_PREPARED) {
+		/* The remote step is redone: the same key again through the bulk
+		 * call (idempotent), or a new psk_generate. */
+		plane = TS_PLANE_CLOUDFLARE;
+		cost = j->source == TS_PSK_SOURCE_GENERATE ? 1 : (p->bulk_call ? 0 : 1);
+	} else if (j->step == TS_JOURNAL_REMOTE) {
+		plane = TS_PLANE_IKE;
+	}
+	if (p->api_calls + cost > p->in->api_budget)
+		return add_action(p, TS_ACTION_DEFER_ROTATION, plane, TS_CAUSE_BUDGET, ts->t->name,
+				  j->source, TS_PLAN_NO_OBJECT,
+				  "resume from step %s needs a Cloudflare call: request budget "
+				  "exhausted",
+				  ts_journal_step_to_string(j->step));
+	p->api_calls += cost;
+	if (cost && j->source != TS_PSK_SOURCE_GENERATE)
+		p->bulk_call = true;
+	return add_action(p, TS_ACTION_RESUME, plane, TS_CAUSE_JOURNAL, ts->t->name, j->source,
+			  TS_PLAN_NO_OBJECT, "rotation left at step %s (attempt %" PRIu32 ", %s)",
+			  ts_journal_step_to_string(j->step), j->attempt,
+			  ts_psk_source_to_string(j->source));
+}
+
+/* The IKE daemon lacks the record's key or holds another one: failures
+ * are explained by that, and load-key (not a new key) is the remedy. */
+static bool ike_key_wrong(const struct tstate *ts)
+{
+	const struct ts_obs_ike *ike = &ts->o->ike;
+
+	return !ike->key_loaded ||
+	       (ike->key_fingerprint[0] && !ts_streq(ike->key_fingerprint, ts->rec->fingerprint));
+}
+
+/* Decides whether the tunnel's key must change, and why. */
+static int plan_rotation_cause(struct planner *p, struct tstate *ts)
+{
+	const struct ts_tunnel *t = ts->t;
+	const struct ts_observed_tunnel *o = ts->o;
+	const struct ts_key_record *rec = ts->rec;
+	const struct ts_psk_policy *psk = &t->psk;
+	bool file = psk->source == TS_PSK_SOURCE_FILE;
+
+	/* A journaled rotation is resumed, not restarted; a key record that
+	 * could not be read is never mistaken for "no key". */
+	if (ts->jnl || !ts->store_ok)
+		return 0;
+	if (is_forced(p->in, t->name))
+		want(ts, TS_CAUSE_FORCED, 0, "rotation requested");
+	else if (!rec)
+		want(ts, TS_CAUSE_BOOTSTRAP, 1, "no key record");
+	else if (!ts->rec_usable)
+		want(ts, TS_CAUSE_RECORD_MISMATCH, 1, "key record is for tunnel id %s",
+		     rec->tunnel_id);
+	else if (ts->cf_ok && o->cf.present && o->cf.last_generated_on > rec->last_generated_on)
+		want(ts, TS_CAUSE_REGENERATED, 1, "key regenerated on Cloudflare (%s)",
+		     "last_generated_on newer than the record");
+	else if (file && o->keyfile.ok && !ts_streq(o->keyfile.fingerprint, rec->fingerprint))
+		want(ts, TS_CAUSE_FILE_CHANGED, 1, "key file changed: %s, record %s",
+		     o->keyfile.fingerprint, rec->fingerprint);
+	else if (ts->ike_ok && psk->auth_failure_threshold > 0 &&
+		 o->ike.auth_failures >= psk->auth_failure_threshold &&
+		 o->ike.last_auth_failure >= rec->applied_at && !ike_key_wrong(ts)) {
+		if (!psk->rotate_on_auth_failure)
+			return REPORT(p, TS_PLANE_IKE, TS_CAUSE_AUTH_FAILURES, t->name,
+				      "%" PRIu32 " authentication failures (rotate-on-auth-failure "
+				      "off)",
+				      o->ike.auth_failures);
+		want(ts, TS_CAUSE_AUTH_FAILURES, 1, "%" PRIu32 " authentication failures",
+		     o->ike.auth_failures);
+	} else if (psk->max_age > 0 && p->in->now >= rec->applied_at &&
+		   (uint64_t)(p->in->now - rec->applied_at) / TS_USEC_PER_SEC >= psk->max_age) {
+		if (file)
+			return REPORT(p, TS_PLANE_STORE, TS_CAUSE_FILE_KEY_AGED, t->name,
+				      "key older than %" PRIu64 " s; replace the key file",
+				      psk->max_age);
+		want(ts, TS_CAUSE_MAX_AGE, 2, "key older than %" PRIu64 " s", psk->max_age);
+	}
+	/* Source file: without a readable key file there is nothing to set,
+	 * and the operator must hear of it whether or not a rotation is due. */
+	if (file && !o->keyfile.ok) {
+		bool wanted = ts->want_rotation;
+
+		ts->want_rotation = false;
+		return REPORT(p, TS_PLANE_CONFIG, TS_CAUSE_FILE_UNREADABLE, t->name,
+			      "%s%skey file %s unreadable", wanted ? ts->rotate_reason : "",
+			      wanted ? "; " : "", psk->file ? psk->file : "(none)");
+	}
+	if (!ts->want_rotation)
+		return 0;
+
+	/* Whatever the cause, a rotation needs Cloudflare to hold the tunnel
+	 * (a missing one is already reported). */
+	if (!ts->cf_ok) {
+		ts->want_rotation = false;
+		return add_action(p, TS_ACTION_DEFER_ROTATION, TS_PLANE_CLOUDFLARE,
+				  TS_CAUSE_INCOMPLETE, t->name, psk->source, TS_PLAN_NO_OBJECT,
+				  "%s; Cloudflare not read", ts->rotate_reason);
+	}
+	if (!o->cf.present)
+		ts->want_rotation = false;
+	return 0;
+}
+
+static int cmp_candidates(const void *a, const void *b)
+{
+	const struct tstate *x = *(const struct tstate *const *)a;
+	const struct tstate *y = *(const struct tstate *const *)b;
+
+	bool gx = x->t->psk.source == TS_PSK_SOURCE_GENERATE;
+	bool gy = y->t->psk.source == TS_PSK_SOURCE_GENERATE;
+
+	if (x->urgency != y->urgency)
+		return x->urgency - y->urgency;
+	/* Bulk ones first: they share one request, so a tight budget serves
+	 * more tunnels. */
+	if (gx != gy)
+		return gx - gy;
+	return strcmp(x->t->name, y->t->name);
+}
+
+/* Group rules for candidate c among all managed tunnels. Returns the
+ * deferral cause, or -1 when c may rotate; *ret_peer names the culprit. */
+static int group_blocks(const struct tstate *c, const struct tstate *all, size_t n,
+			const char **ret_peer)
+{
+	const char *group = c->t->redundancy_group;
+
+	if (!group[0])
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct tstate *o = &all[i];
+
+		if (o == c || !ts_streq(o->t->redundancy_group, group))
+			continue;
+		/* A peer whose store could not be read might be mid-rotation. */
+		if (o->rotating || o->jnl || !o->store_ok) {
+			*ret_peer = o->t->name;
+			return TS_CAUSE_GROUP_BUSY;
+		}
+	}
+	/* A tunnel that is down carries no traffic: rotating it cannot take a
+	 * path away, so only an up tunnel waits for its peers. */
+	if (!c->up)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct tstate *o = &all[i];
+
+		if (o != c && ts_streq(o->t->redundancy_group, group) && !o->up) {
+			*ret_peer = o->t->name;
+			return TS_CAUSE_GROUP_PEER_DOWN;
+		}
+	}
+	return -1;
+}
+
+static int defer(struct planner *p, struct tstate *c, enum ts_plan_cause cause, const char *fmt,
+		 ...) TS_PRINTF(4, 5);
+
+static int defer(struct planner *p, struct tstate *c, enum ts_plan_cause cause, const char *fmt,
+		 ...)
+{
+	char why[96];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return add_action(p, TS_ACTION_DEFER_ROTATION, TS_PLANE_CLOUDFLARE, cause, c->t->name,
+			  c->t->psk.source, TS_PLAN_NO_OBJECT, "%s; %s", c->rotate_reason, why);
+}
+
+static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
+{
+	_cleanup_free_ struct tstate **cand = NULL;
+	const struct ts_agent_config *agent = &p->in->desired->agent;
+	size_t n_cand = 0;
+	int r;
+
+	cand = calloc(n ? n : 1, sizeof(*cand));
+	if (!cand)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (all[i].want_rotation)
+			cand[n_cand++] = &all[i];
+	qsort(cand, n_cand, sizeof(*cand), cmp_candidates);
+
+	for (size_t i = 0; i < n_cand; i++) {
+		struct tstate *c = cand[i];
+		bool generate = c->t->psk.source == TS_PSK_SOURCE_GENERATE;
+		bool forced = c->rotate_cause == TS_CAUSE_FORCED;
+		const char *peer = NULL;
+		uint32_t cost;
+		int cause;
+
+		cause = group_blocks(c, all, n, &peer);
+		if (cause == TS_CAUSE_GROUP_BUSY)
+			r = defer(p, c, cause, "%s in group %s is rotating or unreadable", peer,
+				  c->t->redundancy_group);
+		else if (cause == TS_CAUSE_GROUP_PEER_DOWN)
+			r = defer(p, c, cause, "%s in group %s is not up", peer,
+				  c->t->redundancy_group);
+		else if (!forced && agent->max_rotations_per_pass > 0 &&
+			 p->n_capped >= agent->max_rotations_per_pass)
+			r = defer(p, c, TS_CAUSE_ROTATION_CAP,
+				  "max %" PRIu32 " rotations per pass reached",
+				  agent->max_rotations_per_pass);
+		else {
+			cost = generate ? 1 : (p->bulk_call ? 0 : 1);
+			if (p->api_calls + cost > p->in->api_budget) {
+				r = defer(p, c, TS_CAUSE_BUDGET,
+					  "Cloudflare request budget exhausted (%" PRIu32 " left)",
+					  p->in->api_budget - p->api_calls);
+			} else {
+				p->api_calls += cost;
+				if (!generate)
+					p->bulk_call = true;
+				c->rotating = true;
+				p->n_rotations++;
+				if (!forced)
+					p->n_capped++;
+				r = add_action(p, TS_ACTION_ROTATE, TS_PLANE_CLOUDFLARE,
+					       c->rotate_cause, c->t->name, c->t->psk.source,
+					       TS_PLAN_NO_OBJECT, "%s (%s)", c->rotate_reason,
+					       ts_psk_source_to_string(c->t->psk.source));
+			}
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* IKE and kernel: what the local planes need once rotations are decided
+ * (a rotating or resuming tunnel gets its key and SAs from that). */
+static int plan_local(struct planner *p, struct tstate *ts)
+{
+	const struct ts_obs_ike *ike = &ts->o->ike;
+	const struct ts_obs_kernel *k = &ts->o->kernel;
+	const char *name = ts->t->name;
+	bool busy = ts->jnl || ts->rotating;
+	bool have_key;
+	int r;
+
+	if (!ts->ike_ok)
+		return 0;
+	if (!ike->conn_loaded)
+		r = add_action(p, TS_ACTION_LOAD_CONN, TS_PLANE_IKE, TS_CAUSE_CONN_MISSING, name, 0,
+			       TS_PLAN_NO_OBJECT, "connection not loaded");
+	else if (!ike->conn_equal)
+		r = add_action(p, TS_ACTION_LOAD_CONN, TS_PLANE_IKE, TS_CAUSE_CONN_DIFFERS, name, 0,
+			       TS_PLAN_NO_OBJECT, "loaded connection differs from the config");
+	else
+		r = 0;
+	if (r < 0)
+		return r;
+	if (busy)
+		return 0;
+
+	if (ts->rec_usable) {
+		if (!ike->key_loaded)
+			r = add_action(p, TS_ACTION_LOAD_KEY, TS_PLANE_IKE, TS_CAUSE_KEY_MISSING,
+				       name, ts->rec->source, TS_PLAN_NO_OBJECT,
+				       "key %s not loaded", ts->rec->fingerprint);
+		else if (ike->key_fingerprint[0] &&
+			 !ts_streq(ike->key_fingerprint, ts->rec->fingerprint))
+			r = add_action(p, TS_ACTION_LOAD_KEY, TS_PLANE_IKE, TS_CAUSE_KEY_DIFFERS,
+				       name, ts->rec->source, TS_PLAN_NO_OBJECT,
+				       "loaded key %s, record %s", ike->key_fingerprint,
+				       ts->rec->fingerprint);
+		if (r < 0)
+			return r;
+	}
+
+	/* Without a key there is nothing to authenticate with, and a tunnel
+	 * Cloudflare does not have cannot come up: initiating would only add
+	 * failures. */
+	have_key = ts->rec_usable || ike->key_loaded;
+	if (!have_key || (ts->cf_ok && !ts->o->cf.present))
+		return 0;
+	if (ike->sa_state == TS_IKE_SA_NONE)
+		return add_action(p, TS_ACTION_INITIATE, TS_PLANE_IKE, TS_CAUSE_SA_DOWN, name, 0,
+				  TS_PLAN_NO_OBJECT, "no IKE SA");
+	if (ike->sa_state != TS_IKE_SA_ESTABLISHED)
+		return 0; /* connecting: let the daemon finish */
+	if (!ike->child_up)
+		return add_action(p, TS_ACTION_INITIATE, TS_PLANE_IKE, TS_CAUSE_CHILD_DOWN, name, 0,
+				  TS_PLAN_NO_OBJECT, "IKE SA up, CHILD SA missing");
+	if (!ts->kern_ok)
+		return 0;
+	if (!k->sa_pair_ok)
+		return add_action(
+			p, TS_ACTION_REAUTH, TS_PLANE_IKE,
+			k->hard_expired ? TS_CAUSE_HARD_EXPIRED : TS_CAUSE_KERNEL_SA_MISSING, name,
+			0, TS_PLAN_NO_OBJECT,
+			k->hard_expired ? "IKE up but the kernel's ESP SAs hard-expired unreplaced"
+					: "IKE up but no ESP SA pair in the kernel");
+	if (!k->policies_ok)
+		return add_action(p, TS_ACTION_REAUTH, TS_PLANE_IKE, TS_CAUSE_KERNEL_POLICY_MISSING,
+				  name, 0, TS_PLAN_NO_OBJECT,
+				  "IKE up but the kernel's policies are missing");
+	return 0;
+}
+
+static int cmp_observed(const void *a, const void *b)
+{
+	const struct ts_observed_tunnel *x = *(const struct ts_observed_tunnel *const *)a;
+	const struct ts_observed_tunnel *y = *(const struct ts_observed_tunnel *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+/* The observed list is sorted by name by contract, but a sorted index of
+ * our own keeps lookups O(log n) whatever the glue did. */
+static const struct ts_observed_tunnel *find_observed(const struct ts_observed_tunnel **index,
+						      size_t n, const char *name)
+{
+	struct ts_observed_tunnel key;
+	const struct ts_observed_tunnel *k = &key, *const * hit;
+
+	if (ts_strlcpy(key.name, name, sizeof(key.name)) < 0)
+		return NULL;
+	hit = bsearch(&k, index, n, sizeof(*index), cmp_observed);
+	return hit ? *hit : NULL;
+}
+
+static int cmp_actions(const void *a, const void *b)
+{
+	const struct ts_action *x = a, *y = b;
+	enum ts_plan_phase px = ts_plan_action_phase(x), py = ts_plan_action_phase(y);
+	int c;
+
+	if (px != py)
+		return (int)px - (int)py;
+	c = strcmp(x->tunnel, y->tunnel);
+	if (c)
+		return c;
+	if (x->kind != y->kind)
+		return (int)x->kind - (int)y->kind;
+	if (x->stale_index != y->stale_index)
+		return x->stale_index < y->stale_index ? -1 : 1;
+	return (int)x->cause - (int)y->cause;
+}
+
+int ts_plan_compute(const struct ts_plan_input *in, struct ts_plan **ret_plan)
+{
+	static const struct ts_observed nothing;
+	struct planner p = { .in = in };
+	_cleanup_free_ struct tstate *ts = NULL;
+	_cleanup_free_ const struct ts_observed_tunnel **index = NULL;
+	const struct ts_desired *d;
+	struct ts_plan *plan;
+	size_t n = 0;
+	int r;
+
+	if (!in || !in->desired || !ret_plan)
+		return -EINVAL;
+	d = in->desired;
+	p.obs = in->observed ? in->observed : &nothing;
+
+	static const struct {
+		enum ts_plane plane;
+		size_t offset;
+	} planes[] = {
+		{ TS_PLANE_CLOUDFLARE, offsetof(struct ts_observed, cf_complete) },
+		{ TS_PLANE_IKE, offsetof(struct ts_observed, ike_complete) },
+		{ TS_PLANE_KERNEL, offsetof(struct ts_observed, kernel_complete) },
+		{ TS_PLANE_STORE, offsetof(struct ts_observed, store_complete) },
+	};
+	for (size_t i = 0; i < TS_ARRAY_SIZE(planes); i++) {
+		if (*(const bool *)((const char *)p.obs + planes[i].offset))
+			continue;
+		r = REPORT(&p, planes[i].plane, TS_CAUSE_INCOMPLETE, "",
+			   "%s not read completely: nothing decided from absence there",
+			   ts_plane_to_string(planes[i].plane));
+		if (r < 0)
+			goto fail;
+	}
+
+	r = plan_stale(&p);
+	if (r < 0)
+		goto fail;
+
+	ts = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*ts));
+	index = calloc(p.obs->n_tunnels ? p.obs->n_tunnels : 1, sizeof(*index));
+	if (!ts || !index) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < p.obs->n_tunnels; i++)
+		index[i] = &p.obs->tunnels[i];
+	if (p.obs->n_tunnels > 1)
+		qsort(index, p.obs->n_tunnels, sizeof(*index), cmp_observed);
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_tunnel *t = &d->tunnels[i];
+		const struct ts_observed_tunnel *o;
+
+		if (!t->enabled || !ts_tunnel_is_local(t, d->agent.node_name))
+			continue;
+		o = find_observed(index, p.obs->n_tunnels, t->name);
+		ts[n].t = t;
+		ts[n].o = o ? o : &unobserved;
+		r = observe_trust(&p, &ts[n]);
+		if (r < 0)
+			goto fail;
+		n++;
+	}
+	/* Resumes first: they are rotations already under way, and they get
+	 * the request budget before any new one. Names are sorted by the
+	 * loader; the final sort makes the output order independent of it. */
+	for (size_t i = 0; i < n; i++) {
+		r = plan_cloudflare(&p, &ts[i]);
+		if (r >= 0 && ts[i].jnl)
+			r = plan_resume(&p, &ts[i]);
+		if (r >= 0)
+			r = plan_rotation_cause(&p, &ts[i]);
+		if (r < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < in->n_forced; i++) {
+		bool managed = false;
+
+		for (size_t k = 0; k < n && !managed; k++)
+			managed = ts_streq(ts[k].t->name, in->forced[i]);
+		if (managed)
+			continue;
+		r = REPORT(&p, TS_PLANE_CONFIG, TS_CAUSE_FORCED, in->forced[i],
+			   "rotation requested for a tunnel not managed here (undeclared, "
+			   "disabled, or another gateway's)");
+		if (r < 0)
+			goto fail;
+	}
+	r = plan_rotations(&p, ts, n);
+	if (r < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		r = plan_local(&p, &ts[i]);
+		if (r < 0)
+			goto fail;
+	}
+
+	if (p.n > 1)
+		qsort(p.actions, p.n, sizeof(*p.actions), cmp_actions);
+	if (d->agent.suspend)
+		for (size_t i = 0; i < p.n; i++)
+			p.actions[i].apply = false;
+
+	plan = calloc(1, sizeof(*plan));
+	if (!plan) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	plan->actions = p.actions;
+	plan->n_actions = p.n;
+	plan->suspended = d->agent.suspend;
+	plan->api_calls = p.api_calls;
+	plan->n_rotations = p.n_rotations;
+	*ret_plan = plan;
+	return 0;
+fail:
+	free(p.actions);
+	return r;
+}
+
+void ts_plan_free(struct ts_plan *plan)
+{
+	if (!plan)
+		return;
+	free(plan->actions);
+	free(plan);
+}
+
+bool ts_plan_has_changes(const struct ts_plan *plan)
+{
+	for (size_t i = 0; plan && i < plan->n_actions; i++) {
+		enum ts_action_kind k = plan->actions[i].kind;
+
+		if (k != TS_ACTION_REPORT && k != TS_ACTION_DEFER_ROTATION)
+			return true;
+	}
+	return false;
+}
+
+/* ---- text renderings ---- */
+
+struct strbuf {
+	char *s;
+	size_t len, cap;
+	int error;
+};
+
+static void sb_printf(struct strbuf *b, const char *fmt, ...) TS_PRINTF(2, 3);
+
+static void sb_printf(struct strbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->error)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->error = -EINVAL;
+			return;
+		}
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = (b->cap ? b->cap : 256);
+
+		while (cap < b->len + (size_t)n + 1)
+			cap *= 2;
+		char *grown = realloc(b->s, cap);
+
+		if (!grown) {
+			b->error = -ENOMEM;
+			return;
+		}
+		b->s = grown;
+		b->cap = cap;
+	}
+}
+
+static void sb_json_string(struct strbuf *b, const char *s)
+{
+	sb_printf(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			sb_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			sb_printf(b, "\\u%04x", c);
+		else
+			sb_printf(b, "%c", c);
+	}
+	sb_printf(b, "\"");
+}
+
+static int sb_finish(struct strbuf *b, char **ret_text)
+{
+	if (!b->error && !b->s) {
+		b->s = strdup("");
+		if (!b->s)
+			b->error = -ENOMEM;
+	}
+	if (b->error) {
+		free(b->s);
+		return b->error;
+	}
+	*ret_text = b->s;
+	return 0;
+}
+
+int ts_plan_format_table(const struct ts_plan *plan, char **ret_text)
+{
+	struct strbuf b = { 0 };
+
+	if (!plan || !ret_text)
+		return -EINVAL;
+	if (plan->n_actions > 0) {
+		sb_printf(&b, "%-15s %-14s %-20s %-10s %-21s %s\n", "PHASE", "ACTION", "TUNNEL",
+			  "PLANE", "CAUSE", "REASON");
+		for (size_t i = 0; i < plan->n_actions; i++) {
+			const struct ts_action *a = &plan->actions[i];
+
+			sb_printf(&b, "%-15s %-14s %-20s %-10s %-21s %s%s\n",
+				  ts_plan_phase_to_string(ts_plan_action_phase(a)),
+				  ts_plan_action_kind_to_string(a->kind),
+				  a->tunnel[0] ? a->tunnel : "-", ts_plane_to_string(a->plane),
+				  ts_plan_cause_to_string(a->cause), a->reason,
+				  plan->suspended && a->kind != TS_ACTION_REPORT &&
+						  a->kind != TS_ACTION_DEFER_ROTATION
+					  ? " [suspended]"
+					  : "");
+		}
+	}
+	return sb_finish(&b, ret_text);
+}
+
+int ts_plan_format_json(const struct ts_plan *plan, char **ret_text)
+{
+	struct strbuf b = { 0 };
+
+	if (!plan || !ret_text)
+		return -EINVAL;
+	sb_printf(&b,
+		  "{\"suspended\":%s,\"api_calls\":%" PRIu32 ",\"rotations\":%" PRIu32
+		  ",\"actions\":[",
+		  plan->suspended ? "true" : "false", plan->api_calls, plan->n_rotations);
+	for (size_t i = 0; i < plan->n_actions; i++) {
+		const struct ts_action *a = &plan->actions[i];
+		bool keyed = a->kind == TS_ACTION_ROTATE || a->kind == TS_ACTION_RESUME ||
+			     a->kind == TS_ACTION_DEFER_ROTATION || a->kind == TS_ACTION_LOAD_KEY;
+
+		sb_printf(&b, "%s{\"phase\":\"%s\",\"kind\":\"%s\",\"tunnel\":", i ? "," : "",
+			  ts_plan_phase_to_string(ts_plan_action_phase(a)),
+			  ts_plan_action_kind_to_string(a->kind));
+		sb_json_string(&b, a->tunnel);
+		sb_printf(&b, ",\"plane\":\"%s\",\"cause\":\"%s\"", ts_plane_to_string(a->plane),
+			  ts_plan_cause_to_string(a->cause));
+		if (keyed)
+			sb_printf(&b, ",\"source\":\"%s\"", ts_psk_source_to_string(a->source));
+		sb_printf(&b, ",\"apply\":%s,\"reason\":", a->apply ? "true" : "false");
+		sb_json_string(&b, a->reason);
+		sb_printf(&b, "}");
+	}
+	sb_printf(&b, "]}");
+	return sb_finish(&b, ret_text);
+}
