@@ -28,11 +28,11 @@ enum ts_plane {
 	_TS_PLANE_MAX,
 };
 
-enum ts_ike_sa_state {
-	TS_IKE_SA_NONE,
-	TS_IKE_SA_CONNECTING,
-	TS_IKE_SA_ESTABLISHED,
-	_TS_IKE_SA_MAX,
+enum ts_obs_sa_state {
+	TS_OBS_SA_NONE,
+	TS_OBS_SA_CONNECTING,
+	TS_OBS_SA_ESTABLISHED,
+	_TS_OBS_SA_MAX,
 };
 
 /* The step of a rotation that has COMPLETED (DESIGN.md, PSK rotation). */
@@ -86,7 +86,7 @@ struct ts_obs_ike {
 	bool conn_equal; /* the loaded connection equals the rendering of the config */
 	bool key_loaded;
 	char key_fingerprint[TS_FINGERPRINT_LEN]; /* of the loaded key; "" unknown */
-	enum ts_ike_sa_state sa_state;
+	enum ts_obs_sa_state sa_state;
 	bool child_up;
 	uint32_t auth_failures; /* AUTHENTICATION_FAILED seen, recent window */
 	ts_usec_t last_auth_failure;
@@ -157,14 +157,14 @@ static inline const char *ts_plane_to_string(enum ts_plane p)
 	return (unsigned)p < _TS_PLANE_MAX ? names[p] : "unknown";
 }
 
-static inline const char *ts_ike_sa_state_to_string(enum ts_ike_sa_state s)
+static inline const char *ts_obs_sa_state_to_string(enum ts_obs_sa_state s)
 {
-	static const char *const names[_TS_IKE_SA_MAX] = {
-		[TS_IKE_SA_NONE] = "none",
-		[TS_IKE_SA_CONNECTING] = "connecting",
-		[TS_IKE_SA_ESTABLISHED] = "established",
+	static const char *const names[_TS_OBS_SA_MAX] = {
+		[TS_OBS_SA_NONE] = "none",
+		[TS_OBS_SA_CONNECTING] = "connecting",
+		[TS_OBS_SA_ESTABLISHED] = "established",
 	};
-	return (unsigned)s < _TS_IKE_SA_MAX ? names[s] : "unknown";
+	return (unsigned)s < _TS_OBS_SA_MAX ? names[s] : "unknown";
 }
 
 static inline const char *ts_journal_step_to_string(enum ts_journal_step s)

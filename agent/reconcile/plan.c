@@ -280,7 +280,7 @@ static int observe_trust(struct planner *p, struct tstate *ts)
 	}
 	ts->rec_usable =
 		ts->rec && (!ts->rec->tunnel_id[0] || ts_streq(ts->rec->tunnel_id, ts->t->id));
-	ts->up = ts->ike_ok && ts->kern_ok && o->ike.sa_state == TS_IKE_SA_ESTABLISHED &&
+	ts->up = ts->ike_ok && ts->kern_ok && o->ike.sa_state == TS_OBS_SA_ESTABLISHED &&
 		 o->ike.child_up && o->kernel.sa_pair_ok && o->kernel.policies_ok;
 	return 0;
 }
@@ -594,10 +594,10 @@ static int plan_local(struct planner *p, struct tstate *ts)
 	have_key = ts->rec_usable || ike->key_loaded;
 	if (!have_key || (ts->cf_ok && !ts->o->cf.present))
 		return 0;
-	if (ike->sa_state == TS_IKE_SA_NONE)
+	if (ike->sa_state == TS_OBS_SA_NONE)
 		return add_action(p, TS_ACTION_INITIATE, TS_PLANE_IKE, TS_CAUSE_SA_DOWN, name, 0,
 				  TS_PLAN_NO_OBJECT, "no IKE SA");
-	if (ike->sa_state != TS_IKE_SA_ESTABLISHED)
+	if (ike->sa_state != TS_OBS_SA_ESTABLISHED)
 		return 0; /* connecting: let the daemon finish */
 	if (!ike->child_up)
 		return add_action(p, TS_ACTION_INITIATE, TS_PLANE_IKE, TS_CAUSE_CHILD_DOWN, name, 0,

@@ -46,7 +46,7 @@ static int run(size_t n, int rounds)
 		ot->cf.ok = ot->cf.present = true;
 		ot->ike.ok = ot->ike.conn_loaded = ot->ike.key_loaded = true;
 		ot->ike.conn_equal = i % 7 != 0;
-		ot->ike.sa_state = TS_IKE_SA_ESTABLISHED;
+		ot->ike.sa_state = TS_OBS_SA_ESTABLISHED;
 		ot->ike.child_up = true;
 		ot->kernel.ok = ot->kernel.sa_pair_ok = ot->kernel.policies_ok = true;
 		ot->store.ok = true;

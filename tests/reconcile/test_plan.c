@@ -92,7 +92,7 @@ static void world_init(struct world *w)
 		o->cf.last_generated_on = r->last_generated_on;
 		o->ike.ok = o->ike.conn_loaded = o->ike.conn_equal = o->ike.key_loaded = true;
 		snprintf(o->ike.key_fingerprint, sizeof(o->ike.key_fingerprint), FP_A);
-		o->ike.sa_state = TS_IKE_SA_ESTABLISHED;
+		o->ike.sa_state = TS_OBS_SA_ESTABLISHED;
 		o->ike.child_up = true;
 		o->kernel.ok = o->kernel.sa_pair_ok = o->kernel.policies_ok = true;
 		o->keyfile.ok = true;
@@ -249,9 +249,9 @@ static void edit_tunnel(struct world *w, int i, const char *k, const char *v)
 			 : is(v, "unknown") ? ""
 					    : FP_A);
 	} else if (is(k, "sa"))
-		o->ike.sa_state = is(v, "none")		? TS_IKE_SA_NONE
-				  : is(v, "connecting") ? TS_IKE_SA_CONNECTING
-							: TS_IKE_SA_ESTABLISHED;
+		o->ike.sa_state = is(v, "none")		? TS_OBS_SA_NONE
+				  : is(v, "connecting") ? TS_OBS_SA_CONNECTING
+							: TS_OBS_SA_ESTABLISHED;
 	else if (is(k, "child"))
 		o->ike.child_up = flag(v);
 	else if (is(k, "authfail"))
@@ -272,7 +272,7 @@ static void edit_tunnel(struct world *w, int i, const char *k, const char *v)
 			 is(v, "changed") ? FP_B : FP_A);
 	else if (is(k, "down")) {
 		/* the tunnel carries nothing: no SAs anywhere */
-		o->ike.sa_state = TS_IKE_SA_NONE;
+		o->ike.sa_state = TS_OBS_SA_NONE;
 		o->ike.child_up = o->kernel.sa_pair_ok = o->kernel.policies_ok = false;
 	} else
 		fail_msg("unknown tunnel edit %s", k);
