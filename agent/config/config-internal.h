@@ -35,13 +35,15 @@ int cfg_error(struct cfg_load *L, const char *file, unsigned line, const char *p
 
 /* Records an error at a data path: the file that holds the deepest part of
  * the path and the line of it there. */
-int cfg_error_at(struct cfg_load *L, const char *path, int r, const char *fmt, ...)
-	TS_PRINTF(4, 5);
+int cfg_error_at(struct cfg_load *L, const char *path, int r, const char *fmt, ...) TS_PRINTF(4, 5);
 
 /* The line (1-based) in text where path's deepest node that can be found
  * is written; 0 if not even the first node is found. Textual search: JSON
  * members and XML elements in path order, list entries by their keys. */
 unsigned cfg_find_line(const char *text, LYD_FORMAT format, const char *path);
+/* The same; *ret_complete tells whether every node of path was found. */
+unsigned cfg_find_line_full(const char *text, LYD_FORMAT format, const char *path,
+			    bool *ret_complete);
 
 /* The file whose tree holds the longest prefix of path, and the line in
  * it; NULL when no file holds any of it. */

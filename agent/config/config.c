@@ -65,8 +65,8 @@ int ts_config_models_dir(const char *override, const char **ret_dir)
 	return -ENOENT;
 }
 
-static int cfg_verror(struct cfg_load *L, const char *file, unsigned line, const char *path,
-		      int r, const char *fmt, va_list ap)
+static int cfg_verror(struct cfg_load *L, const char *file, unsigned line, const char *path, int r,
+		      const char *fmt, va_list ap)
 {
 	struct ts_config_error *e = L->err;
 
@@ -272,8 +272,7 @@ static int read_dir(struct cfg_load *L, const char *resolved, const char *displa
 	closedir(d);
 	if (r < 0) {
 		free_names(names, n);
-		return cfg_error(L, display, 0, NULL, r, "cannot list directory: %s",
-				 strerror(-r));
+		return cfg_error(L, display, 0, NULL, r, "cannot list directory: %s", strerror(-r));
 	}
 	if (n == 0) {
 		free(names);
@@ -427,8 +426,7 @@ static char *unique_data_suffix(const struct lysc_node *list, const char *spec)
  * node), finds the instance of the outermost list on the path that causes
  * it: validate copies that keep one entry at a time. Returns the data path
  * of that entry followed by the rest of the schema path, or NULL. */
-static char *instance_of_schema_error(struct cfg_load *L, const char *schema_path,
-				      const char *msg)
+static char *instance_of_schema_error(struct cfg_load *L, const char *schema_path, const char *msg)
 {
 	_cleanup_free_ char *prefix = NULL;
 	struct ly_set *set = NULL;
@@ -489,6 +487,94 @@ static char *instance_of_schema_error(struct cfg_load *L, const char *schema_pat
 	return result;
 }
 
+/* "a, b, c": the values an enumeration leaf at a data path admits. */
+static char *enum_values(struct cfg_load *L, const char *data_path)
+{
+	_cleanup_free_ char *schema_path = strdup(data_path);
+	const struct lysc_node *node;
+	const struct lysc_type_enum *type;
+	char *out = NULL, *w, *r;
+	size_t len = 0;
+	int depth = 0;
+	FILE *f;
+
+	if (!schema_path)
+		return NULL;
+	/* Drop the predicates: a schema path. */
+	for (r = w = schema_path; *r; r++) {
+		if (*r == '[')
+			depth++;
+		else if (*r == ']')
+			depth--;
+		else if (depth == 0)
+			*w++ = *r;
+	}
+	*w = '\0';
+	node = lys_find_path(L->ctx, NULL, schema_path, 0);
+	ly_err_clean(L->ctx, NULL);
+	if (!node || !(node->nodetype & (LYS_LEAF | LYS_LEAFLIST)))
+		return NULL;
+	type = (const struct lysc_type_enum *)((const struct lysc_node_leaf *)node)->type;
+	if (type->basetype != LY_TYPE_ENUM)
+		return NULL;
+	f = open_memstream(&out, &len);
+	if (!f)
+		return NULL;
+	for (LY_ARRAY_COUNT_TYPE i = 0; i < LY_ARRAY_COUNT(type->enums); i++)
+		fprintf(f, "%s%s", i ? ", " : "", type->enums[i].name);
+	fclose(f);
+	return out;
+}
+
+/* libyang's schema paths, and some of its data paths, name choices and
+ * cases (".../credentials/api-key/api-key-file"); data paths do not. The
+ * last segment is kept even when it is a choice (a missing mandatory
+ * choice is named by it). */
+static char *without_choices(struct cfg_load *L, const char *path)
+{
+	const struct lys_module *mod = ly_ctx_get_module_implemented(L->ctx, TS_CONFIG_MODULE);
+	const struct lysc_node *parent = NULL;
+	const char *s = path;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!mod || path[0] != '/')
+		return NULL;
+	f = open_memstream(&out, &len);
+	if (!f)
+		return NULL;
+	while (*s == '/') {
+		const char *seg = s + 1, *name = seg, *end = seg, *pred;
+		const struct lysc_node *c;
+		int depth = 0;
+
+		for (; *end && !(*end == '/' && depth == 0); end++)
+			depth += *end == '[' ? 1 : *end == ']' ? -1 : 0;
+		pred = memchr(seg, '[', (size_t)(end - seg));
+		if (!pred)
+			pred = end;
+		for (const char *q = seg; q < pred; q++)
+			if (*q == ':')
+				name = q + 1;
+		for (c = parent ? lysc_node_child(parent) : mod->compiled->data; c; c = c->next)
+			if (strlen(c->name) == (size_t)(pred - name) &&
+			    strncmp(c->name, name, (size_t)(pred - name)) == 0)
+				break;
+		if (!c || !(c->nodetype & (LYS_CHOICE | LYS_CASE)) || !*end)
+			fprintf(f, "/%.*s", (int)(end - seg), seg);
+		if (!c) {
+			/* Unknown to the schema (an unknown member): keep the rest. */
+			fputs(end, f);
+			break;
+		}
+		parent = c;
+		s = end;
+	}
+	fclose(f);
+	return out;
+}
+
 /* Turns the stored libyang error into ours. f is the file being parsed,
  * or NULL for an error of the merged tree (validation). */
 static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
@@ -514,8 +600,8 @@ static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
 			suffix = spec ? unique_data_suffix(entry->schema, spec) : NULL;
 		ly_err_clean(L->ctx, NULL);
 		if (spec && first &&
-		    asprintf(&m, "%s must be unique, but %s has the same value",
-			     last_segment(spec), last_segment(first)) >= 0) {
+		    asprintf(&m, "%s must be unique, but %s has the same value", last_segment(spec),
+			     last_segment(first)) >= 0) {
 			free(msg);
 			msg = m;
 		}
@@ -547,6 +633,64 @@ static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
 			free(msg);
 			msg = m;
 		}
+	} else if (msg && (s = skip_prefix(msg, "Node "))) {
+		_cleanup_free_ char *name = quoted(s, 0), *parent = quoted(s, 1);
+		char *m = NULL, *full = NULL;
+
+		if (name && parent && strstr(s, "not found as a child") &&
+		    asprintf(&m, "unknown \"%s\": \"%s\" has no such member in the model", name,
+			     parent) >= 0) {
+			free(msg);
+			msg = m;
+			if (path && asprintf(&full, "%s/%s", path, name) >= 0) {
+				free(path);
+				path = full;
+			}
+		}
+	} else if (msg && (s = skip_prefix(msg, "Data for both cases "))) {
+		_cleanup_free_ char *a = quoted(s, 0), *b = quoted(s, 1);
+		char *m = NULL;
+
+		if (a && b &&
+		    asprintf(&m, "\"%s\" and \"%s\" exclude each other: give only one", a, b) >=
+			    0) {
+			free(msg);
+			msg = m;
+		}
+	} else if (msg && (s = skip_prefix(msg, "Invalid union value "))) {
+		_cleanup_free_ char *v = quoted(s, 0);
+		char *m = NULL;
+
+		if (v && asprintf(&m, "\"%s\" is not a valid IP address or prefix", v) >= 0) {
+			free(msg);
+			msg = m;
+		}
+	} else if (msg && (s = skip_prefix(msg, "Invalid enumeration value "))) {
+		_cleanup_free_ char *v = quoted(s, 0),
+				    *allowed = path ? enum_values(L, path) : NULL;
+		char *m = NULL;
+
+		if (v && allowed &&
+		    asprintf(&m, "\"%s\" is not allowed here; choose from: %s", v, allowed) >= 0) {
+			free(msg);
+			msg = m;
+		}
+	} else if (msg && (s = skip_prefix(msg, "Duplicate instance of "))) {
+		_cleanup_free_ char *v = quoted(s, 0);
+		char *m = NULL;
+
+		if (v && asprintf(&m, "a \"%s\" with this key is given twice", v) >= 0) {
+			free(msg);
+			msg = m;
+		}
+	} else if (msg && (s = skip_prefix(msg, "Too few "))) {
+		_cleanup_free_ char *v = quoted(s, 0);
+		char *m = NULL;
+
+		if (v && asprintf(&m, "at least one \"%s\" is needed", v) >= 0) {
+			free(msg);
+			msg = m;
+		}
 	} else if (msg && (s = skip_prefix(msg, "When condition "))) {
 		_cleanup_free_ char *cond = quoted(s, 0);
 		char *m = NULL;
@@ -559,6 +703,14 @@ static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
 		}
 	}
 
+	if (path) {
+		char *clean = without_choices(L, path);
+
+		if (clean) {
+			free(path);
+			path = clean;
+		}
+	}
 	if (p.schema_path && path && !f && orig_msg) {
 		char *data_path = instance_of_schema_error(L, path, orig_msg);
 
@@ -567,9 +719,20 @@ static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
 			path = data_path;
 		}
 	}
-	if (f)
-		return cfg_error(L, f->display, p.line, path, -EINVAL, "%s",
+	if (f) {
+		bool complete = false;
+		unsigned line = path ? cfg_find_line_full(f->data, f->format, path, &complete) : 0;
+
+		/* libyang's JSON parser counts the line of the token after a
+		 * value (the '}' on the next line): where the node itself is
+		 * found just before that, its line is the better one. For
+		 * syntax errors the path is only the enclosing node: keep
+		 * libyang's line then. */
+		if (!complete || (p.line && (line > p.line || line + 2 < p.line)))
+			line = p.line;
+		return cfg_error(L, f->display, line, path, -EINVAL, "%s",
 				 msg ? msg : "invalid data");
+	}
 	if (path)
 		return cfg_error_at(L, path, -EINVAL, "%s", msg ? msg : "invalid data");
 	return cfg_error(L, L->n_files == 1 ? L->files[0].display : NULL, 0, NULL, -EINVAL, "%s",
@@ -638,9 +801,9 @@ static int check_conflicts(struct cfg_load *L, size_t i)
 	{
 		LYD_TREE_DFS_BEGIN(root, n)
 		{
-			bool first_of_leaflist = n->schema->nodetype == LYS_LEAFLIST &&
-						 (n->prev == n || n->prev->schema != n->schema ||
-						  !n->prev->next);
+			bool first_of_leaflist =
+				n->schema->nodetype == LYS_LEAFLIST &&
+				(n->prev == n || n->prev->schema != n->schema || !n->prev->next);
 			if (r == 0 && (n->schema->nodetype == LYS_LEAF || first_of_leaflist)) {
 				_cleanup_free_ char *path = NULL;
 

@@ -146,8 +146,7 @@ static int copy_name(struct conv *c, const struct lyd_node *parent, const char *
 		return 0;
 	}
 	if (ts_strlcpy(dst, v, size) < 0)
-		return conv_error(c, parent, name, -EINVAL, "longer than %zu characters",
-				  size - 1);
+		return conv_error(c, parent, name, -EINVAL, "longer than %zu characters", size - 1);
 	return 0;
 }
 
@@ -288,8 +287,8 @@ static int convert_ike(struct conv *c, const struct lyd_node *ike, struct ts_ike
 		      &s->child_sa.dh)) < 0 ||
 	    (r = need_u32(c, child(ike, "ike-sa-lifetime-soft"), "rekey-time",
 			  &s->ike_sa_lifetime)) < 0 ||
-	    (r = need_u32(c, child(ike, "child-sa-lifetime-soft"), "time",
-			  &s->child_sa_lifetime)) < 0 ||
+	    (r = need_u32(c, child(ike, "child-sa-lifetime-soft"), "time", &s->child_sa_lifetime)) <
+		    0 ||
 	    (r = need_u32(c, ike, "lifetime-spread", &s->lifetime_spread)) < 0 ||
 	    (r = need_u32(c, ike, "dpd-delay", &s->dpd_delay)) < 0 ||
 	    (r = need_u32(c, ike, "replay-window-size", &s->replay_window)) < 0)
@@ -341,14 +340,13 @@ static int convert_psk(struct conv *c, const struct lyd_node *psk, struct ts_psk
 
 	if (!psk)
 		return conv_error(c, c->node, "psk", -EINVAL, "internal error: no psk settings");
-	if ((r = enum_index(c, psk, "source", ts_psk_source_names, _TS_PSK_SOURCE_MAX, &src)) <
-		    0 ||
+	if ((r = enum_index(c, psk, "source", ts_psk_source_names, _TS_PSK_SOURCE_MAX, &src)) < 0 ||
 	    (r = opt_strdup(psk, "file", &p->file)) < 0 ||
 	    (r = need_u32(c, psk, "max-age", &max_age)) < 0 ||
 	    (r = need_bool(c, psk, "rotate-on-authentication-failure",
 			   &p->rotate_on_auth_failure)) < 0 ||
-	    (r = need_u32(c, psk, "authentication-failure-threshold",
-			  &p->auth_failure_threshold)) < 0)
+	    (r = need_u32(c, psk, "authentication-failure-threshold", &p->auth_failure_threshold)) <
+		    0)
 		return r;
 	p->source = (enum ts_psk_source)src;
 	p->max_age = max_age;
@@ -445,8 +443,7 @@ static int check_tunnels(struct cfg_load *L, const struct ts_desired *d)
 			    ts_ip_equal(&t->customer_endpoint, &o->customer_endpoint) &&
 			    ts_ip_equal(&t->cloudflare_endpoint, &o->cloudflare_endpoint))
 				return tunnel_error(
-					L,
-					t->ike.local_identity == TS_IDENTITY_IPV4 ? t : o,
+					L, t->ike.local_identity == TS_IDENTITY_IPV4 ? t : o,
 					"ike/local-identity",
 					"local-identity ipv4 needs a unique pair of endpoints, but "
 					"tunnels \"%s\" and \"%s\" have the same "
@@ -454,14 +451,15 @@ static int check_tunnels(struct cfg_load *L, const struct ts_desired *d)
 					o->name, t->name);
 			/* Without an if-id, the mark alone selects the SAs. */
 			if (t->routing.mode == TS_MODE_ROUTE && o->routing.mode == TS_MODE_ROUTE &&
-			    !t->routing.has_if_id && !o->routing.has_if_id &&
-			    t->routing.has_mark && o->routing.has_mark &&
+			    !t->routing.has_if_id && !o->routing.has_if_id && t->routing.has_mark &&
+			    o->routing.has_mark &&
 			    (t->routing.mark & t->routing.mark_mask & o->routing.mark_mask) ==
 				    (o->routing.mark & t->routing.mark_mask & o->routing.mark_mask))
-				return tunnel_error(L, t, "route-based/mark",
-						    "mark matches the mark of tunnel \"%s\"; "
-						    "without an if-id each tunnel needs its own mark",
-						    o->name);
+				return tunnel_error(
+					L, t, "route-based/mark",
+					"mark matches the mark of tunnel \"%s\"; "
+					"without an if-id each tunnel needs its own mark",
+					o->name);
 			if (same_subnet(&t->interface_address, &o->interface_address))
 				return tunnel_error(
 					L, t, "interface-address",

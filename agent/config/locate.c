@@ -71,8 +71,8 @@ static bool next_seg(const char **s, struct seg *g)
 		if (!*p)
 			return false;
 		if (g->n_pred < MAX_PREDS)
-			g->pred[g->n_pred].value_len =
-				(size_t)(p - g->pred[g->n_pred].value), g->n_pred++;
+			g->pred[g->n_pred].value_len = (size_t)(p - g->pred[g->n_pred].value),
+			g->n_pred++;
 		p++;
 		if (*p != ']')
 			return false;
@@ -134,8 +134,8 @@ static const char *find_name(const char *text, const char *from, LYD_FORMAT form
 
 /* Position of the list entry whose key key has value value, searching
  * from from: the position of the key's member or element. */
-static const char *find_key(const char *text, const char *from, LYD_FORMAT format,
-			    const char *key, size_t key_len, const char *value, size_t value_len)
+static const char *find_key(const char *text, const char *from, LYD_FORMAT format, const char *key,
+			    size_t key_len, const char *value, size_t value_len)
 {
 	const char *p = from;
 
@@ -187,12 +187,19 @@ static unsigned line_of(const char *text, const char *pos)
 
 unsigned cfg_find_line(const char *text, LYD_FORMAT format, const char *path)
 {
+	return cfg_find_line_full(text, format, path, NULL);
+}
+
+unsigned cfg_find_line_full(const char *text, LYD_FORMAT format, const char *path,
+			    bool *ret_complete)
+{
 	const char *s = path, *pos = text, *found = NULL;
+	bool more = true; /* a segment was left unfound */
 	struct seg g;
 
 	if (!text || !path)
 		return 0;
-	while (next_seg(&s, &g)) {
+	while ((more = next_seg(&s, &g))) {
 		const char *p = find_name(text, pos, format, g.name, g.name_len);
 
 		if (!p)
@@ -212,6 +219,8 @@ unsigned cfg_find_line(const char *text, LYD_FORMAT format, const char *path)
 			break;
 		found = pos = p;
 	}
+	if (ret_complete)
+		*ret_complete = found && !more;
 	return found ? line_of(text, found) : 0;
 }
 

@@ -117,7 +117,8 @@ static bool lookup_ref(const char *gitdir, const char *ref, char ret[72])
 		for (line = packed ? strtok_r(packed, "\n", &save) : NULL; line;
 		     line = strtok_r(NULL, "\n", &save)) {
 			if (strlen(line) > HASH_LEN + 1 && line[HASH_LEN] == ' ' &&
-			    strcmp(line + HASH_LEN + 1, ref) == 0 && is_commit_hash(line, HASH_LEN)) {
+			    strcmp(line + HASH_LEN + 1, ref) == 0 &&
+			    is_commit_hash(line, HASH_LEN)) {
 				memcpy(ret, line, HASH_LEN);
 				ret[HASH_LEN] = '\0';
 				return true;
