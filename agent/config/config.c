@@ -65,8 +65,8 @@ int ts_config_models_dir(const char *override, const char **ret_dir)
 	return -ENOENT;
 }
 
-static int cfg_verror(struct cfg_load *L, const char *file, unsigned line, const char *path, int r,
-		      const char *fmt, va_list ap)
+static TS_PRINTF(6, 0) int cfg_verror(struct cfg_load *L, const char *file, unsigned line,
+				      const char *path, int r, const char *fmt, va_list ap)
 {
 	struct ts_config_error *e = L->err;
 
@@ -633,7 +633,7 @@ static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
 			free(msg);
 			msg = m;
 		}
-	} else if (msg && (s = skip_prefix(msg, "Node "))) {
+	} else if (msg && (s = skip_prefix(msg, "Node ")) && strstr(s, "not found as a child")) {
 		_cleanup_free_ char *name = quoted(s, 0), *parent = quoted(s, 1);
 		char *m = NULL, *full = NULL;
 
@@ -651,9 +651,28 @@ static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
 		_cleanup_free_ char *a = quoted(s, 0), *b = quoted(s, 1);
 		char *m = NULL;
 
-		if (a && b &&
-		    asprintf(&m, "\"%s\" and \"%s\" exclude each other: give only one", a, b) >=
-			    0) {
+		if (a && b && path && strcmp(last_segment(path), "credentials") == 0)
+			m = strdup(
+				"give either api-token-file or email with api-key-file, not both");
+		else if (a && b &&
+			 asprintf(&m, "\"%s\" and \"%s\" exclude each other: give only one", a, b) <
+				 0)
+			m = NULL;
+		if (m) {
+			free(msg);
+			msg = m;
+		}
+	} else if (msg && ((s = skip_prefix(msg, "No module named ")) ||
+			   (s = skip_prefix(msg, "No module with namespace ")) ||
+			   ((s = skip_prefix(msg, "Node ")) && strstr(s, "not found in the")))) {
+		_cleanup_free_ char *v = quoted(s, 0);
+		char *m = NULL;
+
+		if (v && asprintf(&m,
+				  "unknown \"%s\": the config must be a \"" TS_CONFIG_MODULE
+				  ":tunnelsync\" object (JSON) or a <tunnelsync "
+				  "xmlns=\"urn:tunnelsync:yang:tunnelsync\"> element (XML)",
+				  v) >= 0) {
 			free(msg);
 			msg = m;
 		}
@@ -964,13 +983,18 @@ int ts_config_load(const char *path, const char *models_dir, struct ts_desired *
 	uint32_t old_opts;
 	int r;
 
-	if (!models_dir) {
-		r = ts_config_models_dir(NULL, &models_dir);
+	{
+		r = ts_config_models_dir(models_dir, &models_dir);
 		if (r < 0) {
 			struct cfg_load L = { .err = err ? err : &local };
 
-			cfg_error(&L, NULL, 0, NULL, r,
-				  "no YANG models directory found (give one with --models)");
+			if (models_dir)
+				cfg_error(&L, models_dir, 0, NULL, r, "YANG models directory: %s",
+					  strerror(-r));
+			else
+				cfg_error(
+					&L, NULL, 0, NULL, r,
+					"no YANG models directory found (give one with --models)");
 			ts_config_error_done(&local);
 			return r;
 		}
