@@ -244,7 +244,14 @@ static int read_dir(struct cfg_load *L, const char *resolved, const char *displa
 	if (dfd < 0)
 		return cfg_error(L, display, 0, NULL, -errno, "cannot open directory: %s",
 				 strerror(errno));
-	d = opendir(resolved);
+	/* List the very directory the files are opened from. */
+	{
+		int lfd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+
+		d = lfd >= 0 ? fdopendir(lfd) : NULL;
+		if (!d && lfd >= 0)
+			close(lfd);
+	}
 	if (!d)
 		return cfg_error(L, display, 0, NULL, -errno, "cannot list directory: %s",
 				 strerror(errno));

@@ -43,6 +43,14 @@ set -e
 [ "$rc" = 1 ] || fail "missing config: exit $rc"
 grep -q "none.json" "$tmp/err" || fail "missing config not named"
 
+# A models directory that does not exist is named.
+set +e
+"$bin" validate --models "$tmp/no-models" "$models/examples/gateway.json" 2>"$tmp/err"
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "missing models dir: exit $rc"
+grep -q "no-models: YANG models directory" "$tmp/err" || fail "models dir: $(cat "$tmp/err")"
+
 # Usage errors: 64.
 set +e
 "$bin" validate >/dev/null 2>&1
