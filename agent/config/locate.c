@@ -106,7 +106,9 @@ static bool strip_prefix_len(const char **k, size_t *len)
 static const char *find_name(const char *text, const char *from, LYD_FORMAT format,
 			     const char *name, size_t len)
 {
-	for (const char *p = from; (p = memmem(p, strlen(p), name, len)); p++) {
+	if (len == 0)
+		return NULL;
+	for (const char *p = from; *p && (p = memmem(p, strlen(p), name, len)); p++) {
 		const char *b = p;
 		char c = p[len];
 
@@ -142,7 +144,9 @@ static const char *find_key(const char *text, const char *from, LYD_FORMAT forma
 	strip_prefix_len(&key, &key_len);
 	if (key_len == 1 && key[0] == '.') {
 		/* A leaf-list value: "v" in JSON, >v< in XML. */
-		for (; (p = memmem(p, strlen(p), value, value_len)); p++) {
+		if (value_len == 0)
+			return NULL;
+		for (; *p && (p = memmem(p, strlen(p), value, value_len)); p++) {
 			char before = p > text ? p[-1] : 0, after = p[value_len];
 
 			if (format == LYD_JSON && before == '"' && after == '"')
