@@ -582,21 +582,13 @@ static char *without_choices(struct cfg_load *L, const char *path)
 	return out;
 }
 
-/* Turns the stored libyang error into ours. f is the file being parsed,
- * or NULL for an error of the merged tree (validation). */
-static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
+/* libyang's messages in plain words, where they need it; some move the
+ * path to the node concerned. Takes and returns ownership of both. */
+static void rewrite_message(struct cfg_load *L, char **msgp, char **pathp)
 {
-	_cleanup_free_ char *msg = NULL, *path = NULL, *orig_msg = NULL;
-	struct ly_problem p;
+	char *msg = *msgp, *path = *pathp;
 	const char *s;
 
-	ly_problem_get(L->ctx, &p);
-	ly_err_clean(L->ctx, NULL);
-	orig_msg = p.msg ? strdup(p.msg) : NULL;
-	msg = TS_TAKE_PTR(p.msg);
-	path = TS_TAKE_PTR(p.path);
-
-	/* Plain words for the messages that need them. */
 	if (msg && (s = skip_prefix(msg, "Unique data leaf(s) "))) {
 		_cleanup_free_ char *spec = quoted(s, 0), *first = quoted(s, 1);
 		_cleanup_free_ char *suffix = NULL;
@@ -729,6 +721,24 @@ static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
 		}
 	}
 
+	*msgp = msg;
+	*pathp = path;
+}
+
+/* Turns the stored libyang error into ours. f is the file being parsed,
+ * or NULL for an error of the merged tree (validation). */
+static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
+{
+	_cleanup_free_ char *msg = NULL, *path = NULL, *orig_msg = NULL;
+	struct ly_problem p;
+
+	ly_problem_get(L->ctx, &p);
+	ly_err_clean(L->ctx, NULL);
+	orig_msg = p.msg ? strdup(p.msg) : NULL;
+	msg = TS_TAKE_PTR(p.msg);
+	path = TS_TAKE_PTR(p.path);
+
+	rewrite_message(L, &msg, &path);
 	if (path) {
 		char *clean = without_choices(L, path);
 
