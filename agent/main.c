@@ -9,6 +9,9 @@
 #include "core/secret.h"
 #include "core/util.h"
 #include "version.h"
+#ifdef TS_HAVE_CONFIG
+#include "config/config.h"
+#endif
 
 /* Exit codes of the command-line contract (DESIGN.md). */
 enum {
@@ -41,7 +44,73 @@ static int cmd_version(const struct options *o)
 	return EXIT_OK;
 }
 
+#ifdef TS_HAVE_CONFIG
+static const char *or_dash(const char *s)
+{
+	return s && s[0] ? s : "-";
+}
+
+static void print_tunnel(const struct ts_tunnel *t)
+{
+	char local[TS_PREFIX_STRLEN], remote[TS_PREFIX_STRLEN], mode[48];
+
+	ts_ip_format(&t->customer_endpoint, local, sizeof(local));
+	ts_ip_format(&t->cloudflare_endpoint, remote, sizeof(remote));
+	if (t->routing.mode == TS_MODE_POLICY)
+		snprintf(mode, sizeof(mode), "policy-based/%zu", t->routing.n_selectors);
+	else if (t->routing.has_if_id)
+		snprintf(mode, sizeof(mode), "route-based/if-id=%u", t->routing.if_id);
+	else
+		snprintf(mode, sizeof(mode), "route-based/mark=0x%x", t->routing.mark);
+	printf("  %-16s %-32s %-12s %-15s -> %-15s %-24s %-8s %s%s\n", t->name, t->id,
+	       or_dash(t->gateway), local, remote, mode, ts_psk_source_to_string(t->psk.source),
+	       or_dash(t->redundancy_group), t->enabled ? "" : " (disabled)");
+}
+
+/* validate CONFIG: 0 valid, 1 invalid (file:line: path: message). */
+static int cmd_validate(const struct options *o)
+{
+	struct ts_config_error err = { 0 };
+	struct ts_desired *d = NULL;
+	const char *config = o->config;
+	char text[4096];
+	int r;
+
+	if (o->n_args == 1 && !o->config)
+		config = o->args[0];
+	else if (o->n_args > 0 || !config) {
+		fprintf(stderr, "Usage: tunnelsync validate CONFIG\n");
+		return EXIT_USAGE;
+	}
+	r = ts_config_load(config, o->models_dir, &d, &err);
+	if (r < 0) {
+		if (err.message || err.file) {
+			ts_config_error_format(&err, text, sizeof(text));
+			fprintf(stderr, "%s\n", text);
+		} else {
+			fprintf(stderr, "%s: %s\n", config, strerror(-r));
+		}
+		ts_config_error_done(&err);
+		return EXIT_FAIL;
+	}
+	printf("%s: valid\nrevision: %s\ntunnels: %zu\n", config, d->revision, d->n_tunnels);
+	if (d->n_tunnels)
+		printf("  %-16s %-32s %-12s %-15s    %-15s %-24s %-8s %s\n", "NAME", "ID",
+		       "GATEWAY", "CUSTOMER", "CLOUDFLARE", "MODE", "PSK", "GROUP");
+	for (size_t i = 0; i < d->n_tunnels; i++)
+		print_tunnel(&d->tunnels[i]);
+	ts_desired_free(d);
+	return EXIT_OK;
+}
+#endif
+
 static const struct command commands[] = {
+#ifdef TS_HAVE_CONFIG
+	{ "validate", "validate CONFIG",
+	  "Check CONFIG (a file or directory) against the YANG model and list its "
+	  "tunnels; exit 0 valid, 1 invalid (file:line: path: message on stderr).",
+	  cmd_validate },
+#endif
 	{ "version", "version", "Print the version and exit.", cmd_version },
 };
 
