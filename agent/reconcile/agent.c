@@ -176,7 +176,7 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	struct ts_plan_input in;
 	int r;
 
-	r = ts_agent_observe(a, &o);
+	r = ts_agent_observe(a, &o, NULL);
 	if (r < 0) {
 		ts_observation_done(&o);
 		return r;
@@ -199,8 +199,16 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		r = ts_agent_apply(a, &o, result.plan, &result);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));
-		if (!a->options.dry_run)
+		if (!a->options.dry_run && result.n_applied > 0) {
+			/* Record the state the pass left, not the one it found. */
+			struct ts_observation after;
+
+			if (ts_agent_observe(a, &after, &o) == 0)
+				(void)ts_agent_status_write(a, &after, &result);
+			ts_observation_done(&after);
+		} else if (!a->options.dry_run) {
 			(void)ts_agent_status_write(a, &o, &result);
+		}
 	}
 	ts_observation_done(&o);
 	*ret_result = result;

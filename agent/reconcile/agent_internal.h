@@ -61,7 +61,9 @@ struct ts_observation {
 	struct ts_observed observed; /* the planner's input, pointing into the above */
 };
 
-int ts_agent_observe(struct ts_agent *a, struct ts_observation *o);
+/* Observes every plane; with reuse_cf, takes Cloudflare's tunnel list
+ * from that earlier observation instead of asking the API again. */
+int ts_agent_observe(struct ts_agent *a, struct ts_observation *o, struct ts_observation *reuse_cf);
 void ts_observation_done(struct ts_observation *o);
 int ts_agent_kernel_match(struct ts_agent *a, const struct ts_ike_observed *ike,
 			  struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res);
