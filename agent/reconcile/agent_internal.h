@@ -13,6 +13,7 @@
 #include "store/store.h"
 
 struct ts_xfrm_sock;
+struct ts_xfrm_watch;
 
 /* What the agent remembers per tunnel across passes (and across `once`
  * runs, through the status file): failures the event stream showed. */
@@ -42,6 +43,8 @@ struct ts_agent {
 	struct ts_agent_tunnel_memory *memory; /* one per declared tunnel */
 	size_t n_memory;
 	unsigned api_errors, api_429, rotations;
+	struct ts_xfrm_watch *watch; /* daemon only */
+	ts_usec_t next_due;
 };
 
 /* One pass's view of every plane. */
