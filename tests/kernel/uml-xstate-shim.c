@@ -39,8 +39,18 @@
  *
  * Remaining UML 6.1 limitation (not host-specific): a guest signal frame
  * carries only the legacy + YMM part of the state (struct _xstate, 832
- * bytes), so ZMM/opmask registers are not restored by sigreturn; run-uml
- * keeps glibc in the guest off AVX-512 for that reason.
+ * bytes), so ZMM/opmask registers are not restored by sigreturn (measured:
+ * a SIGALRM handler writing zmm16 changes the interrupted code's zmm16 and
+ * the upper half of its zmm1); run-uml keeps glibc and OpenSSL in the guest
+ * off AVX-512 for that reason (GLIBC_TUNABLES, OPENSSL_ia32cap).
+ *
+ * Measured with tests/kernel/uml_fpu_check.c in the guest: with the former
+ * seccomp/FXSAVE workaround 11 checks fail (memcpy/memmove into fresh pages,
+ * YMM and ZMM across page faults, thread switches, fork and signals); with
+ * this shim all pass, also with glibc's own (AVX-512/EVEX) string function
+ * choice. tests/kernel/ike-child-sa.sh fails 6 of 7 cases ("MAC
+ * mismatched") under the former workaround without an OpenSSL AVX mask and
+ * passes with this shim and no AVX mask.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
