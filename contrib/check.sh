@@ -43,16 +43,34 @@ run_build() {
 
 mkdir -p build
 run_build build/check -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTUNNELSYNC_TEST_HOOKS=ON
+# Suites skip themselves (exit 77) when a tool or privilege is missing.
+# This script installed everything they need, so a skip here means a broken
+# suite: it fails the check like any failure.
+run_ctest() {
+	dir=$1
+	shift
+	log="$dir/ctest.log"
+	rc=0
+	(cd "$dir" && ctest --output-on-failure -j "$jobs" "$@") 2>&1 | tee "$log" || rc=1
+	grep -q 'tests passed' "$log" || rc=1
+	if grep -q '\*\*\*Skipped\|Not Run' "$log"; then
+		echo "check.sh: suites were skipped or not run; everything they need is installed:" >&2
+		grep '\*\*\*Skipped\|Not Run' "$log" >&2
+		rc=1
+	fi
+	grep -q '100% tests passed' "$log" || rc=1
+	return $rc
+}
+
 echo "=== test build/check"
-(cd build/check && ctest --output-on-failure -j "$jobs" "$@")
+run_ctest build/check "$@"
 
 if [ "$quick" = 0 ]; then
 	run_build build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTUNNELSYNC_SANITIZE=ON -DTUNNELSYNC_TEST_HOOKS=ON
 	echo "=== test build/sanitize (ASan/UBSan)"
 	# The real-ESP guest suite already ran in the first build; under ASan its
 	# single virtual CPU makes it slow for no extra coverage of our code.
-	(cd build/sanitize &&
-		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-			ctest --output-on-failure -j "$jobs" -LE 'kernel|bench' "$@")
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		run_ctest build/sanitize -LE 'kernel|bench' "$@"
 fi
 echo "=== check.sh: all suites passed"
