@@ -20,7 +20,8 @@
 # Two tunnels, a redundant pair: e2e-a (to 198.51.100.1) and e2e-b (to
 # 198.51.100.2), redundancy group "uplink". Knobs read by e2e_write_config:
 # E2E_SOURCE_A / E2E_SOURCE_B (random|generate, default random),
-# E2E_MAX_AGE (seconds, default 0).
+# E2E_MAX_AGE (seconds, default 0), E2E_GROUP= (empty: no redundancy
+# group). E2E_WRAP: a command put before tunnelsync (e.g. faketime).
 #
 # Every name carries the PID; e2e_cleanup (an EXIT trap) stops only the
 # processes this run started, by PID, and deletes the namespaces, on every
@@ -235,6 +236,8 @@ e2e_write_config() {
         "kernel-xfrm": false'
 	fi
 	max_age=${E2E_MAX_AGE:-0}
+	group='          "redundancy-group": "uplink",'
+	[ "${E2E_GROUP-uplink}" != "" ] || group=
 	cat >"$E2E_DIR/config.json" <<EOF
 {
   "tunnelsync:tunnelsync": {
@@ -259,7 +262,7 @@ e2e_write_config() {
           "name": "e2e-a",
           "id": "$E2E_ID_A",
           "gateway": "e2e-gw",
-          "redundancy-group": "uplink",
+$group
           "customer-endpoint": "$E2E_GW_ADDR",
           "cloudflare-endpoint": "$E2E_EDGE_A",
           "interface-address": "10.213.0.0/31",
@@ -272,7 +275,7 @@ e2e_write_config() {
           "name": "e2e-b",
           "id": "$E2E_ID_B",
           "gateway": "e2e-gw",
-          "redundancy-group": "uplink",
+$group
           "customer-endpoint": "$E2E_GW_ADDR",
           "cloudflare-endpoint": "$E2E_EDGE_B",
           "interface-address": "10.213.0.2/31",
@@ -367,7 +370,7 @@ e2e_ts() {
 	cmd=$1
 	shift
 	rc=0
-	ip netns exec "$E2E_NS_GW" "$E2E_TS" "$cmd" -c "$E2E_DIR/config.json" \
+	ip netns exec "$E2E_NS_GW" ${E2E_WRAP:-} "$E2E_TS" "$cmd" -c "$E2E_DIR/config.json" \
 		--models "$E2E_ROOT/models" "$@" >"$out.out" 2>"$out.err" || rc=$?
 	echo "-- tunnelsync $cmd $* -> exit $rc" >&2
 	sed 's/^/   | /' "$out.out" "$out.err" >&2
@@ -443,4 +446,51 @@ e2e_assert_tunnel_ok() {
 
 e2e_journal_empty() {
 	[ -z "$(ls -A "$E2E_DIR/state/journal" 2>/dev/null)" ]
+}
+
+# From nothing to both tunnels in sync (loops `once`, bounded).
+e2e_bootstrap() {
+	e2e_once_until_synced 10
+	e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+	e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
+	e2e_journal_empty || e2e_fail "journal not empty after sync"
+}
+
+# Sets the edge's key of a tunnel only (as if the edge changed it), key on
+# stdin of the hook as the emulator does.
+e2e_edge_set_key() {
+	/usr/bin/python3 -c 'import secrets; print(secrets.token_hex(16), end="")' |
+		/usr/bin/python3 "$E2E_SRC/edge-hook.py" "$E2E_DIR" "$1"
+}
+
+# Every key the emulator holds now, one a line, appended to keys.txt (kept
+# outside of what the secret scan reads).
+e2e_collect_keys() {
+	[ -f "$E2E_DIR/emu/state.json" ] || return 0
+	/usr/bin/python3 -c '
+import json, sys
+for t in json.load(open(sys.argv[1]))["tunnels"]:
+    if t.get("psk"):
+        print(t["psk"])' "$E2E_DIR/emu/state.json" >>"$E2E_DIR/keys.txt"
+}
+
+# A checksum of everything in the state directory (names, modes, content).
+e2e_state_digest() {
+	if [ -d "$E2E_DIR/state" ]; then
+		(cd "$E2E_DIR/state" && find . -path ./lock -prune -o -print | sort |
+			while read -r f; do
+				stat -c '%n %a %s' "$f"
+				[ -f "$f" ] && sha256sum "$f"
+			done) | sha256sum | cut -d' ' -f1
+	else
+		echo none
+	fi
+}
+
+# The plan's actions as "kind tunnel cause apply" lines (plan --json file).
+e2e_plan_actions() {
+	/usr/bin/python3 -c '
+import json, sys
+for a in json.load(open(sys.argv[1]))["actions"]:
+    print(a["kind"], a["tunnel"] or "-", a["cause"], "apply" if a["apply"] else "noapply")' "$1"
 }

@@ -1,0 +1,43 @@
+# Crash at every step of a rotation (sourced by crash-random.sh and
+# crash-generate.sh with E2E_SOURCE_A/B set). For each crash point:
+# `rotate e2e-a` with TUNNELSYNC_CRASH_AT=point must stop with status 86;
+# then `once` passes (no crash) until in sync: e2e-a ends with the same key
+# on both sides (IKE up, status fingerprint == emulator fingerprint), an
+# empty journal, e2e-b untouched; no key lost.
+E2E_TS=${1:?usage: crash-*.sh TUNNELSYNC_BINARY}
+. "$(dirname "$0")/lib.sh"
+e2e_require
+e2e_require_commands once plan status rotate
+e2e_require_crash_hooks
+e2e_up
+e2e_bootstrap
+fp_b=$(e2e_emu_fp "$E2E_ID_B")
+
+for point in rotate:prepared rotate:remote-sent rotate:remote rotate:local-loaded \
+	rotate:local store:commit-after-journal store:commit-after-record; do
+	e2e_say "crash at $point (source ${E2E_SOURCE_A:-random})"
+	before=$(e2e_emu_fp "$E2E_ID_A")
+	rc=0
+	E2E_WRAP="env TUNNELSYNC_CRASH_AT=$point"
+	e2e_ts "crash-$point" rotate e2e-a || rc=$?
+	E2E_WRAP=
+	[ "$rc" -eq 86 ] || e2e_fail "rotate with TUNNELSYNC_CRASH_AT=$point exited $rc, expected 86"
+	case $point in
+	rotate:prepared)
+		[ "$(e2e_emu_fp "$E2E_ID_A")" = "$before" ] || e2e_fail "$point: Cloudflare changed before the send"
+		e2e_journal_empty && e2e_fail "$point: no journal entry"
+		;;
+	rotate:remote-sent | rotate:remote | rotate:local-loaded | rotate:local)
+		[ "$(e2e_emu_fp "$E2E_ID_A")" != "$before" ] || e2e_fail "$point: Cloudflare key unchanged"
+		if [ "${E2E_SOURCE_A:-random}" = random ] || [ "$point" != rotate:remote-sent ]; then
+			e2e_journal_empty && e2e_fail "$point: the new key is in no journal"
+		fi
+		;;
+	esac
+	e2e_once_until_synced 8
+	e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+	e2e_journal_empty || e2e_fail "$point: journal not empty: $(ls "$E2E_DIR/state/journal")"
+	[ "$(e2e_emu_fp "$E2E_ID_B")" = "$fp_b" ] || e2e_fail "$point: e2e-b's key changed"
+	e2e_ike_up e2e-b || e2e_fail "$point: e2e-b went down"
+done
+e2e_say "crash (${E2E_SOURCE_A:-random}) OK"
