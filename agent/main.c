@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "reconcile/agent.h"
+#include "reconcile/plan.h"
 #include "core/secret.h"
 #include "core/util.h"
 #include "version.h"
@@ -102,6 +104,184 @@ static int cmd_validate(const struct options *o)
 	ts_desired_free(d);
 	return EXIT_OK;
 }
+
+/* Loads the config named by -c; prints the error the way validate does. */
+static int load_config(const struct options *o, struct ts_desired **ret)
+{
+	struct ts_config_error err = { 0 };
+	char text[4096];
+	int r;
+
+	if (!o->config) {
+		fprintf(stderr, "tunnelsync: -c CONFIG is required\n");
+		return -EINVAL;
+	}
+	r = ts_config_load(o->config, o->models_dir, ret, &err);
+	if (r < 0) {
+		if (err.message || err.file)
+			ts_config_error_format(&err, text, sizeof(text));
+		else
+			snprintf(text, sizeof(text), "%s: %s", o->config, strerror(-r));
+		fprintf(stderr, "%s\n", text);
+		ts_config_error_done(&err);
+	}
+	return r;
+}
+
+/* plan, once, rotate: one pass with the agent. */
+static int run_pass(const struct options *o, bool readonly, const char *const *forced,
+		    size_t n_forced, struct ts_pass_result *ret_result, struct ts_desired **ret_d)
+{
+	struct ts_agent_options ao = {
+		.state_dir = o->state_dir,
+		.readonly = readonly,
+		.dry_run = o->dry_run,
+	};
+	struct ts_desired *d = NULL;
+	struct ts_agent *a = NULL;
+	int r;
+
+	r = load_config(o, &d);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_forced; i++) {
+		if (!ts_desired_find(d, forced[i])) {
+			fprintf(stderr, "tunnelsync: no tunnel named '%s' in %s\n", forced[i],
+				o->config);
+			ts_desired_free(d);
+			return -ENOENT;
+		}
+	}
+	r = ts_agent_open(d, &ao, &a);
+	if (r < 0) {
+		ts_desired_free(d);
+		return r;
+	}
+	r = ts_agent_pass(a, forced, n_forced, ret_result);
+	ts_agent_free(a);
+	if (r < 0) {
+		ts_logf(TS_LOG_ERROR, NULL, NULL, "pass failed: %s", strerror(-r));
+		ts_desired_free(d);
+		return r;
+	}
+	*ret_d = d;
+	return 0;
+}
+
+static int print_plan(const struct options *o, const struct ts_plan *plan)
+{
+	char *text = NULL;
+	int r = o->json ? ts_plan_format_json(plan, &text) : ts_plan_format_table(plan, &text);
+
+	if (r < 0)
+		return r;
+	if (o->json)
+		printf("%s\n", text);
+	else if (text[0])
+		fputs(text, stdout);
+	else
+		printf("in sync: nothing to do\n");
+	free(text);
+	return 0;
+}
+
+static int cmd_plan(const struct options *o)
+{
+	struct ts_pass_result res = { 0 };
+	struct ts_desired *d = NULL;
+	int r;
+
+	if (o->n_args > 0) {
+		fprintf(stderr, "Usage: tunnelsync plan -c CONFIG [--json]\n");
+		return EXIT_USAGE;
+	}
+	if (run_pass(o, true, NULL, 0, &res, &d) < 0)
+		return EXIT_FAIL;
+	r = print_plan(o, res.plan);
+	r = r < 0 ? EXIT_FAIL : ts_plan_has_changes(res.plan) ? EXIT_PENDING : EXIT_OK;
+	if (r == EXIT_OK && !res.planes_ok)
+		r = EXIT_FAIL; /* "in sync" cannot be said of planes not read */
+	ts_pass_result_done(&res);
+	ts_desired_free(d);
+	return r;
+}
+
+static int pass_exit(const struct options *o, const struct ts_pass_result *res)
+{
+	printf("pass: %zu actions, %u applied, %u pending, %u failed%s\n", res->plan->n_actions,
+	       res->n_applied, res->n_pending, res->n_failed,
+	       o->dry_run ? " (dry run: nothing changed)" : "");
+	if (res->n_failed || !res->planes_ok)
+		return EXIT_FAIL;
+	if (res->n_pending || (o->dry_run && ts_plan_has_changes(res->plan)))
+		return EXIT_PENDING;
+	return EXIT_OK;
+}
+
+static int cmd_once(const struct options *o)
+{
+	struct ts_pass_result res = { 0 };
+	struct ts_desired *d = NULL;
+	int r;
+
+	if (o->n_args > 0) {
+		fprintf(stderr, "Usage: tunnelsync once -c CONFIG [--dry-run]\n");
+		return EXIT_USAGE;
+	}
+	if (run_pass(o, false, NULL, 0, &res, &d) < 0)
+		return EXIT_FAIL;
+	r = pass_exit(o, &res);
+	ts_pass_result_done(&res);
+	ts_desired_free(d);
+	return r;
+}
+
+static int cmd_rotate(const struct options *o)
+{
+	struct ts_pass_result res = { 0 };
+	struct ts_desired *d = NULL;
+	int r;
+
+	if (o->n_args == 0) {
+		fprintf(stderr, "Usage: tunnelsync rotate -c CONFIG TUNNEL...\n");
+		return EXIT_USAGE;
+	}
+	if (run_pass(o, false, (const char *const *)o->args, (size_t)o->n_args, &res, &d) < 0)
+		return EXIT_FAIL;
+	r = pass_exit(o, &res);
+	ts_pass_result_done(&res);
+	ts_desired_free(d);
+	return r;
+}
+
+static int cmd_status(const struct options *o)
+{
+	struct ts_desired *d = NULL;
+	char *text = NULL;
+	int r;
+
+	if (o->n_args > 0) {
+		fprintf(stderr, "Usage: tunnelsync status -c CONFIG [--json]\n");
+		return EXIT_USAGE;
+	}
+	if (load_config(o, &d) < 0)
+		return EXIT_FAIL;
+	r = ts_agent_status_read(o->state_dir ? o->state_dir : d->agent.state_dir, &text);
+	if (r < 0) {
+		fprintf(stderr, "tunnelsync: no status recorded in %s: %s\n",
+			o->state_dir ? o->state_dir : d->agent.state_dir, strerror(-r));
+		ts_desired_free(d);
+		return EXIT_FAIL;
+	}
+	if (o->json)
+		fputs(text, stdout);
+	else
+		r = ts_status_print_text(text, stdout);
+	fputs(o->json ? "\n" : "", stdout);
+	free(text);
+	ts_desired_free(d);
+	return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
 #endif
 
 static const struct command commands[] = {
@@ -110,6 +290,20 @@ static const struct command commands[] = {
 	  "Check CONFIG (a file or directory) against the YANG model and list its "
 	  "tunnels; exit 0 valid, 1 invalid (file:line: path: message on stderr).",
 	  cmd_validate },
+	{ "plan", "plan -c CONFIG [--json]",
+	  "Observe every plane and print what a pass would do; exit 0 in sync, 2 changes "
+	  "pending, 1 error. Changes nothing.",
+	  cmd_plan },
+	{ "once", "once -c CONFIG [--dry-run]",
+	  "Run one pass: observe, plan, apply. Exit 0 in sync afterwards, 2 work left for a "
+	  "later pass, 1 error. --dry-run: plan and validate_only API calls, no change.",
+	  cmd_once },
+	{ "rotate", "rotate -c CONFIG TUNNEL...",
+	  "Rotate the named tunnels' keys now (one pass; redundancy groups still rotate one "
+	  "tunnel at a time).",
+	  cmd_rotate },
+	{ "status", "status -c CONFIG [--json]",
+	  "Print what the last pass recorded in the state directory (no keys).", cmd_status },
 #endif
 	{ "version", "version", "Print the version and exit.", cmd_version },
 };

@@ -232,7 +232,9 @@ static int convert_agent(struct conv *c, const struct lyd_node *a, struct ts_age
 	    (r = opt_strdup(a, "metrics-listen", &ag->metrics_listen)) < 0 ||
 	    (r = need_bool(c, a, "suspend", &ag->suspend)) < 0 ||
 	    (r = need_bool(c, a, "prune", &ag->prune)) < 0 ||
-	    (r = need_u32(c, a, "max-rotations-per-pass", &ag->max_rotations_per_pass)) < 0)
+	    (r = need_u32(c, a, "max-rotations-per-pass", &ag->max_rotations_per_pass)) < 0 ||
+	    (r = need_bool(c, ike, "kernel-xfrm", &ag->kernel_xfrm)) < 0 ||
+	    (r = need_u32(c, ike, "confirm-timeout", &ag->confirm_timeout)) < 0)
 		return r;
 	if (!ag->state_dir || !ag->vici_socket)
 		return conv_error(c, a, NULL, -EINVAL, "internal error: defaults missing");

@@ -148,6 +148,8 @@ struct ts_agent_config {
 	bool suspend;		  /* observe and plan only */
 	bool prune;		  /* delete stale objects of removed tunnels */
 	uint32_t max_rotations_per_pass;
+	bool kernel_xfrm;	  /* the IKE daemon's SAs live in the kernel's XFRM */
+	uint32_t confirm_timeout; /* seconds to wait for an SA after a key change */
 };
 
 struct ts_desired {

@@ -510,7 +510,13 @@ static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
 		int cause;
 
 		cause = group_blocks(c, all, n, &peer);
-		if (cause == TS_CAUSE_GROUP_BUSY)
+		/* A key Cloudflare takes must be loadable here at once, or the
+		 * rotation itself takes the tunnel down until the IKE daemon is
+		 * back: no rotation while the IKE plane is unread. */
+		if (!c->ike_ok)
+			r = defer(p, c, TS_CAUSE_INCOMPLETE,
+				  "the IKE daemon was not read: the new key could not be loaded");
+		else if (cause == TS_CAUSE_GROUP_BUSY)
 			r = defer(p, c, cause, "%s in group %s is rotating or unreadable", peer,
 				  c->t->redundancy_group);
 		else if (cause == TS_CAUSE_GROUP_PEER_DOWN)

@@ -509,11 +509,10 @@ static const struct tcase cases[] = {
 	{ "tunnel missing from the observation: one report, nothing done",
 	  { "drop_last=1", "t4.record=none" },
 	  E({ K(REPORT), "t4", P(CONFIG), C(INCOMPLETE) }) },
-	{ "IKE not read: auth failures not judged, max age still is",
+	{ "IKE not read: auth failures not judged, max age deferred (key not loadable)",
 	  { "t1.ike.ok=0", "t1.authfail=9", "t2.ike.ok=0", "t2.age=2592000" },
-	  E({ K(ROTATE), "t2", P(CLOUDFLARE), C(MAX_AGE) },
-	    { K(REPORT), "t1", P(IKE), C(INCOMPLETE) },
-	    { K(REPORT), "t2", P(IKE), C(INCOMPLETE) }) },
+	  E({ K(REPORT), "t1", P(IKE), C(INCOMPLETE) }, { K(REPORT), "t2", P(IKE), C(INCOMPLETE) },
+	    { K(DEFER_ROTATION), "t2", P(CLOUDFLARE), C(INCOMPLETE) }) },
 
 	/* ---- redundancy groups ---- */
 	{ "group: one rotation at a time",

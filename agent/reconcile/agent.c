@@ -1,0 +1,208 @@
+/* Owns the agent's handles on every plane and the pass: observe, plan,
+ * apply, record. */
+#include "reconcile/agent_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "xfrm/xfrm.h"
+
+#define VICI_TIMEOUT_MS 10000
+
+struct ts_agent_tunnel_memory *ts_agent_memory(struct ts_agent *a, const char *tunnel)
+{
+	for (size_t i = 0; i < a->n_memory; i++)
+		if (strcmp(a->memory[i].name, tunnel) == 0)
+			return &a->memory[i];
+	return NULL;
+}
+
+static void on_event(void *userdata, const char *event, const struct ts_vici_node *body)
+{
+	struct ts_agent *a = userdata;
+	struct ts_ike_event ev;
+
+	if (ts_ike_event_parse(event, body, &ev) < 0)
+		return;
+	ts_ike_monitor_feed(a->monitor, &ev, ts_now_realtime());
+	if (ev.kind == TS_IKE_EVENT_AUTH_FAILED) {
+		size_t plen = strlen(TS_IKE_CONN_PREFIX);
+
+		if (strncmp(ev.conn, TS_IKE_CONN_PREFIX, plen) == 0)
+			ts_logf(TS_LOG_WARN, "ike", ev.conn + plen,
+				"authentication failed (key mismatch?)");
+	}
+}
+
+void ts_agent_drain_events(struct ts_agent *a)
+{
+	int r;
+
+	if (!a->events)
+		return;
+	r = ts_vici_events_connect(a->events);
+	if (r < 0)
+		return;
+	r = ts_vici_events_drain(a->events, on_event, a);
+	if (r == -ECONNRESET || r == -EBADMSG)
+		(void)ts_vici_events_connect(a->events);
+}
+
+int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_options *options,
+		  struct ts_agent **ret_agent)
+{
+	struct ts_agent *a;
+	struct ts_cf_error err = { 0 };
+	pid_t holder = 0;
+	int r;
+
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->desired = desired;
+	if (options)
+		a->options = *options;
+	a->state_dir =
+		strdup(a->options.state_dir ? a->options.state_dir : desired->agent.state_dir);
+	if (!a->state_dir) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	a->options.state_dir = a->state_dir;
+	a->n_memory = desired->n_tunnels;
+	a->memory = calloc(a->n_memory ? a->n_memory : 1, sizeof(*a->memory));
+	if (!a->memory) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < a->n_memory; i++)
+		snprintf(a->memory[i].name, sizeof(a->memory[i].name), "%s",
+			 desired->tunnels[i].name);
+
+	if (a->options.readonly) {
+		r = ts_store_open_readonly(a->state_dir, &a->store);
+		if (r == -ENOENT) {
+			/* Nothing recorded yet: every tunnel reads as "no record". */
+			a->store = NULL;
+		} else if (r < 0) {
+			ts_logf(TS_LOG_ERROR, "store", NULL, "%s", ts_store_open_error());
+			goto fail;
+		}
+	} else {
+		r = ts_store_open(a->state_dir, &a->store, &holder);
+		if (r == -EBUSY) {
+			ts_logf(TS_LOG_ERROR, "store", NULL,
+				"state directory %s is in use by another agent (pid %d)",
+				a->state_dir, (int)holder);
+			goto fail;
+		}
+		if (r < 0) {
+			ts_logf(TS_LOG_ERROR, "store", NULL, "%s", ts_store_open_error());
+			goto fail;
+		}
+		(void)ts_agent_status_load_memory(a);
+	}
+
+	r = ts_cf_client_new(&desired->cloudflare, a->options.cf_options, &a->cf, &err);
+	if (r < 0) {
+		ts_cf_error_format(&err, a->cf_error, sizeof(a->cf_error));
+		ts_logf(TS_LOG_ERROR, "cloudflare", NULL, "cannot set up the API client: %s",
+			a->cf_error);
+		a->cf = NULL;
+	}
+	ts_cf_error_done(&err);
+
+	r = ts_ike_monitor_new(&a->monitor);
+	if (r < 0)
+		goto fail;
+	r = ts_vici_client_new(desired->agent.vici_socket, VICI_TIMEOUT_MS, &a->vici);
+	if (r < 0)
+		goto fail;
+	r = ts_vici_events_new(desired->agent.vici_socket, ts_vici_default_events,
+			       TS_ARRAY_SIZE(ts_vici_default_events), VICI_TIMEOUT_MS, &a->events);
+	if (r < 0)
+		a->events = NULL;
+
+	if (desired->agent.kernel_xfrm) {
+		r = ts_xfrm_sock_open(&a->xfrm);
+		if (r < 0) {
+			ts_logf(TS_LOG_WARN, "kernel", NULL,
+				"cannot open an XFRM netlink socket: %s", strerror(-r));
+			a->xfrm = NULL;
+		}
+	}
+	r = ts_agent_build_owner(a);
+	if (r < 0)
+		goto fail;
+	*ret_agent = a;
+	return 0;
+fail:
+	ts_agent_free(a);
+	return r;
+}
+
+void ts_agent_free(struct ts_agent *a)
+{
+	if (!a)
+		return;
+	ts_xfrm_sock_free(a->xfrm);
+	ts_vici_events_free(a->events);
+	ts_vici_client_free(a->vici);
+	ts_ike_monitor_free(a->monitor);
+	ts_cf_client_free(a->cf);
+	ts_store_close(a->store);
+	free(a->owner_if_ids);
+	free(a->owner_marks);
+	free(a->memory);
+	free(a->state_dir);
+	free(a);
+}
+
+void ts_pass_result_done(struct ts_pass_result *r)
+{
+	if (!r)
+		return;
+	ts_plan_free(r->plan);
+	memset(r, 0, sizeof(*r));
+}
+
+int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced,
+		  struct ts_pass_result *ret_result)
+{
+	struct ts_observation o;
+	struct ts_pass_result result = { 0 };
+	struct ts_plan_input in;
+	int r;
+
+	r = ts_agent_observe(a, &o);
+	if (r < 0) {
+		ts_observation_done(&o);
+		return r;
+	}
+	result.planes_ok = o.cf_ok && o.ike_ok && o.kernel_ok && o.store_ok;
+	in = (struct ts_plan_input){
+		.desired = a->desired,
+		.observed = &o.observed,
+		.now = ts_now_realtime(),
+		.api_budget = a->cf ? ts_cf_client_budget_available(a->cf) : 0,
+		.forced = forced,
+		.n_forced = n_forced,
+	};
+	r = ts_plan_compute(&in, &result.plan);
+	if (r < 0) {
+		ts_observation_done(&o);
+		return r;
+	}
+	if (!a->options.readonly) {
+		r = ts_agent_apply(a, &o, result.plan, &result);
+		if (r < 0)
+			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));
+		if (!a->options.dry_run)
+			(void)ts_agent_status_write(a, &o, &result);
+	}
+	ts_observation_done(&o);
+	*ret_result = result;
+	return 0;
+}

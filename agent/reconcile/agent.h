@@ -1,0 +1,85 @@
+/* The agent: one pass of observe → plan → apply over every plane, and the
+ * status record it leaves in the state directory. This is where the
+ * adapters meet (config's desired state, the Cloudflare client, the VICI
+ * client, the XFRM socket and the store); the planner it calls stays pure.
+ *
+ * Rotation protocol (DESIGN.md) as apply runs it, with the crash points a
+ * test build can stop at (core/crashpoint.h):
+ *   1. journal begin at prepared (random/file: with the new key)
+ *                                                  rotate:prepared
+ *   2. Cloudflare: one bulk set for every random/file rotation of the pass,
+ *      or psk_generate per generate rotation      rotate:remote-sent
+ *      journal advance to remote (generate: with the returned key, at once);
+ *      a bulk entry Cloudflare left unapplied is discarded (nothing changed)
+ *                                                  rotate:remote
+ *   3. load-shared + load-conn, reauthenticate    rotate:local-loaded
+ *      and wait (confirm-timeout) for a new IKE SA, the CHILD SA and, with
+ *      kernel-xfrm, the kernel's ESP SA pair; then journal local
+ *                                                  rotate:local
+ *   4. commit (store: record replaced, journal entry removed).
+ * A journal entry left by a crash or a timeout is resumed from its step by
+ * the next pass (RESUME actions): a bulk set is repeated with the same key;
+ * a generate left at prepared (outcome unknown) is generated again — the
+ * key a lost response carried was never known here, so only a new one can
+ * be. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "model/plan.h"
+#include "model/tunnel.h"
+
+struct ts_cf_client_options;
+
+struct ts_agent_options {
+	const char *state_dir; /* overrides the config's; NULL: config */
+	/* plan, status: observe only. The state directory is opened without
+	 * its lock, nothing is written anywhere, no API write is made. */
+	bool readonly;
+	/* once --dry-run: observe, plan, and ask Cloudflare to validate the
+	 * rotations (validate_only); no journal, no local change. */
+	bool dry_run;
+	const struct ts_cf_client_options *cf_options; /* tests; NULL: defaults */
+};
+
+struct ts_agent;
+
+/* Opens the planes' handles: the store (locked unless readonly), the
+ * Cloudflare client, the VICI client and event socket, the XFRM socket.
+ * A plane that cannot be opened is not an error here: the pass reports it
+ * as not observed. Errors: -EBUSY (another agent holds the state
+ * directory), -EPERM/-EBADMSG (state directory unusable), -ENOMEM. */
+int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_options *options,
+		  struct ts_agent **ret_agent);
+void ts_agent_free(struct ts_agent *agent);
+static inline void ts_agent_freep(struct ts_agent **a)
+{
+	ts_agent_free(*a);
+}
+#define _cleanup_agent_ __attribute__((cleanup(ts_agent_freep)))
+
+/* What a pass did. */
+struct ts_pass_result {
+	struct ts_plan *plan; /* owned; the plan the pass computed */
+	unsigned n_applied;   /* actions carried out and confirmed */
+	unsigned n_pending;   /* left for a later pass: deferred, unapplied,
+			       * unconfirmed within the timeout */
+	unsigned n_failed;    /* actions that failed with an error */
+	bool planes_ok;	      /* every plane was read completely */
+};
+void ts_pass_result_done(struct ts_pass_result *r);
+
+/* One pass: observe every plane, plan (forced: tunnel names to rotate
+ * now), and apply unless the agent is readonly or the config suspends it
+ * (dry-run: validate only). Writes STATE_DIR/status.json unless readonly.
+ * Returns 0 when the pass ran (look at the result), -errno when it could
+ * not run at all. */
+int ts_agent_pass(struct ts_agent *agent, const char *const *forced, size_t n_forced,
+		  struct ts_pass_result *ret_result);
+
+/* The status file the last pass wrote, as text (JSON, one object). */
+int ts_agent_status_read(const char *state_dir, char **ret_json);
+/* The same, as a short human-readable table. */
+int ts_status_print_text(const char *json_text, FILE *out);

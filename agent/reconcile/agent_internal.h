@@ -1,0 +1,82 @@
+/* Internal to the agent (reconcile/agent*.c, observe.c, apply.c, status.c):
+ * the handles of every plane and one pass's observation. */
+#pragma once
+
+#include "cloudflare/cloudflare.h"
+#include "ike/ike.h"
+#include "model/cloudflare.h"
+#include "model/ike.h"
+#include "model/observed.h"
+#include "model/xfrm.h"
+#include "reconcile/agent.h"
+#include "reconcile/plan.h"
+#include "store/store.h"
+
+struct ts_xfrm_sock;
+
+/* What the agent remembers per tunnel across passes (and across `once`
+ * runs, through the status file): failures the event stream showed. */
+struct ts_agent_tunnel_memory {
+	char name[TS_NAME_MAX + 1];
+	uint32_t auth_failures_base; /* from the status file at start */
+	uint32_t auth_failures;	     /* base + what this process saw */
+	ts_usec_t last_auth_failure;
+	ts_usec_t last_rotation;
+	char last_error[192];
+};
+
+struct ts_agent {
+	const struct ts_desired *desired;
+	struct ts_agent_options options;
+	char *state_dir;
+	struct ts_store *store;
+	struct ts_cf_client *cf;
+	char cf_error[256];
+	struct ts_vici_client *vici;
+	struct ts_vici_events *events;
+	struct ts_ike_monitor *monitor;
+	struct ts_xfrm_sock *xfrm;
+	struct ts_xfrm_owner owner;
+	uint32_t *owner_if_ids;
+	struct ts_xfrm_mark *owner_marks;
+	struct ts_agent_tunnel_memory *memory; /* one per declared tunnel */
+	size_t n_memory;
+	unsigned api_errors, api_429, rotations;
+};
+
+/* One pass's view of every plane. */
+struct ts_observation {
+	const struct ts_desired *desired;
+	bool cf_ok, ike_ok, kernel_ok, store_ok;
+	struct ts_cf_tunnel_list cf_list;
+	struct ts_ike_observed *ike; /* one per declared tunnel */
+	size_t n_tunnels;
+	struct ts_xfrm_snapshot snapshot;
+	struct ts_xfrm_match_result match;
+	struct ts_store_state *store;
+	struct ts_observed_tunnel *tunnels;
+	struct ts_stale_object *stale;
+	size_t *stale_ref; /* kernel objects: index into match.stale */
+	size_t n_stale;
+	struct ts_observed observed; /* the planner's input, pointing into the above */
+};
+
+int ts_agent_observe(struct ts_agent *a, struct ts_observation *o);
+void ts_observation_done(struct ts_observation *o);
+int ts_agent_kernel_match(struct ts_agent *a, const struct ts_ike_observed *ike,
+			  struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res);
+const struct ts_ike_child_sa *ts_agent_installed_child(const struct ts_ike_observed *io);
+int ts_agent_build_owner(struct ts_agent *a);
+struct ts_xfrm_expect;
+void ts_agent_fill_expect(const struct ts_tunnel *t, const struct ts_ike_observed *io,
+			  struct ts_xfrm_expect *e);
+struct ts_agent_tunnel_memory *ts_agent_memory(struct ts_agent *a, const char *tunnel);
+/* Feeds the IKE daemon's pending events to the failure monitor. */
+void ts_agent_drain_events(struct ts_agent *a);
+
+int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts_plan *plan,
+		   struct ts_pass_result *result);
+
+int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
+			  const struct ts_pass_result *result);
+int ts_agent_status_load_memory(struct ts_agent *a);

@@ -1,0 +1,409 @@
+/* Observation glue: reads every plane through its adapter and maps what it
+ * found into the planner's plane-neutral summary (model/observed.h). Flags
+ * are set honestly: a plane that could not be read is "not complete", and
+ * the planner then decides nothing from absence there. */
+#include "reconcile/agent_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "ike/ike.h"
+#include "xfrm/xfrm.h"
+
+void ts_observation_done(struct ts_observation *o)
+{
+	if (!o)
+		return;
+	ts_cf_tunnel_list_done(&o->cf_list);
+	for (size_t i = 0; o->ike && i < o->n_tunnels; i++)
+		ts_ike_observed_done(&o->ike[i]);
+	free(o->ike);
+	ts_xfrm_match_result_done(&o->match);
+	ts_xfrm_snapshot_done(&o->snapshot);
+	ts_store_state_free(o->store);
+	free(o->tunnels);
+	free(o->stale);
+	free(o->stale_ref);
+	memset(o, 0, sizeof(*o));
+}
+
+static int add_stale(struct ts_observation *o, enum ts_stale_kind kind, const char *tunnel,
+		     const char *object, size_t ref)
+{
+	struct ts_stale_object *s;
+	size_t *refs;
+
+	s = realloc(o->stale, (o->n_stale + 1) * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	o->stale = s;
+	refs = realloc(o->stale_ref, (o->n_stale + 1) * sizeof(*refs));
+	if (!refs)
+		return -ENOMEM;
+	o->stale_ref = refs;
+	s = &o->stale[o->n_stale];
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	snprintf(s->tunnel, sizeof(s->tunnel), "%s", tunnel ? tunnel : "");
+	snprintf(s->object, sizeof(s->object), "%s", object);
+	s->owned = true;
+	refs[o->n_stale] = ref;
+	o->n_stale++;
+	return 0;
+}
+
+static bool is_declared_conn(const struct ts_desired *d, const char *conn)
+{
+	size_t plen = strlen(TS_IKE_CONN_PREFIX);
+
+	if (strncmp(conn, TS_IKE_CONN_PREFIX, plen) != 0)
+		return true; /* not ours: never stale */
+	return ts_desired_find(d, conn + plen) != NULL;
+}
+
+static int on_stale_conn(void *userdata, const struct ts_vici_node *event)
+{
+	struct ts_observation *o = userdata;
+
+	for (size_t i = 0; i < event->n_children; i++) {
+		const char *name = event->children[i]->name;
+
+		if (event->children[i]->type != TS_VICI_SECTION || !name)
+			continue;
+		if (is_declared_conn(o->desired, name))
+			continue;
+		if (add_stale(o, TS_STALE_IKE_CONN, name + strlen(TS_IKE_CONN_PREFIX), name, 0) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Connections and keys named with our prefix that no declared tunnel
+ * claims. Foreign names are never listed. */
+static int observe_ike_stale(struct ts_agent *a, struct ts_observation *o)
+{
+	_cleanup_vici_ struct ts_vici_node *shared = NULL;
+	const struct ts_vici_node *keys;
+	int r;
+
+	r = ts_vici_list_conns(a->vici, NULL, on_stale_conn, o);
+	if (r < 0)
+		return r;
+	r = ts_vici_get_shared(a->vici, &shared);
+	if (r < 0)
+		return r;
+	keys = ts_vici_get_list(shared, "keys");
+	for (size_t k = 0; keys && k < keys->n_children; k++) {
+		const char *id = ts_vici_node_str(keys->children[k]);
+
+		if (!id || is_declared_conn(o->desired, id))
+			continue;
+		r = add_stale(o, TS_STALE_IKE_KEY, id + strlen(TS_IKE_CONN_PREFIX), id, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static enum ts_obs_sa_state map_sa_state(enum ts_ike_sa_state s)
+{
+	switch (s) {
+	case TS_IKE_SA_ESTABLISHED:
+	case TS_IKE_SA_REKEYING:
+	case TS_IKE_SA_REKEYED:
+		return TS_OBS_SA_ESTABLISHED;
+	case TS_IKE_SA_CREATED:
+	case TS_IKE_SA_CONNECTING:
+	case TS_IKE_SA_PASSIVE:
+		return TS_OBS_SA_CONNECTING;
+	default:
+		return TS_OBS_SA_NONE;
+	}
+}
+
+const struct ts_ike_child_sa *ts_agent_installed_child(const struct ts_ike_observed *io)
+{
+	for (size_t i = 0; io && i < io->n_children; i++)
+		if (io->children[i].state == TS_CHILD_SA_INSTALLED ||
+		    io->children[i].state == TS_CHILD_SA_REKEYING ||
+		    io->children[i].state == TS_CHILD_SA_REKEYED)
+			return &io->children[i];
+	return NULL;
+}
+
+static void observe_ike(struct ts_agent *a, struct ts_observation *o)
+{
+	const struct ts_desired *d = o->desired;
+	int r;
+
+	o->ike = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*o->ike));
+	if (!o->ike)
+		return;
+	if (!a->vici)
+		return;
+	ts_agent_drain_events(a);
+	r = ts_ike_observe(a->vici, d->tunnels, d->n_tunnels, d->cloudflare.account_id, a->monitor,
+			   o->ike);
+	if (r < 0) {
+		ts_logf(TS_LOG_WARN, "ike", NULL, "cannot read the IKE daemon (%s): %s",
+			d->agent.vici_socket, strerror(-r));
+		return;
+	}
+	r = observe_ike_stale(a, o);
+	if (r < 0) {
+		ts_logf(TS_LOG_WARN, "ike", NULL, "cannot list the IKE daemon's connections: %s",
+			strerror(-r));
+		return;
+	}
+	o->ike_ok = true;
+}
+
+/* The owner spec: every if_id and mark a declared tunnel uses (declared
+ * anywhere: a disabled tunnel's objects are still ours, not foreign). */
+int ts_agent_build_owner(struct ts_agent *a)
+{
+	const struct ts_desired *d = a->desired;
+
+	free(a->owner_if_ids);
+	free(a->owner_marks);
+	a->owner_if_ids = calloc(d->n_tunnels + 1, sizeof(*a->owner_if_ids));
+	a->owner_marks = calloc(d->n_tunnels + 1, sizeof(*a->owner_marks));
+	if (!a->owner_if_ids || !a->owner_marks)
+		return -ENOMEM;
+	memset(&a->owner, 0, sizeof(a->owner));
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_routing *rt = &d->tunnels[i].routing;
+
+		if (rt->has_if_id && rt->if_id)
+			a->owner_if_ids[a->owner.n_if_ids++] = rt->if_id;
+		if (rt->has_mark && rt->mark_mask)
+			a->owner_marks[a->owner.n_marks++] =
+				(struct ts_xfrm_mark){ rt->mark, rt->mark_mask };
+	}
+	a->owner.if_ids = a->owner_if_ids;
+	a->owner.marks = a->owner_marks;
+	return 0;
+}
+
+void ts_agent_fill_expect(const struct ts_tunnel *t, const struct ts_ike_observed *io,
+			  struct ts_xfrm_expect *e)
+{
+	const struct ts_ike_child_sa *child = ts_agent_installed_child(io);
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%s", t->name);
+	e->local = t->customer_endpoint;
+	e->remote = t->cloudflare_endpoint;
+	e->has_if_id = t->routing.has_if_id;
+	e->if_id = t->routing.if_id;
+	e->has_mark = t->routing.has_mark;
+	e->mark = (struct ts_xfrm_mark){ t->routing.mark, t->routing.mark_mask };
+	if (child) {
+		e->spi_in = child->spi_in;
+		e->spi_out = child->spi_out;
+	}
+}
+
+int ts_agent_kernel_match(struct ts_agent *a, const struct ts_ike_observed *ike,
+			  struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res)
+{
+	const struct ts_desired *d = a->desired;
+	struct ts_xfrm_expect *expect;
+	int r;
+
+	r = ts_xfrm_dump(a->xfrm, snap);
+	if (r < 0)
+		return r;
+	expect = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*expect));
+	if (!expect)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n_tunnels; i++)
+		ts_agent_fill_expect(&d->tunnels[i], ike ? &ike[i] : NULL, &expect[i]);
+	r = ts_xfrm_match(snap, expect, d->n_tunnels, &a->owner, NULL, 0, res);
+	free(expect);
+	return r;
+}
+
+static void observe_kernel(struct ts_agent *a, struct ts_observation *o)
+{
+	int r;
+
+	if (!a->desired->agent.kernel_xfrm) {
+		o->kernel_ok = true; /* nothing to check: charon does ESP in user space */
+		return;
+	}
+	if (!a->xfrm)
+		return;
+	r = ts_agent_kernel_match(a, o->ike_ok ? o->ike : NULL, &o->snapshot, &o->match);
+	if (r < 0) {
+		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot read the kernel's XFRM state: %s",
+			strerror(-r));
+		return;
+	}
+	o->kernel_ok = o->snapshot.complete;
+	if (!o->match.stale_valid)
+		return;
+	for (size_t i = 0; i < o->match.n_stale; i++) {
+		const struct ts_xfrm_stale *s = &o->match.stale[i];
+		char what[96], src[64], dst[64];
+
+		if (s->kind == TS_XFRM_OBJECT_SA)
+			snprintf(what, sizeof(what), "sa spi 0x%08x %s->%s", s->sa.spi,
+				 ts_ip_format(&s->sa.src, src, sizeof(src)),
+				 ts_ip_format(&s->sa.dst, dst, sizeof(dst)));
+		else
+			snprintf(what, sizeof(what), "policy %s index %u",
+				 ts_xfrm_dir_to_string(s->policy.dir), s->policy.index);
+		r = add_stale(o,
+			      s->kind == TS_XFRM_OBJECT_SA ? TS_STALE_KERNEL_SA
+							   : TS_STALE_KERNEL_POLICY,
+			      "", what, i);
+		if (r < 0) {
+			o->kernel_ok = false;
+			return;
+		}
+	}
+}
+
+static void observe_cloudflare(struct ts_agent *a, struct ts_observation *o)
+{
+	struct ts_cf_error err = { 0 };
+	char buf[512];
+	int r;
+
+	if (!a->cf) {
+		ts_logf(TS_LOG_WARN, "cloudflare", NULL, "no API client: %s", a->cf_error);
+		return;
+	}
+	r = ts_cf_list_tunnels(a->cf, &o->cf_list, &err);
+	if (r < 0) {
+		ts_logf(TS_LOG_WARN, "cloudflare", NULL, "cannot list the IPsec tunnels: %s",
+			ts_cf_error_format(&err, buf, sizeof(buf)));
+		a->api_errors++;
+		if (err.kind == TS_CF_ERR_HTTP && err.http_status == 429)
+			a->api_429++;
+		ts_cf_error_done(&err);
+		return;
+	}
+	ts_cf_error_done(&err);
+	o->cf_ok = true;
+}
+
+static void observe_store(struct ts_agent *a, struct ts_observation *o)
+{
+	int r;
+
+	if (!a->store) {
+		/* Read-only and no state directory yet: nothing recorded, which
+		 * is a complete answer. */
+		o->store_ok = a->options.readonly;
+		return;
+	}
+	r = ts_store_load(a->store, &o->store);
+	if (r < 0) {
+		ts_logf(TS_LOG_ERROR, "store", NULL, "cannot read the state directory %s: %s",
+			ts_store_dir(a->store), strerror(-r));
+		return;
+	}
+	o->store_ok = true;
+}
+
+/* Maps everything read into the planner's summary. */
+static int summarize(struct ts_agent *a, struct ts_observation *o)
+{
+	const struct ts_desired *d = o->desired;
+
+	o->tunnels = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*o->tunnels));
+	if (!o->tunnels)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_tunnel *t = &d->tunnels[i];
+		struct ts_observed_tunnel *ot = &o->tunnels[i];
+
+		snprintf(ot->name, sizeof(ot->name), "%s", t->name);
+		if (o->cf_ok) {
+			const struct ts_cf_tunnel *ct = ts_cf_tunnel_list_find(&o->cf_list, t->id);
+
+			ot->cf.ok = true;
+			ot->cf.present = ct != NULL;
+			if (ct) {
+				ot->cf.customer_endpoint = ct->customer_endpoint;
+				ot->cf.cloudflare_endpoint = ct->cloudflare_endpoint;
+				ot->cf.last_generated_on =
+					ct->has_psk_generated_on ? ct->psk_generated_on : 0;
+			}
+		}
+		if (o->ike_ok) {
+			const struct ts_ike_observed *io = &o->ike[i];
+			struct ts_agent_tunnel_memory *mem = ts_agent_memory(a, t->name);
+
+			ot->ike.ok = true;
+			ot->ike.conn_loaded = io->conn_loaded;
+			ot->ike.conn_equal = io->conn_equal;
+			ot->ike.key_loaded = io->key_loaded;
+			ot->ike.sa_state = map_sa_state(io->ike_state);
+			ot->ike.child_up = ts_agent_installed_child(io) != NULL;
+			/* Failures seen by earlier runs (status file) plus this
+			 * process's; an established SA proves the key and clears them. */
+			if (mem && ot->ike.sa_state == TS_OBS_SA_ESTABLISHED) {
+				mem->auth_failures_base = 0;
+				ts_ike_monitor_reset(a->monitor, io->conn_name);
+			} else if (mem) {
+				mem->auth_failures =
+					mem->auth_failures_base + io->failures.auth_failures;
+				if (io->failures.last_auth_failure > mem->last_auth_failure)
+					mem->last_auth_failure = io->failures.last_auth_failure;
+				ot->ike.auth_failures = mem->auth_failures;
+				ot->ike.last_auth_failure = mem->last_auth_failure;
+			}
+			if (mem && ot->ike.sa_state == TS_OBS_SA_ESTABLISHED)
+				mem->auth_failures = 0;
+		}
+		if (o->kernel_ok) {
+			ot->kernel.ok = true;
+			if (!d->agent.kernel_xfrm) {
+				ot->kernel.sa_pair_ok = true;
+				ot->kernel.policies_ok = true;
+			} else if (i < o->match.n_tunnels) {
+				const struct ts_xfrm_tunnel_status *ks = &o->match.tunnels[i];
+
+				ot->kernel.sa_pair_ok = ks->sa_in_alive && ks->sa_out_alive;
+				ot->kernel.policies_ok = ks->policy_in && ks->policy_out;
+				ot->kernel.hard_expired = ks->hard_expire_seen;
+			}
+		}
+		if (t->psk.source == TS_PSK_SOURCE_FILE && t->psk.file) {
+			_cleanup_secret_ struct ts_secret *k = NULL;
+
+			if (ts_secret_from_file(t->psk.file, &k, NULL) == 0) {
+				ot->keyfile.ok = true;
+				ts_secret_fingerprint(k, ot->keyfile.fingerprint);
+			}
+		}
+		if (o->store_ok)
+			ts_store_state_observe(o->store, t->name, &ot->store);
+	}
+	o->observed = (struct ts_observed){
+		.cf_complete = o->cf_ok,
+		.ike_complete = o->ike_ok,
+		.kernel_complete = o->kernel_ok,
+		.store_complete = o->store_ok,
+		.tunnels = o->tunnels,
+		.n_tunnels = d->n_tunnels,
+		.stale = o->stale,
+		.n_stale = o->n_stale,
+	};
+	return 0;
+}
+
+int ts_agent_observe(struct ts_agent *a, struct ts_observation *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->desired = a->desired;
+	observe_store(a, o);
+	observe_cloudflare(a, o);
+	observe_ike(a, o);
+	observe_kernel(a, o);
+	return summarize(a, o);
+}

@@ -1,0 +1,290 @@
+/* Owns STATE_DIR/status.json: what the last pass saw and did, in the
+ * manner of Flux/Argo conditions (Ready / Reconciling / Stalled with a
+ * reason), the applied and attempted config revisions, and per tunnel the
+ * key's fingerprint (never the key), its generation and age, the IKE and
+ * kernel state, failures and the last error. It also carries the failure
+ * counters from one `once` run to the next. */
+#include "reconcile/agent_internal.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileio.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+
+#define STATUS_FILE    "status.json"
+#define STATUS_MAX     (8u << 20)
+#define STATUS_VERSION 1
+
+static char *status_path(const char *state_dir)
+{
+	char *p = NULL;
+
+	if (asprintf(&p, "%s/%s", state_dir, STATUS_FILE) < 0)
+		return NULL;
+	return p;
+}
+
+static json_t *json_time(ts_usec_t t)
+{
+	char buf[40];
+
+	if (t <= 0 || ts_time_format_rfc3339(t, buf, sizeof(buf)) < 0)
+		return json_null();
+	return json_string(buf);
+}
+
+static ts_usec_t time_of(const json_t *v)
+{
+	ts_usec_t t = 0;
+
+	if (json_is_string(v) && ts_time_parse_rfc3339(json_string_value(v), &t) == 0)
+		return t;
+	return 0;
+}
+
+int ts_agent_status_read(const char *state_dir, char **ret_json)
+{
+	char *path = status_path(state_dir);
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = ts_file_read_all(path, STATUS_MAX, ret_json, NULL);
+	free(path);
+	return r;
+}
+
+static json_t *status_load(const char *state_dir)
+{
+	char *text = NULL;
+	json_t *root;
+
+	if (ts_agent_status_read(state_dir, &text) < 0)
+		return NULL;
+	root = json_loads(text, 0, NULL);
+	free(text);
+	return json_is_object(root) ? root : (json_decref(root), NULL);
+}
+
+int ts_agent_status_load_memory(struct ts_agent *a)
+{
+	json_t *root = status_load(a->state_dir), *tunnels, *t;
+	size_t i;
+
+	if (!root)
+		return -ENOENT;
+	tunnels = json_object_get(root, "tunnels");
+	json_array_foreach(tunnels, i, t)
+	{
+		const char *name = json_string_value(json_object_get(t, "name"));
+		struct ts_agent_tunnel_memory *m = name ? ts_agent_memory(a, name) : NULL;
+		json_int_t n = json_integer_value(json_object_get(t, "auth_failures"));
+
+		if (!m)
+			continue;
+		m->auth_failures_base = n > 0 && n < UINT32_MAX ? (uint32_t)n : 0;
+		m->auth_failures = m->auth_failures_base;
+		m->last_auth_failure = time_of(json_object_get(t, "last_auth_failure"));
+		m->last_rotation = time_of(json_object_get(t, "last_rotation"));
+	}
+	json_decref(root);
+	return 0;
+}
+
+static const char *condition(const struct ts_pass_result *res, const char **ret_reason)
+{
+	if (!res->planes_ok) {
+		*ret_reason = "PlaneUnavailable";
+		return "Stalled";
+	}
+	if (res->n_failed) {
+		*ret_reason = "ApplyFailed";
+		return "Stalled";
+	}
+	if (res->plan && res->plan->suspended) {
+		*ret_reason = "Suspended";
+		return ts_plan_has_changes(res->plan) ? "Reconciling" : "Ready";
+	}
+	if (res->n_pending) {
+		*ret_reason = "ChangesPending";
+		return "Reconciling";
+	}
+	*ret_reason = "InSync";
+	return "Ready";
+}
+
+static json_t *tunnel_json(struct ts_agent *a, const struct ts_observation *o, size_t i,
+			   const struct ts_store_state *after)
+{
+	const struct ts_tunnel *t = &a->desired->tunnels[i];
+	const struct ts_key_record *rec = after ? ts_store_state_record(after, t->name) : NULL;
+	const struct ts_journal_entry *j = after ? ts_store_state_journal(after, t->name) : NULL;
+	const struct ts_agent_tunnel_memory *m = ts_agent_memory(a, t->name);
+	const struct ts_observed_tunnel *ot = &o->tunnels[i];
+	json_t *jt = json_object();
+
+	json_object_set_new(jt, "name", json_string(t->name));
+	json_object_set_new(jt, "id", json_string(t->id));
+	json_object_set_new(jt, "enabled", json_boolean(t->enabled));
+	json_object_set_new(jt, "managed_here",
+			    json_boolean(ts_tunnel_is_local(t, a->desired->agent.node_name)));
+	json_object_set_new(jt, "psk_source", json_string(ts_psk_source_to_string(t->psk.source)));
+	json_object_set_new(jt, "key_fingerprint",
+			    rec ? json_string(rec->fingerprint) : json_null());
+	json_object_set_new(jt, "key_generation",
+			    rec ? json_integer((json_int_t)rec->generation) : json_null());
+	json_object_set_new(jt, "key_applied_at", json_time(rec ? rec->applied_at : 0));
+	json_object_set_new(jt, "rotation_in_progress",
+			    j ? json_string(ts_journal_step_to_string(j->step)) : json_null());
+	json_object_set_new(jt, "cloudflare_present",
+			    ot->cf.ok ? json_boolean(ot->cf.present) : json_null());
+	json_object_set_new(jt, "cloudflare_last_generated_on",
+			    json_time(ot->cf.ok ? ot->cf.last_generated_on : 0));
+	json_object_set_new(jt, "ike_state",
+			    ot->ike.ok ? json_string(ts_obs_sa_state_to_string(ot->ike.sa_state))
+				       : json_null());
+	json_object_set_new(jt, "child_up",
+			    ot->ike.ok ? json_boolean(ot->ike.child_up) : json_null());
+	json_object_set_new(jt, "kernel_checked", json_boolean(a->desired->agent.kernel_xfrm));
+	json_object_set_new(jt, "kernel_sa_pair",
+			    ot->kernel.ok ? json_boolean(ot->kernel.sa_pair_ok) : json_null());
+	json_object_set_new(jt, "auth_failures", json_integer(m ? m->auth_failures : 0));
+	json_object_set_new(jt, "last_auth_failure", json_time(m ? m->last_auth_failure : 0));
+	json_object_set_new(jt, "last_rotation", json_time(m ? m->last_rotation : 0));
+	json_object_set_new(jt, "last_error",
+			    m && m->last_error[0] ? json_string(m->last_error) : json_null());
+	return jt;
+}
+
+int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
+			  const struct ts_pass_result *res)
+{
+	json_t *root = json_object(), *tunnels = json_array(), *pass = json_object(),
+	       *planes = json_object(), *old = status_load(a->state_dir);
+	struct ts_store_state *after = NULL;
+	const char *reason, *cond = condition(res, &reason);
+	const char *applied = NULL;
+	char *text = NULL, *path = NULL;
+	int r = -ENOMEM;
+
+	if (!root || !tunnels || !pass || !planes)
+		goto out;
+	if (a->store)
+		(void)ts_store_load(a->store, &after);
+	if (old)
+		applied = json_string_value(
+			json_object_get(json_object_get(old, "revision"), "applied"));
+	if (strcmp(cond, "Ready") == 0)
+		applied = a->desired->revision;
+
+	json_object_set_new(root, "version", json_integer(STATUS_VERSION));
+	json_object_set_new(root, "time", json_time(ts_now_realtime()));
+	json_object_set_new(root, "node", json_string(a->desired->agent.node_name));
+	json_object_set_new(root, "condition", json_string(cond));
+	json_object_set_new(root, "reason", json_string(reason));
+	json_object_set_new(root, "suspended", json_boolean(a->desired->agent.suspend));
+	json_object_set_new(root, "revision",
+			    json_pack("{s:o,s:s}", "applied",
+				      applied ? json_string(applied) : json_null(), "attempted",
+				      a->desired->revision));
+	json_object_set_new(planes, "cloudflare", json_boolean(o->cf_ok));
+	json_object_set_new(planes, "ike", json_boolean(o->ike_ok));
+	json_object_set_new(planes, "kernel", json_boolean(o->kernel_ok));
+	json_object_set_new(planes, "store", json_boolean(o->store_ok));
+	json_object_set_new(pass, "planes_read", planes);
+	planes = NULL;
+	json_object_set_new(pass, "actions",
+			    json_integer(res->plan ? (json_int_t)res->plan->n_actions : 0));
+	json_object_set_new(pass, "applied", json_integer(res->n_applied));
+	json_object_set_new(pass, "pending", json_integer(res->n_pending));
+	json_object_set_new(pass, "failed", json_integer(res->n_failed));
+	json_object_set_new(pass, "rotations", json_integer(a->rotations));
+	json_object_set_new(pass, "api_errors", json_integer(a->api_errors));
+	json_object_set_new(pass, "api_429", json_integer(a->api_429));
+	json_object_set_new(root, "last_pass", pass);
+	pass = NULL;
+	for (size_t i = 0; i < a->desired->n_tunnels; i++)
+		json_array_append_new(tunnels, tunnel_json(a, o, i, after));
+	json_object_set_new(root, "tunnels", tunnels);
+	tunnels = NULL;
+
+	text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	path = status_path(a->state_dir);
+	if (!text || !path)
+		goto out;
+	/* No secret is in here, but the directory is private anyway. */
+	r = ts_file_write_atomic(path, text, strlen(text), 0600);
+	if (r < 0)
+		ts_logf(TS_LOG_WARN, "store", NULL, "cannot write %s: %s", path, strerror(-r));
+out:
+	free(text);
+	free(path);
+	ts_store_state_free(after);
+	json_decref(old);
+	json_decref(planes);
+	json_decref(pass);
+	json_decref(tunnels);
+	json_decref(root);
+	return r;
+}
+
+static const char *str_or(const json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : dflt;
+}
+
+static const char *bool_word(const json_t *o, const char *key, const char *yes, const char *no)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_boolean(v) ? (json_is_true(v) ? yes : no) : "-";
+}
+
+int ts_status_print_text(const char *json_text, FILE *out)
+{
+	json_t *root = json_loads(json_text, 0, NULL), *tunnels, *t, *rev, *pass;
+	size_t i;
+
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return -EBADMSG;
+	}
+	rev = json_object_get(root, "revision");
+	pass = json_object_get(root, "last_pass");
+	fprintf(out, "condition: %s (%s) at %s\n", str_or(root, "condition", "?"),
+		str_or(root, "reason", "?"), str_or(root, "time", "?"));
+	fprintf(out, "revision:  applied %s, attempted %s\n", str_or(rev, "applied", "-"),
+		str_or(rev, "attempted", "-"));
+	fprintf(out, "last pass: %lld actions, %lld applied, %lld pending, %lld failed\n\n",
+		(long long)json_integer_value(json_object_get(pass, "actions")),
+		(long long)json_integer_value(json_object_get(pass, "applied")),
+		(long long)json_integer_value(json_object_get(pass, "pending")),
+		(long long)json_integer_value(json_object_get(pass, "failed")));
+	fprintf(out, "%-16s %-23s %-4s %-12s %-6s %-7s %-5s %s\n", "TUNNEL", "KEY", "GEN", "IKE",
+		"CHILD", "KERNEL", "AUTHF", "LAST ERROR");
+	tunnels = json_object_get(root, "tunnels");
+	json_array_foreach(tunnels, i, t)
+	{
+		const json_t *gen = json_object_get(t, "key_generation");
+		char g[24] = "-";
+
+		if (json_is_integer(gen))
+			snprintf(g, sizeof(g), "%lld", (long long)json_integer_value(gen));
+		fprintf(out, "%-16s %-23s %-4s %-12s %-6s %-7s %-5lld %s\n", str_or(t, "name", "?"),
+			str_or(t, "key_fingerprint", "-"), g, str_or(t, "ike_state", "-"),
+			bool_word(t, "child_up", "up", "down"),
+			json_is_false(json_object_get(t, "kernel_checked"))
+				? "n/a"
+				: bool_word(t, "kernel_sa_pair", "ok", "missing"),
+			(long long)json_integer_value(json_object_get(t, "auth_failures")),
+			str_or(t, "last_error", ""));
+	}
+	json_decref(root);
+	return 0;
+}
