@@ -168,6 +168,31 @@ void ts_pass_result_done(struct ts_pass_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Failures the pass's own initiations and reauthentications met (after
+ * observe) go into the memory the status file carries, so that a run of
+ * one-shot `once` passes still reaches the authentication-failure
+ * threshold. Same sum as observe: base from the file + this process's. */
+static void fold_failures(struct ts_agent *a)
+{
+	const struct ts_desired *d = a->desired;
+
+	ts_agent_drain_events(a);
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		struct ts_agent_tunnel_memory *mem = ts_agent_memory(a, d->tunnels[i].name);
+		struct ts_ike_failures f;
+		char conn[TS_IKE_CONN_NAME_MAX];
+
+		if (!mem || ts_ike_conn_name(&d->tunnels[i], conn, sizeof(conn)) < 0)
+			continue;
+		ts_ike_monitor_get(a->monitor, conn, &f);
+		if (f.auth_failures == 0)
+			continue;
+		mem->auth_failures = mem->auth_failures_base + f.auth_failures;
+		if (f.last_auth_failure > mem->last_auth_failure)
+			mem->last_auth_failure = f.last_auth_failure;
+	}
+}
+
 int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced,
 		  struct ts_pass_result *ret_result)
 {
@@ -199,8 +224,10 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		r = ts_agent_apply(a, &o, result.plan, &result);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));
-		if (!a->options.dry_run)
+		if (!a->options.dry_run) {
+			fold_failures(a);
 			(void)ts_agent_status_write(a, &o, &result);
+		}
 	}
 	ts_observation_done(&o);
 	*ret_result = result;
