@@ -102,8 +102,9 @@ int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_option
 			ts_logf(TS_LOG_ERROR, "store", NULL, "%s", ts_store_open_error());
 			goto fail;
 		}
-		(void)ts_agent_status_load_memory(a);
 	}
+	/* plan reads the failure counts too, so that it shows what once does. */
+	(void)ts_agent_status_load_memory(a);
 
 	r = ts_cf_client_new(&desired->cloudflare, a->options.cf_options, &a->cf, &err);
 	if (r < 0) {
