@@ -25,7 +25,9 @@ CAUSES = {"stale", "journal", "conn-missing", "conn-differs", "key-missing", "ke
           "kernel-policy-missing", "hard-expired", "endpoints-differ", "cloudflare-missing",
           "incomplete", "store-corrupt", "file-unreadable", "file-key-aged", "group-busy",
           "group-peer-down", "rotation-cap", "budget"}
-FIELDS = {"phase", "kind", "tunnel", "plane", "cause", "source", "apply", "reason"}
+# "source" only where a key source matters (the agent omits it elsewhere).
+FIELDS = {"phase", "kind", "tunnel", "plane", "cause", "apply", "reason"}
+WITH_SOURCE = {"rotate", "resume", "defer-rotation"}
 def fail(msg):
     sys.exit("plan --json: %s\n%s" % (msg, json.dumps(doc, indent=1)))
 if not isinstance(doc, dict):
@@ -43,6 +45,10 @@ for a in doc["actions"]:
     if missing:
         fail("action lacks %s" % sorted(missing))
     if a["kind"] not in KINDS: fail("unknown kind %r" % a["kind"])
+    if a["kind"] in WITH_SOURCE and a.get("source") not in ("random", "generate", "file"):
+        fail("%s without a valid source" % a["kind"])
+    if a["plane"] not in ("cloudflare", "ike", "kernel", "store"):
+        fail("unknown plane %r" % a["plane"])
     if a["phase"] not in PHASES: fail("unknown phase %r" % a["phase"])
     if a["cause"] not in CAUSES: fail("unknown cause %r" % a["cause"])
     if not isinstance(a["apply"], bool): fail("apply not a boolean")
