@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "daemon/daemon.h"
 #include "reconcile/agent.h"
 #include "reconcile/plan.h"
 #include "core/secret.h"
@@ -254,6 +255,21 @@ static int cmd_rotate(const struct options *o)
 	return r;
 }
 
+static int cmd_run(const struct options *o)
+{
+	struct ts_daemon_options d = {
+		.config = o->config,
+		.models_dir = o->models_dir,
+		.state_dir = o->state_dir,
+	};
+
+	if (o->n_args > 0 || !o->config) {
+		fprintf(stderr, "Usage: tunnelsync run -c CONFIG\n");
+		return EXIT_USAGE;
+	}
+	return ts_daemon_run(&d) < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 static int cmd_status(const struct options *o)
 {
 	struct ts_desired *d = NULL;
@@ -302,6 +318,10 @@ static const struct command commands[] = {
 	  "Rotate the named tunnels' keys now (one pass; redundancy groups still rotate one "
 	  "tunnel at a time).",
 	  cmd_rotate },
+	{ "run", "run -c CONFIG",
+	  "The daemon: a pass at start, on config changes, on IKE and XFRM events, on "
+	  "SIGHUP, when a key falls due and every resync-interval; stops on SIGTERM.",
+	  cmd_run },
 	{ "status", "status -c CONFIG [--json]",
 	  "Print what the last pass recorded in the state directory (no keys).", cmd_status },
 #endif

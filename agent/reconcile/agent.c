@@ -133,6 +133,12 @@ int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_option
 				"cannot open an XFRM netlink socket: %s", strerror(-r));
 			a->xfrm = NULL;
 		}
+		/* Subscribed now, before any pass dumps: no change is missed. */
+		if (a->xfrm && a->options.watch && (r = ts_xfrm_watch_open(0, &a->watch)) < 0) {
+			ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot watch XFRM events: %s",
+				strerror(-r));
+			a->watch = NULL;
+		}
 	}
 	r = ts_agent_build_owner(a);
 	if (r < 0)
@@ -148,6 +154,7 @@ void ts_agent_free(struct ts_agent *a)
 {
 	if (!a)
 		return;
+	ts_xfrm_watch_free(a->watch);
 	ts_xfrm_sock_free(a->xfrm);
 	ts_vici_events_free(a->events);
 	ts_vici_client_free(a->vici);
@@ -202,12 +209,24 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	struct ts_plan_input in;
 	int r;
 
-	r = ts_agent_observe(a, &o);
+	r = ts_agent_observe(a, &o, NULL);
 	if (r < 0) {
 		ts_observation_done(&o);
 		return r;
 	}
 	result.planes_ok = o.cf_ok && o.ike_ok && o.kernel_ok && o.store_ok;
+	a->next_due = 0;
+	for (size_t i = 0; o.store && i < a->desired->n_tunnels; i++) {
+		const struct ts_tunnel *t = &a->desired->tunnels[i];
+		const struct ts_key_record *rec = ts_store_state_record(o.store, t->name);
+		ts_usec_t due;
+
+		if (!rec || !t->psk.max_age || !rec->applied_at)
+			continue;
+		due = rec->applied_at + (ts_usec_t)t->psk.max_age * TS_USEC_PER_SEC;
+		if (!a->next_due || due < a->next_due)
+			a->next_due = due;
+	}
 	in = (struct ts_plan_input){
 		.desired = a->desired,
 		.observed = &o.observed,
@@ -225,12 +244,83 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		r = ts_agent_apply(a, &o, result.plan, &result);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));
-		if (!a->options.dry_run) {
+		if (!a->options.dry_run)
 			fold_failures(a);
+		if (!a->options.dry_run && result.n_applied > 0) {
+			/* Record the state the pass left, not the one it found. */
+			struct ts_observation after;
+
+			if (ts_agent_observe(a, &after, &o) == 0)
+				(void)ts_agent_status_write(a, &after, &result);
+			ts_observation_done(&after);
+		} else if (!a->options.dry_run) {
 			(void)ts_agent_status_write(a, &o, &result);
 		}
 	}
 	ts_observation_done(&o);
 	*ret_result = result;
 	return 0;
+}
+
+void ts_agent_fds(struct ts_agent *a, int *ret_ike_fd, int *ret_xfrm_fd)
+{
+	*ret_ike_fd = a->events ? ts_vici_events_fd(a->events) : -1;
+	*ret_xfrm_fd = a->watch ? ts_xfrm_watch_fd(a->watch) : -1;
+}
+
+struct event_scan {
+	struct ts_agent *a;
+	bool relevant;
+};
+
+static void on_event_scan(void *userdata, const char *event, const struct ts_vici_node *body)
+{
+	struct event_scan *sc = userdata;
+
+	on_event(sc->a, event, body);
+	/* SAs coming and going matter; log lines only feed the counters. */
+	if (strcmp(event, "log") != 0)
+		sc->relevant = true;
+}
+
+int ts_agent_process_events(struct ts_agent *a)
+{
+	struct event_scan sc = { a, false };
+	int r;
+
+	if (a->events) {
+		r = ts_vici_events_connect(a->events);
+		if (r == 1) {
+			ts_logf(TS_LOG_WARN, "ike", NULL,
+				"reconnected to the IKE daemon: it restarted and forgot our keys");
+			sc.relevant = true;
+		} else if (r == 2) {
+			sc.relevant = true;
+		}
+		if (r >= 0) {
+			r = ts_vici_events_drain(a->events, on_event_scan, &sc);
+			if (r == -ECONNRESET || r == -EBADMSG) {
+				ts_logf(TS_LOG_WARN, "ike", NULL,
+					"lost the IKE daemon's event stream");
+				sc.relevant = true;
+			}
+		}
+	}
+	if (a->watch) {
+		struct ts_xfrm_changes ch = { 0 };
+
+		r = ts_xfrm_watch_drain(a->watch, &ch);
+		if (r > 0 || ch.resync != TS_XFRM_RESYNC_NONE)
+			sc.relevant = true;
+		if (ch.resync != TS_XFRM_RESYNC_NONE)
+			ts_logf(TS_LOG_DEBUG, "kernel", NULL, "XFRM events ask for a resync (%s)",
+				ts_xfrm_resync_to_string(ch.resync));
+		ts_xfrm_changes_done(&ch);
+	}
+	return sc.relevant ? 1 : 0;
+}
+
+ts_usec_t ts_agent_next_due(const struct ts_agent *a)
+{
+	return a->next_due;
 }

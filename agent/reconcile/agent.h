@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "core/timeutil.h"
 #include "model/plan.h"
 #include "model/tunnel.h"
 
@@ -42,6 +43,8 @@ struct ts_agent_options {
 	 * rotations (validate_only); no journal, no local change. */
 	bool dry_run;
 	const struct ts_cf_client_options *cf_options; /* tests; NULL: defaults */
+	/* The daemon: also subscribe to XFRM events (before the first dump). */
+	bool watch;
 };
 
 struct ts_agent;
@@ -78,6 +81,17 @@ void ts_pass_result_done(struct ts_pass_result *r);
  * not run at all. */
 int ts_agent_pass(struct ts_agent *agent, const char *const *forced, size_t n_forced,
 		  struct ts_pass_result *ret_result);
+
+/* The descriptors to poll for the IKE daemon's and the kernel's events
+ * (-1 where there is none, e.g. while charon is down). */
+void ts_agent_fds(struct ts_agent *a, int *ret_ike_fd, int *ret_xfrm_fd);
+/* Reads every pending event (and reconnects to charon when it was down).
+ * Returns 1 when something happened that a pass should look at, 0 when
+ * not, -errno on failure. */
+int ts_agent_process_events(struct ts_agent *a);
+/* Earliest time (wall clock) a key falls due by max age after the last
+ * pass; 0 when none does. */
+ts_usec_t ts_agent_next_due(const struct ts_agent *a);
 
 /* The status file the last pass wrote, as text (JSON, one object). */
 int ts_agent_status_read(const char *state_dir, char **ret_json);

@@ -13,6 +13,7 @@
 #include "store/store.h"
 
 struct ts_xfrm_sock;
+struct ts_xfrm_watch;
 
 /* What the agent remembers per tunnel across passes (and across `once`
  * runs, through the status file): failures the event stream showed. */
@@ -42,6 +43,8 @@ struct ts_agent {
 	struct ts_agent_tunnel_memory *memory; /* one per declared tunnel */
 	size_t n_memory;
 	unsigned api_errors, api_429, rotations;
+	struct ts_xfrm_watch *watch; /* daemon only */
+	ts_usec_t next_due;
 };
 
 /* One pass's view of every plane. */
@@ -61,7 +64,9 @@ struct ts_observation {
 	struct ts_observed observed; /* the planner's input, pointing into the above */
 };
 
-int ts_agent_observe(struct ts_agent *a, struct ts_observation *o);
+/* Observes every plane; with reuse_cf, takes Cloudflare's tunnel list
+ * from that earlier observation instead of asking the API again. */
+int ts_agent_observe(struct ts_agent *a, struct ts_observation *o, struct ts_observation *reuse_cf);
 void ts_observation_done(struct ts_observation *o);
 int ts_agent_kernel_match(struct ts_agent *a, const struct ts_ike_observed *ike,
 			  struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res);

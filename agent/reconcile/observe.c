@@ -397,12 +397,20 @@ static int summarize(struct ts_agent *a, struct ts_observation *o)
 	return 0;
 }
 
-int ts_agent_observe(struct ts_agent *a, struct ts_observation *o)
+int ts_agent_observe(struct ts_agent *a, struct ts_observation *o, struct ts_observation *reuse_cf)
 {
 	memset(o, 0, sizeof(*o));
 	o->desired = a->desired;
 	observe_store(a, o);
-	observe_cloudflare(a, o);
+	if (reuse_cf) {
+		/* After apply: the local planes again, Cloudflare as it was
+		 * read (a second list would only spend request budget). */
+		o->cf_ok = reuse_cf->cf_ok;
+		o->cf_list = reuse_cf->cf_list;
+		memset(&reuse_cf->cf_list, 0, sizeof(reuse_cf->cf_list));
+	} else {
+		observe_cloudflare(a, o);
+	}
 	observe_ike(a, o);
 	observe_kernel(a, o);
 	return summarize(a, o);
