@@ -86,6 +86,7 @@ done
 heading "Demo: setting up a gateway, Cloudflare's edge and the API emulator"
 E2E_ROOT=$root
 E2E_TS=$ts
+E2E_QUIET=1
 # lib.sh finds its own folder from $0 unless E2E_ROOT says where.
 . "$root/tests/e2e/lib.sh"
 e2e_require
@@ -104,7 +105,7 @@ show() {
 	heading "$h"
 	echo "\$ tunnelsync $* -c config.json"
 	rc=0
-	e2e_ts "$1" "$@" 2>/dev/null || rc=$?
+	e2e_ts "$1" "$@" || rc=$?
 	cat "$E2E_LAST_OUT"
 	echo "(exit $rc)"
 	return "$rc"
@@ -115,8 +116,9 @@ pass=0
 while :; do
 	pass=$((pass + 1))
 	rc=0
-	e2e_ts once once 2>/dev/null || rc=$?
+	e2e_ts once once || rc=$?
 	echo "pass $pass: exit $rc"
+	sed 's/^/    /' "${E2E_LAST_OUT%.out}.err"
 	[ "$rc" -ne 0 ] || break
 	[ "$rc" -eq 2 ] || e2e_fail "tunnelsync once failed (exit $rc)"
 	[ "$pass" -lt 10 ] || e2e_fail "not in sync after $pass passes"
@@ -143,8 +145,9 @@ pass=0
 while :; do
 	pass=$((pass + 1))
 	rc=0
-	e2e_ts once once 2>/dev/null || rc=$?
+	e2e_ts once once || rc=$?
 	echo "pass $pass: exit $rc"
+	sed 's/^/    /' "${E2E_LAST_OUT%.out}.err"
 	[ "$rc" -ne 0 ] || break
 	[ "$rc" -eq 2 ] || e2e_fail "tunnelsync once failed (exit $rc)"
 	[ "$pass" -lt 6 ] || e2e_fail "not healed after $pass passes"

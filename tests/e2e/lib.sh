@@ -22,6 +22,7 @@
 # E2E_SOURCE_A / E2E_SOURCE_B (random|generate, default random),
 # E2E_MAX_AGE (seconds, default 0), E2E_GROUP= (empty: no redundancy
 # group). E2E_WRAP: a command put before tunnelsync (e.g. faketime).
+# E2E_QUIET=1: e2e_ts does not echo tunnelsync's output.
 #
 # Every name carries the PID; e2e_cleanup (an EXIT trap) stops only the
 # processes this run started, by PID, and deletes the namespaces, on every
@@ -372,8 +373,10 @@ e2e_ts() {
 	rc=0
 	ip netns exec "$E2E_NS_GW" ${E2E_WRAP:-} "$E2E_TS" "$cmd" -c "$E2E_DIR/config.json" \
 		--models "$E2E_ROOT/models" "$@" >"$out.out" 2>"$out.err" || rc=$?
-	echo "-- tunnelsync $cmd $* -> exit $rc" >&2
-	sed 's/^/   | /' "$out.out" "$out.err" >&2
+	if [ "${E2E_QUIET:-0}" != 1 ]; then
+		echo "-- tunnelsync $cmd $* -> exit $rc" >&2
+		sed 's/^/   | /' "$out.out" "$out.err" >&2
+	fi
 	E2E_LAST_OUT=$out.out
 	return "$rc"
 }
@@ -432,6 +435,16 @@ for t in tunnels:
 EOF
 }
 
+# "IKE_STATE CHILD_UP" of a tunnel in status --json (what the last pass left).
+e2e_status_ike() {
+	e2e_ts status status --json >/dev/null || e2e_fail "status --json failed"
+	/usr/bin/python3 -c '
+import json, sys
+for t in json.load(open(sys.argv[2]))["tunnels"]:
+    if t.get("name") == sys.argv[1]:
+        print(t.get("ike_state"), t.get("child_up"))' "$1" "$E2E_LAST_OUT"
+}
+
 # Tunnel in sync end to end: IKE up, status fingerprint == emulator's.
 e2e_assert_tunnel_ok() {
 	name=$1
@@ -441,6 +454,9 @@ e2e_assert_tunnel_ok() {
 	st=$(e2e_status_fp "$name")
 	[ -n "$emu" ] || e2e_fail "$name: the emulator holds no key"
 	[ "$emu" = "$st" ] || e2e_fail "$name: status fingerprint '$st' != emulator '$emu'"
+	printf '%s\n' "$st" | grep -Eq '^sha256:[0-9a-f]{16}$' || e2e_fail "$name: fingerprint format '$st'"
+	ike=$(e2e_status_ike "$name")
+	[ "$ike" = "established True" ] || e2e_fail "$name: status says IKE/CHILD '$ike', charon says up"
 	e2e_say "$name: IKE up, fingerprint $emu on both sides"
 }
 
