@@ -4,8 +4,8 @@
 # plan (text and JSON), status (text and JSON), at debug log level, in text
 # and JSON log formats; collects every key the emulator ever held; then
 # greps tunnelsync's stdout/stderr, the state directory (records/ and
-# journal/ excepted), the charons' logs and the emulator's log for each key,
-# raw and in hex.
+# journal/ excepted), the charons' logs and the emulator's log for each key
+# and for the API token, raw and in hex.
 # Usage: no-secrets.sh TUNNELSYNC_BINARY
 set -eu
 E2E_TS=${1:?usage: no-secrets.sh TUNNELSYNC_BINARY}
@@ -38,6 +38,8 @@ e2e_say "scanning for $n keys"
 import os, sys
 base = sys.argv[1]
 keys = {k.strip() for k in open(os.path.join(base, "keys.txt")) if k.strip()}
+# The API token is a secret too.
+keys.add(open(os.path.join(base, "emu", "token")).read().strip())
 needles = []
 for k in keys:
     needles.append(k.encode())
@@ -48,7 +50,8 @@ for d in ("state", "a", "b", "emu"):
     scan.append(os.path.join(base, d))
 skip_dirs = {os.path.join(base, "state", "records"), os.path.join(base, "state", "journal"),
              os.path.join(base, "a", "swanctl"), os.path.join(base, "b", "swanctl")}
-skip_files = {os.path.join(base, "emu", "state.json")}  # the emulator's store holds keys
+skip_files = {os.path.join(base, "emu", "state.json"),  # the emulator's store holds keys
+              os.path.join(base, "emu", "token")}
 found, n = [], 0
 for top in scan:
     for root, dirs, files in os.walk(top):
