@@ -20,6 +20,8 @@ n=$(e2e_emu_writes | grep -c 'POST .*/psk$' || true)
 [ "$n" -eq 1 ] || e2e_fail "expected one bulk PSK call, saw $n: $(e2e_emu_writes)"
 [ -z "$(e2e_emu_fp "$E2E_ID_A")" ] || e2e_fail "e2e-a got a key although unapplied"
 [ ! -f "$E2E_DIR/state/records/e2e-a.rec" ] || e2e_fail "e2e-a committed although unapplied"
+# Cloudflare provably did not take the key: its journal entry is dropped.
+[ ! -f "$E2E_DIR/state/journal/e2e-a.jnl" ] || e2e_fail "e2e-a's unapplied rotation left a journal entry"
 e2e_wait_ike_up e2e-b 30 || {
 	# b may need a second pass to confirm; pending is allowed, loss is not.
 	e2e_ts once once || true
