@@ -17,6 +17,9 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -61,7 +64,140 @@ struct daemon {
 	ts_usec_t watchdog_every;
 	ts_usec_t watchdog_at;
 	bool reload;
+	int http_fd;
+	char http_addr[128];
 };
+
+/* --- metrics and health over HTTP ------------------------------------------
+ * A deliberately small server: one request per connection, read with a
+ * short timeout, answered and closed, on the loopback address the operator
+ * names (metrics-listen). /metrics (Prometheus text), /healthz (the loop is
+ * alive), /readyz (the last pass read every plane and failed nothing). */
+
+static int http_listen(const char *spec)
+{
+	char host[128];
+	const char *colon = strrchr(spec, ':');
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	int fd, one = 1;
+	long port;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	port = strtol(colon + 1, NULL, 10);
+	if (port <= 0 || port > 65535)
+		return -EINVAL;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		host[strlen(host) - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			return -EINVAL;
+		len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (strcmp(host, "localhost") == 0)
+			snprintf(host, sizeof(host), "127.0.0.1");
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -EINVAL;
+		len = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static void http_reply(int fd, const char *status, const char *body)
+{
+	char head[256];
+	size_t blen = strlen(body);
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			 status, blen);
+
+	if (write(fd, head, (size_t)n) == n)
+		(void)!write(fd, body, blen);
+}
+
+static void http_serve(struct daemon *d)
+{
+	struct timeval tv = { 1, 0 };
+	char req[1024];
+	ssize_t n = 0, got;
+	int fd = accept4(d->http_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while (n < (ssize_t)sizeof(req) - 1 &&
+	       (got = read(fd, req + n, sizeof(req) - 1 - (size_t)n)) > 0) {
+		n += got;
+		req[n] = '\0';
+		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+			break;
+	}
+	req[n > 0 ? n : 0] = '\0';
+	if (strncmp(req, "GET /metrics ", 13) == 0) {
+		char *text = NULL;
+
+		if (d->agent && ts_agent_metrics_text(d->agent, &text) == 0)
+			http_reply(fd, "200 OK", text);
+		else
+			http_reply(fd, "503 Service Unavailable", "no agent\n");
+		free(text);
+	} else if (strncmp(req, "GET /healthz ", 13) == 0) {
+		http_reply(fd, "200 OK", "ok\n");
+	} else if (strncmp(req, "GET /readyz ", 12) == 0) {
+		if (d->agent && ts_agent_ready(d->agent))
+			http_reply(fd, "200 OK", "ready\n");
+		else
+			http_reply(fd, "503 Service Unavailable", "not ready\n");
+	} else {
+		http_reply(fd, "404 Not Found", "not found\n");
+	}
+	close(fd);
+}
+
+static void http_update(struct daemon *d)
+{
+	const char *want = d->desired ? d->desired->agent.metrics_listen : NULL;
+
+	if ((want && strcmp(want, d->http_addr) == 0) || (!want && d->http_fd < 0))
+		return;
+	if (d->http_fd >= 0)
+		close(d->http_fd);
+	d->http_fd = -1;
+	d->http_addr[0] = '\0';
+	if (!want)
+		return;
+	d->http_fd = http_listen(want);
+	if (d->http_fd < 0) {
+		ts_logf(TS_LOG_ERROR, NULL, NULL, "cannot listen on %s for metrics: %s", want,
+			strerror(-d->http_fd));
+		d->http_fd = -1;
+		return;
+	}
+	snprintf(d->http_addr, sizeof(d->http_addr), "%s", want);
+	ts_logf(TS_LOG_INFO, NULL, NULL, "metrics and health on http://%s/metrics", want);
+}
 
 static ts_usec_t mono_from_wall(ts_usec_t wall)
 {
@@ -145,6 +281,7 @@ static int reload(struct daemon *d)
 	ts_desired_free(d->desired);
 	d->desired = nd;
 	d->agent = na;
+	http_update(d);
 	return 1;
 }
 
@@ -211,7 +348,9 @@ static void handle_inotify(struct daemon *d)
 
 int ts_daemon_run(const struct ts_daemon_options *o)
 {
-	struct daemon d = { .o = o, .sig_fd = -1, .ino_fd = -1, .wd_parent = -1, .wd_target = -1 };
+	struct daemon d = {
+		.o = o, .sig_fd = -1, .ino_fd = -1, .wd_parent = -1, .wd_target = -1, .http_fd = -1
+	};
 	const char *wd = getenv("WATCHDOG_USEC");
 	sigset_t mask;
 	int r;
@@ -235,8 +374,8 @@ int ts_daemon_run(const struct ts_daemon_options *o)
 		goto out;
 	d.pass_at = ts_now_monotonic();
 	for (bool ready = false;;) {
-		struct pollfd p[4];
-		int n = 0, ike_fd, xfrm_fd, timeout;
+		struct pollfd p[5];
+		int n = 0, ike_fd, xfrm_fd, timeout, http_at = -1;
 		ts_usec_t now = ts_now_monotonic(), wake = d.pass_at;
 
 		if (d.pass_at && d.pass_at <= now) {
@@ -266,6 +405,10 @@ int ts_daemon_run(const struct ts_daemon_options *o)
 			p[n++] = (struct pollfd){ ike_fd, POLLIN, 0 };
 		if (xfrm_fd >= 0)
 			p[n++] = (struct pollfd){ xfrm_fd, POLLIN, 0 };
+		if (d.http_fd >= 0) {
+			http_at = n;
+			p[n++] = (struct pollfd){ d.http_fd, POLLIN, 0 };
+		}
 		if (ike_fd < 0 && (!wake || d.reconnect_at < wake))
 			wake = d.reconnect_at;
 		if (d.watchdog_every && (!wake || d.watchdog_at < wake))
@@ -281,8 +424,11 @@ int ts_daemon_run(const struct ts_daemon_options *o)
 		}
 		if (p[1].revents)
 			handle_inotify(&d);
+		if (http_at >= 0 && p[http_at].revents)
+			http_serve(&d);
 		/* Agent events (and charon reconnects) ask for a debounced pass. */
-		if ((n > 2 && p[2].revents) || (n > 3 && p[3].revents) ||
+		if ((ike_fd >= 0 && p[2].revents) ||
+		    (xfrm_fd >= 0 && p[ike_fd >= 0 ? 3 : 2].revents) ||
 		    (ike_fd < 0 && ts_now_monotonic() >= d.reconnect_at)) {
 			if (ts_agent_process_events(d.agent) > 0)
 				schedule(&d, ts_now_monotonic() + (o->debounce ? o->debounce
@@ -294,6 +440,8 @@ out:
 	sd_notify_text("STOPPING=1");
 	ts_agent_free(d.agent);
 	ts_desired_free(d.desired);
+	if (d.http_fd >= 0)
+		close(d.http_fd);
 	if (d.ino_fd >= 0)
 		close(d.ino_fd);
 	if (d.sig_fd >= 0)

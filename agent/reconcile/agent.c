@@ -77,6 +77,11 @@ int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_option
 		r = -ENOMEM;
 		goto fail;
 	}
+	a->metrics = calloc(a->n_memory ? a->n_memory : 1, sizeof(*a->metrics));
+	if (!a->metrics) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	for (size_t i = 0; i < a->n_memory; i++)
 		snprintf(a->memory[i].name, sizeof(a->memory[i].name), "%s",
 			 desired->tunnels[i].name);
@@ -164,6 +169,7 @@ void ts_agent_free(struct ts_agent *a)
 	free(a->owner_if_ids);
 	free(a->owner_marks);
 	free(a->memory);
+	free(a->metrics);
 	free(a->state_dir);
 	free(a);
 }
@@ -207,6 +213,7 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	struct ts_observation o;
 	struct ts_pass_result result = { 0 };
 	struct ts_plan_input in;
+	ts_usec_t started = ts_now_monotonic();
 	int r;
 
 	r = ts_agent_observe(a, &o, NULL);
@@ -258,6 +265,15 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		}
 	}
 	ts_observation_done(&o);
+	a->passes++;
+	a->last_pass = ts_now_realtime();
+	a->last_pass_duration = ts_now_monotonic() - started;
+	a->last_pending = result.n_pending;
+	a->last_failed = result.n_failed;
+	if (result.planes_ok && !result.n_failed) {
+		a->passes_ok++;
+		a->last_pass_ok = a->last_pass;
+	}
 	*ret_result = result;
 	return 0;
 }

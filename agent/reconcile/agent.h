@@ -93,6 +93,12 @@ int ts_agent_process_events(struct ts_agent *a);
  * pass; 0 when none does. */
 ts_usec_t ts_agent_next_due(const struct ts_agent *a);
 
+/* Prometheus text exposition of the agent's figures (tunnelsync_*); the
+ * caller frees the text. */
+int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text);
+/* True when the last pass read every plane and nothing failed. */
+bool ts_agent_ready(const struct ts_agent *a);
+
 /* The status file the last pass wrote, as text (JSON, one object). */
 int ts_agent_status_read(const char *state_dir, char **ret_json);
 /* The same, as a short human-readable table. */

@@ -26,6 +26,15 @@ struct ts_agent_tunnel_memory {
 	char last_error[192];
 };
 
+/* Per-tunnel figures for the metrics endpoint, as the last pass left them. */
+struct ts_agent_tunnel_metrics {
+	bool up; /* IKE established, CHILD SA up, kernel pair (if checked) */
+	bool has_key;
+	ts_usec_t key_applied_at; /* wall clock */
+	uint64_t key_generation;
+	uint32_t auth_failures;
+};
+
 struct ts_agent {
 	const struct ts_desired *desired;
 	struct ts_agent_options options;
@@ -43,7 +52,11 @@ struct ts_agent {
 	struct ts_agent_tunnel_memory *memory; /* one per declared tunnel */
 	size_t n_memory;
 	unsigned api_errors, api_429, rotations;
-	struct ts_xfrm_watch *watch; /* daemon only */
+	struct ts_xfrm_watch *watch;		 /* daemon only */
+	struct ts_agent_tunnel_metrics *metrics; /* one per declared tunnel */
+	unsigned passes, passes_ok;
+	ts_usec_t last_pass, last_pass_ok, last_pass_duration;
+	unsigned last_pending, last_failed;
 	ts_usec_t next_due;
 };
 

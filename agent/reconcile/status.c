@@ -125,7 +125,15 @@ static json_t *tunnel_json(struct ts_agent *a, const struct ts_observation *o, s
 	const struct ts_journal_entry *j = after ? ts_store_state_journal(after, t->name) : NULL;
 	const struct ts_agent_tunnel_memory *m = ts_agent_memory(a, t->name);
 	const struct ts_observed_tunnel *ot = &o->tunnels[i];
+	struct ts_agent_tunnel_metrics *mt = &a->metrics[i];
 	json_t *jt = json_object();
+
+	mt->up = ot->ike.ok && ot->ike.sa_state == TS_OBS_SA_ESTABLISHED && ot->ike.child_up &&
+		 ot->kernel.ok && ot->kernel.sa_pair_ok;
+	mt->has_key = rec != NULL;
+	mt->key_applied_at = rec ? rec->applied_at : 0;
+	mt->key_generation = rec ? rec->generation : 0;
+	mt->auth_failures = m ? m->auth_failures : 0;
 
 	json_object_set_new(jt, "name", json_string(t->name));
 	json_object_set_new(jt, "id", json_string(t->id));
