@@ -107,8 +107,9 @@ int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_option
 			ts_logf(TS_LOG_ERROR, "store", NULL, "%s", ts_store_open_error());
 			goto fail;
 		}
-		(void)ts_agent_status_load_memory(a);
 	}
+	/* plan reads the failure counts too, so that it shows what once does. */
+	(void)ts_agent_status_load_memory(a);
 
 	r = ts_cf_client_new(&desired->cloudflare, a->options.cf_options, &a->cf, &err);
 	if (r < 0) {
@@ -181,6 +182,31 @@ void ts_pass_result_done(struct ts_pass_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Failures the pass's own initiations and reauthentications met (after
+ * observe) go into the memory the status file carries, so that a run of
+ * one-shot `once` passes still reaches the authentication-failure
+ * threshold. Same sum as observe: base from the file + this process's. */
+static void fold_failures(struct ts_agent *a)
+{
+	const struct ts_desired *d = a->desired;
+
+	ts_agent_drain_events(a);
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		struct ts_agent_tunnel_memory *mem = ts_agent_memory(a, d->tunnels[i].name);
+		struct ts_ike_failures f;
+		char conn[TS_IKE_CONN_NAME_MAX];
+
+		if (!mem || ts_ike_conn_name(&d->tunnels[i], conn, sizeof(conn)) < 0)
+			continue;
+		ts_ike_monitor_get(a->monitor, conn, &f);
+		if (f.auth_failures == 0)
+			continue;
+		mem->auth_failures = mem->auth_failures_base + f.auth_failures;
+		if (f.last_auth_failure > mem->last_auth_failure)
+			mem->last_auth_failure = f.last_auth_failure;
+	}
+}
+
 int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced,
 		  struct ts_pass_result *ret_result)
 {
@@ -225,6 +251,8 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		r = ts_agent_apply(a, &o, result.plan, &result);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));
+		if (!a->options.dry_run)
+			fold_failures(a);
 		if (!a->options.dry_run && result.n_applied > 0) {
 			/* Record the state the pass left, not the one it found. */
 			struct ts_observation after;

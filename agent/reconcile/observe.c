@@ -140,6 +140,8 @@ static void observe_ike(struct ts_agent *a, struct ts_observation *o)
 	o->ike = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*o->ike));
 	if (!o->ike)
 		return;
+	/* ts_observation_done() frees this many entries (their CHILD SAs). */
+	o->n_tunnels = d->n_tunnels;
 	if (!a->vici)
 		return;
 	ts_agent_drain_events(a);

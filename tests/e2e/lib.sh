@@ -1,0 +1,512 @@
+# End-to-end harness for tunnelsync (sourced by the tests/e2e/*.sh tests
+# and by contrib/quickstart.sh; POSIX sh).
+#
+# The environment: two network namespaces joined by a veth pair.
+#   gateway  $E2E_NS_GW    203.0.113.10  the gateway's charon (kernel-libipsec:
+#                          userspace ESP, so CHILD SAs really come up on a
+#                          kernel without ESP), the Cloudflare API emulator on
+#                          the namespace's own 127.0.0.1, and tunnelsync
+#                          itself (run through `ip netns exec`).
+#   edge     $E2E_NS_EDGE  198.51.100.1 and 198.51.100.2: Cloudflare's edge,
+#                          one charon responding for both endpoints, one
+#                          swanctl connection per tunnel (IKEv2, PSK, local
+#                          id = its endpoint address, remote id = the
+#                          gateway's FQDN identity, Cloudflare's proposals).
+# The emulator runs with --on-key-change tests/e2e/edge-hook.py: when a
+# tunnel's key changes through the API, the edge charon gets it, as with the
+# real Cloudflare. Charons come from tests/lib/charon-netns.sh (namespaces
+# $E2E_PREFIX-a = gateway, $E2E_PREFIX-b = edge).
+#
+# Two tunnels, a redundant pair: e2e-a (to 198.51.100.1) and e2e-b (to
+# 198.51.100.2), redundancy group "uplink". Knobs read by e2e_write_config:
+# E2E_SOURCE_A / E2E_SOURCE_B (random|generate, default random),
+# E2E_MAX_AGE (seconds, default 0), E2E_GROUP= (empty: no redundancy
+# group). E2E_WRAP: a command put before tunnelsync (e.g. faketime).
+# E2E_QUIET=1: e2e_ts does not echo tunnelsync's output.
+#
+# Every name carries the PID; e2e_cleanup (an EXIT trap) stops only the
+# processes this run started, by PID, and deletes the namespaces, on every
+# exit path. E2E_KEEP=1 keeps the directory. Exit status 77 = skipped.
+
+E2E_SRC=$(cd "$(dirname "$0")" && pwd)
+case "$E2E_SRC" in
+*/tests/e2e) ;;
+*) E2E_SRC=${E2E_ROOT:?E2E_ROOT must be set when lib.sh is sourced from elsewhere}/tests/e2e ;;
+esac
+E2E_ROOT=$(cd "$E2E_SRC/../.." && pwd)
+E2E_PREFIX=tse-$$
+E2E_NS_GW=$E2E_PREFIX-a
+E2E_NS_EDGE=$E2E_PREFIX-b
+E2E_ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
+E2E_ID_A=c4a7362d577a6c3019a474fd6f485821
+E2E_ID_B=5f0d8e3b7a9c41e2b6d4a1c3e5f70819
+E2E_GW_ADDR=203.0.113.10
+E2E_EDGE_A=198.51.100.1
+E2E_EDGE_B=198.51.100.2
+E2E_DIR=
+E2E_EMU_PID=
+E2E_TS=${E2E_TS:-}
+E2E_CALLS=0
+
+e2e_say() {
+	printf '%s\n' "== $*"
+}
+
+e2e_fail() {
+	printf '%s\n' "FAIL: $*" >&2
+	exit 1
+}
+
+e2e_skip() {
+	printf '%s\n' "SKIP: $*"
+	exit 77
+}
+
+# Root, ip, charon, swanctl, curl: else skip with the reason.
+e2e_require() {
+	[ "$(id -u)" -eq 0 ] || e2e_skip "needs root (network namespaces)"
+	for tool in ip swanctl curl /usr/lib/ipsec/charon /usr/bin/python3; do
+		command -v "$tool" >/dev/null 2>&1 || e2e_skip "$tool is not installed"
+	done
+	[ -n "$E2E_TS" ] || e2e_fail "E2E_TS (the tunnelsync binary) is not set"
+	[ -x "$E2E_TS" ] || e2e_fail "$E2E_TS is not an executable"
+}
+
+# Skips when the binary lacks one of the commands (exit 64: unknown command).
+e2e_require_commands() {
+	for c in "$@"; do
+		rc=0
+		"$E2E_TS" "$c" --help >/dev/null 2>&1 || rc=$?
+		[ "$rc" -ne 64 ] || e2e_skip "this tunnelsync has no '$c' command yet"
+	done
+}
+
+# Skips when the binary was built without TUNNELSYNC_TEST_HOOKS (only
+# such a build knows the crash-injection variable).
+e2e_require_crash_hooks() {
+	grep -a -q TUNNELSYNC_CRASH_AT "$E2E_TS" ||
+		e2e_skip "tunnelsync was built without -DTUNNELSYNC_TEST_HOOKS=ON (no crash injection)"
+}
+
+e2e_dump_logs() {
+	[ -n "$E2E_DIR" ] && [ -d "$E2E_DIR" ] || return 0
+	for f in "$E2E_DIR"/emu/emulator.log "$E2E_DIR"/edge/hook.log; do
+		[ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }
+	done
+	for side in a b; do
+		f=$E2E_DIR/$side/charon.log
+		[ -f "$f" ] && { echo "--- $f"; grep -E '\[(IKE|CFG|CHD|ENC)\]' "$f" | tail -n 40; }
+	done
+	return 0
+}
+
+e2e_cleanup() {
+	rc=$?
+	trap - EXIT INT TERM
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		echo "== failed (exit $rc); logs of $E2E_DIR:" >&2
+		e2e_dump_logs >&2
+	fi
+	if [ -n "$E2E_EMU_PID" ]; then
+		kill -TERM "$E2E_EMU_PID" 2>/dev/null || true
+		i=0
+		while kill -0 "$E2E_EMU_PID" 2>/dev/null && [ $i -lt 50 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -KILL "$E2E_EMU_PID" 2>/dev/null || true
+	fi
+	if [ -n "$E2E_DIR" ]; then
+		sh "$E2E_ROOT/tests/lib/charon-netns.sh" down "$E2E_PREFIX" "$E2E_DIR" 2>/dev/null || true
+		if [ "${E2E_KEEP:-0}" = 1 ]; then
+			echo "== kept $E2E_DIR" >&2
+		else
+			rm -rf "$E2E_DIR"
+		fi
+	fi
+	ip netns del "$E2E_NS_GW" 2>/dev/null || true
+	ip netns del "$E2E_NS_EDGE" 2>/dev/null || true
+	exit "$rc"
+}
+
+e2e_gw_identity() {
+	echo "$1.$E2E_ACCOUNT.ipsec.cloudflare.com"
+}
+
+# Namespaces, veth, addresses, routes.
+e2e_net_up() {
+	ip netns add "$E2E_NS_GW"
+	ip netns add "$E2E_NS_EDGE"
+	ip link add "tse$$g" type veth peer name "tse$$e"
+	ip link set "tse$$g" netns "$E2E_NS_GW" name veth0
+	ip link set "tse$$e" netns "$E2E_NS_EDGE" name veth0
+	ip -n "$E2E_NS_GW" addr add "$E2E_GW_ADDR/24" dev veth0
+	ip -n "$E2E_NS_EDGE" addr add "$E2E_EDGE_A/24" dev veth0
+	ip -n "$E2E_NS_EDGE" addr add "$E2E_EDGE_B/24" dev veth0
+	for ns in "$E2E_NS_GW" "$E2E_NS_EDGE"; do
+		ip -n "$ns" link set lo up
+		ip -n "$ns" link set veth0 up
+	done
+	# One link, two subnets: each side reaches the other's subnet on-link.
+	ip -n "$E2E_NS_GW" route add 198.51.100.0/24 dev veth0
+	ip -n "$E2E_NS_EDGE" route add 203.0.113.0/24 dev veth0
+}
+
+e2e_swanctl() {
+	side=$1
+	shift
+	STRONGSWAN_CONF=$E2E_DIR/$side/strongswan.conf SWANCTL_DIR=$E2E_DIR/$side/swanctl \
+		swanctl "$@" --uri "unix://$E2E_DIR/$side/charon.vici"
+}
+
+# The edge: one responder connection per tunnel; secrets from secrets.d/
+# (written by edge-hook.py).
+e2e_edge_config() {
+	mkdir -p "$E2E_DIR/b/swanctl/secrets.d" "$E2E_DIR/edge"
+	chmod 700 "$E2E_DIR/b/swanctl/secrets.d"
+	: >"$E2E_DIR/edge/tunnels.map"
+	{
+		echo "connections {"
+		for t in "a $E2E_ID_A $E2E_EDGE_A" "b $E2E_ID_B $E2E_EDGE_B"; do
+			set -- $t
+			echo "$2 e2e-$1 $3 $(e2e_gw_identity "$2")" >>"$E2E_DIR/edge/tunnels.map"
+			cat <<EOF
+ cf-e2e-$1 {
+  version = 2
+  local_addrs = $3
+  proposals = aes256gcm16-aes128gcm16-prfsha512-prfsha384-prfsha256-ecp384-modp2048-modp1536, aes256-sha256-prfsha256-ecp384-modp2048
+  local { auth = psk
+   id = $3 }
+  remote { auth = psk
+   id = $(e2e_gw_identity "$2") }
+  children { cf-e2e-$1 {
+   local_ts = 0.0.0.0/0
+   remote_ts = 0.0.0.0/0
+   esp_proposals = aes256gcm16-aes128gcm16-ecp384-noesn, aes256-sha256-ecp384-noesn
+   replay_window = 0
+  } }
+ }
+EOF
+		done
+		echo "}"
+		echo "secrets {"
+		echo " include secrets.d/*.conf"
+		echo "}"
+	} >"$E2E_DIR/b/swanctl/swanctl.conf"
+	e2e_swanctl b --load-all >"$E2E_DIR/edge/load-all.out" 2>&1 ||
+		{ cat "$E2E_DIR/edge/load-all.out" >&2; e2e_fail "edge: swanctl --load-all failed"; }
+}
+
+e2e_emu_start() {
+	mkdir -p "$E2E_DIR/emu"
+	# 0600 files made by a umask, never a token in argv.
+	(umask 077 && /usr/bin/python3 -c 'import secrets; print(secrets.token_hex(20))' >"$E2E_DIR/emu/token")
+	cat >"$E2E_DIR/emu/seed.json" <<EOF
+{"tunnels": [
+ {"id": "$E2E_ID_A", "name": "e2e-a", "customer_endpoint": "$E2E_GW_ADDR",
+  "cloudflare_endpoint": "$E2E_EDGE_A", "interface_address": "10.213.0.0/31"},
+ {"id": "$E2E_ID_B", "name": "e2e-b", "customer_endpoint": "$E2E_GW_ADDR",
+  "cloudflare_endpoint": "$E2E_EDGE_B", "interface_address": "10.213.0.2/31"}
+]}
+EOF
+	ip netns exec "$E2E_NS_GW" /usr/bin/python3 "$E2E_ROOT/contrib/cf-emulator/cf_emulator.py" \
+		--account-id "$E2E_ACCOUNT" --token-file "$E2E_DIR/emu/token" \
+		--seed "$E2E_DIR/emu/seed.json" --state "$E2E_DIR/emu/state.json" \
+		--port 0 --port-file "$E2E_DIR/emu/port" --pid-file "$E2E_DIR/emu/pid" \
+		--on-key-change "/usr/bin/python3 $E2E_SRC/edge-hook.py $E2E_DIR" \
+		</dev/null >"$E2E_DIR/emu/emulator.log" 2>&1 &
+	E2E_EMU_PID=$!
+	i=0
+	while [ ! -s "$E2E_DIR/emu/port" ]; do
+		i=$((i + 1))
+		kill -0 "$E2E_EMU_PID" 2>/dev/null || { cat "$E2E_DIR/emu/emulator.log" >&2; e2e_fail "emulator died"; }
+		[ $i -lt 100 ] || e2e_fail "emulator did not start listening"
+		sleep 0.1
+	done
+	E2E_EMU_PORT=$(cat "$E2E_DIR/emu/port")
+	E2E_EMU_URL=http://127.0.0.1:$E2E_EMU_PORT
+}
+
+# The agent's config (YANG JSON). The kernel-xfrm leaf (false: the gateway's
+# charon uses kernel-libipsec, the kernel holds no XFRM state) is written
+# when the model has it.
+e2e_write_config() {
+	xfrm=
+	if grep -q 'kernel-xfrm' "$E2E_ROOT/models/tunnelsync.yang"; then
+		xfrm=',
+        "kernel-xfrm": false'
+	fi
+	max_age=${E2E_MAX_AGE:-0}
+	group='          "redundancy-group": "uplink",'
+	[ "${E2E_GROUP-uplink}" != "" ] || group=
+	cat >"$E2E_DIR/config.json" <<EOF
+{
+  "tunnelsync:tunnelsync": {
+    "agent": {
+      "node-name": "e2e-gw",
+      "state-directory": "$E2E_DIR/state",
+      "ike-backend": {
+        "vici-socket": "$E2E_DIR/a/charon.vici"$xfrm
+      }
+    },
+    "cloudflare": {
+      "account-id": "$E2E_ACCOUNT",
+      "api-base-url": "$E2E_EMU_URL/client/v4",
+      "allow-plain-http-loopback": true,
+      "api-token-file": "$E2E_DIR/emu/token",
+      "connect-timeout": 5,
+      "request-timeout": 15
+    },
+    "tunnels": {
+      "tunnel": [
+        {
+          "name": "e2e-a",
+          "id": "$E2E_ID_A",
+          "gateway": "e2e-gw",
+$group
+          "customer-endpoint": "$E2E_GW_ADDR",
+          "cloudflare-endpoint": "$E2E_EDGE_A",
+          "interface-address": "10.213.0.0/31",
+          "ike": { "dpd-delay": 10 },
+          "route-based": { "if-id": 101 },
+          "psk": { "source": "${E2E_SOURCE_A:-random}", "max-age": $max_age,
+                   "authentication-failure-threshold": 2 }
+        },
+        {
+          "name": "e2e-b",
+          "id": "$E2E_ID_B",
+          "gateway": "e2e-gw",
+$group
+          "customer-endpoint": "$E2E_GW_ADDR",
+          "cloudflare-endpoint": "$E2E_EDGE_B",
+          "interface-address": "10.213.0.2/31",
+          "ike": { "dpd-delay": 10 },
+          "route-based": { "if-id": 102 },
+          "psk": { "source": "${E2E_SOURCE_B:-random}", "max-age": $max_age,
+                   "authentication-failure-threshold": 2 }
+        }
+      ]
+    }
+  }
+}
+EOF
+}
+
+# The whole environment. Sets the EXIT trap first.
+e2e_up() {
+	E2E_DIR=$(mktemp -d "/tmp/tse2e.$$.XXXXXX")
+	trap e2e_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	chmod 700 "$E2E_DIR"
+	mkdir -p "$E2E_DIR/out"
+	e2e_net_up
+	TS_HARNESS_KERNEL=libipsec sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" a "$E2E_DIR" >/dev/null
+	TS_HARNESS_KERNEL=libipsec sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" b "$E2E_DIR" >/dev/null
+	e2e_edge_config
+	e2e_emu_start
+	e2e_write_config
+}
+
+# --- talking to the pieces ---------------------------------------------------
+
+# e2e_api METHOD PATH [JSON]: the emulator's API as a client would call it
+# (token from its file through curl's config on stdin, never argv).
+e2e_api() {
+	method=$1
+	path=$2
+	body=${3:-}
+	{
+		printf 'header = "Authorization: Bearer %s"\n' "$(cat "$E2E_DIR/emu/token")"
+		[ -z "$body" ] || printf 'header = "Content-Type: application/json"\n'
+	} | ip netns exec "$E2E_NS_GW" curl -sS -K - -X "$method" ${body:+--data "$body"} \
+		"$E2E_EMU_URL/client/v4/accounts/$E2E_ACCOUNT/magic/ipsec_tunnels$path"
+}
+
+# e2e_admin METHOD PATH [JSON]: the emulator's /__admin interface.
+e2e_admin() {
+	ip netns exec "$E2E_NS_GW" curl -sS -X "$1" ${3:+-H 'Content-Type: application/json' --data "$3"} \
+		"$E2E_EMU_URL/__admin$2"
+}
+
+# Fingerprint the emulator holds for a tunnel id ("" when no key).
+e2e_emu_fp() {
+	e2e_admin GET /tunnels | /usr/bin/python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["tunnels"]:
+    if t["id"] == sys.argv[1]:
+        print(t.get("fingerprint") or "")' "$1"
+}
+
+e2e_emu_last_generated() {
+	e2e_admin GET /tunnels | /usr/bin/python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["tunnels"]:
+    if t["id"] == sys.argv[1]:
+        print(t.get("last_generated_on") or "")' "$1"
+}
+
+# Writes (non-GET, non-admin) API requests in the emulator's log, as
+# "METHOD PATH?QUERY" lines.
+e2e_emu_writes() {
+	e2e_admin GET /requests | /usr/bin/python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["requests"]:
+    if r["method"] != "GET" and not r["path"].startswith("/__admin"):
+        print("%s %s%s" % (r["method"], r["path"], "?" + r["query"] if r.get("query") else ""))'
+}
+
+e2e_emu_clear_log() {
+	e2e_admin DELETE /requests >/dev/null
+}
+
+# e2e_ts NAME ARGS...: runs tunnelsync in the gateway namespace; stdout
+# and stderr are kept in out/NAME.{out,err} (checked for keys later) and
+# shown. Returns tunnelsync's exit status.
+e2e_ts() {
+	name=$1
+	shift
+	E2E_CALLS=$((E2E_CALLS + 1))
+	out=$E2E_DIR/out/$(printf '%03d' "$E2E_CALLS")-$name
+	cmd=$1
+	shift
+	rc=0
+	ip netns exec "$E2E_NS_GW" ${E2E_WRAP:-} "$E2E_TS" "$cmd" -c "$E2E_DIR/config.json" \
+		--models "$E2E_ROOT/models" "$@" >"$out.out" 2>"$out.err" || rc=$?
+	if [ "${E2E_QUIET:-0}" != 1 ]; then
+		echo "-- tunnelsync $cmd $* -> exit $rc" >&2
+		sed 's/^/   | /' "$out.out" "$out.err" >&2
+	fi
+	E2E_LAST_OUT=$out.out
+	return "$rc"
+}
+
+# Runs `once` until it exits 0 (in sync), at most N times; fails on exit 1
+# or when N passes did not converge.
+e2e_once_until_synced() {
+	n=$1
+	shift
+	i=0
+	while [ $i -lt "$n" ]; do
+		i=$((i + 1))
+		rc=0
+		e2e_ts once once "$@" || rc=$?
+		case $rc in
+		0) return 0 ;;
+		2) sleep 1 ;;
+		*) e2e_fail "once exited $rc (pass $i)" ;;
+		esac
+	done
+	e2e_fail "once did not converge in $n passes"
+}
+
+# IKE SA of the tunnel's connection (ts-NAME) established with an installed
+# CHILD SA, in the gateway's charon.
+e2e_ike_up() {
+	e2e_swanctl a --list-sas --ike "ts-$1" 2>/dev/null >"$E2E_DIR/sas.txt" || return 1
+	grep -q 'ESTABLISHED' "$E2E_DIR/sas.txt" && grep -q 'INSTALLED' "$E2E_DIR/sas.txt"
+}
+
+# Waits up to N seconds for e2e_ike_up.
+e2e_wait_ike_up() {
+	name=$1
+	n=$(($2 * 5))
+	i=0
+	while ! e2e_ike_up "$name"; do
+		i=$((i + 1))
+		[ $i -lt "$n" ] || return 1
+		sleep 0.2
+	done
+	return 0
+}
+
+# The status' fingerprint of a tunnel (status --json), "" when none.
+e2e_status_fp() {
+	e2e_ts status status --json >/dev/null || e2e_fail "status --json failed"
+	/usr/bin/python3 - "$1" "$E2E_LAST_OUT" <<'EOF'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+doc = json.load(open(path))
+tunnels = doc.get("tunnels", doc) if isinstance(doc, dict) else doc
+for t in tunnels:
+    if t.get("name") == name:
+        print(t.get("fingerprint") or t.get("key_fingerprint") or "")
+        break
+EOF
+}
+
+# "IKE_STATE CHILD_UP" of a tunnel in status --json (what the last pass left).
+e2e_status_ike() {
+	e2e_ts status status --json >/dev/null || e2e_fail "status --json failed"
+	/usr/bin/python3 -c '
+import json, sys
+for t in json.load(open(sys.argv[2]))["tunnels"]:
+    if t.get("name") == sys.argv[1]:
+        print(t.get("ike_state"), t.get("child_up"))' "$1" "$E2E_LAST_OUT"
+}
+
+# Tunnel in sync end to end: IKE up, status fingerprint == emulator's.
+e2e_assert_tunnel_ok() {
+	name=$1
+	id=$2
+	e2e_wait_ike_up "$name" 30 || e2e_fail "$name: IKE/CHILD SA not up"
+	emu=$(e2e_emu_fp "$id")
+	st=$(e2e_status_fp "$name")
+	[ -n "$emu" ] || e2e_fail "$name: the emulator holds no key"
+	[ "$emu" = "$st" ] || e2e_fail "$name: status fingerprint '$st' != emulator '$emu'"
+	printf '%s\n' "$st" | grep -Eq '^sha256:[0-9a-f]{16}$' || e2e_fail "$name: fingerprint format '$st'"
+	ike=$(e2e_status_ike "$name")
+	[ "$ike" = "established True" ] || e2e_fail "$name: status says IKE/CHILD '$ike', charon says up"
+	e2e_say "$name: IKE up, fingerprint $emu on both sides"
+}
+
+e2e_journal_empty() {
+	[ -z "$(ls -A "$E2E_DIR/state/journal" 2>/dev/null)" ]
+}
+
+# From nothing to both tunnels in sync (loops `once`, bounded).
+e2e_bootstrap() {
+	e2e_once_until_synced 10
+	e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+	e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
+	e2e_journal_empty || e2e_fail "journal not empty after sync"
+}
+
+# Sets the edge's key of a tunnel only (as if the edge changed it), key on
+# stdin of the hook as the emulator does.
+e2e_edge_set_key() {
+	/usr/bin/python3 -c 'import secrets; print(secrets.token_hex(16), end="")' |
+		/usr/bin/python3 "$E2E_SRC/edge-hook.py" "$E2E_DIR" "$1"
+}
+
+# Every key the emulator holds now, one a line, appended to keys.txt (kept
+# outside of what the secret scan reads).
+e2e_collect_keys() {
+	[ -f "$E2E_DIR/emu/state.json" ] || return 0
+	/usr/bin/python3 -c '
+import json, sys
+for t in json.load(open(sys.argv[1]))["tunnels"]:
+    if t.get("psk"):
+        print(t["psk"])' "$E2E_DIR/emu/state.json" >>"$E2E_DIR/keys.txt"
+}
+
+# A checksum of everything in the state directory (names, modes, content).
+e2e_state_digest() {
+	if [ -d "$E2E_DIR/state" ]; then
+		(cd "$E2E_DIR/state" && find . -path ./lock -prune -o -print | sort |
+			while read -r f; do
+				stat -c '%n %a %s' "$f"
+				[ -f "$f" ] && sha256sum "$f"
+			done) | sha256sum | cut -d' ' -f1
+	else
+		echo none
+	fi
+}
+
+# The plan's actions as "kind tunnel cause apply" lines (plan --json file).
+e2e_plan_actions() {
+	/usr/bin/python3 -c '
+import json, sys
+for a in json.load(open(sys.argv[1]))["actions"]:
+    print(a["kind"], a["tunnel"] or "-", a["cause"], "apply" if a["apply"] else "noapply")' "$1"
+}
