@@ -199,9 +199,11 @@ static int cmd_plan(const struct options *o)
 	if (run_pass(o, true, NULL, 0, &res, &d) < 0)
 		return EXIT_FAIL;
 	r = print_plan(o, res.plan);
-	r = r < 0 ? EXIT_FAIL : ts_plan_has_changes(res.plan) ? EXIT_PENDING : EXIT_OK;
-	if (r == EXIT_OK && !res.planes_ok)
-		r = EXIT_FAIL; /* "in sync" cannot be said of planes not read */
+	/* A plane not read is an error, whatever else the plan holds: neither
+	 * "in sync" nor "these changes" can be said of it. */
+	r = r < 0 || !res.planes_ok	    ? EXIT_FAIL
+	    : ts_plan_has_changes(res.plan) ? EXIT_PENDING
+					    : EXIT_OK;
 	ts_pass_result_done(&res);
 	ts_desired_free(d);
 	return r;

@@ -86,7 +86,8 @@ int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_option
 		snprintf(a->memory[i].name, sizeof(a->memory[i].name), "%s",
 			 desired->tunnels[i].name);
 
-	if (a->options.readonly) {
+	/* A dry run changes nothing local either: not even the directory. */
+	if (a->options.readonly || a->options.dry_run) {
 		r = ts_store_open_readonly(a->state_dir, &a->store);
 		if (r == -ENOENT) {
 			/* Nothing recorded yet: every tunnel reads as "no record". */

@@ -299,7 +299,7 @@ static void observe_store(struct ts_agent *a, struct ts_observation *o)
 	if (!a->store) {
 		/* Read-only and no state directory yet: nothing recorded, which
 		 * is a complete answer. */
-		o->store_ok = a->options.readonly;
+		o->store_ok = a->options.readonly || a->options.dry_run;
 		return;
 	}
 	r = ts_store_load(a->store, &o->store);
