@@ -305,6 +305,10 @@ static void run_pass(struct daemon *d)
 			res.n_applied, res.n_pending, res.n_failed);
 		if (res.n_pending || res.n_failed || !res.planes_ok)
 			next = now + (d->o->retry ? d->o->retry : DEFAULT_RETRY);
+		/* Progress with work left (a redundancy group rotates one tunnel
+		 * a pass): go on at once rather than after the retry delay. */
+		if (res.n_applied && res.n_pending && !res.n_failed)
+			next = now + (d->o->debounce ? d->o->debounce : DEFAULT_DEBOUNCE);
 		snprintf(text, sizeof(text), "STATUS=%s: %u applied, %u pending, %u failed",
 			 res.n_failed || !res.planes_ok ? "Stalled"
 			 : res.n_pending		? "Reconciling"

@@ -1,0 +1,135 @@
+#!/bin/sh
+# The daemon (`tunnelsync run`) end to end: it brings the redundant pair up
+# from nothing by itself; /metrics, /healthz and /readyz answer; a key
+# regenerated behind its back is healed after SIGHUP; an IKE SA terminated
+# behind its back is brought back by the event stream alone; an invalid
+# config edit is reported with file and line and the last good config stays
+# in force; a valid edit is picked up through inotify; SIGTERM stops it
+# with status 0.
+# Usage: daemon.sh TUNNELSYNC_BINARY
+set -eu
+E2E_TS=${1:?usage: daemon.sh TUNNELSYNC_BINARY}
+. "$(dirname "$0")/lib.sh"
+e2e_require
+e2e_require_commands run status
+e2e_up
+
+DPID=
+daemon_cleanup() {
+	rc=$?
+	if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
+		kill -TERM "$DPID" 2>/dev/null || true
+		sleep 1
+		kill -KILL "$DPID" 2>/dev/null || true
+	fi
+	[ "$rc" -eq 0 ] || { echo "== daemon log:" >&2; cat "$E2E_DIR/daemon.log" >&2 || true; }
+	(exit "$rc")
+	e2e_cleanup
+}
+trap daemon_cleanup EXIT
+
+# metrics on the gateway namespace's own loopback
+/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["tunnelsync:tunnelsync"]["agent"]["metrics-listen"] = "127.0.0.1:9470"
+c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = 600
+json.dump(c, open(p, "w"), indent=2)
+PY
+
+http() {
+	ip netns exec "$E2E_NS_GW" curl -s -o "$E2E_DIR/http.body" -w '%{http_code}' \
+		"http://127.0.0.1:9470$1" || echo 000
+}
+
+# Waits up to N seconds for the condition in status.json.
+wait_status() {
+	want=$1
+	n=$(($2 * 2))
+	i=0
+	while :; do
+		cond=$(/usr/bin/python3 -c '
+import json, sys
+try: print(json.load(open(sys.argv[1]))["condition"])
+except Exception: print("none")' "$E2E_DIR/state/status.json")
+		[ "$cond" = "$want" ] && return 0
+		i=$((i + 1))
+		[ $i -lt "$n" ] || return 1
+		sleep 0.5
+	done
+}
+
+wait_fp() {
+	name=$1
+	id=$2
+	i=0
+	while [ "$(e2e_status_fp "$name")" != "$(e2e_emu_fp "$id")" ]; do
+		i=$((i + 1))
+		[ $i -lt 40 ] || return 1
+		sleep 0.5
+	done
+}
+
+e2e_say "start the daemon"
+ip netns exec "$E2E_NS_GW" "$E2E_TS" run -c "$E2E_DIR/config.json" --models "$E2E_ROOT/models" \
+	>"$E2E_DIR/daemon.log" 2>&1 &
+DPID=$!
+wait_status Ready 60 || e2e_fail "the daemon did not reach Ready"
+e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
+
+e2e_say "metrics and health"
+[ "$(http /healthz)" = 200 ] || e2e_fail "/healthz not 200"
+[ "$(http /readyz)" = 200 ] || e2e_fail "/readyz not 200"
+[ "$(http /metrics)" = 200 ] || e2e_fail "/metrics not 200"
+for m in 'tunnelsync_tunnel_up{tunnel="e2e-a"} 1' 'tunnelsync_tunnel_up{tunnel="e2e-b"} 1' \
+	'tunnelsync_psk_generation{tunnel="e2e-a"} 1' 'tunnelsync_rotations_total 2'; do
+	grep -qF "$m" "$E2E_DIR/http.body" || e2e_fail "/metrics lacks '$m'"
+done
+[ "$(http /nothing)" = 404 ] || e2e_fail "unknown path not 404"
+
+e2e_say "a key regenerated behind its back, then SIGHUP"
+e2e_api POST "/$E2E_ID_A/psk_generate" '{}' >/dev/null
+regen=$(e2e_emu_fp "$E2E_ID_A")
+kill -HUP "$DPID"
+wait_fp e2e-a "$E2E_ID_A" || e2e_fail "e2e-a not healed after SIGHUP"
+[ "$(e2e_emu_fp "$E2E_ID_A")" != "$regen" ] || e2e_fail "e2e-a still on the regenerated key"
+e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+
+e2e_say "an IKE SA terminated behind its back comes back through the events alone"
+e2e_swanctl a --terminate --ike ts-e2e-b >/dev/null 2>&1 || true
+sleep 1
+e2e_wait_ike_up e2e-b 30 || e2e_fail "e2e-b not re-initiated"
+grep -q 'tunnel=e2e-b: initiate: done' "$E2E_DIR/daemon.log" ||
+	e2e_fail "the daemon did not initiate e2e-b (charon alone brought it back?)"
+
+e2e_say "an invalid config edit keeps the last good one"
+cp "$E2E_DIR/config.json" "$E2E_DIR/config.good"
+sed 's/"if-id": 101/"if-id": 0/' "$E2E_DIR/config.good" >"$E2E_DIR/config.tmp"
+mv "$E2E_DIR/config.tmp" "$E2E_DIR/config.json"
+i=0
+until grep -q 'config.json:[0-9]*: .*if-id.*keeping revision' "$E2E_DIR/daemon.log"; do
+	i=$((i + 1))
+	[ $i -lt 20 ] || e2e_fail "no error naming file, line and if-id in the daemon log"
+	sleep 0.5
+done
+kill -0 "$DPID" || e2e_fail "the daemon died on an invalid config"
+
+e2e_say "a valid edit is picked up through inotify"
+sed 's/"dpd-delay": 10/"dpd-delay": 11/' "$E2E_DIR/config.good" >"$E2E_DIR/config.tmp"
+mv "$E2E_DIR/config.tmp" "$E2E_DIR/config.json"
+i=0
+until [ "$(grep -c 'revision .* loaded' "$E2E_DIR/daemon.log")" -ge 2 ]; do
+	i=$((i + 1))
+	[ $i -lt 20 ] || e2e_fail "the valid edit was not loaded"
+	sleep 0.5
+done
+
+e2e_say "SIGTERM"
+kill -TERM "$DPID"
+rc=0
+wait "$DPID" || rc=$?
+DPID=
+[ "$rc" -eq 0 ] || e2e_fail "the daemon exited $rc on SIGTERM"
+e2e_say "daemon OK"
