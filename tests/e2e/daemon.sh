@@ -5,7 +5,8 @@
 # behind its back is brought back by the event stream alone; an invalid
 # config edit is reported with file and line and the last good config stays
 # in force; a valid edit is picked up through inotify; SIGTERM stops it
-# with status 0.
+# with status 0. A restarted charon (which forgets what was loaded over
+# VICI) gets its connections and keys back without help.
 # Usage: daemon.sh TUNNELSYNC_BINARY
 set -eu
 E2E_TS=${1:?usage: daemon.sh TUNNELSYNC_BINARY}
@@ -125,6 +126,14 @@ until [ "$(grep -c 'revision .* loaded' "$E2E_DIR/daemon.log")" -ge 2 ]; do
 	[ $i -lt 20 ] || e2e_fail "the valid edit was not loaded"
 	sleep 0.5
 done
+
+e2e_say "charon restarted: the daemon reconnects and reloads connections and keys"
+sh "$E2E_ROOT/tests/lib/charon-netns.sh" stop "$(cat "$E2E_DIR/a/charon.pid")"
+TS_HARNESS_KERNEL=libipsec sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" a "$E2E_DIR" >/dev/null
+e2e_wait_ike_up e2e-a 40 || e2e_fail "e2e-a not back after the charon restart"
+e2e_wait_ike_up e2e-b 40 || e2e_fail "e2e-b not back after the charon restart"
+grep -q 'load-key: done' "$E2E_DIR/daemon.log" || e2e_fail "the keys were not reloaded into charon"
+wait_status Ready 30 || e2e_fail "not Ready after the charon restart"
 
 e2e_say "SIGTERM"
 kill -TERM "$DPID"
