@@ -539,7 +539,8 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 		   struct ts_pass_result *res)
 {
 	struct rotation *rots;
-	size_t n_rots = 0, n_bulk = 0;
+	size_t *reauthed; /* plan indexes of the reauths requested, to confirm */
+	size_t n_rots = 0, n_bulk = 0, n_reauthed = 0;
 	int r = 0;
 
 	if (plan->suspended) {
@@ -556,8 +557,12 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 		return 0;
 	}
 	rots = calloc(plan->n_actions + 1, sizeof(*rots));
-	if (!rots)
+	reauthed = calloc(plan->n_actions + 1, sizeof(*reauthed));
+	if (!rots || !reauthed) {
+		free(rots);
+		free(reauthed);
 		return -ENOMEM;
+	}
 
 	/* Phases in plan order: removals, resumes, loads; rotations are
 	 * collected and run together; initiates and reauths after them. */
@@ -693,10 +698,35 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 			continue;
 		if (apply_simple(a, o, act) < 0)
 			res->n_pending++;
+		else if (act->kind == TS_ACTION_REAUTH)
+			reauthed[n_reauthed++] = i;
 		else
 			res->n_applied++;
 	}
+	/* A reauth request returns before the new IKE SA exists (charon runs
+	 * it asynchronously): confirm each one, all requested first, as a key
+	 * change is confirmed (the new IKE SA, its CHILD SA and, with
+	 * kernel-xfrm, the kernel's ESP pair). Unconfirmed: pending, so that
+	 * the pass does not say "in sync" while the tunnel is still down. */
+	for (size_t k = 0; k < n_reauthed; k++) {
+		const struct ts_action *act = &plan->actions[reauthed[k]];
+		const struct ts_tunnel *t = ts_desired_find(a->desired, act->tunnel);
+		size_t idx = t ? tunnel_index(a->desired, t) : 0;
+		uint32_t old_id = t && o->ike_ok ? o->ike[idx].ike_unique_id : 0;
+
+		if (t && confirm_up(a, t, old_id) == 0) {
+			res->n_applied++;
+			continue;
+		}
+		ts_logf(TS_LOG_WARN, "ike", act->tunnel, "reauthenticated, but not up within %u s",
+			a->desired->agent.confirm_timeout);
+		note_error(a, act->tunnel,
+			   "not confirmed up within %u s after the reauthentication",
+			   a->desired->agent.confirm_timeout);
+		res->n_pending++;
+	}
 out:
+	free(reauthed);
 	for (size_t i = 0; i < n_rots; i++)
 		rotation_done(&rots[i]);
 	free(rots);

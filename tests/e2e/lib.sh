@@ -23,6 +23,13 @@
 # E2E_MAX_AGE (seconds, default 0), E2E_GROUP= (empty: no redundancy
 # group). E2E_WRAP: a command put before tunnelsync (e.g. faketime).
 # E2E_QUIET=1: e2e_ts does not echo tunnelsync's output.
+# E2E_KERNEL=netlink: both charons with kernel-netlink (real ESP SAs in the
+# namespaces' XFRM state: needs a kernel with ESP, e.g. the UML guest of
+# tests/kernel/run-uml) and "kernel-xfrm": true in the config, so the
+# agent checks the kernel's SA pairs; the edge's CHILD SAs then get if_ids
+# (201, 202) so that their 0.0.0.0/0 policies capture no traffic. Default
+# libipsec (userspace ESP, "kernel-xfrm": false). E2E_CONFIRM_TIMEOUT:
+# the agent's confirm-timeout in seconds (default: the model's).
 #
 # Every name carries the PID; e2e_cleanup (an EXIT trap) stops only the
 # processes this run started, by PID, and deletes the namespaces, on every
@@ -70,6 +77,21 @@ e2e_require() {
 	done
 	[ -n "$E2E_TS" ] || e2e_fail "E2E_TS (the tunnelsync binary) is not set"
 	[ -x "$E2E_TS" ] || e2e_fail "$E2E_TS is not an executable"
+	case "${E2E_KERNEL:-libipsec}" in
+	libipsec) ;;
+	netlink)
+		# Real ESP SAs: the kernel must be able to hold one.
+		e2e_ns=tse-$$-probe
+		ip netns add "$e2e_ns" || e2e_fail "cannot create a network namespace"
+		e2e_esp=0
+		ip -n "$e2e_ns" xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 \
+			aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128 \
+			2>/dev/null || e2e_esp=$?
+		ip netns del "$e2e_ns"
+		[ "$e2e_esp" -eq 0 ] || e2e_skip "E2E_KERNEL=netlink: this kernel cannot install ESP SAs"
+		;;
+	*) e2e_fail "E2E_KERNEL must be libipsec or netlink" ;;
+	esac
 }
 
 # Skips when the binary lacks one of the commands (exit 64: unknown command).
@@ -165,10 +187,16 @@ e2e_edge_config() {
 	mkdir -p "$E2E_DIR/b/swanctl/secrets.d" "$E2E_DIR/edge"
 	chmod 700 "$E2E_DIR/b/swanctl/secrets.d"
 	: >"$E2E_DIR/edge/tunnels.map"
+	if_id=200
 	{
 		echo "connections {"
 		for t in "a $E2E_ID_A $E2E_EDGE_A" "b $E2E_ID_B $E2E_EDGE_B"; do
 			set -- $t
+			if_id=$((if_id + 1))
+			if_ids=
+			[ "${E2E_KERNEL:-libipsec}" != netlink ] ||
+				if_ids="if_id_in = $if_id
+   if_id_out = $if_id"
 			echo "$2 e2e-$1 $3 $(e2e_gw_identity "$2")" >>"$E2E_DIR/edge/tunnels.map"
 			cat <<EOF
  cf-e2e-$1 {
@@ -184,6 +212,7 @@ e2e_edge_config() {
    remote_ts = 0.0.0.0/0
    esp_proposals = aes256gcm16-aes128gcm16-ecp384-noesn, aes256-sha256-ecp384-noesn
    replay_window = 0
+   $if_ids
   } }
  }
 EOF
@@ -228,14 +257,18 @@ EOF
 }
 
 # The agent's config (YANG JSON). The kernel-xfrm leaf (false: the gateway's
-# charon uses kernel-libipsec, the kernel holds no XFRM state) is written
-# when the model has it.
+# charon uses kernel-libipsec, the kernel holds no XFRM state; true with
+# E2E_KERNEL=netlink) is written when the model has it.
 e2e_write_config() {
 	xfrm=
 	if grep -q 'kernel-xfrm' "$E2E_ROOT/models/tunnelsync.yang"; then
-		xfrm=',
-        "kernel-xfrm": false'
+		kx=false
+		[ "${E2E_KERNEL:-libipsec}" != netlink ] || kx=true
+		xfrm=",
+        \"kernel-xfrm\": $kx"
 	fi
+	[ -z "${E2E_CONFIRM_TIMEOUT:-}" ] || xfrm="$xfrm,
+        \"confirm-timeout\": $E2E_CONFIRM_TIMEOUT"
 	max_age=${E2E_MAX_AGE:-0}
 	group='          "redundancy-group": "uplink",'
 	[ "${E2E_GROUP-uplink}" != "" ] || group=
@@ -301,8 +334,8 @@ e2e_up() {
 	chmod 700 "$E2E_DIR"
 	mkdir -p "$E2E_DIR/out"
 	e2e_net_up
-	TS_HARNESS_KERNEL=libipsec sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" a "$E2E_DIR" >/dev/null
-	TS_HARNESS_KERNEL=libipsec sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" b "$E2E_DIR" >/dev/null
+	TS_HARNESS_KERNEL=${E2E_KERNEL:-libipsec} sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" a "$E2E_DIR" >/dev/null
+	TS_HARNESS_KERNEL=${E2E_KERNEL:-libipsec} sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" b "$E2E_DIR" >/dev/null
 	e2e_edge_config
 	e2e_emu_start
 	e2e_write_config
