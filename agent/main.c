@@ -221,17 +221,14 @@ static int pass_exit(const struct options *o, const struct ts_pass_result *res)
 	return EXIT_OK;
 }
 
-static int cmd_once(const struct options *o)
+/* once and rotate: one pass that applies; forced names rotate now. */
+static int apply_pass(const struct options *o, const char *const *forced, size_t n_forced)
 {
 	struct ts_pass_result res = { 0 };
 	struct ts_desired *d = NULL;
 	int r;
 
-	if (o->n_args > 0) {
-		fprintf(stderr, "Usage: tunnelsync once -c CONFIG [--dry-run]\n");
-		return EXIT_USAGE;
-	}
-	if (run_pass(o, false, NULL, 0, &res, &d) < 0)
+	if (run_pass(o, false, forced, n_forced, &res, &d) < 0)
 		return EXIT_FAIL;
 	r = pass_exit(o, &res);
 	ts_pass_result_done(&res);
@@ -239,22 +236,22 @@ static int cmd_once(const struct options *o)
 	return r;
 }
 
+static int cmd_once(const struct options *o)
+{
+	if (o->n_args > 0) {
+		fprintf(stderr, "Usage: tunnelsync once -c CONFIG [--dry-run]\n");
+		return EXIT_USAGE;
+	}
+	return apply_pass(o, NULL, 0);
+}
+
 static int cmd_rotate(const struct options *o)
 {
-	struct ts_pass_result res = { 0 };
-	struct ts_desired *d = NULL;
-	int r;
-
 	if (o->n_args == 0) {
 		fprintf(stderr, "Usage: tunnelsync rotate -c CONFIG TUNNEL...\n");
 		return EXIT_USAGE;
 	}
-	if (run_pass(o, false, (const char *const *)o->args, (size_t)o->n_args, &res, &d) < 0)
-		return EXIT_FAIL;
-	r = pass_exit(o, &res);
-	ts_pass_result_done(&res);
-	ts_desired_free(d);
-	return r;
+	return apply_pass(o, (const char *const *)o->args, (size_t)o->n_args);
 }
 
 static int cmd_run(const struct options *o)
