@@ -33,6 +33,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-# strongSwan's packages start a charon through systemd where it runs; the
-# tests start their own instances, so a policy-rc.d keeps the service off.
+# Where systemd runs, strongSwan's packages start the system charon; the
+# tests never touch it: each starts its own charons in its own network
+# namespaces, with their own sockets and a private /run.
 $SUDO apt-get install -y -q --no-install-recommends $missing
