@@ -18,6 +18,9 @@ e2e_up
 DPID=
 daemon_cleanup() {
 	rc=$?
+	# errexit would stop this trap at the first failing command below and
+	# skip e2e_cleanup (namespaces and processes left behind).
+	set +e
 	if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
 		kill -TERM "$DPID" 2>/dev/null || true
 		sleep 1

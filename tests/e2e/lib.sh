@@ -124,6 +124,9 @@ e2e_dump_logs() {
 
 e2e_cleanup() {
 	rc=$?
+	# Everything below must run even when a step fails (errexit is on in
+	# the tests): namespaces and processes must never be left behind.
+	set +e
 	trap - EXIT INT TERM
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
 		echo "== failed (exit $rc); logs of $E2E_DIR:" >&2
