@@ -111,19 +111,26 @@ show() {
 	return "$rc"
 }
 
+# Runs `tunnelsync once` until it exits 0 (in sync), showing each pass;
+# at most MAX passes.
+once_until_synced() {
+	max=$1
+	pass=0
+	while :; do
+		pass=$((pass + 1))
+		rc=0
+		e2e_ts once once || rc=$?
+		echo "pass $pass: exit $rc"
+		sed 's/^/    /' "${E2E_LAST_OUT%.out}.err"
+		[ "$rc" -ne 0 ] || return 0
+		[ "$rc" -eq 2 ] || e2e_fail "tunnelsync once failed (exit $rc)"
+		[ "$pass" -lt "$max" ] || e2e_fail "not in sync after $pass passes"
+		sleep 1
+	done
+}
+
 heading "tunnelsync once, until everything is in sync (one tunnel of the pair per pass)"
-pass=0
-while :; do
-	pass=$((pass + 1))
-	rc=0
-	e2e_ts once once || rc=$?
-	echo "pass $pass: exit $rc"
-	sed 's/^/    /' "${E2E_LAST_OUT%.out}.err"
-	[ "$rc" -ne 0 ] || break
-	[ "$rc" -eq 2 ] || e2e_fail "tunnelsync once failed (exit $rc)"
-	[ "$pass" -lt 10 ] || e2e_fail "not in sync after $pass passes"
-	sleep 1
-done
+once_until_synced 10
 e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
 e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
 
@@ -141,18 +148,7 @@ show "Plan: the regenerated key is found" plan || rc=$?
 grep -q regenerated "$E2E_LAST_OUT" || e2e_fail "plan does not name the regenerated key"
 
 heading "tunnelsync once heals it"
-pass=0
-while :; do
-	pass=$((pass + 1))
-	rc=0
-	e2e_ts once once || rc=$?
-	echo "pass $pass: exit $rc"
-	sed 's/^/    /' "${E2E_LAST_OUT%.out}.err"
-	[ "$rc" -ne 0 ] || break
-	[ "$rc" -eq 2 ] || e2e_fail "tunnelsync once failed (exit $rc)"
-	[ "$pass" -lt 6 ] || e2e_fail "not healed after $pass passes"
-	sleep 1
-done
+once_until_synced 6
 e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
 e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
 show "Status after healing" status || e2e_fail "status failed"
