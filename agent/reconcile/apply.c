@@ -378,9 +378,16 @@ static int rotation_generate_remote(struct ts_agent *a, struct rotation *rot,
 static void dry_run_rotations(struct ts_agent *a, const struct ts_plan *plan,
 			      struct ts_pass_result *res)
 {
-	struct ts_cf_psk_entry entries[64];
-	struct ts_secret *keys[64] = { 0 };
+	struct ts_cf_psk_entry *entries = calloc(plan->n_actions + 1, sizeof(*entries));
+	struct ts_secret **keys = calloc(plan->n_actions + 1, sizeof(*keys));
 	size_t n = 0;
+
+	if (!entries || !keys) {
+		free(entries);
+		free(keys);
+		res->n_failed++;
+		return;
+	}
 
 	for (size_t i = 0; i < plan->n_actions; i++) {
 		const struct ts_action *act = &plan->actions[i];
@@ -397,8 +404,7 @@ static void dry_run_rotations(struct ts_agent *a, const struct ts_plan *plan,
 			if (a->cf && ts_cf_psk_generate(a->cf, t->id, true, &gen, &err) < 0)
 				cf_failed(a, t->name, "psk_generate (validate only)", &err);
 			ts_cf_psk_generated_done(&gen);
-		} else if (n < TS_ARRAY_SIZE(entries) &&
-			   ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &keys[n]) == 0) {
+		} else if (ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &keys[n]) == 0) {
 			/* A throwaway key: validate_only never stores it. */
 			entries[n] = (struct ts_cf_psk_entry){ t->id, keys[n] };
 			n++;
@@ -420,6 +426,8 @@ static void dry_run_rotations(struct ts_agent *a, const struct ts_plan *plan,
 	}
 	for (size_t i = 0; i < n; i++)
 		ts_secret_free(keys[i]);
+	free(keys);
+	free(entries);
 }
 
 /* --- other actions ------------------------------------------------------- */
