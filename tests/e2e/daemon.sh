@@ -6,7 +6,8 @@
 # config edit is reported with file and line and the last good config stays
 # in force; a valid edit is picked up through inotify; SIGTERM stops it
 # with status 0. A restarted charon (which forgets what was loaded over
-# VICI) gets its connections and keys back without help.
+# VICI) gets its connections and keys back without help. Bad input: a
+# corrupt status.json left by an earlier run, hostile HTTP clients.
 # Usage: daemon.sh TUNNELSYNC_BINARY
 set -eu
 E2E_TS=${1:?usage: daemon.sh TUNNELSYNC_BINARY}
@@ -75,6 +76,11 @@ wait_fp() {
 	done
 }
 
+e2e_say "a corrupt status.json from an earlier run is not trusted, and is replaced"
+mkdir -m 0700 "$E2E_DIR/state"
+printf '{"tunnels": [{"name": "e2e-a", "auth_failures": "lots"' >"$E2E_DIR/state/status.json"
+chmod 0600 "$E2E_DIR/state/status.json"
+
 e2e_say "start the daemon"
 ip netns exec "$E2E_NS_GW" "$E2E_TS" run -c "$E2E_DIR/config.json" --models "$E2E_ROOT/models" \
 	>"$E2E_DIR/daemon.log" 2>&1 &
@@ -92,6 +98,28 @@ for m in 'tunnelsync_tunnel_up{tunnel="e2e-a"} 1' 'tunnelsync_tunnel_up{tunnel="
 	grep -qF "$m" "$E2E_DIR/http.body" || e2e_fail "/metrics lacks '$m'"
 done
 [ "$(http /nothing)" = 404 ] || e2e_fail "unknown path not 404"
+ip netns exec "$E2E_NS_GW" curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:9470/metrics \
+	>"$E2E_DIR/http.code" || true
+[ "$(cat "$E2E_DIR/http.code")" = 404 ] || e2e_fail "POST /metrics not 404"
+# Hostile clients: garbage, an oversize request, a silent one that just
+# connects; the daemon answers or drops each and keeps serving.
+ip netns exec "$E2E_NS_GW" /usr/bin/python3 - <<'PY' || e2e_fail "hostile HTTP clients"
+import socket
+def conn():
+    s = socket.create_connection(("127.0.0.1", 9470), timeout=5)
+    return s
+for payload in (b"\x00\xff garbage\r\n\r\n", b"GET /" + b"A" * 100000 + b" HTTP/1.1\r\n\r\n", b""):
+    s = conn()
+    try:
+        if payload:
+            s.sendall(payload)
+        s.settimeout(5)
+        s.recv(4096)
+    except OSError:
+        pass
+    s.close()
+PY
+[ "$(http /healthz)" = 200 ] || e2e_fail "/healthz not 200 after hostile clients"
 
 e2e_say "a key regenerated behind its back, then SIGHUP"
 e2e_api POST "/$E2E_ID_A/psk_generate" '{}' >/dev/null
