@@ -45,9 +45,13 @@ void ts_agent_drain_events(struct ts_agent *a)
 	r = ts_vici_events_connect(a->events);
 	if (r < 0)
 		return;
+	if (r == 1) /* charon restarted: it read its settings again */
+		ts_agent_recheck_mbb(a);
 	r = ts_vici_events_drain(a->events, on_event, a);
-	if (r == -ECONNRESET || r == -EBADMSG)
+	if (r == -ECONNRESET || r == -EBADMSG) {
+		ts_agent_recheck_mbb(a);
 		(void)ts_vici_events_connect(a->events);
+	}
 }
 
 int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_options *options,
@@ -217,6 +221,7 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	ts_usec_t started = ts_now_monotonic();
 	int r;
 
+	ts_agent_check_mbb(a);
 	r = ts_agent_observe(a, &o, NULL);
 	if (r < 0) {
 		ts_observation_done(&o);
@@ -310,6 +315,7 @@ int ts_agent_process_events(struct ts_agent *a)
 		if (r == 1) {
 			ts_logf(TS_LOG_WARN, "ike", NULL,
 				"reconnected to the IKE daemon: it restarted and forgot our keys");
+			ts_agent_recheck_mbb(a);
 			sc.relevant = true;
 		} else if (r == 2) {
 			sc.relevant = true;
@@ -319,6 +325,7 @@ int ts_agent_process_events(struct ts_agent *a)
 			if (r == -ECONNRESET || r == -EBADMSG) {
 				ts_logf(TS_LOG_WARN, "ike", NULL,
 					"lost the IKE daemon's event stream");
+				ts_agent_recheck_mbb(a);
 				sc.relevant = true;
 			}
 		}
