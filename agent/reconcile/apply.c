@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/crashpoint.h"
+#include "core/fileio.h"
 #include "core/log.h"
 #include "core/secret.h"
 #include "core/timeutil.h"
@@ -246,7 +247,7 @@ static int rotation_begin(struct ts_agent *a, struct ts_observation *o, struct r
 				"key file %s is readable by group or others", t->psk.file);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, "config", t->name, "cannot read key file %s: %s",
-				t->psk.file, strerror(-r));
+				t->psk.file, ts_file_strerror(r));
 	} else {
 		r = 0;
 	}

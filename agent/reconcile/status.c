@@ -63,8 +63,14 @@ static json_t *status_load(const char *state_dir)
 	char *text = NULL;
 	json_t *root;
 
-	if (ts_agent_status_read(state_dir, &text) < 0)
+	int r = ts_agent_status_read(state_dir, &text);
+
+	if (r < 0) {
+		if (r != -ENOENT)
+			ts_logf(TS_LOG_WARN, "store", NULL, "%s/status.json not read: %s",
+				state_dir, ts_file_strerror(r));
 		return NULL;
+	}
 	root = json_loads(text, 0, NULL);
 	free(text);
 	return json_is_object(root) ? root : (json_decref(root), NULL);
