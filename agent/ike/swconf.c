@@ -12,7 +12,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/util.h"
 #include "ike/swconf.h"
 #include "ike/vici.h"
@@ -234,25 +236,33 @@ static int parse_text(struct parser *p, const char *file, const char *s, unsigne
 static int parse_file(struct parser *p, const char *path, unsigned depth)
 {
 	struct stat st;
-	FILE *f;
 	char *text;
-	size_t n;
-	int r;
+	size_t n = 0;
+	int fd, r;
 
-	f = fopen(path, "re");
-	if (!f)
-		return depth == 0 ? -errno : 0; /* an unreadable include: skipped */
-	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE_SIZE) {
-		fclose(f);
-		return depth == 0 ? -EINVAL : 0;
+	/* Never blocks on a FIFO, refuses what is not a regular file. */
+	fd = ts_file_open_regular(path, false, &st);
+	if (fd < 0)
+		return depth == 0 ? fd : 0; /* an unreadable include: skipped */
+	if (st.st_size > MAX_FILE_SIZE) {
+		close(fd);
+		return depth == 0 ? -EFBIG : 0;
 	}
 	text = malloc((size_t)st.st_size + 1);
 	if (!text) {
-		fclose(f);
+		close(fd);
 		return -ENOMEM;
 	}
-	n = fread(text, 1, (size_t)st.st_size, f);
-	fclose(f);
+	while (n < (size_t)st.st_size) {
+		ssize_t k = read(fd, text + n, (size_t)st.st_size - n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	close(fd);
 	text[n] = 0;
 	p->out->n_files++;
 	{
@@ -283,7 +293,7 @@ int ts_swconf_get(const char *path, const char *key, struct ts_swconf_value *ret
 	r = parse_file(&p, path, 0);
 	if (r < 0) {
 		if (err && err_size && !err[0])
-			snprintf(err, err_size, "%s: %s", path, strerror(-r));
+			snprintf(err, err_size, "%s: %s", path, ts_file_strerror(r));
 		return r;
 	}
 	*ret = v;

@@ -151,6 +151,12 @@ static void test_syntax(void **state)
 	assert_non_null(strstr(err, "too deep"));
 	assert_int_equal(ts_swconf_get(at("missing.conf"), "charon.x", &v, err, sizeof(err)),
 			 -ENOENT);
+	/* A FIFO never blocks the agent: refused on top, skipped as include. */
+	assert_int_equal(mkfifo(at("fifo.conf"), 0600), 0);
+	assert_true(ts_swconf_get(at("fifo.conf"), "charon.x", &v, err, sizeof(err)) < 0);
+	put("with-fifo.conf", "include fifo.conf\ncharon { x = 1 }\n");
+	get("with-fifo.conf", "charon.x", &v);
+	assert_string_equal(v.value, "1");
 }
 
 static void test_bool(void **state)
