@@ -61,6 +61,7 @@ struct ts_agent {
 	ts_usec_t next_due;
 	struct ts_mbb_check mbb; /* traffic.c */
 	bool mbb_checked;
+	struct ts_vici_events *log_events; /* "log" only, while needed */
 };
 
 /* One pass's view of every plane. */
@@ -100,6 +101,13 @@ void ts_agent_drain_events(struct ts_agent *a);
  * when not. */
 void ts_agent_check_mbb(struct ts_agent *a);
 void ts_agent_recheck_mbb(struct ts_agent *a);
+/* Whether charon's log stream is needed now: the plan (re)authenticates
+ * (initiate, reauth, rotate, resume) or charon is connecting a tunnel by
+ * itself (its retries may fail authentication). Pure. */
+bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *plan);
+/* Opens or closes the "log" event connection (drained into the failure
+ * counters before it closes). */
+void ts_agent_want_log(struct ts_agent *a, bool want);
 
 int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts_plan *plan,
 		   struct ts_pass_result *result);

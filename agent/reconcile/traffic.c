@@ -7,6 +7,8 @@
 
 #include "core/log.h"
 
+#define LOG_EVENTS_TIMEOUT_MS 10000
+
 void ts_agent_check_mbb(struct ts_agent *a)
 {
 	struct ts_mbb_check c;
@@ -31,4 +33,45 @@ void ts_agent_check_mbb(struct ts_agent *a)
 void ts_agent_recheck_mbb(struct ts_agent *a)
 {
 	a->mbb_checked = false;
+}
+
+bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *plan)
+{
+	for (size_t i = 0; plan && i < plan->n_actions; i++) {
+		const struct ts_action *act = &plan->actions[i];
+
+		if (act->apply &&
+		    (act->kind == TS_ACTION_INITIATE || act->kind == TS_ACTION_REAUTH ||
+		     act->kind == TS_ACTION_ROTATE || act->kind == TS_ACTION_RESUME))
+			return true;
+	}
+	if (!o || !o->ike_ok)
+		return true; /* cannot tell: keep counting */
+	/* charon trying by itself (DPD restart, retries): an IKE SA that is
+	 * neither absent nor established. */
+	for (size_t i = 0; i < o->n_tunnels; i++)
+		if (o->ike[i].ike_state == TS_IKE_SA_CREATED ||
+		    o->ike[i].ike_state == TS_IKE_SA_CONNECTING)
+			return true;
+	return false;
+}
+
+void ts_agent_want_log(struct ts_agent *a, bool want)
+{
+	static const char *const log_event[] = { "log" };
+
+	if (want && !a->log_events) {
+		if (ts_vici_events_new(a->desired->agent.vici_socket, log_event, 1,
+				       LOG_EVENTS_TIMEOUT_MS, &a->log_events) < 0)
+			a->log_events = NULL;
+		else
+			ts_logf(TS_LOG_DEBUG, "ike", NULL,
+				"following charon's log (authentications ahead)");
+	} else if (!want && a->log_events) {
+		ts_agent_drain_events(a);
+		ts_vici_events_free(a->log_events);
+		a->log_events = NULL;
+		ts_logf(TS_LOG_DEBUG, "ike", NULL,
+			"charon's log no longer followed (every tunnel up)");
+	}
 }

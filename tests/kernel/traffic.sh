@@ -19,6 +19,7 @@
 #   flush      `ip xfrm state flush` on the gateway: both flows healed
 #              (traffic again, nothing lost in the last second), each
 #              outage at most HEAL_MAX s
+#              then the idle daemon holds no subscription to charon's log
 #   restart    the gateway's charon restarted: healed, outage <= HEAL_MAX
 #   regen      e2e-b's key regenerated on the API + SIGHUP: rotated by the
 #              daemon, at most LONE_MAX lost
@@ -270,6 +271,15 @@ flow_stop
 assert_healed e2e-a "$HEAL_MAX"
 assert_healed e2e-b "$HEAL_MAX"
 wait_synced 30
+
+# The daemon idle with every tunnel up holds no subscription to charon's
+# log stream (costly, and abrupt client exits can make 5.9 log about it).
+log_clients=$(awk '$3 == "vici" && $4 == "client" && /registered for: log/ { c[$5] = 1 }
+	$3 == "vici" && $4 == "client" && / disconnected/ { delete c[$5] }
+	END { n = 0; for (k in c) n++; print n }' "$E2E_DIR/a/charon.log")
+[ "$log_clients" -eq 0 ] || e2e_fail "the idle daemon holds $log_clients subscription(s) to charon's log"
+grep -q 'registered for: log' "$E2E_DIR/a/charon.log" ||
+	e2e_fail "no log subscription ever: the check above proves nothing"
 
 SCENARIO=restart
 e2e_say "$SCENARIO: the gateway's charon restarted, the daemon heals it"
