@@ -180,7 +180,16 @@ static int rotation_local(struct ts_agent *a, struct rotation *rot)
 		return r;
 	}
 	ts_crash_point("rotate:local-loaded");
-	if (old_id) {
+	if (old_id && ts_agent_reauth_fallback(a, &rot->e)) {
+		ts_logf(TS_LOG_WARN, "ike", t->name,
+			"the rotation's reauthentication has not come up for %u s (a peer that "
+			"refuses overlapping SAs?): break-before-make this time",
+			a->desired->agent.confirm_timeout);
+		r = ts_ike_reinitiate(a->vici, t, IKE_CALL_TIMEOUT_MS, err, sizeof(err));
+		if (r < 0 && r != -EIO && r != -ETIMEDOUT)
+			ts_logf(TS_LOG_WARN, "ike", t->name, "re-initiation failed: %s",
+				err[0] ? err : strerror(-r));
+	} else if (old_id) {
 		r = ts_ike_reauth(a->vici, t, IKE_CALL_TIMEOUT_MS, err, sizeof(err));
 		if (r < 0 && r != -EIO && r != -ETIMEDOUT)
 			ts_logf(TS_LOG_WARN, "ike", t->name, "reauthentication request failed: %s",
