@@ -134,6 +134,7 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	ts_usec_t started = ops->now_monotonic(ctx);
 	int r;
 
+	ts_agent_check_mbb(a);
 	r = observe(a, &o, NULL);
 	if (r < 0) {
 		ts_observation_done(&o);
@@ -155,6 +156,7 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		return r;
 	}
 	if (!a->options.readonly) {
+		ts_agent_want_log(a, ts_agent_log_needed(&o, result.plan));
 		r = ts_agent_apply(a, &o, result.plan, &result);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));

@@ -14,6 +14,7 @@
 
 #include "cloudflare/cloudflare.h"
 #include "ike/ike.h"
+#include "ike/swconf.h"
 #include "model/cloudflare.h"
 #include "model/ike.h"
 #include "model/observed.h"
@@ -56,6 +57,8 @@ struct ts_agent {
 	ts_usec_t last_pass, last_pass_ok, last_pass_duration;
 	unsigned last_pending, last_failed;
 	ts_usec_t next_due;
+	struct ts_mbb_check mbb; /* traffic.c */
+	bool mbb_checked;
 };
 
 #define TS_PLANES(a)	 ((a)->planes.ops)
@@ -120,6 +123,21 @@ void ts_memory_fold(struct ts_agent *a, const struct ts_plan *plan,
 		    const struct ts_pass_result *result);
 /* A rotation was committed: counters cleared, time recorded. */
 void ts_memory_rotated(struct ts_agent *a, const struct ts_tunnel *t, ts_usec_t now);
+
+/* --- traffic (traffic.c) ------------------------------------------------- */
+
+/* Checks once (again after ts_agent_recheck_mbb(), or when the planes saw
+ * charon restart) whether charon reauthenticates make-before-break; warns
+ * when not. */
+void ts_agent_check_mbb(struct ts_agent *a);
+void ts_agent_recheck_mbb(struct ts_agent *a);
+/* Whether charon's log stream is needed now: the plan (re)authenticates
+ * (initiate, reauth, rotate, resume) or charon is connecting a tunnel by
+ * itself (its retries may fail authentication). Pure. */
+bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *plan);
+/* Opens or closes the "log" event connection (drained into the failure
+ * counters before it closes). */
+void ts_agent_want_log(struct ts_agent *a, bool want);
 
 /* --- record ---------------------------------------------------------------- */
 

@@ -25,6 +25,8 @@ struct real_planes {
 	char cf_error[256];
 	struct ts_vici_client *vici;
 	struct ts_vici_events *events;
+	struct ts_vici_events *log_events; /* "log" only, while needed */
+	bool restarted;			   /* charon restarted since asked */
 	struct ts_ike_monitor *monitor;
 	struct ts_xfrm_sock *xfrm;
 	struct ts_xfrm_watch *watch; /* daemon only */
@@ -74,9 +76,15 @@ static void drain_events(struct real_planes *p)
 	r = ts_vici_events_connect(p->events);
 	if (r < 0)
 		return;
+	if (r == 1) /* charon restarted: it read its settings again */
+		p->restarted = true;
 	r = ts_vici_events_drain(p->events, on_event, p);
-	if (r == -ECONNRESET || r == -EBADMSG)
+	if (r == -ECONNRESET || r == -EBADMSG) {
+		p->restarted = true;
 		(void)ts_vici_events_connect(p->events);
+	}
+	if (p->log_events && ts_vici_events_connect(p->log_events) >= 0)
+		(void)ts_vici_events_drain(p->log_events, on_event, p);
 }
 
 static void real_wait(void *ctx, int timeout_ms)
@@ -291,6 +299,46 @@ static void real_ike_failures_reset(void *ctx, const char *conn)
 	ts_ike_monitor_reset(p->monitor, conn);
 }
 
+static int real_ike_mbb_check(void *ctx, const char *conf_path, struct ts_mbb_check *ret)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	return ts_mbb_check(p->vici, conf_path, ret);
+}
+
+static bool real_ike_take_restarted(void *ctx)
+{
+	struct real_planes *p = ctx;
+	bool r = p->restarted;
+
+	p->restarted = false;
+	return r;
+}
+
+static int real_ike_follow_log(void *ctx, bool want)
+{
+	static const char *const log_event[] = { "log" };
+	struct real_planes *p = ctx;
+
+	if (want && !p->log_events) {
+		if (ts_vici_events_new(p->desired->agent.vici_socket, log_event, 1, VICI_TIMEOUT_MS,
+				       &p->log_events) < 0) {
+			p->log_events = NULL;
+			return 0;
+		}
+		return 1;
+	}
+	if (!want && p->log_events) {
+		drain_events(p);
+		ts_vici_events_free(p->log_events);
+		p->log_events = NULL;
+		return 1;
+	}
+	return 0;
+}
+
 /* --- the kernel ------------------------------------------------------------ */
 
 /* The owner spec: every if_id and mark a declared tunnel uses (declared
@@ -431,6 +479,7 @@ static int real_process_events(void *ctx)
 		if (r == 1) {
 			ts_logf(TS_LOG_WARN, "ike", NULL,
 				"reconnected to the IKE daemon: it restarted and forgot our keys");
+			p->restarted = true;
 			sc.relevant = true;
 		} else if (r == 2) {
 			sc.relevant = true;
@@ -440,6 +489,7 @@ static int real_process_events(void *ctx)
 			if (r == -ECONNRESET || r == -EBADMSG) {
 				ts_logf(TS_LOG_WARN, "ike", NULL,
 					"lost the IKE daemon's event stream");
+				p->restarted = true;
 				sc.relevant = true;
 			}
 		}
@@ -477,6 +527,9 @@ static const struct ts_planes_ops real_ops = {
 	.ike_reauth = real_ike_reauth,
 	.ike_failures = real_ike_failures,
 	.ike_failures_reset = real_ike_failures_reset,
+	.ike_mbb_check = real_ike_mbb_check,
+	.ike_take_restarted = real_ike_take_restarted,
+	.ike_follow_log = real_ike_follow_log,
 	.kernel_match = real_kernel_match,
 	.kernel_delete = real_kernel_delete,
 	.store_load = real_store_load,
@@ -499,6 +552,7 @@ static void real_free(void *ctx)
 	ts_xfrm_watch_free(p->watch);
 	ts_xfrm_sock_free(p->xfrm);
 	ts_vici_events_free(p->events);
+	ts_vici_events_free(p->log_events);
 	ts_vici_client_free(p->vici);
 	ts_ike_monitor_free(p->monitor);
 	ts_cf_client_free(p->cf);
@@ -567,8 +621,9 @@ int ts_planes_open_real(const struct ts_desired *desired, const struct ts_agent_
 	r = ts_vici_client_new(desired->agent.vici_socket, VICI_TIMEOUT_MS, &p->vici);
 	if (r < 0)
 		goto fail;
-	r = ts_vici_events_new(desired->agent.vici_socket, ts_vici_default_events,
-			       TS_ARRAY_SIZE(ts_vici_default_events), VICI_TIMEOUT_MS, &p->events);
+	/* No "log" here: ike_follow_log adds it only while needed. */
+	r = ts_vici_events_new(desired->agent.vici_socket, ts_vici_state_events,
+			       TS_ARRAY_SIZE(ts_vici_state_events), VICI_TIMEOUT_MS, &p->events);
 	if (r < 0)
 		p->events = NULL;
 

@@ -19,6 +19,7 @@
 #include "core/secret.h"
 #include "core/timeutil.h"
 #include "ike/ike.h"
+#include "ike/swconf.h"
 #include "model/cloudflare.h"
 #include "model/ike.h"
 #include "model/tunnel.h"
@@ -73,6 +74,14 @@ struct ts_planes_ops {
 	/* The failure counters of a connection (after reading pending events). */
 	void (*ike_failures)(void *ctx, const char *conn, struct ts_ike_failures *ret);
 	void (*ike_failures_reset)(void *ctx, const char *conn);
+	/* Whether charon reauthenticates make-before-break (ike/swconf.h). */
+	int (*ike_mbb_check)(void *ctx, const char *conf_path, struct ts_mbb_check *ret);
+	/* True once after the planes saw charon restart (or lost its event
+	 * stream) since the last call: what was checked may have changed. */
+	bool (*ike_take_restarted)(void *ctx);
+	/* Follows charon's "log" events (authentication failures) or stops;
+	 * drained into the failure counters before it stops. 1: changed. */
+	int (*ike_follow_log)(void *ctx, bool want);
 
 	/* --- the kernel -------------------------------------------------- */
 	/* Dumps the XFRM state and matches it against n expectations with the
