@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/crashpoint.h"
+#include "core/fileio.h"
 #include "core/log.h"
 #include "core/secret.h"
 #include "core/timeutil.h"
@@ -246,7 +247,7 @@ static int rotation_begin(struct ts_agent *a, struct ts_observation *o, struct r
 				"key file %s is readable by group or others", t->psk.file);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, "config", t->name, "cannot read key file %s: %s",
-				t->psk.file, strerror(-r));
+				t->psk.file, ts_file_strerror(r));
 	} else {
 		r = 0;
 	}
@@ -500,11 +501,20 @@ static int apply_simple(struct ts_agent *a, struct ts_observation *o, const stru
 		r = ts_vici_initiate(a->vici, conn, conn, IKE_CALL_TIMEOUT_MS, err, sizeof(err));
 		ts_agent_drain_events(a);
 		break;
-	case TS_ACTION_REAUTH:
+	case TS_ACTION_REAUTH: {
+		_cleanup_vici_ struct ts_vici_node *msg = NULL;
+
 		if (!t || !a->vici)
 			break;
+		/* The new SAs from the current rendering: charon does not list
+		 * what a kernel check depends on (marks, mark_in_sa, if_ids), so
+		 * a connection loaded by an older agent would look equal and
+		 * rebuild the same wrong SAs forever. load-conn leaves SAs be. */
+		if (ts_ike_render_conn(t, account, &msg) == 0)
+			(void)ts_vici_load_conn(a->vici, msg, NULL, 0);
 		r = ts_ike_reauth(a->vici, t, IKE_CALL_TIMEOUT_MS, err, sizeof(err));
 		break;
+	}
 	default:
 		break;
 	}
