@@ -112,7 +112,11 @@ int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_option
 	/* plan reads the failure counts too, so that it shows what once does. */
 	(void)ts_agent_status_load_memory(a);
 
-	r = ts_cf_client_new(&desired->cloudflare, a->options.cf_options, &a->cf, &err);
+	if (a->options.cf_options)
+		a->cf_options = *a->options.cf_options;
+	a->cf_options.on_request = ts_agent_count_request;
+	a->cf_options.on_request_userdata = a;
+	r = ts_cf_client_new(&desired->cloudflare, &a->cf_options, &a->cf, &err);
 	if (r < 0) {
 		ts_cf_error_format(&err, a->cf_error, sizeof(a->cf_error));
 		ts_logf(TS_LOG_ERROR, "cloudflare", NULL, "cannot set up the API client: %s",
@@ -120,6 +124,9 @@ int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_option
 		a->cf = NULL;
 	}
 	ts_cf_error_done(&err);
+	/* Retry-After, backoff and budget from earlier processes. */
+	if (a->cf)
+		(void)ts_agent_api_state_load(a);
 
 	r = ts_ike_monitor_new(&a->monitor);
 	if (r < 0)
@@ -269,6 +276,9 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	a->passes++;
 	a->last_pass = ts_now_realtime();
 	a->last_pass_duration = ts_now_monotonic() - started;
+	ts_agent_count_pass(a, a->last_pass_duration);
+	if (!a->options.readonly && !a->options.dry_run && a->cf)
+		(void)ts_agent_api_state_save(a);
 	a->last_pending = result.n_pending;
 	a->last_failed = result.n_failed;
 	if (result.planes_ok && !result.n_failed) {
@@ -300,6 +310,22 @@ static void on_event_scan(void *userdata, const char *event, const struct ts_vic
 		sc->relevant = true;
 }
 
+static bool xfrm_event_owned(const struct ts_agent *a, const struct ts_xfrm_event *ev)
+{
+	switch (ev->type) {
+	case TS_XFRM_EVENT_SA_NEW:
+	case TS_XFRM_EVENT_SA_UPD:
+	case TS_XFRM_EVENT_SA_DEL:
+	case TS_XFRM_EVENT_SA_EXPIRE_SOFT:
+	case TS_XFRM_EVENT_SA_EXPIRE_HARD:
+		return ts_xfrm_sa_owned(&a->owner, &ev->sa);
+	case TS_XFRM_EVENT_ACQUIRE:
+		return ts_xfrm_policy_owned(&a->owner, &ev->acquire.policy);
+	default:
+		return ts_xfrm_policy_owned(&a->owner, &ev->policy);
+	}
+}
+
 int ts_agent_process_events(struct ts_agent *a)
 {
 	struct event_scan sc = { a, false };
@@ -327,7 +353,12 @@ int ts_agent_process_events(struct ts_agent *a)
 		struct ts_xfrm_changes ch = { 0 };
 
 		r = ts_xfrm_watch_drain(a->watch, &ch);
-		if (r > 0 || ch.resync != TS_XFRM_RESYNC_NONE)
+		/* Only the agent's own objects (struct ts_xfrm_owner) ask for a
+		 * pass: another IKE daemon's or an operator's SAs do not. */
+		for (size_t i = 0; r > 0 && i < ch.n_events; i++)
+			if (xfrm_event_owned(a, &ch.events[i]))
+				sc.relevant = true;
+		if (ch.resync != TS_XFRM_RESYNC_NONE)
 			sc.relevant = true;
 		if (ch.resync != TS_XFRM_RESYNC_NONE)
 			ts_logf(TS_LOG_DEBUG, "kernel", NULL, "XFRM events ask for a resync (%s)",

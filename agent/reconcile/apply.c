@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/cancel.h"
 #include "core/crashpoint.h"
 #include "core/fileio.h"
 #include "core/log.h"
@@ -23,6 +24,7 @@ struct rotation {
 	size_t index;		   /* into desired->tunnels */
 	struct ts_journal_entry e; /* as journaled; owns e.new_key */
 	bool journaled;
+	enum ts_plan_cause cause; /* for the metrics */
 };
 
 static void rotation_done(struct rotation *r)
@@ -588,6 +590,12 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 		const struct ts_action *act = &plan->actions[i];
 		const struct ts_tunnel *t = ts_desired_find(a->desired, act->tunnel);
 
+		/* Stopping (SIGTERM): between actions is a safe step. */
+		if (act->apply && ts_cancel_requested() && act->kind != TS_ACTION_INITIATE &&
+		    act->kind != TS_ACTION_REAUTH) {
+			res->n_pending++;
+			continue;
+		}
 		if (act->kind == TS_ACTION_REPORT) {
 			ts_logf(TS_LOG_WARN, ts_plane_to_string(act->plane),
 				act->tunnel[0] ? act->tunnel : NULL, "%s: %s",
@@ -609,6 +617,7 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 				res->n_failed++;
 				continue;
 			}
+			rot->cause = TS_CAUSE_JOURNAL;
 			n_rots++;
 			ts_logf(TS_LOG_INFO, "store", t->name, "resuming rotation at step %s",
 				ts_journal_step_to_string(rot->e.step));
@@ -621,11 +630,13 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 				continue;
 			rot->t = t;
 			rot->index = tunnel_index(a->desired, t);
+			rot->cause = act->cause;
 			ts_logf(TS_LOG_INFO, "cloudflare", t->name,
 				"rotating the key (%s, source %s)", act->reason,
 				ts_psk_source_to_string(t->psk.source));
 			if (rotation_begin(a, o, rot, t->psk.source) < 0) {
 				note_error(a, t->name, "cannot start the rotation");
+				ts_agent_count_rotation(a, act->cause, TS_AGENT_ROTATION_FAILED);
 				res->n_failed++;
 				rotation_done(rot);
 				memset(rot, 0, sizeof(*rot));
@@ -644,7 +655,13 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 	if (n_rots)
 		ts_crash_point("rotate:prepared");
 
-	/* Remote: the bulk set for random/file at prepared, generate one by one. */
+	/* Remote: the bulk set for random/file at prepared, generate one by one.
+	 * Stopping: what is journaled at prepared is resumed by the next start,
+	 * as after a crash. */
+	if (ts_cancel_requested()) {
+		res->n_pending += (unsigned)n_rots;
+		goto out;
+	}
 	{
 		struct rotation *bulk = calloc(n_rots + 1, sizeof(*bulk));
 		size_t *where = calloc(n_rots + 1, sizeof(*where));
@@ -684,8 +701,17 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 
 		if (!rot->journaled)
 			continue;
+		if (ts_cancel_requested()) {
+			res->n_pending++;
+			continue;
+		}
 		if (rot->e.step == TS_JOURNAL_REMOTE) {
 			r = rotation_local(a, rot);
+			ts_agent_count_rotation(a, rot->cause,
+						r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO
+							? TS_AGENT_ROTATION_PENDING
+						: r < 0 ? TS_AGENT_ROTATION_FAILED
+							: TS_AGENT_ROTATION_COMMITTED);
 			if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)
 				res->n_pending++;
 			else if (r < 0)
@@ -709,6 +735,10 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 		if (!act->apply ||
 		    (act->kind != TS_ACTION_INITIATE && act->kind != TS_ACTION_REAUTH))
 			continue;
+		if (ts_cancel_requested()) {
+			res->n_pending++;
+			continue;
+		}
 		for (size_t k = 0; k < n_rots; k++)
 			if (rots[k].t && strcmp(rots[k].t->name, act->tunnel) == 0)
 				rotated = true;

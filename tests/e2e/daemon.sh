@@ -94,13 +94,14 @@ e2e_say "metrics and health"
 [ "$(http /readyz)" = 200 ] || e2e_fail "/readyz not 200"
 [ "$(http /metrics)" = 200 ] || e2e_fail "/metrics not 200"
 for m in 'tunnelsync_tunnel_up{tunnel="e2e-a"} 1' 'tunnelsync_tunnel_up{tunnel="e2e-b"} 1' \
-	'tunnelsync_psk_generation{tunnel="e2e-a"} 1' 'tunnelsync_rotations_total 2'; do
+	'tunnelsync_psk_generation{tunnel="e2e-a"} 1' 'tunnelsync_rotations_committed_total 2' \
+	'tunnelsync_rotations_total{reason="bootstrap",result="committed"} 2'; do
 	grep -qF "$m" "$E2E_DIR/http.body" || e2e_fail "/metrics lacks '$m'"
 done
 [ "$(http /nothing)" = 404 ] || e2e_fail "unknown path not 404"
 ip netns exec "$E2E_NS_GW" curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:9470/metrics \
 	>"$E2E_DIR/http.code" || true
-[ "$(cat "$E2E_DIR/http.code")" = 404 ] || e2e_fail "POST /metrics not 404"
+[ "$(cat "$E2E_DIR/http.code")" = 405 ] || e2e_fail "POST /metrics not 405"
 # Hostile clients: garbage, an oversize request, a silent one that just
 # connects; the daemon answers or drops each and keeps serving.
 ip netns exec "$E2E_NS_GW" /usr/bin/python3 - <<'PY' || e2e_fail "hostile HTTP clients"
