@@ -234,9 +234,11 @@ static int convert_agent(struct conv *c, const struct lyd_node *a, struct ts_age
 	    (r = need_bool(c, a, "prune", &ag->prune)) < 0 ||
 	    (r = need_u32(c, a, "max-rotations-per-pass", &ag->max_rotations_per_pass)) < 0 ||
 	    (r = need_bool(c, ike, "kernel-xfrm", &ag->kernel_xfrm)) < 0 ||
-	    (r = need_u32(c, ike, "confirm-timeout", &ag->confirm_timeout)) < 0)
+	    (r = need_u32(c, ike, "confirm-timeout", &ag->confirm_timeout)) < 0 ||
+	    (r = opt_strdup(child(a, "traffic"), "strongswan-conf", &ag->strongswan_conf)) < 0 ||
+	    (r = need_u32(c, child(a, "traffic"), "settle-time", &ag->settle_time)) < 0)
 		return r;
-	if (!ag->state_dir || !ag->vici_socket)
+	if (!ag->state_dir || !ag->vici_socket || !ag->strongswan_conf)
 		return conv_error(c, a, NULL, -EINVAL, "internal error: defaults missing");
 	return 0;
 }

@@ -45,9 +45,15 @@ void ts_agent_drain_events(struct ts_agent *a)
 	r = ts_vici_events_connect(a->events);
 	if (r < 0)
 		return;
+	if (r == 1) /* charon restarted: it read its settings again */
+		ts_agent_recheck_mbb(a);
 	r = ts_vici_events_drain(a->events, on_event, a);
-	if (r == -ECONNRESET || r == -EBADMSG)
+	if (r == -ECONNRESET || r == -EBADMSG) {
+		ts_agent_recheck_mbb(a);
 		(void)ts_vici_events_connect(a->events);
+	}
+	if (a->log_events && ts_vici_events_connect(a->log_events) >= 0)
+		(void)ts_vici_events_drain(a->log_events, on_event, a);
 }
 
 int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_options *options,
@@ -134,8 +140,9 @@ int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_option
 	r = ts_vici_client_new(desired->agent.vici_socket, VICI_TIMEOUT_MS, &a->vici);
 	if (r < 0)
 		goto fail;
-	r = ts_vici_events_new(desired->agent.vici_socket, ts_vici_default_events,
-			       TS_ARRAY_SIZE(ts_vici_default_events), VICI_TIMEOUT_MS, &a->events);
+	/* No "log" here: ts_agent_want_log() adds it only while needed. */
+	r = ts_vici_events_new(desired->agent.vici_socket, ts_vici_state_events,
+			       TS_ARRAY_SIZE(ts_vici_state_events), VICI_TIMEOUT_MS, &a->events);
 	if (r < 0)
 		a->events = NULL;
 
@@ -170,6 +177,7 @@ void ts_agent_free(struct ts_agent *a)
 	ts_xfrm_watch_free(a->watch);
 	ts_xfrm_sock_free(a->xfrm);
 	ts_vici_events_free(a->events);
+	ts_vici_events_free(a->log_events);
 	ts_vici_client_free(a->vici);
 	ts_ike_monitor_free(a->monitor);
 	ts_cf_client_free(a->cf);
@@ -224,6 +232,7 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	ts_usec_t started = ts_now_monotonic();
 	int r;
 
+	ts_agent_check_mbb(a);
 	r = ts_agent_observe(a, &o, NULL);
 	if (r < 0) {
 		ts_observation_done(&o);
@@ -256,6 +265,7 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		return r;
 	}
 	if (!a->options.readonly) {
+		ts_agent_want_log(a, ts_agent_log_needed(&o, result.plan));
 		r = ts_agent_apply(a, &o, result.plan, &result);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));
@@ -336,6 +346,7 @@ int ts_agent_process_events(struct ts_agent *a)
 		if (r == 1) {
 			ts_logf(TS_LOG_WARN, "ike", NULL,
 				"reconnected to the IKE daemon: it restarted and forgot our keys");
+			ts_agent_recheck_mbb(a);
 			sc.relevant = true;
 		} else if (r == 2) {
 			sc.relevant = true;
@@ -345,6 +356,7 @@ int ts_agent_process_events(struct ts_agent *a)
 			if (r == -ECONNRESET || r == -EBADMSG) {
 				ts_logf(TS_LOG_WARN, "ike", NULL,
 					"lost the IKE daemon's event stream");
+				ts_agent_recheck_mbb(a);
 				sc.relevant = true;
 			}
 		}

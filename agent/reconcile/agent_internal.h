@@ -4,6 +4,7 @@
 
 #include "cloudflare/cloudflare.h"
 #include "ike/ike.h"
+#include "ike/swconf.h"
 #include "model/cloudflare.h"
 #include "model/ike.h"
 #include "model/observed.h"
@@ -93,6 +94,9 @@ struct ts_agent {
 	ts_usec_t next_due;
 	struct ts_agent_counters counters;
 	struct ts_cf_client_options cf_options; /* with the request observer */
+	struct ts_mbb_check mbb; /* traffic.c */
+	bool mbb_checked;
+	struct ts_vici_events *log_events; /* "log" only, while needed */
 };
 
 /* One pass's view of every plane. */
@@ -126,6 +130,19 @@ void ts_agent_fill_expect(const struct ts_tunnel *t, const struct ts_ike_observe
 struct ts_agent_tunnel_memory *ts_agent_memory(struct ts_agent *a, const char *tunnel);
 /* Feeds the IKE daemon's pending events to the failure monitor. */
 void ts_agent_drain_events(struct ts_agent *a);
+
+/* traffic.c: checks once (again after ts_agent_recheck_mbb(), i.e. a
+ * charon restart) whether charon reauthenticates make-before-break; warns
+ * when not. */
+void ts_agent_check_mbb(struct ts_agent *a);
+void ts_agent_recheck_mbb(struct ts_agent *a);
+/* Whether charon's log stream is needed now: the plan (re)authenticates
+ * (initiate, reauth, rotate, resume) or charon is connecting a tunnel by
+ * itself (its retries may fail authentication). Pure. */
+bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *plan);
+/* Opens or closes the "log" event connection (drained into the failure
+ * counters before it closes). */
+void ts_agent_want_log(struct ts_agent *a, bool want);
 
 int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts_plan *plan,
 		   struct ts_pass_result *result);

@@ -339,6 +339,11 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 	json_object_set_new(root, "reason", json_string(reason));
 	json_object_set_new(root, "conditions", conditions_json(a, o, res, cond, reason, old));
 	json_object_set_new(root, "suspended", json_boolean(a->desired->agent.suspend));
+	json_object_set_new(root, "make_before_break",
+			    a->mbb_checked ? json_pack("{s:s,s:s}", "state",
+						       ts_mbb_state_to_string(a->mbb.state),
+						       "reason", a->mbb.reason)
+					   : json_null());
 	json_object_set_new(root, "revision",
 			    json_pack("{s:o,s:s}", "applied",
 				      applied ? json_string(applied) : json_null(), "attempted",
@@ -423,6 +428,10 @@ int ts_status_print_text(const char *json_text, FILE *out)
 				str_or(c, "lastTransitionTime", "-"),
 				str_or(c, "message", "")[0] ? ": " : "", str_or(c, "message", ""));
 	}
+	if (json_is_object(json_object_get(root, "make_before_break")))
+		fprintf(out, "make-before-break: %s (%s)\n",
+			str_or(json_object_get(root, "make_before_break"), "state", "?"),
+			str_or(json_object_get(root, "make_before_break"), "reason", ""));
 	fprintf(out, "last pass: %lld actions, %lld applied, %lld pending, %lld failed\n\n",
 		(long long)json_integer_value(json_object_get(pass, "actions")),
 		(long long)json_integer_value(json_object_get(pass, "applied")),

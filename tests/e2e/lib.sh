@@ -288,6 +288,13 @@ e2e_write_config() {
 		route_a='"mark": 257'
 		route_b='"mark": 258'
 	fi
+	# The gateway charon's own strongswan.conf (make-before-break check)
+	# and the settle window (E2E_SETTLE_TIME, default 0: no wait).
+	traffic=
+	grep -q 'strongswan-conf' "$E2E_ROOT/models/tunnelsync.yang" &&
+		traffic=",
+      \"traffic\": { \"strongswan-conf\": \"$E2E_DIR/a/strongswan.conf\",
+                     \"settle-time\": ${E2E_SETTLE_TIME:-0} }"
 	max_age=${E2E_MAX_AGE:-0}
 	group='          "redundancy-group": "uplink",'
 	[ "${E2E_GROUP-uplink}" != "" ] || group=
@@ -299,7 +306,7 @@ e2e_write_config() {
       "state-directory": "$E2E_DIR/state",
       "ike-backend": {
         "vici-socket": "$E2E_DIR/a/charon.vici"$xfrm
-      }
+      }$traffic
     },
     "cloudflare": {
       "account-id": "$E2E_ACCOUNT",
