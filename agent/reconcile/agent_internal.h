@@ -94,7 +94,7 @@ struct ts_agent {
 	ts_usec_t next_due;
 	struct ts_agent_counters counters;
 	struct ts_cf_client_options cf_options; /* with the request observer */
-	struct ts_mbb_check mbb; /* traffic.c */
+	struct ts_mbb_check mbb;		/* traffic.c */
 	bool mbb_checked;
 	struct ts_vici_events *log_events; /* "log" only, while needed */
 };
