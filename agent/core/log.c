@@ -166,20 +166,15 @@ void ts_log_set_cause(const char *cause)
 /* stderr is the journal when JOURNAL_STREAM names its device and inode
  * (systemd.exec(5)); then each line starts with <N>, the syslog priority
  * journald reads (sd-daemon(3)). */
-static int journal_checked = -1;
-
 bool ts_log_stderr_is_journal(void)
 {
 	const char *env = getenv("JOURNAL_STREAM");
 	unsigned long long dev, ino;
 	struct stat st;
 
-	if (journal_checked >= 0)
-		return journal_checked;
-	journal_checked = env && sscanf(env, "%llu:%llu", &dev, &ino) == 2 &&
-			  fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
-			  (unsigned long long)st.st_ino == ino;
-	return journal_checked;
+	/* Checked per line (one fstat): stderr may be redirected later. */
+	return env && sscanf(env, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 static int syslog_priority(enum ts_log_level level)
