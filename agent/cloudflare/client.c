@@ -745,6 +745,15 @@ static int cf_call(struct ts_cf_client *c, const struct cf_call *call, struct cf
 	return r;
 }
 
+void ts_cf_client_set_observer(struct ts_cf_client *c,
+			       void (*on_request)(void *userdata, const char *operation,
+						  long http_status),
+			       void *userdata)
+{
+	c->opts.on_request = on_request;
+	c->opts.on_request_userdata = userdata;
+}
+
 void ts_cf_client_state_get(const struct ts_cf_client *c, struct ts_cf_client_state *ret_state)
 {
 	ts_usec_t mono = ts_now_monotonic(), wall = ts_now_realtime();

@@ -120,6 +120,11 @@ struct ts_cf_client_state {
 	bool rate_limited;	       /* hold_until comes from a 429's Retry-After */
 	unsigned consecutive_failures; /* calls that ended in 5xx or transport failure */
 };
+/* Sets (or clears, NULL) the request observer after creation. */
+void ts_cf_client_set_observer(struct ts_cf_client *c,
+			       void (*on_request)(void *userdata, const char *operation,
+						  long http_status),
+			       void *userdata);
 void ts_cf_client_state_get(const struct ts_cf_client *c, struct ts_cf_client_state *ret_state);
 /* Merges: a time or count is taken only when it is later (more careful). */
 void ts_cf_client_state_set(struct ts_cf_client *c, const struct ts_cf_client_state *state);

@@ -126,10 +126,10 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 		emit(&t, "tunnelsync_api_requests_total{operation=\"%s\",code=\"%ld\"} %llu\n",
 		     a->counters.api[i].operation, a->counters.api[i].code,
 		     (unsigned long long)a->counters.api[i].n);
-	if (a->cf) {
+	if (ts_agent_cf(a)) {
 		struct ts_cf_client_state cs;
 
-		ts_cf_client_state_get(a->cf, &cs);
+		ts_cf_client_state_get(ts_agent_cf(a), &cs);
 		help(&t, "tunnelsync_api_rate_limited_until_timestamp_seconds", "gauge",
 		     "No API request before this time (Cloudflare's Retry-After); 0: none.");
 		emit(&t, "tunnelsync_api_rate_limited_until_timestamp_seconds %.0f\n",
@@ -141,7 +141,7 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 		help(&t, "tunnelsync_api_budget_available", "gauge",
 		     "Requests the local budget allows now.");
 		emit(&t, "tunnelsync_api_budget_available %u\n",
-		     ts_cf_client_budget_available(a->cf));
+		     ts_cf_client_budget_available(ts_agent_cf(a)));
 	}
 	help(&t, "tunnelsync_api_errors_total", "counter", "Failed Cloudflare API calls.");
 	emit(&t, "tunnelsync_api_errors_total %u\n", a->api_errors);
@@ -195,8 +195,8 @@ bool ts_agent_ready_reason(const struct ts_agent *a, char *buf, size_t size)
 	size_t n;
 
 	buf[0] = '\0';
-	if (a->cf)
-		ts_cf_client_state_get(a->cf, &cs);
+	if (ts_agent_cf(a))
+		ts_cf_client_state_get(ts_agent_cf(a), &cs);
 	if (cs.hold_until)
 		(void)ts_time_format_rfc3339(cs.hold_until, until, sizeof(until));
 	if (ts_agent_ready(a))
@@ -207,8 +207,7 @@ bool ts_agent_ready_reason(const struct ts_agent *a, char *buf, size_t size)
 		snprintf(buf, size, "the last pass failed %u actions (tunnelsync status)",
 			 a->last_failed);
 	else
-		snprintf(buf, size, "the last pass could not read every plane%s%s",
-			 a->cf_error[0] ? ": cloudflare: " : "", a->cf_error);
+		snprintf(buf, size, "the last pass could not read every plane (tunnelsync status)");
 	n = strlen(buf);
 	if (cs.hold_until && n < size)
 		snprintf(buf + n, size - n, "; %s until %s",
@@ -280,9 +279,9 @@ struct ts_agent_carry *ts_agent_carry_take(const struct ts_agent *a)
 	c->last_pass = a->last_pass;
 	c->last_pass_ok = a->last_pass_ok;
 	c->last_pass_duration = a->last_pass_duration;
-	if (a->cf) {
+	if (ts_agent_cf(a)) {
 		c->has_cf = true;
-		ts_cf_client_state_get(a->cf, &c->cf);
+		ts_cf_client_state_get(ts_agent_cf(a), &c->cf);
 	}
 	return c;
 }
@@ -297,7 +296,7 @@ void ts_agent_carry_give(struct ts_agent *a, struct ts_agent_carry *c)
 	a->rotations = c->rotations;
 	/* Not passes: readiness is the new revision's to earn. */
 	a->last_pass_duration = c->last_pass_duration;
-	if (a->cf && c->has_cf)
-		ts_cf_client_state_set(a->cf, &c->cf);
+	if (ts_agent_cf(a) && c->has_cf)
+		ts_cf_client_state_set(ts_agent_cf(a), &c->cf);
 	free(c);
 }

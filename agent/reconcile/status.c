@@ -139,8 +139,8 @@ static json_t *conditions_json(struct ts_agent *a, const struct ts_observation *
 
 	if (!arr)
 		return NULL;
-	if (a->cf)
-		ts_cf_client_state_get(a->cf, &cs);
+	if (ts_agent_cf(a))
+		ts_cf_client_state_get(ts_agent_cf(a), &cs);
 	if (cs.hold_until)
 		(void)ts_time_format_rfc3339(cs.hold_until, until, sizeof(until));
 	if (!res->planes_ok)
@@ -219,7 +219,7 @@ int ts_agent_api_state_load(struct ts_agent *a)
 		(unsigned)json_integer_value(json_object_get(root, "consecutive_failures"));
 	if (cs.consecutive_failures > 16)
 		cs.consecutive_failures = 16;
-	ts_cf_client_state_set(a->cf, &cs);
+	ts_cf_client_state_set(ts_agent_cf(a), &cs);
 	if (cs.hold_until > ts_now_realtime()) {
 		char until[40] = "";
 
@@ -239,7 +239,7 @@ int ts_agent_api_state_save(struct ts_agent *a)
 	json_t *root;
 	int r = -ENOMEM;
 
-	ts_cf_client_state_get(a->cf, &cs);
+	ts_cf_client_state_get(ts_agent_cf(a), &cs);
 	root = json_pack("{s:i,s:o,s:o,s:b,s:i}", "version", 1, "budget_tat",
 			 json_time(cs.budget_tat), "hold_until", json_time(cs.hold_until),
 			 "rate_limited", cs.rate_limited, "consecutive_failures",
@@ -324,8 +324,7 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 
 	if (!root || !tunnels || !pass || !planes)
 		goto out;
-	if (a->store)
-		(void)ts_store_load(a->store, &after);
+	(void)TS_PLANES(a)->store_load(TS_PLANES_CTX(a), &after);
 	if (old)
 		applied = json_string_value(
 			json_object_get(json_object_get(old, "revision"), "applied"));
