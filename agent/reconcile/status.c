@@ -187,8 +187,7 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 
 	if (!root || !tunnels || !pass || !planes)
 		goto out;
-	if (a->store)
-		(void)ts_store_load(a->store, &after);
+	(void)TS_PLANES(a)->store_load(TS_PLANES_CTX(a), &after);
 	if (old)
 		applied = json_string_value(
 			json_object_get(json_object_get(old, "revision"), "applied"));

@@ -7,16 +7,16 @@
 
 #include "core/log.h"
 
-#define LOG_EVENTS_TIMEOUT_MS 10000
-
 void ts_agent_check_mbb(struct ts_agent *a)
 {
 	struct ts_mbb_check c;
 	int r;
 
-	if (a->mbb_checked || !a->vici)
+	if (TS_PLANES(a)->ike_take_restarted(TS_PLANES_CTX(a)))
+		a->mbb_checked = false; /* charon read its settings again */
+	if (a->mbb_checked)
 		return;
-	r = ts_mbb_check(a->vici, a->desired->agent.strongswan_conf, &c);
+	r = TS_PLANES(a)->ike_mbb_check(TS_PLANES_CTX(a), a->desired->agent.strongswan_conf, &c);
 	if (r < 0)
 		return; /* charon not reachable: next pass */
 	a->mbb = c;
@@ -58,20 +58,12 @@ bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *p
 
 void ts_agent_want_log(struct ts_agent *a, bool want)
 {
-	static const char *const log_event[] = { "log" };
-
-	if (want && !a->log_events) {
-		if (ts_vici_events_new(a->desired->agent.vici_socket, log_event, 1,
-				       LOG_EVENTS_TIMEOUT_MS, &a->log_events) < 0)
-			a->log_events = NULL;
-		else
-			ts_logf(TS_LOG_DEBUG, "ike", NULL,
-				"following charon's log (authentications ahead)");
-	} else if (!want && a->log_events) {
-		ts_agent_drain_events(a);
-		ts_vici_events_free(a->log_events);
-		a->log_events = NULL;
+	if (TS_PLANES(a)->ike_follow_log(TS_PLANES_CTX(a), want) <= 0)
+		return;
+	if (want)
+		ts_logf(TS_LOG_DEBUG, "ike", NULL,
+			"following charon's log (authentications ahead)");
+	else
 		ts_logf(TS_LOG_DEBUG, "ike", NULL,
 			"charon's log no longer followed (every tunnel up)");
-	}
 }
