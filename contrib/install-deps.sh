@@ -8,7 +8,7 @@ PACKAGES="
 build-essential cmake pkg-config git ca-certificates
 libcurl4-openssl-dev libnl-3-dev libnl-xfrm-3-dev libnl-route-3-dev
 libyang2-dev libyang2-tools libjansson-dev libcmocka-dev
-valgrind clang-format
+valgrind clang-format clang libclang-rt-dev gdb
 python3 python3-jsonschema openssl curl faketime
 iproute2 iputils-ping kmod procps util-linux systemd
 strongswan-charon strongswan-swanctl libcharon-extra-plugins
