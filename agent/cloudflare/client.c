@@ -4,12 +4,14 @@
  * and the four operations. Response parsing lives in parse.c. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cloudflare/cloudflare.h"
 #include "cloudflare/parse.h"
@@ -291,6 +293,20 @@ static int append_secret_header(struct ts_cf_client *c, const char *prefix,
 	return 0;
 }
 
+/* The path of the systemd credential name under $CREDENTIALS_DIRECTORY
+ * when that file exists; false when there is none (not under systemd, or
+ * the unit does not pass it). */
+static bool credential_path(const char *name, char *buf, size_t size)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	int n;
+
+	if (!dir || dir[0] != '/')
+		return false;
+	n = snprintf(buf, size, "%s/%s", dir, name);
+	return n > 0 && (size_t)n < size && access(buf, F_OK) == 0;
+}
+
 static int load_credentials(struct ts_cf_client *c, const struct ts_cloudflare_config *cfg,
 			    struct ts_cf_error *err)
 {
@@ -298,19 +314,28 @@ static int load_credentials(struct ts_cf_client *c, const struct ts_cloudflare_c
 	int r;
 
 	if (cfg->auth == TS_CF_AUTH_TOKEN) {
-		if (cfg->token_file) {
-			r = ts_secret_from_file(cfg->token_file, &c->credential, &loose);
+		char cred[PATH_MAX];
+		const char *file = cfg->token_file;
+
+		/* No file in the config: a systemd credential (LoadCredential=)
+		 * comes before the environment, which children could inherit. */
+		if (!file && credential_path(TS_CF_CREDENTIAL_TOKEN, cred, sizeof(cred)))
+			file = cred;
+		if (file) {
+			r = ts_secret_from_file(file, &c->credential, &loose);
 			if (r < 0)
 				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r,
 						       "cannot read the API token file %s: %s",
-						       cfg->token_file, ts_file_strerror(r));
+						       file, ts_file_strerror(r));
 		} else {
 			const char *env = getenv("CLOUDFLARE_API_TOKEN");
 
 			if (!env || !*env)
-				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOKEY,
-						       "no API token: neither a token file is "
-						       "configured nor CLOUDFLARE_API_TOKEN set");
+				return ts_cf_error_set(
+					err, TS_CF_ERR_CONFIG, -ENOKEY,
+					"no API token: no api-token-file configured, "
+					"no systemd credential " TS_CF_CREDENTIAL_TOKEN
+					", CLOUDFLARE_API_TOKEN not set");
 			r = ts_secret_from_bytes(env, strlen(env), &c->credential);
 			if (r < 0)
 				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r,

@@ -136,9 +136,13 @@ void ts_cf_error_done(struct ts_cf_error *e);
 /* "kind: detail (HTTP n; code: message; ...)" for the caller's one log line. */
 const char *ts_cf_error_format(const struct ts_cf_error *e, char *buf, size_t size);
 
-/* Reads the credentials (token_file, else CLOUDFLARE_API_TOKEN; or email +
- * key_file), checks the base URL (https, or http to loopback only with
- * allow_plain_http_loopback) and prepares the HTTP handle. opts may be NULL. */
+/* The systemd credential (LoadCredential=NAME:FILE) holding the API token. */
+#define TS_CF_CREDENTIAL_TOKEN "cloudflare-api-token"
+
+/* Reads the credentials (token_file, else the file TS_CF_CREDENTIAL_TOKEN in
+ * $CREDENTIALS_DIRECTORY, else CLOUDFLARE_API_TOKEN; or email + key_file), checks the base URL
+ * (https, or http to loopback only with allow_plain_http_loopback) and prepares the HTTP handle.
+ * opts may be NULL. */
 int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 		     const struct ts_cf_client_options *opts, struct ts_cf_client **ret_client,
 		     struct ts_cf_error *err);
