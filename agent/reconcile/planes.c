@@ -477,6 +477,22 @@ static void on_event_scan(void *userdata, const char *event, const struct ts_vic
 		sc->relevant = true;
 }
 
+static bool xfrm_event_owned(const struct real_planes *p, const struct ts_xfrm_event *ev)
+{
+	switch (ev->type) {
+	case TS_XFRM_EVENT_SA_NEW:
+	case TS_XFRM_EVENT_SA_UPD:
+	case TS_XFRM_EVENT_SA_DEL:
+	case TS_XFRM_EVENT_SA_EXPIRE_SOFT:
+	case TS_XFRM_EVENT_SA_EXPIRE_HARD:
+		return ts_xfrm_sa_owned(&p->owner, &ev->sa);
+	case TS_XFRM_EVENT_ACQUIRE:
+		return ts_xfrm_policy_owned(&p->owner, &ev->acquire.policy);
+	default:
+		return ts_xfrm_policy_owned(&p->owner, &ev->policy);
+	}
+}
+
 static int real_process_events(void *ctx)
 {
 	struct real_planes *p = ctx;
@@ -507,7 +523,12 @@ static int real_process_events(void *ctx)
 		struct ts_xfrm_changes ch = { 0 };
 
 		r = ts_xfrm_watch_drain(p->watch, &ch);
-		if (r > 0 || ch.resync != TS_XFRM_RESYNC_NONE)
+		/* Only the agent's own objects (struct ts_xfrm_owner) ask for a
+		 * pass: another IKE daemon's or an operator's SAs do not. */
+		for (size_t i = 0; r > 0 && i < ch.n_events; i++)
+			if (xfrm_event_owned(p, &ch.events[i]))
+				sc.relevant = true;
+		if (ch.resync != TS_XFRM_RESYNC_NONE)
 			sc.relevant = true;
 		if (ch.resync != TS_XFRM_RESYNC_NONE)
 			ts_logf(TS_LOG_DEBUG, "kernel", NULL, "XFRM events ask for a resync (%s)",
@@ -515,6 +536,11 @@ static int real_process_events(void *ctx)
 		ts_xfrm_changes_done(&ch);
 	}
 	return sc.relevant ? 1 : 0;
+}
+
+static struct ts_cf_client *real_cf_client(void *ctx)
+{
+	return ((struct real_planes *)ctx)->cf;
 }
 
 static const struct ts_planes_ops real_ops = {
@@ -551,6 +577,7 @@ static const struct ts_planes_ops real_ops = {
 	.store_dir = real_store_dir,
 	.fds = real_fds,
 	.process_events = real_process_events,
+	.cf_client = real_cf_client,
 };
 
 static void real_free(void *ctx)

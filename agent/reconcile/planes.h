@@ -108,6 +108,10 @@ struct ts_planes_ops {
 	void (*fds)(void *ctx, int *ret_ike_fd, int *ret_xfrm_fd);
 	/* 1: something happened a pass should look at; 0: no; -errno. */
 	int (*process_events)(void *ctx);
+	/* The API client, for its state across processes (api-state.json),
+	 * its request counts and "rate-limited until"; NULL (or the op
+	 * absent, as in fakes) when there is none. */
+	struct ts_cf_client *(*cf_client)(void *ctx);
 };
 
 struct ts_planes {
