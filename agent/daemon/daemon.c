@@ -34,8 +34,11 @@
 #define DEFAULT_SETTLE	   (100 * 1000)
 #define DEFAULT_RETRY	   (30 * TS_USEC_PER_SEC)
 #define DEFAULT_STOP_GRACE (5 * TS_USEC_PER_SEC)
-/* Fallback when inotify cannot see the VICI socket's folder. */
-#define RECONNECT_EVERY (30 * TS_USEC_PER_SEC)
+/* Fallback when inotify cannot see the VICI socket's folder, and for the
+ * race inotify leaves: charon's bind() creates the socket (the kick) before
+ * its listen(), and a connect in between is refused. A unix connect is
+ * cheap; a charon restart must not cost 30 s of traffic (traffic-uml). */
+#define RECONNECT_EVERY (2 * TS_USEC_PER_SEC)
 /* The loop turns at least this often: heartbeat, fresh metrics. */
 #define TICK (5 * TS_USEC_PER_SEC)
 /* A pass running longer than this is stuck: the watchdog is no longer fed,

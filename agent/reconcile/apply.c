@@ -266,6 +266,7 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 		count_outcomes(plan, res);
 		return 0;
 	}
+	ts_agent_routes_sync(a, o);
 	rots = calloc(plan->n_actions + 1, sizeof(*rots));
 	reauthed = calloc(plan->n_actions + 1, sizeof(*reauthed));
 	if (!rots || !reauthed) {
