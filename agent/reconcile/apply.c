@@ -130,8 +130,14 @@ static int apply_simple(struct ts_agent *a, const struct ts_observation *o,
 			r = ops->ike_initiate(ctx, t, err, sizeof(err));
 		break;
 	case TS_ACTION_REAUTH:
-		if (t)
-			r = ops->ike_reauth(ctx, t, err, sizeof(err));
+		if (!t)
+			break;
+		/* The new SAs from the current rendering: charon does not list
+		 * what a kernel check depends on (marks, mark_in_sa, if_ids), so
+		 * a connection loaded by an older agent would look equal and
+		 * rebuild the same wrong SAs forever. load-conn leaves SAs be. */
+		(void)ops->ike_load_conn(ctx, t, NULL, 0);
+		r = ops->ike_reauth(ctx, t, err, sizeof(err));
 		break;
 	default:
 		break;

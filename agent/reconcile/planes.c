@@ -284,6 +284,15 @@ static int real_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size
 	return ts_ike_reauth(p->vici, t, IKE_CALL_TIMEOUT_MS, err, err_size);
 }
 
+static int real_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	return ts_ike_reinitiate(p->vici, t, IKE_CALL_TIMEOUT_MS, err, err_size);
+}
+
 static void real_ike_failures(void *ctx, const char *conn, struct ts_ike_failures *ret)
 {
 	struct real_planes *p = ctx;
@@ -551,6 +560,7 @@ static const struct ts_planes_ops real_ops = {
 	.ike_unload_key = real_ike_unload_key,
 	.ike_initiate = real_ike_initiate,
 	.ike_reauth = real_ike_reauth,
+	.ike_reinitiate = real_ike_reinitiate,
 	.ike_failures = real_ike_failures,
 	.ike_failures_reset = real_ike_failures_reset,
 	.ike_mbb_check = real_ike_mbb_check,

@@ -337,7 +337,16 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 		return r;
 	}
 	ts_crash_point("rotate:local-loaded");
-	if (old_id) {
+	if (old_id && ops->ike_reinitiate && ts_agent_reauth_fallback(a, &rot->e)) {
+		ts_logf(TS_LOG_WARN, "ike", t->name,
+			"the rotation's reauthentication has not come up for %u s (a peer that "
+			"refuses overlapping SAs?): break-before-make this time",
+			a->desired->agent.confirm_timeout);
+		r = ops->ike_reinitiate(ctx, t, err, sizeof(err));
+		if (r < 0 && r != -EIO && r != -ETIMEDOUT)
+			ts_logf(TS_LOG_WARN, "ike", t->name, "re-initiation failed: %s",
+				err[0] ? err : strerror(-r));
+	} else if (old_id) {
 		r = ops->ike_reauth(ctx, t, err, sizeof(err));
 		if (r < 0 && r != -EIO && r != -ETIMEDOUT)
 			ts_logf(TS_LOG_WARN, "ike", t->name, "reauthentication request failed: %s",
