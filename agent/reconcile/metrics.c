@@ -93,6 +93,9 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 		emit(&t, "tunnelsync_make_before_break{state=\"%s\"} %d\n",
 		     ts_mbb_state_to_string((enum ts_mbb_state)s),
 		     a->mbb.state == (enum ts_mbb_state)s);
+	help(&t, "tunnelsync_store_problems", "gauge",
+	     "Record or journal files the last pass could not use (Stalled until repaired).");
+	emit(&t, "tunnelsync_store_problems %u\n", a->last_store_problems);
 	help(&t, "tunnelsync_rotations_total", "counter", "Key rotations committed.");
 	emit(&t, "tunnelsync_rotations_total %u\n", a->rotations);
 	help(&t, "tunnelsync_api_errors_total", "counter", "Failed Cloudflare API calls.");
@@ -122,5 +125,6 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 
 bool ts_agent_ready(const struct ts_agent *a)
 {
-	return a->passes > 0 && a->last_pass_ok == a->last_pass && a->last_failed == 0;
+	return a->passes > 0 && a->last_pass_ok == a->last_pass && a->last_failed == 0 &&
+	       a->last_store_problems == 0;
 }

@@ -107,6 +107,10 @@ static const char *condition(const struct ts_pass_result *res, const char **ret_
 		*ret_reason = "PlaneUnavailable";
 		return "Stalled";
 	}
+	if (res->n_store_problems) {
+		*ret_reason = "StoreDamaged";
+		return "Stalled";
+	}
 	if (res->n_failed) {
 		*ret_reason = "ApplyFailed";
 		return "Stalled";
@@ -199,6 +203,8 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 	json_object_set_new(root, "node", json_string(a->desired->agent.node_name));
 	json_object_set_new(root, "condition", json_string(cond));
 	json_object_set_new(root, "reason", json_string(reason));
+	json_object_set_new(root, "store_problem",
+			    res->n_store_problems ? json_string(res->store_problem) : json_null());
 	json_object_set_new(root, "suspended", json_boolean(a->desired->agent.suspend));
 	json_object_set_new(root, "make_before_break",
 			    a->mbb_checked ? json_pack("{s:s,s:s}", "state",
@@ -279,6 +285,9 @@ int ts_status_print_text(const char *json_text, FILE *out)
 		str_or(root, "reason", "?"), str_or(root, "time", "?"));
 	fprintf(out, "revision:  applied %s, attempted %s\n", str_or(rev, "applied", "-"),
 		str_or(rev, "attempted", "-"));
+	if (json_is_string(json_object_get(root, "store_problem")))
+		fprintf(out, "stalled:   %s (repair it: README, Repairing the state directory)\n",
+			str_or(root, "store_problem", ""));
 	if (json_is_object(json_object_get(root, "make_before_break")))
 		fprintf(out, "make-before-break: %s (%s)\n",
 			str_or(json_object_get(root, "make_before_break"), "state", "?"),

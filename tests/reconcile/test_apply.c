@@ -198,6 +198,78 @@ static void test_baseline_adopted_later(void **state)
 	assert_true(fake_in_agreement(f, 0));
 }
 
+static void corrupt(struct fake *f, const char *sub, const char *file)
+{
+	char path[512];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", f->state_dir, sub, file);
+	fp = fopen(path, "r+");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 30, SEEK_SET), 0);
+	assert_int_equal(fputs("garbage", fp) >= 0, true);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void assert_status(struct fake *f, const char *condition, const char *reason)
+{
+	char *json = NULL, want[128];
+
+	assert_int_equal(ts_agent_status_read(f->state_dir, &json), 0);
+	snprintf(want, sizeof(want), "\"condition\": \"%s\"", condition);
+	assert_non_null(strstr(json, want));
+	snprintf(want, sizeof(want), "\"reason\": \"%s\"", reason);
+	assert_non_null(strstr(json, want));
+	free(json);
+}
+
+/* Issue 9: a corrupt journal entry is Stalled (never "in sync"), pass
+ * after pass until repaired; the repair in the README works. */
+static void test_corrupt_journal_stalls(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+	char from[512], to[512];
+
+	bootstrap(f);
+	fake_script_set(f, FAKE_LOST, true); /* Cloudflare took it; journal at prepared */
+	pass(f, "t01", &res);
+	ts_pass_result_done(&res);
+	corrupt(f, "journal", "t01.jnl");
+	for (int k = 0; k < 2; k++) {
+		pass(f, NULL, &res);
+		assert_int_equal(res.n_store_problems, 1);
+		assert_non_null(strstr(res.store_problem, "t01.jnl"));
+		ts_pass_result_done(&res);
+		assert_status(f, "Stalled", "StoreDamaged");
+	}
+	/* The others were not held back. */
+	assert_true(fake_in_agreement(f, 1));
+	assert_true(fake_in_agreement(f, 2));
+	/* Repair (README): move the file aside, rotate the tunnel. */
+	snprintf(from, sizeof(from), "%s/journal/t01.jnl", f->state_dir);
+	snprintf(to, sizeof(to), "%s/t01.jnl.damaged", f->dir);
+	assert_int_equal(rename(from, to), 0);
+	pass_forced_ok(f, "t01");
+	assert_true(fake_in_agreement(f, 0));
+	assert_status(f, "Ready", "InSync");
+}
+
+/* A corrupt key record: the same. */
+static void test_corrupt_record_stalls(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+
+	bootstrap(f);
+	corrupt(f, "records", "t02.rec");
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_store_problems, 1);
+	assert_int_equal(f->set_calls, 1); /* never rotated over */
+	ts_pass_result_done(&res);
+	assert_status(f, "Stalled", "StoreDamaged");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +283,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_regenerated_elsewhere_detected, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_baseline_adopted_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_journal_stalls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_record_stalls, setup, teardown),
 	};
 
 	ts_log_set_level(TS_LOG_ERROR);
