@@ -69,8 +69,13 @@ static int send_frame(int fd)
 	}
 	len = (size_t)in[in_off] << 24 | (size_t)in[in_off + 1] << 16 |
 	      (size_t)in[in_off + 2] << 8 | in[in_off + 3];
-	if (len > left - 4)
-		len = left - 4;
+	if (len > left - 4) {
+		/* A frame cut short by the end of the input: send what there
+		 * is, then the end of the stream. */
+		(void)send(fd, in + in_off, left, MSG_NOSIGNAL);
+		in_off = in_len;
+		return -1;
+	}
 	type = len ? in[in_off + 4] : 0xff;
 	if (send(fd, in + in_off, 4 + len, MSG_NOSIGNAL) != (ssize_t)(4 + len))
 		return -1;
