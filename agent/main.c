@@ -218,9 +218,9 @@ static int cmd_plan(const struct options *o)
 	r = print_plan(o, res.plan);
 	/* A plane not read is an error, whatever else the plan holds: neither
 	 * "in sync" nor "these changes" can be said of it. */
-	r = r < 0 || !res.planes_ok	    ? EXIT_FAIL
-	    : ts_plan_has_changes(res.plan) ? EXIT_PENDING
-					    : EXIT_OK;
+	r = r < 0 || !res.planes_ok || res.n_store_problems ? EXIT_FAIL
+	    : ts_plan_has_changes(res.plan)		    ? EXIT_PENDING
+							    : EXIT_OK;
 	ts_pass_result_done(&res);
 	ts_desired_free(d);
 	return r;
@@ -231,7 +231,7 @@ static int pass_exit(const struct options *o, const struct ts_pass_result *res)
 	printf("pass: %zu actions, %u applied, %u pending, %u failed%s\n", res->plan->n_actions,
 	       res->n_applied, res->n_pending, res->n_failed,
 	       o->dry_run ? " (dry run: nothing changed)" : "");
-	if (res->n_failed || !res->planes_ok)
+	if (res->n_failed || !res->planes_ok || res->n_store_problems)
 		return EXIT_FAIL;
 	if (res->n_pending || (o->dry_run && ts_plan_has_changes(res->plan)))
 		return EXIT_PENDING;
