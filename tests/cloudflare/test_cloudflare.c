@@ -603,6 +603,26 @@ static void test_fault_429(void **state)
 	assert_int_equal(err.errors[0].code, 971);
 	assert_int_equal(n_sleeps, 0);
 	assert_int_equal(emu_count(&tls_emu, "GET", "", NULL, 0), 1);
+
+	/* ... but honoured by every later call: nothing is sent before it,
+	 * and the state a new client (another process) takes over says so. */
+	{
+		struct ts_cf_client_state cs;
+		struct ts_cf_client *c2 = tls_client();
+
+		emu_clear_log(&tls_emu);
+		assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EAGAIN);
+		assert_int_equal(err.kind, TS_CF_ERR_BUDGET);
+		assert_non_null(strstr(err.detail, "rate-limited"));
+		assert_true(err.retry_after > 290 * TS_USEC_PER_SEC);
+		ts_cf_client_state_get(c, &cs);
+		assert_true(cs.rate_limited);
+		assert_true(cs.hold_until > ts_now_realtime() + 290 * TS_USEC_PER_SEC);
+		ts_cf_client_state_set(c2, &cs);
+		assert_int_equal(ts_cf_list_tunnels(c2, &list, &err), -EAGAIN);
+		assert_int_equal(emu_count(&tls_emu, "GET", "", NULL, 0), 0);
+		ts_cf_client_free(c2);
+	}
 	ts_cf_error_done(&err);
 }
 
@@ -737,6 +757,10 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 			 -TS_CF_EOUTCOME_UNKNOWN);
 	assert_int_equal(err.http_status, 503);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
+	/* The failed call holds the next one back (backoff_base: 100 ms). */
+	assert_int_equal(ts_cf_psk_generate(c, EMU_TUNNEL1, false, &g, &err), -EAGAIN);
+	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
+	usleep(110 * 1000);
 
 	emu_reset(&tls_emu);
 	emu_fault(&tls_emu, "{\"rules\":[{\"path\":\"/psk_generate$\",\"action\":\"delay\","
@@ -744,6 +768,7 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 	assert_int_equal(ts_cf_psk_generate(c, EMU_TUNNEL1, false, &g, &err),
 			 -TS_CF_EOUTCOME_UNKNOWN);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
+	usleep(220 * 1000); /* second failure in a row: 200 ms */
 
 	/* A 429 is a refusal, not an unknown outcome: waited for and retried. */
 	emu_reset(&tls_emu);
