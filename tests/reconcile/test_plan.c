@@ -347,9 +347,11 @@ static const struct tcase cases[] = {
 	{ "regenerated on Cloudflare",
 	  { "t3.cf.lgo=60" },
 	  E({ K(ROTATE), "t3", P(CLOUDFLARE), C(REGENERATED) }) },
-	{ "record without last_generated_on, Cloudflare has one",
+	/* Issue 9: no baseline (a write answer without psk_metadata, an
+	 * older record) decides nothing; the agent adopts the list's value. */
+	{ "record without last_generated_on baseline, Cloudflare has one: nothing",
 	  { "t1.record.lgo=0" },
-	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(REGENERATED) }) },
+	  NONE },
 	{ "Cloudflare last_generated_on older than record: nothing", { "t1.cf.lgo=172800" }, NONE },
 	{ "key file changed",
 	  { "t1.source=file", "t1.file=changed" },
