@@ -100,6 +100,8 @@ struct ts_planes_ops {
 	int (*store_commit)(void *ctx, const char *tunnel, ts_usec_t applied_at,
 			    struct ts_key_record *ret_record);
 	int (*store_discard)(void *ctx, const char *tunnel);
+	int (*store_adopt_baseline)(void *ctx, const char *tunnel, const char *fingerprint,
+				    ts_usec_t last_generated_on);
 	/* "PATH: what was wrong" for the last failure, "" if none. */
 	const char *(*store_error)(void *ctx);
 	const char *(*store_dir)(void *ctx);
