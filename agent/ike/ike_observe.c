@@ -333,6 +333,10 @@ static int on_conn(void *userdata, const struct ts_vici_node *event)
 		if (conn->type != TS_VICI_SECTION || !(o = obs_find(ctx, conn->name)))
 			continue;
 		o->conn_loaded = true;
+		ts_ike_leaves_done(&o->listed);
+		r = ts_ike_leaves_listed(conn, o->conn_name, &o->listed);
+		if (r < 0 && ctx->error == 0)
+			ctx->error = r;
 		r = ts_ike_conn_compare(&ctx->tunnels[o - ctx->obs], ctx->account_id, conn,
 					o->conn_diff, sizeof(o->conn_diff));
 		if (r < 0)
