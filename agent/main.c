@@ -1,10 +1,12 @@
 /* tunnelsync command line: parses common options, dispatches to a command,
  * and turns results into exit codes. The only place that exits. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
 #include "daemon/daemon.h"
 #include "reconcile/agent.h"
@@ -283,8 +285,8 @@ static int cmd_status(const struct options *o)
 		return EXIT_FAIL;
 	r = ts_agent_status_read(o->state_dir ? o->state_dir : d->agent.state_dir, &text);
 	if (r < 0) {
-		fprintf(stderr, "tunnelsync: no status recorded in %s: %s\n",
-			o->state_dir ? o->state_dir : d->agent.state_dir, strerror(-r));
+		fprintf(stderr, "tunnelsync: no status recorded in %s/status.json: %s\n",
+			o->state_dir ? o->state_dir : d->agent.state_dir, ts_file_strerror(r));
 		ts_desired_free(d);
 		return EXIT_FAIL;
 	}
@@ -385,6 +387,9 @@ int main(int argc, char **argv)
 	bool help = false;
 	int c;
 
+	/* A peer that closes early (a scraper's or a probe's timeout) must
+	 * cost an EPIPE on that one socket, never the process (SIGPIPE). */
+	signal(SIGPIPE, SIG_IGN);
 	/* Keys pass through this process: no core dumps, no ptrace by others. */
 	(void)ts_secret_harden_process();
 

@@ -13,6 +13,7 @@
 
 #include "cloudflare/cloudflare.h"
 #include "cloudflare/parse.h"
+#include "core/fileio.h"
 #include "core/log.h"
 #include "core/secret.h"
 #include "core/util.h"
@@ -289,7 +290,7 @@ static int load_credentials(struct ts_cf_client *c, const struct ts_cloudflare_c
 			if (r < 0)
 				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r,
 						       "cannot read the API token file %s: %s",
-						       cfg->token_file, strerror(-r));
+						       cfg->token_file, ts_file_strerror(r));
 		} else {
 			const char *env = getenv("CLOUDFLARE_API_TOKEN");
 
@@ -320,7 +321,7 @@ static int load_credentials(struct ts_cf_client *c, const struct ts_cloudflare_c
 		if (r < 0)
 			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r,
 					       "cannot read the API key file %s: %s", cfg->key_file,
-					       strerror(-r));
+					       ts_file_strerror(r));
 		if (!header_value_ok(ts_secret_str(c->credential), ts_secret_len(c->credential)))
 			return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL,
 					       "the API key has spaces or non-printable bytes");

@@ -12,20 +12,25 @@
 
 #define TS_CONFIG_MODULE "tunnelsync"
 
+struct cfg_text_index;
+struct cfg_entry_map;
+
 struct cfg_file {
 	char *display; /* name in messages: the path as the caller gave it */
 	char *name;    /* base name, part of the content hash */
 	char *data;    /* NUL-terminated content */
 	size_t len;
 	LYD_FORMAT format;
-	struct lyd_node *tree; /* this file alone, parsed, not validated */
+	struct lyd_node *tree;	      /* this file alone, parsed, not validated */
+	struct cfg_text_index *index; /* built on the first line look-up */
 };
 
 struct cfg_load {
 	struct ly_ctx *ctx;
 	struct cfg_file *files;
 	size_t n_files;
-	struct lyd_node *tree; /* all files merged and validated */
+	struct lyd_node *tree;	       /* all files merged and validated */
+	struct cfg_entry_map *entries; /* list entry → file, built on a look-up */
 	struct ts_config_error *err;
 };
 
@@ -37,13 +42,15 @@ int cfg_error(struct cfg_load *L, const char *file, unsigned line, const char *p
  * the path and the line of it there. */
 int cfg_error_at(struct cfg_load *L, const char *path, int r, const char *fmt, ...) TS_PRINTF(4, 5);
 
-/* The line (1-based) in text where path's deepest node that can be found
+/* The line (1-based) in f where path's deepest node that can be found
  * is written; 0 if not even the first node is found. Textual search: JSON
- * members and XML elements in path order, list entries by their keys. */
-unsigned cfg_find_line(const char *text, LYD_FORMAT format, const char *path);
+ * members and XML elements in path order, list entries by their keys,
+ * over an index of f built on the first call (f->index). */
+unsigned cfg_find_line(struct cfg_file *f, const char *path);
 /* The same; *ret_complete tells whether every node of path was found. */
-unsigned cfg_find_line_full(const char *text, LYD_FORMAT format, const char *path,
-			    bool *ret_complete);
+unsigned cfg_find_line_full(struct cfg_file *f, const char *path, bool *ret_complete);
+void cfg_text_index_free(struct cfg_text_index *ix);
+void cfg_entry_map_free(struct cfg_entry_map *map);
 
 /* The file whose tree holds the longest prefix of path, and the line in
  * it; NULL when no file holds any of it. */

@@ -727,7 +727,7 @@ static void rewrite_message(struct cfg_load *L, char **msgp, char **pathp)
 
 /* Turns the stored libyang error into ours. f is the file being parsed,
  * or NULL for an error of the merged tree (validation). */
-static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
+static int ly_to_error(struct cfg_load *L, struct cfg_file *f)
 {
 	_cleanup_free_ char *msg = NULL, *path = NULL, *orig_msg = NULL;
 	struct ly_problem p;
@@ -757,7 +757,7 @@ static int ly_to_error(struct cfg_load *L, const struct cfg_file *f)
 	}
 	if (f) {
 		bool complete = false;
-		unsigned line = path ? cfg_find_line_full(f->data, f->format, path, &complete) : 0;
+		unsigned line = path ? cfg_find_line_full(f, path, &complete) : 0;
 
 		/* libyang's JSON parser counts the line of the token after a
 		 * value (the '}' on the next line): where the node itself is
@@ -814,8 +814,8 @@ static bool leaflists_equal(const struct lyd_node *a_first, const struct lyd_nod
 static int report_conflict(struct cfg_load *L, size_t earlier, size_t later, const char *path,
 			   const char *there, const char *here)
 {
-	unsigned line_there = cfg_find_line(L->files[earlier].data, L->files[earlier].format, path);
-	unsigned line_here = cfg_find_line(L->files[later].data, L->files[later].format, path);
+	unsigned line_there = cfg_find_line(&L->files[earlier], path);
+	unsigned line_here = cfg_find_line(&L->files[later], path);
 	char where[40] = "";
 
 	if (line_there)
@@ -825,70 +825,107 @@ static int report_conflict(struct cfg_load *L, size_t earlier, size_t later, con
 			 L->files[earlier].display, where);
 }
 
-/* A leaf set in two files must have one value; a leaf-list set in two
- * files must hold the same values. libyang's merge would silently take the
- * last file's value. */
-static int check_conflicts(struct cfg_load *L, size_t i)
+/* The first file before i that holds the leaf at path with a value other
+ * than n's (leaf), or the leaf-list schema under path with other values. */
+static size_t conflicting_file(struct cfg_load *L, size_t i, const char *path,
+			       const struct lyd_node *n)
 {
-	struct lyd_node *root, *n;
+	for (size_t j = 0; j < i; j++) {
+		struct lyd_node *m = NULL;
+		const struct lyd_node *mc;
+		bool present = false;
+
+		if (!L->files[j].tree || lyd_find_path(L->files[j].tree, path, 0, &m) != LY_SUCCESS)
+			continue;
+		if (n->schema->nodetype == LYS_LEAF) {
+			if (lyd_compare_single(n, m, 0) != LY_SUCCESS)
+				return j;
+			continue;
+		}
+		LY_LIST_FOR(lyd_child(m), mc)
+		if (mc->schema == n->schema)
+			present = true;
+		if (present && !leaflists_equal(lyd_child(lyd_parent(n)), lyd_child(m), n->schema))
+			return j;
+	}
+	return SIZE_MAX;
+}
+
+/* Compares the siblings from one file with the same place in the merge of
+ * the files before it (merged: its first sibling there, or NULL). All the
+ * earlier files agree with each other (else the load failed before), so a
+ * leaf of the merge has the value of every earlier file that sets it, and
+ * a leaf-list there holds the values of each. One walk with hashed
+ * look-ups: O(nodes), where a look-up per leaf in every earlier file was
+ * O(nodes × files). */
+static int conflicts_walk(struct cfg_load *L, size_t i, const struct lyd_node *first,
+			  const struct lyd_node *merged)
+{
+	const struct lyd_node *n;
 	int r = 0;
 
-	LY_LIST_FOR(L->files[i].tree, root)
+	LY_LIST_FOR(first, n)
 	{
-		LYD_TREE_DFS_BEGIN(root, n)
-		{
-			bool first_of_leaflist =
-				n->schema->nodetype == LYS_LEAFLIST &&
-				(n->prev == n || n->prev->schema != n->schema || !n->prev->next);
-			if (r == 0 && (n->schema->nodetype == LYS_LEAF || first_of_leaflist)) {
-				_cleanup_free_ char *path = NULL;
+		struct lyd_node *m = NULL;
+		uint16_t type = n->schema ? n->schema->nodetype : 0;
 
-				/* A leaf-list is compared as a whole, under its parent. */
-				if (n->schema->nodetype == LYS_LEAF)
-					path = lyd_path(n, LYD_PATH_STD, NULL, 0);
-				else if (n->parent)
-					path = lyd_path(lyd_parent(n), LYD_PATH_STD, NULL, 0);
-				for (size_t j = 0; j < i && path && r == 0; j++) {
-					struct lyd_node *m = NULL;
+		if (!merged || !n->schema)
+			break;
+		if (type == LYS_LEAFLIST) {
+			const struct lyd_node *mc;
+			bool present = false;
 
-					if (!L->files[j].tree ||
-					    lyd_find_path(L->files[j].tree, path, 0, &m) !=
-						    LY_SUCCESS)
-						continue;
-					if (n->schema->nodetype == LYS_LEAF) {
-						if (lyd_compare_single(n, m, 0) != LY_SUCCESS) {
-							_cleanup_free_ char *a = value_text(m),
-									    *b = value_text(n);
+			/* Compared as a whole, once, under the parent. */
+			if (!n->parent ||
+			    (n->prev != n && n->prev->schema == n->schema && n->prev->next))
+				continue;
+			for (mc = merged; mc; mc = mc->next)
+				if (mc->schema == n->schema)
+					present = true;
+			if (present &&
+			    !leaflists_equal(lyd_child(lyd_parent(n)), merged, n->schema)) {
+				_cleanup_free_ char *path = lyd_path(lyd_parent(n), LYD_PATH_STD,
+								     NULL, 0),
+						    *full = NULL;
+				size_t j = path ? conflicting_file(L, i, path, n) : SIZE_MAX;
 
-							r = report_conflict(L, j, i, path, a, b);
-						}
-					} else {
-						const struct lyd_node *mc;
-						bool present = false;
-
-						LY_LIST_FOR(lyd_child(m), mc)
-						if (mc->schema == n->schema)
-							present = true;
-						if (present &&
-						    !leaflists_equal(lyd_child(lyd_parent(n)),
-								     lyd_child(m), n->schema)) {
-							_cleanup_free_ char *full = NULL;
-
-							if (asprintf(&full, "%s/%s", path,
-								     n->schema->name) >= 0)
-								r = report_conflict(
-									L, j, i, full,
-									"another list of values",
-									"a different list");
-						}
-					}
-				}
-				ly_err_clean(L->ctx, NULL);
+				if (j != SIZE_MAX &&
+				    asprintf(&full, "%s/%s", path, n->schema->name) >= 0)
+					r = report_conflict(L, j, i, full, "another list of values",
+							    "a different list");
 			}
-			LYD_TREE_DFS_END(root, n);
+		} else if (type == LYS_LIST) {
+			if (lyd_find_sibling_first(merged, n, &m) == LY_SUCCESS)
+				r = conflicts_walk(L, i, lyd_child(n), lyd_child(m));
+		} else if (lyd_find_sibling_val(merged, n->schema, NULL, 0, &m) == LY_SUCCESS) {
+			if (type != LYS_LEAF) {
+				r = conflicts_walk(L, i, lyd_child(n), lyd_child(m));
+			} else if (lyd_compare_single(n, m, 0) != LY_SUCCESS) {
+				_cleanup_free_ char *path = lyd_path(n, LYD_PATH_STD, NULL, 0);
+				size_t j = path ? conflicting_file(L, i, path, n) : SIZE_MAX;
+
+				if (j != SIZE_MAX) {
+					_cleanup_free_ char *a = value_text(m), *b = value_text(n);
+
+					r = report_conflict(L, j, i, path, a, b);
+				}
+			}
 		}
+		if (r < 0)
+			break;
 	}
+	ly_err_clean(L->ctx, NULL);
 	return r;
+}
+
+/* A leaf set in two files must have one value; a leaf-list set in two
+ * files must hold the same values. libyang's merge would silently take the
+ * last file's value. Runs before file i is merged into L->tree. */
+static int check_conflicts(struct cfg_load *L, size_t i)
+{
+	if (i == 0 || !L->tree)
+		return 0;
+	return conflicts_walk(L, i, L->files[i].tree, L->tree);
 }
 
 static void load_done(struct cfg_load *L)
@@ -897,11 +934,13 @@ static void load_done(struct cfg_load *L)
 		struct cfg_file *f = &L->files[i];
 
 		lyd_free_all(f->tree);
+		cfg_text_index_free(f->index);
 		free(f->display);
 		free(f->name);
 		free(f->data);
 	}
 	free(L->files);
+	cfg_entry_map_free(L->entries);
 	lyd_free_all(L->tree);
 	ly_ctx_destroy(L->ctx);
 }
@@ -971,7 +1010,11 @@ static int load_once(const char *path, const char *models_dir, struct ts_desired
 		r = check_conflicts(&L, i);
 		if (r < 0)
 			goto out;
-		if (f->tree && lyd_merge_siblings(&L.tree, f->tree, 0) != LY_SUCCESS) {
+		/* One file is its own merge: moved, not copied (half the memory
+		 * of a large config; cfg_locate needs no tree for one file). */
+		if (L.n_files == 1) {
+			L.tree = TS_TAKE_PTR(f->tree);
+		} else if (f->tree && lyd_merge_siblings(&L.tree, f->tree, 0) != LY_SUCCESS) {
 			r = ly_to_error(&L, f);
 			goto out;
 		}

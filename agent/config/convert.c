@@ -234,9 +234,11 @@ static int convert_agent(struct conv *c, const struct lyd_node *a, struct ts_age
 	    (r = need_bool(c, a, "prune", &ag->prune)) < 0 ||
 	    (r = need_u32(c, a, "max-rotations-per-pass", &ag->max_rotations_per_pass)) < 0 ||
 	    (r = need_bool(c, ike, "kernel-xfrm", &ag->kernel_xfrm)) < 0 ||
-	    (r = need_u32(c, ike, "confirm-timeout", &ag->confirm_timeout)) < 0)
+	    (r = need_u32(c, ike, "confirm-timeout", &ag->confirm_timeout)) < 0 ||
+	    (r = opt_strdup(child(a, "traffic"), "strongswan-conf", &ag->strongswan_conf)) < 0 ||
+	    (r = need_u32(c, child(a, "traffic"), "settle-time", &ag->settle_time)) < 0)
 		return r;
-	if (!ag->state_dir || !ag->vici_socket)
+	if (!ag->state_dir || !ag->vici_socket || !ag->strongswan_conf)
 		return conv_error(c, a, NULL, -EINVAL, "internal error: defaults missing");
 	return 0;
 }
@@ -409,6 +411,17 @@ static int tunnel_error(struct cfg_load *L, const struct ts_tunnel *t, const cha
 	return cfg_error_at(L, path, -EINVAL, "%s", msg ? msg : "invalid tunnel");
 }
 
+static bool mark_only(const struct ts_tunnel *t)
+{
+	return t->routing.mode == TS_MODE_ROUTE && !t->routing.has_if_id && t->routing.has_mark;
+}
+
+static bool marks_match(const struct ts_tunnel *t, const struct ts_tunnel *o)
+{
+	return (t->routing.mark & t->routing.mark_mask & o->routing.mark_mask) ==
+	       (o->routing.mark & t->routing.mark_mask & o->routing.mark_mask);
+}
+
 static bool same_subnet(const struct ts_prefix *a, const struct ts_prefix *b)
 {
 	size_t n = ts_ip_len(&a->ip), full;
@@ -428,49 +441,190 @@ static bool same_subnet(const struct ts_prefix *a, const struct ts_prefix *b)
 	return true;
 }
 
-/* Rules across tunnels that YANG's unique cannot say. */
-static int check_tunnels(struct cfg_load *L, const struct ts_desired *d)
+/* The first rule across tunnels that t breaks against the earlier o, or 0. */
+static int check_pair(struct cfg_load *L, const struct ts_tunnel *t, const struct ts_tunnel *o)
 {
 	char buf[TS_PREFIX_STRLEN];
 
-	for (size_t i = 0; i < d->n_tunnels; i++) {
+	/* Cloudflare tells IPv4 identities apart by the pair. */
+	if ((t->ike.local_identity == TS_IDENTITY_IPV4 ||
+	     o->ike.local_identity == TS_IDENTITY_IPV4) &&
+	    ts_ip_equal(&t->customer_endpoint, &o->customer_endpoint) &&
+	    ts_ip_equal(&t->cloudflare_endpoint, &o->cloudflare_endpoint))
+		return tunnel_error(L, t->ike.local_identity == TS_IDENTITY_IPV4 ? t : o,
+				    "ike/local-identity",
+				    "local-identity ipv4 needs a unique pair of endpoints, but "
+				    "tunnels \"%s\" and \"%s\" have the same "
+				    "customer-endpoint and cloudflare-endpoint",
+				    o->name, t->name);
+	/* Without an if-id, the mark alone selects the SAs. */
+	if (mark_only(t) && mark_only(o) && marks_match(t, o))
+		return tunnel_error(L, t, "route-based/mark",
+				    "mark matches the mark of tunnel \"%s\"; "
+				    "without an if-id each tunnel needs its own mark",
+				    o->name);
+	if (same_subnet(&t->interface_address, &o->interface_address))
+		return tunnel_error(L, t, "interface-address",
+				    "%s is in the same /31 as tunnel \"%s\"'s interface-address",
+				    ts_prefix_format(&t->interface_address, buf, sizeof(buf)),
+				    o->name);
+	return 0;
+}
+
+/* A tunnel's value for one rule: tunnels with equal keys conflict. */
+struct cross_key {
+	uint8_t key[36];
+	size_t idx; /* in d->tunnels */
+};
+
+static int cmp_cross_key(const void *a, const void *b)
+{
+	const struct cross_key *x = a, *y = b;
+	int c = memcmp(x->key, y->key, sizeof(x->key));
+
+	return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static size_t put_ip(uint8_t *k, const struct ts_ip *ip)
+{
+	k[0] = (uint8_t)ip->family;
+	memcpy(k + 1, ip->bytes, ts_ip_len(ip));
+	return 17;
+}
+
+/* Lowers first[i] to the earliest j < i of i's group (equal key) that
+ * conflicts with i. Without pair: members of a group conflict when either
+ * is strong (any two when strong is NULL). With pair (keys that cannot
+ * say it all): pair decides, comparing the group's members pairwise. */
+static void earliest_in_groups(struct cross_key *keys, size_t n, const struct ts_desired *d,
+			       bool (*strong)(const struct ts_tunnel *),
+			       bool (*pair)(const struct ts_tunnel *, const struct ts_tunnel *),
+			       size_t *first)
+{
+	qsort(keys, n, sizeof(*keys), cmp_cross_key);
+	for (size_t g = 0; g < n;) {
+		size_t e = g, first_strong = SIZE_MAX;
+
+		while (e < n && memcmp(keys[e].key, keys[g].key, sizeof(keys[g].key)) == 0)
+			e++;
+		/* Sorted by index within the group. */
+		for (size_t m = g; m < e; m++) {
+			const struct ts_tunnel *t = &d->tunnels[keys[m].idx];
+			size_t j = SIZE_MAX;
+
+			if (pair) {
+				for (size_t k = g; k < m && j == SIZE_MAX; k++)
+					if (pair(t, &d->tunnels[keys[k].idx]))
+						j = keys[k].idx;
+			} else if (!strong || strong(t)) {
+				j = m > g ? keys[g].idx : SIZE_MAX;
+			} else {
+				j = first_strong;
+			}
+			if (j < first[keys[m].idx])
+				first[keys[m].idx] = j;
+			if (strong && strong(t) && first_strong == SIZE_MAX)
+				first_strong = keys[m].idx;
+		}
+		g = e;
+	}
+}
+
+static bool ipv4_identity(const struct ts_tunnel *t)
+{
+	return t->ike.local_identity == TS_IDENTITY_IPV4;
+}
+
+/* Rules across tunnels that YANG's unique cannot say. The error is the one
+ * a comparison of every pair in order would find first (the earliest i,
+ * then its earliest j), found through keys sorted once: O(N log N), where
+ * pairs were O(N²) (a second at 10,000 tunnels). Groups of equal keys are
+ * searched pairwise, and so are marks under differing masks, which cannot
+ * be keyed; both are small in any config that loads. */
+static int check_tunnels(struct cfg_load *L, const struct ts_desired *d)
+{
+	size_t n = d->n_tunnels, n_keys, *first = NULL;
+	struct cross_key *keys = NULL;
+	bool one_mask = true;
+	uint32_t mask = 0;
+	int r = 0;
+
+	if (n < 2)
+		return 0;
+	first = malloc(n * sizeof(*first));
+	keys = calloc(n, sizeof(*keys));
+	if (!first || !keys) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		first[i] = SIZE_MAX;
+
+	/* Endpoint pairs, where an IPv4 identity is involved. */
+	for (size_t i = 0; i < n; i++) {
+		memset(&keys[i], 0, sizeof(keys[i]));
+		put_ip(keys[i].key + put_ip(keys[i].key, &d->tunnels[i].customer_endpoint),
+		       &d->tunnels[i].cloudflare_endpoint);
+		keys[i].idx = i;
+	}
+	earliest_in_groups(keys, n, d, ipv4_identity, NULL, first);
+
+	/* Marks of tunnels without an if-id. */
+	n_keys = 0;
+	for (size_t i = 0; i < n; i++) {
 		const struct ts_tunnel *t = &d->tunnels[i];
 
-		for (size_t j = 0; j < i; j++) {
-			const struct ts_tunnel *o = &d->tunnels[j];
-
-			/* Cloudflare tells IPv4 identities apart by the pair. */
-			if ((t->ike.local_identity == TS_IDENTITY_IPV4 ||
-			     o->ike.local_identity == TS_IDENTITY_IPV4) &&
-			    ts_ip_equal(&t->customer_endpoint, &o->customer_endpoint) &&
-			    ts_ip_equal(&t->cloudflare_endpoint, &o->cloudflare_endpoint))
-				return tunnel_error(
-					L, t->ike.local_identity == TS_IDENTITY_IPV4 ? t : o,
-					"ike/local-identity",
-					"local-identity ipv4 needs a unique pair of endpoints, but "
-					"tunnels \"%s\" and \"%s\" have the same "
-					"customer-endpoint and cloudflare-endpoint",
-					o->name, t->name);
-			/* Without an if-id, the mark alone selects the SAs. */
-			if (t->routing.mode == TS_MODE_ROUTE && o->routing.mode == TS_MODE_ROUTE &&
-			    !t->routing.has_if_id && !o->routing.has_if_id && t->routing.has_mark &&
-			    o->routing.has_mark &&
-			    (t->routing.mark & t->routing.mark_mask & o->routing.mark_mask) ==
-				    (o->routing.mark & t->routing.mark_mask & o->routing.mark_mask))
-				return tunnel_error(
-					L, t, "route-based/mark",
-					"mark matches the mark of tunnel \"%s\"; "
-					"without an if-id each tunnel needs its own mark",
-					o->name);
-			if (same_subnet(&t->interface_address, &o->interface_address))
-				return tunnel_error(
-					L, t, "interface-address",
-					"%s is in the same /31 as tunnel \"%s\"'s interface-address",
-					ts_prefix_format(&t->interface_address, buf, sizeof(buf)),
-					o->name);
-		}
+		if (!mark_only(t))
+			continue;
+		if (n_keys && t->routing.mark_mask != mask)
+			one_mask = false;
+		mask = t->routing.mark_mask;
+		n_keys++;
 	}
-	return 0;
+	n_keys = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct ts_tunnel *t = &d->tunnels[i];
+
+		if (!mark_only(t))
+			continue;
+		memset(&keys[n_keys], 0, sizeof(keys[n_keys]));
+		if (one_mask) {
+			uint32_t v = t->routing.mark & mask;
+
+			memcpy(keys[n_keys].key, &v, sizeof(v));
+		}
+		keys[n_keys++].idx = i;
+	}
+	/* Under one mask equal keys are equal marks; otherwise one group,
+	 * compared pairwise. */
+	earliest_in_groups(keys, n_keys, d, NULL, one_mask ? NULL : marks_match, first);
+
+	/* Interface addresses in one subnet. */
+	n_keys = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct ts_prefix *p = &d->tunnels[i].interface_address;
+		size_t len = ts_ip_len(&p->ip), full = p->len / 8;
+		uint8_t *k = keys[n_keys].key;
+
+		if (!len)
+			continue;
+		memset(&keys[n_keys], 0, sizeof(keys[n_keys]));
+		k[0] = (uint8_t)p->ip.family;
+		k[1] = p->len;
+		memcpy(k + 2, p->ip.bytes, full);
+		if (p->len % 8)
+			k[2 + full] = p->ip.bytes[full] & (uint8_t)(0xff << (8 - p->len % 8));
+		keys[n_keys++].idx = i;
+	}
+	earliest_in_groups(keys, n_keys, d, NULL, NULL, first);
+
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (first[i] != SIZE_MAX)
+			r = check_pair(L, &d->tunnels[i], &d->tunnels[first[i]]);
+out:
+	free(first);
+	free(keys);
+	return r;
 }
 
 static const struct lyd_node *top(const struct lyd_node *tree)

@@ -3,10 +3,42 @@
 
 #include <fcntl.h>
 #include <libgen.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "core/crashpoint.h"
 #include "core/util.h"
+
+const char *ts_file_strerror(int r)
+{
+	if (r < 0)
+		r = -r;
+	return r == TS_ENOTREG ? "not a regular file (a FIFO, socket or device is never read)"
+			       : strerror(r);
+}
+
+int ts_file_open_regular(const char *path, bool nofollow, struct stat *ret_st)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return S_ISDIR(st.st_mode) ? -EISDIR : -TS_ENOTREG;
+	}
+	if (ret_st)
+		*ret_st = st;
+	return fd;
+}
 
 int ts_file_read_all(const char *path, size_t max, char **ret_data, size_t *ret_len)
 {
@@ -15,14 +47,10 @@ int ts_file_read_all(const char *path, size_t max, char **ret_data, size_t *ret_
 	size_t len = 0, cap = 4096;
 	struct stat st;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = ts_file_open_regular(path, false, &st);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (S_ISREG(st.st_mode) && (size_t)st.st_size > max)
+		return fd;
+	if ((size_t)st.st_size > max)
 		return -EFBIG;
 	buf = malloc(cap + 1);
 	if (!buf)

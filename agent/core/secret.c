@@ -1,6 +1,8 @@
 /* Owns secret storage and the registry of live secrets used for redaction. */
 #include "core/secret.h"
 
+#include "core/fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -177,13 +179,10 @@ int ts_secret_from_file(const char *path, struct ts_secret **ret_secret, bool *r
 	ssize_t n;
 	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* Never blocks on a FIFO; anything but a regular file is -TS_ENOTREG. */
+	fd = ts_file_open_regular(path, false, &st);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
+		return fd;
 	if (st.st_size > TS_SECRET_MAX)
 		return -EMSGSIZE;
 	r = ts_secret_new((size_t)st.st_size, &s);

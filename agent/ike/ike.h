@@ -66,10 +66,11 @@ struct ts_ike_lifetimes {
 int ts_ike_lifetimes(const struct ts_ike_settings *s, struct ts_ike_lifetimes *ret_lifetimes);
 
 /* The load-conn message: one connection named ts_ike_conn_name() with one
- * CHILD SA of the same name. IKEv2, PSK both ways, start_action=start,
- * dpd_action=restart, replay_window from the config (Cloudflare: 0), ESN
- * off, route-based (0.0.0.0/0, ::/0 with an IPv6 interface address, if_id
- * and/or mark) or policy-based (the declared selectors). */
+ * CHILD SA of the same name. IKEv2, PSK both ways, start_action=none (the
+ * agent initiates after loading key and connection), dpd_action=restart, replay_window from the
+ * config (Cloudflare: 0), ESN off, route-based (0.0.0.0/0, ::/0 with an IPv6 interface address,
+ * if_id and/or mark; a mark goes on both SAs: mark_in_sa=yes) or policy-based (the declared
+ * selectors). */
 int ts_ike_render_conn(const struct ts_tunnel *t, const char *account_id,
 		       struct ts_vici_node **ret_msg);
 /* The load-shared message: id ts_ike_conn_name(), type IKE, the key, owners
@@ -147,8 +148,9 @@ void ts_ike_monitor_reset(struct ts_ike_monitor *m, const char *conn);
 
 /* --- applying and observing ---------------------------------------------- */
 
-/* Loads the key (load-shared) and then the connection (load-conn; with
- * start_action=start charon initiates at once). err gets charon's reason. */
+/* Loads the key (load-shared) and then the connection (load-conn). Neither
+ * initiates (start_action=none): the caller initiates or reauthenticates.
+ * err gets charon's reason. */
 int ts_ike_load(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
 		const struct ts_secret *psk, char *err, size_t err_size);
 /* Terminates the tunnel's IKE SAs, unloads connection and key. Missing

@@ -225,8 +225,9 @@ int ts_ike_load(struct ts_vici_client *c, const struct ts_tunnel *t, const char 
 	if ((r = ts_ike_render_shared(t, account_id, psk, &shared)) < 0 ||
 	    (r = ts_ike_render_conn(t, account_id, &conn)) < 0)
 		return r;
-	/* The key first: start_action=start initiates as soon as the
-	 * connection is loaded. */
+	/* The key first: a connection must never be usable without its key
+	 * (start_action is none, but an initiate or DPD restart by anyone
+	 * could follow the load at once). */
 	r = ts_vici_load_shared(c, shared, err, err_size);
 	if (r < 0)
 		return r;

@@ -321,8 +321,12 @@ static int render_child(const struct ts_tunnel *t, const char *name,
 	    (r = ts_vici_add_fmt(child, "rekey_time", "%us", l->child_rekey)) < 0 ||
 	    (r = ts_vici_add_fmt(child, "life_time", "%us", l->child_life)) < 0 ||
 	    (r = ts_vici_add_fmt(child, "rand_time", "%us", l->child_rand)) < 0 ||
-	    /* Cloudflare only responds: the gateway initiates and restarts. */
-	    (r = ts_vici_add_str(child, "start_action", "start")) < 0 ||
+	    /* Loading never initiates: the agent initiates once key and
+	     * connection are both loaded, so that charon cannot start a
+	     * keyless IKE_SA_INIT (connection loaded before its key after a
+	     * charon restart) nor race the agent's own initiate ("existing
+	     * duplicate"). Cloudflare only responds: the gateway restarts. */
+	    (r = ts_vici_add_str(child, "start_action", "none")) < 0 ||
 	    (r = ts_vici_add_str(child, "dpd_action", "restart")) < 0 ||
 	    (r = ts_vici_add_str(child, "close_action", "none")) < 0 ||
 	    (r = ts_vici_add_fmt(child, "replay_window", "%u", t->ike.replay_window)) < 0)
@@ -335,7 +339,11 @@ static int render_child(const struct ts_tunnel *t, const char *name,
 	    ((r = ts_vici_add_fmt(child, "mark_in", "0x%x/0x%x", t->routing.mark,
 				  t->routing.mark_mask)) < 0 ||
 	     (r = ts_vici_add_fmt(child, "mark_out", "0x%x/0x%x", t->routing.mark,
-				  t->routing.mark_mask)) < 0))
+				  t->routing.mark_mask)) < 0 ||
+	     /* Without it 5.9 marks only the inbound policy, not the inbound
+	      * SA: a VTI keyed by the mark never sees decrypted traffic, and
+	      * the kernel check (mark on both SAs) never confirms. */
+	     (r = ts_vici_add_str(child, "mark_in_sa", "yes")) < 0))
 		return r;
 	if (t->routing.reqid && (r = ts_vici_add_fmt(child, "reqid", "%u", t->routing.reqid)) < 0)
 		return r;

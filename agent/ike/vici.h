@@ -228,6 +228,12 @@ struct ts_vici_events;
  * the failure shows as a "log" event of the IKE SA, followed by ike-updown
  * without up=yes in state CONNECTING; see ike.h). */
 extern const char *const ts_vici_default_events[5];
+/* The same without "log": charon's log stream is the costly one (every
+ * line of every thread, and after an abrupt client exit strongSwan 5.9
+ * can log "vici connection N unknown" for each event it still raises for
+ * it), so the agent registers "log" on a connection of its own, only
+ * while an authentication failure can happen (reconcile/traffic.c). */
+extern const char *const ts_vici_state_events[4];
 
 /* Creates the object and tries to connect and register (failure to connect
  * is not an error: ts_vici_events_fd() is then -1; retry with

@@ -22,6 +22,12 @@
 const char *const ts_vici_default_events[5] = {
 	"ike-updown", "child-updown", "ike-rekey", "child-rekey", "log",
 };
+const char *const ts_vici_state_events[4] = {
+	"ike-updown",
+	"child-updown",
+	"ike-rekey",
+	"child-rekey",
+};
 
 struct ts_vici_client {
 	char *path;

@@ -23,10 +23,10 @@ enum ts_action_kind {
 	TS_ACTION_DELETE_SA,	  /* stale kernel XFRM state */
 	TS_ACTION_DELETE_POLICY,  /* stale kernel XFRM policy */
 	TS_ACTION_RESUME,	  /* finish a journaled rotation from its step */
-	TS_ACTION_LOAD_CONN,	  /* load-conn the rendering of the tunnel */
+	TS_ACTION_LOAD_KEY,	  /* load-shared the record's key (not a rotation) */
+	TS_ACTION_LOAD_CONN,	  /* load-conn the rendering; after the key, never without it */
 	TS_ACTION_UPDATE_CONN,	  /* load-conn again: declared leaves differ (changes) */
 	TS_ACTION_UPDATE_TUNNEL,  /* Cloudflare: PUT the declared properties (changes) */
-	TS_ACTION_LOAD_KEY,	  /* load-shared the record's key (not a rotation) */
 	TS_ACTION_ROTATE,	  /* new PSK: journal, Cloudflare, IKE, commit */
 	TS_ACTION_INITIATE,	  /* bring the IKE/CHILD SA up */
 	TS_ACTION_REAUTH,	  /* IKE claims up but the kernel disagrees */

@@ -59,6 +59,7 @@ void ts_desired_free(struct ts_desired *d)
 	free(d->tunnels);
 	free(d->agent.state_dir);
 	free(d->agent.vici_socket);
+	free(d->agent.strongswan_conf);
 	free(d->agent.metrics_listen);
 	free(d->cloudflare.api_base_url);
 	free(d->cloudflare.token_file);

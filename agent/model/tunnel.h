@@ -169,6 +169,9 @@ struct ts_agent_config {
 	uint32_t max_rotations_per_pass;
 	bool kernel_xfrm;	  /* the IKE daemon's SAs live in the kernel's XFRM */
 	uint32_t confirm_timeout; /* seconds to wait for an SA after a key change */
+	/* traffic: */
+	char *strongswan_conf; /* charon's settings, read for make_before_break */
+	uint32_t settle_time;  /* seconds a group's next rotation waits */
 };
 
 struct ts_desired {

@@ -63,14 +63,31 @@ static inline void ts_agent_freep(struct ts_agent **a)
 }
 #define _cleanup_agent_ __attribute__((cleanup(ts_agent_freep)))
 
+/* What became of one planned action. */
+enum ts_outcome {
+	TS_OUTCOME_NONE,    /* nothing to carry out: a report, or not applied (suspended) */
+	TS_OUTCOME_APPLIED, /* carried out and confirmed */
+	TS_OUTCOME_PENDING, /* left for a later pass: deferred, unapplied, unconfirmed */
+	TS_OUTCOME_FAILED,  /* failed with an error */
+	_TS_OUTCOME_MAX,
+};
+const char *ts_outcome_to_string(enum ts_outcome o);
+
+struct ts_action_outcome {
+	enum ts_outcome status;
+	char detail[192]; /* why, for humans (never a key); "" when nothing to say */
+};
+
 /* What a pass did. */
 struct ts_pass_result {
 	struct ts_plan *plan; /* owned; the plan the pass computed */
-	unsigned n_applied;   /* actions carried out and confirmed */
-	unsigned n_pending;   /* left for a later pass: deferred, unapplied,
-			       * unconfirmed within the timeout */
-	unsigned n_failed;    /* actions that failed with an error */
-	bool planes_ok;	      /* every plane was read completely */
+	/* owned; one per plan action, in plan order (NULL when not applied) */
+	struct ts_action_outcome *outcomes;
+	unsigned n_applied; /* actions carried out and confirmed */
+	unsigned n_pending; /* left for a later pass: deferred, unapplied,
+			     * unconfirmed within the timeout */
+	unsigned n_failed;  /* actions that failed with an error */
+	bool planes_ok;	    /* every plane was read completely */
 };
 void ts_pass_result_done(struct ts_pass_result *r);
 

@@ -1,19 +1,28 @@
-/* Internal to the agent (reconcile/agent*.c, observe.c, apply.c, status.c):
- * the handles of every plane and one pass's observation. */
+/* Internal to the agent (the files of reconcile/): the pass's pipeline, one way
+ *
+ *   planes (planes.h: every adapter behind one ops table)
+ *     → observe  (observe.c: builds a struct ts_observation; changes nothing)
+ *     → plan     (plan.c: pure)
+ *     → apply    (apply.c: walks the plan's phases in order, one outcome per
+ *                 action; rotations through rotation.c, the journal protocol)
+ *     → memory   (memory.c: failure counts and last errors, from the
+ *                 observation and the outcomes)
+ *     → record   (status.c, metrics.c: rendered from the pass).
+ * No stage reaches back into another's state: each gets what it reads as
+ * an argument and returns what it decided. */
 #pragma once
 
 #include "cloudflare/cloudflare.h"
 #include "ike/ike.h"
+#include "ike/swconf.h"
 #include "model/cloudflare.h"
 #include "model/ike.h"
 #include "model/observed.h"
 #include "model/xfrm.h"
 #include "reconcile/agent.h"
 #include "reconcile/plan.h"
+#include "reconcile/planes.h"
 #include "store/store.h"
-
-struct ts_xfrm_sock;
-struct ts_xfrm_watch;
 
 /* What the agent remembers per tunnel across passes (and across `once`
  * runs, through the status file): failures the event stream showed. */
@@ -39,31 +48,35 @@ struct ts_agent {
 	const struct ts_desired *desired;
 	struct ts_agent_options options;
 	char *state_dir;
-	struct ts_store *store;
-	struct ts_cf_client *cf;
-	char cf_error[256];
-	struct ts_vici_client *vici;
-	struct ts_vici_events *events;
-	struct ts_ike_monitor *monitor;
-	struct ts_xfrm_sock *xfrm;
-	struct ts_xfrm_owner owner;
-	uint32_t *owner_if_ids;
-	struct ts_xfrm_mark *owner_marks;
+	struct ts_planes planes;
 	struct ts_agent_tunnel_memory *memory; /* one per declared tunnel */
 	size_t n_memory;
 	unsigned api_errors, api_429, rotations;
-	struct ts_xfrm_watch *watch;		 /* daemon only */
 	struct ts_agent_tunnel_metrics *metrics; /* one per declared tunnel */
 	unsigned passes, passes_ok;
 	ts_usec_t last_pass, last_pass_ok, last_pass_duration;
 	unsigned last_pending, last_failed;
 	ts_usec_t next_due;
+	struct ts_mbb_check mbb; /* traffic.c */
+	bool mbb_checked;
 };
+
+#define TS_PLANES(a)	 ((a)->planes.ops)
+#define TS_PLANES_CTX(a) ((a)->planes.ctx)
+
+/* Over planes the caller made (tests: fake planes); the agent takes them
+ * over (closes them when freed, also on failure). */
+int ts_agent_new(const struct ts_desired *desired, const struct ts_agent_options *options,
+		 struct ts_planes *planes, struct ts_agent **ret_agent);
+
+/* --- observe --------------------------------------------------------------- */
 
 /* One pass's view of every plane. */
 struct ts_observation {
 	const struct ts_desired *desired;
 	bool cf_ok, ike_ok, kernel_ok, store_ok;
+	long cf_http_status; /* of a failed list: 429 counts as rate limited */
+	bool cf_api_error;   /* the list was answered with an error (counted) */
 	struct ts_cf_tunnel_list cf_list;
 	struct ts_ike_observed *ike; /* one per declared tunnel */
 	size_t n_tunnels;
@@ -78,22 +91,55 @@ struct ts_observation {
 };
 
 /* Observes every plane; with reuse_cf, takes Cloudflare's tunnel list
- * from that earlier observation instead of asking the API again. */
-int ts_agent_observe(struct ts_agent *a, struct ts_observation *o, struct ts_observation *reuse_cf);
+ * from that earlier observation instead of asking the API again. The
+ * failure counts in the planner's input are memory's base plus what the
+ * IKE daemon reports; memory itself is not changed (ts_memory_observe). */
+int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
+		     struct ts_observation *reuse_cf);
 void ts_observation_done(struct ts_observation *o);
-int ts_agent_kernel_match(struct ts_agent *a, const struct ts_ike_observed *ike,
-			  struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res);
 const struct ts_ike_child_sa *ts_agent_installed_child(const struct ts_ike_observed *io);
-int ts_agent_build_owner(struct ts_agent *a);
 struct ts_xfrm_expect;
 void ts_agent_fill_expect(const struct ts_tunnel *t, const struct ts_ike_observed *io,
 			  struct ts_xfrm_expect *e);
-struct ts_agent_tunnel_memory *ts_agent_memory(struct ts_agent *a, const char *tunnel);
-/* Feeds the IKE daemon's pending events to the failure monitor. */
-void ts_agent_drain_events(struct ts_agent *a);
 
+/* --- apply ------------------------------------------------------------------ */
+
+/* Carries out the plan (dry-run: validates the rotations only). Writes one
+ * outcome per action into result->outcomes (allocated here) and the
+ * counts derived from them. */
 int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts_plan *plan,
 		   struct ts_pass_result *result);
+
+/* --- memory ---------------------------------------------------------------- */
+
+struct ts_agent_tunnel_memory *ts_agent_memory(struct ts_agent *a, const char *tunnel);
+/* After an observation: an established IKE SA proves the key and clears a
+ * tunnel's counters; otherwise the counts the observation carries are
+ * remembered. */
+void ts_memory_observe(struct ts_agent *a, const struct ts_observation *o);
+/* After apply: failures the pass's own initiations and reauthentications
+ * met, and the last error of every action that did not succeed. */
+void ts_memory_fold(struct ts_agent *a, const struct ts_plan *plan,
+		    const struct ts_pass_result *result);
+/* A rotation was committed: counters cleared, time recorded. */
+void ts_memory_rotated(struct ts_agent *a, const struct ts_tunnel *t, ts_usec_t now);
+
+/* --- traffic (traffic.c) ------------------------------------------------- */
+
+/* Checks once (again after ts_agent_recheck_mbb(), or when the planes saw
+ * charon restart) whether charon reauthenticates make-before-break; warns
+ * when not. */
+void ts_agent_check_mbb(struct ts_agent *a);
+void ts_agent_recheck_mbb(struct ts_agent *a);
+/* Whether charon's log stream is needed now: the plan (re)authenticates
+ * (initiate, reauth, rotate, resume) or charon is connecting a tunnel by
+ * itself (its retries may fail authentication). Pure. */
+bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *plan);
+/* Opens or closes the "log" event connection (drained into the failure
+ * counters before it closes). */
+void ts_agent_want_log(struct ts_agent *a, bool want);
+
+/* --- record ---------------------------------------------------------------- */
 
 int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 			  const struct ts_pass_result *result);

@@ -86,6 +86,13 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 	for (size_t i = 0; i < d->n_tunnels; i++)
 		emit(&t, "tunnelsync_auth_failures{tunnel=\"%s\"} %u\n", d->tunnels[i].name,
 		     a->metrics[i].auth_failures);
+	help(&t, "tunnelsync_make_before_break", "gauge",
+	     "1 for the state charon's reauthentication is in (on: make-before-break; off, "
+	     "unverified, unknown: rotations may drop traffic).");
+	for (int s = 0; a->mbb_checked && s < _TS_MBB_MAX; s++)
+		emit(&t, "tunnelsync_make_before_break{state=\"%s\"} %d\n",
+		     ts_mbb_state_to_string((enum ts_mbb_state)s),
+		     a->mbb.state == (enum ts_mbb_state)s);
 	help(&t, "tunnelsync_rotations_total", "counter", "Key rotations committed.");
 	emit(&t, "tunnelsync_rotations_total %u\n", a->rotations);
 	help(&t, "tunnelsync_api_errors_total", "counter", "Failed Cloudflare API calls.");

@@ -62,48 +62,16 @@ static bool is_declared_conn(const struct ts_desired *d, const char *conn)
 	return ts_desired_find(d, conn + plen) != NULL;
 }
 
-static int on_stale_conn(void *userdata, const struct ts_vici_node *event)
+/* Connections and keys named with our prefix that no declared tunnel
+ * claims. Foreign names are never listed. */
+static int on_ike_name(void *userdata, enum ts_ike_name_kind kind, const char *name)
 {
 	struct ts_observation *o = userdata;
 
-	for (size_t i = 0; i < event->n_children; i++) {
-		const char *name = event->children[i]->name;
-
-		if (event->children[i]->type != TS_VICI_SECTION || !name)
-			continue;
-		if (is_declared_conn(o->desired, name))
-			continue;
-		if (add_stale(o, TS_STALE_IKE_CONN, name + strlen(TS_IKE_CONN_PREFIX), name, 0) < 0)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Connections and keys named with our prefix that no declared tunnel
- * claims. Foreign names are never listed. */
-static int observe_ike_stale(struct ts_agent *a, struct ts_observation *o)
-{
-	_cleanup_vici_ struct ts_vici_node *shared = NULL;
-	const struct ts_vici_node *keys;
-	int r;
-
-	r = ts_vici_list_conns(a->vici, NULL, on_stale_conn, o);
-	if (r < 0)
-		return r;
-	r = ts_vici_get_shared(a->vici, &shared);
-	if (r < 0)
-		return r;
-	keys = ts_vici_get_list(shared, "keys");
-	for (size_t k = 0; keys && k < keys->n_children; k++) {
-		const char *id = ts_vici_node_str(keys->children[k]);
-
-		if (!id || is_declared_conn(o->desired, id))
-			continue;
-		r = add_stale(o, TS_STALE_IKE_KEY, id + strlen(TS_IKE_CONN_PREFIX), id, 0);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	if (is_declared_conn(o->desired, name))
+		return 0;
+	return add_stale(o, kind == TS_IKE_NAME_CONN ? TS_STALE_IKE_CONN : TS_STALE_IKE_KEY,
+			 name + strlen(TS_IKE_CONN_PREFIX), name, 0);
 }
 
 static enum ts_obs_sa_state map_sa_state(enum ts_ike_sa_state s)
@@ -132,7 +100,7 @@ const struct ts_ike_child_sa *ts_agent_installed_child(const struct ts_ike_obser
 	return NULL;
 }
 
-static void observe_ike(struct ts_agent *a, struct ts_observation *o)
+static void observe_ike(const struct ts_agent *a, struct ts_observation *o)
 {
 	const struct ts_desired *d = o->desired;
 	int r;
@@ -142,50 +110,21 @@ static void observe_ike(struct ts_agent *a, struct ts_observation *o)
 		return;
 	/* ts_observation_done() frees this many entries (their CHILD SAs). */
 	o->n_tunnels = d->n_tunnels;
-	if (!a->vici)
+	r = TS_PLANES(a)->ike_observe(TS_PLANES_CTX(a), d->tunnels, d->n_tunnels, o->ike);
+	if (r == -ENOTCONN)
 		return;
-	ts_agent_drain_events(a);
-	r = ts_ike_observe(a->vici, d->tunnels, d->n_tunnels, d->cloudflare.account_id, a->monitor,
-			   o->ike);
 	if (r < 0) {
 		ts_logf(TS_LOG_WARN, "ike", NULL, "cannot read the IKE daemon (%s): %s",
 			d->agent.vici_socket, strerror(-r));
 		return;
 	}
-	r = observe_ike_stale(a, o);
+	r = TS_PLANES(a)->ike_names(TS_PLANES_CTX(a), on_ike_name, o);
 	if (r < 0) {
 		ts_logf(TS_LOG_WARN, "ike", NULL, "cannot list the IKE daemon's connections: %s",
 			strerror(-r));
 		return;
 	}
 	o->ike_ok = true;
-}
-
-/* The owner spec: every if_id and mark a declared tunnel uses (declared
- * anywhere: a disabled tunnel's objects are still ours, not foreign). */
-int ts_agent_build_owner(struct ts_agent *a)
-{
-	const struct ts_desired *d = a->desired;
-
-	free(a->owner_if_ids);
-	free(a->owner_marks);
-	a->owner_if_ids = calloc(d->n_tunnels + 1, sizeof(*a->owner_if_ids));
-	a->owner_marks = calloc(d->n_tunnels + 1, sizeof(*a->owner_marks));
-	if (!a->owner_if_ids || !a->owner_marks)
-		return -ENOMEM;
-	memset(&a->owner, 0, sizeof(a->owner));
-	for (size_t i = 0; i < d->n_tunnels; i++) {
-		const struct ts_routing *rt = &d->tunnels[i].routing;
-
-		if (rt->has_if_id && rt->if_id)
-			a->owner_if_ids[a->owner.n_if_ids++] = rt->if_id;
-		if (rt->has_mark && rt->mark_mask)
-			a->owner_marks[a->owner.n_marks++] =
-				(struct ts_xfrm_mark){ rt->mark, rt->mark_mask };
-	}
-	a->owner.if_ids = a->owner_if_ids;
-	a->owner.marks = a->owner_marks;
-	return 0;
 }
 
 void ts_agent_fill_expect(const struct ts_tunnel *t, const struct ts_ike_observed *io,
@@ -207,27 +146,24 @@ void ts_agent_fill_expect(const struct ts_tunnel *t, const struct ts_ike_observe
 	}
 }
 
-int ts_agent_kernel_match(struct ts_agent *a, const struct ts_ike_observed *ike,
-			  struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res)
+static int kernel_match(const struct ts_agent *a, const struct ts_ike_observed *ike,
+			struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res)
 {
 	const struct ts_desired *d = a->desired;
 	struct ts_xfrm_expect *expect;
 	int r;
 
-	r = ts_xfrm_dump(a->xfrm, snap);
-	if (r < 0)
-		return r;
 	expect = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*expect));
 	if (!expect)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->n_tunnels; i++)
 		ts_agent_fill_expect(&d->tunnels[i], ike ? &ike[i] : NULL, &expect[i]);
-	r = ts_xfrm_match(snap, expect, d->n_tunnels, &a->owner, NULL, 0, res);
+	r = TS_PLANES(a)->kernel_match(TS_PLANES_CTX(a), expect, d->n_tunnels, snap, res);
 	free(expect);
 	return r;
 }
 
-static void observe_kernel(struct ts_agent *a, struct ts_observation *o)
+static void observe_kernel(const struct ts_agent *a, struct ts_observation *o)
 {
 	int r;
 
@@ -235,9 +171,9 @@ static void observe_kernel(struct ts_agent *a, struct ts_observation *o)
 		o->kernel_ok = true; /* nothing to check: charon does ESP in user space */
 		return;
 	}
-	if (!a->xfrm)
+	r = kernel_match(a, o->ike_ok ? o->ike : NULL, &o->snapshot, &o->match);
+	if (r == -ENOTCONN)
 		return;
-	r = ts_agent_kernel_match(a, o->ike_ok ? o->ike : NULL, &o->snapshot, &o->match);
 	if (r < 0) {
 		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot read the kernel's XFRM state: %s",
 			strerror(-r));
@@ -268,51 +204,47 @@ static void observe_kernel(struct ts_agent *a, struct ts_observation *o)
 	}
 }
 
-static void observe_cloudflare(struct ts_agent *a, struct ts_observation *o)
+static void observe_cloudflare(const struct ts_agent *a, struct ts_observation *o)
 {
 	struct ts_cf_error err = { 0 };
 	char buf[512];
 	int r;
 
-	if (!a->cf) {
-		ts_logf(TS_LOG_WARN, "cloudflare", NULL, "no API client: %s", a->cf_error);
-		return;
-	}
-	r = ts_cf_list_tunnels(a->cf, &o->cf_list, &err);
-	if (r < 0) {
+	r = TS_PLANES(a)->cf_list(TS_PLANES_CTX(a), &o->cf_list, &err);
+	if (r == -ENOTCONN) {
+		ts_logf(TS_LOG_WARN, "cloudflare", NULL, "%s", err.detail);
+	} else if (r < 0) {
 		ts_logf(TS_LOG_WARN, "cloudflare", NULL, "cannot list the IPsec tunnels: %s",
 			ts_cf_error_format(&err, buf, sizeof(buf)));
-		a->api_errors++;
-		if (err.kind == TS_CF_ERR_HTTP && err.http_status == 429)
-			a->api_429++;
-		ts_cf_error_done(&err);
-		return;
+		o->cf_api_error = true;
+		o->cf_http_status = err.kind == TS_CF_ERR_HTTP ? err.http_status : 0;
+	} else {
+		o->cf_ok = true;
 	}
 	ts_cf_error_done(&err);
-	o->cf_ok = true;
 }
 
-static void observe_store(struct ts_agent *a, struct ts_observation *o)
+static void observe_store(const struct ts_agent *a, struct ts_observation *o)
 {
 	int r;
 
-	if (!a->store) {
+	r = TS_PLANES(a)->store_load(TS_PLANES_CTX(a), &o->store);
+	if (r == -ENODEV) {
 		/* Read-only and no state directory yet: nothing recorded, which
 		 * is a complete answer. */
 		o->store_ok = a->options.readonly || a->options.dry_run;
 		return;
 	}
-	r = ts_store_load(a->store, &o->store);
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", NULL, "cannot read the state directory %s: %s",
-			ts_store_dir(a->store), strerror(-r));
+			TS_PLANES(a)->store_dir(TS_PLANES_CTX(a)), strerror(-r));
 		return;
 	}
 	o->store_ok = true;
 }
 
 /* Maps everything read into the planner's summary. */
-static int summarize(struct ts_agent *a, struct ts_observation *o)
+static int summarize(const struct ts_agent *a, struct ts_observation *o)
 {
 	const struct ts_desired *d = o->desired;
 
@@ -338,7 +270,7 @@ static int summarize(struct ts_agent *a, struct ts_observation *o)
 		}
 		if (o->ike_ok) {
 			const struct ts_ike_observed *io = &o->ike[i];
-			struct ts_agent_tunnel_memory *mem = ts_agent_memory(a, t->name);
+			const struct ts_agent_tunnel_memory *mem = &a->memory[i];
 
 			ot->ike.ok = true;
 			ot->ike.conn_loaded = io->conn_loaded;
@@ -347,20 +279,16 @@ static int summarize(struct ts_agent *a, struct ts_observation *o)
 			ot->ike.sa_state = map_sa_state(io->ike_state);
 			ot->ike.child_up = ts_agent_installed_child(io) != NULL;
 			/* Failures seen by earlier runs (status file) plus this
-			 * process's; an established SA proves the key and clears them. */
-			if (mem && ot->ike.sa_state == TS_OBS_SA_ESTABLISHED) {
-				mem->auth_failures_base = 0;
-				ts_ike_monitor_reset(a->monitor, io->conn_name);
-			} else if (mem) {
-				mem->auth_failures =
+			 * process's; an established SA proves the key and clears
+			 * them (memory does, after the observation). */
+			if (ot->ike.sa_state != TS_OBS_SA_ESTABLISHED) {
+				ot->ike.auth_failures =
 					mem->auth_failures_base + io->failures.auth_failures;
-				if (io->failures.last_auth_failure > mem->last_auth_failure)
-					mem->last_auth_failure = io->failures.last_auth_failure;
-				ot->ike.auth_failures = mem->auth_failures;
-				ot->ike.last_auth_failure = mem->last_auth_failure;
+				ot->ike.last_auth_failure =
+					io->failures.last_auth_failure > mem->last_auth_failure
+						? io->failures.last_auth_failure
+						: mem->last_auth_failure;
 			}
-			if (mem && ot->ike.sa_state == TS_OBS_SA_ESTABLISHED)
-				mem->auth_failures = 0;
 		}
 		if (o->kernel_ok) {
 			ot->kernel.ok = true;
@@ -399,7 +327,8 @@ static int summarize(struct ts_agent *a, struct ts_observation *o)
 	return 0;
 }
 
-int ts_agent_observe(struct ts_agent *a, struct ts_observation *o, struct ts_observation *reuse_cf)
+int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
+		     struct ts_observation *reuse_cf)
 {
 	memset(o, 0, sizeof(*o));
 	o->desired = a->desired;

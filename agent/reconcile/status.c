@@ -63,8 +63,14 @@ static json_t *status_load(const char *state_dir)
 	char *text = NULL;
 	json_t *root;
 
-	if (ts_agent_status_read(state_dir, &text) < 0)
+	int r = ts_agent_status_read(state_dir, &text);
+
+	if (r < 0) {
+		if (r != -ENOENT)
+			ts_logf(TS_LOG_WARN, "store", NULL, "%s/status.json not read: %s",
+				state_dir, ts_file_strerror(r));
 		return NULL;
+	}
 	root = json_loads(text, 0, NULL);
 	free(text);
 	return json_is_object(root) ? root : (json_decref(root), NULL);
@@ -181,8 +187,7 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 
 	if (!root || !tunnels || !pass || !planes)
 		goto out;
-	if (a->store)
-		(void)ts_store_load(a->store, &after);
+	(void)TS_PLANES(a)->store_load(TS_PLANES_CTX(a), &after);
 	if (old)
 		applied = json_string_value(
 			json_object_get(json_object_get(old, "revision"), "applied"));
@@ -195,6 +200,11 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 	json_object_set_new(root, "condition", json_string(cond));
 	json_object_set_new(root, "reason", json_string(reason));
 	json_object_set_new(root, "suspended", json_boolean(a->desired->agent.suspend));
+	json_object_set_new(root, "make_before_break",
+			    a->mbb_checked ? json_pack("{s:s,s:s}", "state",
+						       ts_mbb_state_to_string(a->mbb.state),
+						       "reason", a->mbb.reason)
+					   : json_null());
 	json_object_set_new(root, "revision",
 			    json_pack("{s:o,s:s}", "applied",
 				      applied ? json_string(applied) : json_null(), "attempted",
@@ -269,6 +279,10 @@ int ts_status_print_text(const char *json_text, FILE *out)
 		str_or(root, "reason", "?"), str_or(root, "time", "?"));
 	fprintf(out, "revision:  applied %s, attempted %s\n", str_or(rev, "applied", "-"),
 		str_or(rev, "attempted", "-"));
+	if (json_is_object(json_object_get(root, "make_before_break")))
+		fprintf(out, "make-before-break: %s (%s)\n",
+			str_or(json_object_get(root, "make_before_break"), "state", "?"),
+			str_or(json_object_get(root, "make_before_break"), "reason", ""));
 	fprintf(out, "last pass: %lld actions, %lld applied, %lld pending, %lld failed\n\n",
 		(long long)json_integer_value(json_object_get(pass, "actions")),
 		(long long)json_integer_value(json_object_get(pass, "applied")),

@@ -7,7 +7,9 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/log.h"
@@ -222,7 +224,33 @@ static void test_secret_from_file(void **state)
 	assert_int_equal(ts_file_write_atomic(path, "two\nlines", 9, 0600), 0);
 	assert_int_equal(ts_secret_from_file(path, &s, NULL), -EBADMSG);
 	assert_int_equal(ts_secret_from_file("/nonexistent/key", &s, NULL), -ENOENT);
-	assert_int_equal(ts_secret_from_file(tmpdir, &s, NULL), -EINVAL);
+	assert_int_equal(ts_secret_from_file(tmpdir, &s, NULL), -EISDIR);
+}
+
+/* A FIFO (no writer) where a file is read: refused at once with
+ * TS_ENOTREG, never a blocked open(). alarm() turns a hang into a failure. */
+static void test_fifo_never_blocks(void **state)
+{
+	char path[128], *data = NULL;
+	struct ts_secret *s = NULL;
+
+	snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(5);
+	assert_int_equal(ts_file_read_all(path, 100, &data, NULL), -TS_ENOTREG);
+	assert_int_equal(ts_secret_from_file(path, &s, NULL), -TS_ENOTREG);
+	assert_int_equal(ts_file_open_regular(path, true, NULL), -TS_ENOTREG);
+	alarm(0);
+	assert_null(data);
+	assert_null(s);
+	assert_non_null(strstr(ts_file_strerror(-TS_ENOTREG), "not a regular file"));
+	assert_string_equal(ts_file_strerror(-ENOENT), strerror(ENOENT));
+	unlink(path);
+	/* nofollow refuses a link; without it the target is read */
+	snprintf(path, sizeof(path), "%s/link", tmpdir);
+	assert_int_equal(symlink("/etc/hostname", path), 0);
+	assert_int_equal(ts_file_open_regular(path, true, NULL), -ELOOP);
+	unlink(path);
 }
 
 static void test_atomic_write(void **state)
@@ -289,6 +317,7 @@ int main(void)
 		cmocka_unit_test(test_log_redacts_live_secrets),
 		cmocka_unit_test(test_redact_edges),
 		cmocka_unit_test(test_secret_from_file),
+		cmocka_unit_test(test_fifo_never_blocks),
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_rfc3339),
 	};

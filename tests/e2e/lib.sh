@@ -30,6 +30,10 @@
 # (201, 202) so that their 0.0.0.0/0 policies capture no traffic. Default
 # libipsec (userspace ESP, "kernel-xfrm": false). E2E_CONFIRM_TIMEOUT:
 # the agent's confirm-timeout in seconds (default: the model's).
+# E2E_ROUTE=mark: route-based tunnels keyed by mark (gateway 0x101/0x102,
+# edge 0x201/0x202, mark_in_sa on the edge) instead of if_id, for VTIs
+# (tests/kernel/traffic.sh). E2E_CHARON_INCLUDE=FILE: a strongswan.conf
+# snippet both charons include (e.g. contrib/strongswan/tunnelsync.conf).
 #
 # Every name carries the PID; e2e_cleanup (an EXIT trap) stops only the
 # processes this run started, by PID, and deletes the namespaces, on every
@@ -200,6 +204,12 @@ e2e_edge_config() {
 			[ "${E2E_KERNEL:-libipsec}" != netlink ] ||
 				if_ids="if_id_in = $if_id
    if_id_out = $if_id"
+			# E2E_ROUTE=mark: the edge's SAs keyed by mark 0x2NN (a VTI
+			# with that key carries them), on both SAs.
+			[ "${E2E_ROUTE:-if-id}" != mark ] ||
+				if_ids="mark_in = $(printf '0x%x' $((0x200 + if_id - 200)))
+   mark_out = $(printf '0x%x' $((0x200 + if_id - 200)))
+   mark_in_sa = yes"
 			echo "$2 e2e-$1 $3 $(e2e_gw_identity "$2")" >>"$E2E_DIR/edge/tunnels.map"
 			cat <<EOF
  cf-e2e-$1 {
@@ -272,6 +282,19 @@ e2e_write_config() {
 	fi
 	[ -z "${E2E_CONFIRM_TIMEOUT:-}" ] || xfrm="$xfrm,
         \"confirm-timeout\": $E2E_CONFIRM_TIMEOUT"
+	route_a='"if-id": 101'
+	route_b='"if-id": 102'
+	if [ "${E2E_ROUTE:-if-id}" = mark ]; then
+		route_a='"mark": 257'
+		route_b='"mark": 258'
+	fi
+	# The gateway charon's own strongswan.conf (make-before-break check)
+	# and the settle window (E2E_SETTLE_TIME, default 0: no wait).
+	traffic=
+	grep -q 'strongswan-conf' "$E2E_ROOT/models/tunnelsync.yang" &&
+		traffic=",
+      \"traffic\": { \"strongswan-conf\": \"$E2E_DIR/a/strongswan.conf\",
+                     \"settle-time\": ${E2E_SETTLE_TIME:-0} }"
 	max_age=${E2E_MAX_AGE:-0}
 	group='          "redundancy-group": "uplink",'
 	[ "${E2E_GROUP-uplink}" != "" ] || group=
@@ -283,7 +306,7 @@ e2e_write_config() {
       "state-directory": "$E2E_DIR/state",
       "ike-backend": {
         "vici-socket": "$E2E_DIR/a/charon.vici"$xfrm
-      }
+      }$traffic
     },
     "cloudflare": {
       "account-id": "$E2E_ACCOUNT",
@@ -304,7 +327,7 @@ $group
           "cloudflare-endpoint": "$E2E_EDGE_A",
           "interface-address": "10.213.0.0/31",
           "ike": { "dpd-delay": 10 },
-          "route-based": { "if-id": 101 },
+          "route-based": { $route_a },
           "psk": { "source": "${E2E_SOURCE_A:-random}", "max-age": $max_age,
                    "authentication-failure-threshold": 2 }
         },
@@ -317,7 +340,7 @@ $group
           "cloudflare-endpoint": "$E2E_EDGE_B",
           "interface-address": "10.213.0.2/31",
           "ike": { "dpd-delay": 10 },
-          "route-based": { "if-id": 102 },
+          "route-based": { $route_b },
           "psk": { "source": "${E2E_SOURCE_B:-random}", "max-age": $max_age,
                    "authentication-failure-threshold": 2 }
         }
@@ -337,8 +360,10 @@ e2e_up() {
 	chmod 700 "$E2E_DIR"
 	mkdir -p "$E2E_DIR/out"
 	e2e_net_up
-	TS_HARNESS_KERNEL=${E2E_KERNEL:-libipsec} sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" a "$E2E_DIR" >/dev/null
-	TS_HARNESS_KERNEL=${E2E_KERNEL:-libipsec} sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" b "$E2E_DIR" >/dev/null
+	for side in a b; do
+		TS_HARNESS_KERNEL=${E2E_KERNEL:-libipsec} TS_HARNESS_CHARON_INCLUDE=${E2E_CHARON_INCLUDE:-} \
+			sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" $side "$E2E_DIR" >/dev/null
+	done
 	e2e_edge_config
 	e2e_emu_start
 	e2e_write_config

@@ -203,7 +203,8 @@ static void test_render_route(void **state)
 	assert_string_equal(list_item(child, "local_ts", 0), "0.0.0.0/0");
 	assert_string_equal(list_item(child, "local_ts", 1), "::/0");
 	assert_string_equal(list_item(child, "remote_ts", 0), "0.0.0.0/0");
-	assert_string_equal(ts_vici_get_str(child, "start_action"), "start");
+	/* Loading never initiates (the agent does, key and conn loaded). */
+	assert_string_equal(ts_vici_get_str(child, "start_action"), "none");
 	assert_string_equal(ts_vici_get_str(child, "dpd_action"), "restart");
 	assert_string_equal(ts_vici_get_str(child, "replay_window"), "0");
 	assert_string_equal(ts_vici_get_str(child, "life_time"), "28800s");
@@ -212,6 +213,8 @@ static void test_render_route(void **state)
 	assert_string_equal(ts_vici_get_str(child, "if_id_out"), "42");
 	assert_string_equal(ts_vici_get_str(child, "mark_in"), "0x100/0xff00");
 	assert_string_equal(ts_vici_get_str(child, "mark_out"), "0x100/0xff00");
+	/* 5.9 puts the mark on the inbound SA only when asked. */
+	assert_string_equal(ts_vici_get_str(child, "mark_in_sa"), "yes");
 	assert_string_equal(ts_vici_get_str(child, "reqid"), "7");
 	ts_vici_node_free(msg);
 
@@ -225,6 +228,7 @@ static void test_render_route(void **state)
 	child = ts_vici_get_section(ts_vici_get_section(conn, "children"), "ts-fra1");
 	assert_null(ts_vici_get(child, "if_id_in"));
 	assert_null(ts_vici_get(child, "mark_in"));
+	assert_null(ts_vici_get(child, "mark_in_sa"));
 	assert_null(ts_vici_get(child, "reqid"));
 	ts_vici_node_free(msg);
 }

@@ -18,6 +18,7 @@
 # PREFIX must be unique per run (e.g. "tsike-$$"). Documentation addresses
 # only. TS_HARNESS_KERNEL=libipsec (at start) makes charon do ESP in
 # userspace (kernel-libipsec), for kernels that cannot install ESP SAs.
+# TS_HARNESS_CHARON_INCLUDE=FILE (at start) includes FILE in the config.
 # swanctl for a side: STRONGSWAN_CONF=DIR/SIDE/strongswan.conf
 # swanctl --uri unix://DIR/SIDE/charon.vici ...
 set -eu
@@ -91,6 +92,10 @@ swanctl {
 	load = random nonce openssl pem pkcs1 x509 pubkey
 }
 CONF
+	# TS_HARNESS_CHARON_INCLUDE: a strongswan.conf snippet (e.g.
+	# contrib/strongswan/tunnelsync.conf) merged in, as an operator would.
+	[ -z "${TS_HARNESS_CHARON_INCLUDE:-}" ] ||
+		echo "include $TS_HARNESS_CHARON_INCLUDE" >>"$d/strongswan.conf"
 }
 
 cmd_start() {

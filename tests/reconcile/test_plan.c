@@ -518,10 +518,10 @@ static const struct tcase cases[] = {
 	  E({ K(INITIATE), "t3", P(IKE), C(SA_DOWN) }) },
 	{ "IKE SA connecting: wait", { "t3.sa=connecting", "t3.child=0" }, NONE },
 	{ "CHILD SA down", { "t3.child=0" }, E({ K(INITIATE), "t3", P(IKE), C(CHILD_DOWN) }) },
-	{ "everything missing in IKE: conn, key, initiate in phase order",
+	{ "everything missing in IKE (charon restarted): key before conn, then initiate",
 	  { "t1.conn=missing", "t1.key=missing", "t1.sa=none", "t1.child=0" },
-	  E({ K(LOAD_CONN), "t1", P(IKE), C(CONN_MISSING) },
-	    { K(LOAD_KEY), "t1", P(IKE), C(KEY_MISSING) },
+	  E({ K(LOAD_KEY), "t1", P(IKE), C(KEY_MISSING) },
+	    { K(LOAD_CONN), "t1", P(IKE), C(CONN_MISSING) },
 	    { K(INITIATE), "t1", P(IKE), C(SA_DOWN) }) },
 
 	/* ---- kernel ---- */

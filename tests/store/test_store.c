@@ -459,6 +459,33 @@ static void test_permissions(void **state)
 	s = open_ok(f);
 	ts_store_close(s);
 
+	/* A FIFO in place of a record and of a journal entry: reported as a
+	 * problem at once (alarm: a blocked open fails the test), not read. */
+	{
+		struct ts_journal_entry got = { 0 };
+		char fifo[256];
+
+		path_of(f, "records", "t2.rec", fifo, sizeof(fifo));
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+		s = open_ok(f);
+		alarm(5);
+		assert_int_equal(ts_store_load(s, &st), 0);
+		alarm(0);
+		assert_int_equal(st->n_problems, 1);
+		assert_string_equal(st->problems[0].path, fifo);
+		assert_int_equal(st->problems[0].error, -EBADMSG);
+		ts_store_state_free(st);
+		unlink(fifo);
+		path_of(f, "journal", "t2.jnl", fifo, sizeof(fifo));
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+		alarm(5);
+		assert_true(ts_store_journal_read(s, "t2", &got) < 0);
+		alarm(0);
+		assert_non_null(strstr(ts_store_last_error(s), "not a regular file"));
+		unlink(fifo);
+		ts_store_close(s);
+	}
+
 	/* A file where the directory should be. */
 	{
 		char file[128];

@@ -1,0 +1,661 @@
+/* The real planes: the adapters' handles and the thin calls the reconcile
+ * makes through struct ts_planes_ops. Everything here is I/O; no decision
+ * is taken here (the agent's logic lives in observe, rotation and apply). */
+#include "reconcile/planes.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "reconcile/agent.h"
+#include "xfrm/xfrm.h"
+
+#define VICI_TIMEOUT_MS	    10000
+#define IKE_CALL_TIMEOUT_MS 10000
+
+struct real_planes {
+	const struct ts_desired *desired;
+	const char *account;
+	struct ts_store *store;
+	struct ts_cf_client *cf;
+	char cf_error[256];
+	struct ts_vici_client *vici;
+	struct ts_vici_events *events;
+	struct ts_vici_events *log_events; /* "log" only, while needed */
+	bool restarted;			   /* charon restarted since asked */
+	struct ts_ike_monitor *monitor;
+	struct ts_xfrm_sock *xfrm;
+	struct ts_xfrm_watch *watch; /* daemon only */
+	struct ts_xfrm_owner owner;
+	uint32_t *owner_if_ids;
+	struct ts_xfrm_mark *owner_marks;
+};
+
+/* --- clock and events -------------------------------------------------- */
+
+static ts_usec_t real_now_realtime(void *ctx)
+{
+	(void)ctx;
+	return ts_now_realtime();
+}
+
+static ts_usec_t real_now_monotonic(void *ctx)
+{
+	(void)ctx;
+	return ts_now_monotonic();
+}
+
+static void on_event(void *userdata, const char *event, const struct ts_vici_node *body)
+{
+	struct real_planes *p = userdata;
+	struct ts_ike_event ev;
+
+	if (ts_ike_event_parse(event, body, &ev) < 0)
+		return;
+	ts_ike_monitor_feed(p->monitor, &ev, ts_now_realtime());
+	if (ev.kind == TS_IKE_EVENT_AUTH_FAILED) {
+		size_t plen = strlen(TS_IKE_CONN_PREFIX);
+
+		if (strncmp(ev.conn, TS_IKE_CONN_PREFIX, plen) == 0)
+			ts_logf(TS_LOG_WARN, "ike", ev.conn + plen,
+				"authentication failed (key mismatch?)");
+	}
+}
+
+/* Feeds the IKE daemon's pending events to the failure monitor. */
+static void drain_events(struct real_planes *p)
+{
+	int r;
+
+	if (!p->events)
+		return;
+	r = ts_vici_events_connect(p->events);
+	if (r < 0)
+		return;
+	if (r == 1) /* charon restarted: it read its settings again */
+		p->restarted = true;
+	r = ts_vici_events_drain(p->events, on_event, p);
+	if (r == -ECONNRESET || r == -EBADMSG) {
+		p->restarted = true;
+		(void)ts_vici_events_connect(p->events);
+	}
+	if (p->log_events && ts_vici_events_connect(p->log_events) >= 0)
+		(void)ts_vici_events_drain(p->log_events, on_event, p);
+}
+
+static void real_wait(void *ctx, int timeout_ms)
+{
+	struct real_planes *p = ctx;
+
+	if (p->events && ts_vici_events_fd(p->events) >= 0) {
+		struct pollfd pfd = { ts_vici_events_fd(p->events), POLLIN, 0 };
+
+		(void)poll(&pfd, 1, timeout_ms);
+	} else {
+		struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* --- Cloudflare ---------------------------------------------------------- */
+
+static int no_client(struct real_planes *p, struct ts_cf_error *err)
+{
+	err->kind = TS_CF_ERR_CONFIG;
+	snprintf(err->detail, sizeof(err->detail), "no API client: %.200s", p->cf_error);
+	return -ENOTCONN;
+}
+
+static int real_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_error *err)
+{
+	struct real_planes *p = ctx;
+
+	return p->cf ? ts_cf_list_tunnels(p->cf, ret, err) : no_client(p, err);
+}
+
+static int real_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t n,
+			   bool validate_only, struct ts_cf_psk_set_result *ret,
+			   struct ts_cf_error *err)
+{
+	struct real_planes *p = ctx;
+
+	return p->cf ? ts_cf_psk_set(p->cf, entries, n, validate_only, ret, err)
+		     : no_client(p, err);
+}
+
+static int real_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_only,
+				struct ts_cf_psk_generated *ret, struct ts_cf_error *err)
+{
+	struct real_planes *p = ctx;
+
+	return p->cf ? ts_cf_psk_generate(p->cf, tunnel_id, validate_only, ret, err)
+		     : no_client(p, err);
+}
+
+static uint32_t real_cf_budget(void *ctx)
+{
+	struct real_planes *p = ctx;
+
+	return p->cf ? ts_cf_client_budget_available(p->cf) : 0;
+}
+
+/* --- the IKE daemon ------------------------------------------------------ */
+
+static int real_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
+			    struct ts_ike_observed *ret)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	drain_events(p);
+	return ts_ike_observe(p->vici, tunnels, n, p->account, p->monitor, ret);
+}
+
+struct names_walk {
+	ts_ike_name_fn fn;
+	void *userdata;
+};
+
+static int on_conn_names(void *userdata, const struct ts_vici_node *event)
+{
+	struct names_walk *w = userdata;
+
+	for (size_t i = 0; i < event->n_children; i++) {
+		const char *name = event->children[i]->name;
+		int r;
+
+		if (event->children[i]->type != TS_VICI_SECTION || !name)
+			continue;
+		r = w->fn(w->userdata, TS_IKE_NAME_CONN, name);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int real_ike_names(void *ctx, ts_ike_name_fn fn, void *userdata)
+{
+	struct real_planes *p = ctx;
+	struct names_walk w = { fn, userdata };
+	_cleanup_vici_ struct ts_vici_node *shared = NULL;
+	const struct ts_vici_node *keys;
+	int r;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	r = ts_vici_list_conns(p->vici, NULL, on_conn_names, &w);
+	if (r < 0)
+		return r;
+	r = ts_vici_get_shared(p->vici, &shared);
+	if (r < 0)
+		return r;
+	keys = ts_vici_get_list(shared, "keys");
+	for (size_t k = 0; keys && k < keys->n_children; k++) {
+		const char *id = ts_vici_node_str(keys->children[k]);
+
+		if (id && (r = fn(userdata, TS_IKE_NAME_KEY, id)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int real_ike_load(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
+			 char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	return ts_ike_load(p->vici, t, p->account, key, err, err_size);
+}
+
+static int real_ike_load_conn(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+	_cleanup_vici_ struct ts_vici_node *msg = NULL;
+	int r;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	r = ts_ike_render_conn(t, p->account, &msg);
+	return r < 0 ? r : ts_vici_load_conn(p->vici, msg, err, err_size);
+}
+
+static int real_ike_load_key(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
+			     char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+	_cleanup_vici_ struct ts_vici_node *msg = NULL;
+	int r;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	r = ts_ike_render_shared(t, p->account, key, &msg);
+	return r < 0 ? r : ts_vici_load_shared(p->vici, msg, err, err_size);
+}
+
+static int real_ike_unload_conn(void *ctx, const char *conn, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	(void)ts_vici_terminate(p->vici, conn, IKE_CALL_TIMEOUT_MS, NULL, 0);
+	return ts_vici_unload_conn(p->vici, conn, err, err_size);
+}
+
+static int real_ike_unload_key(void *ctx, const char *id, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	return ts_vici_unload_shared(p->vici, id, err, err_size);
+}
+
+static int real_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+	char conn[TS_IKE_CONN_NAME_MAX];
+	int r;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	r = ts_ike_conn_name(t, conn, sizeof(conn));
+	if (r < 0)
+		return r;
+	r = ts_vici_initiate(p->vici, conn, conn, IKE_CALL_TIMEOUT_MS, err, err_size);
+	drain_events(p);
+	return r;
+}
+
+static int real_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	return ts_ike_reauth(p->vici, t, IKE_CALL_TIMEOUT_MS, err, err_size);
+}
+
+static void real_ike_failures(void *ctx, const char *conn, struct ts_ike_failures *ret)
+{
+	struct real_planes *p = ctx;
+
+	drain_events(p);
+	ts_ike_monitor_get(p->monitor, conn, ret);
+}
+
+static void real_ike_failures_reset(void *ctx, const char *conn)
+{
+	struct real_planes *p = ctx;
+
+	ts_ike_monitor_reset(p->monitor, conn);
+}
+
+static int real_ike_mbb_check(void *ctx, const char *conf_path, struct ts_mbb_check *ret)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	return ts_mbb_check(p->vici, conf_path, ret);
+}
+
+static bool real_ike_take_restarted(void *ctx)
+{
+	struct real_planes *p = ctx;
+	bool r = p->restarted;
+
+	p->restarted = false;
+	return r;
+}
+
+static int real_ike_follow_log(void *ctx, bool want)
+{
+	static const char *const log_event[] = { "log" };
+	struct real_planes *p = ctx;
+
+	if (want && !p->log_events) {
+		if (ts_vici_events_new(p->desired->agent.vici_socket, log_event, 1, VICI_TIMEOUT_MS,
+				       &p->log_events) < 0) {
+			p->log_events = NULL;
+			return 0;
+		}
+		return 1;
+	}
+	if (!want && p->log_events) {
+		drain_events(p);
+		ts_vici_events_free(p->log_events);
+		p->log_events = NULL;
+		return 1;
+	}
+	return 0;
+}
+
+/* --- the kernel ------------------------------------------------------------ */
+
+/* The owner spec: every if_id and mark a declared tunnel uses (declared
+ * anywhere: a disabled tunnel's objects are still ours, not foreign). */
+static int build_owner(struct real_planes *p)
+{
+	const struct ts_desired *d = p->desired;
+
+	p->owner_if_ids = calloc(d->n_tunnels + 1, sizeof(*p->owner_if_ids));
+	p->owner_marks = calloc(d->n_tunnels + 1, sizeof(*p->owner_marks));
+	if (!p->owner_if_ids || !p->owner_marks)
+		return -ENOMEM;
+	memset(&p->owner, 0, sizeof(p->owner));
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_routing *rt = &d->tunnels[i].routing;
+
+		if (rt->has_if_id && rt->if_id)
+			p->owner_if_ids[p->owner.n_if_ids++] = rt->if_id;
+		if (rt->has_mark && rt->mark_mask)
+			p->owner_marks[p->owner.n_marks++] =
+				(struct ts_xfrm_mark){ rt->mark, rt->mark_mask };
+	}
+	p->owner.if_ids = p->owner_if_ids;
+	p->owner.marks = p->owner_marks;
+	return 0;
+}
+
+static int real_kernel_match(void *ctx, const struct ts_xfrm_expect *expect, size_t n,
+			     struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->xfrm)
+		return -ENOTCONN;
+	r = ts_xfrm_dump(p->xfrm, snap);
+	if (r < 0)
+		return r;
+	return ts_xfrm_match(snap, expect, n, &p->owner, NULL, 0, res);
+}
+
+static int real_kernel_delete(void *ctx, const struct ts_xfrm_stale *x)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->xfrm)
+		return -ENOTCONN;
+	return x->kind == TS_XFRM_OBJECT_SA ? ts_xfrm_sa_delete(p->xfrm, &p->owner, &x->sa)
+					    : ts_xfrm_policy_delete(p->xfrm, &p->owner, &x->policy);
+}
+
+/* --- the state directory ------------------------------------------------ */
+
+static int real_store_load(void *ctx, struct ts_store_state **ret)
+{
+	struct real_planes *p = ctx;
+
+	*ret = NULL;
+	return p->store ? ts_store_load(p->store, ret) : -ENODEV;
+}
+
+static int real_store_begin(void *ctx, const struct ts_journal_entry *e)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_journal_begin(p->store, e) : -ENODEV;
+}
+
+static int real_store_advance(void *ctx, const struct ts_journal_entry *e)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_journal_advance(p->store, e) : -ENODEV;
+}
+
+static int real_store_commit(void *ctx, const char *tunnel, ts_usec_t applied_at,
+			     struct ts_key_record *ret)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_journal_commit(p->store, tunnel, applied_at, ret) : -ENODEV;
+}
+
+static int real_store_discard(void *ctx, const char *tunnel)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_journal_discard(p->store, tunnel) : -ENODEV;
+}
+
+static const char *real_store_error(void *ctx)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_last_error(p->store) : "";
+}
+
+static const char *real_store_dir(void *ctx)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_dir(p->store) : "";
+}
+
+/* --- the daemon's event loop ------------------------------------------- */
+
+static void real_fds(void *ctx, int *ret_ike_fd, int *ret_xfrm_fd)
+{
+	struct real_planes *p = ctx;
+
+	*ret_ike_fd = p->events ? ts_vici_events_fd(p->events) : -1;
+	*ret_xfrm_fd = p->watch ? ts_xfrm_watch_fd(p->watch) : -1;
+}
+
+struct event_scan {
+	struct real_planes *p;
+	bool relevant;
+};
+
+static void on_event_scan(void *userdata, const char *event, const struct ts_vici_node *body)
+{
+	struct event_scan *sc = userdata;
+
+	on_event(sc->p, event, body);
+	/* SAs coming and going matter; log lines only feed the counters. */
+	if (strcmp(event, "log") != 0)
+		sc->relevant = true;
+}
+
+static int real_process_events(void *ctx)
+{
+	struct real_planes *p = ctx;
+	struct event_scan sc = { p, false };
+	int r;
+
+	if (p->events) {
+		r = ts_vici_events_connect(p->events);
+		if (r == 1) {
+			ts_logf(TS_LOG_WARN, "ike", NULL,
+				"reconnected to the IKE daemon: it restarted and forgot our keys");
+			p->restarted = true;
+			sc.relevant = true;
+		} else if (r == 2) {
+			sc.relevant = true;
+		}
+		if (r >= 0) {
+			r = ts_vici_events_drain(p->events, on_event_scan, &sc);
+			if (r == -ECONNRESET || r == -EBADMSG) {
+				ts_logf(TS_LOG_WARN, "ike", NULL,
+					"lost the IKE daemon's event stream");
+				p->restarted = true;
+				sc.relevant = true;
+			}
+		}
+	}
+	if (p->watch) {
+		struct ts_xfrm_changes ch = { 0 };
+
+		r = ts_xfrm_watch_drain(p->watch, &ch);
+		if (r > 0 || ch.resync != TS_XFRM_RESYNC_NONE)
+			sc.relevant = true;
+		if (ch.resync != TS_XFRM_RESYNC_NONE)
+			ts_logf(TS_LOG_DEBUG, "kernel", NULL, "XFRM events ask for a resync (%s)",
+				ts_xfrm_resync_to_string(ch.resync));
+		ts_xfrm_changes_done(&ch);
+	}
+	return sc.relevant ? 1 : 0;
+}
+
+static const struct ts_planes_ops real_ops = {
+	.now_realtime = real_now_realtime,
+	.now_monotonic = real_now_monotonic,
+	.wait = real_wait,
+	.cf_list = real_cf_list,
+	.cf_psk_set = real_cf_psk_set,
+	.cf_psk_generate = real_cf_psk_generate,
+	.cf_budget = real_cf_budget,
+	.ike_observe = real_ike_observe,
+	.ike_names = real_ike_names,
+	.ike_load = real_ike_load,
+	.ike_load_conn = real_ike_load_conn,
+	.ike_load_key = real_ike_load_key,
+	.ike_unload_conn = real_ike_unload_conn,
+	.ike_unload_key = real_ike_unload_key,
+	.ike_initiate = real_ike_initiate,
+	.ike_reauth = real_ike_reauth,
+	.ike_failures = real_ike_failures,
+	.ike_failures_reset = real_ike_failures_reset,
+	.ike_mbb_check = real_ike_mbb_check,
+	.ike_take_restarted = real_ike_take_restarted,
+	.ike_follow_log = real_ike_follow_log,
+	.kernel_match = real_kernel_match,
+	.kernel_delete = real_kernel_delete,
+	.store_load = real_store_load,
+	.store_begin = real_store_begin,
+	.store_advance = real_store_advance,
+	.store_commit = real_store_commit,
+	.store_discard = real_store_discard,
+	.store_error = real_store_error,
+	.store_dir = real_store_dir,
+	.fds = real_fds,
+	.process_events = real_process_events,
+};
+
+static void real_free(void *ctx)
+{
+	struct real_planes *p = ctx;
+
+	if (!p)
+		return;
+	ts_xfrm_watch_free(p->watch);
+	ts_xfrm_sock_free(p->xfrm);
+	ts_vici_events_free(p->events);
+	ts_vici_events_free(p->log_events);
+	ts_vici_client_free(p->vici);
+	ts_ike_monitor_free(p->monitor);
+	ts_cf_client_free(p->cf);
+	ts_store_close(p->store);
+	free(p->owner_if_ids);
+	free(p->owner_marks);
+	free(p);
+}
+
+static int open_store(struct real_planes *p, const struct ts_agent_options *options,
+		      const char *state_dir)
+{
+	pid_t holder = 0;
+	int r;
+
+	/* A dry run changes nothing local either: not even the directory. */
+	if (options->readonly || options->dry_run) {
+		r = ts_store_open_readonly(state_dir, &p->store);
+		if (r == -ENOENT) {
+			/* Nothing recorded yet: every tunnel reads as "no record". */
+			p->store = NULL;
+			return 0;
+		}
+		if (r < 0)
+			ts_logf(TS_LOG_ERROR, "store", NULL, "%s", ts_store_open_error());
+		return r;
+	}
+	r = ts_store_open(state_dir, &p->store, &holder);
+	if (r == -EBUSY)
+		ts_logf(TS_LOG_ERROR, "store", NULL,
+			"state directory %s is in use by another agent (pid %d)", state_dir,
+			(int)holder);
+	else if (r < 0)
+		ts_logf(TS_LOG_ERROR, "store", NULL, "%s", ts_store_open_error());
+	return r;
+}
+
+int ts_planes_open_real(const struct ts_desired *desired, const struct ts_agent_options *options,
+			const char *state_dir, struct ts_planes *ret)
+{
+	struct real_planes *p;
+	struct ts_cf_error err = { 0 };
+	int r;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->desired = desired;
+	p->account = desired->cloudflare.account_id;
+	r = open_store(p, options, state_dir);
+	if (r < 0)
+		goto fail;
+
+	r = ts_cf_client_new(&desired->cloudflare, options->cf_options, &p->cf, &err);
+	if (r < 0) {
+		ts_cf_error_format(&err, p->cf_error, sizeof(p->cf_error));
+		ts_logf(TS_LOG_ERROR, "cloudflare", NULL, "cannot set up the API client: %s",
+			p->cf_error);
+		p->cf = NULL;
+	}
+	ts_cf_error_done(&err);
+
+	r = ts_ike_monitor_new(&p->monitor);
+	if (r < 0)
+		goto fail;
+	r = ts_vici_client_new(desired->agent.vici_socket, VICI_TIMEOUT_MS, &p->vici);
+	if (r < 0)
+		goto fail;
+	/* No "log" here: ike_follow_log adds it only while needed. */
+	r = ts_vici_events_new(desired->agent.vici_socket, ts_vici_state_events,
+			       TS_ARRAY_SIZE(ts_vici_state_events), VICI_TIMEOUT_MS, &p->events);
+	if (r < 0)
+		p->events = NULL;
+
+	if (desired->agent.kernel_xfrm) {
+		r = ts_xfrm_sock_open(&p->xfrm);
+		if (r < 0) {
+			ts_logf(TS_LOG_WARN, "kernel", NULL,
+				"cannot open an XFRM netlink socket: %s", strerror(-r));
+			p->xfrm = NULL;
+		}
+		/* Subscribed now, before any pass dumps: no change is missed. */
+		if (p->xfrm && options->watch && (r = ts_xfrm_watch_open(0, &p->watch)) < 0) {
+			ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot watch XFRM events: %s",
+				strerror(-r));
+			p->watch = NULL;
+		}
+	}
+	r = build_owner(p);
+	if (r < 0)
+		goto fail;
+	*ret = (struct ts_planes){ &real_ops, p, real_free };
+	return 0;
+fail:
+	real_free(p);
+	return r;
+}
+
+void ts_planes_close(struct ts_planes *planes)
+{
+	if (!planes)
+		return;
+	if (planes->free)
+		planes->free(planes->ctx);
+	memset(planes, 0, sizeof(*planes));
+}

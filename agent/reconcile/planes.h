@@ -1,0 +1,126 @@
+/* The planes: every adapter the reconcile talks to (Cloudflare, the IKE
+ * daemon and its events, the kernel's XFRM state, the state directory and
+ * the clock) behind one table of operations, so that observe, rotation
+ * and apply never hold a handle themselves and tests run them over fake
+ * planes (tests/reconcile/fake_planes.c) without root, charon or HTTP.
+ *
+ * Conventions: int returns are 0 or -errno as the adapter returns them;
+ * a plane that is not there (no API client, charon down, no XFRM socket,
+ * no state directory) is -ENOTCONN (store: -ENODEV for "nothing recorded
+ * yet", which a read-only pass accepts). err/err_size receive the peer's
+ * reason where it gave one. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloudflare/cloudflare.h"
+#include "core/secret.h"
+#include "core/timeutil.h"
+#include "ike/ike.h"
+#include "ike/swconf.h"
+#include "model/cloudflare.h"
+#include "model/ike.h"
+#include "model/tunnel.h"
+#include "model/xfrm.h"
+#include "store/store.h"
+
+struct ts_xfrm_expect;
+struct ts_xfrm_stale;
+struct ts_xfrm_snapshot;
+struct ts_xfrm_match_result;
+
+enum ts_ike_name_kind {
+	TS_IKE_NAME_CONN,
+	TS_IKE_NAME_KEY,
+};
+typedef int (*ts_ike_name_fn)(void *userdata, enum ts_ike_name_kind kind, const char *name);
+
+struct ts_planes_ops {
+	/* --- clock ------------------------------------------------------- */
+	ts_usec_t (*now_realtime)(void *ctx);
+	ts_usec_t (*now_monotonic)(void *ctx);
+	/* Waits up to timeout_ms for something from the IKE daemon (an event),
+	 * else sleeps that long. Fakes advance their clock instead. */
+	void (*wait)(void *ctx, int timeout_ms);
+
+	/* --- Cloudflare -------------------------------------------------- */
+	int (*cf_list)(void *ctx, struct ts_cf_tunnel_list *ret_list, struct ts_cf_error *err);
+	int (*cf_psk_set)(void *ctx, const struct ts_cf_psk_entry *entries, size_t n,
+			  bool validate_only, struct ts_cf_psk_set_result *ret_result,
+			  struct ts_cf_error *err);
+	int (*cf_psk_generate)(void *ctx, const char *tunnel_id, bool validate_only,
+			       struct ts_cf_psk_generated *ret_generated, struct ts_cf_error *err);
+	uint32_t (*cf_budget)(void *ctx);
+
+	/* --- the IKE daemon ---------------------------------------------- */
+	/* Reads pending events first (failure counters), then observes. */
+	int (*ike_observe)(void *ctx, const struct ts_tunnel *tunnels, size_t n,
+			   struct ts_ike_observed *ret_obs);
+	/* Every connection and shared-key id charon has loaded. */
+	int (*ike_names)(void *ctx, ts_ike_name_fn fn, void *userdata);
+	/* load-shared then load-conn (a rotation's local step). */
+	int (*ike_load)(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
+			char *err, size_t err_size);
+	int (*ike_load_conn)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
+	int (*ike_load_key)(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
+			    char *err, size_t err_size);
+	/* Terminates the connection's SAs, then unloads it. */
+	int (*ike_unload_conn)(void *ctx, const char *conn, char *err, size_t err_size);
+	int (*ike_unload_key)(void *ctx, const char *id, char *err, size_t err_size);
+	int (*ike_initiate)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
+	int (*ike_reauth)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
+	/* The failure counters of a connection (after reading pending events). */
+	void (*ike_failures)(void *ctx, const char *conn, struct ts_ike_failures *ret);
+	void (*ike_failures_reset)(void *ctx, const char *conn);
+	/* Whether charon reauthenticates make-before-break (ike/swconf.h). */
+	int (*ike_mbb_check)(void *ctx, const char *conf_path, struct ts_mbb_check *ret);
+	/* True once after the planes saw charon restart (or lost its event
+	 * stream) since the last call: what was checked may have changed. */
+	bool (*ike_take_restarted)(void *ctx);
+	/* Follows charon's "log" events (authentication failures) or stops;
+	 * drained into the failure counters before it stops. 1: changed. */
+	int (*ike_follow_log)(void *ctx, bool want);
+
+	/* --- the kernel -------------------------------------------------- */
+	/* Dumps the XFRM state and matches it against n expectations with the
+	 * agent's owner spec. */
+	int (*kernel_match)(void *ctx, const struct ts_xfrm_expect *expect, size_t n,
+			    struct ts_xfrm_snapshot *ret_snapshot,
+			    struct ts_xfrm_match_result *ret_result);
+	int (*kernel_delete)(void *ctx, const struct ts_xfrm_stale *object);
+
+	/* --- the state directory ----------------------------------------- */
+	int (*store_load)(void *ctx, struct ts_store_state **ret_state);
+	int (*store_begin)(void *ctx, const struct ts_journal_entry *entry);
+	int (*store_advance)(void *ctx, const struct ts_journal_entry *entry);
+	int (*store_commit)(void *ctx, const char *tunnel, ts_usec_t applied_at,
+			    struct ts_key_record *ret_record);
+	int (*store_discard)(void *ctx, const char *tunnel);
+	/* "PATH: what was wrong" for the last failure, "" if none. */
+	const char *(*store_error)(void *ctx);
+	const char *(*store_dir)(void *ctx);
+
+	/* --- the daemon's event loop ------------------------------------- */
+	void (*fds)(void *ctx, int *ret_ike_fd, int *ret_xfrm_fd);
+	/* 1: something happened a pass should look at; 0: no; -errno. */
+	int (*process_events)(void *ctx);
+};
+
+struct ts_planes {
+	const struct ts_planes_ops *ops;
+	void *ctx;
+	void (*free)(void *ctx);
+};
+
+struct ts_agent_options;
+
+/* The real planes: opens the store (locked unless readonly/dry-run), the
+ * API client, the VICI client and event socket, the XFRM socket (and its
+ * event watch with options->watch). A plane that cannot be opened is
+ * reported by its operations (-ENOTCONN), not here. Errors: -EBUSY,
+ * -EPERM/-EBADMSG (state directory unusable), -ENOMEM. */
+int ts_planes_open_real(const struct ts_desired *desired, const struct ts_agent_options *options,
+			const char *state_dir, struct ts_planes *ret_planes);
+void ts_planes_close(struct ts_planes *planes);

@@ -1,0 +1,376 @@
+#!/bin/sh
+# Guest side of the traffic suite: what a rotation, a flush, a charon
+# restart, a key regenerated behind the agent's back and a crash mid-rotation
+# cost the traffic, measured with REAL kernel ESP inside the user-mode Linux
+# guest (tests/kernel/run-uml). One guest, scenarios in sequence.
+#
+# The e2e harness (tests/e2e/lib.sh) with E2E_KERNEL=netlink, E2E_ROUTE=mark
+# (the guest kernel has no XFRM interfaces: VTIs keyed by the tunnels'
+# marks) and both charons including contrib/strongswan/tunnelsync.conf
+# (make-before-break). Per tunnel a VTI on each side (gateway 10.213.0.0/31
+# and 10.213.0.2/31, edge .1 and .3) and a UDP sequence flow at 100 pps from
+# the gateway's VTI address to an echo on the edge (tests/kernel/udpflow.py):
+# a packet counts only when its echo came back, so both directions count.
+#
+#   baseline   no change: nothing lost (else nothing below could be judged)
+#   rotate     `tunnelsync rotate e2e-a`, tunnels without a redundancy
+#              group: at most LONE_MAX packets lost on e2e-a, none on e2e-b
+#   then `tunnelsync run` (the daemon) for the rest:
+#   flush      `ip xfrm state flush` on the gateway: both flows healed
+#              (traffic again, nothing lost in the last second), each
+#              outage at most HEAL_MAX s
+#              then the idle daemon holds no subscription to charon's log
+#   restart    the gateway's charon restarted: healed, outage <= HEAL_MAX
+#   regen      e2e-b's key regenerated on the API + SIGHUP: rotated by the
+#              daemon, at most LONE_MAX lost
+#   sigkill    e2e-a's key regenerated, SIGHUP, the daemon SIGKILLed while
+#              the rotation is journaled; charon must not flood its log
+#              ("vici connection N unknown"); a new daemon resumes the
+#              rotation: at most LONE_MAX lost, keys agree
+#   bbm        the gateway's charon restarted without the snippet: the
+#              daemon warns (log, status); a rotation's loss is printed
+#              (break-before-make: a figure, not a guarantee), healed
+# Every scenario prints a line "TRAFFIC scenario tunnel sent lost outage_ms"
+# and the table is printed at the end.
+#
+# Usage (in the guest): tests/kernel/traffic.sh BUILD_DIR
+# Registered with ctest as traffic-uml (tests/kernel/CMakeLists.txt).
+set -eu
+
+build=${1:?usage: traffic.sh BUILD_DIR}
+E2E_TS=$build/agent/tunnelsync
+E2E_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+E2E_KERNEL=netlink
+E2E_ROUTE=mark
+E2E_GROUP=
+E2E_CHARON_INCLUDE=$E2E_ROOT/contrib/strongswan/tunnelsync.conf
+E2E_CONFIRM_TIMEOUT=${E2E_CONFIRM_TIMEOUT:-60}
+# What the design guarantees, with make-before-break, at 100 pps.
+LONE_MAX=${TRAFFIC_LONE_MAX:-5}
+HEAL_MAX=${TRAFFIC_HEAL_MAX:-20}
+FLOW=$E2E_ROOT/tests/kernel/udpflow.py
+PORT=7000
+. "$E2E_ROOT/tests/e2e/lib.sh"
+e2e_require
+e2e_require_commands once run rotate status
+e2e_up
+
+DPID=
+ECHO_PID=
+FLOWS=
+traffic_cleanup() {
+	rc=$?
+	set +e
+	for p in $FLOWS $ECHO_PID $DPID; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	sleep 0.3
+	for p in $FLOWS $ECHO_PID $DPID; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	if [ "$rc" -ne 0 ]; then
+		for ns in "$E2E_NS_GW" "$E2E_NS_EDGE"; do
+			echo "== $ns: xfrm state, policies, links, routes" >&2
+			ip -n "$ns" -s xfrm state >&2
+			ip -n "$ns" xfrm policy >&2
+			ip -n "$ns" -s link >&2
+			ip -n "$ns" route >&2
+		done
+		cat "$E2E_DIR/flows/log" >&2
+	fi
+	if [ "$rc" -ne 0 ] && [ -f "$E2E_DIR/daemon.log" ]; then
+		echo "== daemon log (tail):" >&2
+		tail -n 60 "$E2E_DIR/daemon.log" >&2
+	fi
+	(exit "$rc")
+	e2e_cleanup
+}
+trap traffic_cleanup EXIT
+
+# --- VTIs and flows -----------------------------------------------------------
+
+# vti NS NAME LOCAL REMOTE KEY ADDR/31
+vti() {
+	ip -n "$1" link add "$2" type vti local "$3" remote "$4" key "$5"
+	ip netns exec "$1" sysctl -qw "net.ipv4.conf.$2.disable_policy=1"
+	ip -n "$1" addr add "$6" dev "$2"
+	ip -n "$1" link set "$2" up
+}
+vti "$E2E_NS_GW" vti-a "$E2E_GW_ADDR" "$E2E_EDGE_A" 257 10.213.0.0/31
+vti "$E2E_NS_GW" vti-b "$E2E_GW_ADDR" "$E2E_EDGE_B" 258 10.213.0.2/31
+vti "$E2E_NS_EDGE" vti-a "$E2E_EDGE_A" "$E2E_GW_ADDR" 513 10.213.0.1/31
+vti "$E2E_NS_EDGE" vti-b "$E2E_EDGE_B" "$E2E_GW_ADDR" 514 10.213.0.3/31
+ip netns exec "$E2E_NS_EDGE" /usr/bin/python3 "$FLOW" echo "$PORT" </dev/null \
+	>"$E2E_DIR/echo.log" 2>&1 &
+ECHO_PID=$!
+
+flow_src() { [ "$1" = e2e-a ] && echo 10.213.0.0 || echo 10.213.0.2; }
+flow_dst() { [ "$1" = e2e-a ] && echo 10.213.0.1 || echo 10.213.0.3; }
+
+# flow_start NAME...: one flow per tunnel, results in flows/SCENARIO-NAME.
+flow_start() {
+	mkdir -p "$E2E_DIR/flows"
+	FLOWS=
+	for n in "$@"; do
+		ip netns exec "$E2E_NS_GW" /usr/bin/python3 "$FLOW" send "$(flow_src "$n")" \
+			"$(flow_dst "$n")" "$PORT" "$E2E_DIR/flows/$SCENARIO-$n" </dev/null \
+			>>"$E2E_DIR/flows/log" 2>&1 &
+		FLOWS="$FLOWS $!"
+	done
+	# Every flow under way (its progress file written) before acting.
+	for n in "$@"; do
+		i=0
+		while [ ! -f "$E2E_DIR/flows/$SCENARIO-$n.live" ]; do
+			i=$((i + 1))
+			[ $i -lt 100 ] || e2e_fail "flow $n did not start"
+			sleep 0.1
+		done
+	done
+	sleep 1
+}
+
+# flow_wait_healed NAME MAX_S: waits until the flow's last echo is recent
+# (fewer than 10 packets in flight unanswered); fails after MAX_S.
+flow_wait_healed() {
+	n=$1
+	end=$(($(date +%s) + $2))
+	while :; do
+		set -- $(cat "$E2E_DIR/flows/$SCENARIO-$n.live" 2>/dev/null || echo "0 -1")
+		[ $(($1 - $2)) -lt 10 ] && return 0
+		[ "$(date +%s)" -lt "$end" ] || e2e_fail "$SCENARIO: $n carries no traffic after ${end}s"
+		sleep 0.2
+	done
+}
+
+# flow_stop: stops the flows (after a last second of traffic) and records
+# "SCENARIO NAME sent lost outage_ms tail_lost" lines in results.
+flow_stop() {
+	sleep 1
+	for p in $FLOWS; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in $FLOWS; do
+		wait "$p" 2>/dev/null || true
+	done
+	FLOWS=
+	for f in "$E2E_DIR/flows/$SCENARIO"-*; do
+		case "$f" in *.live | *.tmp) continue ;; esac
+		n=${f##*/"$SCENARIO"-}
+		line=$(/usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["sent"], r["lost"], r["outage_ms"], r["tail_lost"])' "$f")
+		echo "$SCENARIO $n $line" >>"$E2E_DIR/results"
+		set -- $line
+		echo "TRAFFIC $SCENARIO $n sent $1 lost $2 outage_ms $3 tail_lost $4"
+	done
+}
+
+# result SCENARIO NAME FIELD: sent | lost | outage | tail
+result() {
+	awk -v s="$1" -v n="$2" -v f="$3" '$1 == s && $2 == n {
+		if (f == "sent") print $3; else if (f == "lost") print $4;
+		else if (f == "outage") print $5; else print $6 }' "$E2E_DIR/results"
+}
+
+assert_lost_at_most() {
+	got=$(result "$SCENARIO" "$1" lost)
+	[ "$got" -le "$2" ] || e2e_fail "$SCENARIO: $1 lost $got packets, at most $2 allowed"
+}
+
+assert_healed() {
+	tail=$(result "$SCENARIO" "$1" tail)
+	out=$(result "$SCENARIO" "$1" outage)
+	[ "$tail" -eq 0 ] || e2e_fail "$SCENARIO: $1 still losing packets at the end ($tail in the last second)"
+	[ "$out" -le $(($2 * 1000)) ] || e2e_fail "$SCENARIO: $1 outage ${out} ms, at most $2 s allowed"
+}
+
+# ESP packet counters of the gateway's SAs moved: traffic really crossed ESP.
+esp_packets() {
+	ip -n "$E2E_NS_GW" -s xfrm state | awk '
+		/^src/ { esp = 0 } $1 == "proto" && $2 == "esp" { esp = 1 }
+		esp && $1 ~ /^[0-9]+\(bytes\),$/ { split($2, p, "("); n += p[1] }
+		END { print n + 0 }'
+}
+
+wait_synced() {
+	end=$(($(date +%s) + $1))
+	while :; do
+		rc=0
+		E2E_QUIET=1 e2e_ts plan plan >/dev/null 2>&1 || rc=$?
+		[ "$rc" -eq 0 ] && return 0
+		[ "$(date +%s)" -lt "$end" ] || { cat "$E2E_LAST_OUT" >&2; e2e_fail "$SCENARIO: not in sync after $1 s"; }
+		sleep 0.5
+	done
+}
+
+# --- scenarios ------------------------------------------------------------------
+
+e2e_say "bootstrap: mark tunnels, VTIs, make-before-break charons"
+grep -q 'make_before_break = yes' "$E2E_DIR/a/strongswan.conf" "$E2E_CHARON_INCLUDE" ||
+	e2e_fail "charon does not include the make-before-break snippet"
+e2e_bootstrap
+mbb_state() {
+	e2e_ts status status --json >/dev/null || e2e_fail "status --json failed"
+	/usr/bin/python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1])).get("make_before_break") or {}
+print(m.get("state"))' "$E2E_LAST_OUT"
+}
+[ "$(mbb_state)" = on ] || e2e_fail "status does not say make-before-break on: $(cat "$E2E_LAST_OUT")"
+
+SCENARIO=baseline
+e2e_say "$SCENARIO: both flows, nothing changes"
+before=$(esp_packets)
+flow_start e2e-a e2e-b
+sleep 1
+flow_stop
+after=$(esp_packets)
+[ "$after" -gt $((before + 200)) ] ||
+	e2e_fail "ESP packet counters moved from $before to $after only: the flows did not cross ESP"
+assert_lost_at_most e2e-a 0
+assert_lost_at_most e2e-b 0
+
+SCENARIO=rotate
+e2e_say "$SCENARIO: tunnelsync rotate e2e-a (lone tunnel, make-before-break)"
+fp_a=$(e2e_emu_fp "$E2E_ID_A")
+flow_start e2e-a e2e-b
+e2e_ts rotate rotate e2e-a || e2e_fail "rotate failed"
+flow_stop
+[ "$(e2e_emu_fp "$E2E_ID_A")" != "$fp_a" ] || e2e_fail "rotate: e2e-a's key did not change"
+e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+assert_lost_at_most e2e-a "$LONE_MAX"
+assert_lost_at_most e2e-b 0
+
+e2e_say "the daemon from here on"
+/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = 600
+json.dump(c, open(p, "w"), indent=2)
+PY
+start_daemon() {
+	ip netns exec "$E2E_NS_GW" "$E2E_TS" run -c "$E2E_DIR/config.json" --models "$E2E_ROOT/models" \
+		</dev/null >>"$E2E_DIR/daemon.log" 2>&1 &
+	DPID=$!
+	sleep 1
+	kill -0 "$DPID" 2>/dev/null || e2e_fail "the daemon exited at once"
+}
+start_daemon
+wait_synced 30
+
+SCENARIO=flush
+e2e_say "$SCENARIO: ip xfrm state flush on the gateway, the daemon heals it"
+flow_start e2e-a e2e-b
+ip -n "$E2E_NS_GW" xfrm state flush
+sleep 1
+flow_wait_healed e2e-a $((HEAL_MAX + 5))
+flow_wait_healed e2e-b $((HEAL_MAX + 5))
+flow_stop
+assert_healed e2e-a "$HEAL_MAX"
+assert_healed e2e-b "$HEAL_MAX"
+wait_synced 30
+
+# The daemon idle with every tunnel up holds no subscription to charon's
+# log stream (costly, and abrupt client exits can make 5.9 log about it).
+log_clients=$(awk '$3 == "vici" && $4 == "client" && /registered for: log/ { c[$5] = 1 }
+	$3 == "vici" && $4 == "client" && / disconnected/ { delete c[$5] }
+	END { n = 0; for (k in c) n++; print n }' "$E2E_DIR/a/charon.log")
+[ "$log_clients" -eq 0 ] || e2e_fail "the idle daemon holds $log_clients subscription(s) to charon's log"
+grep -q 'registered for: log' "$E2E_DIR/a/charon.log" ||
+	e2e_fail "no log subscription ever: the check above proves nothing"
+
+SCENARIO=restart
+e2e_say "$SCENARIO: the gateway's charon restarted, the daemon heals it"
+flow_start e2e-a e2e-b
+sh "$E2E_ROOT/tests/lib/charon-netns.sh" stop "$(cat "$E2E_DIR/a/charon.pid")"
+TS_HARNESS_KERNEL=netlink TS_HARNESS_CHARON_INCLUDE=$E2E_CHARON_INCLUDE \
+	sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" a "$E2E_DIR" >/dev/null
+sleep 1
+flow_wait_healed e2e-a $((HEAL_MAX + 5))
+flow_wait_healed e2e-b $((HEAL_MAX + 5))
+flow_stop
+assert_healed e2e-a "$HEAL_MAX"
+assert_healed e2e-b "$HEAL_MAX"
+wait_synced 30
+
+SCENARIO=regen
+e2e_say "$SCENARIO: e2e-b's key regenerated on the API behind the agent's back, SIGHUP"
+flow_start e2e-a e2e-b
+e2e_api POST "/$E2E_ID_B/psk_generate" '{}' >/dev/null
+fp_regen=$(e2e_emu_fp "$E2E_ID_B")
+kill -HUP "$DPID"
+wait_synced $((E2E_CONFIRM_TIMEOUT + 10))
+flow_stop
+[ "$(e2e_emu_fp "$E2E_ID_B")" != "$fp_regen" ] || e2e_fail "regen: e2e-b still on the regenerated key"
+e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
+assert_lost_at_most e2e-b "$LONE_MAX"
+assert_lost_at_most e2e-a 0
+
+SCENARIO=sigkill
+e2e_say "$SCENARIO: the daemon SIGKILLed in the middle of a rotation, a new one resumes it"
+flow_start e2e-a e2e-b
+e2e_api POST "/$E2E_ID_A/psk_generate" '{}' >/dev/null
+kill -HUP "$DPID"
+# Killed as soon as the rotation is journaled: mid-rotation by definition.
+i=0
+until [ -n "$(ls -A "$E2E_DIR/state/journal" 2>/dev/null)" ]; do
+	i=$((i + 1))
+	[ $i -lt 600 ] || e2e_fail "sigkill: the daemon did not start the rotation"
+	sleep 0.02
+done
+kill -KILL "$DPID"
+wait "$DPID" 2>/dev/null || true
+DPID=
+step=$(cat "$E2E_DIR"/state/journal/* 2>/dev/null | sed -n 's/^step=//p' | head -n 1)
+[ -n "$step" ] || e2e_fail "sigkill: no journal entry left: the kill came after the rotation"
+e2e_say "killed with the rotation at step $step"
+unknown0=$(grep -c 'vici connection .* unknown' "$E2E_DIR/a/charon.log" || true)
+sleep 2
+unknown1=$(grep -c 'vici connection .* unknown' "$E2E_DIR/a/charon.log" || true)
+e2e_say "charon logged 'vici connection N unknown' $((unknown1 - unknown0)) times in the 2 s after the kill"
+[ $((unknown1 - unknown0)) -lt 50 ] || e2e_fail "sigkill: charon floods its log after the agent died"
+start_daemon
+wait_synced $((E2E_CONFIRM_TIMEOUT + 10))
+flow_stop
+e2e_journal_empty || e2e_fail "sigkill: journal not empty after the resume"
+e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+assert_lost_at_most e2e-a "$LONE_MAX"
+assert_lost_at_most e2e-b 0
+
+SCENARIO=bbm
+e2e_say "$SCENARIO: charon restarted without make-before-break: the daemon warns; a rotation's cost (a figure, not asserted)"
+sed -i '/^include /d' "$E2E_DIR/a/strongswan.conf"
+sh "$E2E_ROOT/tests/lib/charon-netns.sh" stop "$(cat "$E2E_DIR/a/charon.pid")"
+sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" a "$E2E_DIR" >/dev/null
+wait_synced 30
+i=0
+until grep -q 'MAKE-BEFORE-BREAK NOT IN FORCE (off)' "$E2E_DIR/daemon.log"; do
+	i=$((i + 1))
+	[ $i -lt 50 ] || e2e_fail "bbm: the daemon did not warn about make-before-break being off"
+	sleep 0.2
+done
+i=0
+until [ "$(mbb_state)" = off ]; do # written at the end of the pass that warned
+	i=$((i + 1))
+	[ $i -lt 40 ] || e2e_fail "bbm: status does not say make-before-break off"
+	sleep 0.25
+done
+flow_start e2e-a e2e-b
+e2e_api POST "/$E2E_ID_B/psk_generate" '{}' >/dev/null
+kill -HUP "$DPID"
+wait_synced $((E2E_CONFIRM_TIMEOUT + 10))
+sleep 1
+flow_wait_healed e2e-b "$HEAL_MAX"
+flow_stop
+assert_healed e2e-b "$HEAL_MAX"
+assert_lost_at_most e2e-a 0
+
+kill -TERM "$DPID"
+wait "$DPID" || e2e_fail "the daemon did not stop cleanly"
+DPID=
+echo "== traffic at 100 pps (packets lost; outage = longest run of lost packets)"
+printf '%-9s %-6s %6s %5s %10s\n' scenario tunnel sent lost outage_ms
+awk '{ printf "%-9s %-6s %6d %5d %10d\n", $1, $2, $3, $4, $5 }' "$E2E_DIR/results"
+e2e_say "traffic OK"
