@@ -93,11 +93,14 @@ int ts_ike_leaves_listed(const struct ts_vici_node *listed, const char *conn_nam
  * connection's own section, "local", "remote", "child"); false for leaves
  * that are not keys of the message (children, shared.owners). */
 bool ts_ike_leaf_path(enum ts_ike_leaf leaf, const char **ret_section, const char **ret_key);
-/* What must change for charon to hold want: each leaf list-conns reports
- * is compared with listed (when given), every other one with recorded
- * (what the agent loaded last, or NULL when it has no record: then one
- * change "unlisted-fields" says they are unknown). A change's old value is
- * charon's or the record's (NULL: not recorded), its new value want's. */
+/* What must change for charon, and the SAs it runs, to hold want. recorded
+ * is what the agent last loaded and established (store/conn_record.h), or
+ * NULL when it has none. Each leaf list-conns reports is compared with
+ * listed (when given) and, when charon already holds want's value, with
+ * the record (an update whose new SAs did not come up); every other leaf
+ * with the record only (without a record: one change "unlisted-fields"
+ * says they are unknown). A change's old value is charon's or the
+ * record's (NULL: not recorded), its new value want's. */
 int ts_ike_conn_diff(const struct ts_ike_leaves *want, const struct ts_ike_leaves *listed,
 		     const struct ts_ike_leaves *recorded, struct ts_changes *ret_changes);
 
@@ -164,6 +167,22 @@ int ts_ike_unload(struct ts_vici_client *c, const struct ts_tunnel *t, int timeo
  * events or ts_ike_observe() (charon answers before the exchange ends,
  * and `swanctl --rekey --reauth` even exits 0 when it then fails). */
 int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
+		  size_t err_size);
+
+/* What a diff (ts_ike_conn_diff) needs besides the reload: the key again
+ * with its new owners (an identity changed), and new SAs (every leaf but
+ * the "unlisted-fields" placeholder: running SAs keep the config they were
+ * made from, through rekeys and reauths, in strongSwan 5.9.8). */
+void ts_ike_update_needs(const struct ts_changes *c, bool *ret_key, bool *ret_reestablish);
+/* Applies a changed connection: psk (non-NULL: the current key, loaded
+ * again first for its new owners), load-conn, then, when reestablish and
+ * SAs are running, make before break: a new CHILD SA from the loaded
+ * config (in the running IKE SA when the peer config is unchanged, else in
+ * a new IKE SA), then the old CHILD or IKE SAs are terminated. The key is
+ * never changed. -EAGAIN (err says why) when no new CHILD SA came up: the
+ * old SAs are kept and carry traffic with the old config. */
+int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
+		  const struct ts_secret *psk, bool reestablish, int timeout_ms, char *err,
 		  size_t err_size);
 
 /* Observes n tunnels with three calls (list-conns, list-sas, get-shared).

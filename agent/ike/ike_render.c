@@ -472,6 +472,7 @@ static const struct {
 	[TS_LEAF_CHILD_IF_ID_OUT] = { SEC_CHILD, "if_id_out" },
 	[TS_LEAF_CHILD_MARK_IN] = { SEC_CHILD, "mark_in" },
 	[TS_LEAF_CHILD_MARK_OUT] = { SEC_CHILD, "mark_out" },
+	[TS_LEAF_CHILD_MARK_IN_SA] = { SEC_CHILD, "mark_in_sa" },
 	[TS_LEAF_CHILD_REQID] = { SEC_CHILD, "reqid" },
 	[TS_LEAF_SHARED_OWNERS] = { SEC_NONE, NULL },
 };
@@ -764,6 +765,11 @@ int ts_ike_conn_diff(const struct ts_ike_leaves *want, const struct ts_ike_leave
 
 		if (ts_ike_leaf_listed[i] && listed) {
 			have = listed->values[i] ? listed->values[i] : "";
+			/* charon holds it, but the record says the running SAs
+			 * were made with another value (their update did not
+			 * complete): still a change. */
+			if (ts_streq(have, w) && recorded && recorded->values[i])
+				have = recorded->values[i];
 		} else if (recorded) {
 			have = recorded->values[i]; /* NULL: this leaf was not recorded */
 		} else {

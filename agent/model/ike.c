@@ -89,6 +89,7 @@ const char *const ts_ike_leaf_names[_TS_LEAF_MAX] = {
 	[TS_LEAF_CHILD_IF_ID_OUT] = "child.if_id_out",
 	[TS_LEAF_CHILD_MARK_IN] = "child.mark_in",
 	[TS_LEAF_CHILD_MARK_OUT] = "child.mark_out",
+	[TS_LEAF_CHILD_MARK_IN_SA] = "child.mark_in_sa",
 	[TS_LEAF_CHILD_REQID] = "child.reqid",
 	[TS_LEAF_SHARED_OWNERS] = "shared.owners",
 };

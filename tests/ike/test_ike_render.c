@@ -509,7 +509,7 @@ static void test_diff_families(void **state)
 		{ "identity", "local.id,shared.owners",
 		  TUNNEL_ID "." ACCOUNT ".ipsec.cloudflare.com", ACCOUNT "_" TUNNEL_ID },
 		{ "if_id", "child.if_id_in,child.if_id_out", "", "42" },
-		{ "mark", "child.mark_in,child.mark_out", "", "0x2a/0xffffffff" },
+		{ "mark", "child.mark_in,child.mark_out,child.mark_in_sa", "", "0x2a/0xffffffff" },
 		{ "replay window", "child.replay_window", "0", "64" },
 		{ "reqid", "child.reqid", "", "5" },
 		{ "remote addr", "remote_addrs,remote.id,shared.owners", "198.51.100.7",
@@ -551,6 +551,54 @@ static void test_diff_families(void **state)
 		assert_null(ts_changes_find(&ch, "child.esp_proposals"));
 		ts_changes_done(&ch);
 		ts_ike_leaves_done(&want);
+	}
+	/* charon holds the declared DPD, but the record says the running SAs
+	 * still have the old one (their update did not complete): a change. */
+	{
+		struct ts_ike_leaves want;
+		struct ts_changes ch;
+
+		base_tunnel(&t);
+		t.ike.dpd_delay = 30;
+		assert_int_equal(ts_ike_leaves_render(&t, ACCOUNT, &want), 0);
+		free(listed.values[TS_LEAF_DPD_DELAY]);
+		listed.values[TS_LEAF_DPD_DELAY] = strdup("30");
+		assert_int_equal(ts_ike_conn_diff(&want, &listed, &recorded, &ch), 0);
+		assert_int_equal(ch.n, 1);
+		assert_string_equal(ch.items[0].field, "dpd_delay");
+		assert_string_equal(ch.items[0].old_value, "10");
+		ts_changes_done(&ch);
+		/* Once established with it (record updated): in sync. */
+		free(recorded.values[TS_LEAF_DPD_DELAY]);
+		recorded.values[TS_LEAF_DPD_DELAY] = strdup("30");
+		assert_int_equal(ts_ike_conn_diff(&want, &listed, &recorded, &ch), 0);
+		assert_int_equal(ch.n, 0);
+		ts_changes_done(&ch);
+		ts_ike_leaves_done(&want);
+		free(listed.values[TS_LEAF_DPD_DELAY]);
+		listed.values[TS_LEAF_DPD_DELAY] = strdup("10");
+		free(recorded.values[TS_LEAF_DPD_DELAY]);
+		recorded.values[TS_LEAF_DPD_DELAY] = strdup("10");
+	}
+	/* What an update needs: the key again for an identity, new SAs for
+	 * any known leaf, nothing for the unknown placeholder. */
+	{
+		struct ts_changes ch = { 0 };
+		bool key, again;
+
+		ts_ike_update_needs(&ch, &key, &again);
+		assert_false(key || again);
+		assert_int_equal(ts_changes_add(&ch, "unlisted-fields", NULL, "x"), 0);
+		ts_ike_update_needs(&ch, &key, &again);
+		assert_false(key || again);
+		assert_int_equal(ts_changes_add(&ch, "dpd_delay", "10", "30"), 0);
+		ts_ike_update_needs(&ch, &key, &again);
+		assert_false(key);
+		assert_true(again);
+		assert_int_equal(ts_changes_add(&ch, "shared.owners", "a", "b"), 0);
+		ts_ike_update_needs(&ch, &key, &again);
+		assert_true(key && again);
+		ts_changes_done(&ch);
 	}
 	/* A recorded leaf that is missing from the record (older agent) is
 	 * unknown, shown as such. */
