@@ -1,9 +1,10 @@
 #!/bin/sh
-# The test command: installs what is missing, builds tunnelsync twice
-# (warnings as errors; then with ASan/UBSan) and runs the whole ctest suite
-# in both, valgrind variants included in the first. Exits non-zero on any
+# The test command: installs what is missing, builds tunnelsync three times
+# (warnings as errors; then with ASan/UBSan; then the clang fuzz build) and
+# runs the whole ctest suite in the first two, valgrind variants included in
+# the first, and the fuzz suites in the third. Exits non-zero on any
 # failure. Usage: contrib/check.sh [--no-deps] [--quick] [ctest args...]
-#   --quick   only the first build (no sanitizer pass)
+#   --quick   only the first build (no sanitizer or fuzz pass)
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,5 +73,14 @@ if [ "$quick" = 0 ]; then
 	# single virtual CPU makes it slow for no extra coverage of our code.
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		run_ctest build/sanitize -LE 'kernel|bench' "$@"
+fi
+if [ "$quick" = 0 ]; then
+	# The fuzz build: clang, every library with coverage + ASan/UBSan, the
+	# libFuzzer targets replaying their corpora and the instrumentation
+	# check. Long fuzzing sessions are by hand (README.md, "Reliability").
+	run_build build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTUNNELSYNC_FUZZ=ON
+	echo "=== test build/fuzz (libFuzzer targets)"
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		run_ctest build/fuzz -L fuzz "$@"
 fi
 echo "=== check.sh: all suites passed"

@@ -7,8 +7,9 @@ set -eu
 PACKAGES="
 build-essential cmake pkg-config git ca-certificates
 libcurl4-openssl-dev libnl-3-dev libnl-xfrm-3-dev libnl-route-3-dev
-libyang2-dev libyang2-tools libjansson-dev libcmocka-dev
-valgrind clang-format
+libyang2-dev libyang2-tools libjansson-dev libcmocka-dev libmicrohttpd-dev
+prometheus
+valgrind clang-format clang libclang-rt-dev gdb
 python3 python3-jsonschema openssl curl faketime
 iproute2 iputils-ping kmod procps util-linux systemd
 strongswan-charon strongswan-swanctl libcharon-extra-plugins
@@ -38,3 +39,13 @@ $SUDO apt-get update -q
 # tests never touch it: each starts its own charons in its own network
 # namespaces, with their own sockets and a private /run.
 $SUDO apt-get install -y -q --no-install-recommends $missing
+# prometheus is there for promtool alone (the tests run `promtool check
+# metrics` on /metrics; Debian ships promtool in no smaller package): where
+# systemd runs, its server is not left running.
+case " $missing " in
+*" prometheus "*)
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+	;;
+esac

@@ -4,15 +4,18 @@
  * and the four operations. Response parsing lives in parse.c. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cloudflare/cloudflare.h"
 #include "cloudflare/parse.h"
+#include "core/cancel.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/secret.h"
@@ -91,6 +94,12 @@ struct ts_cf_client {
 	ts_usec_t budget_interval;
 	ts_usec_t budget_tolerance;
 	ts_usec_t budget_tat;
+	/* Across calls: no request before hold_until (monotonic): a
+	 * Retry-After of any length, or the backoff after calls that failed
+	 * with 5xx or in transport (consecutive_failures of them). */
+	ts_usec_t hold_until;
+	bool hold_rate_limited;
+	unsigned consecutive_failures;
 	uint64_t rng;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -100,13 +109,19 @@ static void curl_init_once(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* Wakes early when the daemon stops: the next attempt then sees the
+ * cancellation and sends nothing. */
 static void default_sleep(ts_usec_t usec, void *userdata)
 {
-	struct timespec ts = { .tv_sec = usec / TS_USEC_PER_SEC,
-			       .tv_nsec = (long)(usec % TS_USEC_PER_SEC) * 1000 };
+	(void)ts_cancel_sleep(usec);
+}
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+/* Aborts a transfer in flight once a stop is requested (the caller then
+ * treats it like any interrupted request: outcome unknown for a write). */
+static int xfer_cancel(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	return ts_cancel_requested() ? 1 : 0;
 }
 
 /* Header names whose values must never reach a log. */
@@ -278,6 +293,20 @@ static int append_secret_header(struct ts_cf_client *c, const char *prefix,
 	return 0;
 }
 
+/* The path of the systemd credential name under $CREDENTIALS_DIRECTORY
+ * when that file exists; false when there is none (not under systemd, or
+ * the unit does not pass it). */
+static bool credential_path(const char *name, char *buf, size_t size)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	int n;
+
+	if (!dir || dir[0] != '/')
+		return false;
+	n = snprintf(buf, size, "%s/%s", dir, name);
+	return n > 0 && (size_t)n < size && access(buf, F_OK) == 0;
+}
+
 static int load_credentials(struct ts_cf_client *c, const struct ts_cloudflare_config *cfg,
 			    struct ts_cf_error *err)
 {
@@ -285,19 +314,28 @@ static int load_credentials(struct ts_cf_client *c, const struct ts_cloudflare_c
 	int r;
 
 	if (cfg->auth == TS_CF_AUTH_TOKEN) {
-		if (cfg->token_file) {
-			r = ts_secret_from_file(cfg->token_file, &c->credential, &loose);
+		char cred[PATH_MAX];
+		const char *file = cfg->token_file;
+
+		/* No file in the config: a systemd credential (LoadCredential=)
+		 * comes before the environment, which children could inherit. */
+		if (!file && credential_path(TS_CF_CREDENTIAL_TOKEN, cred, sizeof(cred)))
+			file = cred;
+		if (file) {
+			r = ts_secret_from_file(file, &c->credential, &loose);
 			if (r < 0)
 				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r,
 						       "cannot read the API token file %s: %s",
-						       cfg->token_file, ts_file_strerror(r));
+						       file, ts_file_strerror(r));
 		} else {
 			const char *env = getenv("CLOUDFLARE_API_TOKEN");
 
 			if (!env || !*env)
-				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOKEY,
-						       "no API token: neither a token file is "
-						       "configured nor CLOUDFLARE_API_TOKEN set");
+				return ts_cf_error_set(
+					err, TS_CF_ERR_CONFIG, -ENOKEY,
+					"no API token: no api-token-file configured, "
+					"no systemd credential " TS_CF_CREDENTIAL_TOKEN
+					", CLOUDFLARE_API_TOKEN not set");
 			r = ts_secret_from_bytes(env, strlen(env), &c->credential);
 			if (r < 0)
 				return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r,
@@ -431,6 +469,8 @@ int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 		curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, connect_timeout);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, request_timeout);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, xfer_cancel);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(c->curl, CURLOPT_DEBUGFUNCTION, debug_cb);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_cb);
@@ -530,11 +570,28 @@ static int curl_errno(CURLcode rc)
 	}
 }
 
+static const char *call_operation(const struct cf_call *call)
+{
+	size_t n = strlen(call->suffix);
+
+	if (n == 0)
+		return strcmp(call->method, "GET") == 0 ? "list" : "create";
+	if (strcmp(call->suffix, "/psk") == 0)
+		return "psk_set";
+	if (n > 13 && strcmp(call->suffix + n - 13, "/psk_generate") == 0)
+		return "psk_generate";
+	if (strcmp(call->method, "GET") == 0)
+		return "get";
+	if (strcmp(call->method, "DELETE") == 0)
+		return "delete";
+	return "update";
+}
+
 /* Sends the call, with budget and retries. Returns 0 with the final
  * HTTP status and body (any status the caller must interpret), or a
  * negative errno with err set (no usable response). */
-static int cf_call(struct ts_cf_client *c, const struct cf_call *call, struct cf_buf *resp,
-		   long *ret_status, struct ts_cf_error *err)
+static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, struct cf_buf *resp,
+			    long *ret_status, struct ts_cf_error *err)
 {
 	_cleanup_free_ char *url = NULL;
 	unsigned attempt = 0;
@@ -551,6 +608,20 @@ static int cf_call(struct ts_cf_client *c, const struct cf_call *call, struct cf
 		CURLcode rc;
 		bool last;
 
+		if (ts_cancel_requested())
+			return ts_cf_error_set(err, TS_CF_ERR_TRANSPORT, -ECANCELED,
+					       "stopping: request not sent");
+		if (c->hold_until > ts_now_monotonic()) {
+			ts_usec_t left = c->hold_until - ts_now_monotonic();
+
+			if (err)
+				err->retry_after = left;
+			return ts_cf_error_set(
+				err, TS_CF_ERR_BUDGET, -EAGAIN, "%s; next request in %lld s",
+				c->hold_rate_limited ? "rate-limited by Cloudflare (Retry-After)"
+						     : "backing off after failed calls",
+				(long long)((left + TS_USEC_PER_SEC - 1) / TS_USEC_PER_SEC));
+		}
 		if (budget_take(c, &wait) < 0) {
 			if (err)
 				err->retry_after = wait;
@@ -595,8 +666,12 @@ static int cf_call(struct ts_cf_client *c, const struct cf_call *call, struct cf
 
 		rc = curl_easy_perform(c->curl);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
-		if (rc == CURLE_OK) {
+		if (rc == CURLE_OK)
 			curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (c->opts.on_request)
+			c->opts.on_request(c->opts.on_request_userdata, call_operation(call),
+					   rc == CURLE_OK ? status : 0);
+		if (rc == CURLE_OK) {
 			curl_easy_getinfo(c->curl, CURLINFO_RETRY_AFTER, &retry_after);
 			if (err)
 				err->http_status = status;
@@ -605,6 +680,10 @@ static int cf_call(struct ts_cf_client *c, const struct cf_call *call, struct cf
 							  ? (ts_usec_t)retry_after * TS_USEC_PER_SEC
 							  : backoff_delay(c, attempt);
 
+				/* No request before it, in this call or any later
+				 * one (persisted by the agent across processes). */
+				c->hold_until = ts_now_monotonic() + delay;
+				c->hold_rate_limited = true;
 				if (err)
 					err->retry_after = delay;
 				if (last || delay > c->opts.retry_after_max)
@@ -612,6 +691,8 @@ static int cf_call(struct ts_cf_client *c, const struct cf_call *call, struct cf
 				log_debug("HTTP 429: retrying in %lld ms",
 					  (long long)(delay / 1000));
 				c->opts.sleep(delay, c->opts.sleep_userdata);
+				/* Waited out here: the retry may go. */
+				c->hold_until = 0;
 				continue;
 			}
 			if (status >= 500) {
@@ -652,6 +733,80 @@ static int cf_call(struct ts_cf_client *c, const struct cf_call *call, struct cf
 	*ret_status = 0;
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, ret_status);
 	return 0;
+}
+
+/* The backoff outlives the call: each call that ends in 5xx or a
+ * transport failure doubles the quiet time before the next (backoff_base,
+ * 1 s by default, .. 5 min,
+ * with jitter); any answered call resets it. */
+static int cf_call(struct ts_cf_client *c, const struct cf_call *call, struct cf_buf *resp,
+		   long *ret_status, struct ts_cf_error *err)
+{
+	int r = cf_call_attempts(c, call, resp, ret_status, err);
+	bool failed = r == -ETIMEDOUT || r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -EIO ||
+		      r == -TS_CF_EOUTCOME_UNKNOWN || (r == 0 && *ret_status >= 500);
+
+	if (r == -EAGAIN || r == -ECANCELED || r == -EKEYREJECTED)
+		return r;
+	if (!failed) {
+		c->consecutive_failures = 0;
+		if (r < 0 || *ret_status != 429) {
+			c->hold_until = 0;
+			c->hold_rate_limited = false;
+		}
+		return r;
+	}
+	if (c->consecutive_failures < 16)
+		c->consecutive_failures++;
+	{
+		ts_usec_t d = c->opts.backoff_base << (c->consecutive_failures - 1);
+
+		if (d > TS_CF_BACKOFF_ACROSS_MAX)
+			d = TS_CF_BACKOFF_ACROSS_MAX;
+		c->rng ^= c->rng << 13;
+		c->rng ^= c->rng >> 7;
+		c->rng ^= c->rng << 17;
+		d = d / 2 + (ts_usec_t)(c->rng % (uint64_t)(d / 2 + 1));
+		c->hold_until = ts_now_monotonic() + d;
+		c->hold_rate_limited = false;
+	}
+	return r;
+}
+
+void ts_cf_client_set_observer(struct ts_cf_client *c,
+			       void (*on_request)(void *userdata, const char *operation,
+						  long http_status),
+			       void *userdata)
+{
+	c->opts.on_request = on_request;
+	c->opts.on_request_userdata = userdata;
+}
+
+void ts_cf_client_state_get(const struct ts_cf_client *c, struct ts_cf_client_state *ret_state)
+{
+	ts_usec_t mono = ts_now_monotonic(), wall = ts_now_realtime();
+
+	*ret_state = (struct ts_cf_client_state){
+		.budget_tat = c->budget_tat > mono ? wall + (c->budget_tat - mono) : 0,
+		.hold_until = c->hold_until > mono ? wall + (c->hold_until - mono) : 0,
+		.rate_limited = c->hold_until > mono && c->hold_rate_limited,
+		.consecutive_failures = c->consecutive_failures,
+	};
+}
+
+void ts_cf_client_state_set(struct ts_cf_client *c, const struct ts_cf_client_state *state)
+{
+	ts_usec_t mono = ts_now_monotonic(), wall = ts_now_realtime();
+
+	/* Later of the two: a state never makes the client less careful. */
+	if (state->budget_tat > wall && mono + (state->budget_tat - wall) > c->budget_tat)
+		c->budget_tat = mono + (state->budget_tat - wall);
+	if (state->hold_until > wall && mono + (state->hold_until - wall) > c->hold_until) {
+		c->hold_until = mono + (state->hold_until - wall);
+		c->hold_rate_limited = state->rate_limited;
+	}
+	if (state->consecutive_failures > c->consecutive_failures)
+		c->consecutive_failures = state->consecutive_failures;
 }
 
 int ts_cf_list_tunnels(struct ts_cf_client *c, struct ts_cf_tunnel_list *ret_list,

@@ -34,7 +34,10 @@
  *                set, or compare last_generated_on on the next list).
  *
  * Retries: 429 waits for Retry-After (if it is within
- * retry_after_max, else returns at once); 5xx, timeouts, lost responses
+ * retry_after_max, else returns at once), and no later call sends anything
+ * before it either (-EAGAIN, TS_CF_ERR_BUDGET, err->retry_after); a call
+ * that fails with 5xx or in transport makes the next call wait 1 s, then
+ * 2, 4 ... up to 5 min (reset by any answer); 5xx, timeouts, lost responses
  * and connection errors back off exponentially with jitter, at most
  * max_attempts requests in all. psk_generate is retried only after a
  * connection that failed before anything was sent, or after a 429. Every
@@ -58,6 +61,8 @@
 #define TS_CF_BUDGET_WINDOW	      (300 * TS_USEC_PER_SEC)
 #define TS_CF_DEFAULT_CONNECT_TIMEOUT 10 /* seconds */
 #define TS_CF_DEFAULT_REQUEST_TIMEOUT 30 /* seconds */
+/* Longest quiet time after consecutive failed calls (5xx, transport). */
+#define TS_CF_BACKOFF_ACROSS_MAX (300 * TS_USEC_PER_SEC)
 
 enum ts_cf_error_kind {
 	TS_CF_ERR_NONE,
@@ -98,9 +103,32 @@ struct ts_cf_client_options {
 	ts_usec_t backoff_base;	   /* first backoff; default 1 s (doubling) */
 	ts_usec_t backoff_max;	   /* default 30 s */
 	ts_usec_t retry_after_max; /* longest Retry-After honoured by waiting; default 60 s */
-	ts_cf_sleep_fn sleep;	   /* default: nanosleep */
+	ts_cf_sleep_fn sleep;	   /* default: a sleep that a stop (core/cancel.h) ends */
 	void *sleep_userdata;
+	/* Called after every request that was sent: the operation (list, get,
+	 * psk_set, psk_generate, update, ...) and the HTTP status (0: no
+	 * answer). For metrics; NULL: none. */
+	void (*on_request)(void *userdata, const char *operation, long http_status);
+	void *on_request_userdata;
 };
+
+/* What a client remembers that must outlive it (the agent keeps it in
+ * the state directory, so that a reload, a restart or `once` in a loop
+ * respects it): wall-clock times, 0 = none. */
+struct ts_cf_client_state {
+	ts_usec_t budget_tat;	       /* the request budget's theoretical arrival time */
+	ts_usec_t hold_until;	       /* no request before it */
+	bool rate_limited;	       /* hold_until comes from a 429's Retry-After */
+	unsigned consecutive_failures; /* calls that ended in 5xx or transport failure */
+};
+/* Sets (or clears, NULL) the request observer after creation. */
+void ts_cf_client_set_observer(struct ts_cf_client *c,
+			       void (*on_request)(void *userdata, const char *operation,
+						  long http_status),
+			       void *userdata);
+void ts_cf_client_state_get(const struct ts_cf_client *c, struct ts_cf_client_state *ret_state);
+/* Merges: a time or count is taken only when it is later (more careful). */
+void ts_cf_client_state_set(struct ts_cf_client *c, const struct ts_cf_client_state *state);
 
 extern const char *const ts_cf_error_kind_names[_TS_CF_ERR_MAX];
 const char *ts_cf_error_kind_to_string(enum ts_cf_error_kind k);
@@ -109,9 +137,13 @@ void ts_cf_error_done(struct ts_cf_error *e);
 /* "kind: detail (HTTP n; code: message; ...)" for the caller's one log line. */
 const char *ts_cf_error_format(const struct ts_cf_error *e, char *buf, size_t size);
 
-/* Reads the credentials (token_file, else CLOUDFLARE_API_TOKEN; or email +
- * key_file), checks the base URL (https, or http to loopback only with
- * allow_plain_http_loopback) and prepares the HTTP handle. opts may be NULL. */
+/* The systemd credential (LoadCredential=NAME:FILE) holding the API token. */
+#define TS_CF_CREDENTIAL_TOKEN "cloudflare-api-token"
+
+/* Reads the credentials (token_file, else the file TS_CF_CREDENTIAL_TOKEN in
+ * $CREDENTIALS_DIRECTORY, else CLOUDFLARE_API_TOKEN; or email + key_file), checks the base URL
+ * (https, or http to loopback only with allow_plain_http_loopback) and prepares the HTTP handle.
+ * opts may be NULL. */
 int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 		     const struct ts_cf_client_options *opts, struct ts_cf_client **ret_client,
 		     struct ts_cf_error *err);

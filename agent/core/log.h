@@ -4,6 +4,8 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "core/util.h"
 
@@ -44,6 +46,26 @@ void ts_logf(enum ts_log_level level, const char *plane, const char *tunnel, con
 	TS_PRINTF(4, 5);
 void ts_logv(enum ts_log_level level, const char *plane, const char *tunnel, const char *fmt,
 	     va_list ap) TS_PRINTF(4, 0);
+
+/* Facts a line carries as fields of their own (JSON keys; text: key=value)
+ * besides plane and tunnel; NULL / 0 = absent. cause overrides the pass's
+ * cause set with ts_log_set_cause(). */
+struct ts_log_fields {
+	const char *cause;
+	const char *fingerprint; /* a key's fingerprint, never the key */
+	uint64_t generation;
+};
+void ts_log_fields(enum ts_log_level level, const char *plane, const char *tunnel,
+		   const struct ts_log_fields *fields, const char *fmt, ...) TS_PRINTF(5, 6);
+void ts_log_fieldsv(enum ts_log_level level, const char *plane, const char *tunnel,
+		    const struct ts_log_fields *fields, const char *fmt, va_list ap)
+	TS_PRINTF(5, 0);
+/* Context of every later line (JSON "revision", "cause"); NULL clears. */
+void ts_log_set_revision(const char *revision);
+void ts_log_set_cause(const char *cause);
+/* True when stderr is the journal's stream (JOURNAL_STREAM matches it):
+ * lines then start with the syslog priority "<N>" journald reads. */
+bool ts_log_stderr_is_journal(void);
 
 #define log_error(...) ts_logf(TS_LOG_ERROR, NULL, NULL, __VA_ARGS__)
 #define log_warn(...)  ts_logf(TS_LOG_WARN, NULL, NULL, __VA_ARGS__)

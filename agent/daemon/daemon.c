@@ -1,36 +1,46 @@
-/* Owns the daemon's loop: one poll() over a signalfd, an inotify fd and
- * the agent's event sockets (VICI, XFRM), with one deadline for the next
- * pass. poll() over five descriptors rebuilt each turn keeps reconnects
- * (charon restarting gives a new socket) trivial; epoll would buy nothing
- * at this size. Tells systemd (Type=notify) when ready and feeds its
- * watchdog, without libsystemd: one datagram to $NOTIFY_SOCKET. */
+/* Owns the daemon's loop: one poll() over a signalfd, an inotify fd, an
+ * eventfd the pass worker writes when it is done, and (while no pass
+ * runs) the agent's event sockets, with deadlines for the next pass, the
+ * watchdog and a heartbeat tick. The agent is touched by one thread at a
+ * time: the worker while a pass runs, the loop otherwise — so no lock
+ * guards it. Tells systemd (Type=notify) when ready and feeds its
+ * watchdog from the loop, without libsystemd: one datagram to
+ * $NOTIFY_SOCKET. */
 #include "daemon/daemon.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/time.h>
 #include <unistd.h>
 
-#include "config/config.h"
+#include "core/cancel.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "reconcile/agent.h"
-#include "reconcile/plan.h"
+#include "daemon/http.h"
+#include "model/tunnel.h"
+#include "version.h"
 
-#define DEFAULT_DEBOUNCE (1 * TS_USEC_PER_SEC)
-#define DEFAULT_RETRY	 (30 * TS_USEC_PER_SEC)
-#define RECONNECT_EVERY	 (5 * TS_USEC_PER_SEC)
+#define DEFAULT_SETTLE	   (100 * 1000)
+#define DEFAULT_RETRY	   (30 * TS_USEC_PER_SEC)
+#define DEFAULT_STOP_GRACE (5 * TS_USEC_PER_SEC)
+/* Fallback when inotify cannot see the VICI socket's folder. */
+#define RECONNECT_EVERY (30 * TS_USEC_PER_SEC)
+/* The loop turns at least this often: heartbeat, fresh metrics. */
+#define TICK (5 * TS_USEC_PER_SEC)
+/* A pass running longer than this is stuck: the watchdog is no longer fed,
+ * so that systemd restarts the daemon (the journal resumes the pass). */
+#define PASS_STUCK (15 * 60 * TS_USEC_PER_SEC)
 
 static void sd_notify_text(const char *text)
 {
@@ -54,182 +64,153 @@ static void sd_notify_text(const char *text)
 
 struct daemon {
 	const struct ts_daemon_options *o;
+	const struct ts_daemon_ops *ops;
+	void *ctx;
 	struct ts_desired *desired;
-	struct ts_agent *agent;
-	int sig_fd, ino_fd;
+	void *agent;
+	int sig_fd, ino_fd, done_fd;
 	char watched_dir[PATH_MAX];
-	int wd_parent, wd_target;
+	int wd_parent, wd_target, wd_vici;
+	char vici_dir[PATH_MAX];
+	/* the pass worker */
+	pthread_t worker;
+	bool busy;
+	ts_usec_t busy_since;
+	struct ts_daemon_pass result;
+	/* what is asked for */
 	ts_usec_t pass_at; /* monotonic; 0 = none scheduled */
-	ts_usec_t reconnect_at;
-	ts_usec_t watchdog_every;
-	ts_usec_t watchdog_at;
+	const char *cause; /* why the scheduled pass runs */
 	bool reload;
-	int http_fd;
+	bool events_kick; /* read the agent's events now (VICI socket back) */
+	ts_usec_t reconnect_at;
+	bool stop;
+	ts_usec_t stop_deadline;
+	/* systemd */
+	ts_usec_t watchdog_every, watchdog_at;
+	bool ready_sent, stuck_logged;
+	/* reloads */
+	bool reload_ok;
+	ts_usec_t reload_ok_at; /* wall clock */
+	unsigned reloads_failed;
+	char not_loaded[256]; /* why the last reload did not take */
+	/* HTTP */
+	struct ts_http *http;
 	char http_addr[128];
+	ts_usec_t publish_at;
+	unsigned passes;
 };
-
-/* --- metrics and health over HTTP ------------------------------------------
- * A deliberately small server: one request per connection, read with a
- * short timeout, answered and closed, on the loopback address the operator
- * names (metrics-listen). /metrics (Prometheus text), /healthz (the loop is
- * alive), /readyz (the last pass read every plane and failed nothing). */
-
-static int http_listen(const char *spec)
-{
-	char host[128];
-	const char *colon = strrchr(spec, ':');
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
-	int fd, one = 1;
-	long port;
-
-	if (!colon || (size_t)(colon - spec) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	port = strtol(colon + 1, NULL, 10);
-	if (port <= 0 || port > 65535)
-		return -EINVAL;
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		host[strlen(host) - 1] = '\0';
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
-			return -EINVAL;
-		len = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		if (strcmp(host, "localhost") == 0)
-			snprintf(host, sizeof(host), "127.0.0.1");
-		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			return -EINVAL;
-		len = sizeof(*s4);
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-static void http_reply(int fd, const char *status, const char *body)
-{
-	char head[256];
-	size_t blen = strlen(body);
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			 status, blen);
-
-	if (write(fd, head, (size_t)n) == n)
-		(void)!write(fd, body, blen);
-}
-
-static void http_serve(struct daemon *d)
-{
-	struct timeval tv = { 1, 0 };
-	char req[1024];
-	ssize_t n = 0, got;
-	int fd = accept4(d->http_fd, NULL, NULL, SOCK_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	while (n < (ssize_t)sizeof(req) - 1 &&
-	       (got = read(fd, req + n, sizeof(req) - 1 - (size_t)n)) > 0) {
-		n += got;
-		req[n] = '\0';
-		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-			break;
-	}
-	req[n > 0 ? n : 0] = '\0';
-	if (strncmp(req, "GET /metrics ", 13) == 0) {
-		char *text = NULL;
-
-		if (d->agent && ts_agent_metrics_text(d->agent, &text) == 0)
-			http_reply(fd, "200 OK", text);
-		else
-			http_reply(fd, "503 Service Unavailable", "no agent\n");
-		free(text);
-	} else if (strncmp(req, "GET /healthz ", 13) == 0) {
-		http_reply(fd, "200 OK", "ok\n");
-	} else if (strncmp(req, "GET /readyz ", 12) == 0) {
-		if (d->agent && ts_agent_ready(d->agent))
-			http_reply(fd, "200 OK", "ready\n");
-		else
-			http_reply(fd, "503 Service Unavailable", "not ready\n");
-	} else {
-		http_reply(fd, "404 Not Found", "not found\n");
-	}
-	close(fd);
-}
-
-static void http_update(struct daemon *d)
-{
-	const char *want = d->desired ? d->desired->agent.metrics_listen : NULL;
-
-	if ((want && strcmp(want, d->http_addr) == 0) || (!want && d->http_fd < 0))
-		return;
-	if (d->http_fd >= 0)
-		close(d->http_fd);
-	d->http_fd = -1;
-	d->http_addr[0] = '\0';
-	if (!want)
-		return;
-	d->http_fd = http_listen(want);
-	if (d->http_fd < 0) {
-		ts_logf(TS_LOG_ERROR, NULL, NULL, "cannot listen on %s for metrics: %s", want,
-			strerror(-d->http_fd));
-		d->http_fd = -1;
-		return;
-	}
-	snprintf(d->http_addr, sizeof(d->http_addr), "%s", want);
-	ts_logf(TS_LOG_INFO, NULL, NULL, "metrics and health on http://%s/metrics", want);
-}
 
 static ts_usec_t mono_from_wall(ts_usec_t wall)
 {
 	return ts_now_monotonic() + (wall - ts_now_realtime());
 }
 
-static void schedule(struct daemon *d, ts_usec_t at)
+static void schedule(struct daemon *d, ts_usec_t at, const char *cause)
 {
-	if (!d->pass_at || at < d->pass_at)
+	if (!d->pass_at || at < d->pass_at) {
 		d->pass_at = at;
+		d->cause = cause;
+	}
+}
+
+static void publish(struct daemon *d)
+{
+	char *agent_text = NULL, *text = NULL, why[384] = "";
+	bool ready = false;
+
+	if (!d->http || d->busy)
+		return;
+	if (d->agent) {
+		(void)d->ops->metrics(d->ctx, d->agent, &agent_text);
+		ready = d->ops->ready(d->ctx, d->agent, why, sizeof(why));
+	} else {
+		snprintf(why, sizeof(why), "no agent: %s", d->not_loaded);
+	}
+	if (asprintf(&text,
+		     "%s"
+		     "# HELP tunnelsync_config_last_reload_successful 1 when the last config "
+		     "change was loaded and its agent opened.\n"
+		     "# TYPE tunnelsync_config_last_reload_successful gauge\n"
+		     "tunnelsync_config_last_reload_successful %d\n"
+		     "# HELP tunnelsync_config_last_reload_success_timestamp_seconds When a "
+		     "config revision was last loaded.\n"
+		     "# TYPE tunnelsync_config_last_reload_success_timestamp_seconds gauge\n"
+		     "tunnelsync_config_last_reload_success_timestamp_seconds %.3f\n"
+		     "# HELP tunnelsync_config_reload_failures_total Config changes not taken "
+		     "(invalid, or their agent could not open).\n"
+		     "# TYPE tunnelsync_config_reload_failures_total counter\n"
+		     "tunnelsync_config_reload_failures_total %u\n"
+		     "# HELP tunnelsync_config_info The config revision in force.\n"
+		     "# TYPE tunnelsync_config_info gauge\n"
+		     "tunnelsync_config_info{revision=\"%s\"} 1\n",
+		     agent_text ? agent_text : "", d->reload_ok ? 1 : 0,
+		     (double)d->reload_ok_at / TS_USEC_PER_SEC, d->reloads_failed,
+		     d->desired ? d->desired->revision : "") < 0)
+		text = NULL;
+	free(agent_text);
+	ts_http_publish(d->http, text, ready, why);
+}
+
+static void http_update(struct daemon *d)
+{
+	const char *want = d->desired ? d->desired->agent.metrics_listen : NULL;
+	int r;
+
+	if ((want && strcmp(want, d->http_addr) == 0) || (!want && !d->http))
+		return;
+	ts_http_stop(d->http);
+	d->http = NULL;
+	d->http_addr[0] = '\0';
+	if (!want)
+		return;
+	r = ts_http_start(want, &d->http);
+	if (r < 0) {
+		ts_logf(TS_LOG_ERROR, NULL, NULL, "cannot listen on %s for metrics: %s", want,
+			strerror(-r));
+		return;
+	}
+	snprintf(d->http_addr, sizeof(d->http_addr), "%s", want);
+	ts_logf(TS_LOG_INFO, NULL, NULL, "metrics and health on http://%s/metrics", want);
+}
+
+static void dir_of(const char *path, char *buf, size_t size)
+{
+	const char *slash;
+
+	snprintf(buf, size, "%s", path);
+	slash = strrchr(buf, '/');
+	if (!slash)
+		snprintf(buf, size, ".");
+	else if (slash == buf)
+		buf[1] = '\0';
+	else
+		buf[slash - buf] = '\0';
 }
 
 /* Watches the folder holding the config path (a git-sync link is swapped
  * there) and, when the path resolves to a folder, that folder (files
- * edited in place). Re-armed after each load: the link target moves. */
-static void watch_config(struct daemon *d)
+ * edited in place). Re-armed after each load: the link target moves.
+ * Also the VICI socket's folder: charon coming back creates the socket,
+ * and the loop reconnects at once instead of on a timer. */
+static void watch_paths(struct daemon *d)
 {
-	char parent[PATH_MAX], resolved[PATH_MAX];
-	const char *slash;
+	char parent[PATH_MAX], resolved[PATH_MAX], vdir[PATH_MAX];
 
-	snprintf(parent, sizeof(parent), "%s", d->o->config);
-	slash = strrchr(parent, '/');
-	if (!slash)
-		snprintf(parent, sizeof(parent), ".");
-	else if (slash == parent)
-		parent[1] = '\0';
-	else
-		parent[slash - parent] = '\0';
+	dir_of(d->o->config, parent, sizeof(parent));
 	if (d->wd_parent < 0)
 		d->wd_parent = inotify_add_watch(d->ino_fd, parent,
 						 IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM |
 							 IN_DELETE | IN_CLOSE_WRITE | IN_ATTRIB);
+	if (d->desired && d->desired->agent.vici_socket) {
+		dir_of(d->desired->agent.vici_socket, vdir, sizeof(vdir));
+		if (strcmp(vdir, d->vici_dir) != 0 || d->wd_vici < 0) {
+			if (d->wd_vici >= 0 && d->wd_vici != d->wd_parent)
+				inotify_rm_watch(d->ino_fd, d->wd_vici);
+			d->wd_vici = inotify_add_watch(d->ino_fd, vdir,
+						       IN_CREATE | IN_MOVED_TO | IN_ATTRIB);
+			snprintf(d->vici_dir, sizeof(d->vici_dir), "%s", vdir);
+		}
+	}
 	if (!realpath(d->o->config, resolved))
 		return;
 	if (strcmp(resolved, d->watched_dir) == 0)
@@ -242,88 +223,169 @@ static void watch_config(struct daemon *d)
 	snprintf(d->watched_dir, sizeof(d->watched_dir), "%s", resolved);
 }
 
+/* Opens an agent for desired; on failure, says why in d->not_loaded. */
+static int agent_open(struct daemon *d, const struct ts_desired *desired, void **ret_agent)
+{
+	int r = d->ops->open(d->ctx, desired, d->o->state_dir, ret_agent);
+
+	if (r < 0)
+		snprintf(d->not_loaded, sizeof(d->not_loaded),
+			 "revision %s: the agent cannot open (%s; see the log)", desired->revision,
+			 strerror(-r));
+	return r;
+}
+
 /* Loads the config; keeps the last good one (and its agent) when the new
- * one is invalid. Returns 1 when the desired state changed. */
+ * one is invalid or its agent cannot open. Returns 1 when the desired
+ * state changed, 0 when not, -errno when there is nothing to run. */
 static int reload(struct daemon *d)
 {
-	struct ts_config_error err = { 0 };
 	struct ts_desired *nd = NULL;
-	struct ts_agent_options ao = { .state_dir = d->o->state_dir, .watch = true };
-	struct ts_agent *na = NULL;
+	void *na = NULL, *carry = NULL;
 	char text[4096];
 	int r;
 
-	r = ts_config_load(d->o->config, d->o->models_dir, &nd, &err);
-	watch_config(d);
+	r = d->ops->load(d->ctx, d->o->config, d->o->models_dir, &nd, text, sizeof(text));
 	if (r < 0) {
-		ts_config_error_format(&err, text, sizeof(text));
-		ts_config_error_done(&err);
+		watch_paths(d);
 		if (!d->desired)
 			return ts_logf(TS_LOG_ERROR, "config", NULL, "%s", text), r;
 		ts_logf(TS_LOG_ERROR, "config", NULL, "%s (keeping revision %s)", text,
 			d->desired->revision);
+		snprintf(d->not_loaded, sizeof(d->not_loaded), "invalid config: %.200s", text);
+		d->reload_ok = false;
+		d->reloads_failed++;
 		return 0;
 	}
-	if (d->desired && strcmp(nd->revision, d->desired->revision) == 0) {
+	if (d->desired && d->agent && strcmp(nd->revision, d->desired->revision) == 0) {
 		ts_desired_free(nd);
+		watch_paths(d);
 		return 0;
 	}
-	/* The old agent goes first: it holds the state directory's lock. */
-	ts_agent_free(d->agent);
-	d->agent = NULL;
-	r = ts_agent_open(nd, &ao, &na);
+	/* The old agent goes first: it holds the state directory's lock. What
+	 * it counted and what the API told it (budget, Retry-After) go on. */
+	if (d->agent) {
+		carry = d->ops->carry_take(d->ctx, d->agent);
+		d->ops->close(d->ctx, d->agent);
+		d->agent = NULL;
+	}
+	r = agent_open(d, nd, &na);
 	if (r < 0) {
+		d->reload_ok = false;
+		d->reloads_failed++;
+		if (!d->desired) {
+			free(carry);
+			ts_desired_free(nd);
+			return ts_logf(TS_LOG_ERROR, "config", NULL, "%s", d->not_loaded), r;
+		}
+		ts_logf(TS_LOG_ERROR, "config", NULL, "%s: keeping revision %s", d->not_loaded,
+			d->desired->revision);
 		ts_desired_free(nd);
-		return r;
+		/* Back to the last good revision's agent (it opened before). */
+		if (agent_open(d, d->desired, &d->agent) < 0) {
+			ts_logf(TS_LOG_ERROR, "config", NULL,
+				"revision %s cannot open again either: %s; retrying",
+				d->desired->revision, d->not_loaded);
+			d->agent = NULL;
+			free(carry);
+		} else {
+			d->ops->carry_give(d->ctx, d->agent, carry);
+		}
+		watch_paths(d);
+		return 0;
 	}
+	if (carry)
+		d->ops->carry_give(d->ctx, na, carry);
 	ts_logf(TS_LOG_INFO, "config", NULL, "revision %s loaded (%zu tunnels)", nd->revision,
 		nd->n_tunnels);
+	ts_log_set_revision(nd->revision);
 	ts_desired_free(d->desired);
 	d->desired = nd;
 	d->agent = na;
+	d->reload_ok = true;
+	d->reload_ok_at = ts_now_realtime();
+	d->not_loaded[0] = '\0';
+	watch_paths(d);
 	http_update(d);
 	return 1;
 }
 
-static void run_pass(struct daemon *d)
+static void *worker_main(void *userdata)
 {
-	struct ts_pass_result res = { 0 };
-	ts_usec_t now = ts_now_monotonic();
-	ts_usec_t next = now + (ts_usec_t)d->desired->agent.resync_interval * TS_USEC_PER_SEC;
-	ts_usec_t due;
-	char text[160];
-	int r;
+	struct daemon *d = userdata;
+	uint64_t one = 1;
 
-	d->pass_at = 0;
-	r = ts_agent_pass(d->agent, NULL, 0, &res);
-	if (r < 0) {
-		ts_logf(TS_LOG_ERROR, NULL, NULL, "pass failed: %s", strerror(-r));
-		next = now + (d->o->retry ? d->o->retry : DEFAULT_RETRY);
-	} else {
-		ts_logf(ts_plan_has_changes(res.plan) ? TS_LOG_INFO : TS_LOG_DEBUG, NULL, NULL,
-			"pass: %zu actions, %u applied, %u pending, %u failed", res.plan->n_actions,
-			res.n_applied, res.n_pending, res.n_failed);
-		if (res.n_pending || res.n_failed || !res.planes_ok)
-			next = now + (d->o->retry ? d->o->retry : DEFAULT_RETRY);
-		/* Progress with work left (a redundancy group rotates one tunnel
-		 * a pass): go on at once rather than after the retry delay. */
-		if (res.n_applied && res.n_pending && !res.n_failed)
-			next = now + (d->o->debounce ? d->o->debounce : DEFAULT_DEBOUNCE);
-		snprintf(text, sizeof(text), "STATUS=%s: %u applied, %u pending, %u failed",
-			 res.n_failed || !res.planes_ok ? "Stalled"
-			 : res.n_pending		? "Reconciling"
-							: "Ready",
-			 res.n_applied, res.n_pending, res.n_failed);
-		sd_notify_text(text);
-	}
-	ts_pass_result_done(&res);
-	due = ts_agent_next_due(d->agent);
-	if (due && mono_from_wall(due) < next)
-		next = mono_from_wall(due) > now ? mono_from_wall(due) : now;
-	schedule(d, next);
+	memset(&d->result, 0, sizeof(d->result));
+	d->result.error = d->ops->pass(d->ctx, d->agent, &d->result);
+	/* The loop joins on this; nothing of d is touched after it. */
+	(void)!write(d->done_fd, &one, sizeof(one));
+	return NULL;
 }
 
-static int handle_signal(struct daemon *d)
+static int pass_start(struct daemon *d)
+{
+	int r;
+
+	ts_logf(TS_LOG_DEBUG, NULL, NULL, "pass %u starts (%s)", d->passes + 1,
+		d->cause ? d->cause : "timer");
+	d->pass_at = 0;
+	d->busy = true;
+	d->busy_since = ts_now_monotonic();
+	ts_log_set_cause(d->cause);
+	r = pthread_create(&d->worker, NULL, worker_main, d);
+	if (r != 0) {
+		d->busy = false;
+		return -r;
+	}
+	return 0;
+}
+
+/* The worker said it is done: join it and plan what comes next. */
+static void pass_done(struct daemon *d)
+{
+	struct ts_daemon_pass *res = &d->result;
+	ts_usec_t now = ts_now_monotonic();
+	ts_usec_t retry = d->o->retry ? d->o->retry : DEFAULT_RETRY;
+	ts_usec_t next = now + (ts_usec_t)d->desired->agent.resync_interval * TS_USEC_PER_SEC;
+	uint64_t n;
+	char text[160];
+
+	(void)!read(d->done_fd, &n, sizeof(n));
+	pthread_join(d->worker, NULL);
+	d->busy = false;
+	d->passes++;
+	ts_log_set_cause(NULL);
+	if (res->error < 0) {
+		ts_logf(TS_LOG_ERROR, NULL, NULL, "pass failed: %s", strerror(-res->error));
+		schedule(d, now + retry, "retry");
+		return;
+	}
+	ts_logf(res->changes ? TS_LOG_INFO : TS_LOG_DEBUG, NULL, NULL,
+		"pass: %zu actions, %u applied, %u pending, %u failed (%.3f s)", res->n_actions,
+		res->n_applied, res->n_pending, res->n_failed,
+		(double)(now - d->busy_since) / TS_USEC_PER_SEC);
+	if (res->n_pending || res->n_failed || !res->planes_ok)
+		next = now + retry;
+	/* Progress with work left (a redundancy group rotates one tunnel a
+	 * pass): go on at once rather than after the retry delay. */
+	if (res->n_applied && res->n_pending && !res->n_failed)
+		next = now;
+	snprintf(text, sizeof(text), "STATUS=%s: %u applied, %u pending, %u failed",
+		 res->n_failed || !res->planes_ok ? "Stalled"
+		 : res->n_pending		  ? "Reconciling"
+						  : "Ready",
+		 res->n_applied, res->n_pending, res->n_failed);
+	sd_notify_text(text);
+	if (res->next_due && mono_from_wall(res->next_due) < next)
+		next = mono_from_wall(res->next_due) > now ? mono_from_wall(res->next_due) : now;
+	schedule(d, next, next == now ? "progress" : "timer");
+	if (!d->ready_sent) {
+		sd_notify_text("READY=1");
+		d->ready_sent = true;
+	}
+}
+
+static void handle_signal(struct daemon *d)
 {
 	struct signalfd_siginfo si;
 
@@ -331,30 +393,65 @@ static int handle_signal(struct daemon *d)
 		if (si.ssi_signo == SIGHUP) {
 			ts_logf(TS_LOG_INFO, NULL, NULL, "SIGHUP: reloading and reconciling");
 			d->reload = true;
-			d->pass_at = ts_now_monotonic();
-		} else {
-			ts_logf(TS_LOG_INFO, NULL, NULL, "signal %u: stopping", si.ssi_signo);
-			return 1;
+			schedule(d, ts_now_monotonic(), "SIGHUP");
+		} else if (!d->stop) {
+			ts_logf(TS_LOG_INFO, NULL, NULL, "signal %u: stopping%s", si.ssi_signo,
+				d->busy ? " (the running pass stops at its next safe step)" : "");
+			d->stop = true;
+			d->stop_deadline =
+				ts_now_monotonic() +
+				(d->o->stop_grace ? d->o->stop_grace : DEFAULT_STOP_GRACE);
+			ts_cancel_request();
 		}
 	}
-	return 0;
 }
 
 static void handle_inotify(struct daemon *d)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const char *sock = d->desired ? strrchr(d->desired->agent.vici_socket, '/') : NULL;
+	bool config = false;
+	ssize_t n;
 
-	while (read(d->ino_fd, buf, sizeof(buf)) > 0)
-		;
-	d->reload = true;
-	schedule(d, ts_now_monotonic() + (d->o->debounce ? d->o->debounce : DEFAULT_DEBOUNCE));
+	sock = sock ? sock + 1 : d->desired ? d->desired->agent.vici_socket : NULL;
+	while ((n = read(d->ino_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+
+			if (ev->wd == d->wd_vici && ev->len && sock && strcmp(ev->name, sock) == 0)
+				d->events_kick = true;
+			/* The VICI folder may also be the config's. */
+			if (ev->wd != d->wd_vici || ev->wd == d->wd_parent ||
+			    ev->wd == d->wd_target)
+				config = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (config) {
+		d->reload = true;
+		schedule(d, ts_now_monotonic() + (d->o->debounce ? d->o->debounce : DEFAULT_SETTLE),
+			 "config");
+	}
 }
 
-int ts_daemon_run(const struct ts_daemon_options *o)
+static void events(struct daemon *d)
 {
-	struct daemon d = {
-		.o = o, .sig_fd = -1, .ino_fd = -1, .wd_parent = -1, .wd_target = -1, .http_fd = -1
-	};
+	if (d->agent && d->ops->process_events(d->ctx, d->agent) > 0)
+		schedule(d, ts_now_monotonic(), "event");
+}
+
+int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon_ops *ops,
+		       void *ctx)
+{
+	struct daemon d = { .o = o,
+			    .ops = ops,
+			    .ctx = ctx,
+			    .sig_fd = -1,
+			    .ino_fd = -1,
+			    .done_fd = -1,
+			    .wd_parent = -1,
+			    .wd_target = -1,
+			    .wd_vici = -1 };
 	const char *wd = getenv("WATCHDOG_USEC");
 	sigset_t mask;
 	int r;
@@ -363,10 +460,14 @@ int ts_daemon_run(const struct ts_daemon_options *o)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	/* Before any thread starts: the worker and libmicrohttpd's threads
+	 * inherit the mask, and only the signalfd sees these. */
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	ts_cancel_reset();
 	d.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	d.ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (d.sig_fd < 0 || d.ino_fd < 0) {
+	d.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d.sig_fd < 0 || d.ino_fd < 0 || d.done_fd < 0) {
 		r = -errno;
 		goto out;
 	}
@@ -376,80 +477,142 @@ int ts_daemon_run(const struct ts_daemon_options *o)
 	r = reload(&d);
 	if (r < 0)
 		goto out;
-	d.pass_at = ts_now_monotonic();
-	for (bool ready = false;;) {
-		struct pollfd p[5];
-		int n = 0, ike_fd, xfrm_fd, timeout, http_at = -1;
-		ts_usec_t now = ts_now_monotonic(), wake = d.pass_at;
+	schedule(&d, ts_now_monotonic(), "start");
+	publish(&d);
+	for (;;) {
+		struct pollfd p[6];
+		int n = 0, ike_fd = -1, xfrm_fd = -1, timeout, ike_at = -1, xfrm_at = -1;
+		ts_usec_t now = ts_now_monotonic(), wake = now + TICK;
 
-		if (d.pass_at && d.pass_at <= now) {
-			if (d.reload) {
-				d.reload = false;
-				r = reload(&d);
-				if (r < 0)
-					goto out;
-			}
-			run_pass(&d);
-			if (!ready) {
-				sd_notify_text("READY=1");
-				ready = true;
-			}
-			continue;
+		ts_http_heartbeat(d.http, now);
+		if (d.stop && !d.busy) {
+			r = 0;
+			break;
 		}
+		if (d.stop && now >= d.stop_deadline) {
+			ts_logf(TS_LOG_WARN, NULL, NULL,
+				"the pass did not stop within %.1f s; exiting without it (the "
+				"journal resumes any rotation it left)",
+				(double)(o->stop_grace ? o->stop_grace : DEFAULT_STOP_GRACE) /
+					TS_USEC_PER_SEC);
+			sd_notify_text("STOPPING=1");
+			/* The worker still uses the agent: neither is freed. */
+			pthread_detach(d.worker);
+			ts_http_stop(d.http);
+			return 0;
+		}
+		if (!d.busy && !d.stop) {
+			if (d.events_kick) {
+				d.events_kick = false;
+				events(&d);
+			}
+			if (d.pass_at && d.pass_at <= now) {
+				if (d.reload || !d.agent) {
+					d.reload = false;
+					r = reload(&d);
+					if (r < 0)
+						goto out;
+				}
+				if (d.agent) {
+					r = pass_start(&d);
+					if (r < 0)
+						goto out;
+				} else {
+					schedule(&d, now + (o->retry ? o->retry : DEFAULT_RETRY),
+						 "retry");
+					publish(&d);
+				}
+				continue;
+			}
+		}
+		/* Fed from the loop, which a pass never holds; a stuck pass
+		 * (PASS_STUCK) stops it, so that systemd restarts us. */
 		if (d.watchdog_every && now >= d.watchdog_at) {
-			sd_notify_text("WATCHDOG=1");
+			if (!d.busy || now - d.busy_since < PASS_STUCK) {
+				sd_notify_text("WATCHDOG=1");
+			} else if (!d.stuck_logged) {
+				ts_logf(TS_LOG_ERROR, NULL, NULL,
+					"a pass has run for %lld s: no longer feeding the watchdog",
+					(long long)((now - d.busy_since) / TS_USEC_PER_SEC));
+				d.stuck_logged = true;
+			}
 			d.watchdog_at = now + d.watchdog_every;
 		}
-		ts_agent_fds(d.agent, &ike_fd, &xfrm_fd);
-		if (ike_fd < 0 && (!d.reconnect_at || d.reconnect_at <= now))
-			d.reconnect_at = now + RECONNECT_EVERY;
+		if (!d.busy && d.agent)
+			d.ops->fds(d.ctx, d.agent, &ike_fd, &xfrm_fd);
+		if (!d.busy && d.agent && ike_fd < 0) {
+			if (!d.reconnect_at)
+				d.reconnect_at = now + RECONNECT_EVERY;
+			if (d.reconnect_at <= now) {
+				d.reconnect_at = 0;
+				events(&d);
+				continue;
+			}
+			if (d.reconnect_at < wake)
+				wake = d.reconnect_at;
+		}
 		p[n++] = (struct pollfd){ d.sig_fd, POLLIN, 0 };
 		p[n++] = (struct pollfd){ d.ino_fd, POLLIN, 0 };
-		if (ike_fd >= 0)
+		p[n++] = (struct pollfd){ d.done_fd, POLLIN, 0 };
+		if (ike_fd >= 0) {
+			ike_at = n;
 			p[n++] = (struct pollfd){ ike_fd, POLLIN, 0 };
-		if (xfrm_fd >= 0)
-			p[n++] = (struct pollfd){ xfrm_fd, POLLIN, 0 };
-		if (d.http_fd >= 0) {
-			http_at = n;
-			p[n++] = (struct pollfd){ d.http_fd, POLLIN, 0 };
 		}
-		if (ike_fd < 0 && (!wake || d.reconnect_at < wake))
-			wake = d.reconnect_at;
-		if (d.watchdog_every && (!wake || d.watchdog_at < wake))
+		if (xfrm_fd >= 0) {
+			xfrm_at = n;
+			p[n++] = (struct pollfd){ xfrm_fd, POLLIN, 0 };
+		}
+		if (!d.busy && !d.stop && d.pass_at && d.pass_at < wake)
+			wake = d.pass_at;
+		if (d.watchdog_every && d.watchdog_at < wake)
 			wake = d.watchdog_at;
-		timeout = !wake ? -1 : wake <= now ? 0 : (int)((wake - now) / 1000 + 1);
+		if (d.stop && d.stop_deadline < wake)
+			wake = d.stop_deadline;
+		timeout = wake <= now ? 0 : (int)((wake - now + 999) / 1000);
 		if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR) {
 			r = -errno;
 			goto out;
 		}
-		if (p[0].revents && handle_signal(&d) > 0) {
-			r = 0;
-			break;
-		}
+		if (p[0].revents)
+			handle_signal(&d);
 		if (p[1].revents)
 			handle_inotify(&d);
-		if (http_at >= 0 && p[http_at].revents)
-			http_serve(&d);
-		/* Agent events (and charon reconnects) ask for a debounced pass. */
-		if ((ike_fd >= 0 && p[2].revents) ||
-		    (xfrm_fd >= 0 && p[ike_fd >= 0 ? 3 : 2].revents) ||
-		    (ike_fd < 0 && ts_now_monotonic() >= d.reconnect_at)) {
-			if (ts_agent_process_events(d.agent) > 0)
-				schedule(&d, ts_now_monotonic() + (o->debounce ? o->debounce
-									       : DEFAULT_DEBOUNCE));
+		if (p[2].revents && d.busy) {
+			pass_done(&d);
+			publish(&d);
+		}
+		if ((ike_at >= 0 && p[ike_at].revents) || (xfrm_at >= 0 && p[xfrm_at].revents)) {
 			d.reconnect_at = 0;
+			events(&d);
+		}
+		/* Fresh figures (ages, "rate-limited until") now and then. */
+		if (!d.busy && ts_now_monotonic() >= d.publish_at) {
+			publish(&d);
+			d.publish_at = ts_now_monotonic() + TICK;
 		}
 	}
 out:
 	sd_notify_text("STOPPING=1");
-	ts_agent_free(d.agent);
+	if (d.busy) {
+		/* Only on a fatal error: let the pass end, it holds the agent. */
+		ts_cancel_request();
+		pthread_join(d.worker, NULL);
+	}
+	ts_http_stop(d.http);
+	if (d.agent)
+		ops->close(ctx, d.agent);
 	ts_desired_free(d.desired);
-	if (d.http_fd >= 0)
-		close(d.http_fd);
+	if (d.done_fd >= 0)
+		close(d.done_fd);
 	if (d.ino_fd >= 0)
 		close(d.ino_fd);
 	if (d.sig_fd >= 0)
 		close(d.sig_fd);
-	sigprocmask(SIG_UNBLOCK, &mask, NULL);
+	pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
 	return r;
+}
+
+int ts_daemon_run(const struct ts_daemon_options *o)
+{
+	return ts_daemon_run_with(o, &ts_daemon_agent_ops, NULL);
 }

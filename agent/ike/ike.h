@@ -185,6 +185,14 @@ int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const cha
 		  const struct ts_secret *psk, bool reestablish, int timeout_ms, char *err,
 		  size_t err_size);
 
+/* Break-before-make: terminates the tunnel's IKE SAs (and so their CHILD
+ * SAs) and initiates a new one, waiting up to timeout_ms. For a peer that
+ * refuses a second IKE SA with the same identities while the first is up
+ * (strongSwan's unique=keep answers AUTHENTICATION_FAILED), which a
+ * make-before-break reauthentication needs. Confirm as for ts_ike_reauth. */
+int ts_ike_reinitiate(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms,
+		      char *err, size_t err_size);
+
 /* Observes n tunnels with three calls (list-conns, list-sas, get-shared).
  * ret_obs is an array of n, filled in order; free each with
  * ts_ike_observed_done(). m may be NULL (no failure counters). */

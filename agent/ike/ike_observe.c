@@ -274,8 +274,8 @@ static int on_reauth_sa(void *userdata, const struct ts_vici_node *event)
 	return 0;
 }
 
-int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
-		  size_t err_size)
+static int reauth(struct ts_vici_client *c, const struct ts_tunnel *t, bool overlap, int timeout_ms,
+		  char *err, size_t err_size)
 {
 	char name[TS_IKE_CONN_NAME_MAX];
 	struct reauth_ctx ctx = { name, false, false };
@@ -287,7 +287,7 @@ int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeo
 	r = ts_vici_list_sas(c, name, on_reauth_sa, &ctx);
 	if (r < 0)
 		return r;
-	if (ctx.has_child)
+	if (ctx.has_child && overlap)
 		return ts_vici_rekey(c, name, true, err, err_size);
 	/* charon 5.9.8 refuses to reauthenticate an IKE SA without CHILD SA
 	 * ("no CHILD_SA to recreate") and just deletes it: make a new one. */
@@ -443,6 +443,17 @@ int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const cha
 		}
 	}
 	return 0;
+
+int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
+		  size_t err_size)
+{
+	return reauth(c, t, true, timeout_ms, err, err_size);
+}
+
+int ts_ike_reinitiate(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms,
+		      char *err, size_t err_size)
+{
+	return reauth(c, t, false, timeout_ms, err, err_size);
 }
 
 /* --- observing ----------------------------------------------------------- */

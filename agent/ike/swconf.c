@@ -378,9 +378,11 @@ void ts_mbb_decide(int read_r, const char *read_err, const char *conf_path,
 			 where);
 		return;
 	}
-	/* started is whole seconds: a file written in charon's first second
-	 * was read by it. */
-	if (v && started && charon_key && charon_key->newest_mtime >= started + TS_USEC_PER_SEC) {
+	/* started is whole seconds, computed by charon from its monotonic
+	 * clock (off by up to a second more): a file written within 2 s of
+	 * the start counts as read. */
+	if (v && started && charon_key &&
+	    charon_key->newest_mtime >= started + 2 * TS_USEC_PER_SEC) {
 		fmt_time(charon_key->newest_mtime, t_file, sizeof(t_file));
 		fmt_time(started, t_start, sizeof(t_start));
 		ret->state = TS_MBB_UNVERIFIED;

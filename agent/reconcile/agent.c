@@ -68,7 +68,16 @@ int ts_agent_open(const struct ts_desired *desired, const struct ts_agent_option
 				&planes);
 	if (r < 0)
 		return r;
-	return ts_agent_new(desired, &opts, &planes, ret_agent);
+	r = ts_agent_new(desired, &opts, &planes, ret_agent);
+	if (r < 0)
+		return r;
+	if (ts_agent_cf(*ret_agent)) {
+		ts_cf_client_set_observer(ts_agent_cf(*ret_agent), ts_agent_count_request,
+					  *ret_agent);
+		/* Retry-After, backoff and budget from earlier processes. */
+		(void)ts_agent_api_state_load(*ret_agent);
+	}
+	return 0;
 }
 
 void ts_agent_free(struct ts_agent *a)
@@ -177,6 +186,9 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	a->passes++;
 	a->last_pass = ops->now_realtime(ctx);
 	a->last_pass_duration = ops->now_monotonic(ctx) - started;
+	ts_agent_count_pass(a, a->last_pass_duration);
+	if (!a->options.readonly && !a->options.dry_run && ts_agent_cf(a))
+		(void)ts_agent_api_state_save(a);
 	a->last_pending = result.n_pending;
 	a->last_failed = result.n_failed;
 	if (result.planes_ok && !result.n_failed) {

@@ -115,6 +115,16 @@ ts_usec_t ts_agent_next_due(const struct ts_agent *a);
 int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text);
 /* True when the last pass read every plane and nothing failed. */
 bool ts_agent_ready(const struct ts_agent *a);
+/* The same, and when not ready why, in words (buf): no pass yet, a plane
+ * not read, failed actions, rate-limited by Cloudflare until T. */
+bool ts_agent_ready_reason(const struct ts_agent *a, char *buf, size_t size);
+
+/* What a daemon reload carries from one agent to the next: counters, the
+ * API client's budget and holds. take allocates (NULL on ENOMEM); give
+ * applies and frees (accepts NULL). */
+struct ts_agent_carry;
+struct ts_agent_carry *ts_agent_carry_take(const struct ts_agent *a);
+void ts_agent_carry_give(struct ts_agent *a, struct ts_agent_carry *carry);
 
 /* The status file the last pass wrote, as text (JSON, one object). */
 int ts_agent_status_read(const char *state_dir, char **ret_json);

@@ -44,6 +44,39 @@ struct ts_agent_tunnel_metrics {
 	uint32_t auth_failures;
 };
 
+/* Counters the metrics endpoint shows and a reload carries over
+ * (reconcile/metrics.c). */
+#define TS_AGENT_OPERATIONS	  8
+#define TS_AGENT_CODES		  12
+#define TS_AGENT_ROTATION_RESULTS 3 /* committed, pending, failed */
+#define TS_AGENT_PASS_BUCKETS	  12
+extern const double ts_agent_pass_buckets[TS_AGENT_PASS_BUCKETS];
+struct ts_agent_counters {
+	/* api_requests_total{operation,code}: code 0 = no answer */
+	struct {
+		char operation[16];
+		long code;
+		uint64_t n;
+	} api[TS_AGENT_OPERATIONS * TS_AGENT_CODES];
+	size_t n_api;
+	uint64_t rotations[_TS_CAUSE_MAX][TS_AGENT_ROTATION_RESULTS];
+	uint64_t pass_bucket[TS_AGENT_PASS_BUCKETS]; /* non-cumulative */
+	uint64_t pass_count;
+	double pass_sum;
+};
+enum ts_agent_rotation_result {
+	TS_AGENT_ROTATION_COMMITTED,
+	TS_AGENT_ROTATION_PENDING,
+	TS_AGENT_ROTATION_FAILED,
+};
+/* Counts a rotation's outcome under its plan cause (apply). */
+void ts_agent_count_rotation(struct ts_agent *a, enum ts_plan_cause cause,
+			     enum ts_agent_rotation_result result);
+/* Counts a finished pass's duration (the histogram). */
+void ts_agent_count_pass(struct ts_agent *a, ts_usec_t duration);
+/* The client's request observer (cf options .on_request). */
+void ts_agent_count_request(void *agent, const char *operation, long http_status);
+
 struct ts_agent {
 	const struct ts_desired *desired;
 	struct ts_agent_options options;
@@ -57,12 +90,20 @@ struct ts_agent {
 	ts_usec_t last_pass, last_pass_ok, last_pass_duration;
 	unsigned last_pending, last_failed;
 	ts_usec_t next_due;
+	struct ts_agent_counters counters;
 	struct ts_mbb_check mbb; /* traffic.c */
 	bool mbb_checked;
 };
 
 #define TS_PLANES(a)	 ((a)->planes.ops)
 #define TS_PLANES_CTX(a) ((a)->planes.ctx)
+
+/* The planes' API client (NULL: none, or fake planes). */
+static inline struct ts_cf_client *ts_agent_cf(const struct ts_agent *a)
+{
+	return a->planes.ops && a->planes.ops->cf_client ? a->planes.ops->cf_client(a->planes.ctx)
+							 : NULL;
+}
 
 /* Over planes the caller made (tests: fake planes); the agent takes them
  * over (closes them when freed, also on failure). */
@@ -145,6 +186,12 @@ void ts_agent_recheck_mbb(struct ts_agent *a);
  * (initiate, reauth, rotate, resume) or charon is connecting a tunnel by
  * itself (its retries may fail authentication). Pure. */
 bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *plan);
+/* Whether a rotation's reauthentication falls back to break-before-make:
+ * its journal entry is older than confirm-timeout, so an earlier
+ * make-before-break attempt did not come up (or the agent died in it
+ * long ago). A peer that refuses overlapping SAs would otherwise refuse
+ * every attempt while the old SAs carry on. */
+bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_entry *e);
 /* Opens or closes the "log" event connection (drained into the failure
  * counters before it closes). */
 void ts_agent_want_log(struct ts_agent *a, bool want);
@@ -154,3 +201,8 @@ void ts_agent_want_log(struct ts_agent *a, bool want);
 int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 			  const struct ts_pass_result *result);
 int ts_agent_status_load_memory(struct ts_agent *a);
+/* STATE_DIR/api-state.json: the API client's budget, Retry-After hold and
+ * failure backoff, so that a restart or `once` in a loop respects them.
+ * load merges into the client (never less careful); save is atomic 0600. */
+int ts_agent_api_state_load(struct ts_agent *a);
+int ts_agent_api_state_save(struct ts_agent *a);

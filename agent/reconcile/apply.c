@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "core/crashpoint.h"
 #include "core/log.h"
 #include "core/secret.h"
@@ -188,8 +189,14 @@ static int apply_simple(struct ts_agent *a, const struct ts_observation *o,
 			r = ops->ike_initiate(ctx, t, err, sizeof(err));
 		break;
 	case TS_ACTION_REAUTH:
-		if (t)
-			r = ops->ike_reauth(ctx, t, err, sizeof(err));
+		if (!t)
+			break;
+		/* The new SAs from the current rendering: charon does not list
+		 * what a kernel check depends on (marks, mark_in_sa, if_ids), so
+		 * a connection loaded by an older agent would look equal and
+		 * rebuild the same wrong SAs forever. load-conn leaves SAs be. */
+		(void)ops->ike_load_conn(ctx, t, NULL, 0);
+		r = ops->ike_reauth(ctx, t, err, sizeof(err));
 		break;
 	default:
 		break;
@@ -226,6 +233,14 @@ static void run_rotations(struct ts_agent *a, struct ts_rotation *rots, size_t n
 {
 	if (n == 0)
 		return;
+	/* Stopping: what is journaled at prepared is resumed by the next
+	 * start, as after a crash. */
+	if (ts_cancel_requested()) {
+		for (size_t i = 0; i < n; i++)
+			if (rots[i].journaled)
+				ts_outcome_set(rots[i].out, TS_OUTCOME_PENDING, "stopping");
+		return;
+	}
 	ts_crash_point("rotate:prepared");
 	if (ts_rotation_remote(a, rots, n) < 0) {
 		for (size_t i = 0; i < n; i++)
@@ -330,6 +345,12 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 			run_rotations(a, rots, n_rots);
 		phase = p;
 
+		/* Stopping (SIGTERM): between actions is a safe step. */
+		if (act->apply && ts_cancel_requested() && act->kind != TS_ACTION_ROTATE &&
+		    act->kind != TS_ACTION_RESUME) {
+			ts_outcome_set(out, TS_OUTCOME_PENDING, "stopping");
+			continue;
+		}
 		if (act->kind == TS_ACTION_REPORT) {
 			ts_logf(TS_LOG_WARN, ts_plane_to_string(act->plane),
 				act->tunnel[0] ? act->tunnel : NULL, "%s: %s",
@@ -395,6 +416,18 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 		run_rotations(a, rots, n_rots);
 	confirm_reauths(a, o, plan, reauthed, outcomes);
 	count_outcomes(plan, res);
+	for (size_t i = 0; i < plan->n_actions; i++) {
+		const struct ts_action *act = &plan->actions[i];
+
+		if (act->kind != TS_ACTION_ROTATE && act->kind != TS_ACTION_RESUME)
+			continue;
+		if (outcomes[i].status == TS_OUTCOME_APPLIED)
+			ts_agent_count_rotation(a, act->cause, TS_AGENT_ROTATION_COMMITTED);
+		else if (outcomes[i].status == TS_OUTCOME_PENDING)
+			ts_agent_count_rotation(a, act->cause, TS_AGENT_ROTATION_PENDING);
+		else if (outcomes[i].status == TS_OUTCOME_FAILED)
+			ts_agent_count_rotation(a, act->cause, TS_AGENT_ROTATION_FAILED);
+	}
 	for (size_t i = 0; i < n_rots; i++)
 		ts_rotation_done(&rots[i]);
 	free(rots);

@@ -6,10 +6,15 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/timeutil.h"
 #include "core/util.h"
+#include "reconcile/plan.h"
 #include "version.h"
+
+static const char *const rotation_results[TS_AGENT_ROTATION_RESULTS] = { "committed", "pending",
+									 "failed" };
 
 struct text {
 	char *buf;
@@ -65,8 +70,18 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 
 	if (!t.buf)
 		return -ENOMEM;
-	help(&t, "tunnelsync_info", "gauge", "Build information.");
+	help(&t, "tunnelsync_build_info", "gauge", "Build information (always 1).");
+	emit(&t, "tunnelsync_build_info{version=\"%s\"} 1\n", TUNNELSYNC_VERSION);
+	help(&t, "tunnelsync_info", "gauge",
+	     "Build information (old name of tunnelsync_build_info).");
 	emit(&t, "tunnelsync_info{version=\"%s\"} 1\n", TUNNELSYNC_VERSION);
+	help(&t, "tunnelsync_tunnel_info", "gauge",
+	     "Declared tunnels: Cloudflare id, redundancy group, key source (always 1).");
+	for (size_t i = 0; i < d->n_tunnels; i++)
+		emit(&t,
+		     "tunnelsync_tunnel_info{tunnel=\"%s\",id=\"%s\",group=\"%s\",source=\"%s\"} 1\n",
+		     d->tunnels[i].name, d->tunnels[i].id, d->tunnels[i].redundancy_group,
+		     ts_psk_source_to_string(d->tunnels[i].psk.source));
 	help(&t, "tunnelsync_tunnel_up", "gauge",
 	     "1 when the tunnel's IKE SA and CHILD SA are up (and its kernel SA pair, if checked).");
 	for (size_t i = 0; i < d->n_tunnels; i++)
@@ -93,8 +108,41 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 		emit(&t, "tunnelsync_make_before_break{state=\"%s\"} %d\n",
 		     ts_mbb_state_to_string((enum ts_mbb_state)s),
 		     a->mbb.state == (enum ts_mbb_state)s);
-	help(&t, "tunnelsync_rotations_total", "counter", "Key rotations committed.");
-	emit(&t, "tunnelsync_rotations_total %u\n", a->rotations);
+	help(&t, "tunnelsync_rotations_total", "counter",
+	     "Key rotations by cause (reason) and outcome (committed, pending, failed).");
+	for (int c = 0; c < _TS_CAUSE_MAX; c++)
+		for (int res = 0; res < TS_AGENT_ROTATION_RESULTS; res++)
+			if (a->counters.rotations[c][res])
+				emit(&t,
+				     "tunnelsync_rotations_total{reason=\"%s\",result=\"%s\"} %llu\n",
+				     ts_plan_cause_to_string((enum ts_plan_cause)c),
+				     rotation_results[res],
+				     (unsigned long long)a->counters.rotations[c][res]);
+	help(&t, "tunnelsync_rotations_committed_total", "counter", "Key rotations committed.");
+	emit(&t, "tunnelsync_rotations_committed_total %u\n", a->rotations);
+	help(&t, "tunnelsync_api_requests_total", "counter",
+	     "Cloudflare API requests sent, by operation and HTTP status (0: no answer).");
+	for (size_t i = 0; i < a->counters.n_api; i++)
+		emit(&t, "tunnelsync_api_requests_total{operation=\"%s\",code=\"%ld\"} %llu\n",
+		     a->counters.api[i].operation, a->counters.api[i].code,
+		     (unsigned long long)a->counters.api[i].n);
+	if (ts_agent_cf(a)) {
+		struct ts_cf_client_state cs;
+
+		ts_cf_client_state_get(ts_agent_cf(a), &cs);
+		help(&t, "tunnelsync_api_rate_limited_until_timestamp_seconds", "gauge",
+		     "No API request before this time (Cloudflare's Retry-After); 0: none.");
+		emit(&t, "tunnelsync_api_rate_limited_until_timestamp_seconds %.0f\n",
+		     cs.rate_limited ? seconds(cs.hold_until) : 0.0);
+		help(&t, "tunnelsync_api_backoff_until_timestamp_seconds", "gauge",
+		     "No API request before this time (backoff after failed calls); 0: none.");
+		emit(&t, "tunnelsync_api_backoff_until_timestamp_seconds %.0f\n",
+		     !cs.rate_limited ? seconds(cs.hold_until) : 0.0);
+		help(&t, "tunnelsync_api_budget_available", "gauge",
+		     "Requests the local budget allows now.");
+		emit(&t, "tunnelsync_api_budget_available %u\n",
+		     ts_cf_client_budget_available(ts_agent_cf(a)));
+	}
 	help(&t, "tunnelsync_api_errors_total", "counter", "Failed Cloudflare API calls.");
 	emit(&t, "tunnelsync_api_errors_total %u\n", a->api_errors);
 	help(&t, "tunnelsync_api_rate_limited_total", "counter",
@@ -108,8 +156,23 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 	     "When the last pass that read every plane and failed nothing ended.");
 	emit(&t, "tunnelsync_last_successful_pass_timestamp_seconds %.3f\n",
 	     seconds(a->last_pass_ok));
-	help(&t, "tunnelsync_pass_duration_seconds", "gauge", "Duration of the last pass.");
-	emit(&t, "tunnelsync_pass_duration_seconds %.6f\n", seconds(a->last_pass_duration));
+	help(&t, "tunnelsync_last_pass_duration_seconds", "gauge", "Duration of the last pass.");
+	emit(&t, "tunnelsync_last_pass_duration_seconds %.6f\n", seconds(a->last_pass_duration));
+	help(&t, "tunnelsync_pass_duration_seconds", "histogram", "Duration of passes.");
+	{
+		uint64_t cum = 0;
+
+		for (size_t i = 0; i < TS_AGENT_PASS_BUCKETS; i++) {
+			cum += a->counters.pass_bucket[i];
+			emit(&t, "tunnelsync_pass_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			     ts_agent_pass_buckets[i], (unsigned long long)cum);
+		}
+		emit(&t, "tunnelsync_pass_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+		     (unsigned long long)a->counters.pass_count);
+		emit(&t, "tunnelsync_pass_duration_seconds_sum %.6f\n", a->counters.pass_sum);
+		emit(&t, "tunnelsync_pass_duration_seconds_count %llu\n",
+		     (unsigned long long)a->counters.pass_count);
+	}
 	help(&t, "tunnelsync_actions_pending", "gauge", "Actions the last pass left for later.");
 	emit(&t, "tunnelsync_actions_pending %u\n", a->last_pending);
 	if (t.error) {
@@ -123,4 +186,117 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 bool ts_agent_ready(const struct ts_agent *a)
 {
 	return a->passes > 0 && a->last_pass_ok == a->last_pass && a->last_failed == 0;
+}
+
+bool ts_agent_ready_reason(const struct ts_agent *a, char *buf, size_t size)
+{
+	struct ts_cf_client_state cs = { 0 };
+	char until[40] = "";
+	size_t n;
+
+	buf[0] = '\0';
+	if (ts_agent_cf(a))
+		ts_cf_client_state_get(ts_agent_cf(a), &cs);
+	if (cs.hold_until)
+		(void)ts_time_format_rfc3339(cs.hold_until, until, sizeof(until));
+	if (ts_agent_ready(a))
+		return true;
+	if (a->passes == 0)
+		snprintf(buf, size, "no pass has completed yet");
+	else if (a->last_failed)
+		snprintf(buf, size, "the last pass failed %u actions (tunnelsync status)",
+			 a->last_failed);
+	else
+		snprintf(buf, size, "the last pass could not read every plane (tunnelsync status)");
+	n = strlen(buf);
+	if (cs.hold_until && n < size)
+		snprintf(buf + n, size - n, "; %s until %s",
+			 cs.rate_limited ? "rate-limited by Cloudflare" : "API backing off", until);
+	return false;
+}
+
+const double ts_agent_pass_buckets[TS_AGENT_PASS_BUCKETS] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1,
+							      2.5,  5,	  10,  30,   60,  120 };
+
+void ts_agent_count_pass(struct ts_agent *a, ts_usec_t duration)
+{
+	double s = seconds(duration);
+
+	for (size_t i = 0; i < TS_AGENT_PASS_BUCKETS; i++)
+		if (s <= ts_agent_pass_buckets[i]) {
+			a->counters.pass_bucket[i]++;
+			break;
+		}
+	a->counters.pass_count++;
+	a->counters.pass_sum += s;
+}
+
+void ts_agent_count_rotation(struct ts_agent *a, enum ts_plan_cause cause,
+			     enum ts_agent_rotation_result result)
+{
+	if ((unsigned)cause < _TS_CAUSE_MAX && (unsigned)result < TS_AGENT_ROTATION_RESULTS)
+		a->counters.rotations[cause][result]++;
+}
+
+void ts_agent_count_request(void *agent, const char *operation, long http_status)
+{
+	struct ts_agent_counters *c = &((struct ts_agent *)agent)->counters;
+	size_t i;
+
+	for (i = 0; i < c->n_api; i++)
+		if (c->api[i].code == http_status && strcmp(c->api[i].operation, operation) == 0)
+			break;
+	if (i == c->n_api) {
+		if (c->n_api == TS_ARRAY_SIZE(c->api))
+			return; /* bounded label set: odd statuses beyond it are not counted */
+		snprintf(c->api[i].operation, sizeof(c->api[i].operation), "%s", operation);
+		c->api[i].code = http_status;
+		c->n_api++;
+	}
+	c->api[i].n++;
+}
+
+struct ts_agent_carry {
+	struct ts_agent_counters counters;
+	unsigned api_errors, api_429, rotations, passes, passes_ok;
+	ts_usec_t last_pass, last_pass_ok, last_pass_duration;
+	bool has_cf;
+	struct ts_cf_client_state cf;
+};
+
+struct ts_agent_carry *ts_agent_carry_take(const struct ts_agent *a)
+{
+	struct ts_agent_carry *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->counters = a->counters;
+	c->api_errors = a->api_errors;
+	c->api_429 = a->api_429;
+	c->rotations = a->rotations;
+	c->passes = a->passes;
+	c->passes_ok = a->passes_ok;
+	c->last_pass = a->last_pass;
+	c->last_pass_ok = a->last_pass_ok;
+	c->last_pass_duration = a->last_pass_duration;
+	if (ts_agent_cf(a)) {
+		c->has_cf = true;
+		ts_cf_client_state_get(ts_agent_cf(a), &c->cf);
+	}
+	return c;
+}
+
+void ts_agent_carry_give(struct ts_agent *a, struct ts_agent_carry *c)
+{
+	if (!c)
+		return;
+	a->counters = c->counters;
+	a->api_errors = c->api_errors;
+	a->api_429 = c->api_429;
+	a->rotations = c->rotations;
+	/* Not passes: readiness is the new revision's to earn. */
+	a->last_pass_duration = c->last_pass_duration;
+	if (ts_agent_cf(a) && c->has_cf)
+		ts_cf_client_state_set(ts_agent_cf(a), &c->cf);
+	free(c);
 }

@@ -304,6 +304,15 @@ static int real_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size
 	return ts_ike_reauth(p->vici, t, IKE_CALL_TIMEOUT_MS, err, err_size);
 }
 
+static int real_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	return ts_ike_reinitiate(p->vici, t, IKE_CALL_TIMEOUT_MS, err, err_size);
+}
+
 static void real_ike_failures(void *ctx, const char *conn, struct ts_ike_failures *ret)
 {
 	struct real_planes *p = ctx;
@@ -502,6 +511,22 @@ static void on_event_scan(void *userdata, const char *event, const struct ts_vic
 		sc->relevant = true;
 }
 
+static bool xfrm_event_owned(const struct real_planes *p, const struct ts_xfrm_event *ev)
+{
+	switch (ev->type) {
+	case TS_XFRM_EVENT_SA_NEW:
+	case TS_XFRM_EVENT_SA_UPD:
+	case TS_XFRM_EVENT_SA_DEL:
+	case TS_XFRM_EVENT_SA_EXPIRE_SOFT:
+	case TS_XFRM_EVENT_SA_EXPIRE_HARD:
+		return ts_xfrm_sa_owned(&p->owner, &ev->sa);
+	case TS_XFRM_EVENT_ACQUIRE:
+		return ts_xfrm_policy_owned(&p->owner, &ev->acquire.policy);
+	default:
+		return ts_xfrm_policy_owned(&p->owner, &ev->policy);
+	}
+}
+
 static int real_process_events(void *ctx)
 {
 	struct real_planes *p = ctx;
@@ -532,7 +557,12 @@ static int real_process_events(void *ctx)
 		struct ts_xfrm_changes ch = { 0 };
 
 		r = ts_xfrm_watch_drain(p->watch, &ch);
-		if (r > 0 || ch.resync != TS_XFRM_RESYNC_NONE)
+		/* Only the agent's own objects (struct ts_xfrm_owner) ask for a
+		 * pass: another IKE daemon's or an operator's SAs do not. */
+		for (size_t i = 0; r > 0 && i < ch.n_events; i++)
+			if (xfrm_event_owned(p, &ch.events[i]))
+				sc.relevant = true;
+		if (ch.resync != TS_XFRM_RESYNC_NONE)
 			sc.relevant = true;
 		if (ch.resync != TS_XFRM_RESYNC_NONE)
 			ts_logf(TS_LOG_DEBUG, "kernel", NULL, "XFRM events ask for a resync (%s)",
@@ -540,6 +570,11 @@ static int real_process_events(void *ctx)
 		ts_xfrm_changes_done(&ch);
 	}
 	return sc.relevant ? 1 : 0;
+}
+
+static struct ts_cf_client *real_cf_client(void *ctx)
+{
+	return ((struct real_planes *)ctx)->cf;
 }
 
 static const struct ts_planes_ops real_ops = {
@@ -561,6 +596,7 @@ static const struct ts_planes_ops real_ops = {
 	.ike_unload_key = real_ike_unload_key,
 	.ike_initiate = real_ike_initiate,
 	.ike_reauth = real_ike_reauth,
+	.ike_reinitiate = real_ike_reinitiate,
 	.ike_failures = real_ike_failures,
 	.ike_failures_reset = real_ike_failures_reset,
 	.ike_mbb_check = real_ike_mbb_check,
@@ -579,6 +615,7 @@ static const struct ts_planes_ops real_ops = {
 	.conn_record_write = real_conn_record_write,
 	.fds = real_fds,
 	.process_events = real_process_events,
+	.cf_client = real_cf_client,
 };
 
 static void real_free(void *ctx)

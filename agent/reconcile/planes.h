@@ -79,6 +79,8 @@ struct ts_planes_ops {
 	int (*ike_unload_key)(void *ctx, const char *id, char *err, size_t err_size);
 	int (*ike_initiate)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
 	int (*ike_reauth)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
+	/* Break-before-make: terminate, then initiate (ts_ike_reinitiate). */
+	int (*ike_reinitiate)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
 	/* The failure counters of a connection (after reading pending events). */
 	void (*ike_failures)(void *ctx, const char *conn, struct ts_ike_failures *ret);
 	void (*ike_failures_reset)(void *ctx, const char *conn);
@@ -119,6 +121,10 @@ struct ts_planes_ops {
 	void (*fds)(void *ctx, int *ret_ike_fd, int *ret_xfrm_fd);
 	/* 1: something happened a pass should look at; 0: no; -errno. */
 	int (*process_events)(void *ctx);
+	/* The API client, for its state across processes (api-state.json),
+	 * its request counts and "rate-limited until"; NULL (or the op
+	 * absent, as in fakes) when there is none. */
+	struct ts_cf_client *(*cf_client)(void *ctx);
 };
 
 struct ts_planes {

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "core/crashpoint.h"
+#include "core/fileio.h"
 #include "core/log.h"
 #include "core/secret.h"
 #include "xfrm/xfrm.h"
@@ -85,7 +87,8 @@ int ts_confirm_up(struct ts_agent *a, const struct ts_tunnel *t, uint32_t old_id
 		ts_ike_observed_done(&io);
 		if (ok)
 			return 0;
-		if (ops->now_monotonic(ctx) >= deadline)
+		/* Stopping: unconfirmed is pending (the journal keeps the step). */
+		if (ops->now_monotonic(ctx) >= deadline || ts_cancel_requested())
 			return -ETIMEDOUT;
 		ops->wait(ctx, CONFIRM_POLL_MS);
 	}
@@ -123,7 +126,7 @@ int ts_rotation_begin(struct ts_agent *a, const struct ts_observation *o, struct
 				"key file %s is readable by group or others", t->psk.file);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, "config", t->name, "cannot read key file %s: %s",
-				t->psk.file, strerror(-r));
+				t->psk.file, ts_file_strerror(r));
 	} else {
 		r = 0;
 	}
@@ -334,7 +337,16 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 		return r;
 	}
 	ts_crash_point("rotate:local-loaded");
-	if (old_id) {
+	if (old_id && ops->ike_reinitiate && ts_agent_reauth_fallback(a, &rot->e)) {
+		ts_logf(TS_LOG_WARN, "ike", t->name,
+			"the rotation's reauthentication has not come up for %u s (a peer that "
+			"refuses overlapping SAs?): break-before-make this time",
+			a->desired->agent.confirm_timeout);
+		r = ops->ike_reinitiate(ctx, t, err, sizeof(err));
+		if (r < 0 && r != -EIO && r != -ETIMEDOUT)
+			ts_logf(TS_LOG_WARN, "ike", t->name, "re-initiation failed: %s",
+				err[0] ? err : strerror(-r));
+	} else if (old_id) {
 		r = ops->ike_reauth(ctx, t, err, sizeof(err));
 		if (r < 0 && r != -EIO && r != -ETIMEDOUT)
 			ts_logf(TS_LOG_WARN, "ike", t->name, "reauthentication request failed: %s",
@@ -375,6 +387,12 @@ void ts_rotation_local(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 
 		if (!rot->journaled)
 			continue;
+		/* Stopping: between rotations is a safe step; the journal
+		 * resumes this one at its step on the next start. */
+		if (ts_cancel_requested()) {
+			ts_outcome_set(rot->out, TS_OUTCOME_PENDING, "stopping");
+			continue;
+		}
 		if (rot->e.step == TS_JOURNAL_REMOTE) {
 			r = local_step(a, rot);
 			if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)

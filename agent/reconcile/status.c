@@ -14,6 +14,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "core/util.h"
 
 #define STATUS_FILE    "status.json"
 #define STATUS_MAX     (8u << 20)
@@ -123,6 +124,142 @@ static const char *condition(const struct ts_pass_result *res, const char **ret_
 	return "Ready";
 }
 
+/* kstatus / Flux conditions: Ready, Reconciling, Stalled, each True or
+ * False with a reason, a message, when it last changed (kept from the
+ * previous status.json while its status stays) and the revision the pass
+ * reconciled (observedGeneration). */
+static json_t *conditions_json(struct ts_agent *a, const struct ts_observation *o,
+			       const struct ts_pass_result *res, const char *cond,
+			       const char *reason, const json_t *old)
+{
+	static const char *const types[] = { "Ready", "Reconciling", "Stalled" };
+	json_t *arr = json_array();
+	struct ts_cf_client_state cs = { 0 };
+	char msg[512], until[40] = "";
+
+	if (!arr)
+		return NULL;
+	if (ts_agent_cf(a))
+		ts_cf_client_state_get(ts_agent_cf(a), &cs);
+	if (cs.hold_until)
+		(void)ts_time_format_rfc3339(cs.hold_until, until, sizeof(until));
+	if (!res->planes_ok)
+		snprintf(msg, sizeof(msg), "planes not read:%s%s%s%s%s%s",
+			 o->cf_ok ? "" : " cloudflare", o->ike_ok ? "" : " ike",
+			 o->kernel_ok ? "" : " kernel", o->store_ok ? "" : " store",
+			 cs.hold_until ? "; API requests held until " : "", until);
+	else if (res->n_failed)
+		snprintf(msg, sizeof(msg), "%u actions failed (see tunnels[].last_error)",
+			 res->n_failed);
+	else if (res->n_pending)
+		snprintf(msg, sizeof(msg), "%u actions pending%s%s", res->n_pending,
+			 cs.hold_until ? "; API requests held until " : "", until);
+	else
+		snprintf(msg, sizeof(msg), "every plane agrees with revision %s",
+			 a->desired->revision);
+	if (!res->planes_ok && cs.rate_limited && !o->cf_ok)
+		reason = "RateLimited";
+	for (size_t i = 0; i < TS_ARRAY_SIZE(types); i++) {
+		bool on = strcmp(cond, types[i]) == 0;
+		const char *status = on ? "True" : "False";
+		const json_t *prev = NULL, *c;
+		const char *since = NULL;
+		size_t k;
+
+		json_array_foreach(
+			json_object_get(old, "conditions"), k,
+			c) if (strcmp(json_string_value(json_object_get(c, "type")) ?: "",
+				      types[i]) == 0) prev = c;
+		if (prev &&
+		    strcmp(json_string_value(json_object_get(prev, "status")) ?: "", status) == 0)
+			since = json_string_value(json_object_get(prev, "lastTransitionTime"));
+		json_array_append_new(
+			arr, json_pack("{s:s,s:s,s:s,s:s,s:o,s:s}", "type", types[i], "status",
+				       status, "reason", on ? reason : "None", "message",
+				       on ? msg : "", "lastTransitionTime",
+				       since ? json_string(since) : json_time(ts_now_realtime()),
+				       "observedGeneration", a->desired->revision));
+	}
+	return arr;
+}
+
+/* --- the API client's state across processes ------------------------------ */
+
+#define API_STATE_FILE "api-state.json"
+
+int ts_agent_api_state_load(struct ts_agent *a)
+{
+	struct ts_cf_client_state cs = { 0 };
+	char *path = NULL, *text = NULL;
+	json_t *root;
+	int r;
+
+	if (asprintf(&path, "%s/%s", a->state_dir, API_STATE_FILE) < 0)
+		return -ENOMEM;
+	r = ts_file_read_all(path, 64 * 1024, &text, NULL);
+	if (r < 0) {
+		if (r != -ENOENT)
+			ts_logf(TS_LOG_WARN, "cloudflare", NULL, "%s not read: %s", path,
+				ts_file_strerror(r));
+		free(path);
+		return r;
+	}
+	root = json_loads(text, 0, NULL);
+	free(text);
+	if (!json_is_object(root)) {
+		ts_logf(TS_LOG_WARN, "cloudflare", NULL, "%s is not a JSON object: ignored", path);
+		json_decref(root);
+		free(path);
+		return -EBADMSG;
+	}
+	cs.budget_tat = time_of(json_object_get(root, "budget_tat"));
+	cs.hold_until = time_of(json_object_get(root, "hold_until"));
+	cs.rate_limited = json_is_true(json_object_get(root, "rate_limited"));
+	cs.consecutive_failures =
+		(unsigned)json_integer_value(json_object_get(root, "consecutive_failures"));
+	if (cs.consecutive_failures > 16)
+		cs.consecutive_failures = 16;
+	ts_cf_client_state_set(ts_agent_cf(a), &cs);
+	if (cs.hold_until > ts_now_realtime()) {
+		char until[40] = "";
+
+		(void)ts_time_format_rfc3339(cs.hold_until, until, sizeof(until));
+		ts_logf(TS_LOG_INFO, "cloudflare", NULL, "%s: no API request before %s", path,
+			until);
+	}
+	json_decref(root);
+	free(path);
+	return 0;
+}
+
+int ts_agent_api_state_save(struct ts_agent *a)
+{
+	struct ts_cf_client_state cs;
+	char *path = NULL, *text = NULL;
+	json_t *root;
+	int r = -ENOMEM;
+
+	ts_cf_client_state_get(ts_agent_cf(a), &cs);
+	root = json_pack("{s:i,s:o,s:o,s:b,s:i}", "version", 1, "budget_tat",
+			 json_time(cs.budget_tat), "hold_until", json_time(cs.hold_until),
+			 "rate_limited", cs.rate_limited, "consecutive_failures",
+			 (json_int_t)cs.consecutive_failures);
+	if (root)
+		text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (text && asprintf(&path, "%s/%s", a->state_dir, API_STATE_FILE) >= 0) {
+		r = ts_file_write_atomic(path, text, strlen(text), 0600);
+		if (r < 0)
+			ts_logf(TS_LOG_WARN, "cloudflare", NULL, "cannot write %s: %s", path,
+				strerror(-r));
+	} else {
+		path = NULL;
+	}
+	free(path);
+	free(text);
+	json_decref(root);
+	return r;
+}
+
 static json_t *tunnel_json(struct ts_agent *a, const struct ts_observation *o, size_t i,
 			   const struct ts_store_state *after)
 {
@@ -199,6 +336,7 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 	json_object_set_new(root, "node", json_string(a->desired->agent.node_name));
 	json_object_set_new(root, "condition", json_string(cond));
 	json_object_set_new(root, "reason", json_string(reason));
+	json_object_set_new(root, "conditions", conditions_json(a, o, res, cond, reason, old));
 	json_object_set_new(root, "suspended", json_boolean(a->desired->agent.suspend));
 	json_object_set_new(root, "make_before_break",
 			    a->mbb_checked ? json_pack("{s:s,s:s}", "state",
@@ -279,6 +417,16 @@ int ts_status_print_text(const char *json_text, FILE *out)
 		str_or(root, "reason", "?"), str_or(root, "time", "?"));
 	fprintf(out, "revision:  applied %s, attempted %s\n", str_or(rev, "applied", "-"),
 		str_or(rev, "attempted", "-"));
+	{
+		const json_t *c;
+		size_t k;
+
+		json_array_foreach(json_object_get(root, "conditions"), k, c)
+			fprintf(out, "  %-12s %-5s %-18s since %s%s%s\n", str_or(c, "type", "?"),
+				str_or(c, "status", "?"), str_or(c, "reason", "-"),
+				str_or(c, "lastTransitionTime", "-"),
+				str_or(c, "message", "")[0] ? ": " : "", str_or(c, "message", ""));
+	}
 	if (json_is_object(json_object_get(root, "make_before_break")))
 		fprintf(out, "make-before-break: %s (%s)\n",
 			str_or(json_object_get(root, "make_before_break"), "state", "?"),

@@ -6,6 +6,7 @@
 #include "reconcile/agent_internal.h"
 
 #include "core/log.h"
+#include "core/timeutil.h"
 
 void ts_agent_check_mbb(struct ts_agent *a)
 {
@@ -66,4 +67,12 @@ void ts_agent_want_log(struct ts_agent *a, bool want)
 	else
 		ts_logf(TS_LOG_DEBUG, "ike", NULL,
 			"charon's log no longer followed (every tunnel up)");
+}
+
+bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_entry *e)
+{
+	ts_usec_t now = ts_now_realtime();
+
+	return e && e->started_at > 0 &&
+	       now - e->started_at > (ts_usec_t)a->desired->agent.confirm_timeout * TS_USEC_PER_SEC;
 }

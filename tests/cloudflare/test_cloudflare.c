@@ -416,6 +416,86 @@ static void test_token_from_env(void **state)
 	ts_cf_error_done(&err);
 }
 
+/* Writes text to dir/name, 0400 as systemd leaves a credential. */
+static void write_credential(const char *d, const char *name, const char *text)
+{
+	char path[400];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", d, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, 0400), 0);
+}
+
+/* LoadCredential=cloudflare-api-token:FILE: the agent finds the token in
+ * $CREDENTIALS_DIRECTORY when the config names no file; it comes before
+ * CLOUDFLARE_API_TOKEN; a configured api-token-file still comes first; a
+ * credentials directory without that credential falls back to the
+ * environment. */
+static void test_token_from_credentials_directory(void **state)
+{
+	struct ts_cloudflare_config cfg;
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_error err = { 0 };
+	struct ts_cf_client *c = NULL;
+	char creds[320], other[320], path[400];
+
+	snprintf(creds, sizeof(creds), "%s/credentials", dir);
+	snprintf(other, sizeof(other), "%s/credentials-other", dir);
+	assert_int_equal(mkdir(creds, 0700), 0);
+	assert_int_equal(mkdir(other, 0700), 0);
+	write_credential(creds, "cloudflare-api-token", EMU_TOKEN "\n");
+	write_credential(other, "some-other-credential", "x\n");
+
+	cfg_init(&cfg, &tls_emu);
+	cfg.token_file = NULL;
+	setenv("CREDENTIALS_DIRECTORY", creds, 1);
+	/* A wrong token in the environment: the credential must win. */
+	setenv("CLOUDFLARE_API_TOKEN", "tstoken-not-the-right-one", 1);
+	c = client_for(&cfg);
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
+	assert_int_equal(list.n_tunnels, 2);
+	ts_cf_tunnel_list_done(&list);
+	ts_cf_client_free(c);
+
+	/* The config's file comes first: the bad one is refused by the API. */
+	cfg.token_file = bad_token_path;
+	c = client_for(&cfg);
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EACCES);
+	assert_int_equal(err.http_status, 401);
+	ts_cf_client_free(c);
+	ts_cf_error_done(&err);
+
+	/* No such credential: the environment's token is used (here wrong). */
+	cfg.token_file = NULL;
+	setenv("CREDENTIALS_DIRECTORY", other, 1);
+	c = client_for(&cfg);
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EACCES);
+	ts_cf_client_free(c);
+	ts_cf_error_done(&err);
+
+	/* Nothing at all: the message names every place looked at. */
+	unsetenv("CLOUDFLARE_API_TOKEN");
+	c = NULL;
+	assert_int_equal(ts_cf_client_new(&cfg, &test_opts, &c, &err), -ENOKEY);
+	assert_null(c);
+	assert_non_null(strstr(err.detail, "cloudflare-api-token"));
+	assert_non_null(strstr(err.detail, "CLOUDFLARE_API_TOKEN"));
+	ts_cf_error_done(&err);
+
+	/* An empty credential is an error naming the file, not a fallback. */
+	write_credential(other, "cloudflare-api-token", "");
+	assert_int_equal(ts_cf_client_new(&cfg, &test_opts, &c, &err), -ENODATA);
+	assert_null(c);
+	snprintf(path, sizeof(path), "%s/cloudflare-api-token", other);
+	assert_non_null(strstr(err.detail, path));
+	ts_cf_error_done(&err);
+	unsetenv("CREDENTIALS_DIRECTORY");
+}
+
 static void test_untrusted_certificate(void **state)
 {
 	struct ts_cloudflare_config cfg;
@@ -523,6 +603,26 @@ static void test_fault_429(void **state)
 	assert_int_equal(err.errors[0].code, 971);
 	assert_int_equal(n_sleeps, 0);
 	assert_int_equal(emu_count(&tls_emu, "GET", "", NULL, 0), 1);
+
+	/* ... but honoured by every later call: nothing is sent before it,
+	 * and the state a new client (another process) takes over says so. */
+	{
+		struct ts_cf_client_state cs;
+		struct ts_cf_client *c2 = tls_client();
+
+		emu_clear_log(&tls_emu);
+		assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EAGAIN);
+		assert_int_equal(err.kind, TS_CF_ERR_BUDGET);
+		assert_non_null(strstr(err.detail, "rate-limited"));
+		assert_true(err.retry_after > 290 * TS_USEC_PER_SEC);
+		ts_cf_client_state_get(c, &cs);
+		assert_true(cs.rate_limited);
+		assert_true(cs.hold_until > ts_now_realtime() + 290 * TS_USEC_PER_SEC);
+		ts_cf_client_state_set(c2, &cs);
+		assert_int_equal(ts_cf_list_tunnels(c2, &list, &err), -EAGAIN);
+		assert_int_equal(emu_count(&tls_emu, "GET", "", NULL, 0), 0);
+		ts_cf_client_free(c2);
+	}
 	ts_cf_error_done(&err);
 }
 
@@ -657,6 +757,10 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 			 -TS_CF_EOUTCOME_UNKNOWN);
 	assert_int_equal(err.http_status, 503);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
+	/* The failed call holds the next one back (backoff_base: 100 ms). */
+	assert_int_equal(ts_cf_psk_generate(c, EMU_TUNNEL1, false, &g, &err), -EAGAIN);
+	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
+	usleep(110 * 1000);
 
 	emu_reset(&tls_emu);
 	emu_fault(&tls_emu, "{\"rules\":[{\"path\":\"/psk_generate$\",\"action\":\"delay\","
@@ -664,6 +768,7 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 	assert_int_equal(ts_cf_psk_generate(c, EMU_TUNNEL1, false, &g, &err),
 			 -TS_CF_EOUTCOME_UNKNOWN);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
+	usleep(220 * 1000); /* second failure in a row: 200 ms */
 
 	/* A 429 is a refusal, not an unknown outcome: waited for and retried. */
 	emu_reset(&tls_emu);
@@ -950,6 +1055,7 @@ int main(void)
 		cmocka_unit_test_setup(test_email_key_auth, test_setup),
 		cmocka_unit_test_setup(test_wrong_credentials, test_setup),
 		cmocka_unit_test_setup(test_token_from_env, test_setup),
+		cmocka_unit_test_setup(test_token_from_credentials_directory, test_setup),
 		cmocka_unit_test_setup(test_untrusted_certificate, test_setup),
 		cmocka_unit_test_setup(test_plain_http, test_setup),
 		cmocka_unit_test_setup(test_fault_429, test_setup),

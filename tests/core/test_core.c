@@ -308,6 +308,64 @@ static void test_rfc3339(void **state)
 	assert_int_equal(ts_time_format_rfc3339(t, buf, 8), -ENOBUFS);
 }
 
+/* journald: "<N>" priority prefix when stderr is JOURNAL_STREAM's; JSON
+ * fields; control characters escaped in text and JSON. */
+static void test_log_journal_fields_escapes(void **state)
+{
+	char path[128], buf[4096], env[64];
+	struct stat st;
+	int fd, saved = dup(STDERR_FILENO);
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/stderr", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	ts_log_set_format(TS_LOG_TEXT);
+	ts_logf(TS_LOG_ERROR, "ike", "t\n1", "bad\nline\x1b[31m");
+	ts_logf(TS_LOG_INFO, NULL, NULL, "plain");
+	ts_log_set_format(TS_LOG_JSON);
+	ts_log_set_revision("sha256:abc");
+	ts_log_fields(TS_LOG_WARN, "store", "t1",
+		      &(struct ts_log_fields){ .fingerprint = "sha256:0011", .generation = 7 },
+		      "q\"uote\x01");
+	ts_log_set_revision(NULL);
+	ts_log_set_format(TS_LOG_TEXT);
+	unsetenv("JOURNAL_STREAM");
+	ts_logf(TS_LOG_ERROR, NULL, NULL, "not the journal");
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "<3>"));
+	assert_non_null(strstr(buf, "error [ike] tunnel=t\\x0a1: bad\\x0aline\\x1b[31m\n"));
+	assert_non_null(strstr(buf, "\n<6>"));
+	assert_non_null(strstr(buf, "\n<4>{"));
+	assert_non_null(strstr(buf,
+			       "\"plane\":\"store\",\"tunnel\":\"t1\",\"fingerprint\":"
+			       "\"sha256:0011\",\"generation\":\"7\",\"revision\":\"sha256:abc\""));
+	assert_non_null(strstr(buf, "\"msg\":\"q\\\"uote\\u0001\"}"));
+	/* not the journal: the last line has no prefix */
+	{
+		char *last = strstr(buf, "not the journal");
+
+		assert_non_null(last);
+		while (last > buf && last[-1] != '\n')
+			last--;
+		assert_true(last[0] == '2'); /* the timestamp, not "<3>" */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -318,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_redact_edges),
 		cmocka_unit_test(test_secret_from_file),
 		cmocka_unit_test(test_fifo_never_blocks),
+		cmocka_unit_test(test_log_journal_fields_escapes),
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_rfc3339),
 	};

@@ -211,9 +211,9 @@ static void test_decide(void **state)
 	ts_mbb_decide(0, "", "/etc/strongswan.conf", NULL, &later, "charon", "5.9.8", start, &c);
 	assert_int_equal(c.state, TS_MBB_UNVERIFIED);
 	assert_non_null(strstr(c.reason, "restart charon"));
-	/* Written within charon's first second (its start time is whole
-	 * seconds): read by it. */
-	later.newest_mtime = start + TS_USEC_PER_SEC / 2;
+	/* Written within 2 s of charon's start (whole seconds, derived from
+	 * its monotonic clock): read by it. */
+	later.newest_mtime = start + 3 * TS_USEC_PER_SEC / 2;
 	ts_mbb_decide(0, "", "/etc/strongswan.conf", NULL, &later, "charon", "5.9.8", start, &c);
 	assert_int_equal(c.state, TS_MBB_ON);
 	later.newest_mtime = start + 10 * TS_USEC_PER_SEC;

@@ -27,6 +27,10 @@
 #              the rotation is journaled; charon must not flood its log
 #              ("vici connection N unknown"); a new daemon resumes the
 #              rotation: at most LONE_MAX lost, keys agree
+#   stale      e2e-b's rotation journaled, the daemon SIGKILLed, restarted
+#              after more than confirm-timeout (as if an attempt had failed):
+#              it resumes break-before-make (the fallback for peers that
+#              refuse overlapping SAs), healed, keys agree
 #   bbm        the gateway's charon restarted without the snippet: the
 #              daemon warns (log, status); a rotation's loss is printed
 #              (break-before-make: a figure, not a guarantee), healed
@@ -338,6 +342,40 @@ e2e_journal_empty || e2e_fail "sigkill: journal not empty after the resume"
 e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
 assert_lost_at_most e2e-a "$LONE_MAX"
 assert_lost_at_most e2e-b 0
+
+SCENARIO=stale
+e2e_say "$SCENARIO: a rotation journaled longer ago than confirm-timeout is resumed break-before-make (the fallback for peers that refuse overlapping SAs)"
+/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["tunnelsync:tunnelsync"]["agent"]["ike-backend"]["confirm-timeout"] = 5
+json.dump(c, open(p, "w"), indent=2)
+PY
+wait_synced 10
+flow_start e2e-a e2e-b
+lines=$(wc -l <"$E2E_DIR/daemon.log")
+e2e_api POST "/$E2E_ID_B/psk_generate" '{}' >/dev/null
+kill -HUP "$DPID"
+i=0
+until [ -n "$(ls -A "$E2E_DIR/state/journal" 2>/dev/null)" ]; do
+	i=$((i + 1))
+	[ $i -lt 600 ] || e2e_fail "stale: the daemon did not start the rotation"
+	sleep 0.02
+done
+kill -KILL "$DPID"
+wait "$DPID" 2>/dev/null || true
+DPID=
+sleep 6 # longer than confirm-timeout: as if an earlier attempt had not come up
+start_daemon
+wait_synced 30
+flow_stop
+tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q 'e2e-b: .*break-before-make this time' ||
+	e2e_fail "stale: no break-before-make fallback in the daemon's log"
+e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
+e2e_journal_empty || e2e_fail "stale: journal not empty"
+assert_healed e2e-b "$HEAL_MAX"
+assert_lost_at_most e2e-a 0
 
 SCENARIO=bbm
 e2e_say "$SCENARIO: charon restarted without make-before-break: the daemon warns; a rotation's cost (a figure, not asserted)"

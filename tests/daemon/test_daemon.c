@@ -1,0 +1,517 @@
+/* Tests of the daemon's loop (daemon/) over a fake agent — named as such:
+ * the real agent needs charon, netlink and the API, which the e2e suites
+ * (tests/e2e/daemon*.sh) bring. No root. The loop runs in a thread of its
+ * own; signals go to the process (blocked here, read by its signalfd).
+ * The fake's pass blocks until the test lets it go, so that what the loop
+ * does *during* a pass is observable without timing assertions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/cancel.h"
+#include "core/fileio.h"
+#include "core/timeutil.h"
+#include "daemon/daemon.h"
+#include "model/tunnel.h"
+
+/* --- the fake agent ------------------------------------------------------- */
+
+struct fake {
+	char dir[64], config[96], listen[32];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int passes_started, passes_done, opens, open_failures, carries_given;
+	bool in_pass, release, block, saw_cancel;
+	unsigned carried_counter; /* what a reload must keep */
+	int ev_pipe[2];
+};
+
+struct fake_agent {
+	struct fake *f;
+	unsigned counter;
+	char revision[72];
+};
+
+static int fake_load(void *ctx, const char *config, const char *models_dir, struct ts_desired **ret,
+		     char *errbuf, size_t errsize)
+{
+	struct fake *f = ctx;
+	char *text = NULL;
+	struct ts_desired *d;
+	int r = ts_file_read_all(config, 1024, &text, NULL);
+
+	if (r < 0)
+		return snprintf(errbuf, errsize, "%s: unreadable", config), r;
+	text[strcspn(text, "\n")] = '\0';
+	if (strncmp(text, "bad", 3) == 0) {
+		free(text);
+		return snprintf(errbuf, errsize, "%s:1: invalid", config), -EINVAL;
+	}
+	d = calloc(1, sizeof(*d));
+	snprintf(d->revision, sizeof(d->revision), "%s", text);
+	d->agent.resync_interval = 600;
+	d->agent.metrics_listen = strdup(f->listen);
+	d->agent.state_dir = strdup(f->dir);
+	if (asprintf(&d->agent.vici_socket, "%s/vici", f->dir) < 0)
+		d->agent.vici_socket = NULL;
+	free(text);
+	*ret = d;
+	return 0;
+}
+
+static int fake_open(void *ctx, const struct ts_desired *d, const char *state_dir, void **ret)
+{
+	struct fake *f = ctx;
+	struct fake_agent *a;
+
+	pthread_mutex_lock(&f->lock);
+	f->opens++;
+	if (strncmp(d->revision, "unusable", 8) == 0) {
+		f->open_failures++;
+		pthread_mutex_unlock(&f->lock);
+		return -EPERM;
+	}
+	pthread_mutex_unlock(&f->lock);
+	a = calloc(1, sizeof(*a));
+	a->f = f;
+	snprintf(a->revision, sizeof(a->revision), "%s", d->revision);
+	*ret = a;
+	return 0;
+}
+
+static void fake_close(void *ctx, void *agent)
+{
+	free(agent);
+}
+
+static void *fake_carry_take(void *ctx, void *agent)
+{
+	unsigned *c = malloc(sizeof(*c));
+
+	*c = ((struct fake_agent *)agent)->counter;
+	return c;
+}
+
+static void fake_carry_give(void *ctx, void *agent, void *carry)
+{
+	struct fake *f = ctx;
+
+	((struct fake_agent *)agent)->counter = *(unsigned *)carry;
+	pthread_mutex_lock(&f->lock);
+	f->carries_given++;
+	f->carried_counter = *(unsigned *)carry;
+	pthread_mutex_unlock(&f->lock);
+	free(carry);
+}
+
+static int fake_pass(void *ctx, void *agent, struct ts_daemon_pass *ret)
+{
+	struct fake *f = ctx;
+	struct fake_agent *a = agent;
+
+	pthread_mutex_lock(&f->lock);
+	f->passes_started++;
+	f->in_pass = true;
+	pthread_cond_broadcast(&f->cond);
+	while (f->block && !f->release) {
+		struct timespec ts;
+
+		if (ts_cancel_requested()) {
+			f->saw_cancel = true;
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&f->cond, &f->lock, &ts);
+	}
+	f->release = false;
+	f->in_pass = false;
+	f->passes_done++;
+	a->counter++;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	*ret = (struct ts_daemon_pass){ .planes_ok = true };
+	return 0;
+}
+
+static void fake_fds(void *ctx, void *agent, int *ike, int *xfrm)
+{
+	*ike = ((struct fake *)ctx)->ev_pipe[0];
+	*xfrm = -1;
+}
+
+static int fake_events(void *ctx, void *agent)
+{
+	char buf[64];
+	bool any = false;
+
+	while (read(((struct fake *)ctx)->ev_pipe[0], buf, sizeof(buf)) > 0)
+		any = true;
+	return any;
+}
+
+static int fake_metrics(void *ctx, void *agent, char **ret)
+{
+	return asprintf(ret, "fake_counter %u\n", ((struct fake_agent *)agent)->counter) < 0
+		       ? -ENOMEM
+		       : 0;
+}
+
+static bool fake_ready(void *ctx, void *agent, char *buf, size_t size)
+{
+	if (((struct fake_agent *)agent)->counter)
+		return true;
+	snprintf(buf, size, "no pass has completed yet");
+	return false;
+}
+
+static const struct ts_daemon_ops fake_ops = {
+	.load = fake_load,
+	.open = fake_open,
+	.close = fake_close,
+	.carry_take = fake_carry_take,
+	.carry_give = fake_carry_give,
+	.pass = fake_pass,
+	.fds = fake_fds,
+	.process_events = fake_events,
+	.metrics = fake_metrics,
+	.ready = fake_ready,
+};
+
+/* --- harness ---------------------------------------------------------------- */
+
+struct run {
+	struct fake *f;
+	struct ts_daemon_options o;
+	pthread_t thread;
+	atomic_int rc;
+	atomic_bool done;
+};
+
+static void *run_main(void *p)
+{
+	struct run *r = p;
+
+	atomic_store(&r->rc, ts_daemon_run_with(&r->o, &fake_ops, r->f));
+	atomic_store(&r->done, true);
+	return NULL;
+}
+
+static void write_config(struct fake *f, const char *text)
+{
+	assert_int_equal(ts_file_write_atomic(f->config, text, strlen(text), 0600), 0);
+}
+
+static void start(struct run *r, struct fake *f)
+{
+	memset(r, 0, sizeof(*r));
+	r->f = f;
+	r->o = (struct ts_daemon_options){ .config = f->config, .stop_grace = 3 * TS_USEC_PER_SEC };
+	assert_int_equal(pthread_create(&r->thread, NULL, run_main, r), 0);
+}
+
+static int finish(struct run *r)
+{
+	kill(getpid(), SIGTERM);
+	pthread_join(r->thread, NULL);
+	return atomic_load(&r->rc);
+}
+
+/* Waits (bounded: a hang fails, it never passes) until *v >= want. */
+static void wait_at_least(struct fake *f, const int *v, int want)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	pthread_mutex_lock(&f->lock);
+	while (*v < want)
+		if (pthread_cond_timedwait(&f->cond, &f->lock, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&f->lock);
+	assert_true(*v >= want);
+}
+
+static void release_pass(struct fake *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->release = true;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* One HTTP request; returns the status (0: no answer) and the body. */
+static int http(const struct fake *f, const char *request, char *body, size_t size)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char buf[8192];
+	size_t len = 0;
+	ssize_t n;
+	int fd, status = 0;
+	struct timeval tv = { 5, 0 };
+
+	sa.sin_port = htons((uint16_t)atoi(strchr(f->listen, ':') + 1));
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (int i = 0; i < 100 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0; i++) {
+		close(fd);
+		usleep(20 * 1000);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	(void)!write(fd, request, strlen(request));
+	while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	close(fd);
+	sscanf(buf, "HTTP/1.%*d %d", &status);
+	if (body) {
+		const char *b = strstr(buf, "\r\n\r\n");
+
+		snprintf(body, size, "%s", b ? b + 4 : "");
+	}
+	return status;
+}
+
+static int setup(void **state)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/ts-daemon-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->config, sizeof(f->config), "%s/config", f->dir);
+	/* PID-derived port: parallel runs do not collide. */
+	snprintf(f->listen, sizeof(f->listen), "127.0.0.1:%d", 20000 + getpid() % 20000);
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	if (pipe2(f->ev_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -1;
+	write_config(f, "rev1\n");
+	ts_cancel_reset();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fake *f = *state;
+	char cmd[128];
+
+	close(f->ev_pipe[0]);
+	close(f->ev_pipe[1]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	pthread_mutex_destroy(&f->lock);
+	pthread_cond_destroy(&f->cond);
+	free(f);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* --- tests -------------------------------------------------------------------- */
+
+/* While a pass is held, /healthz, /metrics and /readyz answer, signals
+ * are read, and the pass keeps running (it was never waited on). */
+static void test_http_answers_during_pass(void **state)
+{
+	struct fake *f = *state;
+	struct run r;
+	char body[4096];
+
+	f->block = true;
+	start(&r, f);
+	wait_at_least(f, &f->passes_started, 1);
+	assert_int_equal(http(f, "GET /healthz HTTP/1.0\r\n\r\n", body, sizeof(body)), 200);
+	assert_string_equal(body, "ok\n");
+	assert_int_equal(http(f, "GET /readyz HTTP/1.0\r\n\r\n", body, sizeof(body)), 503);
+	assert_non_null(strstr(body, "no pass has completed yet"));
+	pthread_mutex_lock(&f->lock);
+	assert_true(f->in_pass); /* answered while the pass was running */
+	pthread_mutex_unlock(&f->lock);
+	release_pass(f);
+	wait_at_least(f, &f->passes_done, 1);
+	f->block = false;
+	/* The loop publishes after the pass; poll for it (bounded). */
+	for (int i = 0; i < 100; i++) {
+		if (http(f, "GET /readyz HTTP/1.0\r\n\r\n", body, sizeof(body)) == 200)
+			break;
+		usleep(20 * 1000);
+	}
+	assert_int_equal(http(f, "GET /readyz HTTP/1.0\r\n\r\n", body, sizeof(body)), 200);
+	/* HEAD, query strings, other methods, unknown paths */
+	assert_int_equal(http(f, "HEAD /healthz HTTP/1.0\r\n\r\n", body, sizeof(body)), 200);
+	assert_string_equal(body, "");
+	assert_int_equal(http(f, "GET /metrics?x=1&y HTTP/1.0\r\n\r\n", body, sizeof(body)), 200);
+	assert_non_null(strstr(body, "fake_counter 1\n"));
+	assert_non_null(strstr(body, "tunnelsync_config_last_reload_successful 1\n"));
+	assert_int_equal(http(f, "POST /metrics HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc", body,
+			      sizeof(body)),
+			 405);
+	assert_int_equal(http(f, "DELETE /healthz HTTP/1.0\r\n\r\n", NULL, 0), 405);
+	assert_int_equal(http(f, "GET /nothing HTTP/1.0\r\n\r\n", NULL, 0), 404);
+	assert_int_equal(finish(&r), 0);
+}
+
+/* Events during a pass coalesce into one follow-up pass, run at once
+ * when it ends; an event when idle starts a pass at once (no debounce). */
+static void test_events_coalesce(void **state)
+{
+	struct fake *f = *state;
+	struct run r;
+
+	f->block = true;
+	start(&r, f);
+	wait_at_least(f, &f->passes_started, 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(write(f->ev_pipe[1], "e", 1), 1);
+	f->block = false;
+	release_pass(f);
+	wait_at_least(f, &f->passes_done, 2);
+	usleep(200 * 1000); /* a third pass would have started by now */
+	pthread_mutex_lock(&f->lock);
+	assert_int_equal(f->passes_started, 2);
+	pthread_mutex_unlock(&f->lock);
+	assert_int_equal(write(f->ev_pipe[1], "e", 1), 1);
+	wait_at_least(f, &f->passes_done, 3);
+	assert_int_equal(finish(&r), 0);
+}
+
+/* SIGTERM during a pass: the pass sees the cancellation, the loop waits
+ * for it and returns 0 (well within the grace). */
+static void test_sigterm_mid_pass(void **state)
+{
+	struct fake *f = *state;
+	struct run r;
+
+	f->block = true;
+	start(&r, f);
+	wait_at_least(f, &f->passes_started, 1);
+	assert_int_equal(finish(&r), 0);
+	assert_true(f->saw_cancel);
+	assert_int_equal(f->passes_done, 1);
+}
+
+/* A revision whose agent cannot open keeps the last good one (reopened,
+ * with its counters); SIGHUP and passes go on; an invalid config too. */
+static void test_reload_keeps_last_good(void **state)
+{
+	struct fake *f = *state;
+	struct run r;
+	char body[4096];
+
+	start(&r, f);
+	wait_at_least(f, &f->passes_done, 1);
+	write_config(f, "unusable-state-dir\n");
+	kill(getpid(), SIGHUP);
+	wait_at_least(f, &f->open_failures, 1);
+	wait_at_least(f, &f->passes_done, 2);
+	pthread_mutex_lock(&f->lock);
+	assert_int_equal(f->opens, 3); /* rev1, unusable (refused), rev1 again */
+	assert_int_equal(f->carries_given, 1);
+	assert_int_equal(f->carried_counter, 1);
+	pthread_mutex_unlock(&f->lock);
+	for (int i = 0; i < 100; i++) {
+		if (http(f, "GET /metrics HTTP/1.0\r\n\r\n", body, sizeof(body)) == 200 &&
+		    strstr(body, "fake_counter 2\n"))
+			break;
+		usleep(20 * 1000);
+	}
+	assert_non_null(strstr(body, "fake_counter 2\n")); /* counted on from 1 */
+	assert_non_null(strstr(body, "tunnelsync_config_last_reload_successful 0\n"));
+	assert_non_null(strstr(body, "tunnelsync_config_info{revision=\"rev1\"} 1\n"));
+
+	write_config(f, "bad\n");
+	kill(getpid(), SIGHUP);
+	wait_at_least(f, &f->passes_done, 3);
+	write_config(f, "rev2\n");
+	kill(getpid(), SIGHUP);
+	wait_at_least(f, &f->passes_done, 4);
+	pthread_mutex_lock(&f->lock);
+	assert_int_equal(f->carries_given, 2);
+	assert_int_equal(f->carried_counter, 3);
+	pthread_mutex_unlock(&f->lock);
+	assert_int_equal(finish(&r), 0);
+}
+
+/* 200 connections that never send a byte, and one trickling client: the
+ * loop goes on (SIGHUP passes), and /healthz answers once they time out. */
+static void test_hostile_clients(void **state)
+{
+	struct fake *f = *state;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int fds[200], n = 0, trickle;
+	struct run r;
+
+	start(&r, f);
+	wait_at_least(f, &f->passes_done, 1);
+	assert_int_equal(http(f, "GET /healthz HTTP/1.0\r\n\r\n", NULL, 0), 200);
+	sa.sin_port = htons((uint16_t)atoi(strchr(f->listen, ':') + 1));
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	for (int i = 0; i < 200; i++) {
+		fds[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(fds[n], (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			n++;
+		else
+			close(fds[n]);
+	}
+	trickle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	(void)connect(trickle, (struct sockaddr *)&sa, sizeof(sa));
+	for (int i = 0; i < 3; i++) {
+		kill(getpid(), SIGHUP);
+		wait_at_least(f, &f->passes_done, 2 + i);
+		(void)!write(trickle, "G", 1);
+		usleep(300 * 1000);
+	}
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	close(trickle);
+	for (int i = 0; i < 100; i++) {
+		if (http(f, "GET /healthz HTTP/1.0\r\n\r\n", NULL, 0) == 200)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(http(f, "GET /healthz HTTP/1.0\r\n\r\n", NULL, 0), 200);
+	assert_int_equal(finish(&r), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_http_answers_during_pass, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_events_coalesce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_mid_pass, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_keeps_last_good, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_clients, setup, teardown),
+	};
+	sigset_t mask;
+
+	/* The loop's signalfd reads these; no thread may take them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
