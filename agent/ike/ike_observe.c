@@ -302,6 +302,18 @@ static int reauth(struct ts_vici_client *c, const struct ts_tunnel *t, bool over
 	return r == -EIO ? 0 : r;
 }
 
+int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
+		  size_t err_size)
+{
+	return reauth(c, t, true, timeout_ms, err, err_size);
+}
+
+int ts_ike_reinitiate(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms,
+		      char *err, size_t err_size)
+{
+	return reauth(c, t, false, timeout_ms, err, err_size);
+}
+
 /* --- updating a changed connection --------------------------------------- */
 
 void ts_ike_update_needs(const struct ts_changes *c, bool *ret_key, bool *ret_reestablish)
@@ -443,17 +455,6 @@ int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const cha
 		}
 	}
 	return 0;
-
-int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
-		  size_t err_size)
-{
-	return reauth(c, t, true, timeout_ms, err, err_size);
-}
-
-int ts_ike_reinitiate(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms,
-		      char *err, size_t err_size)
-{
-	return reauth(c, t, false, timeout_ms, err, err_size);
 }
 
 /* --- observing ----------------------------------------------------------- */
