@@ -340,8 +340,11 @@ static int index_build(const struct text *t, struct cfg_text_index **ret_ix)
 	ix = calloc(1, sizeof(*ix));
 	if (!ix)
 		goto fail;
-	qsort(names.v, names.n, sizeof(*names.v), cmp_occ);
-	qsort(pairs.v, pairs.n, sizeof(*pairs.v), cmp_occ);
+	/* qsort(NULL, 0, ...) is undefined (UBSan, found by fuzzing). */
+	if (names.n)
+		qsort(names.v, names.n, sizeof(*names.v), cmp_occ);
+	if (pairs.n)
+		qsort(pairs.v, pairs.n, sizeof(*pairs.v), cmp_occ);
 	*ix = (struct cfg_text_index){
 		.names = names.v, .n_names = names.n, .pairs = pairs.v, .n_pairs = pairs.n
 	};
@@ -375,9 +378,12 @@ static const struct cfg_occ *occ_first(const struct cfg_occ *v, size_t n, uint32
 static const char *find_name(const struct text *t, const char *from, const char *name, size_t len,
 			     unsigned *ret_line)
 {
-	const struct cfg_occ *o, *end = t->ix->names + t->ix->n_names;
+	const struct cfg_occ *o, *end;
 	uint32_t h = name_hash(name, len);
 
+	if (!t->ix->n_names)
+		return NULL; /* names is NULL: no pointer arithmetic on it */
+	end = t->ix->names + t->ix->n_names;
 	for (o = occ_first(t->ix->names, t->ix->n_names, h, (size_t)(from - t->text));
 	     o < end && o->hash == h; o++) {
 		struct member m;
@@ -424,6 +430,8 @@ static const char *find_key(const struct text *t, const char *from, const char *
 		}
 		return NULL;
 	}
+	if (!t->ix->n_pairs)
+		return NULL;
 	h = pair_hash(key, key_len, value, value_len);
 	end = t->ix->pairs + t->ix->n_pairs;
 	for (o = occ_first(t->ix->pairs, t->ix->n_pairs, h, (size_t)(from - t->text));

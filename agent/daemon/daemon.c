@@ -83,6 +83,7 @@ struct daemon {
 	bool reload;
 	bool events_kick; /* read the agent's events now (VICI socket back) */
 	ts_usec_t reconnect_at;
+	ts_usec_t reload_at; /* a config file changed: reload then */
 	bool stop;
 	ts_usec_t stop_deadline;
 	/* systemd */
@@ -410,9 +411,11 @@ static void handle_inotify(struct daemon *d)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	const char *sock = d->desired ? strrchr(d->desired->agent.vici_socket, '/') : NULL;
+	const char *base = strrchr(d->o->config, '/');
 	bool config = false;
 	ssize_t n;
 
+	base = base ? base + 1 : d->o->config;
 	sock = sock ? sock + 1 : d->desired ? d->desired->agent.vici_socket : NULL;
 	while ((n = read(d->ino_fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
@@ -420,24 +423,28 @@ static void handle_inotify(struct daemon *d)
 
 			if (ev->wd == d->wd_vici && ev->len && sock && strcmp(ev->name, sock) == 0)
 				d->events_kick = true;
-			/* The VICI folder may also be the config's. */
-			if (ev->wd != d->wd_vici || ev->wd == d->wd_parent ||
-			    ev->wd == d->wd_target)
+			/* In the config's folder only the config path itself
+			 * (a file replaced, a link swapped); in the folder it
+			 * resolves to, anything. The VICI folder may be either. */
+			if (ev->wd == d->wd_target ||
+			    (ev->wd == d->wd_parent && (!ev->len || strcmp(ev->name, base) == 0)))
 				config = true;
 			p += sizeof(*ev) + ev->len;
 		}
 	}
-	if (config) {
-		d->reload = true;
-		schedule(d, ts_now_monotonic() + (d->o->debounce ? d->o->debounce : DEFAULT_SETTLE),
-			 "config");
-	}
+	/* A reload first; a pass only if the revision changed. */
+	if (config && !d->reload_at)
+		d->reload_at =
+			ts_now_monotonic() + (d->o->debounce ? d->o->debounce : DEFAULT_SETTLE);
 }
 
 static void events(struct daemon *d)
 {
-	if (d->agent && d->ops->process_events(d->ctx, d->agent) > 0)
+	if (d->agent && d->ops->process_events(d->ctx, d->agent) > 0) {
+		ts_logf(TS_LOG_DEBUG, NULL, NULL, "events ask for a pass%s",
+			d->busy ? " (after the running one)" : "");
 		schedule(d, ts_now_monotonic(), "event");
+	}
 }
 
 int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon_ops *ops,
@@ -506,6 +513,16 @@ int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon
 				d.events_kick = false;
 				events(&d);
 			}
+			if (d.reload_at && d.reload_at <= now) {
+				d.reload_at = 0;
+				r = reload(&d);
+				if (r < 0)
+					goto out;
+				if (r > 0)
+					schedule(&d, now, "config");
+				publish(&d);
+				continue;
+			}
 			if (d.pass_at && d.pass_at <= now) {
 				if (d.reload || !d.agent) {
 					d.reload = false;
@@ -564,6 +581,8 @@ int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon
 		}
 		if (!d.busy && !d.stop && d.pass_at && d.pass_at < wake)
 			wake = d.pass_at;
+		if (!d.busy && !d.stop && d.reload_at && d.reload_at < wake)
+			wake = d.reload_at;
 		if (d.watchdog_every && d.watchdog_at < wake)
 			wake = d.watchdog_at;
 		if (d.stop && d.stop_deadline < wake)

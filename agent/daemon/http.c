@@ -144,7 +144,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	return reply(conn, MHD_HTTP_NOT_FOUND, TEXT, "not found\n");
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's printf-style logger (the attribute lets clang's
+ * -Wformat-nonliteral see that fmt is a format). */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[256];
 

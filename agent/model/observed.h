@@ -106,6 +106,9 @@ struct ts_obs_kernel {
 	bool sa_pair_ok;   /* an ESP SA in each direction between the endpoints, alive */
 	bool policies_ok;  /* the tunnel's policies (in, out, fwd) present */
 	bool hard_expired; /* a hard expiry was seen without a replacement */
+	/* The current SA pair has carried packets both ways (its counters);
+	 * true when the kernel is not checked (nothing to count with). */
+	bool traffic_both_ways;
 };
 
 /* Source `file`: the key file as read this pass. */

@@ -75,6 +75,7 @@ enum ts_plan_cause {
 	TS_CAUSE_FILE_KEY_AGED,	  /* source file: past max age, file unchanged */
 	TS_CAUSE_GROUP_BUSY,	  /* another rotation in the redundancy group */
 	TS_CAUSE_GROUP_PEER_DOWN, /* a group peer is not up */
+	TS_CAUSE_GROUP_SETTLING,  /* a group peer's new SAs are settling */
 	TS_CAUSE_ROTATION_CAP,	  /* max_rotations_per_pass reached */
 	TS_CAUSE_BUDGET,	  /* Cloudflare request budget exhausted */
 	_TS_CAUSE_MAX,

@@ -196,6 +196,7 @@ struct ts_xfrm_tunnel_status {
 	bool sa_in, sa_out;			/* present (matching SPI when one was given) */
 	bool sa_in_alive, sa_out_alive;		/* present, has an add time, no hard expiry seen */
 	uint32_t spi_in, spi_out;		/* the SAs chosen (newest add time) */
+	uint64_t packets_in, packets_out;	/* their packet counters */
 	size_t n_sa_in, n_sa_out;		/* all matching SAs (rekeys overlap) */
 	bool policy_in, policy_out, policy_fwd; /* at least one of each */
 	size_t n_policies_expected, n_policies_found;

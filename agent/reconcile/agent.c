@@ -116,6 +116,22 @@ static int observe(struct ts_agent *a, struct ts_observation *o, struct ts_obser
 	return 0;
 }
 
+/* A damaged record or journal may hold the only local copy of the key
+ * Cloudflare has: never "in sync" while one is there. */
+static void note_store_problems(const struct ts_observation *o, struct ts_pass_result *res)
+{
+	for (size_t i = 0; o->store && i < o->store->n_problems; i++) {
+		const struct ts_store_problem *pb = &o->store->problems[i];
+
+		ts_logf(TS_LOG_ERROR, "store", pb->tunnel[0] ? pb->tunnel : NULL,
+			"%s: %s: held back until repaired (README: Repairing the state directory)",
+			pb->path, pb->message);
+		if (res->n_store_problems++ == 0)
+			snprintf(res->store_problem, sizeof(res->store_problem), "%.500s: %.127s",
+				 pb->path, pb->message);
+	}
+}
+
 static void update_next_due(struct ts_agent *a, const struct ts_observation *o)
 {
 	a->next_due = 0;
@@ -150,6 +166,7 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		return r;
 	}
 	result.planes_ok = o.cf_ok && o.ike_ok && o.kernel_ok && o.store_ok;
+	note_store_problems(&o, &result);
 	update_next_due(a, &o);
 	in = (struct ts_plan_input){
 		.desired = a->desired,
@@ -191,7 +208,8 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		(void)ts_agent_api_state_save(a);
 	a->last_pending = result.n_pending;
 	a->last_failed = result.n_failed;
-	if (result.planes_ok && !result.n_failed) {
+	a->last_store_problems = result.n_store_problems;
+	if (result.planes_ok && !result.n_failed && !result.n_store_problems) {
 		a->passes_ok++;
 		a->last_pass_ok = a->last_pass;
 	}

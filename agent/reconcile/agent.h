@@ -75,6 +75,7 @@ const char *ts_outcome_to_string(enum ts_outcome o);
 
 struct ts_action_outcome {
 	enum ts_outcome status;
+	int error;	  /* -errno of a failure, 0 when none or unknown */
 	char detail[192]; /* why, for humans (never a key); "" when nothing to say */
 };
 
@@ -88,6 +89,11 @@ struct ts_pass_result {
 			     * unconfirmed within the timeout */
 	unsigned n_failed;  /* actions that failed with an error */
 	bool planes_ok;	    /* every plane was read completely */
+	/* Record or journal files that could not be used (corrupt, truncated,
+	 * wrong mode or version): the pass is Stalled until they are repaired
+	 * (README: "Repairing the state directory"). */
+	unsigned n_store_problems;
+	char store_problem[640]; /* the first: "PATH: what is wrong" */
 };
 void ts_pass_result_done(struct ts_pass_result *r);
 

@@ -88,7 +88,7 @@ struct ts_agent {
 	struct ts_agent_tunnel_metrics *metrics; /* one per declared tunnel */
 	unsigned passes, passes_ok;
 	ts_usec_t last_pass, last_pass_ok, last_pass_duration;
-	unsigned last_pending, last_failed;
+	unsigned last_pending, last_failed, last_store_problems;
 	ts_usec_t next_due;
 	struct ts_agent_counters counters;
 	struct ts_mbb_check mbb; /* traffic.c */

@@ -415,6 +415,7 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 	if (phase <= TS_PHASE_ROTATE_GENERATE)
 		run_rotations(a, rots, n_rots);
 	confirm_reauths(a, o, plan, reauthed, outcomes);
+	ts_rotation_adopt_baselines(a, o, rots, n_rots);
 	count_outcomes(plan, res);
 	for (size_t i = 0; i < plan->n_actions; i++) {
 		const struct ts_action *act = &plan->actions[i];

@@ -298,12 +298,15 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 			if (!d->agent.kernel_xfrm) {
 				ot->kernel.sa_pair_ok = true;
 				ot->kernel.policies_ok = true;
+				ot->kernel.traffic_both_ways = true;
 			} else if (i < o->match.n_tunnels) {
 				const struct ts_xfrm_tunnel_status *ks = &o->match.tunnels[i];
 
 				ot->kernel.sa_pair_ok = ks->sa_in_alive && ks->sa_out_alive;
 				ot->kernel.policies_ok = ks->policy_in && ks->policy_out;
 				ot->kernel.hard_expired = ks->hard_expire_seen;
+				ot->kernel.traffic_both_ways =
+					ot->kernel.sa_pair_ok && ks->packets_in && ks->packets_out;
 			}
 		}
 		if (t->psk.source == TS_PSK_SOURCE_FILE && t->psk.file) {

@@ -49,6 +49,7 @@ static const char *const cause_names[_TS_CAUSE_MAX] = {
 	[TS_CAUSE_FILE_KEY_AGED] = "file-key-aged",
 	[TS_CAUSE_GROUP_BUSY] = "group-busy",
 	[TS_CAUSE_GROUP_PEER_DOWN] = "group-peer-down",
+	[TS_CAUSE_GROUP_SETTLING] = "group-settling",
 	[TS_CAUSE_ROTATION_CAP] = "rotation-cap",
 	[TS_CAUSE_BUDGET] = "budget",
 };
@@ -506,7 +507,8 @@ static int plan_rotation_cause(struct planner *p, struct tstate *ts)
 	else if (!ts->rec_usable)
 		want(ts, TS_CAUSE_RECORD_MISMATCH, 1, "key record is for tunnel id %s",
 		     rec->tunnel_id);
-	else if (ts->cf_ok && o->cf.present && o->cf.last_generated_on > rec->last_generated_on)
+	else if (ts->cf_ok && o->cf.present && rec->last_generated_on &&
+		 o->cf.last_generated_on > rec->last_generated_on)
 		want(ts, TS_CAUSE_REGENERATED, 1, "key regenerated on Cloudflare (%s)",
 		     "last_generated_on newer than the record");
 	else if (file && o->keyfile.ok && !ts_streq(o->keyfile.fingerprint, rec->fingerprint))
@@ -573,10 +575,37 @@ static int cmp_candidates(const void *a, const void *b)
 	return strcmp(x->t->name, y->t->name);
 }
 
+/* Settle window: after a peer's rotation (a key of generation 2 or more
+ * applied settle-time ago or less), its new SAs are still spreading over
+ * Cloudflare's servers (90-150 s) and the edge may show it degraded: the
+ * others wait that long, and then until the peer's new SA pair has
+ * carried packets both ways (the kernel's counters), but no longer than
+ * SETTLE_TRAFFIC_FACTOR settle times (an idle link never shows traffic).
+ * Returns the seconds left, 0 when o does not hold c back. */
+#define SETTLE_TRAFFIC_FACTOR 10
+
+static uint64_t settle_left(const struct planner *p, const struct tstate *o, bool *ret_traffic)
+{
+	uint64_t settle = p->in->desired->agent.settle_time, age;
+
+	*ret_traffic = false;
+	if (!settle || !o->rec || o->rec->generation < 2 || p->in->now < o->rec->applied_at)
+		return 0;
+	age = (uint64_t)(p->in->now - o->rec->applied_at) / TS_USEC_PER_SEC;
+	if (age < settle)
+		return settle - age;
+	if (age < settle * SETTLE_TRAFFIC_FACTOR && o->kern_ok && !o->o->kernel.traffic_both_ways) {
+		*ret_traffic = true;
+		return settle * SETTLE_TRAFFIC_FACTOR - age;
+	}
+	return 0;
+}
+
 /* Group rules for candidate c among all managed tunnels. Returns the
- * deferral cause, or -1 when c may rotate; *ret_peer names the culprit. */
-static int group_blocks(const struct tstate *c, const struct tstate *all, size_t n,
-			const char **ret_peer)
+ * deferral cause, or -1 when c may rotate; *ret_peer names the culprit,
+ * *ret_left the seconds a settling peer still needs. */
+static int group_blocks(const struct planner *p, const struct tstate *c, const struct tstate *all,
+			size_t n, const char **ret_peer, uint64_t *ret_left, bool *ret_traffic)
 {
 	const char *group = c->t->redundancy_group;
 
@@ -603,6 +632,19 @@ static int group_blocks(const struct tstate *c, const struct tstate *all, size_t
 		if (o != c && ts_streq(o->t->redundancy_group, group) && !o->up) {
 			*ret_peer = o->t->name;
 			return TS_CAUSE_GROUP_PEER_DOWN;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct tstate *o = &all[i];
+		uint64_t left;
+
+		if (o == c || !ts_streq(o->t->redundancy_group, group))
+			continue;
+		left = settle_left(p, o, ret_traffic);
+		if (left) {
+			*ret_peer = o->t->name;
+			*ret_left = left;
+			return TS_CAUSE_GROUP_SETTLING;
 		}
 	}
 	return -1;
@@ -664,10 +706,15 @@ static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
 		bool generate = c->t->psk.source == TS_PSK_SOURCE_GENERATE;
 		bool forced = c->rotate_cause == TS_CAUSE_FORCED;
 		const char *peer = NULL;
+		uint64_t left = 0;
+		bool traffic = false;
 		uint32_t cost;
 		int cause;
 
-		cause = group_blocks(c, all, n, &peer);
+		cause = group_blocks(p, c, all, n, &peer, &left, &traffic);
+		/* An operator's explicit rotate does not wait for a settle. */
+		if (cause == TS_CAUSE_GROUP_SETTLING && forced)
+			cause = -1;
 		/* A key Cloudflare takes must be loadable here at once, or the
 		 * rotation itself takes the tunnel down until the IKE daemon is
 		 * back: no rotation while the IKE plane is unread. */
@@ -680,6 +727,9 @@ static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
 		else if (cause == TS_CAUSE_GROUP_PEER_DOWN)
 			r = defer(p, c, cause, "%s in group %s is not up", peer,
 				  c->t->redundancy_group);
+		else if (cause == TS_CAUSE_GROUP_SETTLING)
+			r = defer(p, c, cause, "%s's new SAs settle: %" PRIu64 " s left%s", peer,
+				  left, traffic ? " (no traffic both ways yet)" : "");
 		else if (!forced && agent->max_rotations_per_pass > 0 &&
 			 p->n_capped >= agent->max_rotations_per_pass)
 			r = defer(p, c, TS_CAUSE_ROTATION_CAP,

@@ -15,7 +15,9 @@
  *   tunnel's key; no new rotation starts for it meanwhile.
  * - Rotation causes, in this precedence: forced, bootstrap (no record),
  *   record for another tunnel id, regenerated elsewhere (Cloudflare's
- *   last_generated_on newer than the record's), key file changed,
+ *   last_generated_on newer than the record's, which is the baseline the
+ *   agent read from Cloudflare's list after its own write; a record
+ *   without one (0) decides nothing: the agent adopts one), key file changed,
  *   authentication failures (>= threshold since the key was applied, when
  *   rotate_on_auth_failure; else reported; not while the IKE daemon lacks
  *   the record's key: load-key is the remedy then), max age (source file: reported,

@@ -458,6 +458,16 @@ static int real_store_discard(void *ctx, const char *tunnel)
 	return p->store ? ts_store_journal_discard(p->store, tunnel) : -ENODEV;
 }
 
+static int real_store_adopt_baseline(void *ctx, const char *tunnel, const char *fingerprint,
+				     ts_usec_t last_generated_on)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_record_adopt_baseline(p->store, tunnel, fingerprint,
+							 last_generated_on)
+			: -ENODEV;
+}
+
 static const char *real_store_error(void *ctx)
 {
 	struct real_planes *p = ctx;
@@ -609,6 +619,7 @@ static const struct ts_planes_ops real_ops = {
 	.store_advance = real_store_advance,
 	.store_commit = real_store_commit,
 	.store_discard = real_store_discard,
+	.store_adopt_baseline = real_store_adopt_baseline,
 	.store_error = real_store_error,
 	.store_dir = real_store_dir,
 	.conn_record_read = real_conn_record_read,

@@ -108,6 +108,8 @@ struct ts_planes_ops {
 	int (*store_commit)(void *ctx, const char *tunnel, ts_usec_t applied_at,
 			    struct ts_key_record *ret_record);
 	int (*store_discard)(void *ctx, const char *tunnel);
+	int (*store_adopt_baseline)(void *ctx, const char *tunnel, const char *fingerprint,
+				    ts_usec_t last_generated_on);
 	/* What was last loaded into the IKE daemon and established, per
 	 * tunnel (store/conn_record.h): -ENOENT none (or no directory),
 	 * -EBADMSG unusable. Writing needs the store open for writing. */

@@ -108,6 +108,10 @@ static const char *condition(const struct ts_pass_result *res, const char **ret_
 		*ret_reason = "PlaneUnavailable";
 		return "Stalled";
 	}
+	if (res->n_store_problems) {
+		*ret_reason = "StoreDamaged";
+		return "Stalled";
+	}
 	if (res->n_failed) {
 		*ret_reason = "ApplyFailed";
 		return "Stalled";
@@ -148,6 +152,9 @@ static json_t *conditions_json(struct ts_agent *a, const struct ts_observation *
 			 o->cf_ok ? "" : " cloudflare", o->ike_ok ? "" : " ike",
 			 o->kernel_ok ? "" : " kernel", o->store_ok ? "" : " store",
 			 cs.hold_until ? "; API requests held until " : "", until);
+	else if (res->n_store_problems)
+		snprintf(msg, sizeof(msg), "%.400s (repair: README, Repairing the state directory)",
+			 res->store_problem);
 	else if (res->n_failed)
 		snprintf(msg, sizeof(msg), "%u actions failed (see tunnels[].last_error)",
 			 res->n_failed);
@@ -336,6 +343,8 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 	json_object_set_new(root, "node", json_string(a->desired->agent.node_name));
 	json_object_set_new(root, "condition", json_string(cond));
 	json_object_set_new(root, "reason", json_string(reason));
+	json_object_set_new(root, "store_problem",
+			    res->n_store_problems ? json_string(res->store_problem) : json_null());
 	json_object_set_new(root, "conditions", conditions_json(a, o, res, cond, reason, old));
 	json_object_set_new(root, "suspended", json_boolean(a->desired->agent.suspend));
 	json_object_set_new(root, "make_before_break",
@@ -417,6 +426,9 @@ int ts_status_print_text(const char *json_text, FILE *out)
 		str_or(root, "reason", "?"), str_or(root, "time", "?"));
 	fprintf(out, "revision:  applied %s, attempted %s\n", str_or(rev, "applied", "-"),
 		str_or(rev, "attempted", "-"));
+	if (json_is_string(json_object_get(root, "store_problem")))
+		fprintf(out, "stalled:   %s (repair it: README, Repairing the state directory)\n",
+			str_or(root, "store_problem", ""));
 	{
 		const json_t *c;
 		size_t k;

@@ -167,6 +167,12 @@ int ts_store_journal_advance(struct ts_store *store, const struct ts_journal_ent
  * On success *ret_record (if not NULL) gets the new record. */
 int ts_store_journal_commit(struct ts_store *store, const char *tunnel, ts_usec_t applied_at,
 			    struct ts_key_record *ret_record);
+/* Sets the record's last_generated_on baseline (the value Cloudflare's
+ * list showed after the agent's own write) when the record has none (0)
+ * and still holds the key with this fingerprint; -ESTALE otherwise (the
+ * record changed since it was observed: nothing written). */
+int ts_store_record_adopt_baseline(struct ts_store *store, const char *tunnel,
+				   const char *fingerprint, ts_usec_t last_generated_on);
 /* Drops a rotation that provably never changed Cloudflare's key (e.g. the
  * bulk call reported the tunnel unapplied). Never for a later step. */
 int ts_store_journal_discard(struct ts_store *store, const char *tunnel);

@@ -575,11 +575,13 @@ static int tunnel_statuses(struct matcher *m, const struct ts_xfrm_snapshot *sna
 			st[i].sa_in = true;
 			st[i].spi_in = p.best_in[i]->spi;
 			st[i].sa_in_alive = p.best_in[i]->cur.add_time != 0;
+			st[i].packets_in = p.best_in[i]->cur.packets;
 		}
 		if (p.best_out[i]) {
 			st[i].sa_out = true;
 			st[i].spi_out = p.best_out[i]->spi;
 			st[i].sa_out_alive = p.best_out[i]->cur.add_time != 0;
+			st[i].packets_out = p.best_out[i]->cur.packets;
 		}
 		st[i].n_policies_expected = e->n_policies;
 		for (size_t j = 0; j < e->n_policies; j++)

@@ -115,6 +115,7 @@ static void world_init(struct world *w)
 		o->ike.sa_state = TS_OBS_SA_ESTABLISHED;
 		o->ike.child_up = true;
 		o->kernel.ok = o->kernel.sa_pair_ok = o->kernel.policies_ok = true;
+		o->kernel.traffic_both_ways = true;
 		o->keyfile.ok = true;
 		snprintf(o->keyfile.fingerprint, sizeof(o->keyfile.fingerprint), FP_A);
 		o->store.ok = true;
@@ -167,6 +168,8 @@ static void edit_global(struct world *w, const char *k, const char *v)
 		w->d.agent.max_rotations_per_pass = (uint32_t)num(v);
 	else if (is(k, "budget"))
 		w->budget = (uint32_t)num(v);
+	else if (is(k, "settle"))
+		w->d.agent.settle_time = (uint32_t)num(v);
 	else if (is(k, "forced")) {
 		snprintf(w->forced_names[w->n_forced], sizeof(w->forced_names[0]), "%s", v);
 		w->forced[w->n_forced] = w->forced_names[w->n_forced];
@@ -235,6 +238,10 @@ static void edit_tunnel(struct world *w, int i, const char *k, const char *v)
 			fail_msg("record=%s", v);
 	} else if (is(k, "age"))
 		r->applied_at = NOW - num(v) * TS_USEC_PER_SEC;
+	else if (is(k, "gen"))
+		r->generation = (uint64_t)num(v);
+	else if (is(k, "traffic"))
+		o->kernel.traffic_both_ways = flag(v);
 	else if (is(k, "record.lgo"))
 		r->last_generated_on = num(v) ? NOW - num(v) * TS_USEC_PER_SEC : 0;
 	else if (is(k, "store.ok"))
@@ -395,9 +402,11 @@ static const struct tcase cases[] = {
 	{ "regenerated on Cloudflare",
 	  { "t3.cf.lgo=60" },
 	  E({ K(ROTATE), "t3", P(CLOUDFLARE), C(REGENERATED) }) },
-	{ "record without last_generated_on, Cloudflare has one",
+	/* Issue 9: no baseline (a write answer without psk_metadata, an
+	 * older record) decides nothing; the agent adopts the list's value. */
+	{ "record without last_generated_on baseline, Cloudflare has one: nothing",
 	  { "t1.record.lgo=0" },
-	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(REGENERATED) }) },
+	  NONE },
 	{ "Cloudflare last_generated_on older than record: nothing", { "t1.cf.lgo=172800" }, NONE },
 	{ "key file changed",
 	  { "t1.source=file", "t1.file=changed" },
@@ -669,6 +678,39 @@ static const struct tcase cases[] = {
 	  { "t1.group=g", "t2.group=g", "t1.age=2592000", "t2.store.ok=0" },
 	  E({ K(DEFER_ROTATION), "t1", P(CLOUDFLARE), C(GROUP_BUSY) },
 	    { K(REPORT), "t2", P(STORE), C(STORE_CORRUPT) }) },
+
+	/* ---- settle window (t2 rotated AGE s ago: generation 2) ---- */
+	{ "settle: peer rotated 60 s ago, settle 150 s: wait",
+	  { "settle=150", "t1.group=g", "t2.group=g", "t1.age=2592000", "t2.gen=2", "t2.age=60" },
+	  E({ K(DEFER_ROTATION), "t1", P(CLOUDFLARE), C(GROUP_SETTLING) }) },
+	{ "settle: time passed, but the peer's new SAs carried no traffic both ways: wait",
+	  { "settle=150", "t1.group=g", "t2.group=g", "t1.age=2592000", "t2.gen=2", "t2.age=200",
+	    "t2.traffic=0" },
+	  E({ K(DEFER_ROTATION), "t1", P(CLOUDFLARE), C(GROUP_SETTLING) }) },
+	{ "settle: time passed and traffic both ways: rotate",
+	  { "settle=150", "t1.group=g", "t2.group=g", "t1.age=2592000", "t2.gen=2", "t2.age=200" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) }) },
+	{ "settle: an idle peer holds the others back 10 settle times at most",
+	  { "settle=150", "t1.group=g", "t2.group=g", "t1.age=2592000", "t2.gen=2", "t2.age=1500",
+	    "t2.traffic=0" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) }) },
+	{ "settle: a peer's first key is no rotation (bootstrap): no wait",
+	  { "settle=150", "t1.group=g", "t2.group=g", "t1.age=2592000", "t2.gen=1", "t2.age=60" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) }) },
+	{ "settle: an operator's rotate does not wait",
+	  { "settle=150", "forced=t1", "t1.group=g", "t2.group=g", "t2.gen=2", "t2.age=60" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(FORCED) }) },
+	{ "settle: settle-time 0 turns it off",
+	  { "settle=0", "t1.group=g", "t2.group=g", "t1.age=2592000", "t2.gen=2", "t2.age=1",
+	    "t2.traffic=0" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) }) },
+	{ "settle: a tunnel that is down rotates at once (it carries nothing)",
+	  { "settle=150", "t1.group=g", "t2.group=g", "t1.authfail=4", "t1.down=1", "t2.gen=2",
+	    "t2.age=60" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(AUTH_FAILURES) }) },
+	{ "settle: other groups do not wait",
+	  { "settle=150", "t1.group=g1", "t2.group=g2", "t1.age=2592000", "t2.gen=2", "t2.age=60" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) }) },
 
 	/* ---- cap and budget ---- */
 	{ "cap: max rotations per pass, broken first then by name",
@@ -980,6 +1022,24 @@ static void test_order_independent_of_input(void **state)
 	ts_plan_free(b);
 }
 
+/* The settle deferral says how long is left, as plan shows it. */
+static void test_settle_time_left(void **state)
+{
+	struct ts_plan *plan;
+	struct world w;
+
+	(void)state;
+	run_case(find_case("settle: peer rotated 60 s ago, settle 150 s: wait"), &plan, &w);
+	assert_int_equal(plan->n_actions, 1);
+	assert_non_null(strstr(plan->actions[0].reason, "t2's new SAs settle: 90 s left"));
+	ts_plan_free(plan);
+	run_case(find_case("settle: time passed, but the peer's new SAs carried no traffic both "
+			   "ways: wait"),
+		 &plan, &w);
+	assert_non_null(strstr(plan->actions[0].reason, "1300 s left (no traffic both ways yet)"));
+	ts_plan_free(plan);
+}
+
 static void test_format(void **state)
 {
 	struct ts_plan *plan;
@@ -1103,6 +1163,7 @@ int main(void)
 		cmocka_unit_test(test_api_calls_counted),
 		cmocka_unit_test(test_order_independent_of_input),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_settle_time_left),
 		cmocka_unit_test(test_name_tables_complete),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_every_cause_covered),
