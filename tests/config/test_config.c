@@ -508,7 +508,10 @@ static void test_defaults_and_order(void **state)
 	assert_null(d->agent.metrics_listen);
 	assert_false(d->agent.suspend);
 	assert_false(d->agent.prune);
-	assert_int_equal(d->agent.max_rotations_per_pass, 8);
+	assert_int_equal(d->agent.max_rotations_per_pass, 0); /* deprecated: no default */
+	assert_int_equal(d->agent.rotation_max_in_flight, 1000);
+	assert_int_equal(d->agent.rotation_bulk_batch_size, 100);
+	assert_int_equal(d->agent.rotation_max_age_jitter, 10);
 	assert_string_equal(d->cloudflare.api_base_url, "https://api.cloudflare.com/client/v4");
 	assert_int_equal(d->cloudflare.auth, TS_CF_AUTH_TOKEN);
 	assert_null(d->cloudflare.token_file); /* CLOUDFLARE_API_TOKEN */
