@@ -487,7 +487,7 @@ static void on_event_scan(void *userdata, const char *event, const struct ts_vic
 		sc->relevant = true;
 }
 
-static bool xfrm_event_owned(const struct real_planes *p, const struct ts_xfrm_event *ev)
+bool ts_planes_xfrm_event_owned(const struct ts_xfrm_owner *owner, const struct ts_xfrm_event *ev)
 {
 	switch (ev->type) {
 	case TS_XFRM_EVENT_SA_NEW:
@@ -495,11 +495,11 @@ static bool xfrm_event_owned(const struct real_planes *p, const struct ts_xfrm_e
 	case TS_XFRM_EVENT_SA_DEL:
 	case TS_XFRM_EVENT_SA_EXPIRE_SOFT:
 	case TS_XFRM_EVENT_SA_EXPIRE_HARD:
-		return ts_xfrm_sa_owned(&p->owner, &ev->sa);
+		return ts_xfrm_sa_owned(owner, &ev->sa);
 	case TS_XFRM_EVENT_ACQUIRE:
-		return ts_xfrm_policy_owned(&p->owner, &ev->acquire.policy);
+		return ts_xfrm_policy_owned(owner, &ev->acquire.policy);
 	default:
-		return ts_xfrm_policy_owned(&p->owner, &ev->policy);
+		return ts_xfrm_policy_owned(owner, &ev->policy);
 	}
 }
 
@@ -536,7 +536,7 @@ static int real_process_events(void *ctx)
 		/* Only the agent's own objects (struct ts_xfrm_owner) ask for a
 		 * pass: another IKE daemon's or an operator's SAs do not. */
 		for (size_t i = 0; r > 0 && i < ch.n_events; i++)
-			if (xfrm_event_owned(p, &ch.events[i]))
+			if (ts_planes_xfrm_event_owned(&p->owner, &ch.events[i]))
 				sc.relevant = true;
 		if (ch.resync != TS_XFRM_RESYNC_NONE)
 			sc.relevant = true;

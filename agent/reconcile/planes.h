@@ -132,3 +132,7 @@ struct ts_agent_options;
 int ts_planes_open_real(const struct ts_desired *desired, const struct ts_agent_options *options,
 			const char *state_dir, struct ts_planes *ret_planes);
 void ts_planes_close(struct ts_planes *planes);
+
+/* Whether an XFRM event is about one of the agent's own objects (the
+ * owner spec): only those ask the daemon for a pass. */
+bool ts_planes_xfrm_event_owned(const struct ts_xfrm_owner *owner, const struct ts_xfrm_event *ev);
