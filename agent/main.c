@@ -248,6 +248,12 @@ static int apply_pass(const struct options *o, const char *const *forced, size_t
 
 	if (run_pass(o, false, forced, n_forced, &res, &d) < 0)
 		return EXIT_FAIL;
+	/* A dry run shows what a pass would do: the plan, as `plan` prints it. */
+	if (o->dry_run && print_plan(o, res.plan) < 0) {
+		ts_pass_result_done(&res);
+		ts_desired_free(d);
+		return EXIT_FAIL;
+	}
 	r = pass_exit(o, &res);
 	ts_pass_result_done(&res);
 	ts_desired_free(d);

@@ -555,7 +555,7 @@ static ts_usec_t backoff_delay(struct ts_cf_client *c, unsigned attempt)
 }
 
 struct cf_call {
-	const char *method; /* GET or POST */
+	const char *method; /* GET, POST or PUT */
 	const char *suffix; /* after …/magic/ipsec_tunnels */
 	bool validate_only;
 	const struct cf_buf *body;
@@ -665,11 +665,14 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 		curl_easy_setopt(c->curl, CURLOPT_URL, url);
 		if (call->body) {
 			curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+			curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST,
+					 strcmp(call->method, "PUT") == 0 ? "PUT" : NULL);
 			/* Not COPYPOSTFIELDS: curl sends from our wiped buffer. */
 			curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, call->body->data);
 			curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 					 (curl_off_t)call->body->len);
 		} else {
+			curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL);
 			curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 		}
 		/* A request that must not be replayed gets a fresh connection:
@@ -862,6 +865,48 @@ int ts_cf_get_tunnel(struct ts_cf_client *c, const char *tunnel_id, struct ts_cf
 	if (r >= 0)
 		r = ts_cf_parse_tunnel_single(resp.data, resp.len, status, ret_tunnel, err);
 	buf_release(&resp);
+	return r;
+}
+
+int ts_cf_update_tunnel(struct ts_cf_client *c, const struct ts_tunnel *t, bool validate_only,
+			struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err)
+{
+	struct cf_call get = { .method = "GET", .replay_safe = true };
+	struct cf_call put = { .method = "PUT", .replay_safe = true };
+	struct cf_buf resp = { 0 }, body = { 0 };
+	char suffix[TS_CF_ID_LEN + 2];
+	char *text = NULL;
+	size_t len = 0;
+	long status;
+	int r;
+
+	ts_cf_error_done(err);
+	if (!t || !ts_cf_id_valid(t->id))
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL, "invalid tunnel id");
+	snprintf(suffix, sizeof(suffix), "/%s", t->id);
+	get.suffix = put.suffix = suffix;
+	put.validate_only = validate_only;
+	/* Read first: the update carries every property, and those the
+	 * config does not declare must keep Cloudflare's current values. */
+	r = cf_call(c, &get, &resp, &status, err);
+	if (r >= 0)
+		r = ts_cf_build_tunnel_update(resp.data, resp.len, status, t, &text, &len, err);
+	buf_release(&resp);
+	if (r < 0)
+		return r;
+	r = buf_append(&body, text, len);
+	free(text);
+	if (r < 0) {
+		buf_release(&body);
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r, "out of memory");
+	}
+	put.body = &body;
+	/* PUT is idempotent: the same body again sets the same values. */
+	r = cf_call(c, &put, &resp, &status, err);
+	if (r >= 0)
+		r = ts_cf_parse_tunnel_modified(resp.data, resp.len, status, ret_tunnel, err);
+	buf_release(&resp);
+	buf_release(&body);
 	return r;
 }
 
