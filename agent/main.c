@@ -32,6 +32,7 @@ struct options {
 	const char *state_dir;
 	bool json;
 	bool dry_run;
+	bool cancel; /* rotate --cancel */
 	char **args; /* positional arguments after the command */
 	int n_args;
 };
@@ -160,7 +161,12 @@ static int run_pass(const struct options *o, bool readonly, const char *const *f
 		ts_desired_free(d);
 		return r;
 	}
-	r = ts_agent_pass(a, forced, n_forced, ret_result);
+	/* `rotate`: the request outlives this run (a deferred redundancy
+	 * group member rotates in a later pass) until done or cancelled. */
+	if (n_forced > 0 && !readonly && !o->dry_run)
+		r = ts_agent_request_rotations(a, forced, n_forced);
+	if (r >= 0)
+		r = ts_agent_pass(a, forced, n_forced, ret_result);
 	ts_agent_free(a);
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, NULL, NULL, "pass failed: %s", strerror(-r));
@@ -247,12 +253,41 @@ static int cmd_once(const struct options *o)
 	return apply_pass(o, NULL, 0);
 }
 
+/* rotate --cancel: forgets requested rotations that have not begun. */
+static int rotate_cancel(const struct options *o)
+{
+	struct ts_agent_options ao = { .state_dir = o->state_dir };
+	struct ts_desired *d = NULL;
+	struct ts_agent *a = NULL;
+	size_t n = 0;
+	int r;
+
+	if (load_config(o, &d) < 0)
+		return EXIT_FAIL;
+	r = ts_agent_open(d, &ao, &a);
+	if (r >= 0)
+		r = ts_agent_cancel_rotations(a, (const char *const *)o->args, (size_t)o->n_args,
+					      &n);
+	ts_agent_free(a);
+	ts_desired_free(d);
+	if (r < 0) {
+		fprintf(stderr, "tunnelsync: cannot cancel: %s\n", strerror(-r));
+		return EXIT_FAIL;
+	}
+	printf("%zu of %d requested rotations cancelled (a rotation already begun is carried "
+	       "to its end)\n",
+	       n, o->n_args);
+	return n == (size_t)o->n_args ? EXIT_OK : EXIT_FAIL;
+}
+
 static int cmd_rotate(const struct options *o)
 {
 	if (o->n_args == 0) {
-		fprintf(stderr, "Usage: tunnelsync rotate -c CONFIG TUNNEL...\n");
+		fprintf(stderr, "Usage: tunnelsync rotate -c CONFIG [--cancel] TUNNEL...\n");
 		return EXIT_USAGE;
 	}
+	if (o->cancel)
+		return rotate_cancel(o);
 	return apply_pass(o, (const char *const *)o->args, (size_t)o->n_args);
 }
 
@@ -315,9 +350,11 @@ static const struct command commands[] = {
 	  "Run one pass: observe, plan, apply. Exit 0 in sync afterwards, 2 work left for a "
 	  "later pass, 1 error. --dry-run: plan and validate_only API calls, no change.",
 	  cmd_once },
-	{ "rotate", "rotate -c CONFIG TUNNEL...",
+	{ "rotate", "rotate -c CONFIG [--cancel] TUNNEL...",
 	  "Rotate the named tunnels' keys now (one pass; redundancy groups still rotate one "
-	  "tunnel at a time).",
+	  "tunnel at a time: the rest stay requested in the state directory and rotate in later "
+	  "passes, until done or rotate --cancel). A file tunnel whose file holds the current "
+	  "key: exit 1.",
 	  cmd_rotate },
 	{ "run", "run -c CONFIG",
 	  "The daemon: a pass at start, on config changes, on IKE and XFRM events, on "
@@ -369,7 +406,8 @@ int main(int argc, char **argv)
 		OPT_LOG_LEVEL,
 		OPT_LOG_FORMAT,
 		OPT_JSON,
-		OPT_DRY_RUN
+		OPT_DRY_RUN,
+		OPT_CANCEL
 	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -379,6 +417,7 @@ int main(int argc, char **argv)
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "cancel", no_argument, NULL, OPT_CANCEL },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -449,6 +488,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DRY_RUN:
 			o.dry_run = true;
+			break;
+		case OPT_CANCEL:
+			o.cancel = true;
 			break;
 		case 'h':
 			help = true;
