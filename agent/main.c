@@ -37,10 +37,26 @@ struct options {
 	int n_args;
 };
 
+/* Options a command takes; every command but version also takes --log-level
+ * and --log-format (OPTS_LOG), and each takes --help. */
+enum {
+	OPTS_CONFIG = 1 << 0,
+	OPTS_MODELS = 1 << 1,
+	OPTS_STATE_DIR = 1 << 2,
+	OPTS_NODE_NAME = 1 << 3,
+	OPTS_JSON = 1 << 4,
+	OPTS_DRY_RUN = 1 << 5,
+	OPTS_LOG = 1 << 6,
+	OPTS_CANCEL = 1 << 7,
+	OPTS_AGENT = OPTS_CONFIG | OPTS_MODELS | OPTS_STATE_DIR | OPTS_NODE_NAME | OPTS_LOG,
+};
+
 struct command {
 	const char *name;
 	const char *synopsis;
-	const char *help;
+	const char *summary; /* one line in tunnelsync --help */
+	const char *help;    /* COMMAND --help: lines of at most 80 columns */
+	unsigned opts;
 	int (*run)(const struct options *o);
 };
 
@@ -338,32 +354,70 @@ static int cmd_status(const struct options *o)
 
 static const struct command commands[] = {
 #ifdef TS_HAVE_CONFIG
-	{ "validate", "validate CONFIG",
-	  "Check CONFIG (a file or directory) against the YANG model and list its "
-	  "tunnels; exit 0 valid, 1 invalid (file:line: path: message on stderr).",
-	  cmd_validate },
-	{ "plan", "plan -c CONFIG [--json]",
-	  "Observe every plane and print what a pass would do; exit 0 in sync, 2 changes "
-	  "pending, 1 error. Changes nothing.",
-	  cmd_plan },
-	{ "once", "once -c CONFIG [--dry-run]",
-	  "Run one pass: observe, plan, apply. Exit 0 in sync afterwards, 2 work left for a "
-	  "later pass, 1 error. --dry-run: plan and validate_only API calls, no change.",
-	  cmd_once },
-	{ "rotate", "rotate -c CONFIG [--cancel] TUNNEL...",
-	  "Rotate the named tunnels' keys now (one pass; redundancy groups still rotate one "
-	  "tunnel at a time: the rest stay requested in the state directory and rotate in later "
-	  "passes, until done or rotate --cancel). A file tunnel whose file holds the current "
-	  "key: exit 1.",
-	  cmd_rotate },
-	{ "run", "run -c CONFIG",
-	  "The daemon: a pass at start, on config changes, on IKE and XFRM events, on "
-	  "SIGHUP, when a key falls due and every resync-interval; stops on SIGTERM.",
-	  cmd_run },
-	{ "status", "status -c CONFIG [--json]",
-	  "Print what the last pass recorded in the state directory (no keys).", cmd_status },
+	{ "validate", "validate CONFIG", "check a config against the YANG model",
+	  "Check CONFIG (a file, or a directory whose *.json and *.xml files are\n"
+	  "merged) against the YANG model and list its tunnels. Reads no key or token\n"
+	  "file and talks to nothing: it runs anywhere, e.g. in CI.\n"
+	  "Exit status: 0 valid; 1 invalid (file:line: path: message on stderr).",
+	  OPTS_CONFIG | OPTS_MODELS | OPTS_LOG, cmd_validate },
+	{ "plan", "plan -c CONFIG [--json]", "print what a pass would do, change nothing",
+	  "Observe every plane (Cloudflare, charon, the kernel, the state directory)\n"
+	  "and print the actions a pass would take. Read-only: no API write, no lock.\n"
+	  "Exit status: 0 in sync; 2 changes pending; 1 error (a plane not read).",
+	  OPTS_AGENT | OPTS_JSON, cmd_plan },
+	{ "once", "once -c CONFIG [--dry-run]", "run one pass: observe, plan, apply",
+	  "Run one pass: observe every plane, plan, apply, record status.json.\n"
+	  "Exit status: 0 in sync afterwards; 2 work left for a later pass (deferred\n"
+	  "or unconfirmed); 1 error.",
+	  OPTS_AGENT | OPTS_DRY_RUN, cmd_once },
+	{ "rotate", "rotate -c CONFIG [--cancel] TUNNEL...", "rotate the named tunnels' keys now",
+	  "Rotate the named tunnels' pre-shared keys now, in one pass (a redundancy\n"
+	  "group still rotates one tunnel at a time, while the others are up). The\n"
+	  "request is kept in the state directory until each rotation has begun, so a\n"
+	  "deferred one is done by a later pass (once, run); --cancel drops requests\n"
+	  "not begun yet. A source-file tunnel whose file holds the current key is\n"
+	  "refused: write the new key to the file first.\n"
+	  "Exit status as for once; 1 also when a TUNNEL is not in CONFIG, or for a\n"
+	  "key file that holds the current key.",
+	  OPTS_AGENT | OPTS_DRY_RUN | OPTS_CANCEL, cmd_rotate },
+	{ "run", "run -c CONFIG", "the daemon",
+	  "The daemon: a pass at start, on config changes (a git-sync link swap too),\n"
+	  "on IKE and XFRM events, on SIGHUP, when a key falls due and every\n"
+	  "resync-interval. Speaks systemd's notify protocol; serves /metrics,\n"
+	  "/healthz and /readyz on agent/metrics-listen. Stops on SIGTERM.\n"
+	  "Exit status: 0 after SIGTERM; 1 when it cannot start.",
+	  OPTS_AGENT, cmd_run },
+	{ "status", "status -c CONFIG [--json]", "what the last pass recorded",
+	  "Print what the last pass recorded in STATE_DIR/status.json: conditions,\n"
+	  "revisions, per tunnel its key fingerprint, IKE and kernel state (no keys).\n"
+	  "Exit status: 0 printed; 1 no status recorded or unreadable.",
+	  OPTS_CONFIG | OPTS_MODELS | OPTS_STATE_DIR | OPTS_JSON | OPTS_LOG, cmd_status },
 #endif
-	{ "version", "version", "Print the version and exit.", cmd_version },
+	{ "version", "version", "print the version", "Print the version and exit.", 0,
+	  cmd_version },
+};
+
+/* One entry per option bit, in --help order. */
+static const struct {
+	unsigned bit;
+	const char *text;
+} option_help[] = {
+	{ OPTS_CONFIG,
+	  "  -c, --config PATH      config file or directory (a git-sync link too)\n" },
+	{ OPTS_MODELS, "      --models DIR       the YANG modules (default:\n"
+		       "                         " TUNNELSYNC_MODELS_INSTALL_DIR ")\n" },
+	{ OPTS_STATE_DIR,
+	  "      --state-dir DIR    instead of the config's agent/state-directory\n" },
+	{ OPTS_NODE_NAME,
+	  "      --node-name NAME   this gateway's name: act on tunnels whose gateway is\n"
+	  "                         NAME or unset (else TUNNELSYNC_NODE_NAME, else\n"
+	  "                         agent/node-name, else the host name)\n" },
+	{ OPTS_JSON, "      --json             print JSON instead of a table\n" },
+	{ OPTS_DRY_RUN, "      --dry-run          plan and have Cloudflare validate the rotations\n"
+			"                         (validate_only=true); change nothing\n" },
+	{ OPTS_CANCEL, "      --cancel           forget the requested rotations not begun yet\n" },
+	{ OPTS_LOG, "      --log-level LEVEL  error|warn|info|debug|trace (default info)\n"
+		    "      --log-format FMT   text|json (default text)\n" },
 };
 
 static const struct command *find_command(const char *name)
@@ -378,37 +432,62 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: tunnelsync COMMAND [OPTIONS]\n\nCommands:\n");
 	for (size_t i = 0; i < TS_ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-34s %s\n", commands[i].synopsis, commands[i].help);
-	fprintf(f,
-		"\nCommon options:\n"
-		"  -c, --config PATH      config file or directory (git-sync link)\n"
-		"      --models DIR       YANG modules (default: %s)\n"
-		"      --state-dir DIR    override the config's state directory\n"
-		"      --log-level LEVEL  error|warn|info|debug|trace (default info)\n"
-		"      --log-format FMT   text|json (default text)\n"
-		"  -h, --help             help for a command: tunnelsync COMMAND --help\n"
-		"\nThe API token comes from the file the config names or from\n"
-		"CLOUDFLARE_API_TOKEN; never from the command line.\n",
-		TUNNELSYNC_MODELS_INSTALL_DIR);
+		fprintf(f, "  %-27s %s\n", commands[i].synopsis, commands[i].summary);
+	fprintf(f, "\nRun 'tunnelsync COMMAND --help' for a command's options.\n"
+		   "The API token comes from the config's api-token-file, else the systemd\n"
+		   "credential cloudflare-api-token, else CLOUDFLARE_API_TOKEN; never from\n"
+		   "the command line. See tunnelsync(8) and tunnelsync.yang(5).\n");
 }
 
 static void command_usage(const struct command *c)
 {
-	printf("Usage: tunnelsync %s\n\n%s\n\nCommon options: see tunnelsync --help.\n",
-	       c->synopsis, c->help);
+	printf("Usage: tunnelsync %s\n\n%s\n\nOptions:\n", c->synopsis, c->help);
+	for (size_t i = 0; i < TS_ARRAY_SIZE(option_help); i++)
+		if (c->opts & option_help[i].bit)
+			fputs(option_help[i].text, stdout);
+	printf("  -h, --help             this help\n");
+}
+
+/* getopt_long's values of the long-only options. */
+enum {
+	OPT_MODELS = 0x100,
+	OPT_STATE_DIR,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
+	OPT_JSON,
+	OPT_DRY_RUN,
+	OPT_NODE_NAME,
+	OPT_CANCEL,
+};
+
+/* The OPTS_ bit of a getopt result; 0 for --help and errors. */
+static unsigned option_bit(int c)
+{
+	switch (c) {
+	case 'c':
+		return OPTS_CONFIG;
+	case OPT_MODELS:
+		return OPTS_MODELS;
+	case OPT_STATE_DIR:
+		return OPTS_STATE_DIR;
+	case OPT_LOG_LEVEL:
+	case OPT_LOG_FORMAT:
+		return OPTS_LOG;
+	case OPT_JSON:
+		return OPTS_JSON;
+	case OPT_DRY_RUN:
+		return OPTS_DRY_RUN;
+	case OPT_NODE_NAME:
+		return OPTS_NODE_NAME;
+	case OPT_CANCEL:
+		return OPTS_CANCEL;
+	default:
+		return 0;
+	}
 }
 
 int main(int argc, char **argv)
 {
-	enum {
-		OPT_MODELS = 0x100,
-		OPT_STATE_DIR,
-		OPT_LOG_LEVEL,
-		OPT_LOG_FORMAT,
-		OPT_JSON,
-		OPT_DRY_RUN,
-		OPT_CANCEL
-	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "models", required_argument, NULL, OPT_MODELS },
@@ -418,13 +497,14 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "cancel", no_argument, NULL, OPT_CANCEL },
+		{ "node-name", required_argument, NULL, OPT_NODE_NAME },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct options o = { 0 };
 	const struct command *cmd;
 	bool help = false;
-	int c;
+	int c, longindex = 0;
 
 	/* A peer that closes early (a scraper's or a probe's timeout) must
 	 * cost an EPIPE on that one socket, never the process (SIGPIPE). */
@@ -450,7 +530,15 @@ int main(int argc, char **argv)
 	}
 
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:h", longopts, &longindex)) != -1) {
+		unsigned bit = option_bit(c);
+
+		if (bit && !(cmd->opts & bit)) {
+			fprintf(stderr, "tunnelsync %s: --%s is not an option of %s\n", cmd->name,
+				c == 'c' ? "config" : longopts[longindex].name, cmd->name);
+			fprintf(stderr, "Try 'tunnelsync %s --help'.\n", cmd->name);
+			return EXIT_USAGE;
+		}
 		switch (c) {
 		case 'c':
 			o.config = optarg;
@@ -492,6 +580,13 @@ int main(int argc, char **argv)
 		case OPT_CANCEL:
 			o.cancel = true;
 			break;
+#ifdef TS_HAVE_CONFIG
+		case OPT_NODE_NAME:
+			/* The config loader reads it, on every reload of the daemon too. */
+			if (setenv(TS_CONFIG_NODE_NAME_ENV, optarg, 1) < 0)
+				return EXIT_FAIL;
+			break;
+#endif
 		case 'h':
 			help = true;
 			break;

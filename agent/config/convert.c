@@ -113,6 +113,17 @@ static int need_u32(struct conv *c, const struct lyd_node *parent, const char *n
 	return 0;
 }
 
+/* A leaf without a default: 0 when absent. */
+static int opt_u32(struct conv *c, const struct lyd_node *parent, const char *name,
+		   uint32_t *ret_value)
+{
+	if (!str(parent, name)) {
+		*ret_value = 0;
+		return 0;
+	}
+	return need_u32(c, parent, name, ret_value);
+}
+
 static int need_bool(struct conv *c, const struct lyd_node *parent, const char *name,
 		     bool *ret_value)
 {
@@ -232,7 +243,13 @@ static int convert_agent(struct conv *c, const struct lyd_node *a, struct ts_age
 	    (r = opt_strdup(a, "metrics-listen", &ag->metrics_listen)) < 0 ||
 	    (r = need_bool(c, a, "suspend", &ag->suspend)) < 0 ||
 	    (r = need_bool(c, a, "prune", &ag->prune)) < 0 ||
-	    (r = need_u32(c, a, "max-rotations-per-pass", &ag->max_rotations_per_pass)) < 0 ||
+	    (r = opt_u32(c, a, "max-rotations-per-pass", &ag->max_rotations_per_pass)) < 0 ||
+	    (r = need_u32(c, child(a, "rotation"), "max-in-flight", &ag->rotation_max_in_flight)) <
+		    0 ||
+	    (r = need_u32(c, child(a, "rotation"), "bulk-batch-size",
+			  &ag->rotation_bulk_batch_size)) < 0 ||
+	    (r = need_u32(c, child(a, "rotation"), "max-age-jitter",
+			  &ag->rotation_max_age_jitter)) < 0 ||
 	    (r = need_bool(c, ike, "kernel-xfrm", &ag->kernel_xfrm)) < 0 ||
 	    (r = need_u32(c, ike, "confirm-timeout", &ag->confirm_timeout)) < 0 ||
 	    (r = opt_strdup(child(a, "traffic"), "strongswan-conf", &ag->strongswan_conf)) < 0 ||

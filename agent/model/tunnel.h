@@ -142,14 +142,19 @@ struct ts_cloudflare_config {
 struct ts_agent_config {
 	char node_name[TS_NAME_MAX + 1];
 	char *state_dir;
-	uint32_t resync_interval; /* seconds */
-	char *vici_socket;	  /* path of charon's VICI unix socket */
-	char *metrics_listen;	  /* "addr:port" or NULL */
-	bool suspend;		  /* observe and plan only */
-	bool prune;		  /* delete stale objects of removed tunnels */
-	uint32_t max_rotations_per_pass;
-	bool kernel_xfrm;	  /* the IKE daemon's SAs live in the kernel's XFRM */
-	uint32_t confirm_timeout; /* seconds to wait for an SA after a key change */
+	uint32_t resync_interval;	 /* seconds */
+	char *vici_socket;		 /* path of charon's VICI unix socket */
+	char *metrics_listen;		 /* "addr:port" or NULL */
+	bool suspend;			 /* observe and plan only */
+	bool prune;			 /* delete stale objects of removed tunnels */
+	uint32_t max_rotations_per_pass; /* deprecated; 0 = none */
+	/* rotation (in-flight and batch 0: the model's default, for structs
+	 * built in code; jitter 0: none) */
+	uint32_t rotation_max_in_flight;   /* tunnels mid-rotation at once */
+	uint32_t rotation_bulk_batch_size; /* keys per bulk PSK call */
+	uint32_t rotation_max_age_jitter;  /* percent of max-age */
+	bool kernel_xfrm;		   /* the IKE daemon's SAs live in the kernel's XFRM */
+	uint32_t confirm_timeout;	   /* seconds to wait for an SA after a key change */
 	/* traffic: */
 	char *strongswan_conf; /* charon's settings, read for make_before_break */
 	uint32_t settle_time;  /* seconds a group's next rotation waits */
@@ -180,3 +185,12 @@ const struct ts_tunnel *ts_desired_find_id(const struct ts_desired *d, const cha
 /* True when the agent on node should manage the tunnel: assigned to it or
  * to no gateway. */
 bool ts_tunnel_is_local(const struct ts_tunnel *t, const char *node);
+
+#define TS_ROTATION_MAX_IN_FLIGHT_DEFAULT 1000
+#define TS_ROTATION_BULK_BATCH_DEFAULT	  100
+
+/* Seconds after which t's key falls due: psk.max_age shortened by up to
+ * jitter_percent of it, by a fraction fixed per tunnel id (a hash of the
+ * id), so that keys set together fall due spread over that window. 0 when
+ * the key has no age limit. */
+uint64_t ts_tunnel_key_due_age(const struct ts_tunnel *t, uint32_t jitter_percent);

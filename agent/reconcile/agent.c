@@ -249,7 +249,9 @@ static void update_next_due(struct ts_agent *a, const struct ts_observation *o)
 
 		if (!rec || !t->psk.max_age || !rec->applied_at)
 			continue;
-		due = rec->applied_at + (ts_usec_t)t->psk.max_age * TS_USEC_PER_SEC;
+		due = rec->applied_at + (ts_usec_t)ts_tunnel_key_due_age(
+						t, a->desired->agent.rotation_max_age_jitter) *
+						TS_USEC_PER_SEC;
 		if (!a->next_due || due < a->next_due)
 			a->next_due = due;
 	}

@@ -60,17 +60,22 @@ static void dry_run(struct ts_agent *a, const struct ts_plan *plan,
 		}
 		ts_cf_error_done(&err);
 	}
-	if (n > 0) {
+	/* In the batches the real pass would send. */
+	for (size_t off = 0, batch = a->desired->agent.rotation_bulk_batch_size
+					     ? a->desired->agent.rotation_bulk_batch_size
+					     : TS_ROTATION_BULK_BATCH_DEFAULT;
+	     off < n; off += batch) {
+		size_t m = n - off < batch ? n - off : batch;
 		struct ts_cf_psk_set_result out = { 0 };
 		struct ts_cf_error err = { 0 };
-		int r = ops->cf_psk_set(ctx, entries, n, true, &out, &err);
+		int r = ops->cf_psk_set(ctx, entries + off, m, true, &out, &err);
 
 		if (r < 0 && r != -ENOTCONN)
 			ts_agent_cf_failed(a, NULL, "bulk PSK set (validate only)", &err, NULL);
 		else if (r == 0)
 			ts_logf(TS_LOG_INFO, "cloudflare", NULL,
 				"validate only: Cloudflare would accept %zu of %zu keys",
-				out.n_applied, n);
+				out.n_applied, m);
 		ts_cf_psk_set_result_done(&out);
 		ts_cf_error_done(&err);
 	}

@@ -111,10 +111,19 @@ struct planner {
 	struct ts_action *actions;
 	size_t n, cap;
 	uint32_t api_calls;
-	bool bulk_call; /* the one bulk PSK call is already counted */
+	uint32_t bulk_entries; /* keys in bulk PSK calls, counted by batch */
 	uint32_t n_rotations;
-	uint32_t n_capped; /* rotations counted against the cap */
+	uint32_t n_capped;    /* rotations counted against the deprecated cap */
+	uint32_t n_in_flight; /* journaled + started here (rotation/max-in-flight) */
 };
+
+/* The request a bulk-set key costs: the first of each batch opens a call. */
+static uint32_t bulk_cost(const struct planner *p)
+{
+	uint32_t batch = p->in->desired->agent.rotation_bulk_batch_size;
+
+	return p->bulk_entries % (batch ? batch : TS_ROTATION_BULK_BATCH_DEFAULT) == 0;
+}
 
 static int add_action(struct planner *p, enum ts_action_kind kind, enum ts_plane plane,
 		      enum ts_plan_cause cause, const char *tunnel, enum ts_psk_source source,
@@ -171,6 +180,9 @@ struct tstate {
 	char rotate_reason[128];
 	int urgency;   /* 0 forced, 1 broken, 2 routine */
 	bool rotating; /* ROTATE planned */
+	/* The members of its redundancy group (itself included), in order. */
+	struct tstate **group;
+	size_t n_group;
 };
 
 static const struct ts_observed_tunnel unobserved; /* every plane "not read" */
@@ -320,7 +332,7 @@ static int plan_resume(struct planner *p, struct tstate *ts)
 		/* The remote step is redone: the same key again through the bulk
 		 * call (idempotent), or a new psk_generate. */
 		plane = TS_PLANE_CLOUDFLARE;
-		cost = j->source == TS_PSK_SOURCE_GENERATE ? 1 : (p->bulk_call ? 0 : 1);
+		cost = j->source == TS_PSK_SOURCE_GENERATE ? 1 : bulk_cost(p);
 	} else if (j->step == TS_JOURNAL_REMOTE) {
 		plane = TS_PLANE_IKE;
 	}
@@ -331,8 +343,8 @@ static int plan_resume(struct planner *p, struct tstate *ts)
 				  "exhausted",
 				  ts_journal_step_to_string(j->step));
 	p->api_calls += cost;
-	if (cost && j->source != TS_PSK_SOURCE_GENERATE)
-		p->bulk_call = true;
+	if (j->step == TS_JOURNAL_PREPARED && j->source != TS_PSK_SOURCE_GENERATE)
+		p->bulk_entries++;
 	return add_action(p, TS_ACTION_RESUME, plane, TS_CAUSE_JOURNAL, ts->t->name, j->source,
 			  TS_PLAN_NO_OBJECT, "rotation left at step %s (attempt %" PRIu32 ", %s)",
 			  ts_journal_step_to_string(j->step), j->attempt,
@@ -357,6 +369,8 @@ static int plan_rotation_cause(struct planner *p, struct tstate *ts)
 	const struct ts_key_record *rec = ts->rec;
 	const struct ts_psk_policy *psk = &t->psk;
 	bool file = psk->source == TS_PSK_SOURCE_FILE;
+	/* max-age less this tunnel's share of the jitter window. */
+	uint64_t due_age = ts_tunnel_key_due_age(t, p->in->desired->agent.rotation_max_age_jitter);
 
 	/* A journaled rotation is resumed, not restarted; a key record that
 	 * could not be read is never mistaken for "no key". */
@@ -387,12 +401,12 @@ static int plan_rotation_cause(struct planner *p, struct tstate *ts)
 		want(ts, TS_CAUSE_AUTH_FAILURES, 1, "%" PRIu32 " authentication failures",
 		     o->ike.auth_failures);
 	} else if (psk->max_age > 0 && p->in->now >= rec->applied_at &&
-		   (uint64_t)(p->in->now - rec->applied_at) / TS_USEC_PER_SEC >= psk->max_age) {
+		   (uint64_t)(p->in->now - rec->applied_at) / TS_USEC_PER_SEC >= due_age) {
 		if (file)
 			return REPORT(p, TS_PLANE_STORE, TS_CAUSE_FILE_KEY_AGED, t->name,
 				      "key older than %" PRIu64 " s; replace the key file",
-				      psk->max_age);
-		want(ts, TS_CAUSE_MAX_AGE, 2, "key older than %" PRIu64 " s", psk->max_age);
+				      due_age);
+		want(ts, TS_CAUSE_MAX_AGE, 2, "key older than %" PRIu64 " s", due_age);
 	}
 	/* Source file: without a readable key file there is nothing to set,
 	 * and the operator must hear of it whether or not a rotation is due. */
@@ -463,23 +477,19 @@ static uint64_t settle_left(const struct planner *p, const struct tstate *o, boo
 	return 0;
 }
 
-/* Group rules for candidate c among all managed tunnels. Returns the
+/* Group rules for candidate c among its group's members. Returns the
  * deferral cause, or -1 when c may rotate; *ret_peer names the culprit,
  * *ret_left the seconds a settling peer still needs. */
-static int group_blocks(const struct planner *p, const struct tstate *c, const struct tstate *all,
-			size_t n, const char **ret_peer, uint64_t *ret_left, bool *ret_traffic)
+static int group_blocks(const struct planner *p, const struct tstate *c, const char **ret_peer,
+			uint64_t *ret_left, bool *ret_traffic)
 {
-	const char *group = c->t->redundancy_group;
-
-	if (!group[0])
+	if (!c->t->redundancy_group[0])
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		const struct tstate *o = &all[i];
+	for (size_t i = 0; i < c->n_group; i++) {
+		const struct tstate *o = c->group[i];
 
-		if (o == c || !ts_streq(o->t->redundancy_group, group))
-			continue;
 		/* A peer whose store could not be read might be mid-rotation. */
-		if (o->rotating || o->jnl || !o->store_ok) {
+		if (o != c && (o->rotating || o->jnl || !o->store_ok)) {
 			*ret_peer = o->t->name;
 			return TS_CAUSE_GROUP_BUSY;
 		}
@@ -488,19 +498,19 @@ static int group_blocks(const struct planner *p, const struct tstate *c, const s
 	 * path away, so only an up tunnel waits for its peers. */
 	if (!c->up)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		const struct tstate *o = &all[i];
+	for (size_t i = 0; i < c->n_group; i++) {
+		const struct tstate *o = c->group[i];
 
-		if (o != c && ts_streq(o->t->redundancy_group, group) && !o->up) {
+		if (o != c && !o->up) {
 			*ret_peer = o->t->name;
 			return TS_CAUSE_GROUP_PEER_DOWN;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct tstate *o = &all[i];
+	for (size_t i = 0; i < c->n_group; i++) {
+		const struct tstate *o = c->group[i];
 		uint64_t left;
 
-		if (o == c || !ts_streq(o->t->redundancy_group, group))
+		if (o == c)
 			continue;
 		left = settle_left(p, o, ret_traffic);
 		if (left) {
@@ -510,6 +520,43 @@ static int group_blocks(const struct planner *p, const struct tstate *c, const s
 		}
 	}
 	return -1;
+}
+
+static int cmp_group_member(const void *a, const void *b)
+{
+	const struct tstate *x = *(const struct tstate *const *)a;
+	const struct tstate *y = *(const struct tstate *const *)b;
+	int c = strcmp(x->t->redundancy_group, y->t->redundancy_group);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+/* Points each tunnel at its group's members (sorted once: looking the
+ * group up among all tunnels per candidate was O(tunnels²)). */
+static int index_groups(struct tstate *all, size_t n, struct tstate ***ret_members)
+{
+	struct tstate **m = calloc(n ? n : 1, sizeof(*m));
+	size_t k = 0;
+
+	if (!m)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (all[i].t->redundancy_group[0])
+			m[k++] = &all[i];
+	qsort(m, k, sizeof(*m), cmp_group_member);
+	for (size_t g = 0; g < k;) {
+		size_t e = g;
+
+		while (e < k && strcmp(m[e]->t->redundancy_group, m[g]->t->redundancy_group) == 0)
+			e++;
+		for (size_t i = g; i < e; i++) {
+			m[i]->group = &m[g];
+			m[i]->n_group = e - g;
+		}
+		g = e;
+	}
+	*ret_members = m;
+	return 0;
 }
 
 static int defer(struct planner *p, struct tstate *c, enum ts_plan_cause cause, const char *fmt,
@@ -530,13 +577,18 @@ static int defer(struct planner *p, struct tstate *c, enum ts_plan_cause cause, 
 
 static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
 {
-	_cleanup_free_ struct tstate **cand = NULL;
+	_cleanup_free_ struct tstate **cand = NULL, **members = NULL;
 	const struct ts_agent_config *agent = &p->in->desired->agent;
+	uint32_t max_in_flight = agent->rotation_max_in_flight ? agent->rotation_max_in_flight
+							       : TS_ROTATION_MAX_IN_FLIGHT_DEFAULT;
 	size_t n_cand = 0;
 	int r;
 
+	/* Rotations under way (journaled) count against the blast radius. */
+	for (size_t i = 0; i < n; i++)
+		p->n_in_flight += all[i].jnl != NULL;
 	cand = calloc(n ? n : 1, sizeof(*cand));
-	if (!cand)
+	if (!cand || index_groups(all, n, &members) < 0)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		if (all[i].want_rotation)
@@ -553,7 +605,7 @@ static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
 		uint32_t cost;
 		int cause;
 
-		cause = group_blocks(p, c, all, n, &peer, &left, &traffic);
+		cause = group_blocks(p, c, &peer, &left, &traffic);
 		/* An operator's explicit rotate does not wait for a settle. */
 		if (cause == TS_CAUSE_GROUP_SETTLING && forced)
 			cause = -1;
@@ -572,13 +624,17 @@ static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
 		else if (cause == TS_CAUSE_GROUP_SETTLING)
 			r = defer(p, c, cause, "%s's new SAs settle: %" PRIu64 " s left%s", peer,
 				  left, traffic ? " (no traffic both ways yet)" : "");
+		else if (!forced && p->n_in_flight >= max_in_flight)
+			r = defer(p, c, TS_CAUSE_ROTATION_CAP,
+				  "%" PRIu32 " rotations in flight (rotation/max-in-flight)",
+				  p->n_in_flight);
 		else if (!forced && agent->max_rotations_per_pass > 0 &&
 			 p->n_capped >= agent->max_rotations_per_pass)
 			r = defer(p, c, TS_CAUSE_ROTATION_CAP,
 				  "max %" PRIu32 " rotations per pass reached",
 				  agent->max_rotations_per_pass);
 		else {
-			cost = generate ? 1 : (p->bulk_call ? 0 : 1);
+			cost = generate ? 1 : bulk_cost(p);
 			if (p->api_calls + cost > p->in->api_budget) {
 				r = defer(p, c, TS_CAUSE_BUDGET,
 					  "Cloudflare request budget exhausted (%" PRIu32 " left)",
@@ -586,9 +642,10 @@ static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
 			} else {
 				p->api_calls += cost;
 				if (!generate)
-					p->bulk_call = true;
+					p->bulk_entries++;
 				c->rotating = true;
 				p->n_rotations++;
+				p->n_in_flight++;
 				if (!forced)
 					p->n_capped++;
 				r = add_action(p, TS_ACTION_ROTATE, TS_PLANE_CLOUDFLARE,

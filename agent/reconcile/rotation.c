@@ -450,8 +450,8 @@ void ts_rotation_adopt_baselines(struct ts_agent *a, const struct ts_observation
 int ts_rotation_remote(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 {
 	struct ts_rotation **bulk = calloc(n + 1, sizeof(*bulk));
-	size_t n_bulk = 0;
-	int r;
+	size_t n_bulk = 0, batch;
+	int r = 0;
 
 	if (!bulk)
 		return -ENOMEM;
@@ -463,7 +463,12 @@ int ts_rotation_remote(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 		else
 			bulk[n_bulk++] = &rots[i];
 	}
-	r = remote_bulk(a, bulk, n_bulk);
+	/* In calls of rotation/bulk-batch-size keys, as the plan counted them. */
+	batch = a->desired->agent.rotation_bulk_batch_size
+			? a->desired->agent.rotation_bulk_batch_size
+			: TS_ROTATION_BULK_BATCH_DEFAULT;
+	for (size_t off = 0; off < n_bulk && r == 0; off += batch)
+		r = remote_bulk(a, bulk + off, n_bulk - off < batch ? n_bulk - off : batch);
 	free(bulk);
 	if (r == 0)
 		remote_baseline(a, rots, n);

@@ -109,6 +109,14 @@ static int teardown_dir(void **state)
 	return 0;
 }
 
+static const char *host_name(void)
+{
+	static char host[256];
+
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	return host;
+}
+
 static int load(const char *path, struct ts_desired **ret, struct ts_config_error *err)
 {
 	memset(err, 0, sizeof(*err));
@@ -492,14 +500,18 @@ static void test_defaults_and_order(void **state)
 
 	write_text(*state, "min.json", text);
 	assert_int_equal(load(file, &d, &err), 0);
-	assert_string_equal(d->agent.node_name, "");
+	/* No node-name: the host name, as the module says. */
+	assert_string_equal(d->agent.node_name, host_name());
 	assert_string_equal(d->agent.state_dir, "/var/lib/tunnelsync");
 	assert_int_equal(d->agent.resync_interval, 300);
 	assert_string_equal(d->agent.vici_socket, "/var/run/charon.vici");
 	assert_null(d->agent.metrics_listen);
 	assert_false(d->agent.suspend);
 	assert_false(d->agent.prune);
-	assert_int_equal(d->agent.max_rotations_per_pass, 8);
+	assert_int_equal(d->agent.max_rotations_per_pass, 0); /* deprecated: no default */
+	assert_int_equal(d->agent.rotation_max_in_flight, 1000);
+	assert_int_equal(d->agent.rotation_bulk_batch_size, 100);
+	assert_int_equal(d->agent.rotation_max_age_jitter, 10);
 	assert_string_equal(d->cloudflare.api_base_url, "https://api.cloudflare.com/client/v4");
 	assert_int_equal(d->cloudflare.auth, TS_CF_AUTH_TOKEN);
 	assert_null(d->cloudflare.token_file); /* CLOUDFLARE_API_TOKEN */
@@ -937,20 +949,66 @@ static void test_error_format(void **state)
 	ts_config_error_done(NULL);
 }
 
+/* TUNNELSYNC_NODE_NAME (the downward API's spec.nodeName in a DaemonSet)
+ * overrides agent/node-name; a bad one is refused, naming the variable. */
+static void test_node_name_from_environment(void **state)
+{
+	struct ts_config_error err;
+	struct ts_desired *d = NULL;
+	char buf[512];
+
+	setenv(TS_CONFIG_NODE_NAME_ENV, "edge-fra-9", 1);
+	assert_int_equal(load(EXAMPLE_JSON, &d, &err), 0);
+	assert_string_equal(d->agent.node_name, "edge-fra-9");
+	ts_desired_free(d);
+
+	setenv(TS_CONFIG_NODE_NAME_ENV, "", 1); /* empty: as if unset */
+	assert_int_equal(load(EXAMPLE_JSON, &d, &err), 0);
+	assert_string_equal(d->agent.node_name, "edge-ams-1");
+	ts_desired_free(d);
+
+	d = NULL;
+	setenv(TS_CONFIG_NODE_NAME_ENV, "edge fra/1", 1);
+	assert_int_equal(load(EXAMPLE_JSON, &d, &err), -EINVAL);
+	assert_null(d);
+	ts_config_error_format(&err, buf, sizeof(buf));
+	assert_non_null(strstr(buf, TS_CONFIG_NODE_NAME_ENV));
+	assert_non_null(strstr(buf, "edge fra/1"));
+	ts_config_error_done(&err);
+
+	setenv(TS_CONFIG_NODE_NAME_ENV,
+	       "a23456789012345678901234567890123456789012345678901234567890abcd",
+	       1); /* 64 characters: one too many */
+	assert_int_equal(load(EXAMPLE_JSON, &d, &err), -EINVAL);
+	ts_config_error_done(&err);
+	unsetenv(TS_CONFIG_NODE_NAME_ENV);
+}
+
 #define DIR_TEST(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_example_json), cmocka_unit_test(test_example_xml),
-		DIR_TEST(test_defaults_and_order),   DIR_TEST(test_invalid_json),
-		DIR_TEST(test_invalid_xml),	     DIR_TEST(test_malformed),
-		DIR_TEST(test_directory_merge),	     DIR_TEST(test_directory_conflict),
-		DIR_TEST(test_empty_directory),	     DIR_TEST(test_missing_path),
-		DIR_TEST(test_unreadable),	     DIR_TEST(test_symlink_swap),
-		DIR_TEST(test_revision_git),	     DIR_TEST(test_revision_content),
-		DIR_TEST(test_models_dir),	     cmocka_unit_test(test_error_format),
+		cmocka_unit_test(test_example_json),
+		cmocka_unit_test(test_example_xml),
+		DIR_TEST(test_defaults_and_order),
+		DIR_TEST(test_invalid_json),
+		DIR_TEST(test_invalid_xml),
+		DIR_TEST(test_malformed),
+		DIR_TEST(test_directory_merge),
+		DIR_TEST(test_directory_conflict),
+		DIR_TEST(test_empty_directory),
+		DIR_TEST(test_missing_path),
+		DIR_TEST(test_unreadable),
+		DIR_TEST(test_symlink_swap),
+		DIR_TEST(test_revision_git),
+		DIR_TEST(test_revision_content),
+		DIR_TEST(test_models_dir),
+		cmocka_unit_test(test_error_format),
+		cmocka_unit_test(test_node_name_from_environment),
 	};
 
+	/* The runner's environment must not pick the node name. */
+	unsetenv(TS_CONFIG_NODE_NAME_ENV);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

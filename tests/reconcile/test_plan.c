@@ -133,6 +133,7 @@ static enum ts_psk_source source_of(const char *v)
 }
 
 /* Global edits: prune=1 suspend=1 node=NAME cap=N budget=N forced=TUNNEL
+ * inflight=N batch=N jitter=PERCENT (agent/rotation)
  * complete.{cf,ike,kernel,store}=0 stale=KIND:TUNNEL:OWNED[:OBJECT] */
 static void edit_global(struct world *w, const char *k, const char *v)
 {
@@ -146,6 +147,12 @@ static void edit_global(struct world *w, const char *k, const char *v)
 		w->d.agent.max_rotations_per_pass = (uint32_t)num(v);
 	else if (is(k, "budget"))
 		w->budget = (uint32_t)num(v);
+	else if (is(k, "inflight"))
+		w->d.agent.rotation_max_in_flight = (uint32_t)num(v);
+	else if (is(k, "batch"))
+		w->d.agent.rotation_bulk_batch_size = (uint32_t)num(v);
+	else if (is(k, "jitter"))
+		w->d.agent.rotation_max_age_jitter = (uint32_t)num(v);
 	else if (is(k, "settle"))
 		w->d.agent.settle_time = (uint32_t)num(v);
 	else if (is(k, "forced")) {
@@ -630,6 +637,63 @@ static const struct tcase cases[] = {
 	  E({ K(RESUME), "t1", P(CLOUDFLARE), C(JOURNAL) },
 	    { K(DEFER_ROTATION), "t2", P(CLOUDFLARE), C(BUDGET) }) },
 
+	/* ---- rotation at scale: blast radius, bulk batches, jitter ---- */
+	{ "in flight: journaled rotations count against max-in-flight",
+	  { "inflight=2", "t1.journal=remote", "t2.age=2592000", "t3.age=2592000",
+	    "t4.age=2592000" },
+	  E({ K(RESUME), "t1", P(IKE), C(JOURNAL) }, { K(ROTATE), "t2", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(DEFER_ROTATION), "t3", P(CLOUDFLARE), C(ROTATION_CAP) },
+	    { K(DEFER_ROTATION), "t4", P(CLOUDFLARE), C(ROTATION_CAP) }) },
+	{ "in flight: a forced rotation is counted, never deferred",
+	  { "inflight=1", "forced=t3", "t1.age=2592000", "t2.age=2592000" },
+	  E({ K(ROTATE), "t3", P(CLOUDFLARE), C(FORCED) },
+	    { K(DEFER_ROTATION), "t1", P(CLOUDFLARE), C(ROTATION_CAP) },
+	    { K(DEFER_ROTATION), "t2", P(CLOUDFLARE), C(ROTATION_CAP) }) },
+	{ "in flight: unlimited by default, every due key in one pass",
+	  { "t1.age=2592000", "t2.age=2592000", "t3.age=2592000", "t4.age=2592000" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t2", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t3", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t4", P(CLOUDFLARE), C(MAX_AGE) }) },
+	{ "in flight: group rules still hold within the limit",
+	  { "inflight=3", "t1.group=g", "t2.group=g", "t1.age=2592000", "t2.age=2592000",
+	    "t3.age=2592000" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t3", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(DEFER_ROTATION), "t2", P(CLOUDFLARE), C(GROUP_BUSY) }) },
+	{ "batch 2, budget 1: the third key would open a second bulk call",
+	  { "batch=2", "budget=1", "t1.age=2592000", "t2.age=2592000", "t3.age=2592000",
+	    "t4.age=2592000" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t2", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(DEFER_ROTATION), "t3", P(CLOUDFLARE), C(BUDGET) },
+	    { K(DEFER_ROTATION), "t4", P(CLOUDFLARE), C(BUDGET) }) },
+	{ "batch 2, budget 2: two bulk calls carry four keys",
+	  { "batch=2", "budget=2", "t1.age=2592000", "t2.age=2592000", "t3.age=2592000",
+	    "t4.age=2592000" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t2", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t3", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t4", P(CLOUDFLARE), C(MAX_AGE) }) },
+	{ "batch 2: a resume at prepared takes a place in the first batch",
+	  { "batch=2", "budget=1", "t1.journal=prepared", "t2.age=2592000", "t3.age=2592000" },
+	  E({ K(RESUME), "t1", P(CLOUDFLARE), C(JOURNAL) },
+	    { K(ROTATE), "t2", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(DEFER_ROTATION), "t3", P(CLOUDFLARE), C(BUDGET) }) },
+	/* max-age 30 days, jitter 10 %: due after 2338282 (t1), 2532560 (t2),
+	 * 2440185 (t3) and 2410083 s (t4); fixed by the tunnel ids. */
+	{ "jitter: keys of the same age fall due per tunnel",
+	  { "jitter=10", "t1.age=2440185", "t2.age=2440185", "t3.age=2440185", "t4.age=2440185" },
+	  E({ K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t3", P(CLOUDFLARE), C(MAX_AGE) },
+	    { K(ROTATE), "t4", P(CLOUDFLARE), C(MAX_AGE) }) },
+	{ "jitter: one second before a tunnel's due time, nothing",
+	  { "jitter=10", "t1.age=2338281", "t3.age=2440184" },
+	  NONE },
+	{ "jitter: never later than max-age",
+	  { "jitter=50", "t2.age=2592000" },
+	  E({ K(ROTATE), "t2", P(CLOUDFLARE), C(MAX_AGE) }) },
+
 	/* ---- suspend, ordering, combinations ---- */
 	{ "suspend: the plan is still computed",
 	  { "suspend=1", "t1.age=2592000", "t2.conn=missing" },
@@ -791,6 +855,11 @@ static void test_api_calls_counted(void **state)
 	assert_int_equal(plan->n_rotations, 3);
 	ts_plan_free(plan);
 
+	run_case(find_case("batch 2, budget 2: two bulk calls carry four keys"), &plan, &w);
+	assert_int_equal(plan->api_calls, 2);
+	assert_int_equal(plan->n_rotations, 4);
+	ts_plan_free(plan);
+
 	run_case(find_case("generate source: its own phase, after the bulk ones"), &plan, &w);
 	assert_int_equal(plan->api_calls, 2);
 	assert_int_equal(plan->n_rotations, 3);
@@ -812,6 +881,33 @@ static void test_api_calls_counted(void **state)
 	assert_int_equal(plan->actions[0].stale_index, 2); /* the conn was listed third */
 	assert_int_equal(plan->actions[4].stale_index, TS_PLAN_NO_OBJECT);
 	ts_plan_free(plan);
+}
+
+/* Due ages of many tunnels with one max-age: within [max-age less the
+ * jitter, max-age], spread over that window, and the same on every call. */
+static void test_jitter_spread(void **state)
+{
+	struct ts_tunnel t = { 0 };
+	size_t bucket[10] = { 0 };
+
+	(void)state;
+	t.psk.max_age = 1000000;
+	assert_int_equal(ts_tunnel_key_due_age(&t, 0), 1000000);
+	for (unsigned i = 0; i < 10000; i++) {
+		uint64_t due;
+
+		snprintf(t.id, sizeof(t.id), "%032x", i);
+		due = ts_tunnel_key_due_age(&t, 20);
+		assert_int_equal(due, ts_tunnel_key_due_age(&t, 20));
+		assert_true(due <= 1000000 && due > 800000);
+		bucket[(1000000 - due) / 20000]++;
+	}
+	/* 10 slices of the window, 1,000 expected in each. */
+	for (size_t i = 0; i < 10; i++)
+		if (bucket[i] < 850 || bucket[i] > 1150)
+			fail_msg("slice %zu holds %zu of 10000 due times", i, bucket[i]);
+	t.psk.max_age = 0;
+	assert_int_equal(ts_tunnel_key_due_age(&t, 20), 0);
 }
 
 /* The output order does not depend on the order of the config. */
@@ -958,6 +1054,7 @@ int main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_suspend_marks_nothing_to_apply),
 		cmocka_unit_test(test_api_calls_counted),
+		cmocka_unit_test(test_jitter_spread),
 		cmocka_unit_test(test_order_independent_of_input),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_settle_time_left),
