@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloudflare/cloudflare.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "daemon/daemon.h"
@@ -254,6 +255,12 @@ static int apply_pass(const struct options *o, const char *const *forced, size_t
 
 	if (run_pass(o, false, forced, n_forced, &res, &d) < 0)
 		return EXIT_FAIL;
+	/* A dry run shows what a pass would do: the plan, as `plan` prints it. */
+	if (o->dry_run && print_plan(o, res.plan) < 0) {
+		ts_pass_result_done(&res);
+		ts_desired_free(d);
+		return EXIT_FAIL;
+	}
 	r = pass_exit(o, &res);
 	ts_pass_result_done(&res);
 	ts_desired_free(d);
@@ -511,6 +518,13 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* Keys pass through this process: no core dumps, no ptrace by others. */
 	(void)ts_secret_harden_process();
+	/* The API token leaves the environment before any thread starts: no
+	 * child inherits it, no core or /proc/PID/environ shows it. */
+	if (ts_cf_take_env_token() < 0) {
+		fprintf(stderr,
+			"tunnelsync: cannot move CLOUDFLARE_API_TOKEN into secure memory\n");
+		return EXIT_FAIL;
+	}
 
 	if (argc < 2 || argv[1][0] == '-') {
 		if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {

@@ -266,7 +266,10 @@ static void bulk_outcome(struct ts_agent *a, struct ts_rotation *rot,
 		rot->journaled = false;
 		return;
 	}
-	ts_logf(TS_LOG_INFO, "cloudflare", rot->t->name, "new key %s set", rot->e.new_fingerprint);
+	ts_log_fields(TS_LOG_INFO, "cloudflare", rot->t->name,
+		      &(struct ts_log_fields){ .fingerprint = rot->e.new_fingerprint,
+					       .generation = rot->e.generation },
+		      "new key %s set", rot->e.new_fingerprint);
 }
 
 /* The bulk set for every random/file rotation (fresh or resumed at
@@ -491,8 +494,11 @@ static int commit(struct ts_agent *a, struct ts_rotation *rot)
 			strerror(-r), ops->store_error(ctx));
 		return r;
 	}
-	ts_logf(TS_LOG_INFO, "store", name, "rotation committed: key %s, generation %llu",
-		rec.fingerprint, (unsigned long long)rec.generation);
+	ts_log_fields(TS_LOG_INFO, "store", name,
+		      &(struct ts_log_fields){ .fingerprint = rec.fingerprint,
+					       .generation = rec.generation },
+		      "rotation committed: key %s, generation %llu", rec.fingerprint,
+		      (unsigned long long)rec.generation);
 	ts_store_record_done(&rec);
 	return 0;
 }
@@ -551,7 +557,10 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 			       a->desired->agent.confirm_timeout);
 		return r;
 	}
-	ts_logf(TS_LOG_INFO, "ike", t->name, "up with the new key %s", rot->e.new_fingerprint);
+	ts_log_fields(TS_LOG_INFO, "ike", t->name,
+		      &(struct ts_log_fields){ .fingerprint = rot->e.new_fingerprint,
+					       .generation = rot->e.generation },
+		      "up with the new key %s", rot->e.new_fingerprint);
 	rot->e.step = TS_JOURNAL_LOCAL;
 	r = ops->store_advance(ctx, &rot->e);
 	if (r < 0) {

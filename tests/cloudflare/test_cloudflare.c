@@ -757,10 +757,9 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 			 -TS_CF_EOUTCOME_UNKNOWN);
 	assert_int_equal(err.http_status, 503);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
-	/* The failed call holds the next one back (backoff_base: 100 ms). */
-	assert_int_equal(ts_cf_psk_generate(c, EMU_TUNNEL1, false, &g, &err), -EAGAIN);
-	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
-	usleep(110 * 1000);
+	/* The failed call holds the next one back for at most backoff_base
+	 * (100 ms; test_backoff_across_calls checks the hold itself). */
+	usleep(150 * 1000);
 
 	emu_reset(&tls_emu);
 	emu_fault(&tls_emu, "{\"rules\":[{\"path\":\"/psk_generate$\",\"action\":\"delay\","
@@ -768,7 +767,7 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 	assert_int_equal(ts_cf_psk_generate(c, EMU_TUNNEL1, false, &g, &err),
 			 -TS_CF_EOUTCOME_UNKNOWN);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
-	usleep(220 * 1000); /* second failure in a row: 200 ms */
+	usleep(300 * 1000); /* second failure in a row: at most 200 ms */
 
 	/* A 429 is a refusal, not an unknown outcome: waited for and retried. */
 	emu_reset(&tls_emu);
@@ -780,6 +779,39 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 	ts_cf_psk_generated_done(&g);
 	assert_int_equal(n_sleeps, 1);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 2);
+	ts_cf_client_free(c);
+	ts_cf_error_done(&err);
+}
+
+/* Failures back off across calls: after a call that ended in 5xx the next
+ * sends nothing until the hold ends (backoff_base 10 s here, so that no
+ * loaded machine outlives it), and the state says so. */
+static void test_backoff_across_calls(void **state)
+{
+	struct ts_cf_client_options opts = test_opts;
+	struct ts_cloudflare_config cfg;
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_error err = { 0 };
+	struct ts_cf_client_state cs;
+	struct ts_cf_client *c = NULL;
+
+	opts.backoff_base = 10 * TS_USEC_PER_SEC;
+	opts.max_attempts = 1;
+	cfg_init(&cfg, &tls_emu);
+	assert_int_equal(ts_cf_client_new(&cfg, &opts, &c, &err), 0);
+	emu_fault(&tls_emu, "{\"rules\":[{\"method\":\"GET\",\"action\":\"status\","
+			    "\"status\":503,\"count\":-1}]}");
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EREMOTEIO);
+	emu_clear_log(&tls_emu);
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EAGAIN);
+	assert_int_equal(err.kind, TS_CF_ERR_BUDGET);
+	assert_non_null(strstr(err.detail, "backing off"));
+	assert_true(err.retry_after > 4 * TS_USEC_PER_SEC);
+	assert_int_equal(emu_count(&tls_emu, "GET", "", NULL, 0), 0);
+	ts_cf_client_state_get(c, &cs);
+	assert_false(cs.rate_limited);
+	assert_int_equal(cs.consecutive_failures, 1);
+	assert_true(cs.hold_until > ts_now_realtime());
 	ts_cf_client_free(c);
 	ts_cf_error_done(&err);
 }
@@ -1065,6 +1097,7 @@ int main(void)
 		cmocka_unit_test_setup(test_lost_bulk_response_retried, test_setup),
 		cmocka_unit_test_setup(test_psk_generate_lost_response, test_setup),
 		cmocka_unit_test_setup(test_psk_generate_5xx_and_timeout, test_setup),
+		cmocka_unit_test_setup(test_backoff_across_calls, test_setup),
 		cmocka_unit_test_setup(test_connection_refused, test_setup),
 		cmocka_unit_test_setup(test_malformed_responses, test_setup),
 		cmocka_unit_test_setup(test_budget, test_setup),
