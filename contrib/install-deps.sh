@@ -15,6 +15,8 @@ iproute2 iputils-ping kmod procps util-linux systemd
 strongswan-charon strongswan-swanctl libcharon-extra-plugins
 libstrongswan-standard-plugins
 user-mode-linux
+man-db debhelper lintian fakeroot
+podman buildah runc uidmap mmdebstrap skopeo debian-archive-keyring
 
 "
 

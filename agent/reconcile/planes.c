@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "store/conn_record.h"
 #include "reconcile/agent.h"
 #include "xfrm/xfrm.h"
 
@@ -143,6 +144,14 @@ static int real_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_
 		     : no_client(p, err);
 }
 
+static int real_cf_update_tunnel(void *ctx, const struct ts_tunnel *t, bool validate_only,
+				 struct ts_cf_tunnel *ret, struct ts_cf_error *err)
+{
+	struct real_planes *p = ctx;
+
+	return p->cf ? ts_cf_update_tunnel(p->cf, t, validate_only, ret, err) : no_client(p, err);
+}
+
 static uint32_t real_cf_budget(void *ctx)
 {
 	struct real_planes *p = ctx;
@@ -244,6 +253,17 @@ static int real_ike_load_key(void *ctx, const struct ts_tunnel *t, const struct 
 		return -ENOTCONN;
 	r = ts_ike_render_shared(t, p->account, key, &msg);
 	return r < 0 ? r : ts_vici_load_shared(p->vici, msg, err, err_size);
+}
+
+static int real_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
+				bool reestablish, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	return ts_ike_update(p->vici, t, p->account, key, reestablish, IKE_CALL_TIMEOUT_MS, err,
+			     err_size);
 }
 
 static int real_ike_unload_conn(void *ctx, const char *conn, char *err, size_t err_size)
@@ -454,11 +474,39 @@ static int real_store_adopt_baseline(void *ctx, const char *tunnel, const char *
 			: -ENODEV;
 }
 
+static int real_store_request_add(void *ctx, const char *tunnel, ts_usec_t at)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_request_add(p->store, tunnel, at) : -ENODEV;
+}
+
+static int real_store_request_remove(void *ctx, const char *tunnel)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_request_remove(p->store, tunnel) : -ENODEV;
+}
+
 static const char *real_store_error(void *ctx)
 {
 	struct real_planes *p = ctx;
 
 	return p->store ? ts_store_last_error(p->store) : "";
+}
+
+static int real_conn_record_read(void *ctx, const char *tunnel, struct ts_ike_leaves *ret)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_conn_record_read(ts_store_dir(p->store), tunnel, ret, NULL) : -ENOENT;
+}
+
+static int real_conn_record_write(void *ctx, const char *tunnel, const struct ts_ike_leaves *l)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_conn_record_write(ts_store_dir(p->store), tunnel, l) : -ENODEV;
 }
 
 static const char *real_store_dir(void *ctx)
@@ -570,11 +618,13 @@ static const struct ts_planes_ops real_ops = {
 	.cf_psk_set = real_cf_psk_set,
 	.cf_psk_generate = real_cf_psk_generate,
 	.cf_budget = real_cf_budget,
+	.cf_update_tunnel = real_cf_update_tunnel,
 	.ike_observe = real_ike_observe,
 	.ike_names = real_ike_names,
 	.ike_load = real_ike_load,
 	.ike_load_conn = real_ike_load_conn,
 	.ike_load_key = real_ike_load_key,
+	.ike_update_conn = real_ike_update_conn,
 	.ike_unload_conn = real_ike_unload_conn,
 	.ike_unload_key = real_ike_unload_key,
 	.ike_initiate = real_ike_initiate,
@@ -593,8 +643,12 @@ static const struct ts_planes_ops real_ops = {
 	.store_commit = real_store_commit,
 	.store_discard = real_store_discard,
 	.store_adopt_baseline = real_store_adopt_baseline,
+	.store_request_add = real_store_request_add,
+	.store_request_remove = real_store_request_remove,
 	.store_error = real_store_error,
 	.store_dir = real_store_dir,
+	.conn_record_read = real_conn_record_read,
+	.conn_record_write = real_conn_record_write,
 	.fds = real_fds,
 	.process_events = real_process_events,
 	.cf_client = real_cf_client,
