@@ -140,6 +140,11 @@ const char *ts_cf_error_format(const struct ts_cf_error *e, char *buf, size_t si
 /* The systemd credential (LoadCredential=NAME:FILE) holding the API token. */
 #define TS_CF_CREDENTIAL_TOKEN "cloudflare-api-token"
 
+/* Moves CLOUDFLARE_API_TOKEN out of the environment into a secret buffer
+ * (the variable removed, its bytes wiped) for every later client of the
+ * process. main() calls it first, before any thread; 0 also when unset. */
+int ts_cf_take_env_token(void);
+
 /* Reads the credentials (token_file, else the file TS_CF_CREDENTIAL_TOKEN in
  * $CREDENTIALS_DIRECTORY, else CLOUDFLARE_API_TOKEN; or email + key_file), checks the base URL
  * (https, or http to loopback only with allow_plain_http_loopback) and prepares the HTTP handle.

@@ -395,8 +395,10 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 					"rotating the key (%s, source %s)", act->reason,
 					ts_psk_source_to_string(t->psk.source));
 				if (ts_rotation_begin(a, o, rot) < 0) {
-					ts_outcome_set(out, TS_OUTCOME_FAILED,
-						       "cannot start the rotation");
+					if (!out->detail[0])
+						ts_outcome_set(out, TS_OUTCOME_FAILED,
+							       "cannot start the rotation");
+					out->status = TS_OUTCOME_FAILED;
 					ts_rotation_done(rot);
 					memset(rot, 0, sizeof(*rot));
 					continue;

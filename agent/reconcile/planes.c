@@ -468,6 +468,20 @@ static int real_store_adopt_baseline(void *ctx, const char *tunnel, const char *
 			: -ENODEV;
 }
 
+static int real_store_request_add(void *ctx, const char *tunnel, ts_usec_t at)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_request_add(p->store, tunnel, at) : -ENODEV;
+}
+
+static int real_store_request_remove(void *ctx, const char *tunnel)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_request_remove(p->store, tunnel) : -ENODEV;
+}
+
 static const char *real_store_error(void *ctx)
 {
 	struct real_planes *p = ctx;
@@ -620,6 +634,8 @@ static const struct ts_planes_ops real_ops = {
 	.store_commit = real_store_commit,
 	.store_discard = real_store_discard,
 	.store_adopt_baseline = real_store_adopt_baseline,
+	.store_request_add = real_store_request_add,
+	.store_request_remove = real_store_request_remove,
 	.store_error = real_store_error,
 	.store_dir = real_store_dir,
 	.conn_record_read = real_conn_record_read,

@@ -110,6 +110,9 @@ struct ts_planes_ops {
 	int (*store_discard)(void *ctx, const char *tunnel);
 	int (*store_adopt_baseline)(void *ctx, const char *tunnel, const char *fingerprint,
 				    ts_usec_t last_generated_on);
+	/* Requested rotations (store.h: ts_store_request_add/remove). */
+	int (*store_request_add)(void *ctx, const char *tunnel, ts_usec_t at);
+	int (*store_request_remove)(void *ctx, const char *tunnel);
 	/* What was last loaded into the IKE daemon and established, per
 	 * tunnel (store/conn_record.h): -ENOENT none (or no directory),
 	 * -EBADMSG unusable. Writing needs the store open for writing. */

@@ -130,14 +130,35 @@ int ts_rotation_begin(struct ts_agent *a, const struct ts_observation *o, struct
 	} else {
 		r = 0;
 	}
-	if (r < 0)
+	if (r < 0) {
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot prepare the new key: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
+	}
 	if (e->new_key)
 		ts_secret_fingerprint(e->new_key, e->new_fingerprint);
+	if (e->source == TS_PSK_SOURCE_FILE && rec &&
+	    ts_streq(e->new_fingerprint, rec->fingerprint)) {
+		/* Setting the same key again changes nothing but the generation:
+		 * only the operator can put a new key into the file. */
+		ts_logf(TS_LOG_ERROR, "config", t->name,
+			"key file %s holds the current key (%s): write the new key to the file to "
+			"rotate",
+			t->psk.file, e->new_fingerprint);
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED,
+			       "key file %s holds the current key (%s): nothing to rotate to",
+			       t->psk.file, e->new_fingerprint);
+		rot->out->error = -EALREADY;
+		return -EALREADY;
+	}
 	r = ops->store_begin(TS_PLANES_CTX(a), e);
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", t->name, "cannot journal the rotation: %s (%s)",
 			strerror(-r), ops->store_error(TS_PLANES_CTX(a)));
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot journal the rotation: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
 	}
 	rot->journaled = true;

@@ -564,6 +564,16 @@ static int f_store_adopt_baseline(void *ctx, const char *tunnel, const char *fp,
 	return ts_store_record_adopt_baseline(f->store, tunnel, fp, lgo);
 }
 
+static int f_store_request_add(void *ctx, const char *tunnel, ts_usec_t at)
+{
+	return ts_store_request_add(((struct fake *)ctx)->store, tunnel, at);
+}
+
+static int f_store_request_remove(void *ctx, const char *tunnel)
+{
+	return ts_store_request_remove(((struct fake *)ctx)->store, tunnel);
+}
+
 static const char *f_store_error(void *ctx)
 {
 	return ts_store_last_error(((struct fake *)ctx)->store);
@@ -616,6 +626,8 @@ static const struct ts_planes_ops fake_ops = {
 	.store_commit = f_store_commit,
 	.store_discard = f_store_discard,
 	.store_adopt_baseline = f_store_adopt_baseline,
+	.store_request_add = f_store_request_add,
+	.store_request_remove = f_store_request_remove,
 	.store_error = f_store_error,
 	.store_dir = f_store_dir,
 	.fds = f_fds,
@@ -814,4 +826,53 @@ ts_usec_t fake_record_baseline(struct fake *f, size_t i)
 		t = rec.last_generated_on;
 	ts_store_record_done(&rec);
 	return t;
+}
+
+static int open_agent(struct fake *f, struct ts_agent **ret)
+{
+	struct ts_planes planes = { &fake_ops, f, NULL };
+	struct ts_agent_options opts = { .state_dir = f->state_dir };
+
+	return ts_agent_new(&f->d, &opts, &planes, ret);
+}
+
+int fake_rotate(struct fake *f, const char *const *names, size_t n, struct ts_pass_result *ret)
+{
+	struct ts_agent *a = NULL;
+	int r = open_agent(f, &a);
+
+	memset(ret, 0, sizeof(*ret));
+	if (r < 0)
+		return r;
+	r = ts_agent_request_rotations(a, names, n);
+	if (r >= 0)
+		r = ts_agent_pass(a, names, n, ret);
+	ts_agent_free(a);
+	f->mono += 60 * TS_USEC_PER_SEC;
+	f->real += 60 * TS_USEC_PER_SEC;
+	return r;
+}
+
+int fake_cancel(struct fake *f, const char *const *names, size_t n, size_t *ret_cancelled)
+{
+	struct ts_agent *a = NULL;
+	int r = open_agent(f, &a);
+
+	if (r < 0)
+		return r;
+	r = ts_agent_cancel_rotations(a, names, n, ret_cancelled);
+	ts_agent_free(a);
+	return r;
+}
+
+bool fake_requested(struct fake *f, size_t i)
+{
+	struct ts_store_state *st = NULL;
+	bool r;
+
+	if (ts_store_load(f->store, &st) < 0)
+		return false;
+	r = ts_store_state_request(st, f->t[i].name) != NULL;
+	ts_store_state_free(st);
+	return r;
 }

@@ -115,6 +115,12 @@ void fake_script_generate(struct fake *f, enum fake_answer a, bool taken);
 /* One pass over an agent opened on the fake (forced names rotate now). */
 int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
 	      struct ts_pass_result *ret);
+/* `rotate NAMES`: the request persisted, then one pass (as main does);
+ * with cancel, `rotate --cancel NAMES` (no pass; ret gets the count). */
+int fake_rotate(struct fake *f, const char *const *names, size_t n, struct ts_pass_result *ret);
+int fake_cancel(struct fake *f, const char *const *names, size_t n, size_t *ret_cancelled);
+/* Whether the state directory holds a requested rotation for tunnel i. */
+bool fake_requested(struct fake *f, size_t i);
 /* Runs passes until one has nothing pending or failed (at most max). */
 unsigned fake_settle(struct fake *f, unsigned max);
 
