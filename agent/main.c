@@ -348,6 +348,21 @@ static int cmd_status(const struct options *o)
 		ts_desired_free(d);
 		return EXIT_FAIL;
 	}
+	{
+		char why[256];
+
+		/* A corrupt file is an error in either mode, named with where it
+		 * breaks: never an empty table or garbage passed on as JSON. */
+		r = ts_status_check(text, why, sizeof(why));
+		if (r < 0) {
+			fprintf(stderr,
+				"tunnelsync: %s/status.json is not a valid status record: %s\n",
+				o->state_dir ? o->state_dir : d->agent.state_dir, why);
+			free(text);
+			ts_desired_free(d);
+			return EXIT_FAIL;
+		}
+	}
 	if (o->json)
 		fputs(text, stdout);
 	else

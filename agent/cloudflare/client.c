@@ -577,6 +577,18 @@ static bool curl_is_tls(CURLcode rc)
 	       rc == CURLE_SSL_INVALIDCERTSTATUS || rc == CURLE_SSL_CRL_BADFILE;
 }
 
+/* A response header over CURL_MAX_HTTP_HEADER (100 KiB): curl 7.88 fails
+ * such a transfer with CURLE_OUT_OF_MEMORY (its header buffer has that
+ * cap) and no error text; 8.6+ says CURLE_TOO_LARGE. It is the server's
+ * answer, not our memory: curl allocates through ts_wipe_malloc(), so an
+ * "out of memory" without a failed allocation was a size limit. A retry
+ * would get the same answer. */
+static bool curl_header_too_large(CURLcode rc, unsigned long alloc_failures_before)
+{
+	return (rc == CURLE_OUT_OF_MEMORY && ts_wipe_alloc_failures() == alloc_failures_before) ||
+	       (int)rc == 100 /* CURLE_TOO_LARGE */;
+}
+
 static int curl_errno(CURLcode rc)
 {
 	switch (rc) {
@@ -627,6 +639,7 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 		ts_usec_t wait = 0;
 		long status = 0;
 		curl_off_t retry_after = -1;
+		unsigned long alloc_failures;
 		CURLcode rc;
 		bool last;
 
@@ -686,6 +699,7 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 			  call->suffix[0] ? call->suffix : "/",
 			  call->validate_only ? " validate_only" : "", attempt);
 
+		alloc_failures = ts_wipe_alloc_failures();
 		rc = curl_easy_perform(c->curl);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
 		if (rc == CURLE_OK)
@@ -740,6 +754,18 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 		if (rc == CURLE_WRITE_ERROR && resp->overflow)
 			return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -EMSGSIZE,
 					       "response larger than %u bytes", MAX_RESPONSE);
+		if (curl_header_too_large(rc, alloc_failures)) {
+			if (!call->replay_safe)
+				return ts_cf_error_set(
+					err, TS_CF_ERR_OUTCOME_UNKNOWN, -TS_CF_EOUTCOME_UNKNOWN,
+					"response header too large (%s): the request "
+					"reached Cloudflare, its answer is lost",
+					c->errbuf);
+			return ts_cf_error_set(
+				err, TS_CF_ERR_PROTOCOL, -EMSGSIZE,
+				"response header too large (over libcurl's 100 KiB); "
+				"not retried");
+		}
 		if (!curl_not_sent(rc) && !call->replay_safe)
 			return ts_cf_error_set(err, TS_CF_ERR_OUTCOME_UNKNOWN,
 					       -TS_CF_EOUTCOME_UNKNOWN,

@@ -389,15 +389,23 @@ int ts_secret_take_env(const char *name, struct ts_secret **ret_secret)
  * aligned as malloc's (max_align_t: 16 bytes on x86-64). */
 #define WIPE_HDR 16
 
+static unsigned long wipe_alloc_failures;
+
+unsigned long ts_wipe_alloc_failures(void)
+{
+	return __atomic_load_n(&wipe_alloc_failures, __ATOMIC_RELAXED);
+}
+
 void *ts_wipe_malloc(size_t size)
 {
-	unsigned char *b;
+	unsigned char *b = NULL;
 
-	if (size > SIZE_MAX - WIPE_HDR)
+	if (size <= SIZE_MAX - WIPE_HDR)
+		b = malloc(WIPE_HDR + size);
+	if (!b) {
+		__atomic_add_fetch(&wipe_alloc_failures, 1, __ATOMIC_RELAXED);
 		return NULL;
-	b = malloc(WIPE_HDR + size);
-	if (!b)
-		return NULL;
+	}
 	memcpy(b, &size, sizeof(size));
 	return b + WIPE_HDR;
 }
@@ -445,8 +453,10 @@ void *ts_wipe_calloc(size_t n, size_t size)
 {
 	void *p;
 
-	if (size && n > SIZE_MAX / size)
+	if (size && n > SIZE_MAX / size) {
+		__atomic_add_fetch(&wipe_alloc_failures, 1, __ATOMIC_RELAXED);
 		return NULL;
+	}
 	p = ts_wipe_malloc(n * size);
 	if (p)
 		memset(p, 0, n * size);

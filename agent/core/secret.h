@@ -76,6 +76,9 @@ void ts_wipe_free(void *p);
 void *ts_wipe_realloc(void *p, size_t size);
 char *ts_wipe_strdup(const char *s);
 void *ts_wipe_calloc(size_t n, size_t size);
+/* How many allocations of these functions have failed so far: tells a
+ * library's "out of memory" that was a size limit from a real one. */
+unsigned long ts_wipe_alloc_failures(void);
 
 /* Makes the process non-dumpable and sets RLIMIT_CORE to 0. */
 int ts_secret_harden_process(void);

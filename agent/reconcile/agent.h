@@ -147,3 +147,6 @@ void ts_agent_carry_give(struct ts_agent *a, struct ts_agent_carry *carry);
 int ts_agent_status_read(const char *state_dir, char **ret_json);
 /* The same, as a short human-readable table. */
 int ts_status_print_text(const char *json_text, FILE *out);
+/* Why json_text is not a status record ("line L, column C: what"; "not a
+ * JSON object"): 0 when it is one, -EBADMSG with the reason in buf. */
+int ts_status_check(const char *json_text, char *buf, size_t size);

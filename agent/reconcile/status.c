@@ -416,6 +416,22 @@ static const char *bool_word(const json_t *o, const char *key, const char *yes, 
 	return json_is_boolean(v) ? (json_is_true(v) ? yes : no) : "-";
 }
 
+int ts_status_check(const char *json_text, char *buf, size_t size)
+{
+	json_error_t e;
+	json_t *root = json_loads(json_text, 0, &e);
+	bool object = json_is_object(root);
+
+	json_decref(root);
+	if (object)
+		return 0;
+	if (root)
+		snprintf(buf, size, "not a JSON object");
+	else
+		snprintf(buf, size, "line %d, column %d: %s", e.line, e.column, e.text);
+	return -EBADMSG;
+}
+
 int ts_status_print_text(const char *json_text, FILE *out)
 {
 	json_t *root = json_loads(json_text, 0, NULL), *tunnels, *t, *rev, *pass;

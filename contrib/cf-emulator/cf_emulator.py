@@ -622,6 +622,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The change is made; the answer never arrives.
             self.drop()
             return 0
+        if action == "huge_header":
+            # The change is made; the answer carries one oversized header
+            # (default 1 MiB), which no client should take for its memory.
+            headers = dict(headers or {})
+            headers["X-Padding"] = "x" * int(fault.get("size", 1 << 20))
         if action == "malformed":
             data = json.dumps(env).encode()
             raw = fault.get("body")

@@ -713,6 +713,33 @@ static void test_lost_bulk_response_retried(void **state)
 	assert_string_equal(fp, want);
 }
 
+/* A 1 MiB response header is named for what it is and not retried (curl
+ * 7.88 calls it "out of memory"); for psk_generate the key is lost. */
+static void test_huge_response_header(void **state)
+{
+	_cleanup_cf_client_ struct ts_cf_client *c = tls_client();
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_psk_generated g = { 0 };
+	struct ts_cf_error err = { 0 };
+
+	emu_fault(&tls_emu, "{\"rules\":[{\"method\":\"GET\",\"action\":\"huge_header\","
+			    "\"count\":-1}]}");
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EMSGSIZE);
+	assert_int_equal(err.kind, TS_CF_ERR_PROTOCOL);
+	assert_int_equal(err.attempts, 1);
+	assert_non_null(strstr(err.detail, "response header too large"));
+	assert_null(strstr(err.detail, "memory"));
+	assert_int_equal(n_sleeps, 0);
+	emu_reset(&tls_emu);
+	emu_fault(&tls_emu, "{\"rules\":[{\"path\":\"/psk_generate$\",\"action\":\"huge_header\","
+			    "\"count\":-1}]}");
+	assert_int_equal(ts_cf_psk_generate(c, EMU_TUNNEL1, false, &g, &err),
+			 -TS_CF_EOUTCOME_UNKNOWN);
+	assert_non_null(strstr(err.detail, "response header too large"));
+	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
+	ts_cf_error_done(&err);
+}
+
 static void test_psk_generate_lost_response(void **state)
 {
 	_cleanup_cf_client_ struct ts_cf_client *c = tls_client();
@@ -1096,6 +1123,7 @@ int main(void)
 		cmocka_unit_test_setup(test_fault_timeout_read, test_setup),
 		cmocka_unit_test_setup(test_lost_bulk_response_retried, test_setup),
 		cmocka_unit_test_setup(test_psk_generate_lost_response, test_setup),
+		cmocka_unit_test_setup(test_huge_response_header, test_setup),
 		cmocka_unit_test_setup(test_psk_generate_5xx_and_timeout, test_setup),
 		cmocka_unit_test_setup(test_backoff_across_calls, test_setup),
 		cmocka_unit_test_setup(test_connection_refused, test_setup),
