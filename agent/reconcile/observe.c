@@ -267,6 +267,7 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 			if (ct) {
 				ot->cf.customer_endpoint = ct->customer_endpoint;
 				ot->cf.cloudflare_endpoint = ct->cloudflare_endpoint;
+				ot->cf.tunnel = ct; /* every declared property is diffed */
 				ot->cf.last_generated_on =
 					ct->has_psk_generated_on ? ct->psk_generated_on : 0;
 			}

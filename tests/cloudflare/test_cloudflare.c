@@ -177,6 +177,71 @@ static void test_list_and_get(void **state)
 	ts_cf_error_done(&err);
 }
 
+/* The tunnel update call: declared properties set, undeclared ones kept
+ * (description when not declared, custom identities, replay protection),
+ * the key and last_generated_on untouched; validate_only changes nothing;
+ * a GET then a PUT. */
+static void test_update_tunnel(void **state)
+{
+	_cleanup_cf_client_ struct ts_cf_client *c = tls_client();
+	struct ts_cf_tunnel got = { 0 }, after = { 0 }, before = { 0 };
+	struct ts_cf_error err = { 0 };
+	struct ts_tunnel t = { 0 };
+	struct ts_prefix p;
+	char fp_before[32], fp[32];
+
+	assert_int_equal(ts_cf_get_tunnel(c, EMU_TUNNEL1, &before, &err), 0);
+	emu_fingerprint(&tls_emu, EMU_TUNNEL1, fp_before);
+	strcpy(t.id, EMU_TUNNEL1);
+	assert_int_equal(ts_ip_parse("203.0.113.1", &t.cloudflare_endpoint), 0);
+	assert_int_equal(ts_ip_parse("198.51.100.2", &t.customer_endpoint), 0);
+	assert_int_equal(ts_prefix_parse("10.0.7.0/31", &t.interface_address), 0);
+	snprintf(t.cf.hc_rate, sizeof(t.cf.hc_rate), "high");
+	emu_clear_log(&tls_emu);
+
+	assert_int_equal(ts_cf_update_tunnel(c, &t, true, &got, &err), 0);
+	ts_cf_tunnel_done(&got);
+	assert_int_equal(ts_cf_get_tunnel(c, EMU_TUNNEL1, &after, &err), 0);
+	assert_true(ts_prefix_equal(&after.interface_address, &before.interface_address));
+	ts_cf_tunnel_done(&after);
+	assert_int_equal(emu_count_query(&tls_emu, "validate_only=true"), 1);
+
+	emu_clear_log(&tls_emu);
+	assert_int_equal(ts_cf_update_tunnel(c, &t, false, &got, &err), 0);
+	assert_int_equal(emu_count(&tls_emu, "GET", "/" EMU_TUNNEL1, NULL, 0), 1);
+	assert_int_equal(emu_count(&tls_emu, "PUT", "/" EMU_TUNNEL1, NULL, 0), 1);
+	ts_prefix_parse("10.0.7.0/31", &p);
+	assert_true(ts_prefix_equal(&got.interface_address, &p));
+	assert_string_equal(got.health_check.rate, "high");
+	/* Not declared: Cloudflare's values stay. */
+	assert_string_equal(got.description, "first");
+	assert_true(got.replay_protection);
+	assert_string_equal(got.fqdn_id, before.fqdn_id);
+	assert_true(ts_prefix_equal(&got.interface_address6, &before.interface_address6));
+	assert_int_equal(got.psk_generated_on, before.psk_generated_on);
+	emu_fingerprint(&tls_emu, EMU_TUNNEL1, fp);
+	assert_string_equal(fp, fp_before);
+	ts_cf_tunnel_done(&got);
+
+	/* Declared description and replay protection are set. */
+	t.cf.description = "ams primary";
+	t.cf.has_replay_protection = true;
+	t.cf.replay_protection = false;
+	assert_int_equal(ts_cf_update_tunnel(c, &t, false, &got, &err), 0);
+	assert_string_equal(got.description, "ams primary");
+	assert_false(got.replay_protection);
+	ts_cf_tunnel_done(&got);
+
+	/* Unknown tunnel: the GET's 404, no PUT. */
+	strcpy(t.id, "0123456789abcdef0123456789abcdef");
+	emu_clear_log(&tls_emu);
+	assert_int_equal(ts_cf_update_tunnel(c, &t, false, &got, &err), -ENOENT);
+	assert_int_equal(emu_count(&tls_emu, "PUT", "/0123456789abcdef0123456789abcdef", NULL, 0),
+			 0);
+	ts_cf_tunnel_done(&before);
+	ts_cf_error_done(&err);
+}
+
 static void read_hook(const char *id, char *buf, size_t size)
 {
 	char path[400];
@@ -1108,6 +1173,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_list_and_get, test_setup),
+		cmocka_unit_test_setup(test_update_tunnel, test_setup),
 		cmocka_unit_test_setup(test_psk_set, test_setup),
 		cmocka_unit_test_setup(test_psk_set_partial, test_setup),
 		cmocka_unit_test_setup(test_psk_generate, test_setup),
