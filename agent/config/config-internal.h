@@ -64,3 +64,7 @@ void cfg_revision(const char *resolved, bool is_dir, const struct cfg_file *file
 /* Converts L->tree into the plain structs and runs the checks across
  * tunnels that YANG cannot state. */
 int cfg_convert(struct cfg_load *L, struct ts_desired **ret_desired);
+
+/* Sets ag->node_name from TS_CONFIG_NODE_NAME_ENV when set (an invalid one
+ * is an error), else keeps agent/node-name, else takes the host name. */
+int cfg_node_name(struct cfg_load *L, struct ts_agent_config *ag);

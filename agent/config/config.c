@@ -1026,6 +1026,11 @@ static int load_once(const char *path, const char *models_dir, struct ts_desired
 	r = cfg_convert(&L, &d);
 	if (r < 0)
 		goto out;
+	r = cfg_node_name(&L, &d->agent);
+	if (r < 0) {
+		ts_desired_free(d);
+		goto out;
+	}
 	cfg_revision(resolved, is_dir, L.files, L.n_files, d->revision);
 	*ret_desired = d;
 	r = 0;

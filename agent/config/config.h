@@ -8,6 +8,10 @@
 
 #include "model/tunnel.h"
 
+/* Overrides agent/node-name (an agent of a fleet that shares one config
+ * learns which gateway it is from its environment); see ts_config_load. */
+#define TS_CONFIG_NODE_NAME_ENV "TUNNELSYNC_NODE_NAME"
+
 /* Largest config file the loader reads. */
 #define TS_CONFIG_FILE_MAX (16u * 1024 * 1024)
 
@@ -41,11 +45,11 @@ int ts_config_models_dir(const char *override, const char **ret_dir);
  *
  * models_dir NULL means ts_config_models_dir(NULL). On success
  * *ret_desired owns a new struct ts_desired (free with ts_desired_free):
- * every default applied, tunnels sorted by name, revision set (the git-sync
- * link target if it is a commit hash, else the enclosing checkout's HEAD,
- * else "sha256:" over the files). On failure returns -errno (-EINVAL for an
- * invalid config) and, if err is not NULL, fills it (free with
- * ts_config_error_done).
+ * every default applied, agent.node_name from TS_CONFIG_NODE_NAME_ENV when
+ * that is set, else from the config, else the host name, tunnels sorted by name, revision set (the
+ * git-sync link target if it is a commit hash, else the enclosing checkout's HEAD, else "sha256:"
+ * over the files). On failure returns -errno (-EINVAL for an invalid config) and, if err is not
+ * NULL, fills it (free with ts_config_error_done).
  *
  * What is not checked here: that files named by the config (PSK, token,
  * CA) exist or are readable. The config is often validated away from the

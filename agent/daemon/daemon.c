@@ -34,11 +34,10 @@
 #define DEFAULT_SETTLE	   (100 * 1000)
 #define DEFAULT_RETRY	   (30 * TS_USEC_PER_SEC)
 #define DEFAULT_STOP_GRACE (5 * TS_USEC_PER_SEC)
-/* Fallback when inotify cannot see the VICI socket's folder, and for the
- * race inotify leaves: charon's bind() creates the socket (the kick) before
- * its listen(), and a connect in between is refused. A unix connect is
- * cheap; a charon restart must not cost 30 s of traffic (traffic-uml). */
-#define RECONNECT_EVERY (2 * TS_USEC_PER_SEC)
+/* Fallback when inotify cannot see the VICI socket's folder. */
+#define RECONNECT_EVERY	   (30 * TS_USEC_PER_SEC)
+#define RECONNECT_FAST	   (100 * 1000)
+#define RECONNECT_FAST_FOR (5 * TS_USEC_PER_SEC)
 /* The loop turns at least this often: heartbeat, fresh metrics. */
 #define TICK (5 * TS_USEC_PER_SEC)
 /* A pass running longer than this is stuck: the watchdog is no longer fed,
@@ -77,6 +76,7 @@ struct daemon {
 	char vici_dir[PATH_MAX];
 	/* the pass worker */
 	pthread_t worker;
+	struct pass_job *job;
 	bool busy;
 	ts_usec_t busy_since;
 	struct ts_daemon_pass result;
@@ -86,6 +86,9 @@ struct daemon {
 	bool reload;
 	bool events_kick; /* read the agent's events now (VICI socket back) */
 	ts_usec_t reconnect_at;
+	/* The socket file appears at bind(), a moment before charon listens:
+	 * after it appears, retry every RECONNECT_FAST until then. */
+	ts_usec_t fast_reconnect_until;
 	ts_usec_t reload_at; /* a config file changed: reload then */
 	bool stop;
 	ts_usec_t stop_deadline;
@@ -314,15 +317,31 @@ static int reload(struct daemon *d)
 	return 1;
 }
 
+/* What the worker owns: on the heap, not in the loop's frame, so that a
+ * worker the loop gave up on (stop_grace) never writes into a returned
+ * stack frame. */
+struct pass_job {
+	const struct ts_daemon_ops *ops;
+	void *ctx, *agent;
+	int done_fd;
+	struct ts_daemon_pass result;
+};
+
+/* A pass the loop stopped waiting for keeps what it uses: the job, its
+ * agent and desired state, its eventfd (still reachable, not leaked). */
+static struct {
+	struct pass_job *volatile job; /* volatile: stores never read stay */
+	struct ts_desired *volatile desired;
+} abandoned;
+
 static void *worker_main(void *userdata)
 {
-	struct daemon *d = userdata;
+	struct pass_job *job = userdata;
 	uint64_t one = 1;
 
-	memset(&d->result, 0, sizeof(d->result));
-	d->result.error = d->ops->pass(d->ctx, d->agent, &d->result);
-	/* The loop joins on this; nothing of d is touched after it. */
-	(void)!write(d->done_fd, &one, sizeof(one));
+	job->result.error = job->ops->pass(job->ctx, job->agent, &job->result);
+	/* The loop joins on this; nothing of job is touched after it. */
+	(void)!write(job->done_fd, &one, sizeof(one));
 	return NULL;
 }
 
@@ -336,13 +355,25 @@ static int pass_start(struct daemon *d)
 	d->busy = true;
 	d->busy_since = ts_now_monotonic();
 	ts_log_set_cause(d->cause);
-	r = pthread_create(&d->worker, NULL, worker_main, d);
+	d->job = calloc(1, sizeof(*d->job));
+	if (!d->job) {
+		d->busy = false;
+		return -ENOMEM;
+	}
+	*d->job = (struct pass_job){
+		.ops = d->ops, .ctx = d->ctx, .agent = d->agent, .done_fd = d->done_fd
+	};
+	r = pthread_create(&d->worker, NULL, worker_main, d->job);
 	if (r != 0) {
+		free(d->job);
+		d->job = NULL;
 		d->busy = false;
 		return -r;
 	}
 	return 0;
 }
+
+static void events(struct daemon *d);
 
 /* The worker said it is done: join it and plan what comes next. */
 static void pass_done(struct daemon *d)
@@ -356,6 +387,9 @@ static void pass_done(struct daemon *d)
 
 	(void)!read(d->done_fd, &n, sizeof(n));
 	pthread_join(d->worker, NULL);
+	d->result = d->job->result;
+	free(d->job);
+	d->job = NULL;
 	d->busy = false;
 	d->passes++;
 	ts_log_set_cause(NULL);
@@ -383,6 +417,8 @@ static void pass_done(struct daemon *d)
 	if (res->next_due && mono_from_wall(res->next_due) < next)
 		next = mono_from_wall(res->next_due) > now ? mono_from_wall(res->next_due) : now;
 	schedule(d, next, next == now ? "progress" : "timer");
+	/* Events the pass read itself (its drains) may still ask for one. */
+	events(d);
 	if (!d->ready_sent) {
 		sd_notify_text("READY=1");
 		d->ready_sent = true;
@@ -508,12 +544,21 @@ int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon
 			sd_notify_text("STOPPING=1");
 			/* The worker still uses the agent: neither is freed. */
 			pthread_detach(d.worker);
+			abandoned.job = d.job;
+			abandoned.desired = d.desired;
 			ts_http_stop(d.http);
+			if (d.ino_fd >= 0)
+				close(d.ino_fd);
+			if (d.sig_fd >= 0)
+				close(d.sig_fd);
+			pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
 			return 0;
 		}
 		if (!d.busy && !d.stop) {
 			if (d.events_kick) {
 				d.events_kick = false;
+				d.fast_reconnect_until = now + RECONNECT_FAST_FOR;
+				d.reconnect_at = 0;
 				events(&d);
 			}
 			if (d.reload_at && d.reload_at <= now) {
@@ -562,7 +607,9 @@ int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon
 			d.ops->fds(d.ctx, d.agent, &ike_fd, &xfrm_fd);
 		if (!d.busy && d.agent && ike_fd < 0) {
 			if (!d.reconnect_at)
-				d.reconnect_at = now + RECONNECT_EVERY;
+				d.reconnect_at =
+					now + (now < d.fast_reconnect_until ? RECONNECT_FAST
+									    : RECONNECT_EVERY);
 			if (d.reconnect_at <= now) {
 				d.reconnect_at = 0;
 				events(&d);
@@ -619,6 +666,7 @@ out:
 		/* Only on a fatal error: let the pass end, it holds the agent. */
 		ts_cancel_request();
 		pthread_join(d.worker, NULL);
+		free(d.job);
 	}
 	ts_http_stop(d.http);
 	if (d.agent)

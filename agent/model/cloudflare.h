@@ -56,7 +56,7 @@ struct ts_cf_tunnel_list {
 enum ts_cf_psk_status {
 	TS_CF_PSK_APPLIED,   /* in successfully_applied_psks */
 	TS_CF_PSK_UNAPPLIED, /* in unapplied_psks, with Cloudflare's reason */
-	TS_CF_PSK_MISSING,   /* in neither map: treat as not applied */
+	TS_CF_PSK_MISSING,   /* in neither map: outcome unknown (the key may be taken) */
 	_TS_CF_PSK_STATUS_MAX,
 };
 

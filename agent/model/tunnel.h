@@ -102,6 +102,21 @@ struct ts_psk_policy {
 	uint32_t auth_failure_threshold; /* failures seen before a rotation */
 };
 
+/* Cloudflare-side properties a tunnel may declare (tunnel/cloudflare in
+ * the YANG model). Only declared ones are compared with Cloudflare's and,
+ * with cloudflare/manage-tunnels, set through the tunnel update call. */
+struct ts_cf_declared {
+	char *description; /* owned; NULL: not declared */
+	bool has_replay_protection;
+	bool replay_protection;
+	bool has_hc_enabled;
+	bool hc_enabled;
+	char hc_rate[16];	/* low|mid|high; "" not declared */
+	char hc_type[16];	/* reply|request */
+	char hc_direction[16];	/* unidirectional|bidirectional */
+	struct ts_ip hc_target; /* AF_UNSPEC: not declared */
+};
+
 struct ts_tunnel {
 	char name[TS_NAME_MAX + 1];
 	char id[TS_CF_ID_LEN + 1]; /* Cloudflare tunnel id */
@@ -115,6 +130,7 @@ struct ts_tunnel {
 	struct ts_ike_settings ike;
 	struct ts_routing routing;
 	struct ts_psk_policy psk;
+	struct ts_cf_declared cf;
 	/* routes (opt-in): the agent's routes through the tunnel's interface */
 	struct {
 		char ifname[16]; /* "" = the agent owns no route of this tunnel */
@@ -144,19 +160,27 @@ struct ts_cloudflare_config {
 	uint32_t request_budget;  /* requests per 5 minutes */
 	uint32_t connect_timeout; /* seconds */
 	uint32_t request_timeout; /* seconds */
+	/* Correct Cloudflare-side drift of declared properties through the
+	 * tunnel update call (else only report it). Never deletes a tunnel. */
+	bool manage_tunnels;
 };
 
 struct ts_agent_config {
 	char node_name[TS_NAME_MAX + 1];
 	char *state_dir;
-	uint32_t resync_interval; /* seconds */
-	char *vici_socket;	  /* path of charon's VICI unix socket */
-	char *metrics_listen;	  /* "addr:port" or NULL */
-	bool suspend;		  /* observe and plan only */
-	bool prune;		  /* delete stale objects of removed tunnels */
-	uint32_t max_rotations_per_pass;
-	bool kernel_xfrm;	  /* the IKE daemon's SAs live in the kernel's XFRM */
-	uint32_t confirm_timeout; /* seconds to wait for an SA after a key change */
+	uint32_t resync_interval;	 /* seconds */
+	char *vici_socket;		 /* path of charon's VICI unix socket */
+	char *metrics_listen;		 /* "addr:port" or NULL */
+	bool suspend;			 /* observe and plan only */
+	bool prune;			 /* delete stale objects of removed tunnels */
+	uint32_t max_rotations_per_pass; /* deprecated; 0 = none */
+	/* rotation (in-flight and batch 0: the model's default, for structs
+	 * built in code; jitter 0: none) */
+	uint32_t rotation_max_in_flight;   /* tunnels mid-rotation at once */
+	uint32_t rotation_bulk_batch_size; /* keys per bulk PSK call */
+	uint32_t rotation_max_age_jitter;  /* percent of max-age */
+	bool kernel_xfrm;		   /* the IKE daemon's SAs live in the kernel's XFRM */
+	uint32_t confirm_timeout;	   /* seconds to wait for an SA after a key change */
 	/* traffic: */
 	char *strongswan_conf; /* charon's settings, read for make_before_break */
 	uint32_t settle_time;  /* seconds a group's next rotation waits */
@@ -187,3 +211,12 @@ const struct ts_tunnel *ts_desired_find_id(const struct ts_desired *d, const cha
 /* True when the agent on node should manage the tunnel: assigned to it or
  * to no gateway. */
 bool ts_tunnel_is_local(const struct ts_tunnel *t, const char *node);
+
+#define TS_ROTATION_MAX_IN_FLIGHT_DEFAULT 1000
+#define TS_ROTATION_BULK_BATCH_DEFAULT	  100
+
+/* Seconds after which t's key falls due: psk.max_age shortened by up to
+ * jitter_percent of it, by a fraction fixed per tunnel id (a hash of the
+ * id), so that keys set together fall due spread over that window. 0 when
+ * the key has no age limit. */
+uint64_t ts_tunnel_key_due_age(const struct ts_tunnel *t, uint32_t jitter_percent);

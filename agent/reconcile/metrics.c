@@ -108,6 +108,9 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 		emit(&t, "tunnelsync_make_before_break{state=\"%s\"} %d\n",
 		     ts_mbb_state_to_string((enum ts_mbb_state)s),
 		     a->mbb.state == (enum ts_mbb_state)s);
+	help(&t, "tunnelsync_store_problems", "gauge",
+	     "Record or journal files the last pass could not use (Stalled until repaired).");
+	emit(&t, "tunnelsync_store_problems %u\n", a->last_store_problems);
 	help(&t, "tunnelsync_rotations_total", "counter",
 	     "Key rotations by cause (reason) and outcome (committed, pending, failed).");
 	for (int c = 0; c < _TS_CAUSE_MAX; c++)
@@ -185,7 +188,8 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 
 bool ts_agent_ready(const struct ts_agent *a)
 {
-	return a->passes > 0 && a->last_pass_ok == a->last_pass && a->last_failed == 0;
+	return a->passes > 0 && a->last_pass_ok == a->last_pass && a->last_failed == 0 &&
+	       a->last_store_problems == 0;
 }
 
 bool ts_agent_ready_reason(const struct ts_agent *a, char *buf, size_t size)
@@ -203,6 +207,11 @@ bool ts_agent_ready_reason(const struct ts_agent *a, char *buf, size_t size)
 		return true;
 	if (a->passes == 0)
 		snprintf(buf, size, "no pass has completed yet");
+	else if (a->last_store_problems)
+		snprintf(buf, size,
+			 "%u damaged state files (tunnelsync status; README, Repairing "
+			 "the state directory)",
+			 a->last_store_problems);
 	else if (a->last_failed)
 		snprintf(buf, size, "the last pass failed %u actions (tunnelsync status)",
 			 a->last_failed);

@@ -130,14 +130,35 @@ int ts_rotation_begin(struct ts_agent *a, const struct ts_observation *o, struct
 	} else {
 		r = 0;
 	}
-	if (r < 0)
+	if (r < 0) {
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot prepare the new key: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
+	}
 	if (e->new_key)
 		ts_secret_fingerprint(e->new_key, e->new_fingerprint);
+	if (e->source == TS_PSK_SOURCE_FILE && rec &&
+	    ts_streq(e->new_fingerprint, rec->fingerprint)) {
+		/* Setting the same key again changes nothing but the generation:
+		 * only the operator can put a new key into the file. */
+		ts_logf(TS_LOG_ERROR, "config", t->name,
+			"key file %s holds the current key (%s): write the new key to the file to "
+			"rotate",
+			t->psk.file, e->new_fingerprint);
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED,
+			       "key file %s holds the current key (%s): nothing to rotate to",
+			       t->psk.file, e->new_fingerprint);
+		rot->out->error = -EALREADY;
+		return -EALREADY;
+	}
 	r = ops->store_begin(TS_PLANES_CTX(a), e);
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", t->name, "cannot journal the rotation: %s (%s)",
 			strerror(-r), ops->store_error(TS_PLANES_CTX(a)));
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot journal the rotation: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
 	}
 	rot->journaled = true;
@@ -163,72 +184,153 @@ int ts_rotation_resume(struct ts_agent *a, const struct ts_observation *o, struc
 
 /* --- step 2 ------------------------------------------------------------------ */
 
+/* Before a resend: the journal counts the attempt, so that an entry that
+ * was ever sent is never taken for one that never was. */
+static int count_attempt(struct ts_agent *a, struct ts_rotation *rot)
+{
+	int r;
+
+	rot->e.attempt++;
+	r = TS_PLANES(a)->store_advance(TS_PLANES_CTX(a), &rot->e);
+	if (r < 0) {
+		ts_logf(TS_LOG_ERROR, "store", rot->t->name,
+			"cannot journal attempt %u: %s; key %s not resent", rot->e.attempt,
+			strerror(-r), rot->e.new_fingerprint);
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot journal the resend: %s",
+			       strerror(-r));
+		rot->journaled = false;
+	}
+	return r;
+}
+
+/* One tunnel's entry of a bulk answer (agent/reconcile/README.md, "The
+ * rotation protocol under every answer"). Only an explicit unapplied
+ * answer to the only send there ever was proves that Cloudflare did not
+ * take the key; everything else keeps the journal (the key is resent). */
+static void bulk_outcome(struct ts_agent *a, struct ts_rotation *rot,
+			 const struct ts_cf_psk_outcome *oc)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	int r;
+
+	if (!oc || oc->status == TS_CF_PSK_MISSING) {
+		ts_logf(TS_LOG_WARN, "cloudflare", rot->t->name,
+			"Cloudflare's answer does not say whether it took key %s: kept in the "
+			"journal, resent next pass",
+			rot->e.new_fingerprint);
+		ts_outcome_set(
+			rot->out, TS_OUTCOME_PENDING,
+			"outcome unknown (tunnel in neither map of the answer): key %s resent "
+			"next pass",
+			rot->e.new_fingerprint);
+		rot->journaled = false;
+		return;
+	}
+	if (oc->status == TS_CF_PSK_UNAPPLIED) {
+		const char *why = oc->reason ? oc->reason : "no reason given";
+
+		rot->journaled = false;
+		if (!rot->resumed && rot->e.attempt == 1) {
+			ts_logf(TS_LOG_WARN, "cloudflare", rot->t->name,
+				"key %s not applied by Cloudflare: %s", rot->e.new_fingerprint,
+				why);
+			ts_outcome_set(rot->out, TS_OUTCOME_PENDING,
+				       "not applied by Cloudflare: %s", why);
+			(void)ops->store_discard(ctx, rot->t->name);
+			return;
+		}
+		/* An earlier send of this key may have been taken. */
+		ts_logf(TS_LOG_WARN, "cloudflare", rot->t->name,
+			"resent key %s not applied by Cloudflare (%s); an earlier send may have "
+			"been: kept in the journal, resent next pass",
+			rot->e.new_fingerprint, why);
+		ts_outcome_set(
+			rot->out, TS_OUTCOME_PENDING,
+			"resend not applied by Cloudflare (%s): key %s kept, resent next pass", why,
+			rot->e.new_fingerprint);
+		return;
+	}
+	rot->e.step = TS_JOURNAL_REMOTE;
+	/* The write answer's time is not the baseline (it may be absent, or of
+	 * another precision than the list's): remote_baseline() reads it. */
+	rot->e.last_generated_on = 0;
+	r = ops->store_advance(ctx, &rot->e);
+	if (r < 0) {
+		/* Cloudflare has the key, the journal has it at prepared: the
+		 * next pass resends it (idempotent) and advances then. */
+		ts_logf(TS_LOG_ERROR, "store", rot->t->name, "cannot journal step remote: %s",
+			strerror(-r));
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot journal step remote: %s",
+			       strerror(-r));
+		rot->journaled = false;
+		return;
+	}
+	ts_log_fields(TS_LOG_INFO, "cloudflare", rot->t->name,
+		      &(struct ts_log_fields){ .fingerprint = rot->e.new_fingerprint,
+					       .generation = rot->e.generation },
+		      "new key %s set", rot->e.new_fingerprint);
+}
+
 /* The bulk set for every random/file rotation (fresh or resumed at
- * prepared) in one call; entries Cloudflare applied move to remote, the
- * others are dropped (fresh) or stay prepared (resumed: resent next pass). */
+ * prepared) in one call. */
 static int remote_bulk(struct ts_agent *a, struct ts_rotation **rots, size_t n)
 {
 	const struct ts_planes_ops *ops = TS_PLANES(a);
 	void *ctx = TS_PLANES_CTX(a);
 	struct ts_cf_psk_entry *entries;
+	struct ts_rotation **sent;
 	struct ts_cf_psk_set_result out = { 0 };
 	struct ts_cf_error err = { 0 };
+	size_t n_sent = 0;
 	int r;
 
 	if (n == 0)
 		return 0;
 	entries = calloc(n, sizeof(*entries));
-	if (!entries)
+	sent = calloc(n, sizeof(*sent));
+	if (!entries || !sent) {
+		free(entries);
+		free(sent);
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		entries[i] = (struct ts_cf_psk_entry){ rots[i]->t->id, rots[i]->e.new_key };
-	r = ops->cf_psk_set(ctx, entries, n, false, &out, &err);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rots[i]->resumed && count_attempt(a, rots[i]) < 0)
+			continue;
+		entries[n_sent] = (struct ts_cf_psk_entry){ rots[i]->t->id, rots[i]->e.new_key };
+		sent[n_sent++] = rots[i];
+	}
+	r = n_sent ? ops->cf_psk_set(ctx, entries, n_sent, false, &out, &err) : 0;
 	free(entries);
 	if (r < 0) {
 		/* Unknown or refused: the journal keeps each key at prepared, and
 		 * resending the same key is harmless. */
 		ts_agent_cf_failed(a, NULL, "bulk PSK set", &err, NULL);
-		for (size_t i = 0; i < n; i++) {
-			ts_outcome_set(rots[i]->out, TS_OUTCOME_FAILED, "bulk PSK set failed: %s",
-				       ts_cf_error_kind_to_string(err.kind));
-			rots[i]->journaled = false; /* nothing more this pass */
+		for (size_t i = 0; i < n_sent; i++) {
+			ts_outcome_set(sent[i]->out, TS_OUTCOME_FAILED,
+				       "bulk PSK set failed (%s): key %s kept, resent next pass",
+				       ts_cf_error_kind_to_string(err.kind),
+				       sent[i]->e.new_fingerprint);
+			sent[i]->journaled = false; /* nothing more this pass */
 		}
 		ts_cf_error_done(&err);
+		free(sent);
 		return 0;
 	}
 	ts_cf_error_done(&err);
 	ts_crash_point("rotate:remote-sent");
-	for (size_t i = 0; i < n && i < out.n_outcomes; i++) {
-		const struct ts_cf_psk_outcome *oc = &out.outcomes[i];
-		struct ts_rotation *rot = rots[i];
+	for (size_t i = 0; i < n_sent; i++) {
+		const struct ts_cf_psk_outcome *oc = NULL;
 
-		if (oc->status != TS_CF_PSK_APPLIED) {
-			ts_logf(TS_LOG_WARN, "cloudflare", rot->t->name,
-				"key %s not applied by Cloudflare: %s", rot->e.new_fingerprint,
-				oc->reason ? oc->reason : ts_cf_psk_status_to_string(oc->status));
-			ts_outcome_set(rot->out, TS_OUTCOME_PENDING,
-				       "not applied by Cloudflare: %s",
-				       oc->reason ? oc->reason : "no reason given");
-			if (rot->e.attempt == 1 && rot->e.step == TS_JOURNAL_PREPARED)
-				(void)ops->store_discard(ctx, rot->t->name);
-			rot->journaled = false;
-			continue;
-		}
-		rot->e.step = TS_JOURNAL_REMOTE;
-		rot->e.last_generated_on = oc->has_last_generated_on ? oc->last_generated_on : 0;
-		r = ops->store_advance(ctx, &rot->e);
-		if (r < 0) {
-			ts_logf(TS_LOG_ERROR, "store", rot->t->name,
-				"cannot journal step remote: %s", strerror(-r));
-			ts_outcome_set(rot->out, TS_OUTCOME_FAILED, NULL);
-			rot->journaled = false;
-			continue;
-		}
-		ts_logf(TS_LOG_INFO, "cloudflare", rot->t->name, "new key %s set",
-			rot->e.new_fingerprint);
+		/* By tunnel id, whatever order or subset the answer came in. */
+		for (size_t k = 0; k < out.n_outcomes; k++)
+			if (strcmp(out.outcomes[k].tunnel_id, sent[i]->t->id) == 0)
+				oc = &out.outcomes[k];
+		bulk_outcome(a, sent[i], oc);
 	}
 	ts_crash_point("rotate:remote");
 	ts_cf_psk_set_result_done(&out);
+	free(sent);
 	return 0;
 }
 
@@ -253,7 +355,7 @@ static void remote_generate(struct ts_agent *a, struct ts_rotation *rot)
 	rot->e.new_key = TS_TAKE_PTR(gen.psk);
 	ts_secret_fingerprint(rot->e.new_key, rot->e.new_fingerprint);
 	rot->e.step = TS_JOURNAL_REMOTE;
-	rot->e.last_generated_on = gen.has_last_generated_on ? gen.last_generated_on : 0;
+	rot->e.last_generated_on = 0; /* remote_baseline() reads it */
 	ts_cf_psk_generated_done(&gen);
 	r = ops->store_advance(TS_PLANES_CTX(a), &rot->e);
 	if (r < 0) {
@@ -270,11 +372,89 @@ static void remote_generate(struct ts_agent *a, struct ts_rotation *rot)
 	ts_crash_point("rotate:remote");
 }
 
+/* "Regenerated elsewhere" is decided against what Cloudflare's list
+ * shows after the agent's own write (never against a write answer, whose
+ * psk_metadata is optional and whose precision may differ): one list
+ * after the pass's writes, its last_generated_on journaled with each key
+ * and carried into the record by the commit. A list that fails leaves 0,
+ * and the baseline is adopted from a later pass's list
+ * (ts_rotation_adopt_baselines). */
+static void remote_baseline(struct ts_agent *a, struct ts_rotation *rots, size_t n)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_error err = { 0 };
+	bool wanted = false;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		if (rots[i].journaled && rots[i].e.step >= TS_JOURNAL_REMOTE &&
+		    rots[i].e.step < TS_JOURNAL_COMMITTED && !rots[i].e.last_generated_on)
+			wanted = true;
+	if (!wanted)
+		return;
+	r = ops->cf_list(ctx, &list, &err);
+	if (r < 0) {
+		char buf[512];
+
+		ts_logf(TS_LOG_WARN, "cloudflare", NULL,
+			"cannot list the tunnels after the key change (%s): the baseline of "
+			"last_generated_on is taken from a later list",
+			ts_cf_error_format(&err, buf, sizeof(buf)));
+		ts_cf_error_done(&err);
+		return;
+	}
+	ts_cf_error_done(&err);
+	for (size_t i = 0; i < n; i++) {
+		struct ts_rotation *rot = &rots[i];
+		const struct ts_cf_tunnel *ct;
+
+		if (!rot->journaled || rot->e.step < TS_JOURNAL_REMOTE ||
+		    rot->e.step >= TS_JOURNAL_COMMITTED || rot->e.last_generated_on)
+			continue;
+		ct = ts_cf_tunnel_list_find(&list, rot->t->id);
+		if (!ct || !ct->has_psk_generated_on || ct->psk_generated_on <= 0)
+			continue;
+		rot->e.last_generated_on = ct->psk_generated_on;
+		if (ops->store_advance(ctx, &rot->e) < 0)
+			rot->e.last_generated_on = 0; /* adopted later */
+	}
+	ts_cf_tunnel_list_done(&list);
+}
+
+void ts_rotation_adopt_baselines(struct ts_agent *a, const struct ts_observation *o,
+				 const struct ts_rotation *rots, size_t n)
+{
+	const struct ts_desired *d = a->desired;
+
+	if (!o->cf_ok || !o->store)
+		return;
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_tunnel *t = &d->tunnels[i];
+		const struct ts_key_record *rec = ts_store_state_record(o->store, t->name);
+		const struct ts_cf_tunnel *ct = ts_cf_tunnel_list_find(&o->cf_list, t->id);
+		bool rotated = false;
+
+		for (size_t k = 0; k < n; k++)
+			rotated |= rots[k].t == t;
+		if (rotated || !rec || rec->last_generated_on ||
+		    ts_store_state_journal(o->store, t->name) || !ct || !ct->has_psk_generated_on ||
+		    ct->psk_generated_on <= 0 ||
+		    (rec->tunnel_id[0] && strcmp(rec->tunnel_id, t->id)))
+			continue;
+		if (TS_PLANES(a)->store_adopt_baseline(TS_PLANES_CTX(a), t->name, rec->fingerprint,
+						       ct->psk_generated_on) == 0)
+			ts_logf(TS_LOG_INFO, "store", t->name,
+				"baseline for Cloudflare's last_generated_on taken from its list");
+	}
+}
+
 int ts_rotation_remote(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 {
 	struct ts_rotation **bulk = calloc(n + 1, sizeof(*bulk));
-	size_t n_bulk = 0;
-	int r;
+	size_t n_bulk = 0, batch;
+	int r = 0;
 
 	if (!bulk)
 		return -ENOMEM;
@@ -286,8 +466,15 @@ int ts_rotation_remote(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 		else
 			bulk[n_bulk++] = &rots[i];
 	}
-	r = remote_bulk(a, bulk, n_bulk);
+	/* In calls of rotation/bulk-batch-size keys, as the plan counted them. */
+	batch = a->desired->agent.rotation_bulk_batch_size
+			? a->desired->agent.rotation_bulk_batch_size
+			: TS_ROTATION_BULK_BATCH_DEFAULT;
+	for (size_t off = 0; off < n_bulk && r == 0; off += batch)
+		r = remote_bulk(a, bulk + off, n_bulk - off < batch ? n_bulk - off : batch);
 	free(bulk);
+	if (r == 0)
+		remote_baseline(a, rots, n);
 	return r;
 }
 
@@ -305,10 +492,17 @@ static int commit(struct ts_agent *a, struct ts_rotation *rot)
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", name, "cannot commit the rotation: %s (%s)",
 			strerror(-r), ops->store_error(ctx));
+		/* A store failure is an error, never "work left" (below). */
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot commit the rotation: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
 	}
-	ts_logf(TS_LOG_INFO, "store", name, "rotation committed: key %s, generation %llu",
-		rec.fingerprint, (unsigned long long)rec.generation);
+	ts_log_fields(TS_LOG_INFO, "store", name,
+		      &(struct ts_log_fields){ .fingerprint = rec.fingerprint,
+					       .generation = rec.generation },
+		      "rotation committed: key %s, generation %llu", rec.fingerprint,
+		      (unsigned long long)rec.generation);
 	ts_store_record_done(&rec);
 	return 0;
 }
@@ -370,7 +564,10 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 			       a->desired->agent.confirm_timeout);
 		return r;
 	}
-	ts_logf(TS_LOG_INFO, "ike", t->name, "up with the new key %s", rot->e.new_fingerprint);
+	ts_log_fields(TS_LOG_INFO, "ike", t->name,
+		      &(struct ts_log_fields){ .fingerprint = rot->e.new_fingerprint,
+					       .generation = rot->e.generation },
+		      "up with the new key %s", rot->e.new_fingerprint);
 	if (drained)
 		ts_agent_routes_restore(a, t);
 	rot->e.step = TS_JOURNAL_LOCAL;
@@ -378,6 +575,9 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", t->name, "cannot journal step local: %s",
 			strerror(-r));
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot journal step local: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
 	}
 	ts_crash_point("rotate:local");
@@ -400,7 +600,9 @@ void ts_rotation_local(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 		}
 		if (rot->e.step == TS_JOURNAL_REMOTE) {
 			r = local_step(a, rot);
-			if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)
+			if (r < 0 && rot->out->error)
+				rot->out->status = TS_OUTCOME_FAILED; /* the store failed */
+			else if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)
 				rot->out->status = TS_OUTCOME_PENDING;
 			else if (r < 0)
 				rot->out->status = TS_OUTCOME_FAILED;

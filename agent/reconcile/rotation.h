@@ -24,6 +24,11 @@ int ts_rotation_resume(struct ts_agent *a, const struct ts_observation *o, struc
 /* Step 2 for every rotation at prepared: one bulk set for random/file,
  * psk_generate one by one. -errno only when nothing could be tried. */
 int ts_rotation_remote(struct ts_agent *a, struct ts_rotation *rots, size_t n);
+/* Records without a last_generated_on baseline (an earlier list failed, or
+ * a record older than the baseline rule) take the value of this
+ * observation's list, unless a rotation of this pass touched the tunnel. */
+void ts_rotation_adopt_baselines(struct ts_agent *a, const struct ts_observation *o,
+				 const struct ts_rotation *rots, size_t n);
 /* Steps 3 and 4 for every rotation at remote (or later), one at a time. */
 void ts_rotation_local(struct ts_agent *a, struct ts_rotation *rots, size_t n);
 

@@ -181,3 +181,24 @@ int ts_store_journal_discard(struct ts_store *s, const char *tunnel)
 	ts_store_journal_entry_done(&e);
 	return r;
 }
+
+int ts_store_record_adopt_baseline(struct ts_store *s, const char *tunnel, const char *fingerprint,
+				   ts_usec_t last_generated_on)
+{
+	struct ts_key_record rec = { 0 };
+	int r;
+
+	if (!s || !fingerprint || last_generated_on <= 0)
+		return -EINVAL;
+	r = ts_store_record_read(s, tunnel, &rec);
+	if (r < 0)
+		return r;
+	if (rec.last_generated_on != 0 || !ts_streq(rec.fingerprint, fingerprint)) {
+		r = -ESTALE;
+	} else {
+		rec.last_generated_on = last_generated_on;
+		r = ts_store_record_write(s, &rec);
+	}
+	ts_store_record_done(&rec);
+	return r;
+}

@@ -149,6 +149,18 @@ out:
 	return r;
 }
 
+static int cmp_record(const void *a, const void *b)
+{
+	return strcmp(((const struct ts_key_record *)a)->tunnel,
+		      ((const struct ts_key_record *)b)->tunnel);
+}
+
+static int cmp_journal(const void *a, const void *b)
+{
+	return strcmp(((const struct ts_journal_entry *)a)->tunnel,
+		      ((const struct ts_journal_entry *)b)->tunnel);
+}
+
 int ts_store_load(struct ts_store *s, struct ts_store_state **ret_state)
 {
 	struct ts_store_state *st;
@@ -162,10 +174,15 @@ int ts_store_load(struct ts_store *s, struct ts_store_state **ret_state)
 	r = load_dir(s, st, false);
 	if (r >= 0)
 		r = load_dir(s, st, true);
+	if (r >= 0)
+		r = store_load_requests(s, st);
 	if (r < 0) {
 		ts_store_state_free(st);
 		return r;
 	}
+	/* Sorted by tunnel for look-ups by name (one per tunnel per pass). */
+	qsort(st->records, st->n_records, sizeof(*st->records), cmp_record);
+	qsort(st->journal, st->n_journal, sizeof(*st->journal), cmp_journal);
 	if (st->n_problems) {
 		const struct ts_store_problem *p = &st->problems[st->n_problems - 1];
 
@@ -179,6 +196,7 @@ void ts_store_state_free(struct ts_store_state *st)
 {
 	if (!st)
 		return;
+	free(st->requests);
 	for (size_t i = 0; i < st->n_records; i++)
 		ts_store_record_done(&st->records[i]);
 	for (size_t i = 0; i < st->n_journal; i++)
@@ -192,19 +210,21 @@ void ts_store_state_free(struct ts_store_state *st)
 const struct ts_key_record *ts_store_state_record(const struct ts_store_state *st,
 						  const char *tunnel)
 {
-	for (size_t i = 0; st && i < st->n_records; i++)
-		if (ts_streq(st->records[i].tunnel, tunnel))
-			return &st->records[i];
-	return NULL;
+	struct ts_key_record key;
+
+	if (!st || !tunnel || ts_strlcpy(key.tunnel, tunnel, sizeof(key.tunnel)) < 0)
+		return NULL;
+	return bsearch(&key, st->records, st->n_records, sizeof(key), cmp_record);
 }
 
 const struct ts_journal_entry *ts_store_state_journal(const struct ts_store_state *st,
 						      const char *tunnel)
 {
-	for (size_t i = 0; st && i < st->n_journal; i++)
-		if (ts_streq(st->journal[i].tunnel, tunnel))
-			return &st->journal[i];
-	return NULL;
+	struct ts_journal_entry key;
+
+	if (!st || !tunnel || ts_strlcpy(key.tunnel, tunnel, sizeof(key.tunnel)) < 0)
+		return NULL;
+	return bsearch(&key, st->journal, st->n_journal, sizeof(key), cmp_journal);
 }
 
 const struct ts_store_problem *ts_store_state_problem(const struct ts_store_state *st,

@@ -109,6 +109,14 @@ static int teardown_dir(void **state)
 	return 0;
 }
 
+static const char *host_name(void)
+{
+	static char host[256];
+
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	return host;
+}
+
 static int load(const char *path, struct ts_desired **ret, struct ts_config_error *err)
 {
 	memset(err, 0, sizeof(*err));
@@ -492,20 +500,32 @@ static void test_defaults_and_order(void **state)
 
 	write_text(*state, "min.json", text);
 	assert_int_equal(load(file, &d, &err), 0);
-	assert_string_equal(d->agent.node_name, "");
+	/* No node-name: the host name, as the module says. */
+	assert_string_equal(d->agent.node_name, host_name());
 	assert_string_equal(d->agent.state_dir, "/var/lib/tunnelsync");
 	assert_int_equal(d->agent.resync_interval, 300);
 	assert_string_equal(d->agent.vici_socket, "/var/run/charon.vici");
 	assert_null(d->agent.metrics_listen);
 	assert_false(d->agent.suspend);
 	assert_false(d->agent.prune);
-	assert_int_equal(d->agent.max_rotations_per_pass, 8);
+	assert_int_equal(d->agent.max_rotations_per_pass, 0); /* deprecated: no default */
+	assert_int_equal(d->agent.rotation_max_in_flight, 1000);
+	assert_int_equal(d->agent.rotation_bulk_batch_size, 100);
+	assert_int_equal(d->agent.rotation_max_age_jitter, 10);
 	assert_string_equal(d->cloudflare.api_base_url, "https://api.cloudflare.com/client/v4");
 	assert_int_equal(d->cloudflare.auth, TS_CF_AUTH_TOKEN);
 	assert_null(d->cloudflare.token_file); /* CLOUDFLARE_API_TOKEN */
 	assert_null(d->cloudflare.ca_file);
 	assert_false(d->cloudflare.allow_plain_http_loopback);
 	assert_int_equal(d->cloudflare.request_budget, 600);
+	assert_false(d->cloudflare.manage_tunnels);
+	/* No tunnel/cloudflare: nothing declared, nothing compared. */
+	t = ts_desired_find(d, "zeta");
+	assert_null(t->cf.description);
+	assert_false(t->cf.has_replay_protection);
+	assert_false(t->cf.has_hc_enabled);
+	assert_string_equal(t->cf.hc_rate, "");
+	assert_false(ts_ip_is_set(&t->cf.hc_target));
 	assert_int_equal(d->cloudflare.connect_timeout, 10);
 	assert_int_equal(d->cloudflare.request_timeout, 30);
 	assert_int_equal(d->n_tunnels, 2);
@@ -583,6 +603,43 @@ static void write_split(const char *dir)
 	write_text(dir, "30-extra.xml", part_tunnel_xml);
 	write_text(dir, "README.md", "not config\n");
 	write_text(dir, ".hidden.json", "{ broken");
+}
+
+/* tunnel/cloudflare declares Cloudflare-side properties; manage-tunnels
+ * turns correction on. */
+static void test_cloudflare_properties(void **state)
+{
+	static const char text[] =
+		"{\"tunnelsync:tunnelsync\": {\n"
+		" \"cloudflare\": {\"account-id\": \"00000000000000000000000000000001\",\n"
+		"   \"manage-tunnels\": true},\n"
+		" \"tunnels\": {\"tunnel\": [\n"
+		"  {\"name\": \"zeta\", \"id\": \"0000000000000000000000000000000a\",\n"
+		"   \"cloudflare-endpoint\": \"198.51.100.1\", \"interface-address\": \"192.0.2.4/31\",\n"
+		"   \"route-based\": {\"if-id\": 7},\n"
+		"   \"cloudflare\": {\"description\": \"ams primary\", \"replay-protection\": false,\n"
+		"     \"health-check\": {\"enabled\": true, \"rate\": \"high\", \"type\": \"request\",\n"
+		"       \"direction\": \"bidirectional\", \"target\": \"192.0.2.5\"}}}\n"
+		" ]}}}\n";
+	_cleanup_free_ char *file = join(*state, "cf.json");
+	struct ts_config_error err;
+	struct ts_desired *d = NULL;
+	const struct ts_tunnel *t;
+	char buf[TS_PREFIX_STRLEN];
+
+	write_text(*state, "cf.json", text);
+	assert_int_equal(load(file, &d, &err), 0);
+	assert_true(d->cloudflare.manage_tunnels);
+	t = ts_desired_find(d, "zeta");
+	assert_string_equal(t->cf.description, "ams primary");
+	assert_true(t->cf.has_replay_protection);
+	assert_false(t->cf.replay_protection);
+	assert_true(t->cf.has_hc_enabled && t->cf.hc_enabled);
+	assert_string_equal(t->cf.hc_rate, "high");
+	assert_string_equal(t->cf.hc_type, "request");
+	assert_string_equal(t->cf.hc_direction, "bidirectional");
+	assert_string_equal(ts_ip_format(&t->cf.hc_target, buf, sizeof(buf)), "192.0.2.5");
+	ts_desired_free(d);
 }
 
 static void test_directory_merge(void **state)
@@ -937,20 +994,67 @@ static void test_error_format(void **state)
 	ts_config_error_done(NULL);
 }
 
+/* TUNNELSYNC_NODE_NAME (the downward API's spec.nodeName in a DaemonSet)
+ * overrides agent/node-name; a bad one is refused, naming the variable. */
+static void test_node_name_from_environment(void **state)
+{
+	struct ts_config_error err;
+	struct ts_desired *d = NULL;
+	char buf[512];
+
+	setenv(TS_CONFIG_NODE_NAME_ENV, "edge-fra-9", 1);
+	assert_int_equal(load(EXAMPLE_JSON, &d, &err), 0);
+	assert_string_equal(d->agent.node_name, "edge-fra-9");
+	ts_desired_free(d);
+
+	setenv(TS_CONFIG_NODE_NAME_ENV, "", 1); /* empty: as if unset */
+	assert_int_equal(load(EXAMPLE_JSON, &d, &err), 0);
+	assert_string_equal(d->agent.node_name, "edge-ams-1");
+	ts_desired_free(d);
+
+	d = NULL;
+	setenv(TS_CONFIG_NODE_NAME_ENV, "edge fra/1", 1);
+	assert_int_equal(load(EXAMPLE_JSON, &d, &err), -EINVAL);
+	assert_null(d);
+	ts_config_error_format(&err, buf, sizeof(buf));
+	assert_non_null(strstr(buf, TS_CONFIG_NODE_NAME_ENV));
+	assert_non_null(strstr(buf, "edge fra/1"));
+	ts_config_error_done(&err);
+
+	setenv(TS_CONFIG_NODE_NAME_ENV,
+	       "a23456789012345678901234567890123456789012345678901234567890abcd",
+	       1); /* 64 characters: one too many */
+	assert_int_equal(load(EXAMPLE_JSON, &d, &err), -EINVAL);
+	ts_config_error_done(&err);
+	unsetenv(TS_CONFIG_NODE_NAME_ENV);
+}
+
 #define DIR_TEST(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_example_json), cmocka_unit_test(test_example_xml),
-		DIR_TEST(test_defaults_and_order),   DIR_TEST(test_invalid_json),
-		DIR_TEST(test_invalid_xml),	     DIR_TEST(test_malformed),
-		DIR_TEST(test_directory_merge),	     DIR_TEST(test_directory_conflict),
-		DIR_TEST(test_empty_directory),	     DIR_TEST(test_missing_path),
-		DIR_TEST(test_unreadable),	     DIR_TEST(test_symlink_swap),
-		DIR_TEST(test_revision_git),	     DIR_TEST(test_revision_content),
-		DIR_TEST(test_models_dir),	     cmocka_unit_test(test_error_format),
+		cmocka_unit_test(test_example_json),
+		cmocka_unit_test(test_example_xml),
+		DIR_TEST(test_defaults_and_order),
+		DIR_TEST(test_invalid_json),
+		DIR_TEST(test_invalid_xml),
+		DIR_TEST(test_malformed),
+		DIR_TEST(test_directory_merge),
+		DIR_TEST(test_directory_conflict),
+		DIR_TEST(test_empty_directory),
+		DIR_TEST(test_missing_path),
+		DIR_TEST(test_unreadable),
+		DIR_TEST(test_symlink_swap),
+		DIR_TEST(test_revision_git),
+		DIR_TEST(test_revision_content),
+		DIR_TEST(test_models_dir),
+		cmocka_unit_test(test_error_format),
+		DIR_TEST(test_cloudflare_properties),
+		cmocka_unit_test(test_node_name_from_environment),
 	};
 
+	/* The runner's environment must not pick the node name. */
+	unsetenv(TS_CONFIG_NODE_NAME_ENV);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -405,15 +405,52 @@ static void test_file_per_tunnel(void **state)
 	ts_config_error_done(&err);
 }
 
+/* agent/rotation: the leaves reach the agent's config; out of range is
+ * refused at its line. */
+static void test_rotation_leaves(void **state)
+{
+	_cleanup_free_ char *path = NULL;
+	struct ts_config_error err = { 0 };
+	struct ts_desired *d = NULL;
+	static const char head[] =
+		"{ \"tunnelsync:tunnelsync\": {\n"
+		"  \"agent\": { \"rotation\": {\n"
+		"    \"max-in-flight\": 250,\n"
+		"    \"bulk-batch-size\": %s,\n"
+		"    \"max-age-jitter\": 25 } },\n"
+		"  \"cloudflare\": { \"account-id\": \"023e105f4ecef8ad9ca31a8372d0c353\" } } }\n";
+	char text[512];
+
+	assert_true(asprintf(&path, "%s/r.json", (char *)*state) > 0);
+	snprintf(text, sizeof(text), head, "50");
+	write_file(*state, "r.json", text);
+	if (ts_config_load(path, MODELS, &d, &err) != 0)
+		fail_msg("%s:%u: %s", err.file, err.line, err.message);
+	assert_int_equal(d->agent.rotation_max_in_flight, 250);
+	assert_int_equal(d->agent.rotation_bulk_batch_size, 50);
+	assert_int_equal(d->agent.rotation_max_age_jitter, 25);
+	assert_int_equal(d->agent.max_rotations_per_pass, 0);
+	ts_desired_free(d);
+	d = NULL;
+
+	snprintf(text, sizeof(text), head, "1001");
+	write_file(*state, "r.json", text);
+	assert_int_equal(ts_config_load(path, MODELS, &d, &err), -EINVAL);
+	assert_string_equal(err.file, path);
+	assert_int_equal(err.line, 4);
+	assert_string_equal(err.path, "/tunnelsync:tunnelsync/agent/rotation/bulk-batch-size");
+	assert_non_null(strstr(err.message, "must be between 1 and 1000"));
+	ts_config_error_done(&err);
+}
+
 #define DIR_TEST(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		DIR_TEST(test_lines_json),
-		DIR_TEST(test_lines_xml),
-		DIR_TEST(test_cross_tunnel_errors),
-		DIR_TEST(test_file_per_tunnel),
+		DIR_TEST(test_lines_json),	    DIR_TEST(test_lines_xml),
+		DIR_TEST(test_cross_tunnel_errors), DIR_TEST(test_file_per_tunnel),
+		DIR_TEST(test_rotation_leaves),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

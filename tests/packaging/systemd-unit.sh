@@ -5,7 +5,7 @@
 # the threshold in tenths: 20), and the unit must keep its promises: the
 # package's binary path, charon from either of Debian 12's units, the API
 # token through the credential name the agent looks up.
-# Usage: systemd-unit.sh SOURCE_DIR TUNNELSYNC_BINARY [MAN_DIR]
+# Usage: systemd-unit.sh SOURCE_DIR TUNNELSYNC_BINARY GENERATED_MAN_DIR
 set -eu
 src=$1
 bin=$2
@@ -20,10 +20,11 @@ trap 'rm -rf "$tmp"' EXIT
 # verify checks that ExecStart exists (point it at the built binary) and
 # that every man: page of Documentation= opens (point MANPATH at ours).
 sed "s|/usr/sbin/tunnelsync|$bin|" "$unit" >"$tmp/tunnelsync.service"
-if [ $# -ge 3 ]; then
-	MANPATH=$3
-	export MANPATH
-fi
+mkdir -p "$tmp/man/man8" "$tmp/man/man5"
+cp "$src/man/tunnelsync.8" "$tmp/man/man8/"
+cp "$3/tunnelsync.yang.5" "$tmp/man/man5/"
+MANPATH=$tmp/man
+export MANPATH
 systemd-analyze verify "$tmp/tunnelsync.service" >"$tmp/out" 2>&1 || { cat "$tmp/out"; exit 1; }
 if [ -s "$tmp/out" ]; then
 	echo "systemd-analyze verify complained:" >&2

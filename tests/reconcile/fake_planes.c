@@ -1,0 +1,881 @@
+/* Fake planes (fake_planes.h). */
+#include "fake_planes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reconcile/agent_internal.h"
+#include "xfrm/xfrm.h"
+
+#define START_REAL ((ts_usec_t)1800000000 * TS_USEC_PER_SEC + 123456)
+
+const char *fake_answer_name(enum fake_answer a)
+{
+	static const char *const names[_FAKE_ANSWER_MAX] = {
+		[FAKE_APPLIED] = "applied", [FAKE_UNAPPLIED] = "unapplied",
+		[FAKE_MISSING] = "missing", [FAKE_LOST] = "lost",
+		[FAKE_RESET] = "reset",	    [FAKE_4XX] = "4xx",
+		[FAKE_5XX] = "5xx",	    [FAKE_MALFORMED] = "malformed",
+	};
+	return a < _FAKE_ANSWER_MAX ? names[a] : "?";
+}
+
+static int index_of_id(const struct fake *f, const char *id)
+{
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		if (strcmp(f->t[i].id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int index_of_name(const struct fake *f, const char *name)
+{
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		if (strcmp(f->t[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static ts_usec_t seconds_only(ts_usec_t t)
+{
+	return t - t % TS_USEC_PER_SEC;
+}
+
+/* --- clock ------------------------------------------------------------------ */
+
+static ts_usec_t f_now_realtime(void *ctx)
+{
+	return ((struct fake *)ctx)->real;
+}
+
+static ts_usec_t f_now_monotonic(void *ctx)
+{
+	return ((struct fake *)ctx)->mono;
+}
+
+static void f_wait(void *ctx, int timeout_ms)
+{
+	struct fake *f = ctx;
+
+	f->waits++;
+	f->mono += (ts_usec_t)timeout_ms * 1000;
+	f->real += (ts_usec_t)timeout_ms * 1000;
+}
+
+/* --- Cloudflare ------------------------------------------------------------- */
+
+static int f_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_error *err)
+{
+	struct fake *f = ctx;
+
+	f->lists++;
+	memset(ret, 0, sizeof(*ret));
+	if (f->list_fails || f->lists == f->list_fail_at) {
+		err->kind = TS_CF_ERR_TRANSPORT;
+		snprintf(err->detail, sizeof(err->detail), "fake: list fails");
+		return -ETIMEDOUT;
+	}
+	ret->tunnels = calloc(f->d.n_tunnels + 1, sizeof(*ret->tunnels));
+	if (!ret->tunnels)
+		return -ENOMEM;
+	for (size_t i = 0; i < f->d.n_tunnels; i++) {
+		struct ts_cf_tunnel *ct = &ret->tunnels[ret->n_tunnels];
+
+		if (!f->cf[i].present)
+			continue;
+		snprintf(ct->id, sizeof(ct->id), "%s", f->t[i].id);
+		snprintf(ct->name, sizeof(ct->name), "%s", f->t[i].name);
+		ct->customer_endpoint = f->t[i].customer_endpoint;
+		ct->cloudflare_endpoint = f->t[i].cloudflare_endpoint;
+		if (f->cf[i].last_generated_on) {
+			ct->has_psk_generated_on = true;
+			ct->psk_generated_on = f->list_second_precision
+						       ? seconds_only(f->cf[i].last_generated_on)
+						       : f->cf[i].last_generated_on;
+		}
+		ret->n_tunnels++;
+	}
+	return 0;
+}
+
+static struct fake_call next_call(struct fake_call *script, size_t *n)
+{
+	struct fake_call c = { FAKE_APPLIED, true };
+
+	if (*n > 0) {
+		c = script[0];
+		memmove(script, script + 1, (*n - 1) * sizeof(*script));
+		(*n)--;
+	}
+	if (c.answer == FAKE_APPLIED)
+		c.taken = true;
+	if (c.answer == FAKE_UNAPPLIED || c.answer == FAKE_4XX)
+		c.taken = false;
+	return c;
+}
+
+static void cf_take(struct fake *f, size_t i, const struct ts_secret *key, bool told)
+{
+	ts_secret_free(f->cf[i].key);
+	f->cf[i].key = ts_secret_dup(key);
+	f->cf[i].last_generated_on = f->real;
+	f->cf[i].told = told;
+}
+
+static int call_error(enum fake_answer a, struct ts_cf_error *err, bool generate)
+{
+	switch (a) {
+	case FAKE_LOST:
+		err->kind = generate ? TS_CF_ERR_OUTCOME_UNKNOWN : TS_CF_ERR_TRANSPORT;
+		snprintf(err->detail, sizeof(err->detail), "fake: timed out");
+		return generate ? -TS_CF_EOUTCOME_UNKNOWN : -ETIMEDOUT;
+	case FAKE_RESET:
+		err->kind = generate ? TS_CF_ERR_OUTCOME_UNKNOWN : TS_CF_ERR_TRANSPORT;
+		snprintf(err->detail, sizeof(err->detail), "fake: connection reset");
+		return generate ? -TS_CF_EOUTCOME_UNKNOWN : -ECONNRESET;
+	case FAKE_4XX:
+		err->kind = TS_CF_ERR_HTTP;
+		err->http_status = 400;
+		snprintf(err->detail, sizeof(err->detail), "fake: HTTP 400");
+		return -EREMOTEIO;
+	case FAKE_5XX:
+		err->kind = generate ? TS_CF_ERR_OUTCOME_UNKNOWN : TS_CF_ERR_HTTP;
+		err->http_status = 500;
+		snprintf(err->detail, sizeof(err->detail), "fake: HTTP 500");
+		return generate ? -TS_CF_EOUTCOME_UNKNOWN : -EREMOTEIO;
+	case FAKE_MALFORMED:
+		err->kind = generate ? TS_CF_ERR_OUTCOME_UNKNOWN : TS_CF_ERR_PROTOCOL;
+		snprintf(err->detail, sizeof(err->detail), "fake: malformed answer");
+		return generate ? -TS_CF_EOUTCOME_UNKNOWN : -EBADMSG;
+	default:
+		return 0;
+	}
+}
+
+static int f_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t n,
+			bool validate_only, struct ts_cf_psk_set_result *ret,
+			struct ts_cf_error *err)
+{
+	struct fake *f = ctx;
+	struct fake_call c;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (validate_only)
+		return 0;
+	f->set_calls++;
+	c = next_call(f->set_script, &f->n_set_script);
+	ret->outcomes = calloc(n + 1, sizeof(*ret->outcomes));
+	if (!ret->outcomes)
+		return -ENOMEM;
+	ret->n_outcomes = n;
+	for (size_t k = 0; k < n; k++) {
+		int i = index_of_id(f, entries[k].tunnel_id);
+		struct ts_cf_psk_outcome *oc = &ret->outcomes[k];
+		enum fake_answer a = c.answer;
+		bool taken = c.taken;
+
+		if (i < 0)
+			continue;
+		if (f->entry_answer[i]) {
+			a = (enum fake_answer)(f->entry_answer[i] - 1);
+			taken = a == FAKE_APPLIED || (a == FAKE_MISSING && c.taken);
+		}
+		snprintf(oc->tunnel_id, sizeof(oc->tunnel_id), "%s", f->t[i].id);
+		if (taken)
+			cf_take(f, (size_t)i, entries[k].psk, true);
+		if (a == FAKE_APPLIED) {
+			oc->status = TS_CF_PSK_APPLIED;
+			ret->n_applied++;
+			if (!f->write_omits_time) {
+				oc->has_last_generated_on = true;
+				oc->last_generated_on =
+					f->write_second_precision
+						? seconds_only(f->cf[i].last_generated_on)
+						: f->cf[i].last_generated_on;
+			}
+		} else if (a == FAKE_UNAPPLIED) {
+			oc->status = TS_CF_PSK_UNAPPLIED;
+			oc->reason = strdup("fake: tunnel busy");
+		} else {
+			oc->status = TS_CF_PSK_MISSING;
+		}
+	}
+	r = call_error(c.answer, err, false);
+	if (r < 0)
+		ts_cf_psk_set_result_done(ret);
+	return r;
+}
+
+static int f_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_only,
+			     struct ts_cf_psk_generated *ret, struct ts_cf_error *err)
+{
+	struct fake *f = ctx;
+	int i = index_of_id(f, tunnel_id);
+	struct ts_secret *key = NULL;
+	struct fake_call c;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (validate_only || i < 0)
+		return i < 0 ? -ENOENT : 0;
+	f->gen_calls++;
+	c = next_call(f->gen_script, &f->n_gen_script);
+	if (c.answer == FAKE_MISSING)
+		c.answer = FAKE_APPLIED;
+	if (c.taken) {
+		r = ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &key);
+		if (r < 0)
+			return r;
+		cf_take(f, (size_t)i, key, false);
+	}
+	r = call_error(c.answer, err, true);
+	if (r < 0 || c.answer == FAKE_UNAPPLIED) {
+		ts_secret_free(key);
+		if (r == 0) {
+			err->kind = TS_CF_ERR_HTTP;
+			err->http_status = 409;
+			r = -EREMOTEIO;
+		}
+		return r;
+	}
+	snprintf(ret->tunnel_id, sizeof(ret->tunnel_id), "%s", tunnel_id);
+	ret->psk = key;
+	f->cf[i].told = true;
+	if (!f->write_omits_time) {
+		ret->has_last_generated_on = true;
+		ret->last_generated_on = f->write_second_precision
+						 ? seconds_only(f->cf[i].last_generated_on)
+						 : f->cf[i].last_generated_on;
+	}
+	return 0;
+}
+
+static uint32_t f_cf_budget(void *ctx)
+{
+	(void)ctx;
+	return 1000;
+}
+
+/* --- the IKE daemon --------------------------------------------------------- */
+
+static void conn_name(const struct ts_tunnel *t, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s", TS_IKE_CONN_PREFIX, t->name);
+}
+
+static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
+			 struct ts_ike_observed *ret)
+{
+	struct fake *f = ctx;
+
+	if (f->ike_down)
+		return -ENOTCONN;
+	for (size_t k = 0; k < n; k++) {
+		int i = index_of_name(f, tunnels[k].name);
+		struct ts_ike_observed *io = &ret[k];
+		const struct fake_ike_tunnel *it;
+
+		memset(io, 0, sizeof(*io));
+		snprintf(io->tunnel, sizeof(io->tunnel), "%s", tunnels[k].name);
+		conn_name(&tunnels[k], io->conn_name, sizeof(io->conn_name));
+		if (i < 0)
+			continue;
+		it = &f->ike[i];
+		io->conn_loaded = io->conn_equal = it->conn_loaded;
+		io->key_loaded = it->key != NULL;
+		io->failures.auth_failures = it->auth_failures;
+		if (it->up) {
+			io->ike_state = TS_IKE_SA_ESTABLISHED;
+			io->ike_unique_id = it->ike_id;
+			io->n_ike_sas = 1;
+			io->children = calloc(1, sizeof(*io->children));
+			if (!io->children)
+				return -ENOMEM;
+			io->n_children = 1;
+			io->children[0].state = TS_CHILD_SA_INSTALLED;
+			io->children[0].unique_id = it->ike_id;
+		}
+	}
+	return 0;
+}
+
+static int f_ike_names(void *ctx, ts_ike_name_fn fn, void *userdata)
+{
+	struct fake *f = ctx;
+	char name[TS_NAME_MAX + 8];
+	int r;
+
+	if (f->ike_down)
+		return -ENOTCONN;
+	for (size_t i = 0; i < f->d.n_tunnels; i++) {
+		conn_name(&f->t[i], name, sizeof(name));
+		if (f->ike[i].conn_loaded && (r = fn(userdata, TS_IKE_NAME_CONN, name)) < 0)
+			return r;
+		if (f->ike[i].key && (r = fn(userdata, TS_IKE_NAME_KEY, name)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int load_key(struct fake *f, int i, const struct ts_secret *key)
+{
+	if (f->ike_down || i < 0)
+		return -ENOTCONN;
+	ts_secret_free(f->ike[i].key);
+	f->ike[i].key = ts_secret_dup(key);
+	f->ike[i].loads++;
+	return 0;
+}
+
+static int f_ike_load(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key, char *err,
+		      size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+	int r = load_key(f, i, key);
+
+	(void)err;
+	(void)err_size;
+	if (r == 0)
+		f->ike[i].conn_loaded = true;
+	return r;
+}
+
+static int f_ike_load_conn(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+
+	(void)err;
+	(void)err_size;
+	if (f->ike_down || i < 0)
+		return -ENOTCONN;
+	f->ike[i].conn_loaded = true;
+	return 0;
+}
+
+static int f_ike_load_key(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
+			  char *err, size_t err_size)
+{
+	(void)err;
+	(void)err_size;
+	return load_key(ctx, index_of_name(ctx, t->name), key);
+}
+
+static int f_ike_unload_conn(void *ctx, const char *conn, char *err, size_t err_size)
+{
+	(void)ctx;
+	(void)conn;
+	(void)err;
+	(void)err_size;
+	return 0;
+}
+
+static int f_ike_unload_key(void *ctx, const char *id, char *err, size_t err_size)
+{
+	(void)ctx;
+	(void)id;
+	(void)err;
+	(void)err_size;
+	return 0;
+}
+
+/* An exchange: up exactly when the loaded key is the one Cloudflare holds
+ * and the peer answers. */
+static int exchange(struct fake *f, const struct ts_tunnel *t)
+{
+	int i = index_of_name(f, t->name);
+	struct fake_ike_tunnel *it;
+
+	if (f->ike_down || i < 0)
+		return -ENOTCONN;
+	it = &f->ike[i];
+	it->up = false;
+	it->ike_id = 0;
+	if (!it->reachable)
+		return -ETIMEDOUT;
+	if (!it->key || !f->cf[i].key || !ts_secret_equal(it->key, f->cf[i].key)) {
+		it->auth_failures++;
+		return -EIO;
+	}
+	it->up = true;
+	it->ike_id = ++f->next_ike_id;
+	return 0;
+}
+
+static int f_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+
+	(void)err;
+	(void)err_size;
+	if (i >= 0)
+		f->ike[i].initiates++;
+	return exchange(f, t);
+}
+
+static int f_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+
+	(void)err;
+	(void)err_size;
+	if (i >= 0)
+		f->ike[i].reauths++;
+	return exchange(f, t);
+}
+
+static void f_ike_failures(void *ctx, const char *conn, struct ts_ike_failures *ret)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, conn + strlen(TS_IKE_CONN_PREFIX));
+
+	memset(ret, 0, sizeof(*ret));
+	if (i >= 0)
+		ret->auth_failures = f->ike[i].auth_failures;
+}
+
+static void f_ike_failures_reset(void *ctx, const char *conn)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, conn + strlen(TS_IKE_CONN_PREFIX));
+
+	if (i >= 0)
+		f->ike[i].auth_failures = 0;
+}
+
+static int f_ike_mbb_check(void *ctx, const char *conf, struct ts_mbb_check *ret)
+{
+	(void)ctx;
+	(void)conf;
+	memset(ret, 0, sizeof(*ret));
+	ret->state = TS_MBB_ON;
+	snprintf(ret->reason, sizeof(ret->reason), "fake");
+	return 0;
+}
+
+static bool f_ike_take_restarted(void *ctx)
+{
+	(void)ctx;
+	return false;
+}
+
+static int f_ike_follow_log(void *ctx, bool want)
+{
+	(void)ctx;
+	(void)want;
+	return 0;
+}
+
+/* --- the kernel: not checked (kernel-xfrm off) -------------------------- */
+
+static int f_kernel_match(void *ctx, const struct ts_xfrm_expect *e, size_t n,
+			  struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res)
+{
+	(void)ctx;
+	(void)e;
+	(void)n;
+	(void)snap;
+	(void)res;
+	return -ENOTCONN;
+}
+
+static int f_kernel_delete(void *ctx, const struct ts_xfrm_stale *x)
+{
+	(void)ctx;
+	(void)x;
+	return -ENOTCONN;
+}
+
+/* --- the store: real, with one injectable failure ------------------------ */
+
+static bool fail_now(struct fake *f, enum fake_store_op op)
+{
+	if (f->fail_op != op)
+		return false;
+	if (f->fail_after > 0) {
+		f->fail_after--;
+		return false;
+	}
+	return true;
+}
+
+static int f_store_load(void *ctx, struct ts_store_state **ret)
+{
+	return ts_store_load(((struct fake *)ctx)->store, ret);
+}
+
+static int f_store_begin(void *ctx, const struct ts_journal_entry *e)
+{
+	struct fake *f = ctx;
+
+	if (fail_now(f, FAKE_STORE_BEGIN))
+		return -EIO;
+	f->store_writes++;
+	return ts_store_journal_begin(f->store, e);
+}
+
+static int f_store_advance(void *ctx, const struct ts_journal_entry *e)
+{
+	struct fake *f = ctx;
+	struct ts_journal_entry old = { 0 };
+	enum fake_store_op op = e->step == TS_JOURNAL_REMOTE  ? FAKE_STORE_ADVANCE_REMOTE
+				: e->step == TS_JOURNAL_LOCAL ? FAKE_STORE_ADVANCE_LOCAL
+							      : FAKE_STORE_NONE;
+
+	if (ts_store_journal_read(f->store, e->tunnel, &old) == 0 && old.step == e->step)
+		op = FAKE_STORE_ADVANCE_ATTEMPT;
+	ts_store_journal_entry_done(&old);
+	if (fail_now(f, op))
+		return -EIO;
+	f->store_writes++;
+	return ts_store_journal_advance(f->store, e);
+}
+
+static int f_store_commit(void *ctx, const char *tunnel, ts_usec_t at, struct ts_key_record *ret)
+{
+	struct fake *f = ctx;
+
+	if (fail_now(f, FAKE_STORE_COMMIT))
+		return -EIO;
+	f->store_writes++;
+	return ts_store_journal_commit(f->store, tunnel, at, ret);
+}
+
+static int f_store_discard(void *ctx, const char *tunnel)
+{
+	struct fake *f = ctx;
+
+	if (fail_now(f, FAKE_STORE_DISCARD))
+		return -EIO;
+	f->store_writes++;
+	return ts_store_journal_discard(f->store, tunnel);
+}
+
+static int f_store_adopt_baseline(void *ctx, const char *tunnel, const char *fp, ts_usec_t lgo)
+{
+	struct fake *f = ctx;
+
+	f->store_writes++;
+	return ts_store_record_adopt_baseline(f->store, tunnel, fp, lgo);
+}
+
+static int f_store_request_add(void *ctx, const char *tunnel, ts_usec_t at)
+{
+	return ts_store_request_add(((struct fake *)ctx)->store, tunnel, at);
+}
+
+static int f_store_request_remove(void *ctx, const char *tunnel)
+{
+	return ts_store_request_remove(((struct fake *)ctx)->store, tunnel);
+}
+
+static const char *f_store_error(void *ctx)
+{
+	return ts_store_last_error(((struct fake *)ctx)->store);
+}
+
+static const char *f_store_dir(void *ctx)
+{
+	return ts_store_dir(((struct fake *)ctx)->store);
+}
+
+static void f_fds(void *ctx, int *ike, int *xfrm)
+{
+	(void)ctx;
+	*ike = *xfrm = -1;
+}
+
+static int f_process_events(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static const struct ts_planes_ops fake_ops = {
+	.now_realtime = f_now_realtime,
+	.now_monotonic = f_now_monotonic,
+	.wait = f_wait,
+	.cf_list = f_cf_list,
+	.cf_psk_set = f_cf_psk_set,
+	.cf_psk_generate = f_cf_psk_generate,
+	.cf_budget = f_cf_budget,
+	.ike_observe = f_ike_observe,
+	.ike_names = f_ike_names,
+	.ike_load = f_ike_load,
+	.ike_load_conn = f_ike_load_conn,
+	.ike_load_key = f_ike_load_key,
+	.ike_unload_conn = f_ike_unload_conn,
+	.ike_unload_key = f_ike_unload_key,
+	.ike_initiate = f_ike_initiate,
+	.ike_reauth = f_ike_reauth,
+	.ike_failures = f_ike_failures,
+	.ike_failures_reset = f_ike_failures_reset,
+	.ike_mbb_check = f_ike_mbb_check,
+	.ike_take_restarted = f_ike_take_restarted,
+	.ike_follow_log = f_ike_follow_log,
+	.kernel_match = f_kernel_match,
+	.kernel_delete = f_kernel_delete,
+	.store_load = f_store_load,
+	.store_begin = f_store_begin,
+	.store_advance = f_store_advance,
+	.store_commit = f_store_commit,
+	.store_discard = f_store_discard,
+	.store_adopt_baseline = f_store_adopt_baseline,
+	.store_request_add = f_store_request_add,
+	.store_request_remove = f_store_request_remove,
+	.store_error = f_store_error,
+	.store_dir = f_store_dir,
+	.fds = f_fds,
+	.process_events = f_process_events,
+};
+
+/* --- set-up and checks ------------------------------------------------------ */
+
+void fake_init(struct fake *f, size_t n)
+{
+	memset(f, 0, sizeof(*f));
+	if (n > FAKE_MAX_TUNNELS)
+		abort();
+	snprintf(f->dir, sizeof(f->dir), "/tmp/ts-fake-XXXXXX");
+	if (!mkdtemp(f->dir))
+		abort();
+	snprintf(f->state_dir, sizeof(f->state_dir), "%s/state", f->dir);
+	if (ts_store_open(f->state_dir, &f->store, NULL) < 0)
+		abort();
+	f->mono = 1000 * TS_USEC_PER_SEC;
+	f->real = START_REAL;
+	snprintf(f->d.agent.node_name, sizeof(f->d.agent.node_name), "edge1");
+	f->d.agent.state_dir = f->state_dir;
+	f->d.agent.vici_socket = (char *)"/nonexistent/fake.vici";
+	f->d.agent.confirm_timeout = 5;
+	snprintf(f->d.cloudflare.account_id, sizeof(f->d.cloudflare.account_id), "%032x", 0xacc);
+	f->d.tunnels = f->t;
+	f->d.n_tunnels = n;
+	for (size_t i = 0; i < n; i++) {
+		struct ts_tunnel *t = &f->t[i];
+		char ce[32], cf[32];
+
+		snprintf(t->name, sizeof(t->name), "t%02zu", i + 1);
+		snprintf(t->id, sizeof(t->id), "%032zx", i + 1);
+		t->enabled = true;
+		snprintf(ce, sizeof(ce), "203.0.113.%zu", i + 1);
+		snprintf(cf, sizeof(cf), "198.51.100.%zu", i + 1);
+		(void)ts_ip_parse(ce, &t->customer_endpoint);
+		(void)ts_ip_parse(cf, &t->cloudflare_endpoint);
+		t->psk.source = TS_PSK_SOURCE_RANDOM;
+		t->psk.max_age = 30 * 86400;
+		t->psk.rotate_on_auth_failure = true;
+		t->psk.auth_failure_threshold = 3;
+		f->cf[i].present = true;
+		f->ike[i].reachable = true;
+	}
+}
+
+void fake_done(struct fake *f)
+{
+	char cmd[256];
+
+	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++) {
+		ts_secret_free(f->cf[i].key);
+		ts_secret_free(f->ike[i].key);
+	}
+	ts_store_close(f->store);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+}
+
+void fake_script_set(struct fake *f, enum fake_answer a, bool taken)
+{
+	if (f->n_set_script < FAKE_MAX_SCRIPT)
+		f->set_script[f->n_set_script++] = (struct fake_call){ a, taken };
+}
+
+void fake_script_generate(struct fake *f, enum fake_answer a, bool taken)
+{
+	if (f->n_gen_script < FAKE_MAX_SCRIPT)
+		f->gen_script[f->n_gen_script++] = (struct fake_call){ a, taken };
+}
+
+int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
+	      struct ts_pass_result *ret)
+{
+	struct ts_planes planes = { &fake_ops, f, NULL };
+	struct ts_agent_options opts = { .state_dir = f->state_dir };
+	struct ts_agent *a = NULL;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = ts_agent_new(&f->d, &opts, &planes, &a);
+	if (r < 0)
+		return r;
+	r = ts_agent_pass(a, forced, n_forced, ret);
+	ts_agent_free(a);
+	/* Time passes between one-shot runs. */
+	f->mono += 60 * TS_USEC_PER_SEC;
+	f->real += 60 * TS_USEC_PER_SEC;
+	return r;
+}
+
+unsigned fake_settle(struct fake *f, unsigned max)
+{
+	for (unsigned n = 1; n <= max; n++) {
+		struct ts_pass_result res;
+		bool done;
+
+		if (fake_pass(f, NULL, 0, &res) < 0)
+			return 0;
+		done = res.n_pending == 0 && res.n_failed == 0 && res.planes_ok;
+		ts_pass_result_done(&res);
+		if (done)
+			return n;
+	}
+	return 0;
+}
+
+static bool key_is(const struct ts_secret *a, const struct ts_secret *b)
+{
+	return a && b && ts_secret_equal(a, b);
+}
+
+bool fake_key_safe(struct fake *f, size_t i)
+{
+	struct ts_key_record rec = { 0 };
+	struct ts_journal_entry e = { 0 };
+	bool safe;
+
+	if (!f->cf[i].key || !f->cf[i].told)
+		return true;
+	(void)ts_store_record_read(f->store, f->t[i].name, &rec);
+	(void)ts_store_journal_read(f->store, f->t[i].name, &e);
+	safe = key_is(rec.key, f->cf[i].key) || key_is(e.new_key, f->cf[i].key);
+	ts_store_record_done(&rec);
+	ts_store_journal_entry_done(&e);
+	return safe;
+}
+
+bool fake_in_agreement(struct fake *f, size_t i)
+{
+	struct ts_key_record rec = { 0 };
+	struct ts_journal_entry e = { 0 };
+	bool ok;
+
+	ok = ts_store_record_read(f->store, f->t[i].name, &rec) == 0 &&
+	     ts_store_journal_read(f->store, f->t[i].name, &e) == -ENOENT &&
+	     key_is(rec.key, f->cf[i].key) && key_is(rec.key, f->ike[i].key) && f->ike[i].up;
+	ts_store_record_done(&rec);
+	ts_store_journal_entry_done(&e);
+	return ok;
+}
+
+int fake_journal_step(struct fake *f, size_t i)
+{
+	struct ts_journal_entry e = { 0 };
+	int r = ts_store_journal_read(f->store, f->t[i].name, &e);
+
+	if (r == 0)
+		r = (int)e.step;
+	else
+		r = r == -ENOENT ? -1 : -2;
+	ts_store_journal_entry_done(&e);
+	return r;
+}
+
+bool fake_journal_key_is_cf(struct fake *f, size_t i)
+{
+	struct ts_journal_entry e = { 0 };
+	bool r = ts_store_journal_read(f->store, f->t[i].name, &e) == 0 &&
+		 key_is(e.new_key, f->cf[i].key);
+
+	ts_store_journal_entry_done(&e);
+	return r;
+}
+
+uint64_t fake_record_generation(struct fake *f, size_t i)
+{
+	struct ts_key_record rec = { 0 };
+	uint64_t g = 0;
+
+	if (ts_store_record_read(f->store, f->t[i].name, &rec) == 0)
+		g = rec.generation;
+	ts_store_record_done(&rec);
+	return g;
+}
+
+void fake_cf_regenerate(struct fake *f, size_t i)
+{
+	ts_secret_free(f->cf[i].key);
+	f->cf[i].key = NULL;
+	if (ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &f->cf[i].key) < 0)
+		abort();
+	f->real += TS_USEC_PER_SEC;
+	f->cf[i].last_generated_on = f->real;
+	f->cf[i].told = true; /* whoever regenerated it knows it */
+}
+
+ts_usec_t fake_record_baseline(struct fake *f, size_t i)
+{
+	struct ts_key_record rec = { 0 };
+	ts_usec_t t = -1;
+
+	if (ts_store_record_read(f->store, f->t[i].name, &rec) == 0)
+		t = rec.last_generated_on;
+	ts_store_record_done(&rec);
+	return t;
+}
+
+static int open_agent(struct fake *f, struct ts_agent **ret)
+{
+	struct ts_planes planes = { &fake_ops, f, NULL };
+	struct ts_agent_options opts = { .state_dir = f->state_dir };
+
+	return ts_agent_new(&f->d, &opts, &planes, ret);
+}
+
+int fake_rotate(struct fake *f, const char *const *names, size_t n, struct ts_pass_result *ret)
+{
+	struct ts_agent *a = NULL;
+	int r = open_agent(f, &a);
+
+	memset(ret, 0, sizeof(*ret));
+	if (r < 0)
+		return r;
+	r = ts_agent_request_rotations(a, names, n);
+	if (r >= 0)
+		r = ts_agent_pass(a, names, n, ret);
+	ts_agent_free(a);
+	f->mono += 60 * TS_USEC_PER_SEC;
+	f->real += 60 * TS_USEC_PER_SEC;
+	return r;
+}
+
+int fake_cancel(struct fake *f, const char *const *names, size_t n, size_t *ret_cancelled)
+{
+	struct ts_agent *a = NULL;
+	int r = open_agent(f, &a);
+
+	if (r < 0)
+		return r;
+	r = ts_agent_cancel_rotations(a, names, n, ret_cancelled);
+	ts_agent_free(a);
+	return r;
+}
+
+bool fake_requested(struct fake *f, size_t i)
+{
+	struct ts_store_state *st = NULL;
+	bool r;
+
+	if (ts_store_load(f->store, &st) < 0)
+		return false;
+	r = ts_store_state_request(st, f->t[i].name) != NULL;
+	ts_store_state_free(st);
+	return r;
+}

@@ -1,0 +1,145 @@
+/* Fake planes for unit tests of the agent (observe → plan → apply →
+ * rotation → memory) without root, charon or HTTP: a Cloudflare that holds
+ * one key per tunnel and answers PSK calls as a test scripts them, an IKE
+ * daemon whose tunnels come up exactly when the key it was given is the
+ * one Cloudflare holds, a clock that waits by advancing, and the real
+ * state directory (agent/store) in a temporary directory, with faults
+ * injectable per operation. The kernel is not checked (kernel-xfrm off).
+ *
+ * Named a fake on purpose: what is real here is the store and everything
+ * above the planes; Cloudflare and charon are models of the behaviour the
+ * agent depends on, no more. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/secret.h"
+#include "core/timeutil.h"
+#include "model/observed.h"
+#include "model/tunnel.h"
+#include "reconcile/agent.h"
+
+#define FAKE_MAX_TUNNELS 32
+#define FAKE_MAX_SCRIPT	 16
+
+/* How Cloudflare answers one write (bulk PSK set or psk_generate). */
+enum fake_answer {
+	FAKE_APPLIED,	/* taken; in successfully_applied_psks (generate: the key) */
+	FAKE_UNAPPLIED, /* not taken; in unapplied_psks with a reason */
+	FAKE_MISSING,	/* in neither map (bulk only); taken or not: .taken */
+	FAKE_LOST,	/* no answer (timeout); taken or not: .taken */
+	FAKE_RESET,	/* connection reset after sending; taken or not */
+	FAKE_4XX,	/* HTTP 400: not taken */
+	FAKE_5XX,	/* HTTP 500: taken or not */
+	FAKE_MALFORMED, /* 200 with a body that breaks the schema; taken or not */
+	_FAKE_ANSWER_MAX,
+};
+const char *fake_answer_name(enum fake_answer a);
+
+struct fake_call {
+	enum fake_answer answer;
+	bool taken; /* for the answers that do not say: did Cloudflare take it */
+};
+
+struct fake_cf_tunnel {
+	bool present;
+	struct ts_secret *key; /* what Cloudflare holds; NULL: none yet */
+	ts_usec_t last_generated_on;
+	/* The key was the agent's (bulk set) or returned in an answer: only
+	 * then can it be anywhere but on Cloudflare. A psk_generate whose
+	 * answer was lost minted a key nobody knows: it can authenticate
+	 * nothing and the next rotation replaces it. */
+	bool told;
+};
+
+struct fake_ike_tunnel {
+	bool conn_loaded;
+	struct ts_secret *key; /* loaded; NULL: none */
+	uint32_t ike_id;       /* 0: no IKE SA */
+	bool up;
+	bool reachable; /* the peer answers at all */
+	unsigned loads, initiates, reauths;
+	uint32_t auth_failures;
+};
+
+enum fake_store_op {
+	FAKE_STORE_NONE,
+	FAKE_STORE_BEGIN,
+	FAKE_STORE_ADVANCE_REMOTE,
+	FAKE_STORE_ADVANCE_LOCAL,
+	FAKE_STORE_ADVANCE_ATTEMPT, /* the same step, a higher attempt */
+	FAKE_STORE_COMMIT,
+	FAKE_STORE_DISCARD,
+};
+
+struct fake {
+	struct ts_desired d;
+	struct ts_tunnel t[FAKE_MAX_TUNNELS];
+	char dir[128];
+	char state_dir[160];
+	ts_usec_t mono, real;
+	unsigned waits; /* calls of wait() */
+
+	/* Cloudflare */
+	struct fake_cf_tunnel cf[FAKE_MAX_TUNNELS];
+	struct fake_call set_script[FAKE_MAX_SCRIPT]; /* next bulk calls; then applied */
+	size_t n_set_script, set_calls;
+	/* per tunnel, overrides the call's answer for its entry when set
+	 * (APPLIED/UNAPPLIED/MISSING); index + 1, 0 = not set */
+	int entry_answer[FAKE_MAX_TUNNELS];
+	struct fake_call gen_script[FAKE_MAX_SCRIPT];
+	size_t n_gen_script, gen_calls;
+	unsigned lists;
+	bool list_fails;
+	unsigned list_fail_at;	     /* this list call (1-based) fails; 0: none */
+	bool write_omits_time;	     /* write answers without psk_metadata/last_generated_on */
+	bool write_second_precision; /* write answers' times truncated to seconds */
+	bool list_second_precision;  /* list answers' times truncated to seconds */
+
+	/* the IKE daemon */
+	struct fake_ike_tunnel ike[FAKE_MAX_TUNNELS];
+	uint32_t next_ike_id;
+	bool ike_down;
+
+	/* the store: the real one, with one injectable failure */
+	struct ts_store *store;
+	enum fake_store_op fail_op;
+	unsigned fail_after; /* let this many of that op succeed first */
+	unsigned store_writes;
+};
+
+/* n tunnels t01..tNN (random keys), a state directory, a healthy world:
+ * no keys anywhere yet (the first pass bootstraps). */
+void fake_init(struct fake *f, size_t n);
+void fake_done(struct fake *f);
+/* Scripts the next bulk PSK set / psk_generate calls. */
+void fake_script_set(struct fake *f, enum fake_answer a, bool taken);
+void fake_script_generate(struct fake *f, enum fake_answer a, bool taken);
+
+/* One pass over an agent opened on the fake (forced names rotate now). */
+int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
+	      struct ts_pass_result *ret);
+/* `rotate NAMES`: the request persisted, then one pass (as main does);
+ * with cancel, `rotate --cancel NAMES` (no pass; ret gets the count). */
+int fake_rotate(struct fake *f, const char *const *names, size_t n, struct ts_pass_result *ret);
+int fake_cancel(struct fake *f, const char *const *names, size_t n, size_t *ret_cancelled);
+/* Whether the state directory holds a requested rotation for tunnel i. */
+bool fake_requested(struct fake *f, size_t i);
+/* Runs passes until one has nothing pending or failed (at most max). */
+unsigned fake_settle(struct fake *f, unsigned max);
+
+/* Someone regenerates tunnel i's key on Cloudflare (not the agent). */
+void fake_cf_regenerate(struct fake *f, size_t i);
+ts_usec_t fake_record_baseline(struct fake *f, size_t i);
+
+/* The key invariant: the key Cloudflare holds for tunnel i, if it was
+ * ever told to anyone, is in the tunnel's record or its journal entry. */
+bool fake_key_safe(struct fake *f, size_t i);
+/* Cloudflare, the record and the IKE daemon hold one key, no journal
+ * entry is left, and the tunnel is up. */
+bool fake_in_agreement(struct fake *f, size_t i);
+/* The journal entry's step, or -1 when there is none (-2: unreadable). */
+int fake_journal_step(struct fake *f, size_t i);
+bool fake_journal_key_is_cf(struct fake *f, size_t i);
+uint64_t fake_record_generation(struct fake *f, size_t i);

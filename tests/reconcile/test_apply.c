@@ -1,0 +1,392 @@
+/* Unit tests of the agent's pass over fake planes (fake_planes.h): the
+ * rotation protocol's invariant under every answer Cloudflare can give,
+ * at every journal step, fresh and resumed (the table in
+ * agent/reconcile/README.md; one test per row), and the regressions of
+ * issue 9. No root, no charon, no HTTP: the store is the real one. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "fake_planes.h"
+#include "store/store.h"
+
+static int setup(void **state)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	fake_init(f, 3);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fake_done(*state);
+	free(*state);
+	return 0;
+}
+
+static void pass(struct fake *f, const char *forced, struct ts_pass_result *res)
+{
+	const char *names[1] = { forced };
+
+	assert_int_equal(fake_pass(f, names, forced ? 1 : 0, res), 0);
+}
+
+/* Every tunnel bootstrapped and in agreement. */
+static void bootstrap(struct fake *f)
+{
+	assert_int_equal(fake_settle(f, 1), 1);
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		assert_true(fake_in_agreement(f, i));
+}
+
+static void check_safe(struct fake *f)
+{
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		assert_true(fake_key_safe(f, i));
+}
+
+static void pass_forced_ok(struct fake *f, const char *name)
+{
+	struct ts_pass_result res;
+
+	pass(f, name, &res);
+	assert_int_equal(res.n_failed, 0);
+	assert_int_equal(res.n_pending, 0);
+	ts_pass_result_done(&res);
+}
+
+static void test_bootstrap(void **state)
+{
+	struct fake *f = *state;
+
+	bootstrap(f);
+	assert_int_equal(f->set_calls, 1); /* one bulk call for all three */
+	/* In sync: the next pass does nothing. */
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls, 1);
+}
+
+/* Issue 9, key-loss path 1: a journal entry at prepared (a crash after the
+ * bulk set was sent: Cloudflare holds the key) resumed, and the resend is
+ * answered "unapplied". The entry must survive: Cloudflare may hold it. */
+static void test_resumed_prepared_unapplied_kept(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+
+	bootstrap(f);
+	/* The rotation's first send reaches Cloudflare, the answer is lost. */
+	fake_script_set(f, FAKE_LOST, true);
+	pass(f, "t01", &res);
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_journal_step(f, 0), TS_JOURNAL_PREPARED);
+	assert_true(fake_journal_key_is_cf(f, 0));
+	/* The resend: Cloudflare says unapplied (e.g. busy). */
+	fake_script_set(f, FAKE_UNAPPLIED, false);
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_failed + res.n_pending > 0, true);
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_journal_step(f, 0), TS_JOURNAL_PREPARED);
+	check_safe(f);
+	/* Then it goes through, with the same key. */
+	assert_true(fake_settle(f, 2) > 0);
+	assert_true(fake_in_agreement(f, 0));
+}
+
+/* Issue 9, key-loss path 2: a tunnel in neither map of the bulk answer
+ * (Cloudflare took the key) keeps its journal and the same key is resent. */
+static void test_missing_from_both_maps_kept(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+
+	bootstrap(f);
+	f->entry_answer[0] = FAKE_MISSING + 1;
+	fake_script_set(f, FAKE_APPLIED, true); /* t01's entry: missing, but taken */
+	pass(f, "t01", &res);
+	ts_pass_result_done(&res);
+	f->entry_answer[0] = 0;
+	assert_int_equal(fake_journal_step(f, 0), TS_JOURNAL_PREPARED);
+	check_safe(f);
+	assert_true(fake_settle(f, 2) > 0);
+	assert_true(fake_in_agreement(f, 0));
+	assert_int_equal(fake_record_generation(f, 0), 2);
+}
+
+/* Issue 9: "regenerated elsewhere" from a baseline the agent observed. A
+ * psk_generate answer without psk_metadata must not make every later
+ * pass rotate again. */
+static void test_generate_without_metadata_no_loop(void **state)
+{
+	struct fake *f = *state;
+
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		f->t[i].psk.source = TS_PSK_SOURCE_GENERATE;
+	f->write_omits_time = true;
+	bootstrap(f);
+	assert_int_equal(f->gen_calls, 3);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->gen_calls, 3);
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		assert_int_equal(fake_record_baseline(f, i), f->cf[i].last_generated_on);
+}
+
+/* Write answers in whole seconds, the list in microseconds (and the other
+ * way round): no rotation per pass either way. */
+static void test_second_precision_no_loop(void **state)
+{
+	struct fake *f = *state;
+
+	f->write_second_precision = true;
+	bootstrap(f);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls, 1);
+	f->write_second_precision = false;
+	f->list_second_precision = true;
+	assert_int_equal(fake_settle(f, 1), 1);
+	pass_forced_ok(f, "t02");
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls, 2);
+}
+
+/* A real regeneration on Cloudflare is still seen, and healed. */
+static void test_regenerated_elsewhere_detected(void **state)
+{
+	struct fake *f = *state;
+
+	bootstrap(f);
+	fake_cf_regenerate(f, 1);
+	assert_false(fake_in_agreement(f, 1));
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls, 2);
+	assert_true(fake_in_agreement(f, 1));
+	assert_int_equal(fake_record_generation(f, 1), 2);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls, 2);
+}
+
+/* The list after the write fails: no baseline is recorded, the next pass
+ * adopts the list's value instead of rotating. */
+static void test_baseline_adopted_later(void **state)
+{
+	struct fake *f = *state;
+
+	f->list_fail_at = 2; /* the pass's second list: the one after the write */
+	bootstrap(f);
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		assert_int_equal(fake_record_baseline(f, i), 0);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls, 1);
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		assert_int_equal(fake_record_baseline(f, i), f->cf[i].last_generated_on);
+	/* And a later regeneration is still caught. */
+	fake_cf_regenerate(f, 0);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls, 2);
+	assert_true(fake_in_agreement(f, 0));
+}
+
+static void corrupt(struct fake *f, const char *sub, const char *file)
+{
+	char path[512];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", f->state_dir, sub, file);
+	fp = fopen(path, "r+");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 30, SEEK_SET), 0);
+	assert_int_equal(fputs("garbage", fp) >= 0, true);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void assert_status(struct fake *f, const char *condition, const char *reason)
+{
+	char *json = NULL, want[128];
+
+	assert_int_equal(ts_agent_status_read(f->state_dir, &json), 0);
+	snprintf(want, sizeof(want), "\"condition\": \"%s\"", condition);
+	assert_non_null(strstr(json, want));
+	snprintf(want, sizeof(want), "\"reason\": \"%s\"", reason);
+	assert_non_null(strstr(json, want));
+	free(json);
+}
+
+/* Issue 9: a corrupt journal entry is Stalled (never "in sync"), pass
+ * after pass until repaired; the repair in the README works. */
+static void test_corrupt_journal_stalls(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+	char from[512], to[512];
+
+	bootstrap(f);
+	fake_script_set(f, FAKE_LOST, true); /* Cloudflare took it; journal at prepared */
+	pass(f, "t01", &res);
+	ts_pass_result_done(&res);
+	corrupt(f, "journal", "t01.jnl");
+	for (int k = 0; k < 2; k++) {
+		pass(f, NULL, &res);
+		assert_int_equal(res.n_store_problems, 1);
+		assert_non_null(strstr(res.store_problem, "t01.jnl"));
+		ts_pass_result_done(&res);
+		assert_status(f, "Stalled", "StoreDamaged");
+	}
+	/* The others were not held back. */
+	assert_true(fake_in_agreement(f, 1));
+	assert_true(fake_in_agreement(f, 2));
+	/* Repair (README): move the file aside, rotate the tunnel. */
+	snprintf(from, sizeof(from), "%s/journal/t01.jnl", f->state_dir);
+	snprintf(to, sizeof(to), "%s/t01.jnl.damaged", f->dir);
+	assert_int_equal(rename(from, to), 0);
+	pass_forced_ok(f, "t01");
+	assert_true(fake_in_agreement(f, 0));
+	assert_status(f, "Ready", "InSync");
+}
+
+/* A corrupt key record: the same. */
+static void test_corrupt_record_stalls(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+
+	bootstrap(f);
+	corrupt(f, "records", "t02.rec");
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_store_problems, 1);
+	assert_int_equal(f->set_calls, 1); /* never rotated over */
+	ts_pass_result_done(&res);
+	assert_status(f, "Stalled", "StoreDamaged");
+}
+
+/* Issue 9: `rotate a b` in one redundancy group defers b; the request is
+ * persisted and b rotates in a later pass, then the request is gone. */
+static void test_rotate_deferred_member_persists(void **state)
+{
+	struct fake *f = *state;
+	const char *names[] = { "t01", "t02" };
+	struct ts_pass_result res;
+
+	snprintf(f->t[0].redundancy_group, sizeof(f->t[0].redundancy_group), "g");
+	snprintf(f->t[1].redundancy_group, sizeof(f->t[1].redundancy_group), "g");
+	assert_true(fake_settle(f, 3) > 0); /* bootstrap, one member at a time */
+	assert_int_equal(fake_record_generation(f, 0), 1);
+	assert_int_equal(fake_record_generation(f, 1), 1);
+	assert_int_equal(fake_rotate(f, names, 2, &res), 0);
+	assert_int_equal(res.n_failed, 0);
+	assert_true(res.n_pending > 0); /* one deferred: exit 2 */
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_record_generation(f, 0) + fake_record_generation(f, 1), 3);
+	assert_true(fake_requested(f, 0) != fake_requested(f, 1));
+	/* A plain pass later: the deferred member rotates. */
+	assert_true(fake_settle(f, 3) > 0);
+	assert_int_equal(fake_record_generation(f, 0), 2);
+	assert_int_equal(fake_record_generation(f, 1), 2);
+	assert_false(fake_requested(f, 0));
+	assert_false(fake_requested(f, 1));
+	assert_true(fake_in_agreement(f, 0));
+	assert_true(fake_in_agreement(f, 1));
+	/* Done means done: no further rotation. */
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(fake_record_generation(f, 0), 2);
+}
+
+/* `rotate --cancel` drops a deferred request. */
+static void test_rotate_cancel(void **state)
+{
+	struct fake *f = *state;
+	const char *names[] = { "t01", "t02" };
+	const char *deferred[1];
+	struct ts_pass_result res;
+	size_t n = 9;
+
+	snprintf(f->t[0].redundancy_group, sizeof(f->t[0].redundancy_group), "g");
+	snprintf(f->t[1].redundancy_group, sizeof(f->t[1].redundancy_group), "g");
+	assert_true(fake_settle(f, 3) > 0);
+	assert_int_equal(fake_rotate(f, names, 2, &res), 0);
+	ts_pass_result_done(&res);
+	deferred[0] = fake_requested(f, 0) ? "t01" : "t02";
+	assert_int_equal(fake_cancel(f, deferred, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(fake_cancel(f, deferred, 1, &n), 0);
+	assert_int_equal(n, 0); /* nothing left to cancel */
+	assert_int_equal(fake_settle(f, 2) > 0, true);
+	assert_int_equal(fake_record_generation(f, 0) + fake_record_generation(f, 1), 3);
+}
+
+/* Issue 9: `rotate` of a file tunnel whose file did not change fails
+ * plainly (exit 1), changes nothing and leaves no request behind. */
+static void test_rotate_file_unchanged(void **state)
+{
+	struct fake *f = *state;
+	const char *names[] = { "t01" };
+	char path[256];
+	struct ts_pass_result res;
+	FILE *fp;
+	bool said = false;
+
+	snprintf(path, sizeof(path), "%s/t01.key", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("0123456789abcdefghijklmnopqrstuv\n", fp);
+	fclose(fp);
+	assert_int_equal(chmod(path, 0600), 0);
+	f->t[0].psk.source = TS_PSK_SOURCE_FILE;
+	f->t[0].psk.file = path;
+	bootstrap(f);
+	assert_int_equal(fake_rotate(f, names, 1, &res), 0);
+	assert_int_equal(res.n_failed, 1);
+	for (size_t i = 0; i < res.plan->n_actions; i++)
+		said |= strstr(res.outcomes[i].detail, "holds the current key") != NULL;
+	assert_true(said);
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_record_generation(f, 0), 1);
+	assert_false(fake_requested(f, 0));
+	assert_int_equal(fake_journal_step(f, 0), -1);
+	/* A new key in the file: rotated by the next pass. */
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("vutsrqponmlkjihgfedcba9876543210\n", fp);
+	fclose(fp);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(fake_record_generation(f, 0), 2);
+	assert_true(fake_in_agreement(f, 0));
+	f->t[0].psk.file = NULL;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_bootstrap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resumed_prepared_unapplied_kept, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_missing_from_both_maps_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_generate_without_metadata_no_loop, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_second_precision_no_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_regenerated_elsewhere_detected, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_baseline_adopted_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_journal_stalls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_record_stalls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_deferred_member_persists, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_file_unchanged, setup, teardown),
+	};
+
+	ts_log_set_level(TS_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
