@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloudflare/cloudflare.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "daemon/daemon.h"
@@ -32,6 +33,7 @@ struct options {
 	const char *state_dir;
 	bool json;
 	bool dry_run;
+	bool cancel; /* rotate --cancel */
 	char **args; /* positional arguments after the command */
 	int n_args;
 };
@@ -46,6 +48,7 @@ enum {
 	OPTS_JSON = 1 << 4,
 	OPTS_DRY_RUN = 1 << 5,
 	OPTS_LOG = 1 << 6,
+	OPTS_CANCEL = 1 << 7,
 	OPTS_AGENT = OPTS_CONFIG | OPTS_MODELS | OPTS_STATE_DIR | OPTS_NODE_NAME | OPTS_LOG,
 };
 
@@ -175,7 +178,12 @@ static int run_pass(const struct options *o, bool readonly, const char *const *f
 		ts_desired_free(d);
 		return r;
 	}
-	r = ts_agent_pass(a, forced, n_forced, ret_result);
+	/* `rotate`: the request outlives this run (a deferred redundancy
+	 * group member rotates in a later pass) until done or cancelled. */
+	if (n_forced > 0 && !readonly && !o->dry_run)
+		r = ts_agent_request_rotations(a, forced, n_forced);
+	if (r >= 0)
+		r = ts_agent_pass(a, forced, n_forced, ret_result);
 	ts_agent_free(a);
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, NULL, NULL, "pass failed: %s", strerror(-r));
@@ -247,6 +255,12 @@ static int apply_pass(const struct options *o, const char *const *forced, size_t
 
 	if (run_pass(o, false, forced, n_forced, &res, &d) < 0)
 		return EXIT_FAIL;
+	/* A dry run shows what a pass would do: the plan, as `plan` prints it. */
+	if (o->dry_run && print_plan(o, res.plan) < 0) {
+		ts_pass_result_done(&res);
+		ts_desired_free(d);
+		return EXIT_FAIL;
+	}
 	r = pass_exit(o, &res);
 	ts_pass_result_done(&res);
 	ts_desired_free(d);
@@ -262,12 +276,41 @@ static int cmd_once(const struct options *o)
 	return apply_pass(o, NULL, 0);
 }
 
+/* rotate --cancel: forgets requested rotations that have not begun. */
+static int rotate_cancel(const struct options *o)
+{
+	struct ts_agent_options ao = { .state_dir = o->state_dir };
+	struct ts_desired *d = NULL;
+	struct ts_agent *a = NULL;
+	size_t n = 0;
+	int r;
+
+	if (load_config(o, &d) < 0)
+		return EXIT_FAIL;
+	r = ts_agent_open(d, &ao, &a);
+	if (r >= 0)
+		r = ts_agent_cancel_rotations(a, (const char *const *)o->args, (size_t)o->n_args,
+					      &n);
+	ts_agent_free(a);
+	ts_desired_free(d);
+	if (r < 0) {
+		fprintf(stderr, "tunnelsync: cannot cancel: %s\n", strerror(-r));
+		return EXIT_FAIL;
+	}
+	printf("%zu of %d requested rotations cancelled (a rotation already begun is carried "
+	       "to its end)\n",
+	       n, o->n_args);
+	return n == (size_t)o->n_args ? EXIT_OK : EXIT_FAIL;
+}
+
 static int cmd_rotate(const struct options *o)
 {
 	if (o->n_args == 0) {
-		fprintf(stderr, "Usage: tunnelsync rotate -c CONFIG TUNNEL...\n");
+		fprintf(stderr, "Usage: tunnelsync rotate -c CONFIG [--cancel] TUNNEL...\n");
 		return EXIT_USAGE;
 	}
+	if (o->cancel)
+		return rotate_cancel(o);
 	return apply_pass(o, (const char *const *)o->args, (size_t)o->n_args);
 }
 
@@ -305,6 +348,21 @@ static int cmd_status(const struct options *o)
 		ts_desired_free(d);
 		return EXIT_FAIL;
 	}
+	{
+		char why[256];
+
+		/* A corrupt file is an error in either mode, named with where it
+		 * breaks: never an empty table or garbage passed on as JSON. */
+		r = ts_status_check(text, why, sizeof(why));
+		if (r < 0) {
+			fprintf(stderr,
+				"tunnelsync: %s/status.json is not a valid status record: %s\n",
+				o->state_dir ? o->state_dir : d->agent.state_dir, why);
+			free(text);
+			ts_desired_free(d);
+			return EXIT_FAIL;
+		}
+	}
 	if (o->json)
 		fputs(text, stdout);
 	else
@@ -334,11 +392,16 @@ static const struct command commands[] = {
 	  "Exit status: 0 in sync afterwards; 2 work left for a later pass (deferred\n"
 	  "or unconfirmed); 1 error.",
 	  OPTS_AGENT | OPTS_DRY_RUN, cmd_once },
-	{ "rotate", "rotate -c CONFIG TUNNEL...", "rotate the named tunnels' keys now",
+	{ "rotate", "rotate -c CONFIG [--cancel] TUNNEL...", "rotate the named tunnels' keys now",
 	  "Rotate the named tunnels' pre-shared keys now, in one pass (a redundancy\n"
-	  "group still rotates one tunnel at a time, while the others are up).\n"
-	  "Exit status as for once; 1 also when a TUNNEL is not in CONFIG.",
-	  OPTS_AGENT | OPTS_DRY_RUN, cmd_rotate },
+	  "group still rotates one tunnel at a time, while the others are up). The\n"
+	  "request is kept in the state directory until each rotation has begun, so a\n"
+	  "deferred one is done by a later pass (once, run); --cancel drops requests\n"
+	  "not begun yet. A source-file tunnel whose file holds the current key is\n"
+	  "refused: write the new key to the file first.\n"
+	  "Exit status as for once; 1 also when a TUNNEL is not in CONFIG, or for a\n"
+	  "key file that holds the current key.",
+	  OPTS_AGENT | OPTS_DRY_RUN | OPTS_CANCEL, cmd_rotate },
 	{ "run", "run -c CONFIG", "the daemon",
 	  "The daemon: a pass at start, on config changes (a git-sync link swap too),\n"
 	  "on IKE and XFRM events, on SIGHUP, when a key falls due and every\n"
@@ -374,6 +437,7 @@ static const struct {
 	{ OPTS_JSON, "      --json             print JSON instead of a table\n" },
 	{ OPTS_DRY_RUN, "      --dry-run          plan and have Cloudflare validate the rotations\n"
 			"                         (validate_only=true); change nothing\n" },
+	{ OPTS_CANCEL, "      --cancel           forget the requested rotations not begun yet\n" },
 	{ OPTS_LOG, "      --log-level LEVEL  error|warn|info|debug|trace (default info)\n"
 		    "      --log-format FMT   text|json (default text)\n" },
 };
@@ -415,6 +479,7 @@ enum {
 	OPT_JSON,
 	OPT_DRY_RUN,
 	OPT_NODE_NAME,
+	OPT_CANCEL,
 };
 
 /* The OPTS_ bit of a getopt result; 0 for --help and errors. */
@@ -436,6 +501,8 @@ static unsigned option_bit(int c)
 		return OPTS_DRY_RUN;
 	case OPT_NODE_NAME:
 		return OPTS_NODE_NAME;
+	case OPT_CANCEL:
+		return OPTS_CANCEL;
 	default:
 		return 0;
 	}
@@ -451,6 +518,7 @@ int main(int argc, char **argv)
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "cancel", no_argument, NULL, OPT_CANCEL },
 		{ "node-name", required_argument, NULL, OPT_NODE_NAME },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -465,6 +533,13 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* Keys pass through this process: no core dumps, no ptrace by others. */
 	(void)ts_secret_harden_process();
+	/* The API token leaves the environment before any thread starts: no
+	 * child inherits it, no core or /proc/PID/environ shows it. */
+	if (ts_cf_take_env_token() < 0) {
+		fprintf(stderr,
+			"tunnelsync: cannot move CLOUDFLARE_API_TOKEN into secure memory\n");
+		return EXIT_FAIL;
+	}
 
 	if (argc < 2 || argv[1][0] == '-') {
 		if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
@@ -530,6 +605,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DRY_RUN:
 			o.dry_run = true;
+			break;
+		case OPT_CANCEL:
+			o.cancel = true;
 			break;
 #ifdef TS_HAVE_CONFIG
 		case OPT_NODE_NAME:

@@ -83,7 +83,11 @@ static int buf_puts(struct cf_buf *b, const char *s)
 
 struct ts_cf_client {
 	CURL *curl;
-	struct curl_slist *headers; /* holds the credentials: wiped on free */
+	struct curl_slist *headers; /* the other headers */
+	/* The credential's header line lives in a secret buffer (not dumped,
+	 * wiped on free), in a list node of our own ahead of headers. */
+	struct ts_secret *auth_line;
+	struct curl_slist auth_node;
 	char account_id[TS_CF_ID_LEN + 1];
 	char *base_url; /* without a trailing slash */
 	bool plain_http;
@@ -104,9 +108,23 @@ struct ts_cf_client {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+/* libcurl copies the auth header into its request buffers: with these
+ * hooks every block it frees is wiped first. */
 static void curl_init_once(void)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, ts_wipe_malloc, ts_wipe_free, ts_wipe_realloc,
+				 ts_wipe_strdup, ts_wipe_calloc) != CURLE_OK)
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* CLOUDFLARE_API_TOKEN, moved out of the environment by ts_cf_take_env_token(). */
+static struct ts_secret *env_token;
+
+int ts_cf_take_env_token(void)
+{
+	if (env_token)
+		return 0;
+	return ts_secret_take_env("CLOUDFLARE_API_TOKEN", &env_token);
 }
 
 /* Wakes early when the daemon stops: the next attempt then sees the
@@ -277,7 +295,6 @@ static int append_secret_header(struct ts_cf_client *c, const char *prefix,
 				const struct ts_secret *value)
 {
 	_cleanup_secret_ struct ts_secret *line = NULL;
-	struct curl_slist *l;
 	int r;
 
 	r = ts_secret_from_bytes(prefix, strlen(prefix), &line);
@@ -286,10 +303,10 @@ static int append_secret_header(struct ts_cf_client *c, const char *prefix,
 	r = ts_secret_append(line, ts_secret_str(value), ts_secret_len(value));
 	if (r < 0)
 		return r;
-	l = curl_slist_append(c->headers, ts_secret_str(line));
-	if (!l)
-		return -ENOMEM;
-	c->headers = l;
+	/* curl only reads the list: a node of ours pointing into the secret
+	 * buffer, never a heap copy (curl_slist_append would strdup it). */
+	c->auth_line = TS_TAKE_PTR(line);
+	c->auth_node.data = (char *)ts_secret_str(c->auth_line);
 	return 0;
 }
 
@@ -328,7 +345,10 @@ static int load_credentials(struct ts_cf_client *c, const struct ts_cloudflare_c
 						       "cannot read the API token file %s: %s",
 						       file, ts_file_strerror(r));
 		} else {
-			const char *env = getenv("CLOUDFLARE_API_TOKEN");
+			/* main() moved it into env_token at start; a library user
+			 * that did not gets it read from the environment. */
+			const char *env = env_token ? ts_secret_str(env_token)
+						    : getenv("CLOUDFLARE_API_TOKEN");
 
 			if (!env || !*env)
 				return ts_cf_error_set(
@@ -456,7 +476,8 @@ int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 		goto fail;
 	}
 	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "tunnelsync/" TUNNELSYNC_VERSION);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
+	c->auth_node.next = c->headers;
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->auth_line ? &c->auth_node : c->headers);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -490,6 +511,7 @@ void ts_cf_client_free(struct ts_cf_client *c)
 	for (struct curl_slist *l = c->headers; l; l = l->next)
 		ts_wipe(l->data, strlen(l->data));
 	curl_slist_free_all(c->headers);
+	ts_secret_free(c->auth_line);
 	ts_secret_free(c->credential);
 	free(c->base_url);
 	free(c);
@@ -533,7 +555,7 @@ static ts_usec_t backoff_delay(struct ts_cf_client *c, unsigned attempt)
 }
 
 struct cf_call {
-	const char *method; /* GET or POST */
+	const char *method; /* GET, POST or PUT */
 	const char *suffix; /* after …/magic/ipsec_tunnels */
 	bool validate_only;
 	const struct cf_buf *body;
@@ -553,6 +575,18 @@ static bool curl_is_tls(CURLcode rc)
 	       rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
 	       rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
 	       rc == CURLE_SSL_INVALIDCERTSTATUS || rc == CURLE_SSL_CRL_BADFILE;
+}
+
+/* A response header over CURL_MAX_HTTP_HEADER (100 KiB): curl 7.88 fails
+ * such a transfer with CURLE_OUT_OF_MEMORY (its header buffer has that
+ * cap) and no error text; 8.6+ says CURLE_TOO_LARGE. It is the server's
+ * answer, not our memory: curl allocates through ts_wipe_malloc(), so an
+ * "out of memory" without a failed allocation was a size limit. A retry
+ * would get the same answer. */
+static bool curl_header_too_large(CURLcode rc, unsigned long alloc_failures_before)
+{
+	return (rc == CURLE_OUT_OF_MEMORY && ts_wipe_alloc_failures() == alloc_failures_before) ||
+	       (int)rc == 100 /* CURLE_TOO_LARGE */;
 }
 
 static int curl_errno(CURLcode rc)
@@ -605,6 +639,7 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 		ts_usec_t wait = 0;
 		long status = 0;
 		curl_off_t retry_after = -1;
+		unsigned long alloc_failures;
 		CURLcode rc;
 		bool last;
 
@@ -643,11 +678,14 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 		curl_easy_setopt(c->curl, CURLOPT_URL, url);
 		if (call->body) {
 			curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+			curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST,
+					 strcmp(call->method, "PUT") == 0 ? "PUT" : NULL);
 			/* Not COPYPOSTFIELDS: curl sends from our wiped buffer. */
 			curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, call->body->data);
 			curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 					 (curl_off_t)call->body->len);
 		} else {
+			curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL);
 			curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 		}
 		/* A request that must not be replayed gets a fresh connection:
@@ -661,6 +699,7 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 			  call->suffix[0] ? call->suffix : "/",
 			  call->validate_only ? " validate_only" : "", attempt);
 
+		alloc_failures = ts_wipe_alloc_failures();
 		rc = curl_easy_perform(c->curl);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
 		if (rc == CURLE_OK)
@@ -715,6 +754,18 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 		if (rc == CURLE_WRITE_ERROR && resp->overflow)
 			return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -EMSGSIZE,
 					       "response larger than %u bytes", MAX_RESPONSE);
+		if (curl_header_too_large(rc, alloc_failures)) {
+			if (!call->replay_safe)
+				return ts_cf_error_set(
+					err, TS_CF_ERR_OUTCOME_UNKNOWN, -TS_CF_EOUTCOME_UNKNOWN,
+					"response header too large (%s): the request "
+					"reached Cloudflare, its answer is lost",
+					c->errbuf);
+			return ts_cf_error_set(
+				err, TS_CF_ERR_PROTOCOL, -EMSGSIZE,
+				"response header too large (over libcurl's 100 KiB); "
+				"not retried");
+		}
 		if (!curl_not_sent(rc) && !call->replay_safe)
 			return ts_cf_error_set(err, TS_CF_ERR_OUTCOME_UNKNOWN,
 					       -TS_CF_EOUTCOME_UNKNOWN,
@@ -840,6 +891,48 @@ int ts_cf_get_tunnel(struct ts_cf_client *c, const char *tunnel_id, struct ts_cf
 	if (r >= 0)
 		r = ts_cf_parse_tunnel_single(resp.data, resp.len, status, ret_tunnel, err);
 	buf_release(&resp);
+	return r;
+}
+
+int ts_cf_update_tunnel(struct ts_cf_client *c, const struct ts_tunnel *t, bool validate_only,
+			struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err)
+{
+	struct cf_call get = { .method = "GET", .replay_safe = true };
+	struct cf_call put = { .method = "PUT", .replay_safe = true };
+	struct cf_buf resp = { 0 }, body = { 0 };
+	char suffix[TS_CF_ID_LEN + 2];
+	char *text = NULL;
+	size_t len = 0;
+	long status;
+	int r;
+
+	ts_cf_error_done(err);
+	if (!t || !ts_cf_id_valid(t->id))
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EINVAL, "invalid tunnel id");
+	snprintf(suffix, sizeof(suffix), "/%s", t->id);
+	get.suffix = put.suffix = suffix;
+	put.validate_only = validate_only;
+	/* Read first: the update carries every property, and those the
+	 * config does not declare must keep Cloudflare's current values. */
+	r = cf_call(c, &get, &resp, &status, err);
+	if (r >= 0)
+		r = ts_cf_build_tunnel_update(resp.data, resp.len, status, t, &text, &len, err);
+	buf_release(&resp);
+	if (r < 0)
+		return r;
+	r = buf_append(&body, text, len);
+	free(text);
+	if (r < 0) {
+		buf_release(&body);
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r, "out of memory");
+	}
+	put.body = &body;
+	/* PUT is idempotent: the same body again sets the same values. */
+	r = cf_call(c, &put, &resp, &status, err);
+	if (r >= 0)
+		r = ts_cf_parse_tunnel_modified(resp.data, resp.len, status, ret_tunnel, err);
+	buf_release(&resp);
+	buf_release(&body);
 	return r;
 }
 

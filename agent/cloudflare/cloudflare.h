@@ -1,6 +1,7 @@
 /* Cloudflare Magic IPsec API client: authentication, the response
  * envelope, retries with backoff, a local request budget, and the four
- * operations the agent needs (list, get, bulk PSK set, PSK generate).
+ * operations the agent needs (list, get, update, bulk PSK set, PSK
+ * generate).
  * Results are the plain structs of model/cloudflare.h.
  *
  * A client is not thread-safe: one client per thread. Secrets (the API
@@ -139,6 +140,11 @@ const char *ts_cf_error_format(const struct ts_cf_error *e, char *buf, size_t si
 /* The systemd credential (LoadCredential=NAME:FILE) holding the API token. */
 #define TS_CF_CREDENTIAL_TOKEN "cloudflare-api-token"
 
+/* Moves CLOUDFLARE_API_TOKEN out of the environment into a secret buffer
+ * (the variable removed, its bytes wiped) for every later client of the
+ * process. main() calls it first, before any thread; 0 also when unset. */
+int ts_cf_take_env_token(void);
+
 /* Reads the credentials (token_file, else the file TS_CF_CREDENTIAL_TOKEN in
  * $CREDENTIALS_DIRECTORY, else CLOUDFLARE_API_TOKEN; or email + key_file), checks the base URL
  * (https, or http to loopback only with allow_plain_http_loopback) and prepares the HTTP handle.
@@ -162,6 +168,16 @@ int ts_cf_list_tunnels(struct ts_cf_client *c, struct ts_cf_tunnel_list *ret_lis
 /* GET …/ipsec_tunnels/{id}; a missing tunnel is -ENOENT (code 1032). */
 int ts_cf_get_tunnel(struct ts_cf_client *c, const char *tunnel_id, struct ts_cf_tunnel *ret_tunnel,
 		     struct ts_cf_error *err);
+
+/* PUT …/ipsec_tunnels/{id} (after a GET of it): sets the properties t
+ * declares (customer and cloudflare endpoints, interface_address(6), and
+ * t->cf: description, replay_protection, health_check fields); every other
+ * property the update request may carry is sent as Cloudflare holds it, so
+ * that an undeclared one keeps its value. Never sends a key. Two requests;
+ * with validate_only nothing changes. ret_tunnel: the answer's
+ * modified_ipsec_tunnel. */
+int ts_cf_update_tunnel(struct ts_cf_client *c, const struct ts_tunnel *t, bool validate_only,
+			struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err);
 
 struct ts_cf_psk_entry {
 	const char *tunnel_id;

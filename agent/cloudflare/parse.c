@@ -700,3 +700,138 @@ int ts_cf_parse_psk_generate(const void *body, size_t len, long http_status, con
 	*ret_generated = g;
 	return 0;
 }
+
+/* The keys of magic_ipsec_tunnel_add_single_request: what the update call
+ * may carry. Read-only ones (id, created_on, modified_on, psk_metadata,
+ * allow_null_cipher, bgp_status, ...) are left out; psk is never sent, so
+ * the key is not touched. */
+static const char *const update_keys[] = {
+	"automatic_return_routing",
+	"bgp",
+	"cloudflare_endpoint",
+	"custom_remote_identities",
+	"customer_endpoint",
+	"description",
+	"health_check",
+	"interface_address",
+	"interface_address6",
+	"name",
+	"replay_protection",
+};
+
+static int set_str(json_t *o, const char *key, const char *v)
+{
+	return json_object_set_new(o, key, json_string(v)) == 0 ? 0 : -ENOMEM;
+}
+
+int ts_cf_build_tunnel_update(const void *body, size_t len, long http_status,
+			      const struct ts_tunnel *t, char **ret_body, size_t *ret_len,
+			      struct ts_cf_error *err)
+{
+	_cleanup_json_ json_t *root = NULL, *req = NULL;
+	json_t *result = NULL, *cur, *hc;
+	struct ts_cf_tunnel check = { 0 };
+	char buf[TS_PREFIX_STRLEN];
+	char *text;
+	int r;
+
+	r = envelope_load(body, len, http_status, &root, &result, err);
+	if (r < 0)
+		return r;
+	cur = json_object_get(result, "ipsec_tunnel");
+	/* The answer must be a tunnel we understand before anything is built
+	 * on it. */
+	r = parse_tunnel(cur, &check, "result.ipsec_tunnel", err);
+	if (r < 0)
+		return r;
+	ts_cf_tunnel_done(&check);
+	req = json_object();
+	if (!req)
+		return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -ENOMEM, "out of memory");
+	/* Everything Cloudflare holds that the request may carry, as it is:
+	 * a property the config does not declare keeps its value, whether the
+	 * call replaces or merges. */
+	for (size_t i = 0; i < TS_ARRAY_SIZE(update_keys); i++) {
+		json_t *v = json_object_get(cur, update_keys[i]);
+
+		if (v && !json_is_null(v) && json_object_set(req, update_keys[i], v) < 0)
+			return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -ENOMEM, "out of memory");
+	}
+	r = 0;
+	if (ts_ip_is_set(&t->customer_endpoint))
+		r = set_str(req, "customer_endpoint",
+			    ts_ip_format(&t->customer_endpoint, buf, sizeof(buf)));
+	if (r >= 0)
+		r = set_str(req, "cloudflare_endpoint",
+			    ts_ip_format(&t->cloudflare_endpoint, buf, sizeof(buf)));
+	if (r >= 0)
+		r = set_str(req, "interface_address",
+			    ts_prefix_format(&t->interface_address, buf, sizeof(buf)));
+	if (r >= 0 && ts_ip_is_set(&t->interface_address6.ip))
+		r = set_str(req, "interface_address6",
+			    ts_prefix_format(&t->interface_address6, buf, sizeof(buf)));
+	if (r >= 0 && t->cf.description)
+		r = set_str(req, "description", t->cf.description);
+	if (r >= 0 && t->cf.has_replay_protection)
+		r = json_object_set_new(req, "replay_protection",
+					json_boolean(t->cf.replay_protection)) == 0
+			    ? 0
+			    : -ENOMEM;
+	if (r < 0)
+		return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, r, "out of memory");
+	/* The health check: a copy (the original belongs to root) with the
+	 * declared fields; the target in the string form this request uses
+	 * (no x-magic-new-hc-target header). */
+	hc = json_object_get(req, "health_check");
+	hc = json_is_object(hc) ? json_deep_copy(hc) : json_object();
+	if (!hc || json_object_set_new(req, "health_check", hc) < 0)
+		return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -ENOMEM, "out of memory");
+	{
+		json_t *target = json_object_get(hc, "target");
+
+		if (json_is_object(target)) {
+			json_t *saved = json_object_get(target, "saved");
+
+			if (json_is_string(saved))
+				r = set_str(hc, "target", json_string_value(saved));
+			else
+				r = json_object_del(hc, "target") == 0 ? 0 : -ENOMEM;
+		}
+	}
+	if (r >= 0 && t->cf.has_hc_enabled)
+		r = json_object_set_new(hc, "enabled", json_boolean(t->cf.hc_enabled)) == 0
+			    ? 0
+			    : -ENOMEM;
+	if (r >= 0 && t->cf.hc_rate[0])
+		r = set_str(hc, "rate", t->cf.hc_rate);
+	if (r >= 0 && t->cf.hc_type[0])
+		r = set_str(hc, "type", t->cf.hc_type);
+	if (r >= 0 && t->cf.hc_direction[0])
+		r = set_str(hc, "direction", t->cf.hc_direction);
+	if (r >= 0 && ts_ip_is_set(&t->cf.hc_target))
+		r = set_str(hc, "target", ts_ip_format(&t->cf.hc_target, buf, sizeof(buf)));
+	if (r >= 0 && json_object_size(hc) == 0)
+		r = json_object_del(req, "health_check") == 0 ? 0 : -ENOMEM;
+	if (r < 0)
+		return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, r, "out of memory");
+	text = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -ENOMEM, "out of memory");
+	*ret_len = strlen(text);
+	*ret_body = text;
+	return 0;
+}
+
+int ts_cf_parse_tunnel_modified(const void *body, size_t len, long http_status,
+				struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err)
+{
+	_cleanup_json_ json_t *root = NULL;
+	json_t *result = NULL;
+	int r;
+
+	r = envelope_load(body, len, http_status, &root, &result, err);
+	if (r < 0)
+		return r;
+	return parse_tunnel(json_object_get(result, "modified_ipsec_tunnel"), ret_tunnel,
+			    "result.modified_ipsec_tunnel", err);
+}

@@ -38,3 +38,15 @@ int ts_cf_parse_psk_generate(const void *body, size_t len, long http_status, con
 
 /* True for 1..32 characters of [A-Za-z0-9]: account and tunnel ids. */
 bool ts_cf_id_valid(const char *id);
+
+/* The body of the tunnel update call (PUT …/{id}) from a GET …/{id}
+ * answer: every property the request schema allows, as Cloudflare holds
+ * it, with t's declared ones (endpoints, interface addresses, and
+ * t->cf: description, replay protection, health check) set. Never a key.
+ * The caller frees *ret_body (free). */
+int ts_cf_build_tunnel_update(const void *body, size_t len, long http_status,
+			      const struct ts_tunnel *t, char **ret_body, size_t *ret_len,
+			      struct ts_cf_error *err);
+/* The update call's answer: result.modified_ipsec_tunnel. */
+int ts_cf_parse_tunnel_modified(const void *body, size_t len, long http_status,
+				struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err);

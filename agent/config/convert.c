@@ -275,7 +275,8 @@ static int convert_cloudflare(struct conv *c, const struct lyd_node *cf,
 		    0 ||
 	    (r = need_u32(c, cf, "request-budget", &cc->request_budget)) < 0 ||
 	    (r = need_u32(c, cf, "connect-timeout", &cc->connect_timeout)) < 0 ||
-	    (r = need_u32(c, cf, "request-timeout", &cc->request_timeout)) < 0)
+	    (r = need_u32(c, cf, "request-timeout", &cc->request_timeout)) < 0 ||
+	    (r = need_bool(c, cf, "manage-tunnels", &cc->manage_tunnels)) < 0)
 		return r;
 	cc->auth = cc->email ? TS_CF_AUTH_EMAIL_KEY : TS_CF_AUTH_TOKEN;
 	return 0;
@@ -374,6 +375,28 @@ static int convert_psk(struct conv *c, const struct lyd_node *psk, struct ts_psk
 	return 0;
 }
 
+/* tunnel/cloudflare: only what is present is declared. */
+static int convert_cf_declared(struct conv *c, const struct lyd_node *cf, struct ts_cf_declared *d)
+{
+	const struct lyd_node *hc = child(cf, "health-check");
+	const char *v;
+	int r;
+
+	if (!cf)
+		return 0;
+	if ((r = opt_strdup(cf, "description", &d->description)) < 0)
+		return r;
+	if ((v = str(cf, "replay-protection")))
+		d->has_replay_protection = true, d->replay_protection = strcmp(v, "true") == 0;
+	if ((v = str(hc, "enabled")))
+		d->has_hc_enabled = true, d->hc_enabled = strcmp(v, "true") == 0;
+	/* Enumerations: YANG checked the words, which fit. */
+	snprintf(d->hc_rate, sizeof(d->hc_rate), "%s", str(hc, "rate") ?: "");
+	snprintf(d->hc_type, sizeof(d->hc_type), "%s", str(hc, "type") ?: "");
+	snprintf(d->hc_direction, sizeof(d->hc_direction), "%s", str(hc, "direction") ?: "");
+	return ip(c, hc, "target", &d->hc_target);
+}
+
 static int convert_tunnel(struct conv *c, const struct lyd_node *t, struct ts_tunnel *tun)
 {
 	_cleanup_free_ char *path = lyd_path(t, LYD_PATH_STD, NULL, 0);
@@ -393,7 +416,8 @@ static int convert_tunnel(struct conv *c, const struct lyd_node *t, struct ts_tu
 	    (r = prefix(c, t, "interface-address6", &tun->interface_address6)) < 0 ||
 	    (r = convert_ike(c, child(t, "ike"), &tun->ike)) < 0 ||
 	    (r = convert_routing(c, t, &tun->routing)) < 0 ||
-	    (r = convert_psk(c, child(t, "psk"), &tun->psk)) < 0)
+	    (r = convert_psk(c, child(t, "psk"), &tun->psk)) < 0 ||
+	    (r = convert_cf_declared(c, child(t, "cloudflare"), &tun->cf)) < 0)
 		return r;
 	f = cfg_locate(c->L, path, &tun->source_line);
 	if (f) {

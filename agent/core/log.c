@@ -249,8 +249,8 @@ void ts_log_fieldsv(enum ts_log_level level, const char *plane, const char *tunn
 			append(line, sizeof(line), &pos, "]");
 		}
 		text_field(line, sizeof(line), &pos, "tunnel", tunnel);
-		text_field(line, sizeof(line), &pos, "generation", gen);
-		text_field(line, sizeof(line), &pos, "fingerprint", f->fingerprint);
+		/* fingerprint and generation are JSON fields; the message
+		 * says them already for a reader. */
 		append(line, sizeof(line), &pos, ": ");
 		text_escape(line, sizeof(line), &pos, msg);
 	}

@@ -47,7 +47,7 @@ void ts_logf(enum ts_log_level level, const char *plane, const char *tunnel, con
 void ts_logv(enum ts_log_level level, const char *plane, const char *tunnel, const char *fmt,
 	     va_list ap) TS_PRINTF(4, 0);
 
-/* Facts a line carries as fields of their own (JSON keys; text: key=value)
+/* Facts a line carries as fields of their own (JSON keys)
  * besides plane and tunnel; NULL / 0 = absent. cause overrides the pass's
  * cause set with ts_log_set_cause(). */
 struct ts_log_fields {

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -351,4 +353,112 @@ int ts_secret_harden_process(void)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return -errno;
 	return 0;
+}
+
+int ts_secret_take_env(const char *name, struct ts_secret **ret_secret)
+{
+	struct ts_secret *s = NULL;
+	char *value = getenv(name);
+	char *entry;
+	size_t len;
+	int r;
+
+	if (!value || !*value) {
+		*ret_secret = NULL;
+		return 0;
+	}
+	len = strlen(value);
+	r = ts_secret_from_bytes(value, len, &s);
+	if (r < 0)
+		return r;
+	/* getenv points just past "NAME=" of the entry. unsetenv only drops
+	 * the pointer from environ (the bytes stay where they were: on the
+	 * initial stack, which /proc/PID/environ shows, or in libc's heap). */
+	entry = value - strlen(name) - 1;
+	if (unsetenv(name) < 0) {
+		r = -errno;
+		ts_secret_free(s);
+		return r;
+	}
+	ts_wipe(entry, strlen(name) + 1 + len);
+	*ret_secret = s;
+	return 0;
+}
+
+/* Header in front of each block: its size, padded to keep the block as
+ * aligned as malloc's (max_align_t: 16 bytes on x86-64). */
+#define WIPE_HDR 16
+
+static unsigned long wipe_alloc_failures;
+
+unsigned long ts_wipe_alloc_failures(void)
+{
+	return __atomic_load_n(&wipe_alloc_failures, __ATOMIC_RELAXED);
+}
+
+void *ts_wipe_malloc(size_t size)
+{
+	unsigned char *b = NULL;
+
+	if (size <= SIZE_MAX - WIPE_HDR)
+		b = malloc(WIPE_HDR + size);
+	if (!b) {
+		__atomic_add_fetch(&wipe_alloc_failures, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	memcpy(b, &size, sizeof(size));
+	return b + WIPE_HDR;
+}
+
+void ts_wipe_free(void *p)
+{
+	unsigned char *b;
+	size_t size;
+
+	if (!p)
+		return;
+	b = (unsigned char *)p - WIPE_HDR;
+	memcpy(&size, b, sizeof(size));
+	ts_wipe(b, WIPE_HDR + size);
+	free(b);
+}
+
+void *ts_wipe_realloc(void *p, size_t size)
+{
+	size_t old;
+	void *q;
+
+	if (!p)
+		return ts_wipe_malloc(size);
+	memcpy(&old, (unsigned char *)p - WIPE_HDR, sizeof(old));
+	q = ts_wipe_malloc(size);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < size ? old : size);
+	ts_wipe_free(p);
+	return q;
+}
+
+char *ts_wipe_strdup(const char *s)
+{
+	size_t len = strlen(s) + 1;
+	char *d = ts_wipe_malloc(len);
+
+	if (d)
+		memcpy(d, s, len);
+	return d;
+}
+
+void *ts_wipe_calloc(size_t n, size_t size)
+{
+	void *p;
+
+	if (size && n > SIZE_MAX / size) {
+		__atomic_add_fetch(&wipe_alloc_failures, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	p = ts_wipe_malloc(n * size);
+	if (p)
+		memset(p, 0, n * size);
+	return p;
 }

@@ -59,5 +59,26 @@ int ts_secret_redact(char *buf, size_t size);
 /* Wipes len bytes in a way the compiler cannot elide. */
 void ts_wipe(void *p, size_t len);
 
+/* Moves an environment variable into a secret: copies the value, removes
+ * the variable and wipes its "NAME=value" bytes in place (also what
+ * /proc/PID/environ shows). Returns 0 with *ret_secret NULL when it is not
+ * set or empty. Not thread-safe (the environment is not): call it at start,
+ * before any thread. */
+int ts_secret_take_env(const char *name, struct ts_secret **ret_secret);
+
+/* An allocator that wipes every block when it is released (realloc
+ * always moves, wiping the old block), for libraries that copy secrets
+ * into their own buffers: libcurl's request and header buffers get the
+ * API token (curl_global_init_mem). Each block carries its size in a
+ * 16-byte header. Only blocks from these functions may be passed to them. */
+void *ts_wipe_malloc(size_t size);
+void ts_wipe_free(void *p);
+void *ts_wipe_realloc(void *p, size_t size);
+char *ts_wipe_strdup(const char *s);
+void *ts_wipe_calloc(size_t n, size_t size);
+/* How many allocations of these functions have failed so far: tells a
+ * library's "out of memory" that was a size limit from a real one. */
+unsigned long ts_wipe_alloc_failures(void);
+
 /* Makes the process non-dumpable and sets RLIMIT_CORE to 0. */
 int ts_secret_harden_process(void);

@@ -35,7 +35,9 @@
 #define DEFAULT_RETRY	   (30 * TS_USEC_PER_SEC)
 #define DEFAULT_STOP_GRACE (5 * TS_USEC_PER_SEC)
 /* Fallback when inotify cannot see the VICI socket's folder. */
-#define RECONNECT_EVERY (30 * TS_USEC_PER_SEC)
+#define RECONNECT_EVERY	   (30 * TS_USEC_PER_SEC)
+#define RECONNECT_FAST	   (100 * 1000)
+#define RECONNECT_FAST_FOR (5 * TS_USEC_PER_SEC)
 /* The loop turns at least this often: heartbeat, fresh metrics. */
 #define TICK (5 * TS_USEC_PER_SEC)
 /* A pass running longer than this is stuck: the watchdog is no longer fed,
@@ -83,6 +85,9 @@ struct daemon {
 	bool reload;
 	bool events_kick; /* read the agent's events now (VICI socket back) */
 	ts_usec_t reconnect_at;
+	/* The socket file appears at bind(), a moment before charon listens:
+	 * after it appears, retry every RECONNECT_FAST until then. */
+	ts_usec_t fast_reconnect_until;
 	ts_usec_t reload_at; /* a config file changed: reload then */
 	bool stop;
 	ts_usec_t stop_deadline;
@@ -341,6 +346,8 @@ static int pass_start(struct daemon *d)
 	return 0;
 }
 
+static void events(struct daemon *d);
+
 /* The worker said it is done: join it and plan what comes next. */
 static void pass_done(struct daemon *d)
 {
@@ -380,6 +387,8 @@ static void pass_done(struct daemon *d)
 	if (res->next_due && mono_from_wall(res->next_due) < next)
 		next = mono_from_wall(res->next_due) > now ? mono_from_wall(res->next_due) : now;
 	schedule(d, next, next == now ? "progress" : "timer");
+	/* Events the pass read itself (its drains) may still ask for one. */
+	events(d);
 	if (!d->ready_sent) {
 		sd_notify_text("READY=1");
 		d->ready_sent = true;
@@ -511,6 +520,8 @@ int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon
 		if (!d.busy && !d.stop) {
 			if (d.events_kick) {
 				d.events_kick = false;
+				d.fast_reconnect_until = now + RECONNECT_FAST_FOR;
+				d.reconnect_at = 0;
 				events(&d);
 			}
 			if (d.reload_at && d.reload_at <= now) {
@@ -559,7 +570,9 @@ int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon
 			d.ops->fds(d.ctx, d.agent, &ike_fd, &xfrm_fd);
 		if (!d.busy && d.agent && ike_fd < 0) {
 			if (!d.reconnect_at)
-				d.reconnect_at = now + RECONNECT_EVERY;
+				d.reconnect_at =
+					now + (now < d.fast_reconnect_until ? RECONNECT_FAST
+									    : RECONNECT_EVERY);
 			if (d.reconnect_at <= now) {
 				d.reconnect_at = 0;
 				events(&d);

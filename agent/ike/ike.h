@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/secret.h"
 #include "ike/vici.h"
+#include "model/change.h"
 #include "model/ike.h"
 #include "model/tunnel.h"
 
@@ -76,14 +78,35 @@ int ts_ike_render_conn(const struct ts_tunnel *t, const char *account_id,
 int ts_ike_render_shared(const struct ts_tunnel *t, const char *account_id,
 			 const struct ts_secret *psk, struct ts_vici_node **ret_msg);
 
-/* Compares a connection as list-conns reports it (the section named after
- * the connection) with the rendering. charon 5.9.8 reports addresses,
- * version, rekey/reauth times, auth class and id of each round, and per
- * CHILD SA mode, rekey_time, dpd_action, close_action and selectors; it
- * does not report proposals, DPD delay, if_id, marks, replay window or
- * other lifetimes, which therefore cannot drift-check. Returns 0 when
- * equal, 1 when different (the first difference named in diff, no
- * secrets), -errno when the tunnel cannot be rendered. */
+/* --- leaves and diff (pure) ---------------------------------------------- */
+
+/* The rendering of t flattened into leaves (model/ike.h), normalized: every
+ * leaf set, "" for an absent optional one (no if_id, no mark, ...). */
+int ts_ike_leaves_render(const struct ts_tunnel *t, const char *account_id,
+			 struct ts_ike_leaves *ret_leaves);
+/* The leaves list-conns reports for the connection section `listed`
+ * (named conn_name, with a CHILD config of the same name), normalized like
+ * the rendering; the others stay NULL. */
+int ts_ike_leaves_listed(const struct ts_vici_node *listed, const char *conn_name,
+			 struct ts_ike_leaves *ret_leaves);
+/* The section and key of a leaf in a load-conn message ("" = the
+ * connection's own section, "local", "remote", "child"); false for leaves
+ * that are not keys of the message (children, shared.owners). */
+bool ts_ike_leaf_path(enum ts_ike_leaf leaf, const char **ret_section, const char **ret_key);
+/* What must change for charon, and the SAs it runs, to hold want. recorded
+ * is what the agent last loaded and established (store/conn_record.h), or
+ * NULL when it has none. Each leaf list-conns reports is compared with
+ * listed (when given) and, when charon already holds want's value, with
+ * the record (an update whose new SAs did not come up); every other leaf
+ * with the record only (without a record: one change "unlisted-fields"
+ * says they are unknown). A change's old value is charon's or the
+ * record's (NULL: not recorded), its new value want's. */
+int ts_ike_conn_diff(const struct ts_ike_leaves *want, const struct ts_ike_leaves *listed,
+		     const struct ts_ike_leaves *recorded, struct ts_changes *ret_changes);
+
+/* Compares only the leaves list-conns reports with the rendering: 0 equal,
+ * 1 different (the first differing leaf's name in diff, no secrets),
+ * -errno when the tunnel cannot be rendered. */
 int ts_ike_conn_compare(const struct ts_tunnel *t, const char *account_id,
 			const struct ts_vici_node *listed, char *diff, size_t diff_size);
 
@@ -144,6 +167,22 @@ int ts_ike_unload(struct ts_vici_client *c, const struct ts_tunnel *t, int timeo
  * events or ts_ike_observe() (charon answers before the exchange ends,
  * and `swanctl --rekey --reauth` even exits 0 when it then fails). */
 int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeout_ms, char *err,
+		  size_t err_size);
+
+/* What a diff (ts_ike_conn_diff) needs besides the reload: the key again
+ * with its new owners (an identity changed), and new SAs (every leaf but
+ * the "unlisted-fields" placeholder: running SAs keep the config they were
+ * made from, through rekeys and reauths, in strongSwan 5.9.8). */
+void ts_ike_update_needs(const struct ts_changes *c, bool *ret_key, bool *ret_reestablish);
+/* Applies a changed connection: psk (non-NULL: the current key, loaded
+ * again first for its new owners), load-conn, then, when reestablish and
+ * SAs are running, make before break: a new CHILD SA from the loaded
+ * config (in the running IKE SA when the peer config is unchanged, else in
+ * a new IKE SA), then the old CHILD or IKE SAs are terminated. The key is
+ * never changed. -EAGAIN (err says why) when no new CHILD SA came up: the
+ * old SAs are kept and carry traffic with the old config. */
+int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
+		  const struct ts_secret *psk, bool reestablish, int timeout_ms, char *err,
 		  size_t err_size);
 
 /* Break-before-make: terminates the tunnel's IKE SAs (and so their CHILD

@@ -213,6 +213,9 @@ int ts_vici_initiate(struct ts_vici_client *c, const char *ike, const char *chil
 /* Terminates the IKE SA(s) of connection ike; waits up to timeout_ms. */
 int ts_vici_terminate(struct ts_vici_client *c, const char *ike, int timeout_ms, char *err,
 		      size_t err_size);
+/* Terminates one IKE SA (child false) or CHILD SA by its unique id. */
+int ts_vici_terminate_id(struct ts_vici_client *c, bool child, uint32_t unique_id, int timeout_ms,
+			 char *err, size_t err_size);
 /* Rekeys the IKE SA(s) of connection ike; reauth makes a new IKE SA that
  * authenticates again (with the currently loaded key). Returns once charon
  * has queued it: confirm the outcome through list-sas or ike-updown. */

@@ -532,6 +532,26 @@ int ts_vici_terminate(struct ts_vici_client *c, const char *ike, int timeout_ms,
 	return blocking_call(c, "terminate", ike, NULL, timeout_ms, err, err_size);
 }
 
+int ts_vici_terminate_id(struct ts_vici_client *c, bool child, uint32_t unique_id, int timeout_ms,
+			 char *err, size_t err_size)
+{
+	_cleanup_vici_ struct ts_vici_node *req = NULL;
+	int r;
+
+	if (unique_id == 0)
+		return -EINVAL;
+	if (timeout_ms <= 0)
+		timeout_ms = c->timeout_ms;
+	r = ts_vici_msg_new(&req);
+	if (r < 0)
+		return r;
+	if ((r = ts_vici_add_fmt(req, child ? "child-id" : "ike-id", "%u", unique_id)) < 0 ||
+	    (r = ts_vici_add_fmt(req, "timeout", "%d", timeout_ms)) < 0 ||
+	    (r = ts_vici_add_str(req, "loglevel", "-1")) < 0)
+		return r;
+	return call_simple(c, "terminate", req, timeout_ms + 2000, err, err_size);
+}
+
 int ts_vici_rekey(struct ts_vici_client *c, const char *ike, bool reauth, char *err,
 		  size_t err_size)
 {

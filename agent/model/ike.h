@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/secret.h"
 #include "core/timeutil.h"
 #include "model/tunnel.h"
 
@@ -59,6 +60,66 @@ struct ts_ike_failures {
 	ts_usec_t last_connect_failure; /* wall clock, 0 = never */
 };
 
+/* The leaves of a rendered connection and of its key's owners, flattened
+ * to one string each (lists joined with ","), normalized so that the
+ * rendering, charon's list-conns answer and the agent's own record of what
+ * it loaded compare equal when they mean the same. Which leaves list-conns
+ * reports (strongSwan 5.9.8, vici_query.c) is ts_ike_leaf_listed[]; the
+ * others are compared with the record (agent/ike/README.md). */
+enum ts_ike_leaf {
+	TS_LEAF_VERSION,
+	TS_LEAF_LOCAL_ADDRS,
+	TS_LEAF_REMOTE_ADDRS,
+	TS_LEAF_PROPOSALS,
+	TS_LEAF_KEYINGTRIES,
+	TS_LEAF_MOBIKE,
+	TS_LEAF_REKEY_TIME,
+	TS_LEAF_OVER_TIME,
+	TS_LEAF_RAND_TIME,
+	TS_LEAF_REAUTH_TIME,
+	TS_LEAF_DPD_DELAY,
+	TS_LEAF_LOCAL_AUTH,
+	TS_LEAF_LOCAL_ID,
+	TS_LEAF_REMOTE_AUTH,
+	TS_LEAF_REMOTE_ID,
+	TS_LEAF_CHILDREN,
+	TS_LEAF_CHILD_MODE,
+	TS_LEAF_CHILD_ESP_PROPOSALS,
+	TS_LEAF_CHILD_LOCAL_TS,
+	TS_LEAF_CHILD_REMOTE_TS,
+	TS_LEAF_CHILD_REKEY_TIME,
+	TS_LEAF_CHILD_LIFE_TIME,
+	TS_LEAF_CHILD_RAND_TIME,
+	TS_LEAF_CHILD_START_ACTION,
+	TS_LEAF_CHILD_DPD_ACTION,
+	TS_LEAF_CHILD_CLOSE_ACTION,
+	TS_LEAF_CHILD_REPLAY_WINDOW,
+	TS_LEAF_CHILD_IF_ID_IN,
+	TS_LEAF_CHILD_IF_ID_OUT,
+	TS_LEAF_CHILD_MARK_IN,
+	TS_LEAF_CHILD_MARK_OUT,
+	TS_LEAF_CHILD_MARK_IN_SA,
+	TS_LEAF_CHILD_REQID,
+	TS_LEAF_SHARED_OWNERS,
+	_TS_LEAF_MAX,
+};
+
+/* values[i] NULL: not known from this source; "": absent (not set). */
+struct ts_ike_leaves {
+	char *values[_TS_LEAF_MAX]; /* owned */
+};
+
+extern const char *const ts_ike_leaf_names[_TS_LEAF_MAX];
+/* True for the leaves strongSwan 5.9.8's list-conns reports. */
+extern const bool ts_ike_leaf_listed[_TS_LEAF_MAX];
+const char *ts_ike_leaf_to_string(enum ts_ike_leaf l);
+/* _TS_LEAF_MAX when the name is unknown. */
+enum ts_ike_leaf ts_ike_leaf_from_string(const char *name);
+/* "sha256:" + 16 hex digits over every leaf (name=value lines). */
+void ts_ike_leaves_fingerprint(const struct ts_ike_leaves *l, char ret_fp[TS_FINGERPRINT_LEN]);
+/* Frees the values and sets them to NULL; accepts NULL. */
+void ts_ike_leaves_done(struct ts_ike_leaves *l);
+
 struct ts_ike_observed {
 	char tunnel[TS_NAME_MAX + 1];
 	char conn_name[TS_NAME_MAX + 8];
@@ -66,6 +127,8 @@ struct ts_ike_observed {
 	bool conn_equal;		/* loaded and equal to the rendering (as far as
 					 * list-conns reports it) */
 	char conn_diff[128];		/* first difference, "" when equal */
+	struct ts_ike_leaves listed;	/* what list-conns reported; all NULL
+					 * when the connection is not loaded */
 	bool key_loaded;		/* get-shared lists our key id */
 	enum ts_ike_sa_state ike_state; /* best IKE SA of the connection */
 	uint32_t ike_unique_id;

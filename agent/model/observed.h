@@ -17,6 +17,8 @@
 #include "core/secret.h"
 #include "core/timeutil.h"
 #include "model/addr.h"
+#include "model/change.h"
+#include "model/cloudflare.h"
 #include "model/tunnel.h"
 
 enum ts_plane {
@@ -78,12 +80,19 @@ struct ts_obs_cloudflare {
 	struct ts_ip customer_endpoint;
 	struct ts_ip cloudflare_endpoint;
 	ts_usec_t last_generated_on; /* 0 unknown */
+	/* Every property as listed (present only); NULL when the glue gave
+	 * none. Not owned. The planner diffs what the config declares. */
+	const struct ts_cf_tunnel *tunnel;
 };
 
 struct ts_obs_ike {
 	bool ok;
 	bool conn_loaded;
 	bool conn_equal; /* the loaded connection equals the rendering of the config */
+	/* When loaded and not equal: the leaves that differ, old -> new (not
+	 * owned; ts_ike_conn_diff()). May be empty when the glue only knows
+	 * that it differs. */
+	struct ts_changes conn_changes;
 	bool key_loaded;
 	char key_fingerprint[TS_FINGERPRINT_LEN]; /* of the loaded key; "" unknown */
 	enum ts_obs_sa_state sa_state;

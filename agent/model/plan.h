@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/change.h"
 #include "model/observed.h"
 #include "model/tunnel.h"
 
@@ -24,6 +25,8 @@ enum ts_action_kind {
 	TS_ACTION_RESUME,	  /* finish a journaled rotation from its step */
 	TS_ACTION_LOAD_KEY,	  /* load-shared the record's key (not a rotation) */
 	TS_ACTION_LOAD_CONN,	  /* load-conn the rendering; after the key, never without it */
+	TS_ACTION_UPDATE_CONN,	  /* load-conn again: declared leaves differ (changes) */
+	TS_ACTION_UPDATE_TUNNEL,  /* Cloudflare: PUT the declared properties (changes) */
 	TS_ACTION_ROTATE,	  /* new PSK: journal, Cloudflare, IKE, commit */
 	TS_ACTION_INITIATE,	  /* bring the IKE/CHILD SA up */
 	TS_ACTION_REAUTH,	  /* IKE claims up but the kernel disagrees */
@@ -65,6 +68,7 @@ enum ts_plan_cause {
 	TS_CAUSE_HARD_EXPIRED,
 	TS_CAUSE_ENDPOINTS_DIFFER,
 	TS_CAUSE_CF_MISSING,
+	TS_CAUSE_CF_DIFFERS,	  /* a declared Cloudflare property other than the endpoints */
 	TS_CAUSE_INCOMPLETE,	  /* a plane was not read completely */
 	TS_CAUSE_STORE_CORRUPT,	  /* record or journal file unreadable */
 	TS_CAUSE_FILE_UNREADABLE, /* source file: key file unreadable */
@@ -88,6 +92,9 @@ struct ts_action {
 	enum ts_psk_source source;    /* ROTATE, RESUME, DEFER_ROTATION */
 	size_t stale_index;	      /* into observed->stale, or TS_PLAN_NO_OBJECT */
 	bool apply;		      /* false: a report, a deferral, or suspended */
+	/* What changes, old -> new (keys as fingerprints only); owned by the
+	 * plan. Empty for actions that change no declared value. */
+	struct ts_changes changes;
 };
 
 struct ts_plan {

@@ -45,6 +45,7 @@ void ts_tunnel_done(struct ts_tunnel *t)
 		return;
 	free(t->routing.selectors);
 	free(t->psk.file);
+	free(t->cf.description);
 	free(t->source_file);
 	memset(t, 0, sizeof(*t));
 }

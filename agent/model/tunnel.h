@@ -102,6 +102,21 @@ struct ts_psk_policy {
 	uint32_t auth_failure_threshold; /* failures seen before a rotation */
 };
 
+/* Cloudflare-side properties a tunnel may declare (tunnel/cloudflare in
+ * the YANG model). Only declared ones are compared with Cloudflare's and,
+ * with cloudflare/manage-tunnels, set through the tunnel update call. */
+struct ts_cf_declared {
+	char *description; /* owned; NULL: not declared */
+	bool has_replay_protection;
+	bool replay_protection;
+	bool has_hc_enabled;
+	bool hc_enabled;
+	char hc_rate[16];	/* low|mid|high; "" not declared */
+	char hc_type[16];	/* reply|request */
+	char hc_direction[16];	/* unidirectional|bidirectional */
+	struct ts_ip hc_target; /* AF_UNSPEC: not declared */
+};
+
 struct ts_tunnel {
 	char name[TS_NAME_MAX + 1];
 	char id[TS_CF_ID_LEN + 1]; /* Cloudflare tunnel id */
@@ -115,6 +130,7 @@ struct ts_tunnel {
 	struct ts_ike_settings ike;
 	struct ts_routing routing;
 	struct ts_psk_policy psk;
+	struct ts_cf_declared cf;
 	/* Where the tunnel was declared, for messages. */
 	char *source_file;
 	unsigned source_line;
@@ -137,6 +153,9 @@ struct ts_cloudflare_config {
 	uint32_t request_budget;  /* requests per 5 minutes */
 	uint32_t connect_timeout; /* seconds */
 	uint32_t request_timeout; /* seconds */
+	/* Correct Cloudflare-side drift of declared properties through the
+	 * tunnel update call (else only report it). Never deletes a tunnel. */
+	bool manage_tunnels;
 };
 
 struct ts_agent_config {

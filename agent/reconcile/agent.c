@@ -132,6 +132,113 @@ static void note_store_problems(const struct ts_observation *o, struct ts_pass_r
 	}
 }
 
+/* The names forced by the caller and the requests the state directory
+ * holds, each once. The caller frees the array (not the names). */
+static const char **forced_names(const struct ts_observation *o, const char *const *forced,
+				 size_t n_forced, size_t *ret_n)
+{
+	size_t n_req = o->store ? o->store->n_requests : 0, n = 0;
+	const char **all = calloc(n_forced + n_req + 1, sizeof(*all));
+
+	if (!all)
+		return NULL;
+	for (size_t i = 0; i < n_forced + n_req; i++) {
+		const char *name =
+			i < n_forced ? forced[i] : o->store->requests[i - n_forced].tunnel;
+		bool dup = false;
+
+		for (size_t k = 0; k < n; k++)
+			dup |= strcmp(all[k], name) == 0;
+		if (!dup)
+			all[n++] = name;
+	}
+	*ret_n = n;
+	return all;
+}
+
+/* Whether a journal entry is a rotation begun after the request. */
+static bool journal_serves(const struct ts_store_state *st, const struct ts_store_request *q)
+{
+	const struct ts_journal_entry *j = st ? ts_store_state_journal(st, q->tunnel) : NULL;
+
+	return j && j->started_at >= q->requested_at;
+}
+
+/* A requested rotation is done once a rotation of the tunnel began after
+ * it (its journal entry carries it on, also across a crash), committed,
+ * or was refused for good (a key file that holds the current key). */
+static void settle_requests(struct ts_agent *a, const struct ts_observation *o,
+			    const struct ts_pass_result *res)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	struct ts_store_state *now = NULL;
+
+	if (!o->store || !o->store->n_requests || !res->outcomes)
+		return;
+	(void)ops->store_load(ctx, &now);
+	for (size_t k = 0; k < o->store->n_requests; k++) {
+		const struct ts_store_request *q = &o->store->requests[k];
+		const char *why = NULL;
+
+		if (journal_serves(o->store, q) || journal_serves(now, q))
+			why = "begun";
+		for (size_t i = 0; !why && i < res->plan->n_actions; i++) {
+			const struct ts_action *act = &res->plan->actions[i];
+			const struct ts_action_outcome *out = &res->outcomes[i];
+
+			if (act->kind != TS_ACTION_ROTATE || strcmp(act->tunnel, q->tunnel) != 0)
+				continue;
+			if (out->status == TS_OUTCOME_APPLIED)
+				why = "done";
+			else if (out->error == -EALREADY)
+				why = "dropped (the key file holds the current key)";
+		}
+		if (why && ops->store_request_remove(ctx, q->tunnel) == 0)
+			ts_logf(TS_LOG_INFO, "store", q->tunnel, "requested rotation %s", why);
+	}
+	ts_store_state_free(now);
+}
+
+int ts_agent_request_rotations(struct ts_agent *a, const char *const *names, size_t n)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	int r;
+
+	if (a->options.readonly || a->options.dry_run)
+		return -EROFS;
+	for (size_t i = 0; i < n; i++) {
+		r = ops->store_request_add(ctx, names[i], ops->now_realtime(ctx));
+		if (r < 0) {
+			ts_logf(TS_LOG_ERROR, "store", names[i],
+				"cannot record the requested rotation: %s", strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int ts_agent_cancel_rotations(struct ts_agent *a, const char *const *names, size_t n,
+			      size_t *ret_cancelled)
+{
+	size_t done = 0;
+	int r;
+
+	if (a->options.readonly || a->options.dry_run)
+		return -EROFS;
+	for (size_t i = 0; i < n; i++) {
+		r = TS_PLANES(a)->store_request_remove(TS_PLANES_CTX(a), names[i]);
+		if (r == 0)
+			done++;
+		else if (r != -ENOENT)
+			return r;
+	}
+	if (ret_cancelled)
+		*ret_cancelled = done;
+	return 0;
+}
+
 static void update_next_due(struct ts_agent *a, const struct ts_observation *o)
 {
 	a->next_due = 0;
@@ -159,6 +266,8 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	struct ts_pass_result result = { 0 };
 	struct ts_plan_input in;
 	ts_usec_t started = ops->now_monotonic(ctx);
+	const char **all_forced;
+	size_t n_all = 0;
 	int r;
 
 	ts_agent_check_mbb(a);
@@ -170,15 +279,21 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	result.planes_ok = o.cf_ok && o.ike_ok && o.kernel_ok && o.store_ok;
 	note_store_problems(&o, &result);
 	update_next_due(a, &o);
+	all_forced = forced_names(&o, forced, n_forced, &n_all);
+	if (!all_forced) {
+		ts_observation_done(&o);
+		return -ENOMEM;
+	}
 	in = (struct ts_plan_input){
 		.desired = a->desired,
 		.observed = &o.observed,
 		.now = ops->now_realtime(ctx),
 		.api_budget = ops->cf_budget(ctx),
-		.forced = forced,
-		.n_forced = n_forced,
+		.forced = all_forced,
+		.n_forced = n_all,
 	};
 	r = ts_plan_compute(&in, &result.plan);
+	free(all_forced);
 	if (r < 0) {
 		ts_observation_done(&o);
 		return r;
@@ -188,8 +303,10 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 		r = ts_agent_apply(a, &o, result.plan, &result);
 		if (r < 0)
 			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));
-		if (!a->options.dry_run)
+		if (!a->options.dry_run) {
 			ts_memory_fold(a, result.plan, &result);
+			settle_requests(a, &o, &result);
+		}
 		if (!a->options.dry_run && result.n_applied > 0) {
 			/* Record the state the pass left, not the one it found. */
 			struct ts_observation after;

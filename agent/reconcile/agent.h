@@ -105,6 +105,17 @@ void ts_pass_result_done(struct ts_pass_result *r);
 int ts_agent_pass(struct ts_agent *agent, const char *const *forced, size_t n_forced,
 		  struct ts_pass_result *ret_result);
 
+/* `rotate NAME...`: the rotations are persisted in the state directory
+ * until a rotation of each tunnel begins (a redundancy group's deferred
+ * member rotates in a later pass) or they are cancelled; every pass, plan
+ * included, takes them as forced. Not in a read-only agent. */
+int ts_agent_request_rotations(struct ts_agent *a, const char *const *names, size_t n);
+/* `rotate --cancel NAME...`: ret_cancelled (may be NULL) gets how many
+ * were requested and are no more. A rotation already begun (journaled)
+ * is not undone: it is carried to its end. */
+int ts_agent_cancel_rotations(struct ts_agent *a, const char *const *names, size_t n,
+			      size_t *ret_cancelled);
+
 /* The descriptors to poll for the IKE daemon's and the kernel's events
  * (-1 where there is none, e.g. while charon is down). */
 void ts_agent_fds(struct ts_agent *a, int *ret_ike_fd, int *ret_xfrm_fd);
@@ -136,3 +147,6 @@ void ts_agent_carry_give(struct ts_agent *a, struct ts_agent_carry *carry);
 int ts_agent_status_read(const char *state_dir, char **ret_json);
 /* The same, as a short human-readable table. */
 int ts_status_print_text(const char *json_text, FILE *out);
+/* Why json_text is not a status record ("line L, column C: what"; "not a
+ * JSON object"): 0 when it is one, -EBADMSG with the reason in buf. */
+int ts_status_check(const char *json_text, char *buf, size_t size);

@@ -125,6 +125,9 @@ struct ts_observation {
 	struct ts_xfrm_match_result match;
 	struct ts_store_state *store;
 	struct ts_observed_tunnel *tunnels;
+	/* Per declared tunnel: the declared connection diffed with charon's
+	 * and the record (conn_diff.c); tunnels[i].ike.conn_changes views it. */
+	struct ts_changes *conn_changes;
 	struct ts_stale_object *stale;
 	size_t *stale_ref; /* kernel objects: index into match.stale */
 	size_t n_stale;
@@ -138,6 +141,13 @@ struct ts_observation {
 int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
 		     struct ts_observation *reuse_cf);
 void ts_observation_done(struct ts_observation *o);
+/* Fills o->conn_changes and the planner's conn_equal/conn_changes from
+ * charon's listing and the connection records (conn_diff.c). */
+int ts_agent_diff_conns(const struct ts_agent *a, struct ts_observation *o);
+/* After a load-conn whose SAs are (or will be) made from the loaded
+ * config: records the rendering (conn_diff.c). Logged, never fatal: a
+ * missing record only means one more reload. */
+void ts_agent_record_conn(struct ts_agent *a, const struct ts_tunnel *t);
 const struct ts_ike_child_sa *ts_agent_installed_child(const struct ts_ike_observed *io);
 struct ts_xfrm_expect;
 void ts_agent_fill_expect(const struct ts_tunnel *t, const struct ts_ike_observed *io,

@@ -41,6 +41,20 @@ static void dry_run(struct ts_agent *a, const struct ts_plan *plan,
 		const struct ts_tunnel *t = ts_desired_find(a->desired, act->tunnel);
 		struct ts_cf_error err = { 0 };
 
+		if (act->apply && t && act->kind == TS_ACTION_UPDATE_TUNNEL &&
+		    ops->cf_update_tunnel) {
+			struct ts_cf_tunnel got = { 0 };
+
+			/* Cloudflare checks the update and keeps nothing. */
+			int r = ops->cf_update_tunnel(ctx, t, true, &got, &err);
+
+			if (r < 0 && r != -ENOTCONN)
+				ts_agent_cf_failed(a, t->name, "tunnel update (validate only)",
+						   &err, NULL);
+			ts_cf_tunnel_done(&got);
+			ts_cf_error_done(&err);
+			continue;
+		}
 		if (!act->apply || !t ||
 		    (act->kind != TS_ACTION_ROTATE && act->kind != TS_ACTION_RESUME))
 			continue;
@@ -121,7 +135,52 @@ static int apply_simple(struct ts_agent *a, const struct ts_observation *o,
 	case TS_ACTION_LOAD_CONN:
 		if (t)
 			r = ops->ike_load_conn(ctx, t, err, sizeof(err));
+		if (r == 0)
+			ts_agent_record_conn(a, t); /* its SAs will be made from it */
 		break;
+	case TS_ACTION_UPDATE_CONN: {
+		const struct ts_key_record *rec =
+			o->store ? ts_store_state_record(o->store, act->tunnel) : NULL;
+		bool key, again;
+
+		if (!t || !ops->ike_update_conn)
+			break;
+		/* Never a new key: at most the current one again, for the new
+		 * identities it belongs to. */
+		ts_ike_update_needs(&act->changes, &key, &again);
+		r = ops->ike_update_conn(ctx, t, key && rec ? rec->key : NULL, again, err,
+					 sizeof(err));
+		if (r == 0)
+			ts_agent_record_conn(a, t);
+		else if (r == -EAGAIN) {
+			/* Loaded, but no new SA yet: the old ones carry on with the
+			 * old config, the record keeps saying so, and the next
+			 * pass tries again. */
+			ts_logf(TS_LOG_WARN, "ike", act->tunnel,
+				"update-conn: loaded, new SAs not up (%s); old SAs kept",
+				err[0] ? err : "no reason");
+			ts_outcome_set(out, TS_OUTCOME_PENDING,
+				       "connection loaded, new SAs not up: %s", err);
+			return 0;
+		}
+		break;
+	}
+	case TS_ACTION_UPDATE_TUNNEL: {
+		struct ts_cf_tunnel got = { 0 };
+		struct ts_cf_error cerr = { 0 };
+
+		if (!t || !ops->cf_update_tunnel)
+			break;
+		r = ops->cf_update_tunnel(ctx, t, false, &got, &cerr);
+		ts_cf_tunnel_done(&got);
+		if (r < 0) {
+			ts_agent_cf_failed(a, t->name, "tunnel update", &cerr, out);
+			ts_cf_error_done(&cerr);
+			return r;
+		}
+		ts_cf_error_done(&cerr);
+		break;
+	}
 	case TS_ACTION_LOAD_KEY: {
 		const struct ts_key_record *rec =
 			o->store ? ts_store_state_record(o->store, act->tunnel) : NULL;
@@ -336,8 +395,10 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 					"rotating the key (%s, source %s)", act->reason,
 					ts_psk_source_to_string(t->psk.source));
 				if (ts_rotation_begin(a, o, rot) < 0) {
-					ts_outcome_set(out, TS_OUTCOME_FAILED,
-						       "cannot start the rotation");
+					if (!out->detail[0])
+						ts_outcome_set(out, TS_OUTCOME_FAILED,
+							       "cannot start the rotation");
+					out->status = TS_OUTCOME_FAILED;
 					ts_rotation_done(rot);
 					memset(rot, 0, sizeof(*rot));
 					continue;

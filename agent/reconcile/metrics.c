@@ -111,8 +111,6 @@ int ts_agent_metrics_text(const struct ts_agent *a, char **ret_text)
 	help(&t, "tunnelsync_store_problems", "gauge",
 	     "Record or journal files the last pass could not use (Stalled until repaired).");
 	emit(&t, "tunnelsync_store_problems %u\n", a->last_store_problems);
-	help(&t, "tunnelsync_rotations_total", "counter", "Key rotations committed.");
-	emit(&t, "tunnelsync_rotations_total %u\n", a->rotations);
 	help(&t, "tunnelsync_rotations_total", "counter",
 	     "Key rotations by cause (reason) and outcome (committed, pending, failed).");
 	for (int c = 0; c < _TS_CAUSE_MAX; c++)

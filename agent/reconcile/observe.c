@@ -23,6 +23,9 @@ void ts_observation_done(struct ts_observation *o)
 	ts_xfrm_snapshot_done(&o->snapshot);
 	ts_store_state_free(o->store);
 	free(o->tunnels);
+	for (size_t i = 0; o->conn_changes && i < o->n_tunnels; i++)
+		ts_changes_done(&o->conn_changes[i]);
+	free(o->conn_changes);
 	free(o->stale);
 	free(o->stale_ref);
 	memset(o, 0, sizeof(*o));
@@ -266,6 +269,7 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 			if (ct) {
 				ot->cf.customer_endpoint = ct->customer_endpoint;
 				ot->cf.cloudflare_endpoint = ct->cloudflare_endpoint;
+				ot->cf.tunnel = ct; /* every declared property is diffed */
 				ot->cf.last_generated_on =
 					ct->has_psk_generated_on ? ct->psk_generated_on : 0;
 			}
@@ -335,6 +339,8 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
 		     struct ts_observation *reuse_cf)
 {
+	int r;
+
 	memset(o, 0, sizeof(*o));
 	o->desired = a->desired;
 	observe_store(a, o);
@@ -349,5 +355,6 @@ int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
 	}
 	observe_ike(a, o);
 	observe_kernel(a, o);
-	return summarize(a, o);
+	r = summarize(a, o);
+	return r < 0 ? r : ts_agent_diff_conns(a, o);
 }

@@ -15,6 +15,7 @@ static const char *const action_kind_names[_TS_ACTION_MAX] = {
 	[TS_ACTION_UNLOAD_CONN] = "unload-conn", [TS_ACTION_UNLOAD_KEY] = "unload-key",
 	[TS_ACTION_DELETE_SA] = "delete-sa",	 [TS_ACTION_DELETE_POLICY] = "delete-policy",
 	[TS_ACTION_RESUME] = "resume",		 [TS_ACTION_LOAD_CONN] = "load-conn",
+	[TS_ACTION_UPDATE_CONN] = "update-conn", [TS_ACTION_UPDATE_TUNNEL] = "update-tunnel",
 	[TS_ACTION_LOAD_KEY] = "load-key",	 [TS_ACTION_ROTATE] = "rotate",
 	[TS_ACTION_INITIATE] = "initiate",	 [TS_ACTION_REAUTH] = "reauth",
 	[TS_ACTION_REPORT] = "report",		 [TS_ACTION_DEFER_ROTATION] = "defer-rotation",
@@ -41,6 +42,7 @@ static const char *const cause_names[_TS_CAUSE_MAX] = {
 	[TS_CAUSE_HARD_EXPIRED] = "hard-expired",
 	[TS_CAUSE_ENDPOINTS_DIFFER] = "endpoints-differ",
 	[TS_CAUSE_CF_MISSING] = "cloudflare-missing",
+	[TS_CAUSE_CF_DIFFERS] = "cloudflare-differs",
 	[TS_CAUSE_INCOMPLETE] = "incomplete",
 	[TS_CAUSE_STORE_CORRUPT] = "store-corrupt",
 	[TS_CAUSE_FILE_UNREADABLE] = "file-unreadable",
@@ -88,6 +90,8 @@ enum ts_plan_phase ts_plan_action_phase(const struct ts_action *a)
 	case TS_ACTION_RESUME:
 		return TS_PHASE_RESUME;
 	case TS_ACTION_LOAD_CONN:
+	case TS_ACTION_UPDATE_CONN:
+	case TS_ACTION_UPDATE_TUNNEL:
 	case TS_ACTION_LOAD_KEY:
 		return TS_PHASE_CONFIG;
 	case TS_ACTION_ROTATE:
@@ -165,6 +169,36 @@ static int add_action(struct planner *p, enum ts_action_kind kind, enum ts_plane
 
 #define REPORT(p, plane, cause, tunnel, ...) \
 	add_action(p, TS_ACTION_REPORT, plane, cause, tunnel, 0, TS_PLAN_NO_OBJECT, __VA_ARGS__)
+
+/* Gives the action just added its changes (copies). */
+static int attach_changes(struct planner *p, const struct ts_changes *changes)
+{
+	return ts_changes_append(&p->actions[p->n - 1].changes, changes);
+}
+
+static int attach_change(struct planner *p, const char *field, const char *old_value,
+			 const char *new_value)
+{
+	return ts_changes_add(&p->actions[p->n - 1].changes, field, old_value, new_value);
+}
+
+/* The field names of changes, ", " separated, for a reason line. */
+static void change_names(const struct ts_changes *c, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < c->n && len < size; i++) {
+		int n = snprintf(buf + len, size - len, "%s%s", i ? ", " : "", c->items[i].field);
+
+		if (n < 0 || (size_t)n >= size - len) {
+			/* Cut at a name boundary rather than mid-name. */
+			snprintf(buf + len, size - len, "%s", i ? ", ..." : "...");
+			return;
+		}
+		len += (size_t)n;
+	}
+}
 
 /* What the planner knows about one managed tunnel while it decides. */
 struct tstate {
@@ -298,28 +332,127 @@ static int observe_trust(struct planner *p, struct tstate *ts)
 	return 0;
 }
 
-/* Cloudflare-side drift: reported, never "fixed" (the config may be what
- * is wrong, and the tunnel may be another tool's). */
+static const char *ip_text(const struct ts_ip *a, char *buf, size_t size)
+{
+	if (!ts_ip_is_set(a))
+		return "";
+	return ts_ip_format(a, buf, size);
+}
+
+static const char *prefix_text(const struct ts_prefix *p, char *buf, size_t size)
+{
+	if (!ts_ip_is_set(&p->ip))
+		return "";
+	return ts_prefix_format(p, buf, size);
+}
+
+static bool prefix_differs(const struct ts_prefix *declared, const struct ts_prefix *seen)
+{
+	return ts_ip_is_set(&declared->ip) &&
+	       (!ts_ip_equal(&declared->ip, &seen->ip) || declared->len != seen->len);
+}
+
+/* Every declared Cloudflare-side property that differs, Cloudflare's value
+ * -> the config's. Undeclared properties are Cloudflare's business. */
+static int cloudflare_changes(const struct ts_tunnel *t, const struct ts_obs_cloudflare *cf,
+			      struct ts_changes *c, bool *ret_endpoints)
+{
+	const struct ts_cf_tunnel *ct = cf->tunnel;
+	const struct ts_cf_declared *d = &t->cf;
+	char a[TS_PREFIX_STRLEN], b[TS_PREFIX_STRLEN];
+	int r = 0;
+
+	*ret_endpoints = false;
+	if (ip_differs(&t->customer_endpoint, &cf->customer_endpoint)) {
+		*ret_endpoints = true;
+		r = ts_changes_add(c, "customer_endpoint",
+				   ip_text(&cf->customer_endpoint, a, sizeof(a)),
+				   ip_text(&t->customer_endpoint, b, sizeof(b)));
+	}
+	if (r >= 0 && ip_differs(&t->cloudflare_endpoint, &cf->cloudflare_endpoint)) {
+		*ret_endpoints = true;
+		r = ts_changes_add(c, "cloudflare_endpoint",
+				   ip_text(&cf->cloudflare_endpoint, a, sizeof(a)),
+				   ip_text(&t->cloudflare_endpoint, b, sizeof(b)));
+	}
+	if (r < 0 || !ct)
+		return r;
+	if (prefix_differs(&t->interface_address, &ct->interface_address))
+		r = ts_changes_add(c, "interface_address",
+				   prefix_text(&ct->interface_address, a, sizeof(a)),
+				   prefix_text(&t->interface_address, b, sizeof(b)));
+	if (r >= 0 && prefix_differs(&t->interface_address6, &ct->interface_address6))
+		r = ts_changes_add(c, "interface_address6",
+				   prefix_text(&ct->interface_address6, a, sizeof(a)),
+				   prefix_text(&t->interface_address6, b, sizeof(b)));
+	if (r >= 0 && d->description && !ts_streq(d->description, ct->description ?: ""))
+		r = ts_changes_add(c, "description", ct->description ?: "", d->description);
+	if (r >= 0 && d->has_replay_protection && d->replay_protection != ct->replay_protection)
+		r = ts_changes_add(c, "replay_protection", ct->replay_protection ? "true" : "false",
+				   d->replay_protection ? "true" : "false");
+	if (r >= 0 && d->has_hc_enabled &&
+	    (!ct->health_check.present || d->hc_enabled != ct->health_check.enabled))
+		r = ts_changes_add(c, "health_check.enabled",
+				   !ct->health_check.present  ? ""
+				   : ct->health_check.enabled ? "true"
+							      : "false",
+				   d->hc_enabled ? "true" : "false");
+	if (r >= 0 && d->hc_rate[0] && !ts_streq(d->hc_rate, ct->health_check.rate))
+		r = ts_changes_add(c, "health_check.rate", ct->health_check.rate, d->hc_rate);
+	if (r >= 0 && d->hc_type[0] && !ts_streq(d->hc_type, ct->health_check.type))
+		r = ts_changes_add(c, "health_check.type", ct->health_check.type, d->hc_type);
+	if (r >= 0 && d->hc_direction[0] && !ts_streq(d->hc_direction, ct->health_check.direction))
+		r = ts_changes_add(c, "health_check.direction", ct->health_check.direction,
+				   d->hc_direction);
+	if (r >= 0 && ip_differs(&d->hc_target, &ct->health_check.target))
+		r = ts_changes_add(c, "health_check.target",
+				   ip_text(&ct->health_check.target, a, sizeof(a)),
+				   ip_text(&d->hc_target, b, sizeof(b)));
+	return r;
+}
+
+/* Cloudflare-side drift of declared properties: reported, or with
+ * cloudflare/manage-tunnels corrected through the tunnel update call (the
+ * config is the source of truth then). A missing tunnel is reported and
+ * never created or deleted here. */
 static int plan_cloudflare(struct planner *p, struct tstate *ts)
 {
 	const struct ts_obs_cloudflare *cf = &ts->o->cf;
 	const struct ts_tunnel *t = ts->t;
-	char a[64], b[64], c[64], d[64];
+	struct ts_changes c = { 0 };
+	char names[160];
+	bool endpoints;
+	int r;
 
 	if (!ts->cf_ok)
 		return 0;
 	if (!cf->present)
 		return REPORT(p, TS_PLANE_CLOUDFLARE, TS_CAUSE_CF_MISSING, t->name,
 			      "tunnel id %s not found on Cloudflare: no rotation possible", t->id);
-	if (ip_differs(&t->customer_endpoint, &cf->customer_endpoint) ||
-	    ip_differs(&t->cloudflare_endpoint, &cf->cloudflare_endpoint))
-		return REPORT(p, TS_PLANE_CLOUDFLARE, TS_CAUSE_ENDPOINTS_DIFFER, t->name,
-			      "endpoints differ: config %s -> %s, Cloudflare %s -> %s",
-			      ts_ip_format(&t->customer_endpoint, a, sizeof(a)),
-			      ts_ip_format(&t->cloudflare_endpoint, b, sizeof(b)),
-			      ts_ip_format(&cf->customer_endpoint, c, sizeof(c)),
-			      ts_ip_format(&cf->cloudflare_endpoint, d, sizeof(d)));
-	return 0;
+	r = cloudflare_changes(t, cf, &c, &endpoints);
+	if (r < 0 || c.n == 0)
+		goto out;
+	change_names(&c, names, sizeof(names));
+	if (!p->in->desired->cloudflare.manage_tunnels)
+		r = REPORT(p, TS_PLANE_CLOUDFLARE,
+			   endpoints ? TS_CAUSE_ENDPOINTS_DIFFER : TS_CAUSE_CF_DIFFERS, t->name,
+			   "Cloudflare differs from the config (manage-tunnels off): %s", names);
+	else if (p->api_calls + 2 > p->in->api_budget)
+		r = REPORT(p, TS_PLANE_CLOUDFLARE, TS_CAUSE_BUDGET, t->name,
+			   "Cloudflare differs (%s): update deferred, request budget exhausted",
+			   names);
+	else {
+		/* A read of the tunnel and the update itself. */
+		p->api_calls += 2;
+		r = add_action(p, TS_ACTION_UPDATE_TUNNEL, TS_PLANE_CLOUDFLARE,
+			       endpoints ? TS_CAUSE_ENDPOINTS_DIFFER : TS_CAUSE_CF_DIFFERS, t->name,
+			       0, TS_PLAN_NO_OBJECT, "set the declared %s on Cloudflare", names);
+	}
+	if (r >= 0)
+		r = attach_changes(p, &c);
+out:
+	ts_changes_done(&c);
+	return r;
 }
 
 static int plan_resume(struct planner *p, struct tstate *ts)
@@ -327,6 +460,7 @@ static int plan_resume(struct planner *p, struct tstate *ts)
 	const struct ts_journal_entry *j = ts->jnl;
 	enum ts_plane plane = TS_PLANE_STORE;
 	uint32_t cost = 0;
+	int r;
 
 	if (j->step == TS_JOURNAL_PREPARED) {
 		/* The remote step is redone: the same key again through the bulk
@@ -345,10 +479,14 @@ static int plan_resume(struct planner *p, struct tstate *ts)
 	p->api_calls += cost;
 	if (j->step == TS_JOURNAL_PREPARED && j->source != TS_PSK_SOURCE_GENERATE)
 		p->bulk_entries++;
-	return add_action(p, TS_ACTION_RESUME, plane, TS_CAUSE_JOURNAL, ts->t->name, j->source,
-			  TS_PLAN_NO_OBJECT, "rotation left at step %s (attempt %" PRIu32 ", %s)",
-			  ts_journal_step_to_string(j->step), j->attempt,
-			  ts_psk_source_to_string(j->source));
+	r = add_action(p, TS_ACTION_RESUME, plane, TS_CAUSE_JOURNAL, ts->t->name, j->source,
+		       TS_PLAN_NO_OBJECT, "rotation left at step %s (attempt %" PRIu32 ", %s)",
+		       ts_journal_step_to_string(j->step), j->attempt,
+		       ts_psk_source_to_string(j->source));
+	if (r >= 0)
+		r = attach_change(p, "key", j->old_fingerprint,
+				  j->new_fingerprint[0] ? j->new_fingerprint : NULL);
+	return r;
 }
 
 /* The IKE daemon lacks the record's key or holds another one: failures
@@ -575,6 +713,26 @@ static int defer(struct planner *p, struct tstate *c, enum ts_plan_cause cause, 
 			  c->t->psk.source, TS_PLAN_NO_OBJECT, "%s; %s", c->rotate_reason, why);
 }
 
+/* key: the record's fingerprint -> the new one when known now (source
+ * file), else NULL (drawn or generated at apply); generation: N -> N+1. */
+static int rotation_changes(struct planner *p, const struct tstate *c)
+{
+	const struct ts_observed_tunnel *o = c->o;
+	const char *next = c->t->psk.source == TS_PSK_SOURCE_FILE && o->keyfile.ok
+				   ? o->keyfile.fingerprint
+				   : NULL;
+	char from[24] = "", to[24];
+	int r;
+
+	if (c->rec_usable)
+		snprintf(from, sizeof(from), "%" PRIu64, c->rec->generation);
+	snprintf(to, sizeof(to), "%" PRIu64, c->rec_usable ? c->rec->generation + 1 : 1);
+	r = attach_change(p, "key", c->rec_usable ? c->rec->fingerprint : "", next);
+	if (r >= 0)
+		r = attach_change(p, "generation", from, to);
+	return r;
+}
+
 static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
 {
 	_cleanup_free_ struct tstate **cand = NULL, **members = NULL;
@@ -652,6 +810,8 @@ static int plan_rotations(struct planner *p, struct tstate *all, size_t n)
 					       c->rotate_cause, c->t->name, c->t->psk.source,
 					       TS_PLAN_NO_OBJECT, "%s (%s)", c->rotate_reason,
 					       ts_psk_source_to_string(c->t->psk.source));
+				if (r >= 0)
+					r = rotation_changes(p, c);
 			}
 		}
 		if (r < 0)
@@ -676,10 +836,19 @@ static int plan_local(struct planner *p, struct tstate *ts)
 	if (!ike->conn_loaded)
 		r = add_action(p, TS_ACTION_LOAD_CONN, TS_PLANE_IKE, TS_CAUSE_CONN_MISSING, name, 0,
 			       TS_PLAN_NO_OBJECT, "connection not loaded");
-	else if (!ike->conn_equal)
-		r = add_action(p, TS_ACTION_LOAD_CONN, TS_PLANE_IKE, TS_CAUSE_CONN_DIFFERS, name, 0,
-			       TS_PLAN_NO_OBJECT, "loaded connection differs from the config");
-	else
+	else if (!ike->conn_equal) {
+		char names[160];
+
+		change_names(&ike->conn_changes, names, sizeof(names));
+		/* Reloading that one connection; charon re-establishes its SAs
+		 * (apply, agent/ike/README.md). The key is not touched. */
+		r = add_action(p, TS_ACTION_UPDATE_CONN, TS_PLANE_IKE, TS_CAUSE_CONN_DIFFERS, name,
+			       0, TS_PLAN_NO_OBJECT,
+			       "loaded connection differs from the config%s%s",
+			       names[0] ? ": " : "", names);
+		if (r >= 0)
+			r = attach_changes(p, &ike->conn_changes);
+	} else
 		r = 0;
 	if (r < 0)
 		return r;
@@ -687,16 +856,22 @@ static int plan_local(struct planner *p, struct tstate *ts)
 		return 0;
 
 	if (ts->rec_usable) {
-		if (!ike->key_loaded)
+		if (!ike->key_loaded) {
 			r = add_action(p, TS_ACTION_LOAD_KEY, TS_PLANE_IKE, TS_CAUSE_KEY_MISSING,
 				       name, ts->rec->source, TS_PLAN_NO_OBJECT,
 				       "key %s not loaded", ts->rec->fingerprint);
-		else if (ike->key_fingerprint[0] &&
-			 !ts_streq(ike->key_fingerprint, ts->rec->fingerprint))
+			if (r >= 0)
+				r = attach_change(p, "key", "", ts->rec->fingerprint);
+		} else if (ike->key_fingerprint[0] &&
+			   !ts_streq(ike->key_fingerprint, ts->rec->fingerprint)) {
 			r = add_action(p, TS_ACTION_LOAD_KEY, TS_PLANE_IKE, TS_CAUSE_KEY_DIFFERS,
 				       name, ts->rec->source, TS_PLAN_NO_OBJECT,
 				       "loaded key %s, record %s", ike->key_fingerprint,
 				       ts->rec->fingerprint);
+			if (r >= 0)
+				r = attach_change(p, "key", ike->key_fingerprint,
+						  ts->rec->fingerprint);
+		}
 		if (r < 0)
 			return r;
 	}
@@ -887,6 +1062,8 @@ int ts_plan_compute(const struct ts_plan_input *in, struct ts_plan **ret_plan)
 	*ret_plan = plan;
 	return 0;
 fail:
+	for (size_t i = 0; i < p.n; i++)
+		ts_changes_done(&p.actions[i].changes);
 	free(p.actions);
 	return r;
 }
@@ -895,6 +1072,8 @@ void ts_plan_free(struct ts_plan *plan)
 {
 	if (!plan)
 		return;
+	for (size_t i = 0; i < plan->n_actions; i++)
+		ts_changes_done(&plan->actions[i].changes);
 	free(plan->actions);
 	free(plan);
 }
@@ -987,6 +1166,94 @@ static int sb_finish(struct strbuf *b, char **ret_text)
 	return 0;
 }
 
+/* The summary's categories, in the order the line names them. */
+enum summary_kind {
+	SUM_REMOVE,
+	SUM_RESUME,
+	SUM_LOAD,
+	SUM_UPDATE,
+	SUM_ROTATE,
+	SUM_RESTORE,
+	SUM_DEFERRED,
+	SUM_REPORTED,
+	_SUM_MAX
+};
+
+static const struct {
+	const char *json, *text;
+} summary_names[_SUM_MAX] = {
+	[SUM_REMOVE] = { "remove", "to remove" },    [SUM_RESUME] = { "resume", "to resume" },
+	[SUM_LOAD] = { "load", "to load" },	     [SUM_UPDATE] = { "update", "to update" },
+	[SUM_ROTATE] = { "rotate", "to rotate" },    [SUM_RESTORE] = { "restore", "to bring up" },
+	[SUM_DEFERRED] = { "deferred", "deferred" }, [SUM_REPORTED] = { "reported", "reported" },
+};
+
+static enum summary_kind summary_kind(enum ts_action_kind k)
+{
+	switch (k) {
+	case TS_ACTION_UNLOAD_CONN:
+	case TS_ACTION_UNLOAD_KEY:
+	case TS_ACTION_DELETE_SA:
+	case TS_ACTION_DELETE_POLICY:
+		return SUM_REMOVE;
+	case TS_ACTION_RESUME:
+		return SUM_RESUME;
+	case TS_ACTION_LOAD_CONN:
+	case TS_ACTION_LOAD_KEY:
+		return SUM_LOAD;
+	case TS_ACTION_UPDATE_CONN:
+	case TS_ACTION_UPDATE_TUNNEL:
+		return SUM_UPDATE;
+	case TS_ACTION_ROTATE:
+		return SUM_ROTATE;
+	case TS_ACTION_INITIATE:
+	case TS_ACTION_REAUTH:
+		return SUM_RESTORE;
+	case TS_ACTION_DEFER_ROTATION:
+		return SUM_DEFERRED;
+	case TS_ACTION_REPORT:
+	default:
+		return SUM_REPORTED;
+	}
+}
+
+static void summary_count(const struct ts_plan *plan, unsigned counts[_SUM_MAX])
+{
+	memset(counts, 0, sizeof(unsigned) * _SUM_MAX);
+	for (size_t i = 0; i < plan->n_actions; i++)
+		counts[summary_kind(plan->actions[i].kind)]++;
+}
+
+int ts_plan_format_summary(const struct ts_plan *plan, char **ret_text)
+{
+	struct strbuf b = { 0 };
+	unsigned counts[_SUM_MAX];
+	bool any = false;
+
+	if (!plan || !ret_text)
+		return -EINVAL;
+	summary_count(plan, counts);
+	sb_printf(&b, "Plan: ");
+	for (int k = 0; k < _SUM_MAX; k++) {
+		if (!counts[k])
+			continue;
+		sb_printf(&b, "%s%u %s", any ? ", " : "", counts[k], summary_names[k].text);
+		any = true;
+	}
+	if (!any)
+		sb_printf(&b, "nothing to do");
+	if (plan->suspended && any)
+		sb_printf(&b, " (suspended: nothing applied)");
+	sb_printf(&b, ".\n");
+	return sb_finish(&b, ret_text);
+}
+
+/* A change's value for humans: unknown and none are said in words. */
+static const char *shown(const char *v)
+{
+	return !v ? "(unknown)" : !v[0] ? "(none)" : v;
+}
+
 int ts_plan_format_table(const struct ts_plan *plan, char **ret_text)
 {
 	struct strbuf b = { 0 };
@@ -1008,21 +1275,51 @@ int ts_plan_format_table(const struct ts_plan *plan, char **ret_text)
 						  a->kind != TS_ACTION_DEFER_ROTATION
 					  ? " [suspended]"
 					  : "");
+			for (size_t k = 0; k < a->changes.n; k++) {
+				const struct ts_change *c = &a->changes.items[k];
+
+				sb_printf(&b, "    %s: %s -> %s\n", c->field, shown(c->old_value),
+					  shown(c->new_value));
+			}
+		}
+		{
+			char *summary = NULL;
+			int r = ts_plan_format_summary(plan, &summary);
+
+			if (r < 0 && !b.error)
+				b.error = r;
+			else if (r >= 0)
+				sb_printf(&b, "%s", summary);
+			free(summary);
 		}
 	}
 	return sb_finish(&b, ret_text);
 }
 
+static void sb_json_value(struct strbuf *b, const char *s)
+{
+	if (s)
+		sb_json_string(b, s);
+	else
+		sb_printf(b, "null");
+}
+
 int ts_plan_format_json(const struct ts_plan *plan, char **ret_text)
 {
 	struct strbuf b = { 0 };
+	unsigned counts[_SUM_MAX];
 
 	if (!plan || !ret_text)
 		return -EINVAL;
+	summary_count(plan, counts);
 	sb_printf(&b,
-		  "{\"suspended\":%s,\"api_calls\":%" PRIu32 ",\"rotations\":%" PRIu32
-		  ",\"actions\":[",
-		  plan->suspended ? "true" : "false", plan->api_calls, plan->n_rotations);
+		  "{\"version\":%d,\"suspended\":%s,\"api_calls\":%" PRIu32
+		  ",\"rotations\":%" PRIu32 ",\"summary\":{",
+		  TS_PLAN_JSON_VERSION, plan->suspended ? "true" : "false", plan->api_calls,
+		  plan->n_rotations);
+	for (int k = 0; k < _SUM_MAX; k++)
+		sb_printf(&b, "%s\"%s\":%u", k ? "," : "", summary_names[k].json, counts[k]);
+	sb_printf(&b, "},\"actions\":[");
 	for (size_t i = 0; i < plan->n_actions; i++) {
 		const struct ts_action *a = &plan->actions[i];
 		bool keyed = a->kind == TS_ACTION_ROTATE || a->kind == TS_ACTION_RESUME ||
@@ -1038,7 +1335,19 @@ int ts_plan_format_json(const struct ts_plan *plan, char **ret_text)
 			sb_printf(&b, ",\"source\":\"%s\"", ts_psk_source_to_string(a->source));
 		sb_printf(&b, ",\"apply\":%s,\"reason\":", a->apply ? "true" : "false");
 		sb_json_string(&b, a->reason);
-		sb_printf(&b, "}");
+		sb_printf(&b, ",\"changes\":[");
+		for (size_t k = 0; k < a->changes.n; k++) {
+			const struct ts_change *c = &a->changes.items[k];
+
+			sb_printf(&b, "%s{\"field\":", k ? "," : "");
+			sb_json_string(&b, c->field);
+			sb_printf(&b, ",\"old\":");
+			sb_json_value(&b, c->old_value);
+			sb_printf(&b, ",\"new\":");
+			sb_json_value(&b, c->new_value);
+			sb_printf(&b, "}");
+		}
+		sb_printf(&b, "]}");
 	}
 	sb_printf(&b, "]}");
 	return sb_finish(&b, ret_text);

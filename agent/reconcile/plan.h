@@ -63,9 +63,19 @@ static inline void ts_plan_freep(struct ts_plan **p)
  * do not), whether or not the plan is suspended. */
 bool ts_plan_has_changes(const struct ts_plan *plan);
 
-/* A fixed-width table, one action a line, with a header; "" for an empty
- * plan. The caller frees the text. */
+/* The version of ts_plan_format_json()'s schema (README.md, "plan --json");
+ * output without a "version" field is version 1. */
+#define TS_PLAN_JSON_VERSION 2
+
+/* A fixed-width table, one action a line, each followed by its changes
+ * ("    FIELD: OLD -> NEW", "(unknown)" / "(none)" for missing values), then
+ * the summary line; "" for an empty plan. The caller frees the text. */
 int ts_plan_format_table(const struct ts_plan *plan, char **ret_text);
-/* {"suspended":…,"api_calls":…,"actions":[{"phase","kind","tunnel","plane",
- * "cause","source","apply","reason"}…]} on one line. */
+/* "Plan: 2 to update, 1 to rotate, 1 deferred.\n" (categories with a count
+ * only; "Plan: nothing to do.\n" for an empty plan). */
+int ts_plan_format_summary(const struct ts_plan *plan, char **ret_text);
+/* {"version":2,"suspended":…,"api_calls":…,"rotations":…,"summary":{…},
+ * "actions":[{"phase","kind","tunnel","plane","cause","source"?,"apply",
+ * "reason","changes":[{"field","old","new"}…]}…]} on one line; old/new
+ * are null when not known. */
 int ts_plan_format_json(const struct ts_plan *plan, char **ret_text);

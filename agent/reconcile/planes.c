@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "store/conn_record.h"
 #include "reconcile/agent.h"
 #include "xfrm/xfrm.h"
 
@@ -26,6 +27,7 @@ struct real_planes {
 	struct ts_vici_client *vici;
 	struct ts_vici_events *events;
 	struct ts_vici_events *log_events; /* "log" only, while needed */
+	bool events_seen;		   /* an own connection's event drained by a pass */
 	bool restarted;			   /* charon restarted since asked */
 	struct ts_ike_monitor *monitor;
 	struct ts_xfrm_sock *xfrm;
@@ -57,6 +59,11 @@ static void on_event(void *userdata, const char *event, const struct ts_vici_nod
 	if (ts_ike_event_parse(event, body, &ev) < 0)
 		return;
 	ts_ike_monitor_feed(p->monitor, &ev, ts_now_realtime());
+	/* A pass drains events too (before each observe): one it read after
+	 * observing that tunnel must still ask the daemon for a pass. */
+	if (strcmp(event, "log") != 0 &&
+	    strncmp(ev.conn, TS_IKE_CONN_PREFIX, strlen(TS_IKE_CONN_PREFIX)) == 0)
+		p->events_seen = true;
 	if (ev.kind == TS_IKE_EVENT_AUTH_FAILED) {
 		size_t plen = strlen(TS_IKE_CONN_PREFIX);
 
@@ -135,6 +142,14 @@ static int real_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_
 
 	return p->cf ? ts_cf_psk_generate(p->cf, tunnel_id, validate_only, ret, err)
 		     : no_client(p, err);
+}
+
+static int real_cf_update_tunnel(void *ctx, const struct ts_tunnel *t, bool validate_only,
+				 struct ts_cf_tunnel *ret, struct ts_cf_error *err)
+{
+	struct real_planes *p = ctx;
+
+	return p->cf ? ts_cf_update_tunnel(p->cf, t, validate_only, ret, err) : no_client(p, err);
 }
 
 static uint32_t real_cf_budget(void *ctx)
@@ -238,6 +253,17 @@ static int real_ike_load_key(void *ctx, const struct ts_tunnel *t, const struct 
 		return -ENOTCONN;
 	r = ts_ike_render_shared(t, p->account, key, &msg);
 	return r < 0 ? r : ts_vici_load_shared(p->vici, msg, err, err_size);
+}
+
+static int real_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
+				bool reestablish, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	return ts_ike_update(p->vici, t, p->account, key, reestablish, IKE_CALL_TIMEOUT_MS, err,
+			     err_size);
 }
 
 static int real_ike_unload_conn(void *ctx, const char *conn, char *err, size_t err_size)
@@ -448,11 +474,39 @@ static int real_store_adopt_baseline(void *ctx, const char *tunnel, const char *
 			: -ENODEV;
 }
 
+static int real_store_request_add(void *ctx, const char *tunnel, ts_usec_t at)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_request_add(p->store, tunnel, at) : -ENODEV;
+}
+
+static int real_store_request_remove(void *ctx, const char *tunnel)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_store_request_remove(p->store, tunnel) : -ENODEV;
+}
+
 static const char *real_store_error(void *ctx)
 {
 	struct real_planes *p = ctx;
 
 	return p->store ? ts_store_last_error(p->store) : "";
+}
+
+static int real_conn_record_read(void *ctx, const char *tunnel, struct ts_ike_leaves *ret)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_conn_record_read(ts_store_dir(p->store), tunnel, ret, NULL) : -ENOENT;
+}
+
+static int real_conn_record_write(void *ctx, const char *tunnel, const struct ts_ike_leaves *l)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_conn_record_write(ts_store_dir(p->store), tunnel, l) : -ENODEV;
 }
 
 static const char *real_store_dir(void *ctx)
@@ -487,7 +541,7 @@ static void on_event_scan(void *userdata, const char *event, const struct ts_vic
 		sc->relevant = true;
 }
 
-static bool xfrm_event_owned(const struct real_planes *p, const struct ts_xfrm_event *ev)
+bool ts_planes_xfrm_event_owned(const struct ts_xfrm_owner *owner, const struct ts_xfrm_event *ev)
 {
 	switch (ev->type) {
 	case TS_XFRM_EVENT_SA_NEW:
@@ -495,11 +549,11 @@ static bool xfrm_event_owned(const struct real_planes *p, const struct ts_xfrm_e
 	case TS_XFRM_EVENT_SA_DEL:
 	case TS_XFRM_EVENT_SA_EXPIRE_SOFT:
 	case TS_XFRM_EVENT_SA_EXPIRE_HARD:
-		return ts_xfrm_sa_owned(&p->owner, &ev->sa);
+		return ts_xfrm_sa_owned(owner, &ev->sa);
 	case TS_XFRM_EVENT_ACQUIRE:
-		return ts_xfrm_policy_owned(&p->owner, &ev->acquire.policy);
+		return ts_xfrm_policy_owned(owner, &ev->acquire.policy);
 	default:
-		return ts_xfrm_policy_owned(&p->owner, &ev->policy);
+		return ts_xfrm_policy_owned(owner, &ev->policy);
 	}
 }
 
@@ -536,7 +590,7 @@ static int real_process_events(void *ctx)
 		/* Only the agent's own objects (struct ts_xfrm_owner) ask for a
 		 * pass: another IKE daemon's or an operator's SAs do not. */
 		for (size_t i = 0; r > 0 && i < ch.n_events; i++)
-			if (xfrm_event_owned(p, &ch.events[i]))
+			if (ts_planes_xfrm_event_owned(&p->owner, &ch.events[i]))
 				sc.relevant = true;
 		if (ch.resync != TS_XFRM_RESYNC_NONE)
 			sc.relevant = true;
@@ -545,6 +599,9 @@ static int real_process_events(void *ctx)
 				ts_xfrm_resync_to_string(ch.resync));
 		ts_xfrm_changes_done(&ch);
 	}
+	if (p->events_seen)
+		sc.relevant = true;
+	p->events_seen = false;
 	return sc.relevant ? 1 : 0;
 }
 
@@ -561,11 +618,13 @@ static const struct ts_planes_ops real_ops = {
 	.cf_psk_set = real_cf_psk_set,
 	.cf_psk_generate = real_cf_psk_generate,
 	.cf_budget = real_cf_budget,
+	.cf_update_tunnel = real_cf_update_tunnel,
 	.ike_observe = real_ike_observe,
 	.ike_names = real_ike_names,
 	.ike_load = real_ike_load,
 	.ike_load_conn = real_ike_load_conn,
 	.ike_load_key = real_ike_load_key,
+	.ike_update_conn = real_ike_update_conn,
 	.ike_unload_conn = real_ike_unload_conn,
 	.ike_unload_key = real_ike_unload_key,
 	.ike_initiate = real_ike_initiate,
@@ -584,8 +643,12 @@ static const struct ts_planes_ops real_ops = {
 	.store_commit = real_store_commit,
 	.store_discard = real_store_discard,
 	.store_adopt_baseline = real_store_adopt_baseline,
+	.store_request_add = real_store_request_add,
+	.store_request_remove = real_store_request_remove,
 	.store_error = real_store_error,
 	.store_dir = real_store_dir,
+	.conn_record_read = real_conn_record_read,
+	.conn_record_write = real_conn_record_write,
 	.fds = real_fds,
 	.process_events = real_process_events,
 	.cf_client = real_cf_client,

@@ -53,6 +53,9 @@ struct ts_planes_ops {
 	int (*cf_psk_generate)(void *ctx, const char *tunnel_id, bool validate_only,
 			       struct ts_cf_psk_generated *ret_generated, struct ts_cf_error *err);
 	uint32_t (*cf_budget)(void *ctx);
+	/* Sets the tunnel's declared properties (ts_cf_update_tunnel). */
+	int (*cf_update_tunnel)(void *ctx, const struct ts_tunnel *t, bool validate_only,
+				struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err);
 
 	/* --- the IKE daemon ---------------------------------------------- */
 	/* Reads pending events first (failure counters), then observes. */
@@ -66,6 +69,11 @@ struct ts_planes_ops {
 	int (*ike_load_conn)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
 	int (*ike_load_key)(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
 			    char *err, size_t err_size);
+	/* A changed connection: key (when not NULL) again for new owners,
+	 * load-conn, and with reestablish new SAs from it, make before break
+	 * (ts_ike_update). The key itself never changes. */
+	int (*ike_update_conn)(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
+			       bool reestablish, char *err, size_t err_size);
 	/* Terminates the connection's SAs, then unloads it. */
 	int (*ike_unload_conn)(void *ctx, const char *conn, char *err, size_t err_size);
 	int (*ike_unload_key)(void *ctx, const char *id, char *err, size_t err_size);
@@ -102,6 +110,14 @@ struct ts_planes_ops {
 	int (*store_discard)(void *ctx, const char *tunnel);
 	int (*store_adopt_baseline)(void *ctx, const char *tunnel, const char *fingerprint,
 				    ts_usec_t last_generated_on);
+	/* Requested rotations (store.h: ts_store_request_add/remove). */
+	int (*store_request_add)(void *ctx, const char *tunnel, ts_usec_t at);
+	int (*store_request_remove)(void *ctx, const char *tunnel);
+	/* What was last loaded into the IKE daemon and established, per
+	 * tunnel (store/conn_record.h): -ENOENT none (or no directory),
+	 * -EBADMSG unusable. Writing needs the store open for writing. */
+	int (*conn_record_read)(void *ctx, const char *tunnel, struct ts_ike_leaves *ret_leaves);
+	int (*conn_record_write)(void *ctx, const char *tunnel, const struct ts_ike_leaves *leaves);
 	/* "PATH: what was wrong" for the last failure, "" if none. */
 	const char *(*store_error)(void *ctx);
 	const char *(*store_dir)(void *ctx);
@@ -132,3 +148,7 @@ struct ts_agent_options;
 int ts_planes_open_real(const struct ts_desired *desired, const struct ts_agent_options *options,
 			const char *state_dir, struct ts_planes *ret_planes);
 void ts_planes_close(struct ts_planes *planes);
+
+/* Whether an XFRM event is about one of the agent's own objects (the
+ * owner spec): only those ask the daemon for a pass. */
+bool ts_planes_xfrm_event_owned(const struct ts_xfrm_owner *owner, const struct ts_xfrm_event *ev);

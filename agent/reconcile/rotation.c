@@ -130,14 +130,35 @@ int ts_rotation_begin(struct ts_agent *a, const struct ts_observation *o, struct
 	} else {
 		r = 0;
 	}
-	if (r < 0)
+	if (r < 0) {
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot prepare the new key: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
+	}
 	if (e->new_key)
 		ts_secret_fingerprint(e->new_key, e->new_fingerprint);
+	if (e->source == TS_PSK_SOURCE_FILE && rec &&
+	    ts_streq(e->new_fingerprint, rec->fingerprint)) {
+		/* Setting the same key again changes nothing but the generation:
+		 * only the operator can put a new key into the file. */
+		ts_logf(TS_LOG_ERROR, "config", t->name,
+			"key file %s holds the current key (%s): write the new key to the file to "
+			"rotate",
+			t->psk.file, e->new_fingerprint);
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED,
+			       "key file %s holds the current key (%s): nothing to rotate to",
+			       t->psk.file, e->new_fingerprint);
+		rot->out->error = -EALREADY;
+		return -EALREADY;
+	}
 	r = ops->store_begin(TS_PLANES_CTX(a), e);
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", t->name, "cannot journal the rotation: %s (%s)",
 			strerror(-r), ops->store_error(TS_PLANES_CTX(a)));
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot journal the rotation: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
 	}
 	rot->journaled = true;
@@ -245,7 +266,10 @@ static void bulk_outcome(struct ts_agent *a, struct ts_rotation *rot,
 		rot->journaled = false;
 		return;
 	}
-	ts_logf(TS_LOG_INFO, "cloudflare", rot->t->name, "new key %s set", rot->e.new_fingerprint);
+	ts_log_fields(TS_LOG_INFO, "cloudflare", rot->t->name,
+		      &(struct ts_log_fields){ .fingerprint = rot->e.new_fingerprint,
+					       .generation = rot->e.generation },
+		      "new key %s set", rot->e.new_fingerprint);
 }
 
 /* The bulk set for every random/file rotation (fresh or resumed at
@@ -470,10 +494,17 @@ static int commit(struct ts_agent *a, struct ts_rotation *rot)
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", name, "cannot commit the rotation: %s (%s)",
 			strerror(-r), ops->store_error(ctx));
+		/* A store failure is an error, never "work left" (below). */
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot commit the rotation: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
 	}
-	ts_logf(TS_LOG_INFO, "store", name, "rotation committed: key %s, generation %llu",
-		rec.fingerprint, (unsigned long long)rec.generation);
+	ts_log_fields(TS_LOG_INFO, "store", name,
+		      &(struct ts_log_fields){ .fingerprint = rec.fingerprint,
+					       .generation = rec.generation },
+		      "rotation committed: key %s, generation %llu", rec.fingerprint,
+		      (unsigned long long)rec.generation);
 	ts_store_record_done(&rec);
 	return 0;
 }
@@ -532,12 +563,18 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 			       a->desired->agent.confirm_timeout);
 		return r;
 	}
-	ts_logf(TS_LOG_INFO, "ike", t->name, "up with the new key %s", rot->e.new_fingerprint);
+	ts_log_fields(TS_LOG_INFO, "ike", t->name,
+		      &(struct ts_log_fields){ .fingerprint = rot->e.new_fingerprint,
+					       .generation = rot->e.generation },
+		      "up with the new key %s", rot->e.new_fingerprint);
 	rot->e.step = TS_JOURNAL_LOCAL;
 	r = ops->store_advance(ctx, &rot->e);
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", t->name, "cannot journal step local: %s",
 			strerror(-r));
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot journal step local: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
 	}
 	ts_crash_point("rotate:local");
@@ -560,7 +597,9 @@ void ts_rotation_local(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 		}
 		if (rot->e.step == TS_JOURNAL_REMOTE) {
 			r = local_step(a, rot);
-			if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)
+			if (r < 0 && rot->out->error)
+				rot->out->status = TS_OUTCOME_FAILED; /* the store failed */
+			else if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)
 				rot->out->status = TS_OUTCOME_PENDING;
 			else if (r < 0)
 				rot->out->status = TS_OUTCOME_FAILED;

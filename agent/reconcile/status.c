@@ -296,6 +296,11 @@ static json_t *tunnel_json(struct ts_agent *a, const struct ts_observation *o, s
 	json_object_set_new(jt, "key_generation",
 			    rec ? json_integer((json_int_t)rec->generation) : json_null());
 	json_object_set_new(jt, "key_applied_at", json_time(rec ? rec->applied_at : 0));
+	json_object_set_new(
+		jt, "rotation_requested",
+		after && ts_store_state_request(after, t->name)
+			? json_time(ts_store_state_request(after, t->name)->requested_at)
+			: json_null());
 	json_object_set_new(jt, "rotation_in_progress",
 			    j ? json_string(ts_journal_step_to_string(j->step)) : json_null());
 	json_object_set_new(jt, "cloudflare_present",
@@ -411,6 +416,22 @@ static const char *bool_word(const json_t *o, const char *key, const char *yes, 
 	return json_is_boolean(v) ? (json_is_true(v) ? yes : no) : "-";
 }
 
+int ts_status_check(const char *json_text, char *buf, size_t size)
+{
+	json_error_t e;
+	json_t *root = json_loads(json_text, 0, &e);
+	bool object = json_is_object(root);
+
+	json_decref(root);
+	if (object)
+		return 0;
+	if (root)
+		snprintf(buf, size, "not a JSON object");
+	else
+		snprintf(buf, size, "line %d, column %d: %s", e.line, e.column, e.text);
+	return -EBADMSG;
+}
+
 int ts_status_print_text(const char *json_text, FILE *out)
 {
 	json_t *root = json_loads(json_text, 0, NULL), *tunnels, *t, *rev, *pass;
@@ -466,6 +487,12 @@ int ts_status_print_text(const char *json_text, FILE *out)
 				: bool_word(t, "kernel_sa_pair", "ok", "missing"),
 			(long long)json_integer_value(json_object_get(t, "auth_failures")),
 			str_or(t, "last_error", ""));
+	}
+	json_array_foreach(tunnels, i, t)
+	{
+		if (json_is_string(json_object_get(t, "rotation_requested")))
+			fprintf(out, "rotation requested: %s (since %s; rotate --cancel to drop)\n",
+				str_or(t, "name", "?"), str_or(t, "rotation_requested", "?"));
 	}
 	json_decref(root);
 	return 0;

@@ -174,6 +174,8 @@ int ts_store_load(struct ts_store *s, struct ts_store_state **ret_state)
 	r = load_dir(s, st, false);
 	if (r >= 0)
 		r = load_dir(s, st, true);
+	if (r >= 0)
+		r = store_load_requests(s, st);
 	if (r < 0) {
 		ts_store_state_free(st);
 		return r;
@@ -194,6 +196,7 @@ void ts_store_state_free(struct ts_store_state *st)
 {
 	if (!st)
 		return;
+	free(st->requests);
 	for (size_t i = 0; i < st->n_records; i++)
 		ts_store_record_done(&st->records[i]);
 	for (size_t i = 0; i < st->n_journal; i++)

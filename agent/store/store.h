@@ -1,7 +1,8 @@
 /* The state directory: each tunnel's current key record and the
  * write-ahead journal of rotations in progress (DESIGN.md, "PSK rotation").
  *
- * Layout: DIR/ (0700)  lock, records/NAME.rec, journal/NAME.jnl (0600).
+ * Layout: DIR/ (0700)  lock, records/NAME.rec, journal/NAME.jnl,
+ * journal/NAME.req (a requested rotation not begun yet) (0600).
  * Every file is replaced atomically (temporary file, fsync, rename, fsync
  * of the directory) and carries a format version and a SHA-256 over its
  * content, so a torn, truncated or flipped file is reported (-EBADMSG, with
@@ -81,6 +82,14 @@ struct ts_store_problem {
 	char message[128];
 };
 
+/* A rotation the operator asked for (`tunnelsync rotate NAME`) that has
+ * not begun yet: journal/NAME.req. It stays until a rotation of the
+ * tunnel begins (the journal entry then carries it) or is cancelled. */
+struct ts_store_request {
+	char tunnel[TS_NAME_MAX + 1];
+	ts_usec_t requested_at; /* 0: unknown (unreadable file: still a request) */
+};
+
 /* Everything the directory holds; arrays sorted by tunnel name. */
 struct ts_store_state {
 	struct ts_key_record *records;
@@ -89,6 +98,8 @@ struct ts_store_state {
 	size_t n_journal;
 	struct ts_store_problem *problems;
 	size_t n_problems;
+	struct ts_store_request *requests;
+	size_t n_requests;
 };
 
 /* Creates the directory (0700) if needed, checks its permissions, takes
@@ -176,6 +187,14 @@ int ts_store_record_adopt_baseline(struct ts_store *store, const char *tunnel,
 /* Drops a rotation that provably never changed Cloudflare's key (e.g. the
  * bulk call reported the tunnel unapplied). Never for a later step. */
 int ts_store_journal_discard(struct ts_store *store, const char *tunnel);
+
+/* Persists a requested rotation (the earlier time is kept when the tunnel
+ * already has one). */
+int ts_store_request_add(struct ts_store *store, const char *tunnel, ts_usec_t requested_at);
+/* Removes it: 0, or -ENOENT when there was none. */
+int ts_store_request_remove(struct ts_store *store, const char *tunnel);
+const struct ts_store_request *ts_store_state_request(const struct ts_store_state *state,
+						      const char *tunnel);
 
 /* Frees what the structs own (the keys: wiped); accepts NULL. */
 void ts_store_record_done(struct ts_key_record *record);

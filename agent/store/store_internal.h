@@ -16,6 +16,8 @@
 #define JOURNAL_DIR   "journal"
 #define RECORD_EXT    ".rec"
 #define JOURNAL_EXT   ".jnl"
+#define REQUEST_EXT   ".req"
+#define REQUEST_MAGIC "tunnelsync-request"
 /* Largest file we accept: the fields plus a hex key of TS_STORE_KEY_MAX. */
 #define FILE_MAX (4096 + 2 * TS_STORE_KEY_MAX)
 
@@ -38,5 +40,7 @@ bool store_fingerprint_syntax_ok(const char *fp);
 /* Reads and parses one record (journal false) or journal entry file. */
 int store_read_and_parse(struct ts_store *s, const char *path, const char *tunnel, bool journal,
 			 void *ret);
+/* Reads journal/ *.req into st->requests (sorted). */
+int store_load_requests(struct ts_store *s, struct ts_store_state *st);
 /* Atomically replaces the tunnel's journal file with the entry. */
 int store_write_journal(struct ts_store *s, const struct ts_journal_entry *e);

@@ -94,6 +94,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+HC_RATES = ("low", "mid", "high")
+HC_TYPES = ("reply", "request")
+HC_DIRECTIONS = ("unidirectional", "bidirectional")
 TUNNEL_FIELDS = ("name", "description", "customer_endpoint", "cloudflare_endpoint",
                  "interface_address", "interface_address6", "replay_protection",
                  "allow_null_cipher", "health_check", "custom_remote_identities",
@@ -156,7 +159,7 @@ class Store:
         return tun
 
     @staticmethod
-    def validate_fields(t, creating):
+    def validate_fields(t, creating, new_hc_target=False):
         if not isinstance(t, dict):
             raise ApiError(400, 1002, "request body must be an object")
         if creating:
@@ -172,6 +175,22 @@ class Store:
                 raise ApiError(400, 1002, "%s must be a boolean" % k)
         if "interface_address" in t and not t["interface_address"].endswith("/31"):
             raise ApiError(400, 1002, "interface_address must be a /31")
+        hc = t.get("health_check")
+        if hc is not None:
+            if not isinstance(hc, dict):
+                raise ApiError(400, 1002, "health_check must be an object")
+            if "enabled" in hc and not isinstance(hc["enabled"], bool):
+                raise ApiError(400, 1002, "health_check.enabled must be a boolean")
+            for k, allowed in (("rate", HC_RATES), ("type", HC_TYPES),
+                               ("direction", HC_DIRECTIONS)):
+                if k in hc and hc[k] not in allowed:
+                    raise ApiError(400, 1002, "health_check.%s must be one of %s"
+                                   % (k, ", ".join(allowed)))
+            target = hc.get("target")
+            # String form unless x-magic-new-hc-target: true (then an object).
+            if target is not None and not isinstance(target, (dict if new_hc_target else str)):
+                raise ApiError(400, 1002, "health_check.target must be %s"
+                               % ("an object" if new_hc_target else "a string"))
 
     def get(self, tid):
         t = self.tunnels.get(tid)
@@ -403,7 +422,9 @@ class Emulator:
                 return {"ipsec_tunnel": pub(t)}
             if method == "PUT":
                 req = self.json_body(body)
-                Store.validate_fields(req, creating=False)
+                # magic_ipsec_tunnel_add_single_request: name,
+                # cloudflare_endpoint and interface_address are required.
+                Store.validate_fields(req, creating=True, new_hc_target=new_hc)
                 t = self.update(t, req, validate_only)
                 if not validate_only:
                     st.persist()
@@ -420,6 +441,12 @@ class Emulator:
         for k in TUNNEL_FIELDS:
             if k in req:
                 new[k] = req[k]
+        hc = new.get("health_check")
+        if isinstance(hc, dict) and isinstance(hc.get("target"), dict):
+            # Stored in the string form; the object form is a view.
+            hc = dict(hc)
+            hc["target"] = hc["target"].get("saved", "")
+            new["health_check"] = hc
         if validate_only:
             return new
         new["modified_on"] = self.store.stamp()
@@ -622,6 +649,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The change is made; the answer never arrives.
             self.drop()
             return 0
+        if action == "huge_header":
+            # The change is made; the answer carries one oversized header
+            # (default 1 MiB), which no client should take for its memory.
+            headers = dict(headers or {})
+            headers["X-Padding"] = "x" * int(fault.get("size", 1 << 20))
         if action == "malformed":
             data = json.dumps(env).encode()
             raw = fault.get("body")

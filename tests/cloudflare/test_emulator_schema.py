@@ -244,7 +244,9 @@ class SchemaTest(unittest.TestCase):
 
     def test_update_and_delete(self):
         path = BASE + "/" + T2
-        st, doc = self.emu.call("PUT", path, {"description": "x", "psk": "updatedpsk-4242"})
+        st, doc = self.emu.call("PUT", path, {"name": "edge-b", "cloudflare_endpoint": "203.0.113.2",
+                                              "interface_address": "10.0.0.2/31",
+                                              "description": "x", "psk": "updatedpsk-4242"})
         self.check("/{ipsec_tunnel_id}", "put", st, doc, 200)
         fp = self.fingerprints()
         self.assertIsNotNone(fp[T2][0])
@@ -260,6 +262,51 @@ class SchemaTest(unittest.TestCase):
         self.assertNotIn(T2, self.fingerprints())
         st, doc = self.emu.call("DELETE", path, {})
         self.check("/{ipsec_tunnel_id}", "delete", st, doc, 404)
+
+    def test_update_properties(self):
+        """The tunnel update call as the agent makes it (every property the
+        request allows, the declared ones changed, no psk): validate_only
+        changes nothing; the real call changes the properties and neither
+        the key nor last_generated_on; the schema's required fields and
+        health check forms are enforced."""
+        path = BASE + "/" + T1
+        cur = self.emu.call("GET", path)[1]["result"]["ipsec_tunnel"]
+        keys_before = self.fingerprints()
+        body = {k: cur[k] for k in ("name", "cloudflare_endpoint", "customer_endpoint",
+                                    "interface_address", "interface_address6", "description",
+                                    "replay_protection", "health_check",
+                                    "custom_remote_identities") if k in cur}
+        body["interface_address"] = "10.0.9.0/31"
+        body["health_check"] = dict(body["health_check"], rate="high", type="request",
+                                    target="10.0.9.1")
+        st, doc = self.emu.call("PUT", path + "?validate_only=true", body)
+        self.check("/{ipsec_tunnel_id}", "put", st, doc, 200)
+        self.assertFalse(doc["result"]["modified"])
+        self.assertEqual(self.emu.call("GET", path)[1]["result"]["ipsec_tunnel"], cur)
+        st, doc = self.emu.call("PUT", path, body)
+        self.check("/{ipsec_tunnel_id}", "put", st, doc, 200)
+        self.assertTrue(doc["result"]["modified"])
+        got = self.emu.call("GET", path)[1]["result"]["ipsec_tunnel"]
+        self.assertEqual(got["interface_address"], "10.0.9.0/31")
+        self.assertEqual(got["health_check"]["rate"], "high")
+        self.assertEqual(got["health_check"]["target"], "10.0.9.1")
+        self.assertEqual(got["custom_remote_identities"], cur["custom_remote_identities"])
+        self.assertEqual(got["psk_metadata"], cur["psk_metadata"])
+        self.assertEqual(self.fingerprints(), keys_before)
+        # The object form of the target only with x-magic-new-hc-target.
+        st, doc = self.emu.call("PUT", path, dict(body, health_check={"target": {"saved": "x"}}))
+        self.check("/{ipsec_tunnel_id}", "put", st, doc, 400)
+        st, doc = self.emu.call("PUT", path, dict(body, health_check={"target": {"saved": "10.0.9.1"}}),
+                                headers={"Authorization": "Bearer " + TOKEN,
+                                         "x-magic-new-hc-target": "true"})
+        self.check("/{ipsec_tunnel_id}", "put", st, doc, 200)
+        self.assertEqual(doc["result"]["modified_ipsec_tunnel"]["health_check"]["target"]["saved"],
+                         "10.0.9.1")
+        # Required by the request schema; enumerations checked.
+        st, doc = self.emu.call("PUT", path, {"description": "only"})
+        self.check("/{ipsec_tunnel_id}", "put", st, doc, 400)
+        st, doc = self.emu.call("PUT", path, dict(body, health_check={"rate": "fast"}))
+        self.check("/{ipsec_tunnel_id}", "put", st, doc, 400)
 
     def test_psk_bulk(self):
         before = self.fingerprints()

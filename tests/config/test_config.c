@@ -518,6 +518,14 @@ static void test_defaults_and_order(void **state)
 	assert_null(d->cloudflare.ca_file);
 	assert_false(d->cloudflare.allow_plain_http_loopback);
 	assert_int_equal(d->cloudflare.request_budget, 600);
+	assert_false(d->cloudflare.manage_tunnels);
+	/* No tunnel/cloudflare: nothing declared, nothing compared. */
+	t = ts_desired_find(d, "zeta");
+	assert_null(t->cf.description);
+	assert_false(t->cf.has_replay_protection);
+	assert_false(t->cf.has_hc_enabled);
+	assert_string_equal(t->cf.hc_rate, "");
+	assert_false(ts_ip_is_set(&t->cf.hc_target));
 	assert_int_equal(d->cloudflare.connect_timeout, 10);
 	assert_int_equal(d->cloudflare.request_timeout, 30);
 	assert_int_equal(d->n_tunnels, 2);
@@ -595,6 +603,43 @@ static void write_split(const char *dir)
 	write_text(dir, "30-extra.xml", part_tunnel_xml);
 	write_text(dir, "README.md", "not config\n");
 	write_text(dir, ".hidden.json", "{ broken");
+}
+
+/* tunnel/cloudflare declares Cloudflare-side properties; manage-tunnels
+ * turns correction on. */
+static void test_cloudflare_properties(void **state)
+{
+	static const char text[] =
+		"{\"tunnelsync:tunnelsync\": {\n"
+		" \"cloudflare\": {\"account-id\": \"00000000000000000000000000000001\",\n"
+		"   \"manage-tunnels\": true},\n"
+		" \"tunnels\": {\"tunnel\": [\n"
+		"  {\"name\": \"zeta\", \"id\": \"0000000000000000000000000000000a\",\n"
+		"   \"cloudflare-endpoint\": \"198.51.100.1\", \"interface-address\": \"192.0.2.4/31\",\n"
+		"   \"route-based\": {\"if-id\": 7},\n"
+		"   \"cloudflare\": {\"description\": \"ams primary\", \"replay-protection\": false,\n"
+		"     \"health-check\": {\"enabled\": true, \"rate\": \"high\", \"type\": \"request\",\n"
+		"       \"direction\": \"bidirectional\", \"target\": \"192.0.2.5\"}}}\n"
+		" ]}}}\n";
+	_cleanup_free_ char *file = join(*state, "cf.json");
+	struct ts_config_error err;
+	struct ts_desired *d = NULL;
+	const struct ts_tunnel *t;
+	char buf[TS_PREFIX_STRLEN];
+
+	write_text(*state, "cf.json", text);
+	assert_int_equal(load(file, &d, &err), 0);
+	assert_true(d->cloudflare.manage_tunnels);
+	t = ts_desired_find(d, "zeta");
+	assert_string_equal(t->cf.description, "ams primary");
+	assert_true(t->cf.has_replay_protection);
+	assert_false(t->cf.replay_protection);
+	assert_true(t->cf.has_hc_enabled && t->cf.hc_enabled);
+	assert_string_equal(t->cf.hc_rate, "high");
+	assert_string_equal(t->cf.hc_type, "request");
+	assert_string_equal(t->cf.hc_direction, "bidirectional");
+	assert_string_equal(ts_ip_format(&t->cf.hc_target, buf, sizeof(buf)), "192.0.2.5");
+	ts_desired_free(d);
 }
 
 static void test_directory_merge(void **state)
@@ -1005,6 +1050,7 @@ int main(void)
 		DIR_TEST(test_revision_content),
 		DIR_TEST(test_models_dir),
 		cmocka_unit_test(test_error_format),
+		DIR_TEST(test_cloudflare_properties),
 		cmocka_unit_test(test_node_name_from_environment),
 	};
 

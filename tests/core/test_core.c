@@ -201,6 +201,53 @@ static int remove_tmpdir(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The variable is gone from the environment and its bytes are wiped where
+ * they were (what /proc/PID/environ would show). */
+static void test_secret_take_env(void **state)
+{
+	struct ts_secret *s = NULL;
+	char *entry;
+
+	(void)state;
+	assert_int_equal(setenv("TS_TEST_TOKEN", "tok-0123456789abcdef", 1), 0);
+	entry = getenv("TS_TEST_TOKEN") - strlen("TS_TEST_TOKEN=");
+	assert_int_equal(ts_secret_take_env("TS_TEST_TOKEN", &s), 0);
+	assert_non_null(s);
+	assert_string_equal(ts_secret_str(s), "tok-0123456789abcdef");
+	assert_null(getenv("TS_TEST_TOKEN"));
+	for (size_t i = 0; i < strlen("TS_TEST_TOKEN=tok-0123456789abcdef"); i++)
+		assert_int_equal(entry[i], 0);
+	ts_secret_free(s);
+	assert_int_equal(ts_secret_take_env("TS_TEST_TOKEN", &s), 0);
+	assert_null(s);
+}
+
+/* The wiping allocator keeps contents across realloc, zeroes calloc, and
+ * refuses overflowing sizes. (That freed blocks are wiped is what the
+ * gcore-secrets test checks on a real daemon.) */
+static void test_wipe_alloc(void **state)
+{
+	char *p, *q;
+
+	(void)state;
+	p = ts_wipe_strdup("secret-bytes");
+	assert_non_null(p);
+	assert_int_equal((uintptr_t)p % 16, 0);
+	q = ts_wipe_realloc(p, 4096);
+	assert_non_null(q);
+	assert_string_equal(q, "secret-bytes");
+	q = ts_wipe_realloc(q, 4);
+	assert_memory_equal(q, "secr", 4);
+	ts_wipe_free(q);
+	p = ts_wipe_calloc(8, 8);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(p[i], 0);
+	ts_wipe_free(p);
+	assert_null(ts_wipe_calloc(SIZE_MAX / 2, 4));
+	assert_null(ts_wipe_malloc(SIZE_MAX - 8));
+	ts_wipe_free(NULL);
+}
+
 static void test_secret_from_file(void **state)
 {
 	char path[128];
@@ -375,6 +422,8 @@ int main(void)
 		cmocka_unit_test(test_log_redacts_live_secrets),
 		cmocka_unit_test(test_redact_edges),
 		cmocka_unit_test(test_secret_from_file),
+		cmocka_unit_test(test_secret_take_env),
+		cmocka_unit_test(test_wipe_alloc),
 		cmocka_unit_test(test_fifo_never_blocks),
 		cmocka_unit_test(test_log_journal_fields_escapes),
 		cmocka_unit_test(test_atomic_write),

@@ -30,6 +30,7 @@
 #include "core/timeutil.h"
 #include "daemon/daemon.h"
 #include "model/tunnel.h"
+#include "reconcile/planes.h"
 
 /* --- the fake agent ------------------------------------------------------- */
 
@@ -495,6 +496,34 @@ static void test_hostile_clients(void **state)
 	assert_int_equal(finish(&r), 0);
 }
 
+/* Which kernel events ask for a pass: only the agent's own objects (by
+ * if_id, mark, reqid); another IKE daemon's SAs and policies do not. */
+static void test_foreign_xfrm_events_ignored(void **state)
+{
+	static const uint32_t if_ids[] = { 101 };
+	struct ts_xfrm_owner owner = {
+		.if_ids = if_ids, .n_if_ids = 1, .reqid_min = 1000, .reqid_max = 1999
+	};
+	struct ts_xfrm_event ev = { .type = TS_XFRM_EVENT_SA_DEL };
+
+	ev.sa.if_id = 101;
+	assert_true(ts_planes_xfrm_event_owned(&owner, &ev));
+	ev.sa.if_id = 7; /* someone else's */
+	assert_false(ts_planes_xfrm_event_owned(&owner, &ev));
+	ev.sa.reqid = 1500;
+	assert_true(ts_planes_xfrm_event_owned(&owner, &ev));
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TS_XFRM_EVENT_POLICY_DEL;
+	ev.policy.if_id = 7;
+	assert_false(ts_planes_xfrm_event_owned(&owner, &ev));
+	ev.policy.if_id = 101;
+	assert_true(ts_planes_xfrm_event_owned(&owner, &ev));
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TS_XFRM_EVENT_ACQUIRE;
+	ev.acquire.policy.if_id = 9;
+	assert_false(ts_planes_xfrm_event_owned(&owner, &ev));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -503,6 +532,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sigterm_mid_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_keeps_last_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_clients, setup, teardown),
+		cmocka_unit_test(test_foreign_xfrm_events_ignored),
 	};
 	sigset_t mask;
 

@@ -202,6 +202,13 @@ done
 e2e_say "charon restarted: the daemon reconnects and reloads connections and keys"
 sh "$E2E_ROOT/tests/lib/charon-netns.sh" stop "$(cat "$E2E_DIR/a/charon.pid")"
 TS_HARNESS_KERNEL=libipsec sh "$E2E_ROOT/tests/lib/charon-netns.sh" start "$E2E_PREFIX" a "$E2E_DIR" >/dev/null
+# Seen through inotify on the socket's folder, not the 30 s fallback timer.
+i=0
+until grep -q 'reconnected to the IKE daemon' "$E2E_DIR/daemon.log"; do
+	i=$((i + 1))
+	[ $i -lt 50 ] || e2e_fail "the daemon did not reconnect within 10 s of charon's return"
+	sleep 0.2
+done
 e2e_wait_ike_up e2e-a 40 || e2e_fail "e2e-a not back after the charon restart"
 e2e_wait_ike_up e2e-b 40 || e2e_fail "e2e-b not back after the charon restart"
 grep -q 'load-key: done' "$E2E_DIR/daemon.log" || e2e_fail "the keys were not reloaded into charon"

@@ -266,7 +266,7 @@ static void test_load_and_establish(void **state)
 	observe(&o);
 	assert_true(o.conn_loaded);
 	assert_false(o.conn_equal);
-	assert_string_equal(o.conn_diff, "child rekey_time");
+	assert_string_equal(o.conn_diff, "child.rekey_time");
 	ts_ike_observed_done(&o);
 	tunnel.ike.child_sa_lifetime = 28800;
 }
@@ -351,6 +351,126 @@ static void test_rotate_and_reauth(void **state)
 	assert_int_equal(o.ike_unique_id, seen.last_up_id);
 	assert_int_equal(o.failures.auth_failures, 0);
 	ts_ike_observed_done(&o);
+}
+
+struct sa_seen {
+	uint32_t ike_id, child_id;
+	char keysize[8], dpd[16];
+};
+
+static int on_sa_seen(void *userdata, const struct ts_vici_node *event)
+{
+	struct sa_seen *s = userdata;
+	const struct ts_vici_node *sa = ts_vici_get_section(event, CONN);
+	const struct ts_vici_node *chs = ts_vici_get_section(sa, "child-sas");
+
+	if (!sa || ts_streq(ts_vici_get_str(sa, "state"), "DELETING"))
+		return 0;
+	(void)ts_vici_get_u32(sa, "uniqueid", &s->ike_id);
+	for (size_t i = 0; chs && i < chs->n_children; i++) {
+		const struct ts_vici_node *c = chs->children[i];
+
+		if (!ts_streq(ts_vici_get_str(c, "state"), "INSTALLED"))
+			continue;
+		(void)ts_vici_get_u32(c, "uniqueid", &s->child_id);
+		snprintf(s->keysize, sizeof(s->keysize), "%s",
+			 ts_vici_get_str(c, "encr-keysize") ?: "");
+	}
+	return 0;
+}
+
+static int on_conn_seen(void *userdata, const struct ts_vici_node *event)
+{
+	struct sa_seen *s = userdata;
+	const struct ts_vici_node *c = ts_vici_get_section(event, CONN);
+
+	if (c)
+		snprintf(s->dpd, sizeof(s->dpd), "%s", ts_vici_get_str(c, "dpd_delay") ?: "");
+	return 0;
+}
+
+/* The SAs of CONN after the old ones had time to go: exactly one IKE SA. */
+static struct sa_seen sas_settled(void)
+{
+	struct sa_seen s;
+	struct ts_ike_observed o;
+
+	for (int i = 0; i < 50; i++) {
+		observe(&o);
+		if (o.n_ike_sas == 1)
+			break;
+		ts_ike_observed_done(&o);
+		usleep(100000);
+	}
+	assert_int_equal(o.n_ike_sas, 1);
+	ts_ike_observed_done(&o);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(ts_vici_list_sas(client, CONN, on_sa_seen, &s), 0);
+	assert_int_equal(ts_vici_list_conns(client, CONN, on_conn_seen, &s), 0);
+	return s;
+}
+
+/* A declared change applied to a running tunnel (update-conn): a CHILD
+ * config change gives a new CHILD SA in the same IKE SA (charon reuses an
+ * IKE SA whose peer config is unchanged); a peer config change (DPD) a new
+ * IKE SA; the old SAs go after the new ones are up; the key is untouched
+ * (the edge would refuse any other). */
+static void test_update_conn(void **state)
+{
+	_cleanup_secret_ struct ts_secret *k2 = secret(KEY2);
+	struct sa_seen before, after;
+	struct ts_changes ch = { 0 };
+	bool key, again;
+	char err[128];
+
+	before = sas_settled();
+	assert_int_not_equal(before.ike_id, 0);
+	/* Nothing re-established for an unknown-only diff (no record). */
+	assert_int_equal(ts_changes_add(&ch, "unlisted-fields", NULL, "x"), 0);
+	ts_ike_update_needs(&ch, &key, &again);
+	assert_int_equal(
+		ts_ike_update(client, &tunnel, ACCOUNT, NULL, again, 10000, err, sizeof(err)), 0);
+	after = sas_settled();
+	assert_int_equal(after.ike_id, before.ike_id);
+	assert_int_equal(after.child_id, before.child_id);
+	ts_changes_done(&ch);
+
+	if (!userspace_esp && !kernel_esp) {
+		/* No CHILD SA can come up here: the update says so and keeps
+		 * the running IKE SA. */
+		tunnel.ike.child_sa.encr = TS_ENCR_AES128_GCM16;
+		assert_true(ts_ike_update(client, &tunnel, ACCOUNT, NULL, true, 10000, err,
+					  sizeof(err)) < 0);
+		tunnel.ike.child_sa.encr = TS_ENCR_AES256_GCM16;
+		assert_int_equal(sas_settled().ike_id, before.ike_id);
+		return;
+	}
+	assert_string_equal(before.keysize, "256");
+	tunnel.ike.child_sa.encr = TS_ENCR_AES128_GCM16;
+	assert_int_equal(
+		ts_ike_update(client, &tunnel, ACCOUNT, NULL, true, 10000, err, sizeof(err)), 0);
+	after = sas_settled();
+	assert_int_equal(after.ike_id, before.ike_id);
+	assert_true(after.child_id > before.child_id);
+	assert_string_equal(after.keysize, "128");
+
+	before = after;
+	assert_string_equal(before.dpd, "30");
+	tunnel.ike.dpd_delay = 20;
+	seen_reset();
+	/* With the key again (as for an identity change): the same key. */
+	assert_int_equal(ts_ike_update(client, &tunnel, ACCOUNT, k2, true, 10000, err, sizeof(err)),
+			 0);
+	after = sas_settled();
+	assert_true(after.ike_id > before.ike_id);
+	assert_string_equal(after.dpd, "20");
+	assert_string_equal(after.keysize, "128");
+	assert_int_equal(seen.kinds[TS_IKE_EVENT_AUTH_FAILED], 0);
+	tunnel.ike.dpd_delay = 30;
+	tunnel.ike.child_sa.encr = TS_ENCR_AES256_GCM16;
+	assert_int_equal(
+		ts_ike_update(client, &tunnel, ACCOUNT, NULL, true, 10000, err, sizeof(err)), 0);
+	assert_string_equal(sas_settled().keysize, "256");
 }
 
 /* charon restarts: both sockets notice, reconnect, and say so; charon has
@@ -451,9 +571,13 @@ int main(int argc, char **argv)
 {
 	const char *why;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_version),	       cmocka_unit_test(test_load_and_establish),
-		cmocka_unit_test(test_key_mismatch),   cmocka_unit_test(test_rotate_and_reauth),
-		cmocka_unit_test(test_charon_restart), cmocka_unit_test(test_restart_between_calls),
+		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_load_and_establish),
+		cmocka_unit_test(test_key_mismatch),
+		cmocka_unit_test(test_rotate_and_reauth),
+		cmocka_unit_test(test_update_conn),
+		cmocka_unit_test(test_charon_restart),
+		cmocka_unit_test(test_restart_between_calls),
 		cmocka_unit_test(test_unload),
 	};
 

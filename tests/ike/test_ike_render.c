@@ -328,6 +328,8 @@ static struct ts_vici_node *listed_conn(void)
 	assert_int_equal(ts_vici_add_str(c, "reauth_time", "0"), 0);
 	assert_int_equal(ts_vici_add_str(c, "rekey_time", "77760"), 0);
 	assert_int_equal(ts_vici_add_str(c, "unique", "UNIQUE_NO"), 0);
+	/* 5.9.8 lists dpd_delay when it is not 0 (vici_query.c list_conns). */
+	assert_int_equal(ts_vici_add_str(c, "dpd_delay", "10"), 0);
 	assert_int_equal(ts_vici_add_section(c, "local-1", &a), 0);
 	assert_int_equal(ts_vici_add_str(a, "id", TUNNEL_ID "." ACCOUNT ".ipsec.cloudflare.com"),
 			 0);
@@ -358,14 +360,14 @@ static void test_compare(void **state)
 	base_tunnel(&t);
 	assert_int_equal(ts_ike_conn_compare(&t, ACCOUNT, c, diff, sizeof(diff)), 0);
 	assert_string_equal(diff, "");
-	/* Each declared change shows as the field that differs. */
+	/* Each declared change shows as the first listed leaf that differs. */
 	t.ike.ike_sa_lifetime = 3600 * 12;
 	assert_int_equal(ts_ike_conn_compare(&t, ACCOUNT, c, diff, sizeof(diff)), 1);
 	assert_string_equal(diff, "rekey_time");
 	base_tunnel(&t);
 	t.ike.local_identity = TS_IDENTITY_USER_FQDN;
 	assert_int_equal(ts_ike_conn_compare(&t, ACCOUNT, c, diff, sizeof(diff)), 1);
-	assert_string_equal(diff, "local auth");
+	assert_string_equal(diff, "local.id");
 	base_tunnel(&t);
 	ip4(&t.cloudflare_endpoint, "198.51.100.8");
 	assert_int_equal(ts_ike_conn_compare(&t, ACCOUNT, c, diff, sizeof(diff)), 1);
@@ -377,11 +379,15 @@ static void test_compare(void **state)
 	base_tunnel(&t);
 	t.ike.child_sa_lifetime = 3600;
 	assert_int_equal(ts_ike_conn_compare(&t, ACCOUNT, c, diff, sizeof(diff)), 1);
-	assert_string_equal(diff, "child rekey_time");
+	assert_string_equal(diff, "child.rekey_time");
+	base_tunnel(&t);
+	t.ike.dpd_delay = 30;
+	assert_int_equal(ts_ike_conn_compare(&t, ACCOUNT, c, diff, sizeof(diff)), 1);
+	assert_string_equal(diff, "dpd_delay");
 	base_tunnel(&t);
 	ip4(&t.interface_address6.ip, "2001:db8::1");
 	assert_int_equal(ts_ike_conn_compare(&t, ACCOUNT, c, diff, sizeof(diff)), 1);
-	assert_string_equal(diff, "child local-ts");
+	assert_string_equal(diff, "child.local_ts");
 	base_tunnel(&t);
 	assert_int_equal(ts_ike_conn_compare(&t, ACCOUNT, NULL, diff, sizeof(diff)), 1);
 	assert_string_equal(diff, "connection missing");
@@ -390,6 +396,252 @@ static void test_compare(void **state)
 	assert_int_equal(ts_ike_conn_compare(&t, ACCOUNT, c, diff, sizeof(diff)), 1);
 	assert_string_equal(diff, "version");
 	ts_vici_node_free(root);
+}
+
+/* Every key the renderer writes is a leaf: nothing rendered escapes the
+ * diff (a new key in ike_render.c must be added to the leaf table). */
+static void check_keys_are_leaves(const struct ts_vici_node *sec, const char *where)
+{
+	for (size_t i = 0; i < sec->n_children; i++) {
+		const struct ts_vici_node *n = sec->children[i];
+		bool found = false;
+
+		if (n->type == TS_VICI_SECTION)
+			continue;
+		for (unsigned l = 0; l < _TS_LEAF_MAX && !found; l++) {
+			const char *s, *k;
+
+			found = ts_ike_leaf_path((enum ts_ike_leaf)l, &s, &k) &&
+				ts_streq(s, where) && ts_streq(k, n->name);
+		}
+		if (!found)
+			fail_msg("rendered key %s/%s is no leaf", where, n->name);
+	}
+}
+
+static void test_leaves_cover_rendering(void **state)
+{
+	struct ts_vici_node *msg;
+	const struct ts_vici_node *conn;
+	struct ts_tunnel t;
+
+	base_tunnel(&t);
+	t.routing.has_if_id = t.routing.has_mark = true;
+	t.routing.if_id = 7, t.routing.mark = 0x10, t.routing.mark_mask = 0xff;
+	t.routing.reqid = 9;
+	assert_int_equal(ts_ike_render_conn(&t, ACCOUNT, &msg), 0);
+	conn = ts_vici_get_section(msg, "ts-fra1");
+	check_keys_are_leaves(conn, "");
+	check_keys_are_leaves(ts_vici_get_section(conn, "local"), "local");
+	check_keys_are_leaves(ts_vici_get_section(conn, "remote"), "remote");
+	check_keys_are_leaves(ts_vici_get_section(ts_vici_get_section(conn, "children"), "ts-fra1"),
+			      "child");
+	ts_vici_node_free(msg);
+}
+
+/* The declared changes of test_diff_families, by index. */
+static void change_family(struct ts_tunnel *t, size_t i)
+{
+	switch (i) {
+	case 0:
+		t->ike.child_sa.encr = TS_ENCR_AES128_GCM16;
+		break;
+	case 1:
+		t->ike.ike_sa.dh = TS_DH_ECP384;
+		break;
+	case 2:
+		t->ike.ike_sa_lifetime = 36000;
+		break;
+	case 3:
+		t->ike.child_sa_lifetime = 3600;
+		break;
+	case 4:
+		t->ike.lifetime_spread = 60;
+		break;
+	case 5:
+		t->ike.dpd_delay = 30;
+		break;
+	case 6:
+		t->ike.local_identity = TS_IDENTITY_KEY_ID;
+		break;
+	case 7:
+		t->routing.has_if_id = true, t->routing.if_id = 42;
+		break;
+	case 8:
+		t->routing.has_mark = true, t->routing.mark = 0x2a, t->routing.mark_mask = ~0u;
+		break;
+	case 9:
+		t->ike.replay_window = 64;
+		break;
+	case 10:
+		t->routing.reqid = 5;
+		break;
+	case 11:
+		ip4(&t->cloudflare_endpoint, "198.51.100.9");
+		break;
+	case 12:
+		ip4(&t->customer_endpoint, "192.0.2.9");
+		break;
+	default:
+		break;
+	}
+}
+
+/* One declared change per family of leaves: the diff names exactly the
+ * leaves it renders into, old -> new, whether list-conns reports them
+ * (compared with charon) or not (compared with the record). */
+static void test_diff_families(void **state)
+{
+	static const struct {
+		const char *what;
+		const char *fields; /* expected changed leaves, "," separated, in order */
+		const char *first_old, *first_new;
+	} cases[] = {
+		{ "child proposal", "child.esp_proposals", "aes256gcm16-ecp384-noesn",
+		  "aes128gcm16-ecp384-noesn" },
+		{ "ike proposal", "proposals",
+		  "aes256gcm16-aes128gcm16-prfsha512-prfsha256-ecp384-modp2048",
+		  "aes256gcm16-aes128gcm16-prfsha512-prfsha256-ecp384" },
+		{ "ike lifetime", "rekey_time,over_time", "77760", "32400" },
+		{ "child lifetime", "child.rekey_time,child.life_time", "25920", "3240" },
+		{ "spread", "rand_time,child.rand_time", "600", "60" },
+		{ "dpd", "dpd_delay", "10", "30" },
+		{ "identity", "local.id,shared.owners",
+		  TUNNEL_ID "." ACCOUNT ".ipsec.cloudflare.com", ACCOUNT "_" TUNNEL_ID },
+		{ "if_id", "child.if_id_in,child.if_id_out", "", "42" },
+		{ "mark", "child.mark_in,child.mark_out,child.mark_in_sa", "", "0x2a/0xffffffff" },
+		{ "replay window", "child.replay_window", "0", "64" },
+		{ "reqid", "child.reqid", "", "5" },
+		{ "remote addr", "remote_addrs,remote.id,shared.owners", "198.51.100.7",
+		  "198.51.100.9" },
+		{ "local addr", "local_addrs", "192.0.2.1", "192.0.2.9" },
+		{ "nothing", "", NULL, NULL },
+	};
+	struct ts_vici_node *root = listed_conn();
+	const struct ts_vici_node *c = ts_vici_get_section(root, "ts-fra1");
+	struct ts_ike_leaves listed, recorded;
+	struct ts_tunnel t;
+
+	assert_int_equal(ts_ike_leaves_listed(c, "ts-fra1", &listed), 0);
+	base_tunnel(&t);
+	assert_int_equal(ts_ike_leaves_render(&t, ACCOUNT, &recorded), 0);
+	for (size_t i = 0; i < TS_ARRAY_SIZE(cases); i++) {
+		struct ts_ike_leaves want;
+		struct ts_changes ch;
+		char got[512] = "";
+
+		base_tunnel(&t);
+		change_family(&t, i);
+		assert_int_equal(ts_ike_leaves_render(&t, ACCOUNT, &want), 0);
+		assert_int_equal(ts_ike_conn_diff(&want, &listed, &recorded, &ch), 0);
+		for (size_t k = 0; k < ch.n; k++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? "," : "",
+				 ch.items[k].field);
+		if (!ts_streq(got, cases[i].fields))
+			fail_msg("%s: changed [%s], expected [%s]", cases[i].what, got,
+				 cases[i].fields);
+		if (cases[i].first_old) {
+			assert_string_equal(ch.items[0].old_value, cases[i].first_old);
+			assert_string_equal(ch.items[0].new_value, cases[i].first_new);
+		}
+		/* Without a record, the unlisted leaves are unknown: one entry. */
+		ts_changes_done(&ch);
+		assert_int_equal(ts_ike_conn_diff(&want, &listed, NULL, &ch), 0);
+		assert_non_null(ts_changes_find(&ch, "unlisted-fields"));
+		assert_null(ts_changes_find(&ch, "child.esp_proposals"));
+		ts_changes_done(&ch);
+		ts_ike_leaves_done(&want);
+	}
+	/* charon holds the declared DPD, but the record says the running SAs
+	 * still have the old one (their update did not complete): a change. */
+	{
+		struct ts_ike_leaves want;
+		struct ts_changes ch;
+
+		base_tunnel(&t);
+		t.ike.dpd_delay = 30;
+		assert_int_equal(ts_ike_leaves_render(&t, ACCOUNT, &want), 0);
+		free(listed.values[TS_LEAF_DPD_DELAY]);
+		listed.values[TS_LEAF_DPD_DELAY] = strdup("30");
+		assert_int_equal(ts_ike_conn_diff(&want, &listed, &recorded, &ch), 0);
+		assert_int_equal(ch.n, 1);
+		assert_string_equal(ch.items[0].field, "dpd_delay");
+		assert_string_equal(ch.items[0].old_value, "10");
+		ts_changes_done(&ch);
+		/* Once established with it (record updated): in sync. */
+		free(recorded.values[TS_LEAF_DPD_DELAY]);
+		recorded.values[TS_LEAF_DPD_DELAY] = strdup("30");
+		assert_int_equal(ts_ike_conn_diff(&want, &listed, &recorded, &ch), 0);
+		assert_int_equal(ch.n, 0);
+		ts_changes_done(&ch);
+		ts_ike_leaves_done(&want);
+		free(listed.values[TS_LEAF_DPD_DELAY]);
+		listed.values[TS_LEAF_DPD_DELAY] = strdup("10");
+		free(recorded.values[TS_LEAF_DPD_DELAY]);
+		recorded.values[TS_LEAF_DPD_DELAY] = strdup("10");
+	}
+	/* What an update needs: the key again for an identity, new SAs for
+	 * any known leaf, nothing for the unknown placeholder. */
+	{
+		struct ts_changes ch = { 0 };
+		bool key, again;
+
+		ts_ike_update_needs(&ch, &key, &again);
+		assert_false(key || again);
+		assert_int_equal(ts_changes_add(&ch, "unlisted-fields", NULL, "x"), 0);
+		ts_ike_update_needs(&ch, &key, &again);
+		assert_false(key || again);
+		assert_int_equal(ts_changes_add(&ch, "dpd_delay", "10", "30"), 0);
+		ts_ike_update_needs(&ch, &key, &again);
+		assert_false(key);
+		assert_true(again);
+		assert_int_equal(ts_changes_add(&ch, "shared.owners", "a", "b"), 0);
+		ts_ike_update_needs(&ch, &key, &again);
+		assert_true(key && again);
+		ts_changes_done(&ch);
+	}
+	/* A recorded leaf that is missing from the record (older agent) is
+	 * unknown, shown as such. */
+	free(recorded.values[TS_LEAF_CHILD_REPLAY_WINDOW]);
+	recorded.values[TS_LEAF_CHILD_REPLAY_WINDOW] = NULL;
+	{
+		struct ts_ike_leaves want;
+		struct ts_changes ch;
+
+		base_tunnel(&t);
+		assert_int_equal(ts_ike_leaves_render(&t, ACCOUNT, &want), 0);
+		assert_int_equal(ts_ike_conn_diff(&want, &listed, &recorded, &ch), 0);
+		assert_int_equal(ch.n, 1);
+		assert_string_equal(ch.items[0].field, "child.replay_window");
+		assert_null(ch.items[0].old_value);
+		assert_string_equal(ch.items[0].new_value, "0");
+		ts_changes_done(&ch);
+		ts_ike_leaves_done(&want);
+	}
+	ts_ike_leaves_done(&listed);
+	ts_ike_leaves_done(&recorded);
+	ts_vici_node_free(root);
+}
+
+static void test_fingerprint(void **state)
+{
+	struct ts_ike_leaves a, b;
+	char fa[TS_FINGERPRINT_LEN], fb[TS_FINGERPRINT_LEN];
+	struct ts_tunnel t;
+
+	base_tunnel(&t);
+	assert_int_equal(ts_ike_leaves_render(&t, ACCOUNT, &a), 0);
+	t.ike.child_sa.encr = TS_ENCR_AES128_GCM16;
+	assert_int_equal(ts_ike_leaves_render(&t, ACCOUNT, &b), 0);
+	ts_ike_leaves_fingerprint(&a, fa);
+	ts_ike_leaves_fingerprint(&b, fb);
+	assert_int_equal(strncmp(fa, "sha256:", 7), 0);
+	assert_int_equal(strlen(fa), 23);
+	assert_string_not_equal(fa, fb);
+	ts_ike_leaves_fingerprint(&a, fb);
+	assert_string_equal(fa, fb);
+	ts_ike_leaves_done(&a);
+	ts_ike_leaves_done(&b);
 }
 
 static struct ts_vici_packet capture(const char *file)
@@ -476,11 +728,19 @@ static void test_state_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_identities),    cmocka_unit_test(test_proposals),
-		cmocka_unit_test(test_lifetimes),     cmocka_unit_test(test_render_route),
-		cmocka_unit_test(test_render_policy), cmocka_unit_test(test_render_refuses),
-		cmocka_unit_test(test_render_shared), cmocka_unit_test(test_compare),
-		cmocka_unit_test(test_events),	      cmocka_unit_test(test_state_names),
+		cmocka_unit_test(test_identities),
+		cmocka_unit_test(test_proposals),
+		cmocka_unit_test(test_lifetimes),
+		cmocka_unit_test(test_render_route),
+		cmocka_unit_test(test_render_policy),
+		cmocka_unit_test(test_render_refuses),
+		cmocka_unit_test(test_render_shared),
+		cmocka_unit_test(test_compare),
+		cmocka_unit_test(test_leaves_cover_rendering),
+		cmocka_unit_test(test_diff_families),
+		cmocka_unit_test(test_fingerprint),
+		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_state_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,11 +117,12 @@ static struct fake_call next_call(struct fake_call *script, size_t *n)
 	return c;
 }
 
-static void cf_take(struct fake *f, size_t i, const struct ts_secret *key)
+static void cf_take(struct fake *f, size_t i, const struct ts_secret *key, bool told)
 {
 	ts_secret_free(f->cf[i].key);
 	f->cf[i].key = ts_secret_dup(key);
 	f->cf[i].last_generated_on = f->real;
+	f->cf[i].told = told;
 }
 
 static int call_error(enum fake_answer a, struct ts_cf_error *err, bool generate)
@@ -185,7 +186,7 @@ static int f_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t
 		}
 		snprintf(oc->tunnel_id, sizeof(oc->tunnel_id), "%s", f->t[i].id);
 		if (taken)
-			cf_take(f, (size_t)i, entries[k].psk);
+			cf_take(f, (size_t)i, entries[k].psk, true);
 		if (a == FAKE_APPLIED) {
 			oc->status = TS_CF_PSK_APPLIED;
 			ret->n_applied++;
@@ -229,7 +230,7 @@ static int f_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_onl
 		r = ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &key);
 		if (r < 0)
 			return r;
-		cf_take(f, (size_t)i, key);
+		cf_take(f, (size_t)i, key, false);
 	}
 	r = call_error(c.answer, err, true);
 	if (r < 0 || c.answer == FAKE_UNAPPLIED) {
@@ -243,6 +244,7 @@ static int f_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_onl
 	}
 	snprintf(ret->tunnel_id, sizeof(ret->tunnel_id), "%s", tunnel_id);
 	ret->psk = key;
+	f->cf[i].told = true;
 	if (!f->write_omits_time) {
 		ret->has_last_generated_on = true;
 		ret->last_generated_on = f->write_second_precision
@@ -564,6 +566,16 @@ static int f_store_adopt_baseline(void *ctx, const char *tunnel, const char *fp,
 	return ts_store_record_adopt_baseline(f->store, tunnel, fp, lgo);
 }
 
+static int f_store_request_add(void *ctx, const char *tunnel, ts_usec_t at)
+{
+	return ts_store_request_add(((struct fake *)ctx)->store, tunnel, at);
+}
+
+static int f_store_request_remove(void *ctx, const char *tunnel)
+{
+	return ts_store_request_remove(((struct fake *)ctx)->store, tunnel);
+}
+
 static const char *f_store_error(void *ctx)
 {
 	return ts_store_last_error(((struct fake *)ctx)->store);
@@ -616,6 +628,8 @@ static const struct ts_planes_ops fake_ops = {
 	.store_commit = f_store_commit,
 	.store_discard = f_store_discard,
 	.store_adopt_baseline = f_store_adopt_baseline,
+	.store_request_add = f_store_request_add,
+	.store_request_remove = f_store_request_remove,
 	.store_error = f_store_error,
 	.store_dir = f_store_dir,
 	.fds = f_fds,
@@ -737,7 +751,7 @@ bool fake_key_safe(struct fake *f, size_t i)
 	struct ts_journal_entry e = { 0 };
 	bool safe;
 
-	if (!f->cf[i].key)
+	if (!f->cf[i].key || !f->cf[i].told)
 		return true;
 	(void)ts_store_record_read(f->store, f->t[i].name, &rec);
 	(void)ts_store_journal_read(f->store, f->t[i].name, &e);
@@ -803,6 +817,7 @@ void fake_cf_regenerate(struct fake *f, size_t i)
 		abort();
 	f->real += TS_USEC_PER_SEC;
 	f->cf[i].last_generated_on = f->real;
+	f->cf[i].told = true; /* whoever regenerated it knows it */
 }
 
 ts_usec_t fake_record_baseline(struct fake *f, size_t i)
@@ -814,4 +829,53 @@ ts_usec_t fake_record_baseline(struct fake *f, size_t i)
 		t = rec.last_generated_on;
 	ts_store_record_done(&rec);
 	return t;
+}
+
+static int open_agent(struct fake *f, struct ts_agent **ret)
+{
+	struct ts_planes planes = { &fake_ops, f, NULL };
+	struct ts_agent_options opts = { .state_dir = f->state_dir };
+
+	return ts_agent_new(&f->d, &opts, &planes, ret);
+}
+
+int fake_rotate(struct fake *f, const char *const *names, size_t n, struct ts_pass_result *ret)
+{
+	struct ts_agent *a = NULL;
+	int r = open_agent(f, &a);
+
+	memset(ret, 0, sizeof(*ret));
+	if (r < 0)
+		return r;
+	r = ts_agent_request_rotations(a, names, n);
+	if (r >= 0)
+		r = ts_agent_pass(a, names, n, ret);
+	ts_agent_free(a);
+	f->mono += 60 * TS_USEC_PER_SEC;
+	f->real += 60 * TS_USEC_PER_SEC;
+	return r;
+}
+
+int fake_cancel(struct fake *f, const char *const *names, size_t n, size_t *ret_cancelled)
+{
+	struct ts_agent *a = NULL;
+	int r = open_agent(f, &a);
+
+	if (r < 0)
+		return r;
+	r = ts_agent_cancel_rotations(a, names, n, ret_cancelled);
+	ts_agent_free(a);
+	return r;
+}
+
+bool fake_requested(struct fake *f, size_t i)
+{
+	struct ts_store_state *st = NULL;
+	bool r;
+
+	if (ts_store_load(f->store, &st) < 0)
+		return false;
+	r = ts_store_state_request(st, f->t[i].name) != NULL;
+	ts_store_state_free(st);
+	return r;
 }

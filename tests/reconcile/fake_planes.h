@@ -46,6 +46,11 @@ struct fake_cf_tunnel {
 	bool present;
 	struct ts_secret *key; /* what Cloudflare holds; NULL: none yet */
 	ts_usec_t last_generated_on;
+	/* The key was the agent's (bulk set) or returned in an answer: only
+	 * then can it be anywhere but on Cloudflare. A psk_generate whose
+	 * answer was lost minted a key nobody knows: it can authenticate
+	 * nothing and the next rotation replaces it. */
+	bool told;
 };
 
 struct fake_ike_tunnel {
@@ -115,6 +120,12 @@ void fake_script_generate(struct fake *f, enum fake_answer a, bool taken);
 /* One pass over an agent opened on the fake (forced names rotate now). */
 int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
 	      struct ts_pass_result *ret);
+/* `rotate NAMES`: the request persisted, then one pass (as main does);
+ * with cancel, `rotate --cancel NAMES` (no pass; ret gets the count). */
+int fake_rotate(struct fake *f, const char *const *names, size_t n, struct ts_pass_result *ret);
+int fake_cancel(struct fake *f, const char *const *names, size_t n, size_t *ret_cancelled);
+/* Whether the state directory holds a requested rotation for tunnel i. */
+bool fake_requested(struct fake *f, size_t i);
 /* Runs passes until one has nothing pending or failed (at most max). */
 unsigned fake_settle(struct fake *f, unsigned max);
 
@@ -122,8 +133,8 @@ unsigned fake_settle(struct fake *f, unsigned max);
 void fake_cf_regenerate(struct fake *f, size_t i);
 ts_usec_t fake_record_baseline(struct fake *f, size_t i);
 
-/* The key invariant: the key Cloudflare holds for tunnel i is in the
- * tunnel's record or its journal entry (or Cloudflare holds none). */
+/* The key invariant: the key Cloudflare holds for tunnel i, if it was
+ * ever told to anyone, is in the tunnel's record or its journal entry. */
 bool fake_key_safe(struct fake *f, size_t i);
 /* Cloudflare, the record and the IKE daemon hold one key, no journal
  * entry is left, and the tunnel is up. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/log.h"
 #include "fake_planes.h"
@@ -270,6 +271,101 @@ static void test_corrupt_record_stalls(void **state)
 	assert_status(f, "Stalled", "StoreDamaged");
 }
 
+/* Issue 9: `rotate a b` in one redundancy group defers b; the request is
+ * persisted and b rotates in a later pass, then the request is gone. */
+static void test_rotate_deferred_member_persists(void **state)
+{
+	struct fake *f = *state;
+	const char *names[] = { "t01", "t02" };
+	struct ts_pass_result res;
+
+	snprintf(f->t[0].redundancy_group, sizeof(f->t[0].redundancy_group), "g");
+	snprintf(f->t[1].redundancy_group, sizeof(f->t[1].redundancy_group), "g");
+	assert_true(fake_settle(f, 3) > 0); /* bootstrap, one member at a time */
+	assert_int_equal(fake_record_generation(f, 0), 1);
+	assert_int_equal(fake_record_generation(f, 1), 1);
+	assert_int_equal(fake_rotate(f, names, 2, &res), 0);
+	assert_int_equal(res.n_failed, 0);
+	assert_true(res.n_pending > 0); /* one deferred: exit 2 */
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_record_generation(f, 0) + fake_record_generation(f, 1), 3);
+	assert_true(fake_requested(f, 0) != fake_requested(f, 1));
+	/* A plain pass later: the deferred member rotates. */
+	assert_true(fake_settle(f, 3) > 0);
+	assert_int_equal(fake_record_generation(f, 0), 2);
+	assert_int_equal(fake_record_generation(f, 1), 2);
+	assert_false(fake_requested(f, 0));
+	assert_false(fake_requested(f, 1));
+	assert_true(fake_in_agreement(f, 0));
+	assert_true(fake_in_agreement(f, 1));
+	/* Done means done: no further rotation. */
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(fake_record_generation(f, 0), 2);
+}
+
+/* `rotate --cancel` drops a deferred request. */
+static void test_rotate_cancel(void **state)
+{
+	struct fake *f = *state;
+	const char *names[] = { "t01", "t02" };
+	const char *deferred[1];
+	struct ts_pass_result res;
+	size_t n = 9;
+
+	snprintf(f->t[0].redundancy_group, sizeof(f->t[0].redundancy_group), "g");
+	snprintf(f->t[1].redundancy_group, sizeof(f->t[1].redundancy_group), "g");
+	assert_true(fake_settle(f, 3) > 0);
+	assert_int_equal(fake_rotate(f, names, 2, &res), 0);
+	ts_pass_result_done(&res);
+	deferred[0] = fake_requested(f, 0) ? "t01" : "t02";
+	assert_int_equal(fake_cancel(f, deferred, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(fake_cancel(f, deferred, 1, &n), 0);
+	assert_int_equal(n, 0); /* nothing left to cancel */
+	assert_int_equal(fake_settle(f, 2) > 0, true);
+	assert_int_equal(fake_record_generation(f, 0) + fake_record_generation(f, 1), 3);
+}
+
+/* Issue 9: `rotate` of a file tunnel whose file did not change fails
+ * plainly (exit 1), changes nothing and leaves no request behind. */
+static void test_rotate_file_unchanged(void **state)
+{
+	struct fake *f = *state;
+	const char *names[] = { "t01" };
+	char path[256];
+	struct ts_pass_result res;
+	FILE *fp;
+	bool said = false;
+
+	snprintf(path, sizeof(path), "%s/t01.key", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("0123456789abcdefghijklmnopqrstuv\n", fp);
+	fclose(fp);
+	assert_int_equal(chmod(path, 0600), 0);
+	f->t[0].psk.source = TS_PSK_SOURCE_FILE;
+	f->t[0].psk.file = path;
+	bootstrap(f);
+	assert_int_equal(fake_rotate(f, names, 1, &res), 0);
+	assert_int_equal(res.n_failed, 1);
+	for (size_t i = 0; i < res.plan->n_actions; i++)
+		said |= strstr(res.outcomes[i].detail, "holds the current key") != NULL;
+	assert_true(said);
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_record_generation(f, 0), 1);
+	assert_false(fake_requested(f, 0));
+	assert_int_equal(fake_journal_step(f, 0), -1);
+	/* A new key in the file: rotated by the next pass. */
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("vutsrqponmlkjihgfedcba9876543210\n", fp);
+	fclose(fp);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(fake_record_generation(f, 0), 2);
+	assert_true(fake_in_agreement(f, 0));
+	f->t[0].psk.file = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +381,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_baseline_adopted_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_journal_stalls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record_stalls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_deferred_member_persists, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_file_unchanged, setup, teardown),
 	};
 
 	ts_log_set_level(TS_LOG_ERROR);

@@ -37,6 +37,11 @@ struct world {
 	struct ts_key_record rec[NT];
 	struct ts_journal_entry jnl[NT];
 	struct ts_stale_object stale[8];
+	struct ts_cf_tunnel cft[NT];
+	char cf_desc[NT][32];
+	char decl_desc[NT][32];
+	struct ts_change chg[NT][4];
+	char chg_val[NT][4][2][64];
 	const char *forced[NT];
 	char forced_names[NT][TS_NAME_MAX + 1];
 	size_t n_forced;
@@ -90,6 +95,21 @@ static void world_init(struct world *w)
 		o->cf.customer_endpoint = t->customer_endpoint;
 		o->cf.cloudflare_endpoint = t->cloudflare_endpoint;
 		o->cf.last_generated_on = r->last_generated_on;
+		{
+			struct ts_cf_tunnel *ct = &w->cft[i];
+			char ia[32];
+
+			snprintf(ia, sizeof(ia), "10.0.%d.0/31", i);
+			assert_int_equal(ts_prefix_parse(ia, &t->interface_address), 0);
+			memcpy(ct->id, t->id, sizeof(ct->id));
+			ct->customer_endpoint = t->customer_endpoint;
+			ct->cloudflare_endpoint = t->cloudflare_endpoint;
+			ct->interface_address = t->interface_address;
+			ct->health_check.present = ct->health_check.enabled = true;
+			snprintf(ct->health_check.rate, sizeof(ct->health_check.rate), "mid");
+			snprintf(ct->health_check.type, sizeof(ct->health_check.type), "reply");
+			o->cf.tunnel = ct;
+		}
 		o->ike.ok = o->ike.conn_loaded = o->ike.conn_equal = o->ike.key_loaded = true;
 		snprintf(o->ike.key_fingerprint, sizeof(o->ike.key_fingerprint), FP_A);
 		o->ike.sa_state = TS_OBS_SA_ESTABLISHED;
@@ -143,6 +163,8 @@ static void edit_global(struct world *w, const char *k, const char *v)
 		w->d.agent.suspend = flag(v);
 	else if (is(k, "node"))
 		snprintf(w->d.agent.node_name, sizeof(w->d.agent.node_name), "%s", v);
+	else if (is(k, "manage"))
+		w->d.cloudflare.manage_tunnels = flag(v);
 	else if (is(k, "cap"))
 		w->d.agent.max_rotations_per_pass = (uint32_t)num(v);
 	else if (is(k, "budget"))
@@ -252,11 +274,48 @@ static void edit_tunnel(struct world *w, int i, const char *k, const char *v)
 		ip(&o->cf.customer_endpoint, v);
 	else if (is(k, "cf.cloudflare_endpoint"))
 		ip(&o->cf.cloudflare_endpoint, v);
+	else if (is(k, "cf.interface_address"))
+		assert_int_equal(ts_prefix_parse(v, &w->cft[i].interface_address), 0);
+	else if (is(k, "cf.description")) {
+		snprintf(w->cf_desc[i], sizeof(w->cf_desc[i]), "%s", v);
+		w->cft[i].description = w->cf_desc[i];
+	} else if (is(k, "cf.replay"))
+		w->cft[i].replay_protection = flag(v);
+	else if (is(k, "cf.hc_rate"))
+		snprintf(w->cft[i].health_check.rate, sizeof(w->cft[i].health_check.rate), "%s", v);
+	else if (is(k, "cf.no_hc"))
+		memset(&w->cft[i].health_check, 0, sizeof(w->cft[i].health_check));
+	else if (is(k, "cf.unlisted")) /* glue without the listed properties */
+		o->cf.tunnel = NULL;
+	else if (is(k, "decl.description")) {
+		snprintf(w->decl_desc[i], sizeof(w->decl_desc[i]), "%s", v);
+		t->cf.description = w->decl_desc[i];
+	} else if (is(k, "decl.replay"))
+		t->cf.has_replay_protection = true, t->cf.replay_protection = flag(v);
+	else if (is(k, "decl.hc_enabled"))
+		t->cf.has_hc_enabled = true, t->cf.hc_enabled = flag(v);
+	else if (is(k, "decl.hc_rate"))
+		snprintf(t->cf.hc_rate, sizeof(t->cf.hc_rate), "%s", v);
+	else if (is(k, "decl.hc_target"))
+		ip(&t->cf.hc_target, v);
 	else if (is(k, "ike.ok"))
 		o->ike.ok = flag(v);
 	else if (is(k, "conn"))
 		o->ike.conn_loaded = !is(v, "missing"), o->ike.conn_equal = is(v, "equal");
-	else if (is(k, "key")) {
+	else if (is(k, "conn_change")) {
+		/* FIELD:OLD:NEW, "?" = not known */
+		size_t n = o->ike.conn_changes.n;
+		struct ts_change *ch = &w->chg[i][n];
+		char(*val)[64] = w->chg_val[i][n];
+
+		assert_true(n < 4);
+		memset(ch, 0, sizeof(*ch));
+		assert_int_equal(sscanf(v, "%39[^:]:%63[^:]:%63s", ch->field, val[0], val[1]), 3);
+		ch->old_value = is(val[0], "?") ? NULL : val[0];
+		ch->new_value = is(val[1], "?") ? NULL : val[1];
+		o->ike.conn_changes = (struct ts_changes){ w->chg[i], n + 1 };
+		o->ike.conn_equal = false;
+	} else if (is(k, "key")) {
 		o->ike.key_loaded = !is(v, "missing");
 		snprintf(o->ike.key_fingerprint, sizeof(o->ike.key_fingerprint), "%s",
 			 is(v, "differs")   ? FP_B
@@ -319,6 +378,9 @@ struct tcase {
 	const char *edits[MAX_EDIT];
 	struct exp exp[MAX_EXP];
 	size_t n_exp;
+	/* When set: every action's changes, "TUNNEL KIND FIELD: OLD -> NEW"
+	 * joined with "; " ("?" for a value not known). */
+	const char *changes;
 };
 
 #define K(x) TS_ACTION_##x
@@ -394,13 +456,72 @@ static const struct tcase cases[] = {
 	    { K(ROTATE), "t3", P(CLOUDFLARE), C(BOOTSTRAP) },
 	    { K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) }) },
 
+	/* ---- Cloudflare-side properties ---- */
+	{ "interface_address changed on Cloudflare: reported old -> new",
+	  { "t2.cf.interface_address=10.9.9.0/31" },
+	  E({ K(REPORT), "t2", P(CLOUDFLARE), C(CF_DIFFERS) }),
+	  .changes = "t2 report interface_address: 10.9.9.0/31 -> 10.0.1.0/31" },
+	{ "manage-tunnels: corrected through the update call, 2 requests",
+	  { "manage=1", "t2.cf.interface_address=10.9.9.0/31" },
+	  E({ K(UPDATE_TUNNEL), "t2", P(CLOUDFLARE), C(CF_DIFFERS) }),
+	  .changes = "t2 update-tunnel interface_address: 10.9.9.0/31 -> 10.0.1.0/31" },
+	{ "manage-tunnels, budget short: reported, not sent",
+	  { "manage=1", "budget=1", "t2.cf.interface_address=10.9.9.0/31" },
+	  E({ K(REPORT), "t2", P(CLOUDFLARE), C(BUDGET) }) },
+	{ "undeclared properties are Cloudflare's: nothing",
+	  { "t1.cf.description=by hand", "t1.cf.replay=1", "t1.cf.hc_rate=high", "t1.cf.no_hc=1" },
+	  NONE },
+	{ "declared description, replay protection, health check: each compared",
+	  { "t1.decl.description=fra1 primary", "t1.cf.description=old", "t1.decl.replay=1",
+	    "t1.decl.hc_enabled=0", "t1.decl.hc_rate=high", "t1.decl.hc_target=10.0.0.1" },
+	  E({ K(REPORT), "t1", P(CLOUDFLARE), C(CF_DIFFERS) }),
+	  .changes =
+		  "t1 report description: old -> fra1 primary; t1 report replay_protection: "
+		  "false -> true; t1 report health_check.enabled: true -> false; t1 report "
+		  "health_check.rate: mid -> high; t1 report health_check.target:  -> 10.0.0.1" },
+	{ "declared values equal to Cloudflare's: nothing",
+	  { "t1.decl.description=same", "t1.cf.description=same", "t1.decl.replay=0",
+	    "t1.decl.hc_rate=mid" },
+	  NONE },
+	{ "endpoint and property drift together: one action, endpoints cause",
+	  { "manage=1", "t3.cf.customer_endpoint=203.0.113.99",
+	    "t3.cf.interface_address=10.7.0.0/31" },
+	  E({ K(UPDATE_TUNNEL), "t3", P(CLOUDFLARE), C(ENDPOINTS_DIFFER) }),
+	  .changes = "t3 update-tunnel customer_endpoint: 203.0.113.99 -> 203.0.113.3; t3 "
+		     "update-tunnel interface_address: 10.7.0.0/31 -> 10.0.2.0/31" },
+	{ "only the endpoints known (glue without the listing): endpoints compared",
+	  { "t1.cf.unlisted=1", "t1.cf.interface_address=10.9.9.0/31" },
+	  NONE },
+	{ "Cloudflare unread: no drift decided",
+	  { "complete.cf=0", "t2.cf.interface_address=10.9.9.0/31" },
+	  E({ K(REPORT), "", P(CLOUDFLARE), C(INCOMPLETE) }) },
+
 	/* ---- IKE daemon ---- */
 	{ "connection missing",
 	  { "t1.conn=missing" },
 	  E({ K(LOAD_CONN), "t1", P(IKE), C(CONN_MISSING) }) },
 	{ "connection differs",
 	  { "t2.conn=differs" },
-	  E({ K(LOAD_CONN), "t2", P(IKE), C(CONN_DIFFERS) }) },
+	  E({ K(UPDATE_CONN), "t2", P(IKE), C(CONN_DIFFERS) }) },
+	{ "declared leaves differ: update-conn with each change, no rotation",
+	  { "t2.conn_change=child.esp_proposals:aes256gcm16-ecp384-noesn:aes128gcm16-ecp384-noesn",
+	    "t2.conn_change=dpd_delay:10:30" },
+	  E({ K(UPDATE_CONN), "t2", P(IKE), C(CONN_DIFFERS) }),
+	  .changes = "t2 update-conn child.esp_proposals: aes256gcm16-ecp384-noesn -> "
+		     "aes128gcm16-ecp384-noesn; t2 update-conn dpd_delay: 10 -> 30" },
+	{ "a leaf not recorded: old value unknown",
+	  { "t3.conn_change=child.if_id_in:?:42" },
+	  E({ K(UPDATE_CONN), "t3", P(IKE), C(CONN_DIFFERS) }),
+	  .changes = "t3 update-conn child.if_id_in: ? -> 42" },
+	{ "update-conn of a rotating tunnel: both, config first",
+	  { "t1.conn_change=child.replay_window:0:64", "t1.age=2592000" },
+	  E({ K(UPDATE_CONN), "t1", P(IKE), C(CONN_DIFFERS) },
+	    { K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) }),
+	  .changes = "t1 update-conn child.replay_window: 0 -> 64; t1 rotate key: " FP_A
+		     " -> ?; t1 rotate generation: 1 -> 2" },
+	{ "update-conn while the IKE daemon is unread: nothing decided",
+	  { "t1.conn_change=dpd_delay:10:30", "complete.ike=0" },
+	  E({ K(REPORT), "", P(IKE), C(INCOMPLETE) }) },
 	{ "key missing in IKE: load-shared, not a rotation",
 	  { "t1.key=missing" },
 	  E({ K(LOAD_KEY), "t1", P(IKE), C(KEY_MISSING) }) },
@@ -705,7 +826,7 @@ static const struct tcase cases[] = {
 	    "t1.cf.customer_endpoint=192.0.2.50" },
 	  E({ K(UNLOAD_CONN), "zz", P(IKE), C(STALE) },
 	    { K(RESUME), "t4", P(CLOUDFLARE), C(JOURNAL) },
-	    { K(LOAD_CONN), "t3", P(IKE), C(CONN_DIFFERS) },
+	    { K(UPDATE_CONN), "t3", P(IKE), C(CONN_DIFFERS) },
 	    { K(ROTATE), "t1", P(CLOUDFLARE), C(MAX_AGE) },
 	    { K(ROTATE), "t2", P(CLOUDFLARE), C(BOOTSTRAP) },
 	    { K(REAUTH), "t3", P(IKE), C(KERNEL_SA_MISSING) },
@@ -760,6 +881,48 @@ static void dump(const struct ts_plan *plan)
 	}
 }
 
+static bool change_equal(const struct ts_change *a, const struct ts_change *b)
+{
+	return is(a->field, b->field) && !a->old_value == !b->old_value &&
+	       !a->new_value == !b->new_value &&
+	       (!a->old_value || is(a->old_value, b->old_value)) &&
+	       (!a->new_value || is(a->new_value, b->new_value));
+}
+
+static bool action_equal(const struct ts_action *a, const struct ts_action *b)
+{
+	if (a->kind != b->kind || a->plane != b->plane || a->cause != b->cause ||
+	    !is(a->tunnel, b->tunnel) || !is(a->reason, b->reason) || a->source != b->source ||
+	    a->stale_index != b->stale_index || a->apply != b->apply ||
+	    a->changes.n != b->changes.n)
+		return false;
+	for (size_t i = 0; i < a->changes.n; i++)
+		if (!change_equal(&a->changes.items[i], &b->changes.items[i]))
+			return false;
+	return true;
+}
+
+/* Every change of the plan as one line (see struct tcase). */
+static void changes_text(const struct ts_plan *plan, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < plan->n_actions; i++) {
+		const struct ts_action *a = &plan->actions[i];
+
+		for (size_t k = 0; k < a->changes.n && len < size; k++) {
+			const struct ts_change *c = &a->changes.items[k];
+
+			len += (size_t)snprintf(buf + len, size - len, "%s%s %s %s: %s -> %s",
+						len ? "; " : "", a->tunnel,
+						ts_plan_action_kind_to_string(a->kind), c->field,
+						c->old_value ? c->old_value : "?",
+						c->new_value ? c->new_value : "?");
+		}
+	}
+}
+
 static void test_table(void **state)
 {
 	size_t failed = 0;
@@ -779,6 +942,16 @@ static void test_table(void **state)
 			ok = a->kind == e->kind && strcmp(a->tunnel, e->tunnel) == 0 &&
 			     a->plane == e->plane && a->cause == e->cause && a->reason[0];
 		}
+		if (ok && c->changes) {
+			char got[1024];
+
+			changes_text(plan, got, sizeof(got));
+			if (!is(got, c->changes)) {
+				print_message("    changes: %s\n    wanted:  %s\n", got,
+					      c->changes);
+				ok = false;
+			}
+		}
 		if (!ok) {
 			print_message("FAILED case %zu: %s\n", n, c->name);
 			for (size_t i = 0; i < c->n_exp; i++)
@@ -797,8 +970,8 @@ static void test_table(void **state)
 
 			run_case(c, &again, &w2);
 			assert_int_equal(again->n_actions, plan->n_actions);
-			assert_memory_equal(again->actions, plan->actions,
-					    plan->n_actions * sizeof(*plan->actions));
+			for (size_t i = 0; i < plan->n_actions; i++)
+				assert_true(action_equal(&again->actions[i], &plan->actions[i]));
 			ts_plan_free(again);
 		}
 		ts_plan_free(plan);
@@ -974,8 +1147,13 @@ static void test_format(void **state)
 	assert_string_equal(text, "");
 	free(text);
 	assert_int_equal(ts_plan_format_json(plan, &text), 0);
-	assert_string_equal(text, "{\"suspended\":false,\"api_calls\":0,\"rotations\":0,"
-				  "\"actions\":[]}");
+	assert_string_equal(text, "{\"version\":2,\"suspended\":false,\"api_calls\":0,"
+				  "\"rotations\":0,\"summary\":{\"remove\":0,\"resume\":0,"
+				  "\"load\":0,\"update\":0,\"rotate\":0,\"restore\":0,"
+				  "\"deferred\":0,\"reported\":0},\"actions\":[]}");
+	free(text);
+	assert_int_equal(ts_plan_format_summary(plan, &text), 0);
+	assert_string_equal(text, "Plan: nothing to do.\n");
 	free(text);
 	ts_plan_free(plan);
 
@@ -986,12 +1164,37 @@ static void test_format(void **state)
 	assert_non_null(strstr(text, "[suspended]"));
 	free(text);
 	assert_int_equal(ts_plan_format_json(plan, &text), 0);
-	assert_non_null(strstr(text, "{\"suspended\":true,\"api_calls\":1,\"rotations\":1,"));
+	assert_non_null(strstr(text, "{\"version\":2,\"suspended\":true,\"api_calls\":1,"
+				     "\"rotations\":1,"));
 	assert_non_null(strstr(text, "{\"phase\":\"config\",\"kind\":\"load-conn\",\"tunnel\":"
 				     "\"t2\",\"plane\":\"ike\",\"cause\":\"conn-missing\","
-				     "\"apply\":false,\"reason\":\"connection not loaded\"}"));
+				     "\"apply\":false,\"reason\":\"connection not loaded\","
+				     "\"changes\":[]}"));
 	assert_non_null(strstr(text, "\"kind\":\"rotate\",\"tunnel\":\"t1\",\"plane\":"
 				     "\"cloudflare\",\"cause\":\"max-age\",\"source\":\"random\""));
+	free(text);
+	ts_plan_free(plan);
+
+	/* Every action shows what changes, old -> new, keys as fingerprints;
+	 * the summary counts each kind. */
+	run_case(find_case("update-conn of a rotating tunnel: both, config first"), &plan, &w);
+	assert_int_equal(ts_plan_format_table(plan, &text), 0);
+	assert_non_null(strstr(text, "    child.replay_window: 0 -> 64\n"));
+	assert_non_null(strstr(text, "    key: " FP_A " -> (unknown)\n"));
+	assert_non_null(strstr(text, "    generation: 1 -> 2\n"));
+	assert_non_null(strstr(text, "\nPlan: 1 to update, 1 to rotate.\n"));
+	free(text);
+	assert_int_equal(ts_plan_format_json(plan, &text), 0);
+	assert_non_null(strstr(text, "\"summary\":{\"remove\":0,\"resume\":0,\"load\":0,"
+				     "\"update\":1,\"rotate\":1,"));
+	assert_non_null(strstr(text, "\"changes\":[{\"field\":\"child.replay_window\","
+				     "\"old\":\"0\",\"new\":\"64\"}]"));
+	assert_non_null(strstr(text, "{\"field\":\"key\",\"old\":\"" FP_A "\",\"new\":null}"));
+	free(text);
+	ts_plan_free(plan);
+	run_case(find_case("deferred rotation keeps the old key loaded and the SA up"), &plan, &w);
+	assert_int_equal(ts_plan_format_summary(plan, &text), 0);
+	assert_string_equal(text, "Plan: 1 to load, 1 to rotate, 1 to bring up, 1 deferred.\n");
 	free(text);
 	ts_plan_free(plan);
 
