@@ -27,7 +27,24 @@ for p in $PACKAGES; do
 	fi
 done
 
+# The Kubernetes manifests' test renders with kubectl and validates with
+# npm's kubernetes-models: Debian's kubernetes-client and npm only where no
+# kubectl / npm is there already (another source's would conflict).
+command -v kubectl >/dev/null 2>&1 || missing="$missing kubernetes-client"
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+
+# npm modules for tests/packaging/k8s-validate.js, pinned, outside the tree.
+node_modules() {
+	dir=/var/cache/tunnelsync/node
+	[ -f "$dir/node_modules/kubernetes-models/package.json" ] && [ -f "$dir/node_modules/yaml/package.json" ] &&
+		return 0
+	echo "install-deps: npm modules for the manifest test in $dir"
+	mkdir -p "$dir"
+	npm install --prefix "$dir" --no-audit --no-fund --no-save kubernetes-models@4.5.1 yaml@2.9.1 >/dev/null
+}
+
 if [ -z "$missing" ]; then
+	node_modules
 	echo "install-deps: all packages present"
 	exit 0
 fi
@@ -51,3 +68,4 @@ case " $missing " in
 	fi
 	;;
 esac
+node_modules

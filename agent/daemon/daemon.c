@@ -346,6 +346,8 @@ static int pass_start(struct daemon *d)
 	return 0;
 }
 
+static void events(struct daemon *d);
+
 /* The worker said it is done: join it and plan what comes next. */
 static void pass_done(struct daemon *d)
 {
@@ -385,6 +387,8 @@ static void pass_done(struct daemon *d)
 	if (res->next_due && mono_from_wall(res->next_due) < next)
 		next = mono_from_wall(res->next_due) > now ? mono_from_wall(res->next_due) : now;
 	schedule(d, next, next == now ? "progress" : "timer");
+	/* Events the pass read itself (its drains) may still ask for one. */
+	events(d);
 	if (!d->ready_sent) {
 		sd_notify_text("READY=1");
 		d->ready_sent = true;

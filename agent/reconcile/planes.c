@@ -27,6 +27,7 @@ struct real_planes {
 	struct ts_vici_client *vici;
 	struct ts_vici_events *events;
 	struct ts_vici_events *log_events; /* "log" only, while needed */
+	bool events_seen;		   /* an own connection's event drained by a pass */
 	bool restarted;			   /* charon restarted since asked */
 	struct ts_ike_monitor *monitor;
 	struct ts_xfrm_sock *xfrm;
@@ -58,6 +59,11 @@ static void on_event(void *userdata, const char *event, const struct ts_vici_nod
 	if (ts_ike_event_parse(event, body, &ev) < 0)
 		return;
 	ts_ike_monitor_feed(p->monitor, &ev, ts_now_realtime());
+	/* A pass drains events too (before each observe): one it read after
+	 * observing that tunnel must still ask the daemon for a pass. */
+	if (strcmp(event, "log") != 0 &&
+	    strncmp(ev.conn, TS_IKE_CONN_PREFIX, strlen(TS_IKE_CONN_PREFIX)) == 0)
+		p->events_seen = true;
 	if (ev.kind == TS_IKE_EVENT_AUTH_FAILED) {
 		size_t plen = strlen(TS_IKE_CONN_PREFIX);
 
@@ -593,6 +599,9 @@ static int real_process_events(void *ctx)
 				ts_xfrm_resync_to_string(ch.resync));
 		ts_xfrm_changes_done(&ch);
 	}
+	if (p->events_seen)
+		sc.relevant = true;
+	p->events_seen = false;
 	return sc.relevant ? 1 : 0;
 }
 

@@ -492,6 +492,10 @@ static int commit(struct ts_agent *a, struct ts_rotation *rot)
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", name, "cannot commit the rotation: %s (%s)",
 			strerror(-r), ops->store_error(ctx));
+		/* A store failure is an error, never "work left" (below). */
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot commit the rotation: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
 	}
 	ts_log_fields(TS_LOG_INFO, "store", name,
@@ -566,6 +570,9 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 	if (r < 0) {
 		ts_logf(TS_LOG_ERROR, "store", t->name, "cannot journal step local: %s",
 			strerror(-r));
+		ts_outcome_set(rot->out, TS_OUTCOME_FAILED, "cannot journal step local: %s",
+			       strerror(-r));
+		rot->out->error = r;
 		return r;
 	}
 	ts_crash_point("rotate:local");
@@ -588,7 +595,9 @@ void ts_rotation_local(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 		}
 		if (rot->e.step == TS_JOURNAL_REMOTE) {
 			r = local_step(a, rot);
-			if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)
+			if (r < 0 && rot->out->error)
+				rot->out->status = TS_OUTCOME_FAILED; /* the store failed */
+			else if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)
 				rot->out->status = TS_OUTCOME_PENDING;
 			else if (r < 0)
 				rot->out->status = TS_OUTCOME_FAILED;

@@ -25,9 +25,11 @@ while read -r lib; do
 	mkdir -p "$(dirname "$dest")"
 	cp "$real" "$dest"
 done </tmp/libs
-mkdir -p "$root/etc/ssl/certs" "$root/etc/tunnelsync" "$root/var/lib/tunnelsync" \
+mkdir -p "$root/etc/ssl/certs" "$root/etc/tunnelsync" "$root/var/lib/tunnelsync" "$root/var" \
 	"$root/run" "$root/tmp" "$root/usr/share/doc/tunnelsync/examples"
 chmod 0700 "$root/var/lib/tunnelsync"
+# Debian's /var/run is /run: the default VICI socket is /var/run/charon.vici.
+ln -sfn ../run "$root/var/run"
 chmod 1777 "$root/tmp"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
 cp "$examples"/*.json "$examples"/*.xml "$root/usr/share/doc/tunnelsync/examples/"

@@ -121,11 +121,12 @@ static struct fake_call next_call(struct fake_call *script, size_t *n)
 	return c;
 }
 
-static void cf_take(struct fake *f, size_t i, const struct ts_secret *key)
+static void cf_take(struct fake *f, size_t i, const struct ts_secret *key, bool told)
 {
 	ts_secret_free(f->cf[i].key);
 	f->cf[i].key = ts_secret_dup(key);
 	f->cf[i].last_generated_on = f->real;
+	f->cf[i].told = told;
 }
 
 static int call_error(enum fake_answer a, struct ts_cf_error *err, bool generate)
@@ -189,7 +190,7 @@ static int f_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t
 		}
 		snprintf(oc->tunnel_id, sizeof(oc->tunnel_id), "%s", f->t[i].id);
 		if (taken)
-			cf_take(f, (size_t)i, entries[k].psk);
+			cf_take(f, (size_t)i, entries[k].psk, true);
 		if (a == FAKE_APPLIED) {
 			oc->status = TS_CF_PSK_APPLIED;
 			ret->n_applied++;
@@ -233,7 +234,7 @@ static int f_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_onl
 		r = ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &key);
 		if (r < 0)
 			return r;
-		cf_take(f, (size_t)i, key);
+		cf_take(f, (size_t)i, key, false);
 	}
 	r = call_error(c.answer, err, true);
 	if (r < 0 || c.answer == FAKE_UNAPPLIED) {
@@ -247,6 +248,7 @@ static int f_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_onl
 	}
 	snprintf(ret->tunnel_id, sizeof(ret->tunnel_id), "%s", tunnel_id);
 	ret->psk = key;
+	f->cf[i].told = true;
 	if (!f->write_omits_time) {
 		ret->has_last_generated_on = true;
 		ret->last_generated_on = f->write_second_precision
@@ -848,7 +850,7 @@ bool fake_key_safe(struct fake *f, size_t i)
 	struct ts_journal_entry e = { 0 };
 	bool safe;
 
-	if (!f->cf[i].key)
+	if (!f->cf[i].key || !f->cf[i].told)
 		return true;
 	(void)ts_store_record_read(f->store, f->t[i].name, &rec);
 	(void)ts_store_journal_read(f->store, f->t[i].name, &e);
@@ -914,6 +916,7 @@ void fake_cf_regenerate(struct fake *f, size_t i)
 		abort();
 	f->real += TS_USEC_PER_SEC;
 	f->cf[i].last_generated_on = f->real;
+	f->cf[i].told = true; /* whoever regenerated it knows it */
 }
 
 ts_usec_t fake_record_baseline(struct fake *f, size_t i)

@@ -47,6 +47,11 @@ struct fake_cf_tunnel {
 	bool present;
 	struct ts_secret *key; /* what Cloudflare holds; NULL: none yet */
 	ts_usec_t last_generated_on;
+	/* The key was the agent's (bulk set) or returned in an answer: only
+	 * then can it be anywhere but on Cloudflare. A psk_generate whose
+	 * answer was lost minted a key nobody knows: it can authenticate
+	 * nothing and the next rotation replaces it. */
+	bool told;
 	/* interface_address changed on Cloudflare's side (set: differs from
 	 * the config's); the tunnel update call puts the config's back. */
 	bool ifaddr_drift;
@@ -139,8 +144,8 @@ unsigned fake_settle(struct fake *f, unsigned max);
 void fake_cf_regenerate(struct fake *f, size_t i);
 ts_usec_t fake_record_baseline(struct fake *f, size_t i);
 
-/* The key invariant: the key Cloudflare holds for tunnel i is in the
- * tunnel's record or its journal entry (or Cloudflare holds none). */
+/* The key invariant: the key Cloudflare holds for tunnel i, if it was
+ * ever told to anyone, is in the tunnel's record or its journal entry. */
 bool fake_key_safe(struct fake *f, size_t i);
 /* Cloudflare, the record and the IKE daemon hold one key, no journal
  * entry is left, and the tunnel is up. */
