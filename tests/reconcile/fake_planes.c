@@ -655,6 +655,13 @@ static int f_conn_record_write(void *ctx, const char *tunnel, const struct ts_ik
 	return ts_conn_record_write(f->state_dir, tunnel, l);
 }
 
+static int f_conn_record_remove(void *ctx, const char *tunnel)
+{
+	struct fake *f = ctx;
+
+	return ts_conn_record_remove(f->state_dir, tunnel);
+}
+
 static int f_cf_update_tunnel(void *ctx, const struct ts_tunnel *t, bool validate_only,
 			      struct ts_cf_tunnel *ret, struct ts_cf_error *err)
 {
@@ -693,6 +700,7 @@ static const struct ts_planes_ops fake_ops = {
 	.ike_update_conn = f_ike_update_conn,
 	.conn_record_read = f_conn_record_read,
 	.conn_record_write = f_conn_record_write,
+	.conn_record_remove = f_conn_record_remove,
 	.cf_update_tunnel = f_cf_update_tunnel,
 	.ike_unload_conn = f_ike_unload_conn,
 	.ike_unload_key = f_ike_unload_key,
