@@ -76,6 +76,7 @@ struct daemon {
 	char vici_dir[PATH_MAX];
 	/* the pass worker */
 	pthread_t worker;
+	struct pass_job *job;
 	bool busy;
 	ts_usec_t busy_since;
 	struct ts_daemon_pass result;
@@ -316,15 +317,31 @@ static int reload(struct daemon *d)
 	return 1;
 }
 
+/* What the worker owns: on the heap, not in the loop's frame, so that a
+ * worker the loop gave up on (stop_grace) never writes into a returned
+ * stack frame. */
+struct pass_job {
+	const struct ts_daemon_ops *ops;
+	void *ctx, *agent;
+	int done_fd;
+	struct ts_daemon_pass result;
+};
+
+/* A pass the loop stopped waiting for keeps what it uses: the job, its
+ * agent and desired state, its eventfd (still reachable, not leaked). */
+static struct {
+	struct pass_job *volatile job; /* volatile: stores never read stay */
+	struct ts_desired *volatile desired;
+} abandoned;
+
 static void *worker_main(void *userdata)
 {
-	struct daemon *d = userdata;
+	struct pass_job *job = userdata;
 	uint64_t one = 1;
 
-	memset(&d->result, 0, sizeof(d->result));
-	d->result.error = d->ops->pass(d->ctx, d->agent, &d->result);
-	/* The loop joins on this; nothing of d is touched after it. */
-	(void)!write(d->done_fd, &one, sizeof(one));
+	job->result.error = job->ops->pass(job->ctx, job->agent, &job->result);
+	/* The loop joins on this; nothing of job is touched after it. */
+	(void)!write(job->done_fd, &one, sizeof(one));
 	return NULL;
 }
 
@@ -338,8 +355,18 @@ static int pass_start(struct daemon *d)
 	d->busy = true;
 	d->busy_since = ts_now_monotonic();
 	ts_log_set_cause(d->cause);
-	r = pthread_create(&d->worker, NULL, worker_main, d);
+	d->job = calloc(1, sizeof(*d->job));
+	if (!d->job) {
+		d->busy = false;
+		return -ENOMEM;
+	}
+	*d->job = (struct pass_job){
+		.ops = d->ops, .ctx = d->ctx, .agent = d->agent, .done_fd = d->done_fd
+	};
+	r = pthread_create(&d->worker, NULL, worker_main, d->job);
 	if (r != 0) {
+		free(d->job);
+		d->job = NULL;
 		d->busy = false;
 		return -r;
 	}
@@ -360,6 +387,9 @@ static void pass_done(struct daemon *d)
 
 	(void)!read(d->done_fd, &n, sizeof(n));
 	pthread_join(d->worker, NULL);
+	d->result = d->job->result;
+	free(d->job);
+	d->job = NULL;
 	d->busy = false;
 	d->passes++;
 	ts_log_set_cause(NULL);
@@ -514,7 +544,14 @@ int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon
 			sd_notify_text("STOPPING=1");
 			/* The worker still uses the agent: neither is freed. */
 			pthread_detach(d.worker);
+			abandoned.job = d.job;
+			abandoned.desired = d.desired;
 			ts_http_stop(d.http);
+			if (d.ino_fd >= 0)
+				close(d.ino_fd);
+			if (d.sig_fd >= 0)
+				close(d.sig_fd);
+			pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
 			return 0;
 		}
 		if (!d.busy && !d.stop) {
@@ -629,6 +666,7 @@ out:
 		/* Only on a fatal error: let the pass end, it holds the agent. */
 		ts_cancel_request();
 		pthread_join(d.worker, NULL);
+		free(d.job);
 	}
 	ts_http_stop(d.http);
 	if (d.agent)

@@ -119,6 +119,11 @@ static int apply_simple(struct ts_agent *a, const struct ts_observation *o,
 	case TS_ACTION_UNLOAD_CONN:
 		if (st)
 			r = ops->ike_unload_conn(ctx, st->object, err, sizeof(err));
+		/* What it was loaded with is of no use any more. */
+		if (r == 0 && st->tunnel[0] && ops->conn_record_remove &&
+		    ops->conn_record_remove(ctx, st->tunnel) < 0)
+			ts_logf(TS_LOG_WARN, "store", st->tunnel,
+				"cannot remove the connection record (harmless)");
 		break;
 	case TS_ACTION_UNLOAD_KEY:
 		if (st)

@@ -512,6 +512,13 @@ static int real_conn_record_write(void *ctx, const char *tunnel, const struct ts
 	return p->store ? ts_conn_record_write(ts_store_dir(p->store), tunnel, l) : -ENODEV;
 }
 
+static int real_conn_record_remove(void *ctx, const char *tunnel)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_conn_record_remove(ts_store_dir(p->store), tunnel) : -ENODEV;
+}
+
 static const char *real_store_dir(void *ctx)
 {
 	struct real_planes *p = ctx;
@@ -652,6 +659,7 @@ static const struct ts_planes_ops real_ops = {
 	.store_dir = real_store_dir,
 	.conn_record_read = real_conn_record_read,
 	.conn_record_write = real_conn_record_write,
+	.conn_record_remove = real_conn_record_remove,
 	.fds = real_fds,
 	.process_events = real_process_events,
 	.cf_client = real_cf_client,

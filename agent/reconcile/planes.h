@@ -121,6 +121,8 @@ struct ts_planes_ops {
 	 * -EBADMSG unusable. Writing needs the store open for writing. */
 	int (*conn_record_read)(void *ctx, const char *tunnel, struct ts_ike_leaves *ret_leaves);
 	int (*conn_record_write)(void *ctx, const char *tunnel, const struct ts_ike_leaves *leaves);
+	/* After the connection is unloaded (a stale tunnel's). */
+	int (*conn_record_remove)(void *ctx, const char *tunnel);
 	/* "PATH: what was wrong" for the last failure, "" if none. */
 	const char *(*store_error)(void *ctx);
 	const char *(*store_dir)(void *ctx);

@@ -361,6 +361,8 @@ static void remote_baseline(struct ts_agent *a, struct ts_rotation *rots, size_t
 	if (!wanted)
 		return;
 	r = ops->cf_list(ctx, &list, &err);
+	if (r >= 0)
+		(void)ts_cf_tunnel_list_index(&list); /* else find scans */
 	if (r < 0) {
 		char buf[512];
 
