@@ -8,30 +8,39 @@
 #      tunnels forming a redundant pair. tunnelsync brings them up from no
 #      key at all, a key is then regenerated behind its back on the
 #      "Cloudflare" side, tunnelsync finds it and heals the tunnel.
-# Everything it creates is removed at the end, whatever happens.
-# Exit 0 only if the demo worked.
+# Every tunnelsync exit status is printed with its meaning: 0 in sync,
+# 2 changes pending / work left for a later pass, 1 error, 64 usage.
+# Without --keep, everything it creates (namespaces, charons, emulator,
+# files under /tmp) is removed at the end, whatever happens. It exits 0
+# only if the demo worked (77: skipped, the reason printed).
 #
-# Usage: contrib/quickstart.sh [--no-deps] [--build-dir DIR] [--demo-only]
+# Usage: contrib/quickstart.sh [--no-deps] [--build-dir DIR] [--demo-only] [--keep]
 #   --no-deps     do not install packages
 #   --build-dir   build (or, with --demo-only, use) this build directory
 #   --demo-only   skip the build; run the demo with DIR's binary
+#   --keep        leave the demo running (namespaces, both charons, the
+#                 emulator, config, state, logs) and print how to look at
+#                 it and the one command that removes it; on failure keep
+#                 its files (like E2E_KEEP=1 for the tests)
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 deps=1
 demo_only=0
+keep=0
 build=$root/build/quickstart
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--no-deps) deps=0 ;;
 	--demo-only) demo_only=1 ;;
+	--keep) keep=1 ;;
 	--build-dir)
 		[ $# -ge 2 ] || { echo "quickstart.sh: --build-dir needs a directory" >&2; exit 64; }
 		build=$2
 		shift
 		;;
 	-h | --help)
-		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -44,6 +53,19 @@ done
 
 heading() {
 	printf '\n### %s\n' "$*"
+}
+
+# What an exit status of tunnelsync COMMAND means (tunnelsync(8)).
+meaning() {
+	case $1:$2 in
+	validate:0) echo "valid" ;;
+	*:0) echo "in sync" ;;
+	plan:2) echo "changes pending" ;;
+	*:2) echo "work left for a later pass" ;;
+	*:64) echo "usage error" ;;
+	validate:1) echo "invalid" ;;
+	*) echo "error" ;;
+	esac
 }
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -87,6 +109,10 @@ heading "Demo: setting up a gateway, Cloudflare's edge and the API emulator"
 E2E_ROOT=$root
 E2E_TS=$ts
 E2E_QUIET=1
+[ "$keep" = 0 ] || E2E_KEEP=1
+# Both charons load the strongSwan settings tunnelsync wants
+# (make-before-break reauthentication), as a gateway should.
+E2E_CHARON_INCLUDE=$root/contrib/strongswan/tunnelsync.conf
 # lib.sh finds its own folder from $0 unless E2E_ROOT says where.
 . "$root/tests/e2e/lib.sh"
 e2e_require
@@ -107,7 +133,7 @@ show() {
 	rc=0
 	e2e_ts "$1" "$@" || rc=$?
 	cat "$E2E_LAST_OUT"
-	echo "(exit $rc)"
+	echo "(exit $rc: $(meaning "$1" "$rc"))"
 	return "$rc"
 }
 
@@ -120,7 +146,7 @@ once_until_synced() {
 		pass=$((pass + 1))
 		rc=0
 		e2e_ts once once || rc=$?
-		echo "pass $pass: exit $rc"
+		echo "pass $pass: exit $rc ($(meaning once "$rc"))"
 		sed 's/^/    /' "${E2E_LAST_OUT%.out}.err"
 		[ "$rc" -ne 0 ] || return 0
 		[ "$rc" -eq 2 ] || e2e_fail "tunnelsync once failed (exit $rc)"
@@ -153,4 +179,35 @@ e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
 e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
 show "Status after healing" status || e2e_fail "status failed"
 
-heading "Demo done in $(($(date +%s) - start)) s; tearing everything down"
+if [ "$keep" = 0 ]; then
+	heading "Demo done in $(($(date +%s) - start)) s; tearing everything down"
+	exit 0
+fi
+
+# --keep: hand the running demo over instead of removing it.
+trap - EXIT INT TERM
+cat >"$E2E_DIR/teardown.sh" <<EOF
+#!/bin/sh
+# Removes the quickstart demo that --keep left running.
+kill -TERM $E2E_EMU_PID 2>/dev/null
+sh "$root/tests/lib/charon-netns.sh" down "$E2E_PREFIX" "$E2E_DIR" 2>/dev/null
+ip netns del "$E2E_NS_GW" 2>/dev/null
+ip netns del "$E2E_NS_EDGE" 2>/dev/null
+rm -rf "$E2E_DIR"
+echo "quickstart demo removed"
+EOF
+chmod 700 "$E2E_DIR/teardown.sh"
+heading "Demo done in $(($(date +%s) - start)) s; kept running (--keep)"
+cat <<EOF
+  namespaces: $E2E_NS_GW (gateway), $E2E_NS_EDGE (Cloudflare's edge)
+  charons:    sockets and logs in $E2E_DIR/a (gateway) and $E2E_DIR/b (edge)
+  emulator:   pid $E2E_EMU_PID, $E2E_EMU_URL (from $E2E_NS_GW), log $E2E_DIR/emu/emulator.log
+  config:     $E2E_DIR/config.json   state: $E2E_DIR/state (key records, status.json)
+  outputs:    $E2E_DIR/out (stdout and stderr of every tunnelsync call)
+Try:
+  ip netns exec $E2E_NS_GW $ts plan -c $E2E_DIR/config.json --models $root/models
+  ip netns exec $E2E_NS_GW $ts status -c $E2E_DIR/config.json --models $root/models
+Remove it all:
+  sh $E2E_DIR/teardown.sh
+EOF
+exit 0

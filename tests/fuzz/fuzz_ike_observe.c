@@ -11,7 +11,13 @@
  * unknown-command). When the input runs out it closes the connection, so
  * the client sees an end of stream, never a timeout. The client's own
  * framing, stream handling, retry-on-reset and staleness checks run
- * unchanged. */
+ * unchanged.
+ *
+ * What the observation leaves of the input then goes to the event
+ * connection, as the daemon uses it: the four state events are registered
+ * (one answer frame each), then the fake charon sends all the rest at once
+ * and closes; the events read are classified and fed to the failure
+ * monitor. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -35,6 +41,7 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static const uint8_t *in;
 static size_t in_len, in_off;
 static unsigned closed;
+static unsigned push_after; /* registrations before the rest is pushed */
 static int listen_fd = -1;
 static char dir[] = "/tmp/ts-fuzz-ike-XXXXXX";
 static char sock_path[64];
@@ -111,6 +118,10 @@ static void serve(int fd)
 				return;
 		} else if (send_frame(fd) < 0) {
 			return;
+		} else if (type == TS_VICI_EVENT_REGISTER && push_after && --push_after == 0) {
+			(void)send(fd, in + in_off, in_len - in_off, MSG_NOSIGNAL);
+			in_off = in_len;
+			shutdown(fd, SHUT_WR);
 		}
 	}
 }
@@ -175,6 +186,51 @@ static void tunnel(struct ts_tunnel *t, const char *name, const char *id, uint8_
 	};
 }
 
+static void wait_closed(unsigned n)
+{
+	pthread_mutex_lock(&lock);
+	while (closed < n)
+		pthread_cond_wait(&cond, &lock);
+	pthread_mutex_unlock(&lock);
+}
+
+static void on_event(void *userdata, const char *name, const struct ts_vici_node *body)
+{
+	struct ts_ike_event ev;
+
+	if (body && ts_ike_event_parse(name, body, &ev) == 0)
+		ts_ike_monitor_feed(userdata, &ev, 1000000);
+}
+
+/* The daemon's event connection over the rest of the input. */
+static void events(unsigned connects)
+{
+	struct ts_ike_monitor *m;
+	struct ts_vici_events *e;
+	struct ts_ike_failures f;
+	int r = 0;
+
+	pthread_mutex_lock(&lock);
+	push_after = 4;
+	pthread_mutex_unlock(&lock);
+	if (ts_ike_monitor_new(&m) < 0)
+		abort();
+	/* A refused registration (unknown event, garbage) is an error here. */
+	if (ts_vici_events_new(sock_path, ts_vici_state_events, 4, CLIENT_TIMEOUT_MS, &e) == 0) {
+		for (int i = 0; i < 64 && r >= 0; i++)
+			r = ts_vici_events_wait(e, CLIENT_TIMEOUT_MS, on_event, m);
+		if (r >= 0)
+			abort(); /* the fake charon closes: the stream must end */
+		ts_ike_monitor_get(m, "ts-t1", &f);
+		ts_vici_events_free(e);
+	}
+	ts_ike_monitor_free(m);
+	wait_closed(connects + 1);
+	pthread_mutex_lock(&lock);
+	push_after = 0;
+	pthread_mutex_unlock(&lock);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct ts_tunnel tunnels[2];
@@ -214,10 +270,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ts_vici_client_free(c);
 
 	/* Wait until the fake charon has closed every connection the client
-	 * made, so that the next input starts on a clean slate. */
-	pthread_mutex_lock(&lock);
-	while (closed < connects)
-		pthread_cond_wait(&cond, &lock);
-	pthread_mutex_unlock(&lock);
+	 * made, so that it serves the event connection next. */
+	wait_closed(connects);
+	events(connects);
 	return 0;
 }

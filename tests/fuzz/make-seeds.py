@@ -155,6 +155,12 @@ def ike_observe():
           corpus_file("vici", "charon-get-shared-response.bin"))
     write(t, "both-up", conf + b"".join(conns) + resp + conf + conf + b"".join(sas) + resp +
           conf + shared)
+    # Then the event connection: four registrations, charon's events as
+    # recorded (an authentication failure, the SA coming up).
+    write(t, "events", conf + b"".join(conns[:2]) + resp + conf + conf + sas[0] + resp + conf +
+          shared + conf * 4 + corpus_file("vici", "charon-ike-updown-auth-failed.bin") +
+          corpus_file("vici", "charon-log-auth-failed.bin") +
+          corpus_file("vici", "charon-ike-updown-up.bin") + sas[2][:30])
     write(t, "nothing-loaded", conf + resp + conf + conf + resp + conf + vici_frame(RESPONSE))
     # An older charon without list-sa events; a stream event of another name.
     write(t, "unknown-event", conf + conns[0] + resp + conf + vici_frame(6))
