@@ -567,7 +567,8 @@ static void earliest_in_groups(struct cross_key *keys, size_t n, const struct ts
 			       bool (*pair)(const struct ts_tunnel *, const struct ts_tunnel *),
 			       size_t *first)
 {
-	qsort(keys, n, sizeof(*keys), cmp_cross_key);
+	if (n > 1) /* keys may be NULL when n is 0: qsort's pointer is nonnull */
+		qsort(keys, n, sizeof(*keys), cmp_cross_key);
 	for (size_t g = 0; g < n;) {
 		size_t e = g, first_strong = SIZE_MAX;
 
@@ -738,7 +739,8 @@ int cfg_convert(struct cfg_load *L, struct ts_desired **ret_desired)
 		}
 	}
 	if (r >= 0) {
-		qsort(d->tunnels, d->n_tunnels, sizeof(*d->tunnels), cmp_tunnel);
+		if (d->n_tunnels > 1) /* none declared: d->tunnels is NULL */
+			qsort(d->tunnels, d->n_tunnels, sizeof(*d->tunnels), cmp_tunnel);
 		r = check_tunnels(L, d);
 	}
 	if (r < 0) {

@@ -18,6 +18,9 @@
 
 #define VICI_TIMEOUT_MS	    10000
 #define IKE_CALL_TIMEOUT_MS 10000
+/* Initiates and reauths: charon detaches after this and carries on; the
+ * pass waits for every SA at once (reconcile/wait.h). */
+#define IKE_REQUEST_TIMEOUT_MS 500
 
 struct real_planes {
 	const struct ts_desired *desired;
@@ -298,7 +301,7 @@ static int real_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, si
 	r = ts_ike_conn_name(t, conn, sizeof(conn));
 	if (r < 0)
 		return r;
-	r = ts_vici_initiate(p->vici, conn, conn, IKE_CALL_TIMEOUT_MS, err, err_size);
+	r = ts_vici_initiate(p->vici, conn, conn, IKE_REQUEST_TIMEOUT_MS, err, err_size);
 	drain_events(p);
 	return r;
 }
@@ -309,7 +312,7 @@ static int real_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size
 
 	if (!p->vici)
 		return -ENOTCONN;
-	return ts_ike_reauth(p->vici, t, IKE_CALL_TIMEOUT_MS, err, err_size);
+	return ts_ike_reauth(p->vici, t, IKE_REQUEST_TIMEOUT_MS, err, err_size);
 }
 
 static int real_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
@@ -318,7 +321,7 @@ static int real_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, 
 
 	if (!p->vici)
 		return -ENOTCONN;
-	return ts_ike_reinitiate(p->vici, t, IKE_CALL_TIMEOUT_MS, err, err_size);
+	return ts_ike_reinitiate(p->vici, t, IKE_REQUEST_TIMEOUT_MS, err, err_size);
 }
 
 static int real_route_set(void *ctx, const char *ifname, const struct ts_prefix *dst,
@@ -522,6 +525,13 @@ static int real_conn_record_write(void *ctx, const char *tunnel, const struct ts
 	return p->store ? ts_conn_record_write(ts_store_dir(p->store), tunnel, l) : -ENODEV;
 }
 
+static int real_conn_record_remove(void *ctx, const char *tunnel)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_conn_record_remove(ts_store_dir(p->store), tunnel) : -ENODEV;
+}
+
 static const char *real_store_dir(void *ctx)
 {
 	struct real_planes *p = ctx;
@@ -663,6 +673,7 @@ static const struct ts_planes_ops real_ops = {
 	.store_dir = real_store_dir,
 	.conn_record_read = real_conn_record_read,
 	.conn_record_write = real_conn_record_write,
+	.conn_record_remove = real_conn_record_remove,
 	.fds = real_fds,
 	.process_events = real_process_events,
 	.cf_client = real_cf_client,

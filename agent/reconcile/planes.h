@@ -77,6 +77,9 @@ struct ts_planes_ops {
 	/* Terminates the connection's SAs, then unloads it. */
 	int (*ike_unload_conn)(void *ctx, const char *conn, char *err, size_t err_size);
 	int (*ike_unload_key)(void *ctx, const char *id, char *err, size_t err_size);
+	/* Initiate and reauth request and return at once (charon goes on):
+	 * the caller confirms through observation (reconcile/wait.h). An
+	 * answer "timeout" (-EIO) or -ETIMEDOUT only means "not done yet". */
 	int (*ike_initiate)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
 	int (*ike_reauth)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
 	/* Break-before-make: terminate, then initiate (ts_ike_reinitiate). */
@@ -124,6 +127,8 @@ struct ts_planes_ops {
 	 * -EBADMSG unusable. Writing needs the store open for writing. */
 	int (*conn_record_read)(void *ctx, const char *tunnel, struct ts_ike_leaves *ret_leaves);
 	int (*conn_record_write)(void *ctx, const char *tunnel, const struct ts_ike_leaves *leaves);
+	/* After the connection is unloaded (a stale tunnel's). */
+	int (*conn_record_remove)(void *ctx, const char *tunnel);
 	/* "PATH: what was wrong" for the last failure, "" if none. */
 	const char *(*store_error)(void *ctx);
 	const char *(*store_dir)(void *ctx);

@@ -167,7 +167,13 @@ e2e_ts plan-json plan --json || rc=$?
 [ "$rc" -eq 2 ] || e2e_fail "plan exited $rc, expected 2 (update-tunnel pending)"
 e2e_plan_actions "$E2E_LAST_OUT" | grep -qx "update-tunnel e2e-a cloudflare-differs apply" ||
 	e2e_fail "no update-tunnel planned: $(e2e_plan_actions "$E2E_LAST_OUT")"
+e2e_emu_clear_log
 e2e_ts dry-run once --dry-run || true
+e2e_emu_writes | grep -q "^PUT .*/ipsec_tunnels/$E2E_ID_A?validate_only=true$" ||
+	e2e_fail "once --dry-run did not validate the update: $(e2e_emu_writes)"
+if e2e_emu_writes | grep -v "validate_only=true" | grep -q .; then
+	e2e_fail "once --dry-run wrote: $(e2e_emu_writes)"
+fi
 grep -q "^    interface_address: 10.213.9.0/31 -> 10.213.0.0/31$" "$E2E_LAST_OUT" ||
 	e2e_fail "once --dry-run does not print the plan"
 [ "$(e2e_api GET "/$E2E_ID_A" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["ipsec_tunnel"]["interface_address"])')" = 10.213.9.0/31 ] ||

@@ -25,8 +25,15 @@ tmp=$(mktemp -d /tmp/ts-ctr-XXXXXX)
 cid=""
 cleanup() {
 	[ -z "$cid" ] || podman rm -f "$cid" >/dev/null 2>&1 || true
-	# Storage of our own: unmount its layers before removing it.
-	podman system reset --force >/dev/null 2>&1 || true
+	# Storage of our own (never `podman system reset`: it also removes
+	# the host's network configurations): remove what is in it, unmount
+	# whatever is still mounted under it, then the directory.
+	podman rm -a -f >/dev/null 2>&1 || true
+	buildah rm --all >/dev/null 2>&1 || true
+	podman rmi -a -f >/dev/null 2>&1 || true
+	for m in $(awk -v t="$tmp" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

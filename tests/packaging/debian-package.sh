@@ -23,8 +23,14 @@ done
 tmp=$(mktemp -d /tmp/ts-deb-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/tunnelsync"
-(cd "$src" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf -) |
-	tar -C "$tmp/tunnelsync" -xf -
+if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	(cd "$src" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf -) |
+		tar -C "$tmp/tunnelsync" -xf -
+else
+	# Not a git checkout (an unpacked tarball): everything but build trees.
+	tar -C "$src" --exclude='./build' --exclude='./build-*' --exclude='./obj-*' -cf - . |
+		tar -C "$tmp/tunnelsync" -xf -
+fi
 [ -f "$tmp/tunnelsync/debian/control" ] || fail "no debian/control in the copied tree"
 
 start=$(date +%s)

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ike/ike.h"
 #include "reconcile/agent_internal.h"
+#include "store/conn_record.h"
 #include "xfrm/xfrm.h"
 
 #define START_REAL ((ts_usec_t)1800000000 * TS_USEC_PER_SEC + 123456)
@@ -90,6 +92,8 @@ static int f_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_erro
 		snprintf(ct->name, sizeof(ct->name), "%s", f->t[i].name);
 		ct->customer_endpoint = f->t[i].customer_endpoint;
 		ct->cloudflare_endpoint = f->t[i].cloudflare_endpoint;
+		ct->interface_address =
+			f->cf[i].ifaddr_drift ? f->cf[i].ifaddr : f->t[i].interface_address;
 		if (f->cf[i].last_generated_on) {
 			ct->has_psk_generated_on = true;
 			ct->psk_generated_on = f->list_second_precision
@@ -286,6 +290,11 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 			continue;
 		it = &f->ike[i];
 		io->conn_loaded = io->conn_equal = it->conn_loaded;
+		/* list-conns: the listed leaves of what was loaded. */
+		for (unsigned l = 0; it->conn_loaded && l < _TS_LEAF_MAX; l++)
+			if (ts_ike_leaf_listed[l] && it->conn.values[l] &&
+			    !(io->listed.values[l] = strdup(it->conn.values[l])))
+				return -ENOMEM;
 		io->key_loaded = it->key != NULL;
 		io->failures.auth_failures = it->auth_failures;
 		if (it->up) {
@@ -321,6 +330,15 @@ static int f_ike_names(void *ctx, ts_ike_name_fn fn, void *userdata)
 	return 0;
 }
 
+static int load_conn(struct fake *f, int i)
+{
+	struct fake_ike_tunnel *it = &f->ike[i];
+
+	ts_ike_leaves_done(&it->conn);
+	it->conn_loaded = true;
+	return ts_ike_leaves_render(&f->t[i], f->d.cloudflare.account_id, &it->conn);
+}
+
 static int load_key(struct fake *f, int i, const struct ts_secret *key)
 {
 	if (f->ike_down || i < 0)
@@ -341,7 +359,7 @@ static int f_ike_load(void *ctx, const struct ts_tunnel *t, const struct ts_secr
 	(void)err;
 	(void)err_size;
 	if (r == 0)
-		f->ike[i].conn_loaded = true;
+		r = load_conn(f, i);
 	return r;
 }
 
@@ -354,7 +372,32 @@ static int f_ike_load_conn(void *ctx, const struct ts_tunnel *t, char *err, size
 	(void)err_size;
 	if (f->ike_down || i < 0)
 		return -ENOTCONN;
-	f->ike[i].conn_loaded = true;
+	return load_conn(f, i);
+}
+
+/* update-conn: the key again when given, the connection, then new SAs
+ * when asked and running (the fake does not tell CHILD from IKE SAs). */
+static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
+			     bool reestablish, char *err, size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+	struct fake_ike_tunnel *it;
+	int r;
+
+	if (f->ike_down || i < 0)
+		return -ENOTCONN;
+	it = &f->ike[i];
+	it->updates++;
+	if (key && (r = load_key(f, i, key)) < 0)
+		return r;
+	if ((r = load_conn(f, i)) < 0 || !reestablish || !it->up)
+		return r;
+	if (it->update_fails) {
+		snprintf(err, err_size, "fake: no new CHILD SA");
+		return -EAGAIN;
+	}
+	it->ike_id = ++f->next_ike_id;
 	return 0;
 }
 
@@ -598,6 +641,49 @@ static int f_process_events(void *ctx)
 	return 0;
 }
 
+static int f_conn_record_read(void *ctx, const char *tunnel, struct ts_ike_leaves *ret)
+{
+	struct fake *f = ctx;
+
+	return ts_conn_record_read(f->state_dir, tunnel, ret, NULL);
+}
+
+static int f_conn_record_write(void *ctx, const char *tunnel, const struct ts_ike_leaves *l)
+{
+	struct fake *f = ctx;
+
+	return ts_conn_record_write(f->state_dir, tunnel, l);
+}
+
+static int f_conn_record_remove(void *ctx, const char *tunnel)
+{
+	struct fake *f = ctx;
+
+	return ts_conn_record_remove(f->state_dir, tunnel);
+}
+
+static int f_cf_update_tunnel(void *ctx, const struct ts_tunnel *t, bool validate_only,
+			      struct ts_cf_tunnel *ret, struct ts_cf_error *err)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+
+	(void)err;
+	if (i < 0 || !f->cf[i].present) {
+		err->kind = TS_CF_ERR_HTTP;
+		err->http_status = 404;
+		return -ENOENT;
+	}
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->id, sizeof(ret->id), "%s", t->id);
+	ret->interface_address = t->interface_address;
+	if (!validate_only) {
+		f->cf[i].ifaddr_drift = false;
+		f->cf[i].updates++;
+	}
+	return 0;
+}
+
 static const struct ts_planes_ops fake_ops = {
 	.now_realtime = f_now_realtime,
 	.now_monotonic = f_now_monotonic,
@@ -611,6 +697,11 @@ static const struct ts_planes_ops fake_ops = {
 	.ike_load = f_ike_load,
 	.ike_load_conn = f_ike_load_conn,
 	.ike_load_key = f_ike_load_key,
+	.ike_update_conn = f_ike_update_conn,
+	.conn_record_read = f_conn_record_read,
+	.conn_record_write = f_conn_record_write,
+	.conn_record_remove = f_conn_record_remove,
+	.cf_update_tunnel = f_cf_update_tunnel,
 	.ike_unload_conn = f_ike_unload_conn,
 	.ike_unload_key = f_ike_unload_key,
 	.ike_initiate = f_ike_initiate,
@@ -673,6 +764,21 @@ void fake_init(struct fake *f, size_t n)
 		t->psk.max_age = 30 * 86400;
 		t->psk.rotate_on_auth_failure = true;
 		t->psk.auth_failure_threshold = 3;
+		/* A connection the IKE adapter can render (so that its leaves
+		 * are diffed as in production). */
+		t->ike.local_identity = TS_IDENTITY_FQDN;
+		t->ike.ike_sa = (struct ts_proposal){ TS_ENCR_AES256_GCM16, 0, TS_PRF_HMAC_SHA2_256,
+						      TS_DH_ECP384 };
+		t->ike.child_sa = (struct ts_proposal){ TS_ENCR_AES256_GCM16, 0, 0, TS_DH_ECP384 };
+		t->ike.ike_sa_lifetime = 28800;
+		t->ike.child_sa_lifetime = 3600;
+		t->ike.lifetime_spread = 300;
+		t->ike.dpd_delay = 10;
+		t->routing.mode = TS_MODE_ROUTE;
+		t->routing.has_if_id = true;
+		t->routing.if_id = (uint32_t)(100 + i);
+		snprintf(ce, sizeof(ce), "10.0.%zu.0/31", i);
+		(void)ts_prefix_parse(ce, &t->interface_address);
 		f->cf[i].present = true;
 		f->ike[i].reachable = true;
 	}
@@ -685,6 +791,7 @@ void fake_done(struct fake *f)
 	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++) {
 		ts_secret_free(f->cf[i].key);
 		ts_secret_free(f->ike[i].key);
+		ts_ike_leaves_done(&f->ike[i].conn);
 	}
 	ts_store_close(f->store);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);

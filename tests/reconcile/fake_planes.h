@@ -16,6 +16,7 @@
 
 #include "core/secret.h"
 #include "core/timeutil.h"
+#include "model/ike.h"
 #include "model/observed.h"
 #include "model/tunnel.h"
 #include "reconcile/agent.h"
@@ -51,6 +52,11 @@ struct fake_cf_tunnel {
 	 * answer was lost minted a key nobody knows: it can authenticate
 	 * nothing and the next rotation replaces it. */
 	bool told;
+	/* interface_address changed on Cloudflare's side (set: differs from
+	 * the config's); the tunnel update call puts the config's back. */
+	bool ifaddr_drift;
+	struct ts_prefix ifaddr;
+	unsigned updates; /* tunnel update calls (validate_only not counted) */
 };
 
 struct fake_ike_tunnel {
@@ -61,6 +67,11 @@ struct fake_ike_tunnel {
 	bool reachable; /* the peer answers at all */
 	unsigned loads, initiates, reauths;
 	uint32_t auth_failures;
+	/* The connection as loaded (the rendering's leaves); the fake's
+	 * list-conns reports the listed ones of it. */
+	struct ts_ike_leaves conn;
+	unsigned updates;  /* update-conn calls */
+	bool update_fails; /* update-conn: loaded, but no new SA (-EAGAIN) */
 };
 
 enum fake_store_op {

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "fake_planes.h"
+#include "reconcile/wait.h"
 #include "store/store.h"
 
 static int setup(void **state)
@@ -366,6 +368,232 @@ static void test_rotate_file_unchanged(void **state)
 	f->t[0].psk.file = NULL;
 }
 
+/* Issue 9: the waits of one pass run together. 20 tunnels whose peers do
+ * not answer: one initiate timeout for the pass, not 20 in a row; the same
+ * for 20 rotations waiting for their confirmation. Times are the fake
+ * clock's (wait() advances it), printed as the measurement. */
+static ts_usec_t timed_pass(struct fake *f, const char *const *forced, size_t n,
+			    struct ts_pass_result *res)
+{
+	ts_usec_t t0 = f->mono;
+
+	assert_int_equal(fake_pass(f, forced, n, res), 0);
+	return f->mono - t0 - 60 * TS_USEC_PER_SEC; /* fake_pass adds 60 s after */
+}
+
+static void test_waits_run_together(void **state)
+{
+	struct fake *f = *state;
+	const char *names[20];
+	struct ts_pass_result res;
+	ts_usec_t took;
+
+	fake_done(f);
+	fake_init(f, 20);
+	bootstrap(f);
+	for (size_t i = 0; i < 20; i++) {
+		f->ike[i].up = false;
+		f->ike[i].ike_id = 0;
+		f->ike[i].reachable = false;
+		names[i] = f->t[i].name;
+	}
+	took = timed_pass(f, NULL, 0, &res);
+	assert_int_equal(res.n_pending, 20);
+	ts_pass_result_done(&res);
+	print_message("20 unreachable tunnels: initiates waited %.2f s in all (one wait: %u s)\n",
+		      (double)took / TS_USEC_PER_SEC, f->d.agent.confirm_timeout);
+	/* One wait (min(confirm-timeout, TS_INITIATE_WAIT_S) = 5 s), not 20 x 5 s. */
+	assert_true(took <= (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC);
+	assert_true(took >= (ts_usec_t)(f->d.agent.confirm_timeout - 1) * TS_USEC_PER_SEC);
+
+	f->d.agent.max_rotations_per_pass = 0;
+	took = timed_pass(f, names, 20, &res);
+	assert_int_equal(res.n_failed, 0);
+	ts_pass_result_done(&res);
+	print_message("20 rotations, peers unreachable: confirmations waited %.2f s in all "
+		      "(confirm-timeout %u s)\n",
+		      (double)took / TS_USEC_PER_SEC, f->d.agent.confirm_timeout);
+	assert_true(took <= (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC);
+	for (size_t i = 0; i < 20; i++) {
+		assert_int_equal(fake_journal_step(f, i), TS_JOURNAL_REMOTE);
+		assert_true(fake_key_safe(f, i));
+		f->ike[i].reachable = true;
+	}
+	/* Reachable again: every one confirmed and committed. */
+	assert_true(fake_settle(f, 2) > 0);
+	for (size_t i = 0; i < 20; i++)
+		assert_true(fake_in_agreement(f, i));
+}
+
+/* --- declared changes (update-conn, update-tunnel) --------------------------- */
+
+static const struct ts_action *find_action(const struct ts_plan *plan, enum ts_action_kind k,
+					   const char *tunnel)
+{
+	for (size_t i = 0; plan && i < plan->n_actions; i++)
+		if (plan->actions[i].kind == k && strcmp(plan->actions[i].tunnel, tunnel) == 0)
+			return &plan->actions[i];
+	return NULL;
+}
+
+static void keys_copy(struct fake *f, struct ts_secret **out)
+{
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		out[i] = ts_secret_dup(f->cf[i].key);
+}
+
+static void keys_unchanged(struct fake *f, struct ts_secret **before)
+{
+	for (size_t i = 0; i < f->d.n_tunnels; i++) {
+		assert_true(ts_secret_equal(before[i], f->cf[i].key));
+		assert_true(ts_secret_equal(before[i], f->ike[i].key));
+		ts_secret_free(before[i]);
+	}
+}
+
+static void pass_in_sync(struct fake *f)
+{
+	struct ts_pass_result res;
+
+	pass(f, NULL, &res);
+	if (res.plan->n_actions)
+		fail_msg("not in sync: %s %s",
+			 ts_plan_action_kind_to_string(res.plan->actions[0].kind),
+			 res.plan->actions[0].reason);
+	ts_pass_result_done(&res);
+}
+
+/* A declared CHILD proposal change: update-conn of that tunnel only, with
+ * the leaf old -> new, new SAs for it, no key change anywhere, then in
+ * sync. */
+static void test_update_conn_applied(void **state)
+{
+	struct fake *f = *state;
+	struct ts_secret *before[3];
+	struct ts_pass_result res;
+	const struct ts_action *a;
+	const struct ts_change *c;
+	uint32_t id0, id1;
+
+	bootstrap(f);
+	pass_in_sync(f);
+	keys_copy(f, before);
+	id0 = f->ike[0].ike_id, id1 = f->ike[1].ike_id;
+	f->t[0].ike.child_sa.encr = TS_ENCR_AES128_GCM16;
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_failed + res.n_pending, 0);
+	assert_int_equal(res.plan->n_rotations, 0);
+	a = find_action(res.plan, TS_ACTION_UPDATE_CONN, "t01");
+	assert_non_null(a);
+	assert_int_equal(res.plan->n_actions, 1);
+	c = ts_changes_find(&a->changes, "child.esp_proposals");
+	assert_non_null(c);
+	assert_string_equal(c->old_value, "aes256gcm16-ecp384-noesn");
+	assert_string_equal(c->new_value, "aes128gcm16-ecp384-noesn");
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].updates, 1);
+	assert_int_not_equal(f->ike[0].ike_id, id0);
+	assert_int_equal(f->ike[1].updates, 0);
+	assert_int_equal(f->ike[1].ike_id, id1);
+	keys_unchanged(f, before);
+	pass_in_sync(f);
+}
+
+/* The new SAs do not come up: pending, the old SAs kept, and the next pass
+ * plans the update again although charon already holds the new config
+ * (the record says the running SAs do not); once they come up, in sync. */
+static void test_update_conn_retried(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+	const struct ts_action *a;
+	uint32_t id0;
+
+	bootstrap(f);
+	pass_in_sync(f);
+	id0 = f->ike[0].ike_id;
+	f->ike[0].update_fails = true;
+	f->t[0].ike.dpd_delay = 30;
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_pending, 1);
+	assert_int_equal(res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].ike_id, id0);
+	pass(f, NULL, &res);
+	a = find_action(res.plan, TS_ACTION_UPDATE_CONN, "t01");
+	assert_non_null(a);
+	assert_string_equal(ts_changes_find(&a->changes, "dpd_delay")->old_value, "10");
+	ts_pass_result_done(&res);
+	f->ike[0].update_fails = false;
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_pending + res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_int_not_equal(f->ike[0].ike_id, id0);
+	pass_in_sync(f);
+}
+
+/* Without a record (an older agent, a lost file), the unlisted leaves are
+ * unknown: one reload, no new SAs, then in sync. */
+static void test_update_conn_without_record(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+	const struct ts_action *a;
+	char path[300];
+	uint32_t id0;
+
+	bootstrap(f);
+	pass_in_sync(f);
+	id0 = f->ike[0].ike_id;
+	snprintf(path, sizeof(path), "%s/conns/t01.conn", f->state_dir);
+	assert_int_equal(unlink(path), 0);
+	pass(f, NULL, &res);
+	a = find_action(res.plan, TS_ACTION_UPDATE_CONN, "t01");
+	assert_non_null(a);
+	assert_non_null(ts_changes_find(&a->changes, "unlisted-fields"));
+	assert_int_equal(a->changes.n, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].updates, 1);
+	assert_int_equal(f->ike[0].ike_id, id0);
+	pass_in_sync(f);
+}
+
+/* interface_address changed at Cloudflare: reported, nothing written;
+ * with manage-tunnels, set back through the update call; keys untouched. */
+static void test_cloudflare_drift(void **state)
+{
+	struct fake *f = *state;
+	struct ts_secret *before[3];
+	struct ts_pass_result res;
+	const struct ts_action *a;
+	const struct ts_change *c;
+
+	bootstrap(f);
+	keys_copy(f, before);
+	f->cf[1].ifaddr_drift = true;
+	assert_int_equal(ts_prefix_parse("10.9.9.0/31", &f->cf[1].ifaddr), 0);
+	pass(f, NULL, &res);
+	a = find_action(res.plan, TS_ACTION_REPORT, "t02");
+	assert_non_null(a);
+	assert_int_equal(a->cause, TS_CAUSE_CF_DIFFERS);
+	c = ts_changes_find(&a->changes, "interface_address");
+	assert_non_null(c);
+	assert_string_equal(c->old_value, "10.9.9.0/31");
+	assert_string_equal(c->new_value, "10.0.1.0/31");
+	ts_pass_result_done(&res);
+	assert_int_equal(f->cf[1].updates, 0);
+
+	f->d.cloudflare.manage_tunnels = true;
+	pass(f, NULL, &res);
+	assert_non_null(find_action(res.plan, TS_ACTION_UPDATE_TUNNEL, "t02"));
+	assert_int_equal(res.n_failed + res.n_pending, 0);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->cf[1].updates, 1);
+	assert_false(f->cf[1].ifaddr_drift);
+	keys_unchanged(f, before);
+	pass_in_sync(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,6 +613,11 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_file_unchanged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waits_run_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_applied, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_without_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cloudflare_drift, setup, teardown),
 	};
 
 	ts_log_set_level(TS_LOG_ERROR);
