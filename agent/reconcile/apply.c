@@ -391,6 +391,7 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 		count_outcomes(plan, res);
 		return 0;
 	}
+	ts_agent_routes_sync(a, o);
 	rots = calloc(plan->n_actions + 1, sizeof(*rots));
 	sa_waits = calloc(plan->n_actions + 1, sizeof(*sa_waits));
 	sa_waiting = calloc(plan->n_actions + 1, sizeof(*sa_waiting));

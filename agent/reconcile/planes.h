@@ -96,6 +96,12 @@ struct ts_planes_ops {
 	 * drained into the failure counters before it stops. 1: changed. */
 	int (*ike_follow_log)(void *ctx, bool want);
 
+	/* --- routes (route/route.h) -------------------------------------- */
+	/* The agent's route to dst through ifname at metric (add, then drop
+	 * its other metrics). NULL: no route plane (tests). */
+	int (*route_set)(void *ctx, const char *ifname, const struct ts_prefix *dst,
+			 uint32_t metric);
+
 	/* --- the kernel -------------------------------------------------- */
 	/* Dumps the XFRM state and matches it against n expectations with the
 	 * agent's owner spec. */
