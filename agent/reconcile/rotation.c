@@ -486,7 +486,6 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 	const struct ts_tunnel *t = rot->t;
 	struct ts_ike_observed before = { 0 };
 	uint32_t old_id = 0;
-	bool drained;
 	char err[256] = "";
 	int r;
 
@@ -504,7 +503,7 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 	}
 	ts_crash_point("rotate:local-loaded");
 	/* A member in service: its siblings carry the traffic meanwhile. */
-	drained = old_id && ts_agent_routes_drain(a, t);
+	rot->drained = old_id && ts_agent_routes_drain(a, t);
 	if (old_id && ops->ike_reinitiate && ts_agent_reauth_fallback(a, &rot->e)) {
 		ts_logf(TS_LOG_WARN, "ike", t->name,
 			"the rotation's reauthentication has not come up for %u s (a peer that "
@@ -553,7 +552,7 @@ static int local_finish(struct ts_agent *a, struct ts_rotation *rot)
 		      &(struct ts_log_fields){ .fingerprint = rot->e.new_fingerprint,
 					       .generation = rot->e.generation },
 		      "up with the new key %s", rot->e.new_fingerprint);
-	if (drained)
+	if (rot->drained)
 		ts_agent_routes_restore(a, t);
 	rot->e.step = TS_JOURNAL_LOCAL;
 	r = ops->store_advance(ctx, &rot->e);
