@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
@@ -1083,6 +1084,10 @@ int ts_config_load(const char *path, const char *models_dir, struct ts_desired *
 			  used, now);
 	}
 	ly_log_options(old_opts);
+	/* libyang's trees are gone, but glibc keeps their pages: hand them
+	 * back, or a daemon keeps the peak of every load (10,000 tunnels:
+	 * 67 MB resident after the load, 41 MB after this; 1,000: 9.9 -> 7.2). */
+	malloc_trim(0);
 	if (r < 0 && err)
 		*err = local;
 	else

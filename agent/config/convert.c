@@ -355,6 +355,31 @@ static int convert_routing(struct conv *c, const struct lyd_node *t, struct ts_r
 	return 0;
 }
 
+static int convert_routes(struct conv *c, const struct lyd_node *t, struct ts_tunnel *tun)
+{
+	const struct lyd_node *rs = child(t, "routes"), *n;
+	int r;
+
+	if (!rs)
+		return 0;
+	if ((r = copy_name(c, rs, "interface", tun->routes.ifname, sizeof(tun->routes.ifname))) < 0)
+		return r;
+	LY_LIST_FOR(lyd_child(rs), n)
+	{
+		size_t i = tun->routes.n;
+
+		if (!n->schema || strcmp(n->schema->name, "route") != 0)
+			continue;
+		if (i == TS_ARRAY_SIZE(tun->routes.dst))
+			return conv_error(c, rs, "route", -EINVAL, "more than 16 routes");
+		if ((r = prefix(c, n, "prefix", &tun->routes.dst[i])) < 0 ||
+		    (r = need_u32(c, n, "metric", &tun->routes.metric[i])) < 0)
+			return r;
+		tun->routes.n++;
+	}
+	return 0;
+}
+
 static int convert_psk(struct conv *c, const struct lyd_node *psk, struct ts_psk_policy *p)
 {
 	uint32_t max_age;
@@ -415,7 +440,7 @@ static int convert_tunnel(struct conv *c, const struct lyd_node *t, struct ts_tu
 	    (r = prefix(c, t, "interface-address", &tun->interface_address)) < 0 ||
 	    (r = prefix(c, t, "interface-address6", &tun->interface_address6)) < 0 ||
 	    (r = convert_ike(c, child(t, "ike"), &tun->ike)) < 0 ||
-	    (r = convert_routing(c, t, &tun->routing)) < 0 ||
+	    (r = convert_routing(c, t, &tun->routing)) < 0 || (r = convert_routes(c, t, tun)) < 0 ||
 	    (r = convert_psk(c, child(t, "psk"), &tun->psk)) < 0 ||
 	    (r = convert_cf_declared(c, child(t, "cloudflare"), &tun->cf)) < 0)
 		return r;
@@ -542,7 +567,8 @@ static void earliest_in_groups(struct cross_key *keys, size_t n, const struct ts
 			       bool (*pair)(const struct ts_tunnel *, const struct ts_tunnel *),
 			       size_t *first)
 {
-	qsort(keys, n, sizeof(*keys), cmp_cross_key);
+	if (n > 1) /* keys may be NULL when n is 0: qsort's pointer is nonnull */
+		qsort(keys, n, sizeof(*keys), cmp_cross_key);
 	for (size_t g = 0; g < n;) {
 		size_t e = g, first_strong = SIZE_MAX;
 
@@ -713,7 +739,8 @@ int cfg_convert(struct cfg_load *L, struct ts_desired **ret_desired)
 		}
 	}
 	if (r >= 0) {
-		qsort(d->tunnels, d->n_tunnels, sizeof(*d->tunnels), cmp_tunnel);
+		if (d->n_tunnels > 1) /* none declared: d->tunnels is NULL */
+			qsort(d->tunnels, d->n_tunnels, sizeof(*d->tunnels), cmp_tunnel);
 		r = check_tunnels(L, d);
 	}
 	if (r < 0) {

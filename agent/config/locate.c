@@ -623,7 +623,8 @@ static int entry_map_build(struct cfg_load *L, struct cfg_entry_map **ret_map)
 		cfg_entry_map_free(map);
 		return r;
 	}
-	qsort(map->v, map->n, sizeof(*map->v), cmp_entry);
+	if (map->n) /* qsort(NULL, 0, ...) is undefined (found by fuzz_config_dir) */
+		qsort(map->v, map->n, sizeof(*map->v), cmp_entry);
 	*ret_map = map;
 	return 0;
 }

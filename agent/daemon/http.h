@@ -11,7 +11,7 @@
 
 /* Connections served at once; more are refused (accepted and closed) by
  * libmicrohttpd until one ends. */
-#define TS_HTTP_CONNECTION_LIMIT 64
+#define TS_HTTP_CONNECTION_LIMIT 256
 /* Idle time after which a connection is closed (a silent or trickling
  * client costs at most this much of one slot). */
 #define TS_HTTP_CONNECTION_TIMEOUT 5 /* seconds */

@@ -479,8 +479,25 @@ struct observe_ctx {
 
 static struct ts_ike_observed *obs_find(struct observe_ctx *ctx, const char *conn)
 {
+	size_t lo = 0, hi = ctx->n;
+
 	if (strncmp(conn, TS_IKE_CONN_PREFIX, strlen(TS_IKE_CONN_PREFIX)) != 0)
 		return NULL;
+	/* The tunnels come sorted by name, so their names with the common
+	 * prefix are sorted too: a binary search (every connection, SA and
+	 * key of the daemon is looked up). A miss is confirmed by a scan, for
+	 * a caller whose tunnels are not sorted. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(ctx->obs[mid].conn_name, conn);
+
+		if (c == 0)
+			return &ctx->obs[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	for (size_t i = 0; i < ctx->n; i++)
 		if (ts_streq(ctx->obs[i].conn_name, conn))
 			return &ctx->obs[i];

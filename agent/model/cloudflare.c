@@ -32,8 +32,32 @@ void ts_cf_tunnel_list_done(struct ts_cf_tunnel_list *l)
 	for (size_t i = 0; i < l->n_tunnels; i++)
 		ts_cf_tunnel_done(&l->tunnels[i]);
 	free(l->tunnels);
+	free(l->by_id);
 	l->tunnels = NULL;
+	l->by_id = NULL;
 	l->n_tunnels = 0;
+}
+
+static int cmp_by_id(const void *a, const void *b)
+{
+	return strcmp((*(const struct ts_cf_tunnel *const *)a)->id,
+		      (*(const struct ts_cf_tunnel *const *)b)->id);
+}
+
+int ts_cf_tunnel_list_index(struct ts_cf_tunnel_list *l)
+{
+	const struct ts_cf_tunnel **v;
+
+	free(l->by_id);
+	l->by_id = NULL;
+	v = calloc(l->n_tunnels ? l->n_tunnels : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->n_tunnels; i++)
+		v[i] = &l->tunnels[i];
+	qsort(v, l->n_tunnels, sizeof(*v), cmp_by_id);
+	l->by_id = v;
+	return 0;
 }
 
 void ts_cf_psk_set_result_done(struct ts_cf_psk_set_result *r)
@@ -56,6 +80,15 @@ void ts_cf_psk_generated_done(struct ts_cf_psk_generated *g)
 
 const struct ts_cf_tunnel *ts_cf_tunnel_list_find(const struct ts_cf_tunnel_list *l, const char *id)
 {
+	if (l && l->by_id && id) {
+		struct ts_cf_tunnel key;
+		const struct ts_cf_tunnel *k = &key, *const * hit;
+
+		if (ts_strlcpy(key.id, id, sizeof(key.id)) < 0)
+			return NULL;
+		hit = bsearch(&k, l->by_id, l->n_tunnels, sizeof(*l->by_id), cmp_by_id);
+		return hit ? *hit : NULL; /* the first of equal ids in API order: ids are unique */
+	}
 	for (size_t i = 0; l && i < l->n_tunnels; i++)
 		if (ts_streq(l->tunnels[i].id, id))
 			return &l->tunnels[i];

@@ -50,6 +50,8 @@ struct ts_cf_tunnel {
 struct ts_cf_tunnel_list {
 	struct ts_cf_tunnel *tunnels; /* owned, in the API's order */
 	size_t n_tunnels;
+	/* Optional (ts_cf_tunnel_list_index): the tunnels sorted by id. */
+	const struct ts_cf_tunnel **by_id;
 };
 
 /* The outcome of one tunnel's entry in a bulk PSK set. */
@@ -93,6 +95,10 @@ const char *ts_cf_psk_status_to_string(enum ts_cf_psk_status s);
  * leave the struct zeroed. */
 void ts_cf_tunnel_done(struct ts_cf_tunnel *t);
 void ts_cf_tunnel_list_done(struct ts_cf_tunnel_list *l);
+/* Sorts an index by id so that ts_cf_tunnel_list_find is a binary search
+ * (one look-up per declared tunnel per pass); without it (or on -ENOMEM)
+ * find scans. The list must not change afterwards. */
+int ts_cf_tunnel_list_index(struct ts_cf_tunnel_list *l);
 void ts_cf_psk_set_result_done(struct ts_cf_psk_set_result *r);
 void ts_cf_psk_generated_done(struct ts_cf_psk_generated *g);
 

@@ -131,6 +131,13 @@ struct ts_tunnel {
 	struct ts_routing routing;
 	struct ts_psk_policy psk;
 	struct ts_cf_declared cf;
+	/* routes (opt-in): the agent's routes through the tunnel's interface */
+	struct {
+		char ifname[16]; /* "" = the agent owns no route of this tunnel */
+		size_t n;
+		struct ts_prefix dst[16];
+		uint32_t metric[16];
+	} routes;
 	/* Where the tunnel was declared, for messages. */
 	char *source_file;
 	unsigned source_line;

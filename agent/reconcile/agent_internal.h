@@ -192,6 +192,17 @@ bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *p
  * long ago). A peer that refuses overlapping SAs would otherwise refuse
  * every attempt while the old SAs carry on. */
 bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_entry *e);
+/* Routes (opt-in, per tunnel): every pass puts each tunnel's routes at
+ * their metric, drained (+TS_ROUTE_DRAIN_OFFSET) while the tunnel is not
+ * up and a sibling of its redundancy group is, so that the sibling
+ * carries the traffic (a VTI stays up with no SA behind it). */
+void ts_agent_routes_sync(struct ts_agent *a, const struct ts_observation *o);
+/* Before a group member's reauthentication: its routes drained when a
+ * sibling declares routes too. True when drained. */
+bool ts_agent_routes_drain(struct ts_agent *a, const struct ts_tunnel *t);
+/* After it: waits (at most 3 s) for the new SA pair to receive packets,
+ * then puts the declared metrics back. */
+void ts_agent_routes_restore(struct ts_agent *a, const struct ts_tunnel *t);
 /* Opens or closes the "log" event connection (drained into the failure
  * counters before it closes). */
 void ts_agent_want_log(struct ts_agent *a, bool want);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "reconcile/rotation.h"
+#include "reconcile/wait.h"
 #include "xfrm/xfrm.h"
 
 /* --- dry run ---------------------------------------------------------------- */
@@ -212,21 +213,7 @@ static int apply_simple(struct ts_agent *a, const struct ts_observation *o,
 			r = ops->ike_load_key(ctx, t, rec->key, err, sizeof(err));
 		break;
 	}
-	case TS_ACTION_INITIATE:
-		if (t)
-			r = ops->ike_initiate(ctx, t, err, sizeof(err));
-		break;
-	case TS_ACTION_REAUTH:
-		if (!t)
-			break;
-		/* The new SAs from the current rendering: charon does not list
-		 * what a kernel check depends on (marks, mark_in_sa, if_ids), so
-		 * a connection loaded by an older agent would look equal and
-		 * rebuild the same wrong SAs forever. load-conn leaves SAs be. */
-		(void)ops->ike_load_conn(ctx, t, NULL, 0);
-		r = ops->ike_reauth(ctx, t, err, sizeof(err));
-		break;
-	default:
+	default: /* initiates and reauths: request_sa() */
 		break;
 	}
 	if (r < 0) {
@@ -278,37 +265,105 @@ static void run_rotations(struct ts_agent *a, struct ts_rotation *rots, size_t n
 			}
 		return;
 	}
-	ts_rotation_local(a, rots, n);
+	ts_rotation_local_request(a, rots, n);
 }
 
-/* A reauth request returns before the new IKE SA exists (charon runs it
- * asynchronously): confirm each one, all requested first, as a key change
- * is confirmed (the new IKE SA, its CHILD SA and, with kernel-xfrm, the
- * kernel's ESP pair). Unconfirmed: pending, so that the pass does not say
- * "in sync" while the tunnel is still down. */
-static void confirm_reauths(struct ts_agent *a, const struct ts_observation *o,
-			    const struct ts_plan *plan, const bool *requested,
-			    struct ts_action_outcome *outcomes)
+/* charon's answer to a request it was not given time to finish. */
+static bool detached(int r, const char *err)
 {
-	for (size_t i = 0; i < plan->n_actions; i++) {
-		const struct ts_action *act = &plan->actions[i];
-		const struct ts_tunnel *t;
-		uint32_t old_id;
+	return r == -ETIMEDOUT ||
+	       (r == -EIO && (strstr(err, "timeout") || strstr(err, "timed out")));
+}
 
-		if (!requested[i])
-			continue;
-		t = ts_desired_find(a->desired, act->tunnel);
-		old_id = t && o->ike_ok ? o->ike[t - a->desired->tunnels].ike_unique_id : 0;
-		if (t && ts_confirm_up(a, t, old_id) == 0) {
-			outcomes[i].status = TS_OUTCOME_APPLIED;
-			continue;
-		}
-		ts_logf(TS_LOG_WARN, "ike", act->tunnel, "reauthenticated, but not up within %u s",
-			a->desired->agent.confirm_timeout);
-		ts_outcome_set(&outcomes[i], TS_OUTCOME_PENDING,
-			       "not confirmed up within %u s after the reauthentication",
-			       a->desired->agent.confirm_timeout);
+/* An initiate or a reauth: requested now, confirmed with every other wait
+ * of the pass (wait.h). A reauth request returns before the new IKE SA
+ * exists, and so does an initiate given a short time: the new IKE SA, its
+ * CHILD SA and, with kernel-xfrm, the kernel's ESP pair are what count.
+ * Unconfirmed: pending, so that the pass does not say "in sync" while the
+ * tunnel is still down. */
+static bool request_sa(struct ts_agent *a, const struct ts_observation *o,
+		       const struct ts_action *act, const struct ts_tunnel *t,
+		       struct ts_action_outcome *out, struct ts_waiter *w)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	bool reauth = act->kind == TS_ACTION_REAUTH;
+	unsigned seconds = a->desired->agent.confirm_timeout;
+	char err[256] = "";
+	int r;
+
+	if (reauth) {
+		/* The new SAs from the current rendering: charon does not list
+		 * what a kernel check depends on (marks, mark_in_sa, if_ids), so
+		 * a connection loaded by an older agent would look equal and
+		 * rebuild the same wrong SAs forever. load-conn leaves SAs be. */
+		(void)ops->ike_load_conn(ctx, t, NULL, 0);
+		r = ops->ike_reauth(ctx, t, err, sizeof(err));
+	} else {
+		r = ops->ike_initiate(ctx, t, err, sizeof(err));
+		if (seconds > TS_INITIATE_WAIT_S)
+			seconds = TS_INITIATE_WAIT_S;
 	}
+	if (r < 0 && !detached(r, err) && !(reauth && r == -EIO)) {
+		const char *why = err[0] ? err : strerror(-r);
+
+		ts_logf(TS_LOG_WARN, "ike", act->tunnel, "%s failed: %s",
+			ts_plan_action_kind_to_string(act->kind), why);
+		/* An SA that would not come up is work left, not an error. */
+		ts_outcome_set(out, TS_OUTCOME_PENDING, "%s failed: %s",
+			       ts_plan_action_kind_to_string(act->kind), why);
+		return false;
+	}
+	*w = (struct ts_waiter){ t,
+				 reauth && o->ike_ok ? o->ike[t - a->desired->tunnels].ike_unique_id
+						     : 0,
+				 ts_wait_deadline(a, seconds), false };
+	out->status = TS_OUTCOME_PENDING; /* until confirmed */
+	return true;
+}
+
+static void sa_outcome(struct ts_agent *a, const struct ts_action *act, const struct ts_waiter *w,
+		       struct ts_action_outcome *out)
+{
+	unsigned seconds = a->desired->agent.confirm_timeout;
+
+	if (act->kind == TS_ACTION_INITIATE && seconds > TS_INITIATE_WAIT_S)
+		seconds = TS_INITIATE_WAIT_S;
+	if (w->up) {
+		ts_logf(TS_LOG_INFO, ts_plane_to_string(act->plane), act->tunnel, "%s: done (%s)",
+			ts_plan_action_kind_to_string(act->kind), act->reason);
+		out->status = TS_OUTCOME_APPLIED;
+		return;
+	}
+	ts_logf(TS_LOG_WARN, "ike", act->tunnel, "%s requested, but not up within %u s",
+		ts_plan_action_kind_to_string(act->kind), seconds);
+	ts_outcome_set(out, TS_OUTCOME_PENDING, "not confirmed up within %u s after the %s",
+		       seconds, ts_plan_action_kind_to_string(act->kind));
+}
+
+/* Every wait of the pass at once: the rotations' and the SA actions'. */
+static void wait_all(struct ts_agent *a, const struct ts_plan *plan, struct ts_rotation *rots,
+		     size_t n_rots, struct ts_waiter *sa_waits, const bool *sa_waiting,
+		     struct ts_action_outcome *outcomes)
+{
+	struct ts_waiter **all = calloc(n_rots + plan->n_actions + 1, sizeof(*all));
+	size_t n = 0;
+
+	if (!all)
+		return; /* nothing confirmed: everything stays pending */
+	for (size_t i = 0; i < n_rots; i++)
+		if (rots[i].waiting)
+			all[n++] = &rots[i].wait;
+	for (size_t i = 0; i < plan->n_actions; i++)
+		if (sa_waiting[i])
+			all[n++] = &sa_waits[i];
+	if (n)
+		ts_wait_up(a, all, n);
+	free(all);
+	ts_rotation_local_finish(a, rots, n_rots);
+	for (size_t i = 0; i < plan->n_actions; i++)
+		if (sa_waiting[i])
+			sa_outcome(a, &plan->actions[i], &sa_waits[i], &outcomes[i]);
 }
 
 static void count_outcomes(const struct ts_plan *plan, struct ts_pass_result *res)
@@ -335,7 +390,8 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 {
 	struct ts_action_outcome *outcomes;
 	struct ts_rotation *rots;
-	bool *reauthed; /* by action: a reauth requested, to confirm */
+	struct ts_waiter *sa_waits; /* by action: an initiate or reauth requested */
+	bool *sa_waiting;
 	size_t n_rots = 0;
 	enum ts_plan_phase phase = TS_PHASE_REMOVE;
 
@@ -353,11 +409,14 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 		count_outcomes(plan, res);
 		return 0;
 	}
+	ts_agent_routes_sync(a, o);
 	rots = calloc(plan->n_actions + 1, sizeof(*rots));
-	reauthed = calloc(plan->n_actions + 1, sizeof(*reauthed));
-	if (!rots || !reauthed) {
+	sa_waits = calloc(plan->n_actions + 1, sizeof(*sa_waits));
+	sa_waiting = calloc(plan->n_actions + 1, sizeof(*sa_waiting));
+	if (!rots || !sa_waits || !sa_waiting) {
 		free(rots);
-		free(reauthed);
+		free(sa_waits);
+		free(sa_waiting);
 		return -ENOMEM;
 	}
 
@@ -430,21 +489,17 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 			n_rots++;
 			continue;
 		}
-		if ((act->kind == TS_ACTION_INITIATE || act->kind == TS_ACTION_REAUTH) &&
-		    rotated(rots, n_rots, act->tunnel))
-			continue; /* the rotation brought it up (or says why not) */
-		if (apply_simple(a, o, act, out) < 0) {
-			/* An SA that would not come up is work left, not an error. */
-			if (act->kind == TS_ACTION_INITIATE || act->kind == TS_ACTION_REAUTH)
-				out->status = TS_OUTCOME_PENDING;
-		} else if (act->kind == TS_ACTION_REAUTH) {
-			out->status = TS_OUTCOME_PENDING; /* until confirmed */
-			reauthed[i] = true;
+		if (act->kind == TS_ACTION_INITIATE || act->kind == TS_ACTION_REAUTH) {
+			if (rotated(rots, n_rots, act->tunnel) || !t)
+				continue; /* the rotation brings it up (or says why not) */
+			sa_waiting[i] = request_sa(a, o, act, t, out, &sa_waits[i]);
+			continue;
 		}
+		(void)apply_simple(a, o, act, out);
 	}
 	if (phase <= TS_PHASE_ROTATE_GENERATE)
 		run_rotations(a, rots, n_rots);
-	confirm_reauths(a, o, plan, reauthed, outcomes);
+	wait_all(a, plan, rots, n_rots, sa_waits, sa_waiting, outcomes);
 	ts_rotation_adopt_baselines(a, o, rots, n_rots);
 	count_outcomes(plan, res);
 	for (size_t i = 0; i < plan->n_actions; i++) {
@@ -462,6 +517,7 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 	for (size_t i = 0; i < n_rots; i++)
 		ts_rotation_done(&rots[i]);
 	free(rots);
-	free(reauthed);
+	free(sa_waits);
+	free(sa_waiting);
 	return 0;
 }

@@ -214,6 +214,8 @@ static void observe_cloudflare(const struct ts_agent *a, struct ts_observation *
 	int r;
 
 	r = TS_PLANES(a)->cf_list(TS_PLANES_CTX(a), &o->cf_list, &err);
+	if (r >= 0)
+		(void)ts_cf_tunnel_list_index(&o->cf_list); /* else find scans */
 	if (r == -ENOTCONN) {
 		ts_logf(TS_LOG_WARN, "cloudflare", NULL, "%s", err.detail);
 	} else if (r < 0) {

@@ -1,6 +1,7 @@
 /* The real planes: the adapters' handles and the thin calls the reconcile
  * makes through struct ts_planes_ops. Everything here is I/O; no decision
  * is taken here (the agent's logic lives in observe, rotation and apply). */
+#include "route/route.h"
 #include "reconcile/planes.h"
 
 #include <errno.h>
@@ -17,6 +18,9 @@
 
 #define VICI_TIMEOUT_MS	    10000
 #define IKE_CALL_TIMEOUT_MS 10000
+/* Initiates and reauths: charon detaches after this and carries on; the
+ * pass waits for every SA at once (reconcile/wait.h). */
+#define IKE_REQUEST_TIMEOUT_MS 500
 
 struct real_planes {
 	const struct ts_desired *desired;
@@ -35,6 +39,7 @@ struct real_planes {
 	struct ts_xfrm_owner owner;
 	uint32_t *owner_if_ids;
 	struct ts_xfrm_mark *owner_marks;
+	struct ts_route_sock *routes; /* opened at the first route change */
 };
 
 /* --- clock and events -------------------------------------------------- */
@@ -296,7 +301,7 @@ static int real_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, si
 	r = ts_ike_conn_name(t, conn, sizeof(conn));
 	if (r < 0)
 		return r;
-	r = ts_vici_initiate(p->vici, conn, conn, IKE_CALL_TIMEOUT_MS, err, err_size);
+	r = ts_vici_initiate(p->vici, conn, conn, IKE_REQUEST_TIMEOUT_MS, err, err_size);
 	drain_events(p);
 	return r;
 }
@@ -307,7 +312,7 @@ static int real_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size
 
 	if (!p->vici)
 		return -ENOTCONN;
-	return ts_ike_reauth(p->vici, t, IKE_CALL_TIMEOUT_MS, err, err_size);
+	return ts_ike_reauth(p->vici, t, IKE_REQUEST_TIMEOUT_MS, err, err_size);
 }
 
 static int real_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
@@ -316,7 +321,18 @@ static int real_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, 
 
 	if (!p->vici)
 		return -ENOTCONN;
-	return ts_ike_reinitiate(p->vici, t, IKE_CALL_TIMEOUT_MS, err, err_size);
+	return ts_ike_reinitiate(p->vici, t, IKE_REQUEST_TIMEOUT_MS, err, err_size);
+}
+
+static int real_route_set(void *ctx, const char *ifname, const struct ts_prefix *dst,
+			  uint32_t metric)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_route_set(p->routes, ifname, dst, metric);
 }
 
 static void real_ike_failures(void *ctx, const char *conn, struct ts_ike_failures *ret)
@@ -653,6 +669,7 @@ static const struct ts_planes_ops real_ops = {
 	.ike_initiate = real_ike_initiate,
 	.ike_reauth = real_ike_reauth,
 	.ike_reinitiate = real_ike_reinitiate,
+	.route_set = real_route_set,
 	.ike_failures = real_ike_failures,
 	.ike_failures_reset = real_ike_failures_reset,
 	.ike_mbb_check = real_ike_mbb_check,
@@ -688,6 +705,7 @@ static void real_free(void *ctx)
 		return;
 	ts_xfrm_watch_free(p->watch);
 	ts_xfrm_sock_free(p->xfrm);
+	ts_route_close(p->routes);
 	ts_vici_events_free(p->events);
 	ts_vici_events_free(p->log_events);
 	ts_vici_client_free(p->vici);

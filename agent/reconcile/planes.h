@@ -77,6 +77,9 @@ struct ts_planes_ops {
 	/* Terminates the connection's SAs, then unloads it. */
 	int (*ike_unload_conn)(void *ctx, const char *conn, char *err, size_t err_size);
 	int (*ike_unload_key)(void *ctx, const char *id, char *err, size_t err_size);
+	/* Initiate and reauth request and return at once (charon goes on):
+	 * the caller confirms through observation (reconcile/wait.h). An
+	 * answer "timeout" (-EIO) or -ETIMEDOUT only means "not done yet". */
 	int (*ike_initiate)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
 	int (*ike_reauth)(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size);
 	/* Break-before-make: terminate, then initiate (ts_ike_reinitiate). */
@@ -92,6 +95,12 @@ struct ts_planes_ops {
 	/* Follows charon's "log" events (authentication failures) or stops;
 	 * drained into the failure counters before it stops. 1: changed. */
 	int (*ike_follow_log)(void *ctx, bool want);
+
+	/* --- routes (route/route.h) -------------------------------------- */
+	/* The agent's route to dst through ifname at metric (add, then drop
+	 * its other metrics). NULL: no route plane (tests). */
+	int (*route_set)(void *ctx, const char *ifname, const struct ts_prefix *dst,
+			 uint32_t metric);
 
 	/* --- the kernel -------------------------------------------------- */
 	/* Dumps the XFRM state and matches it against n expectations with the

@@ -50,48 +50,14 @@ void ts_rotation_done(struct ts_rotation *rot)
 
 /* --- confirmation ---------------------------------------------------------- */
 
-static bool kernel_up(struct ts_agent *a, const struct ts_tunnel *t,
-		      const struct ts_ike_observed *io)
-{
-	struct ts_xfrm_snapshot snap = { 0 };
-	struct ts_xfrm_match_result res = { 0 };
-	struct ts_xfrm_expect e;
-	bool up = false;
-
-	if (!a->desired->agent.kernel_xfrm)
-		return true;
-	ts_agent_fill_expect(t, io, &e);
-	if (TS_PLANES(a)->kernel_match(TS_PLANES_CTX(a), &e, 1, &snap, &res) == 0 &&
-	    res.n_tunnels == 1)
-		up = res.tunnels[0].sa_in_alive && res.tunnels[0].sa_out_alive;
-	ts_xfrm_match_result_done(&res);
-	ts_xfrm_snapshot_done(&snap);
-	return up;
-}
-
 int ts_confirm_up(struct ts_agent *a, const struct ts_tunnel *t, uint32_t old_id)
 {
-	const struct ts_planes_ops *ops = TS_PLANES(a);
-	void *ctx = TS_PLANES_CTX(a);
-	ts_usec_t deadline = ops->now_monotonic(ctx) +
-			     (ts_usec_t)a->desired->agent.confirm_timeout * TS_USEC_PER_SEC;
+	struct ts_waiter w = { t, old_id, ts_wait_deadline(a, a->desired->agent.confirm_timeout),
+			       false };
+	struct ts_waiter *wp = &w;
 
-	for (;;) {
-		struct ts_ike_observed io = { 0 };
-		bool ok;
-		int r = ops->ike_observe(ctx, t, 1, &io);
-
-		ok = r == 0 && io.ike_state == TS_IKE_SA_ESTABLISHED &&
-		     (old_id == 0 || io.ike_unique_id != old_id) && ts_agent_installed_child(&io) &&
-		     kernel_up(a, t, &io);
-		ts_ike_observed_done(&io);
-		if (ok)
-			return 0;
-		/* Stopping: unconfirmed is pending (the journal keeps the step). */
-		if (ops->now_monotonic(ctx) >= deadline || ts_cancel_requested())
-			return -ETIMEDOUT;
-		ops->wait(ctx, CONFIRM_POLL_MS);
-	}
+	ts_wait_up(a, &wp, 1);
+	return w.up ? 0 : -ETIMEDOUT;
 }
 
 /* --- step 1 ------------------------------------------------------------------ */
@@ -395,6 +361,8 @@ static void remote_baseline(struct ts_agent *a, struct ts_rotation *rots, size_t
 	if (!wanted)
 		return;
 	r = ops->cf_list(ctx, &list, &err);
+	if (r >= 0)
+		(void)ts_cf_tunnel_list_index(&list); /* else find scans */
 	if (r < 0) {
 		char buf[512];
 
@@ -507,14 +475,18 @@ static int commit(struct ts_agent *a, struct ts_rotation *rot)
 	return 0;
 }
 
-/* The journal holds the key Cloudflare has (step remote). */
-static int local_step(struct ts_agent *a, struct ts_rotation *rot)
+/* Step 3, requested: the journal holds the key Cloudflare has (step
+ * remote); the key and connection are loaded and the reauthentication (or
+ * initiation) requested. The confirmation is waited for with every other
+ * wait of the pass (ts_rotation_local_finish). */
+static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 {
 	const struct ts_planes_ops *ops = TS_PLANES(a);
 	void *ctx = TS_PLANES_CTX(a);
 	const struct ts_tunnel *t = rot->t;
 	struct ts_ike_observed before = { 0 };
 	uint32_t old_id = 0;
+	bool drained;
 	char err[256] = "";
 	int r;
 
@@ -531,6 +503,8 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 		return r;
 	}
 	ts_crash_point("rotate:local-loaded");
+	/* A member in service: its siblings carry the traffic meanwhile. */
+	drained = old_id && ts_agent_routes_drain(a, t);
 	if (old_id && ops->ike_reinitiate && ts_agent_reauth_fallback(a, &rot->e)) {
 		ts_logf(TS_LOG_WARN, "ike", t->name,
 			"the rotation's reauthentication has not come up for %u s (a peer that "
@@ -547,11 +521,25 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 				err[0] ? err : strerror(-r));
 	} else {
 		/* No IKE SA to reauthenticate: bring one up with the new key. The
-		 * outcome is confirmed below, whatever initiate says. */
+		 * outcome is confirmed by the wait, whatever initiate says. */
 		(void)ops->ike_initiate(ctx, t, NULL, 0);
 	}
-	r = ts_confirm_up(a, t, old_id);
-	if (r < 0) {
+	rot->wait =
+		(struct ts_waiter){ t, old_id,
+				    ts_wait_deadline(a, a->desired->agent.confirm_timeout), false };
+	rot->waiting = true;
+	return 0;
+}
+
+/* Step 3 confirmed (or not) and step 4. */
+static int local_finish(struct ts_agent *a, struct ts_rotation *rot)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	const struct ts_tunnel *t = rot->t;
+	int r;
+
+	if (!rot->wait.up) {
 		ts_logf(TS_LOG_WARN, "ike", t->name,
 			"new key %s loaded, but the tunnel is not up within %u s: rotation left "
 			"pending at step remote",
@@ -559,12 +547,14 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 		ts_outcome_set(rot->out, TS_OUTCOME_PENDING,
 			       "not confirmed up within %u s after the key change",
 			       a->desired->agent.confirm_timeout);
-		return r;
+		return -ETIMEDOUT;
 	}
 	ts_log_fields(TS_LOG_INFO, "ike", t->name,
 		      &(struct ts_log_fields){ .fingerprint = rot->e.new_fingerprint,
 					       .generation = rot->e.generation },
 		      "up with the new key %s", rot->e.new_fingerprint);
+	if (drained)
+		ts_agent_routes_restore(a, t);
 	rot->e.step = TS_JOURNAL_LOCAL;
 	r = ops->store_advance(ctx, &rot->e);
 	if (r < 0) {
@@ -579,7 +569,19 @@ static int local_step(struct ts_agent *a, struct ts_rotation *rot)
 	return commit(a, rot);
 }
 
-void ts_rotation_local(struct ts_agent *a, struct ts_rotation *rots, size_t n)
+static void set_local_outcome(struct ts_rotation *rot, int r)
+{
+	if (r < 0 && rot->out->error)
+		rot->out->status = TS_OUTCOME_FAILED; /* the store failed */
+	else if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)
+		rot->out->status = TS_OUTCOME_PENDING;
+	else if (r < 0)
+		rot->out->status = TS_OUTCOME_FAILED;
+	else
+		rot->out->status = TS_OUTCOME_APPLIED;
+}
+
+void ts_rotation_local_request(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct ts_rotation *rot = &rots[i];
@@ -594,18 +596,21 @@ void ts_rotation_local(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 			continue;
 		}
 		if (rot->e.step == TS_JOURNAL_REMOTE) {
-			r = local_step(a, rot);
-			if (r < 0 && rot->out->error)
-				rot->out->status = TS_OUTCOME_FAILED; /* the store failed */
-			else if (r == -ETIMEDOUT || r == -ENOTCONN || r == -EIO)
-				rot->out->status = TS_OUTCOME_PENDING;
-			else if (r < 0)
-				rot->out->status = TS_OUTCOME_FAILED;
-			else
-				rot->out->status = TS_OUTCOME_APPLIED;
+			r = local_request(a, rot);
+			if (r < 0)
+				set_local_outcome(rot, r);
 		} else if (rot->e.step == TS_JOURNAL_LOCAL || rot->e.step == TS_JOURNAL_COMMITTED) {
 			rot->out->status =
 				commit(a, rot) < 0 ? TS_OUTCOME_FAILED : TS_OUTCOME_APPLIED;
 		}
 	}
+}
+
+void ts_rotation_local_finish(struct ts_agent *a, struct ts_rotation *rots, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rots[i].waiting) {
+			set_local_outcome(&rots[i], local_finish(a, &rots[i]));
+			rots[i].waiting = false;
+		}
 }

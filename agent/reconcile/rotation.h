@@ -6,12 +6,15 @@
 
 #include "core/util.h"
 #include "reconcile/agent_internal.h"
+#include "reconcile/wait.h"
 
 struct ts_rotation {
 	const struct ts_tunnel *t;
 	struct ts_journal_entry e; /* as journaled; owns e.new_key */
 	bool journaled;		   /* still in flight this pass */
 	bool resumed;		   /* from a journal entry an earlier pass left */
+	bool waiting;		   /* step 3 requested, confirmation awaited */
+	struct ts_waiter wait;
 	struct ts_action_outcome *out;
 };
 void ts_rotation_done(struct ts_rotation *rot);
@@ -29,8 +32,11 @@ int ts_rotation_remote(struct ts_agent *a, struct ts_rotation *rots, size_t n);
  * observation's list, unless a rotation of this pass touched the tunnel. */
 void ts_rotation_adopt_baselines(struct ts_agent *a, const struct ts_observation *o,
 				 const struct ts_rotation *rots, size_t n);
-/* Steps 3 and 4 for every rotation at remote (or later), one at a time. */
-void ts_rotation_local(struct ts_agent *a, struct ts_rotation *rots, size_t n);
+/* Step 3 requested for every rotation at remote (their waits join the
+ * pass's others, wait.h); rotations at local or committed are committed. */
+void ts_rotation_local_request(struct ts_agent *a, struct ts_rotation *rots, size_t n);
+/* After the wait: step 3 confirmed or left pending, then step 4. */
+void ts_rotation_local_finish(struct ts_agent *a, struct ts_rotation *rots, size_t n);
 
 /* Waits until the tunnel has an IKE SA other than old_id (any, when 0)
  * that is established with a CHILD SA installed, and the kernel's ESP

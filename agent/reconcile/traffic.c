@@ -1,12 +1,19 @@
 /* Owns what the agent does for the traffic of its tunnels beyond the
  * planes' agreement: whether the running charon reauthenticates
  * make-before-break (checked at start and after every charon restart,
- * logged loudly when not, carried into status and metrics) and which
- * events the event connection subscribes to. */
+ * logged loudly when not, carried into status and metrics), which
+ * events the event connection subscribes to, the break-before-make
+ * fallback, and the routes it owns (drained to a redundancy group's
+ * siblings while a member is reauthenticated or down). */
 #include "reconcile/agent_internal.h"
+
+#include <string.h>
 
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "reconcile/planes.h"
+#include "route/route.h"
+#include "xfrm/xfrm.h"
 
 void ts_agent_check_mbb(struct ts_agent *a)
 {
@@ -75,4 +82,117 @@ bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_
 
 	return e && e->started_at > 0 &&
 	       now - e->started_at > (ts_usec_t)a->desired->agent.confirm_timeout * TS_USEC_PER_SEC;
+}
+
+/* --- routes ------------------------------------------------------------- */
+
+static bool has_routes(const struct ts_tunnel *t)
+{
+	return t->routes.ifname[0] && t->routes.n;
+}
+
+static bool obs_up(const struct ts_observed_tunnel *ot)
+{
+	return ot && ot->ike.ok && ot->ike.sa_state == TS_OBS_SA_ESTABLISHED && ot->ike.child_up &&
+	       (!ot->kernel.ok || ot->kernel.sa_pair_ok);
+}
+
+static int set_routes(struct ts_agent *a, const struct ts_tunnel *t, uint32_t offset)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	int r = 0;
+
+	if (!ops->route_set)
+		return 0;
+	for (size_t i = 0; i < t->routes.n; i++) {
+		int k = ops->route_set(TS_PLANES_CTX(a), t->routes.ifname, &t->routes.dst[i],
+				       t->routes.metric[i] + offset);
+
+		if (k < 0 && r == 0)
+			r = k;
+	}
+	if (r < 0)
+		ts_logf(TS_LOG_WARN, "kernel", t->name, "cannot set the routes through %s: %s",
+			t->routes.ifname, strerror(-r));
+	return r;
+}
+
+/* Another local member of t's group with routes (up in o, when o given). */
+static bool sibling_path(const struct ts_agent *a, const struct ts_tunnel *t,
+			 const struct ts_observation *o)
+{
+	const struct ts_desired *d = a->desired;
+
+	if (!t->redundancy_group[0])
+		return false;
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_tunnel *s = &d->tunnels[i];
+
+		if (s == t || !ts_streq(s->redundancy_group, t->redundancy_group) || !s->enabled ||
+		    !ts_tunnel_is_local(s, d->agent.node_name) || !has_routes(s))
+			continue;
+		if (!o || obs_up(ts_observed_find(&o->observed, s->name)))
+			return true;
+	}
+	return false;
+}
+
+void ts_agent_routes_sync(struct ts_agent *a, const struct ts_observation *o)
+{
+	const struct ts_desired *d = a->desired;
+
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_tunnel *t = &d->tunnels[i];
+		const struct ts_observed_tunnel *ot;
+		bool drain;
+
+		if (!has_routes(t) || !t->enabled || !ts_tunnel_is_local(t, d->agent.node_name))
+			continue;
+		ot = ts_observed_find(&o->observed, t->name);
+		/* Only what was read decides: an unread IKE plane drains nothing. */
+		drain = ot && ot->ike.ok && !obs_up(ot) && sibling_path(a, t, o);
+		(void)set_routes(a, t, drain ? TS_ROUTE_DRAIN_OFFSET : 0);
+	}
+}
+
+bool ts_agent_routes_drain(struct ts_agent *a, const struct ts_tunnel *t)
+{
+	if (!has_routes(t) || !sibling_path(a, t, NULL))
+		return false;
+	if (set_routes(a, t, TS_ROUTE_DRAIN_OFFSET) < 0)
+		return false;
+	ts_logf(TS_LOG_INFO, "kernel", t->name, "routes through %s drained to the group's siblings",
+		t->routes.ifname);
+	return true;
+}
+
+void ts_agent_routes_restore(struct ts_agent *a, const struct ts_tunnel *t)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	ts_usec_t end = ops->now_monotonic(ctx) + 3 * TS_USEC_PER_SEC;
+
+	/* Inbound packets on the new pair: the edge sends through it. */
+	while (a->desired->agent.kernel_xfrm && ops->now_monotonic(ctx) < end) {
+		struct ts_ike_observed io = { 0 };
+		struct ts_xfrm_snapshot snap = { 0 };
+		struct ts_xfrm_match_result res = { 0 };
+		struct ts_xfrm_expect e;
+		bool in = false;
+
+		if (ops->ike_observe(ctx, t, 1, &io) == 0) {
+			ts_agent_fill_expect(t, &io, &e);
+			if (ops->kernel_match(ctx, &e, 1, &snap, &res) == 0 && res.n_tunnels == 1)
+				in = res.tunnels[0].packets_in > 0;
+			ts_xfrm_match_result_done(&res);
+			ts_xfrm_snapshot_done(&snap);
+		}
+		ts_ike_observed_done(&io);
+		if (in)
+			break;
+		ops->wait(ctx, 100);
+	}
+	if (set_routes(a, t, 0) == 0)
+		ts_logf(TS_LOG_INFO, "kernel", t->name, "routes through %s restored",
+			t->routes.ifname);
 }

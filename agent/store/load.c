@@ -181,8 +181,11 @@ int ts_store_load(struct ts_store *s, struct ts_store_state **ret_state)
 		return r;
 	}
 	/* Sorted by tunnel for look-ups by name (one per tunnel per pass). */
-	qsort(st->records, st->n_records, sizeof(*st->records), cmp_record);
-	qsort(st->journal, st->n_journal, sizeof(*st->journal), cmp_journal);
+	/* qsort(NULL, 0, ...) is undefined (UBSan says so): an empty store. */
+	if (st->n_records)
+		qsort(st->records, st->n_records, sizeof(*st->records), cmp_record);
+	if (st->n_journal)
+		qsort(st->journal, st->n_journal, sizeof(*st->journal), cmp_journal);
 	if (st->n_problems) {
 		const struct ts_store_problem *p = &st->problems[st->n_problems - 1];
 
@@ -212,7 +215,8 @@ const struct ts_key_record *ts_store_state_record(const struct ts_store_state *s
 {
 	struct ts_key_record key;
 
-	if (!st || !tunnel || ts_strlcpy(key.tunnel, tunnel, sizeof(key.tunnel)) < 0)
+	if (!st || !st->n_records || !tunnel ||
+	    ts_strlcpy(key.tunnel, tunnel, sizeof(key.tunnel)) < 0)
 		return NULL;
 	return bsearch(&key, st->records, st->n_records, sizeof(key), cmp_record);
 }
@@ -222,7 +226,8 @@ const struct ts_journal_entry *ts_store_state_journal(const struct ts_store_stat
 {
 	struct ts_journal_entry key;
 
-	if (!st || !tunnel || ts_strlcpy(key.tunnel, tunnel, sizeof(key.tunnel)) < 0)
+	if (!st || !st->n_journal || !tunnel ||
+	    ts_strlcpy(key.tunnel, tunnel, sizeof(key.tunnel)) < 0)
 		return NULL;
 	return bsearch(&key, st->journal, st->n_journal, sizeof(key), cmp_journal);
 }

@@ -8,10 +8,10 @@
 # brought the tunnel back was done. t0 is taken just before swanctl runs,
 # so the first and last figures include swanctl's own start.
 # Prints median and p95; asserts no time. Root only (exit 77 otherwise).
-# Usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS]  (TRIALS: 15)
+# Usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS]  (TRIALS: 8)
 set -eu
 E2E_TS=${1:?usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS]}
-TRIALS=${2:-${BENCH_TRIALS:-15}}
+TRIALS=${2:-${BENCH_TRIALS:-8}}
 E2E_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$E2E_ROOT/tests/e2e/lib.sh"
 e2e_require

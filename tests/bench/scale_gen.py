@@ -20,6 +20,7 @@ config data, never assigned.
 import argparse
 import json
 import os
+import secrets
 
 ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 GW = "203.0.113.10"
@@ -101,19 +102,25 @@ def seed(a):
 
 
 def swanctl(a):
-    """Connections as the agent renders them closely enough for
-    list-conns to answer with N entries (the agent's own load-conns would
-    replace them; the benchmark measures reading them)."""
+    """N connections and shared keys (random, never used) for the
+    gateway charon: what list-conns and get-shared answer is of the size
+    the agent reads, though not the agent's exact rendering (its plan then
+    reloads them; the benchmark measures reading and planning)."""
     with open(a.out, "w") as f:
         f.write("connections {\n")
         for i in range(a.n):
             f.write(
-                " %s {\n  version = 2\n  local_addrs = %s\n  remote_addrs = %s\n"
+                " ts-%s {\n  version = 2\n  local_addrs = %s\n  remote_addrs = %s\n"
                 "  local { auth = psk\n   id = %s.%s.ipsec.cloudflare.com }\n"
                 "  remote { auth = psk\n   id = %s }\n"
-                "  children { %s {\n   local_ts = 0.0.0.0/0\n   remote_ts = 0.0.0.0/0\n"
+                "  children { ts-%s {\n   local_ts = 0.0.0.0/0\n   remote_ts = 0.0.0.0/0\n"
                 "   if_id_in = %d\n   if_id_out = %d\n   start_action = none\n  } }\n }\n"
                 % (name(i), GW, edge(i), tid(i), ACCOUNT, edge(i), name(i), if_id(i), if_id(i)))
+        f.write("}\nsecrets {\n")
+        for i in range(a.n):
+            f.write(" ike-ts-%s {\n  id-gw = %s.%s.ipsec.cloudflare.com\n  id-edge = %s\n"
+                    "  secret = 0x%s\n }\n"
+                    % (name(i), tid(i), ACCOUNT, edge(i), secrets.token_hex(32)))
         f.write("}\n")
 
 

@@ -107,6 +107,12 @@ for _ in range(200):
         silent.append(socket.create_connection(addr, timeout=2))
     except OSError:
         pass
+# a probe among them is answered at once (the cap is above 200)
+p = socket.create_connection(addr, timeout=2)
+p.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+head = p.recv(64)
+assert head[:9] in (b"HTTP/1.0 ", b"HTTP/1.1 ") and head[9:12] == b"200", head
+p.close()
 t = socket.create_connection(addr, timeout=5)
 for i, b in enumerate(b"GET /healthz HTTP/1.1\r\n"):
     try:

@@ -34,6 +34,13 @@
 #   bbm        the gateway's charon restarted without the snippet: the
 #              daemon warns (log, status); a rotation's loss is printed
 #              (break-before-make: a figure, not a guarantee), healed
+#   pair       both tunnels in a redundancy group with agent-owned routes to
+#              192.0.2.100/32 (metric 100 via e2e-a, 200 via e2e-b), charon
+#              still break-before-make: rotating e2e-a drains its route
+#              (+10000) to e2e-b, restores it after: 0 lost for the pair flow
+#   settle     e2e-b's key regenerated right after: plan shows the
+#              group-settling deferral with the time left; rotated once
+#              the window is over
 # Every scenario prints a line "TRAFFIC scenario tunnel sent lost outage_ms"
 # and the table is printed at the end.
 #
@@ -50,7 +57,7 @@ E2E_GROUP=
 E2E_CHARON_INCLUDE=$E2E_ROOT/contrib/strongswan/tunnelsync.conf
 E2E_CONFIRM_TIMEOUT=${E2E_CONFIRM_TIMEOUT:-60}
 # What the design guarantees, with make-before-break, at 100 pps.
-LONE_MAX=${TRAFFIC_LONE_MAX:-5}
+LONE_MAX=${TRAFFIC_LONE_MAX:-10}
 HEAL_MAX=${TRAFFIC_HEAL_MAX:-20}
 FLOW=$E2E_ROOT/tests/kernel/udpflow.py
 PORT=7000
@@ -108,8 +115,12 @@ ip netns exec "$E2E_NS_EDGE" /usr/bin/python3 "$FLOW" echo "$PORT" </dev/null \
 	>"$E2E_DIR/echo.log" 2>&1 &
 ECHO_PID=$!
 
-flow_src() { [ "$1" = e2e-a ] && echo 10.213.0.0 || echo 10.213.0.2; }
-flow_dst() { [ "$1" = e2e-a ] && echo 10.213.0.1 || echo 10.213.0.3; }
+flow_src() {
+	case $1 in e2e-a) echo 10.213.0.0 ;; e2e-b) echo 10.213.0.2 ;; pair) echo 192.0.2.10 ;; esac
+}
+flow_dst() {
+	case $1 in e2e-a) echo 10.213.0.1 ;; e2e-b) echo 10.213.0.3 ;; pair) echo 192.0.2.100 ;; esac
+}
 
 # flow_start NAME...: one flow per tunnel, results in flows/SCENARIO-NAME.
 flow_start() {
@@ -140,7 +151,11 @@ flow_wait_healed() {
 	end=$(($(date +%s) + $2))
 	while :; do
 		set -- $(cat "$E2E_DIR/flows/$SCENARIO-$n.live" 2>/dev/null || echo "0 -1")
-		[ $(($1 - $2)) -lt 10 ] && return 0
+		# Then 2 s more: the old SAs of the peer go away just after.
+		if [ $(($1 - $2)) -lt 10 ]; then
+			sleep 2
+			return 0
+		fi
 		[ "$(date +%s)" -lt "$end" ] || e2e_fail "$SCENARIO: $n carries no traffic after ${end}s"
 		sleep 0.2
 	done
@@ -404,6 +419,97 @@ flow_wait_healed e2e-b "$HEAL_MAX"
 flow_stop
 assert_healed e2e-b "$HEAL_MAX"
 assert_lost_at_most e2e-a 0
+
+SCENARIO=pair
+e2e_say "$SCENARIO: a redundant pair with agent-owned routes (a metric 100, b 200), charon still break-before-make: rotating e2e-a drains its routes to e2e-b"
+# The gateway's LAN address and the far side's, reached over either tunnel;
+# the edge answers over e2e-b (as an edge would over a healthy tunnel).
+ip -n "$E2E_NS_GW" addr add 192.0.2.10/32 dev lo
+ip -n "$E2E_NS_EDGE" addr add 192.0.2.100/32 dev lo
+ip -n "$E2E_NS_EDGE" route add 192.0.2.10/32 dev vti-b metric 100
+ip -n "$E2E_NS_EDGE" route add 192.0.2.10/32 dev vti-a metric 200
+/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+ts = c["tunnelsync:tunnelsync"]
+for t, dev, metric in zip(ts["tunnels"]["tunnel"], ("vti-a", "vti-b"), (100, 200)):
+    t["redundancy-group"] = "pair"
+    t["routes"] = {"interface": dev, "route": [{"prefix": "192.0.2.100/32", "metric": metric}]}
+json.dump(c, open(p, "w"), indent=2)
+PY
+kill -HUP "$DPID"
+i=0
+until [ "$(ip -n "$E2E_NS_GW" route show 192.0.2.100/32 proto 182 | wc -l)" -eq 2 ]; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || e2e_fail "pair: the daemon did not install its routes: $(ip -n "$E2E_NS_GW" route)"
+	sleep 0.2
+done
+ip -n "$E2E_NS_GW" route show 192.0.2.100/32 | grep -q 'dev vti-a proto 182 scope link metric 100' ||
+	e2e_fail "pair: no route via vti-a at metric 100: $(ip -n "$E2E_NS_GW" route)"
+wait_synced 30
+flow_start pair e2e-a
+lines=$(wc -l <"$E2E_DIR/daemon.log")
+e2e_api POST "/$E2E_ID_A/psk_generate" '{}' >/dev/null
+# SIGHUP now and then saves the daemon's retry delay.
+i=0
+until tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q 'e2e-a: rotation committed'; do
+	i=$((i + 1))
+	[ $i -lt 300 ] || e2e_fail "pair: e2e-a was not rotated"
+	[ $((i % 20)) -ne 1 ] || kill -HUP "$DPID"
+	sleep 0.25
+done
+wait_synced 30
+flow_stop
+tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q 'e2e-a: routes through vti-a drained' ||
+	e2e_fail "pair: the daemon did not drain e2e-a's routes"
+tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q 'e2e-a: routes through vti-a restored' ||
+	e2e_fail "pair: the daemon did not restore e2e-a's routes"
+ip -n "$E2E_NS_GW" route show 192.0.2.100/32 | grep -q 'dev vti-a proto 182 scope link metric 100' ||
+	e2e_fail "pair: e2e-a's route not back at metric 100: $(ip -n "$E2E_NS_GW" route)"
+e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+assert_lost_at_most pair 0
+assert_healed e2e-a "$HEAL_MAX"
+
+SCENARIO=settle
+e2e_say "$SCENARIO: e2e-b's key regenerated right after e2e-a rotated: it waits for the settle window (20 s here)"
+/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["tunnelsync:tunnelsync"]["agent"]["traffic"]["settle-time"] = 20
+json.dump(c, open(p, "w"), indent=2)
+PY
+kill -HUP "$DPID"
+e2e_api POST "/$E2E_ID_B/psk_generate" '{}' >/dev/null
+rc=0
+e2e_ts plan-json plan --json || rc=$?
+# A plan of deferrals only exits 0 (nothing to apply now).
+[ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || e2e_fail "settle: plan exited $rc"
+/usr/bin/python3 - "$E2E_LAST_OUT" <<'PY' || e2e_fail "settle: plan shows no settle deferral with the time left"
+import json, re, sys
+acts = json.load(open(sys.argv[1]))["actions"]
+ok = [a for a in acts if a["kind"] == "defer-rotation" and a["tunnel"] == "e2e-b"
+      and a["cause"] == "group-settling" and re.search(r"\d+ s left", a["reason"])]
+for a in ok:
+    print("   %s %s: %s" % (a["kind"], a["tunnel"], a["reason"]))
+if not ok:
+    print(json.dumps(acts, indent=1), file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
+# Once the window is over the plan rotates e2e-b (the daemon would retry
+# by itself; SIGHUP saves the wait).
+i=0
+while :; do
+	E2E_QUIET=1 e2e_ts plan-json plan --json >/dev/null 2>&1 || true
+	grep -q '"group-settling"' "$E2E_LAST_OUT" || break
+	i=$((i + 1))
+	[ $i -lt 60 ] || e2e_fail "settle: still deferred after 30 s"
+	sleep 0.5
+done
+kill -HUP "$DPID"
+wait_synced 45
+e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
 
 kill -TERM "$DPID"
 wait "$DPID" || e2e_fail "the daemon did not stop cleanly"

@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "fake_planes.h"
+#include "reconcile/wait.h"
 #include "store/store.h"
 
 static int setup(void **state)
@@ -367,6 +368,63 @@ static void test_rotate_file_unchanged(void **state)
 	f->t[0].psk.file = NULL;
 }
 
+/* Issue 9: the waits of one pass run together. 20 tunnels whose peers do
+ * not answer: one initiate timeout for the pass, not 20 in a row; the same
+ * for 20 rotations waiting for their confirmation. Times are the fake
+ * clock's (wait() advances it), printed as the measurement. */
+static ts_usec_t timed_pass(struct fake *f, const char *const *forced, size_t n,
+			    struct ts_pass_result *res)
+{
+	ts_usec_t t0 = f->mono;
+
+	assert_int_equal(fake_pass(f, forced, n, res), 0);
+	return f->mono - t0 - 60 * TS_USEC_PER_SEC; /* fake_pass adds 60 s after */
+}
+
+static void test_waits_run_together(void **state)
+{
+	struct fake *f = *state;
+	const char *names[20];
+	struct ts_pass_result res;
+	ts_usec_t took;
+
+	fake_done(f);
+	fake_init(f, 20);
+	bootstrap(f);
+	for (size_t i = 0; i < 20; i++) {
+		f->ike[i].up = false;
+		f->ike[i].ike_id = 0;
+		f->ike[i].reachable = false;
+		names[i] = f->t[i].name;
+	}
+	took = timed_pass(f, NULL, 0, &res);
+	assert_int_equal(res.n_pending, 20);
+	ts_pass_result_done(&res);
+	print_message("20 unreachable tunnels: initiates waited %.2f s in all (one wait: %u s)\n",
+		      (double)took / TS_USEC_PER_SEC, f->d.agent.confirm_timeout);
+	/* One wait (min(confirm-timeout, TS_INITIATE_WAIT_S) = 5 s), not 20 x 5 s. */
+	assert_true(took <= (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC);
+	assert_true(took >= (ts_usec_t)(f->d.agent.confirm_timeout - 1) * TS_USEC_PER_SEC);
+
+	f->d.agent.max_rotations_per_pass = 0;
+	took = timed_pass(f, names, 20, &res);
+	assert_int_equal(res.n_failed, 0);
+	ts_pass_result_done(&res);
+	print_message("20 rotations, peers unreachable: confirmations waited %.2f s in all "
+		      "(confirm-timeout %u s)\n",
+		      (double)took / TS_USEC_PER_SEC, f->d.agent.confirm_timeout);
+	assert_true(took <= (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC);
+	for (size_t i = 0; i < 20; i++) {
+		assert_int_equal(fake_journal_step(f, i), TS_JOURNAL_REMOTE);
+		assert_true(fake_key_safe(f, i));
+		f->ike[i].reachable = true;
+	}
+	/* Reachable again: every one confirmed and committed. */
+	assert_true(fake_settle(f, 2) > 0);
+	for (size_t i = 0; i < 20; i++)
+		assert_true(fake_in_agreement(f, i));
+}
+
 /* --- declared changes (update-conn, update-tunnel) --------------------------- */
 
 static const struct ts_action *find_action(const struct ts_plan *plan, enum ts_action_kind k,
@@ -584,6 +642,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_file_unchanged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waits_run_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_applied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_without_record, setup, teardown),

@@ -1,0 +1,92 @@
+/* Concurrent waits for SAs (wait.h). */
+#include "reconcile/wait.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cancel.h"
+#include "reconcile/agent_internal.h"
+#include "xfrm/xfrm.h"
+
+#define POLL_MS 250
+
+ts_usec_t ts_wait_deadline(struct ts_agent *a, unsigned seconds)
+{
+	return TS_PLANES(a)->now_monotonic(TS_PLANES_CTX(a)) + (ts_usec_t)seconds * TS_USEC_PER_SEC;
+}
+
+/* One round: observes the k tunnels of pending[] and marks those up. */
+static void round_up(struct ts_agent *a, struct ts_waiter **pending, size_t k)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	struct ts_tunnel *tunnels = calloc(k, sizeof(*tunnels));
+	struct ts_ike_observed *io = calloc(k, sizeof(*io));
+	struct ts_xfrm_expect *expect = calloc(k, sizeof(*expect));
+	struct ts_xfrm_snapshot snap = { 0 };
+	struct ts_xfrm_match_result res = { 0 };
+	bool *ike_up = calloc(k, sizeof(*ike_up));
+	bool kernel_read = false;
+
+	if (!tunnels || !io || !expect || !ike_up)
+		goto out;
+	for (size_t i = 0; i < k; i++)
+		tunnels[i] = *pending[i]->t; /* a shallow copy: read only */
+	if (ops->ike_observe(ctx, tunnels, k, io) < 0)
+		goto out;
+	for (size_t i = 0; i < k; i++) {
+		ike_up[i] =
+			io[i].ike_state == TS_IKE_SA_ESTABLISHED &&
+			(pending[i]->old_id == 0 || io[i].ike_unique_id != pending[i]->old_id) &&
+			ts_agent_installed_child(&io[i]);
+		ts_agent_fill_expect(pending[i]->t, &io[i], &expect[i]);
+	}
+	if (a->desired->agent.kernel_xfrm)
+		kernel_read =
+			ops->kernel_match(ctx, expect, k, &snap, &res) == 0 && res.n_tunnels == k;
+	for (size_t i = 0; i < k; i++)
+		pending[i]->up = ike_up[i] && (!a->desired->agent.kernel_xfrm ||
+					       (kernel_read && res.tunnels[i].sa_in_alive &&
+						res.tunnels[i].sa_out_alive));
+out:
+	for (size_t i = 0; io && i < k; i++)
+		ts_ike_observed_done(&io[i]);
+	ts_xfrm_match_result_done(&res);
+	ts_xfrm_snapshot_done(&snap);
+	free(tunnels);
+	free(io);
+	free(expect);
+	free(ike_up);
+}
+
+void ts_wait_up(struct ts_agent *a, struct ts_waiter *const *waiters, size_t n)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	struct ts_waiter **pending = calloc(n + 1, sizeof(*pending));
+
+	if (!pending)
+		return;
+	for (size_t i = 0; i < n; i++)
+		waiters[i]->up = false;
+	for (bool first = true;; first = false) {
+		ts_usec_t now = ops->now_monotonic(ctx);
+		size_t k = 0;
+
+		/* The first round looks at every waiter, even one whose time is
+		 * up already (confirm-timeout 0: one look). */
+		for (size_t i = 0; i < n; i++)
+			if (!waiters[i]->up && (first || now < waiters[i]->deadline))
+				pending[k++] = waiters[i];
+		if (k == 0 || ts_cancel_requested())
+			break;
+		round_up(a, pending, k);
+		k = 0;
+		for (size_t i = 0; i < n; i++)
+			k += !waiters[i]->up && ops->now_monotonic(ctx) < waiters[i]->deadline;
+		if (k == 0)
+			break;
+		ops->wait(ctx, POLL_MS);
+	}
+	free(pending);
+}

@@ -1,0 +1,32 @@
+/* Waiting for SAs, all of a pass's at once: the rotations' reauthentications,
+ * the initiates and the reauths are requested first (none blocks), then one
+ * loop observes every tunnel still waited for per round (one set of VICI
+ * calls, one kernel dump) until each is up or past its own deadline. A pass
+ * lasts as long as its slowest wait, not their sum. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/timeutil.h"
+#include "model/tunnel.h"
+
+struct ts_agent;
+
+/* An initiate is given this long (at most confirm-timeout), as charon's
+ * blocking initiate was before the waits ran together. */
+#define TS_INITIATE_WAIT_S 10
+
+struct ts_waiter {
+	const struct ts_tunnel *t;
+	uint32_t old_id;    /* up means an IKE SA other than this one (0: any) */
+	ts_usec_t deadline; /* monotonic, from ts_wait_deadline() */
+	bool up;	    /* set by ts_wait_up() */
+};
+
+/* now + seconds on the planes' monotonic clock. */
+ts_usec_t ts_wait_deadline(struct ts_agent *a, unsigned seconds);
+/* Up: the IKE SA established (not old_id), a CHILD SA installed and, with
+ * kernel-xfrm, the kernel's ESP pair alive. Returns when every waiter is up
+ * or past its deadline, or the agent is stopping. */
+void ts_wait_up(struct ts_agent *a, struct ts_waiter *const *waiters, size_t n);

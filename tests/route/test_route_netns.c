@@ -1,0 +1,128 @@
+/* The route adapter (agent/route) against this machine's kernel, in a
+ * network namespace of its own (unshare; root): moving a route's metric
+ * keeps the prefix routed at every step, only the agent's routes (its
+ * protocol) are touched, a missing interface is -ENODEV. Exit 77 without
+ * root. */
+#include <errno.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "route/route.h"
+
+static struct ts_route_sock *sock;
+
+static void sh(const char *cmd)
+{
+	if (system(cmd) != 0)
+		fail_msg("command failed: %s", cmd);
+}
+
+/* Lines of `ip -4 route show CMD`. */
+static int routes(const char *filter)
+{
+	char cmd[256], line[256];
+	FILE *f;
+	int n = 0;
+
+	snprintf(cmd, sizeof(cmd), "ip -4 route show %s", filter);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n++;
+	pclose(f);
+	return n;
+}
+
+static struct ts_prefix pfx(const char *s)
+{
+	struct ts_prefix p;
+
+	assert_int_equal(ts_prefix_parse(s, &p), 0);
+	return p;
+}
+
+static void test_set_move_get(void **state)
+{
+	struct ts_prefix net = pfx("192.0.2.0/24");
+	uint32_t m = 0;
+
+	(void)state;
+	assert_int_equal(ts_route_get(sock, "tsr0", &net, &m), -ENOENT);
+	assert_int_equal(ts_route_set(sock, "tsr0", &net, 100), 0);
+	assert_int_equal(ts_route_get(sock, "tsr0", &net, &m), 0);
+	assert_int_equal(m, 100);
+	assert_int_equal(routes("192.0.2.0/24 dev tsr0 proto 182 metric 100"), 1);
+	/* Idempotent. */
+	assert_int_equal(ts_route_set(sock, "tsr0", &net, 100), 0);
+	assert_int_equal(routes("192.0.2.0/24 proto 182"), 1);
+	/* Drained: one owned route, the new metric. */
+	assert_int_equal(ts_route_set(sock, "tsr0", &net, 100 + TS_ROUTE_DRAIN_OFFSET), 0);
+	assert_int_equal(routes("192.0.2.0/24 proto 182"), 1);
+	assert_int_equal(routes("192.0.2.0/24 dev tsr0 proto 182 metric 10100"), 1);
+	assert_int_equal(ts_route_set(sock, "tsr0", &net, 100), 0);
+	assert_int_equal(routes("192.0.2.0/24 proto 182 metric 100"), 1);
+	assert_int_equal(routes("192.0.2.0/24 proto 182"), 1);
+}
+
+/* A route of someone else to the same prefix and device stays. */
+static void test_foreign_untouched(void **state)
+{
+	struct ts_prefix net = pfx("203.0.113.0/24");
+	uint32_t m = 0;
+
+	(void)state;
+	sh("ip route add 203.0.113.0/24 dev tsr0 metric 300 proto static");
+	assert_int_equal(ts_route_get(sock, "tsr0", &net, &m), -ENOENT);
+	assert_int_equal(ts_route_set(sock, "tsr0", &net, 50), 0);
+	assert_int_equal(ts_route_set(sock, "tsr0", &net, 60), 0);
+	assert_int_equal(routes("203.0.113.0/24 proto static metric 300"), 1);
+	assert_int_equal(routes("203.0.113.0/24 proto 182"), 1);
+	/* The sibling's route (another device) is not ours to move either. */
+	assert_int_equal(ts_route_set(sock, "tsr1", &net, 200), 0);
+	assert_int_equal(routes("203.0.113.0/24 proto 182"), 2);
+	assert_int_equal(ts_route_set(sock, "tsr0", &net, 10050), 0);
+	assert_int_equal(routes("203.0.113.0/24 dev tsr1 proto 182 metric 200"), 1);
+}
+
+static void test_bad_input(void **state)
+{
+	struct ts_prefix net = pfx("192.0.2.0/24"), v6 = pfx("2001:db8::/64");
+
+	(void)state;
+	assert_int_equal(ts_route_set(sock, "no-such-if", &net, 1), -ENODEV);
+	assert_int_equal(ts_route_set(sock, "tsr0", &v6, 1), -EINVAL);
+	assert_int_equal(ts_route_set(NULL, "tsr0", &net, 1), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_set_move_get),
+		cmocka_unit_test(test_foreign_untouched),
+		cmocka_unit_test(test_bad_input),
+	};
+	int r;
+
+	if (geteuid() != 0) {
+		printf("SKIP: needs root (a network namespace)\n");
+		return 77;
+	}
+	if (unshare(CLONE_NEWNET) < 0) {
+		printf("SKIP: cannot unshare the network namespace: %s\n", strerror(errno));
+		return 77;
+	}
+	sh("ip link set lo up && ip link add tsr0 type veth peer name tsr1 && "
+	   "ip link set tsr0 up && ip link set tsr1 up");
+	assert_int_equal(ts_route_open(&sock), 0);
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	ts_route_close(sock);
+	return r;
+}
