@@ -180,10 +180,12 @@ void ts_ike_update_needs(const struct ts_changes *c, bool *ret_key, bool *ret_re
  * config (in the running IKE SA when the peer config is unchanged, else in
  * a new IKE SA), then the old CHILD or IKE SAs are terminated. The key is
  * never changed. -EAGAIN (err says why) when no new CHILD SA came up: the
- * old SAs are kept and carry traffic with the old config. */
+ * old SAs are kept and carry traffic with the old config. break_first:
+ * the old IKE SAs are terminated before the initiate (break before make),
+ * for a peer that refuses a second IKE SA with the same identities. */
 int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
-		  const struct ts_secret *psk, bool reestablish, int timeout_ms, char *err,
-		  size_t err_size);
+		  const struct ts_secret *psk, bool reestablish, bool break_first, int timeout_ms,
+		  char *err, size_t err_size);
 
 /* Break-before-make: terminates the tunnel's IKE SAs (and so their CHILD
  * SAs) and initiates a new one, waiting up to timeout_ms. For a peer that

@@ -383,8 +383,8 @@ static bool had_child(const struct sa_ids *before, uint32_t id)
 }
 
 int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
-		  const struct ts_secret *psk, bool reestablish, int timeout_ms, char *err,
-		  size_t err_size)
+		  const struct ts_secret *psk, bool reestablish, bool break_first, int timeout_ms,
+		  char *err, size_t err_size)
 {
 	_cleanup_vici_ struct ts_vici_node *shared = NULL, *conn = NULL;
 	char name[TS_IKE_CONN_NAME_MAX];
@@ -410,9 +410,19 @@ int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const cha
 	 * config, then the old ones go: make before break. With an unchanged
 	 * peer config charon adds it to the running IKE SA
 	 * (checkout_by_config()), else it negotiates a new IKE SA. */
+	if (break_first) {
+		for (size_t i = 0; i < before.n_ike; i++) {
+			r = ts_vici_terminate_id(c, false, before.ike[i], timeout_ms, NULL, 0);
+			if (r < 0 && r != -EIO)
+				return r;
+		}
+		before.n_child = 0; /* gone with their IKE SAs */
+		before.n_ike = 0;
+	}
 	r = ts_vici_initiate(c, name, name, timeout_ms, err, err_size);
 	if (r < 0)
-		return r; /* the old SAs still carry the traffic */
+		return r == -EIO || r == -ETIMEDOUT ? -EAGAIN
+						    : r; /* the old SAs (if kept) carry on */
 	r = ts_vici_list_sas(c, name, on_update_sa, &after);
 	if (r < 0)
 		return r;

@@ -147,15 +147,33 @@ static int apply_simple(struct ts_agent *a, const struct ts_observation *o,
 	case TS_ACTION_UPDATE_CONN: {
 		const struct ts_key_record *rec =
 			o->store ? ts_store_state_record(o->store, act->tunnel) : NULL;
-		bool key, again;
+		ts_usec_t now = ops->now_realtime(ctx), since = 0;
+		bool key, again, break_first;
 
 		if (!t || !ops->ike_update_conn)
 			break;
 		/* Never a new key: at most the current one again, for the new
 		 * identities it belongs to. */
 		ts_ike_update_needs(&act->changes, &key, &again);
-		r = ops->ike_update_conn(ctx, t, key && rec ? rec->key : NULL, again, err,
-					 sizeof(err));
+		if (!ops->conn_failing_read || ops->conn_failing_read(ctx, t->name, &since) < 0)
+			since = 0;
+		/* New SAs beside the old ones have not come up for a while: a
+		 * peer that refuses a second IKE SA with the same identities
+		 * (like the rotation's reauthentication, rotation.c). */
+		break_first = again && since && now > since &&
+			      now - since > (ts_usec_t)a->desired->agent.confirm_timeout *
+						    TS_USEC_PER_SEC;
+		if (break_first)
+			ts_logf(TS_LOG_WARN, "ike", t->name,
+				"update-conn: new SAs beside the old have not come up for %u s (a "
+				"peer that refuses overlapping SAs?): break-before-make this time",
+				a->desired->agent.confirm_timeout);
+		r = ops->ike_update_conn(ctx, t, key && rec ? rec->key : NULL, again, break_first,
+					 err, sizeof(err));
+		if (r != -EAGAIN && since && ops->conn_failing_write)
+			(void)ops->conn_failing_write(ctx, t->name, 0);
+		if (r == -EAGAIN && !since && ops->conn_failing_write)
+			(void)ops->conn_failing_write(ctx, t->name, now);
 		if (r == 0)
 			ts_agent_record_conn(a, t);
 		else if (r == -EAGAIN) {

@@ -261,14 +261,14 @@ static int real_ike_load_key(void *ctx, const struct ts_tunnel *t, const struct 
 }
 
 static int real_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
-				bool reestablish, char *err, size_t err_size)
+				bool reestablish, bool break_first, char *err, size_t err_size)
 {
 	struct real_planes *p = ctx;
 
 	if (!p->vici)
 		return -ENOTCONN;
-	return ts_ike_update(p->vici, t, p->account, key, reestablish, IKE_CALL_TIMEOUT_MS, err,
-			     err_size);
+	return ts_ike_update(p->vici, t, p->account, key, reestablish, break_first,
+			     IKE_CALL_TIMEOUT_MS, err, err_size);
 }
 
 static int real_ike_unload_conn(void *ctx, const char *conn, char *err, size_t err_size)
@@ -532,6 +532,22 @@ static int real_conn_record_remove(void *ctx, const char *tunnel)
 	return p->store ? ts_conn_record_remove(ts_store_dir(p->store), tunnel) : -ENODEV;
 }
 
+static int real_conn_failing_read(void *ctx, const char *tunnel, ts_usec_t *ret)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_conn_record_failing_read(ts_store_dir(p->store), tunnel, ret)
+			: -ENOENT;
+}
+
+static int real_conn_failing_write(void *ctx, const char *tunnel, ts_usec_t since)
+{
+	struct real_planes *p = ctx;
+
+	return p->store ? ts_conn_record_failing_write(ts_store_dir(p->store), tunnel, since)
+			: -ENODEV;
+}
+
 static const char *real_store_dir(void *ctx)
 {
 	struct real_planes *p = ctx;
@@ -674,6 +690,8 @@ static const struct ts_planes_ops real_ops = {
 	.conn_record_read = real_conn_record_read,
 	.conn_record_write = real_conn_record_write,
 	.conn_record_remove = real_conn_record_remove,
+	.conn_failing_read = real_conn_failing_read,
+	.conn_failing_write = real_conn_failing_write,
 	.fds = real_fds,
 	.process_events = real_process_events,
 	.cf_client = real_cf_client,

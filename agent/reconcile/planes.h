@@ -73,7 +73,7 @@ struct ts_planes_ops {
 	 * load-conn, and with reestablish new SAs from it, make before break
 	 * (ts_ike_update). The key itself never changes. */
 	int (*ike_update_conn)(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
-			       bool reestablish, char *err, size_t err_size);
+			       bool reestablish, bool break_first, char *err, size_t err_size);
 	/* Terminates the connection's SAs, then unloads it. */
 	int (*ike_unload_conn)(void *ctx, const char *conn, char *err, size_t err_size);
 	int (*ike_unload_key)(void *ctx, const char *id, char *err, size_t err_size);
@@ -129,6 +129,10 @@ struct ts_planes_ops {
 	int (*conn_record_write)(void *ctx, const char *tunnel, const struct ts_ike_leaves *leaves);
 	/* After the connection is unloaded (a stale tunnel's). */
 	int (*conn_record_remove)(void *ctx, const char *tunnel);
+	/* Since when an update's new SAs have not come up (-ENOENT: they
+	 * did, or none was tried); since 0 clears it. */
+	int (*conn_failing_read)(void *ctx, const char *tunnel, ts_usec_t *ret_since);
+	int (*conn_failing_write)(void *ctx, const char *tunnel, ts_usec_t since);
 	/* "PATH: what was wrong" for the last failure, "" if none. */
 	const char *(*store_error)(void *ctx);
 	const char *(*store_dir)(void *ctx);

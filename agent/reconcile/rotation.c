@@ -552,10 +552,8 @@ static int local_finish(struct ts_agent *a, struct ts_rotation *rot)
 		      &(struct ts_log_fields){ .fingerprint = rot->e.new_fingerprint,
 					       .generation = rot->e.generation },
 		      "up with the new key %s", rot->e.new_fingerprint);
-	if (rot->drained) {
+	if (rot->drained)
 		ts_agent_routes_restore(a, t);
-		rot->drained = false;
-	}
 	rot->e.step = TS_JOURNAL_LOCAL;
 	r = ops->store_advance(ctx, &rot->e);
 	if (r < 0) {

@@ -14,7 +14,7 @@ struct ts_rotation {
 	bool journaled;		   /* still in flight this pass */
 	bool resumed;		   /* from a journal entry an earlier pass left */
 	bool waiting;		   /* step 3 requested, confirmation awaited */
-	bool drained;		   /* its routes drained to its siblings */
+	bool drained;		   /* its routes drained for the reauth (traffic.c) */
 	struct ts_waiter wait;
 	struct ts_action_outcome *out;
 };

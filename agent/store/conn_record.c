@@ -153,6 +153,58 @@ fail:
 	return r;
 }
 
+static int failing_path(const char *state_dir, const char *tunnel, char *buf, size_t size)
+{
+	int n;
+
+	if (!state_dir || !ts_store_name_valid(tunnel))
+		return -EINVAL;
+	n = snprintf(buf, size, "%s/" TS_CONN_RECORD_DIR "/%s.failing", state_dir, tunnel);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int ts_conn_record_failing_read(const char *state_dir, const char *tunnel, ts_usec_t *ret_since)
+{
+	char path[PATH_MAX], *end;
+	_cleanup_free_ char *data = NULL;
+	unsigned long long v;
+	size_t len;
+	int r;
+
+	r = failing_path(state_dir, tunnel, path, sizeof(path));
+	if (r < 0)
+		return r;
+	r = ts_file_read_all(path, 64, &data, &len);
+	if (r < 0)
+		return r == -ENOENT ? r : -ENOENT;
+	if (strncmp(data, "since=", 6) != 0)
+		return -ENOENT;
+	errno = 0;
+	v = strtoull(data + 6, &end, 10);
+	if (errno || (*end && *end != '\n') || v == 0)
+		return -ENOENT;
+	*ret_since = (ts_usec_t)v;
+	return 0;
+}
+
+int ts_conn_record_failing_write(const char *state_dir, const char *tunnel, ts_usec_t since)
+{
+	char path[PATH_MAX], dir[PATH_MAX], text[40];
+	int r;
+
+	r = failing_path(state_dir, tunnel, path, sizeof(path));
+	if (r < 0)
+		return r;
+	if (since == 0)
+		return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	snprintf(dir, sizeof(dir), "%s/" TS_CONN_RECORD_DIR, state_dir);
+	r = ts_mkdir_p(dir, 0700);
+	if (r < 0)
+		return r;
+	snprintf(text, sizeof(text), "since=%llu\n", (unsigned long long)since);
+	return ts_file_write_atomic(path, text, strlen(text), 0600);
+}
+
 int ts_conn_record_remove(const char *state_dir, const char *tunnel)
 {
 	char path[PATH_MAX];
@@ -162,5 +214,5 @@ int ts_conn_record_remove(const char *state_dir, const char *tunnel)
 		return r;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
-	return 0;
+	return ts_conn_record_failing_write(state_dir, tunnel, 0);
 }

@@ -12,6 +12,7 @@
  * key is involved. */
 #pragma once
 
+#include "core/timeutil.h"
 #include "model/ike.h"
 
 #define TS_CONN_RECORD_DIR "conns"
@@ -24,5 +25,12 @@ int ts_conn_record_read(const char *state_dir, const char *tunnel, struct ts_ike
  * or a tunnel name that is no file name. */
 int ts_conn_record_write(const char *state_dir, const char *tunnel,
 			 const struct ts_ike_leaves *leaves);
-/* Missing is not an error. */
+/* Missing is not an error (the failing mark goes too). */
 int ts_conn_record_remove(const char *state_dir, const char *tunnel);
+
+/* STATE_DIR/conns/NAME.failing: since when an update's new SAs have not
+ * come up (wall clock, microseconds), so that a later pass, in this or
+ * another process, can fall back to break-before-make. -ENOENT: none (an
+ * unreadable mark counts as none). since 0 removes the mark. */
+int ts_conn_record_failing_read(const char *state_dir, const char *tunnel, ts_usec_t *ret_since);
+int ts_conn_record_failing_write(const char *state_dir, const char *tunnel, ts_usec_t since);

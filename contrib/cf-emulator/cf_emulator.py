@@ -49,6 +49,44 @@ def now_rfc3339():
             .isoformat(timespec="microseconds").replace("+00:00", "Z"))
 
 
+def answer_variant(result, fault):
+    """A write answer in a shape the schema allows but the emulator does not
+    give by default (the change itself is made as usual): `missing_ids` left
+    out of both maps of a bulk answer, `no_psk_metadata` (psk_generate: the
+    optional object absent; bulk, where the object is required: without its
+    optional last_generated_on), `second_precision` (times truncated to whole
+    seconds)."""
+    if not isinstance(result, dict):
+        return result
+    res = json.loads(json.dumps(result))
+    entries = []
+    bulk = isinstance(res.get("successfully_applied_psks"), dict)
+    if bulk:
+        for tid in fault.get("missing_ids", []):
+            res["successfully_applied_psks"].pop(tid, None)
+            if isinstance(res.get("unapplied_psks"), dict):
+                res["unapplied_psks"].pop(tid, None)
+        entries = list(res["successfully_applied_psks"].values())
+    elif isinstance(res.get("ipsec_tunnels"), list):
+        entries = res["ipsec_tunnels"]  # the list, for second_precision
+    else:
+        entries = [res]
+    for e in entries:
+        if not isinstance(e, dict):
+            continue
+        if fault.get("no_psk_metadata"):
+            if bulk:
+                e["psk_metadata"] = {}
+            else:
+                e.pop("psk_metadata", None)
+        meta = e.get("psk_metadata")
+        if fault.get("second_precision") and isinstance(meta, dict) and \
+                isinstance(meta.get("last_generated_on"), str):
+            t = parse_rfc3339(meta["last_generated_on"]).replace(microsecond=0)
+            meta["last_generated_on"] = t.isoformat().replace("+00:00", "Z")
+    return res
+
+
 def parse_rfc3339(s):
     return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
 
@@ -642,6 +680,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                forced)
             else:
                 result = self.emu.dispatch(self.command, path, query, self.headers, body)
+            if action == "variant":
+                result = answer_variant(result, fault)
             status, env, headers = 200, envelope_ok(result), {}
         except ApiError as e:
             status, env, headers = e.status, envelope_error(e.code, e.message), e.headers

@@ -428,8 +428,9 @@ static void test_update_conn(void **state)
 	/* Nothing re-established for an unknown-only diff (no record). */
 	assert_int_equal(ts_changes_add(&ch, "unlisted-fields", NULL, "x"), 0);
 	ts_ike_update_needs(&ch, &key, &again);
-	assert_int_equal(
-		ts_ike_update(client, &tunnel, ACCOUNT, NULL, again, 10000, err, sizeof(err)), 0);
+	assert_int_equal(ts_ike_update(client, &tunnel, ACCOUNT, NULL, again, false, 10000, err,
+				       sizeof(err)),
+			 0);
 	after = sas_settled();
 	assert_int_equal(after.ike_id, before.ike_id);
 	assert_int_equal(after.child_id, before.child_id);
@@ -439,7 +440,7 @@ static void test_update_conn(void **state)
 		/* No CHILD SA can come up here: the update says so and keeps
 		 * the running IKE SA. */
 		tunnel.ike.child_sa.encr = TS_ENCR_AES128_GCM16;
-		assert_true(ts_ike_update(client, &tunnel, ACCOUNT, NULL, true, 10000, err,
+		assert_true(ts_ike_update(client, &tunnel, ACCOUNT, NULL, true, false, 10000, err,
 					  sizeof(err)) < 0);
 		tunnel.ike.child_sa.encr = TS_ENCR_AES256_GCM16;
 		assert_int_equal(sas_settled().ike_id, before.ike_id);
@@ -448,7 +449,8 @@ static void test_update_conn(void **state)
 	assert_string_equal(before.keysize, "256");
 	tunnel.ike.child_sa.encr = TS_ENCR_AES128_GCM16;
 	assert_int_equal(
-		ts_ike_update(client, &tunnel, ACCOUNT, NULL, true, 10000, err, sizeof(err)), 0);
+		ts_ike_update(client, &tunnel, ACCOUNT, NULL, true, false, 10000, err, sizeof(err)),
+		0);
 	after = sas_settled();
 	assert_int_equal(after.ike_id, before.ike_id);
 	assert_true(after.child_id > before.child_id);
@@ -459,18 +461,26 @@ static void test_update_conn(void **state)
 	tunnel.ike.dpd_delay = 20;
 	seen_reset();
 	/* With the key again (as for an identity change): the same key. */
-	assert_int_equal(ts_ike_update(client, &tunnel, ACCOUNT, k2, true, 10000, err, sizeof(err)),
-			 0);
+	assert_int_equal(
+		ts_ike_update(client, &tunnel, ACCOUNT, k2, true, false, 10000, err, sizeof(err)),
+		0);
 	after = sas_settled();
 	assert_true(after.ike_id > before.ike_id);
 	assert_string_equal(after.dpd, "20");
 	assert_string_equal(after.keysize, "128");
 	assert_int_equal(seen.kinds[TS_IKE_EVENT_AUTH_FAILED], 0);
+	/* Break before make (a peer refusing overlapping IKE SAs): the old
+	 * IKE SA goes first, a new one from the loaded config follows. */
+	before = after;
 	tunnel.ike.dpd_delay = 30;
 	tunnel.ike.child_sa.encr = TS_ENCR_AES256_GCM16;
 	assert_int_equal(
-		ts_ike_update(client, &tunnel, ACCOUNT, NULL, true, 10000, err, sizeof(err)), 0);
-	assert_string_equal(sas_settled().keysize, "256");
+		ts_ike_update(client, &tunnel, ACCOUNT, NULL, true, true, 10000, err, sizeof(err)),
+		0);
+	after = sas_settled();
+	assert_true(after.ike_id > before.ike_id);
+	assert_string_equal(after.keysize, "256");
+	assert_string_equal(after.dpd, "30");
 }
 
 /* charon restarts: both sockets notice, reconnect, and say so; charon has

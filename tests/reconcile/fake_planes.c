@@ -378,7 +378,7 @@ static int f_ike_load_conn(void *ctx, const struct ts_tunnel *t, char *err, size
 /* update-conn: the key again when given, the connection, then new SAs
  * when asked and running (the fake does not tell CHILD from IKE SAs). */
 static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
-			     bool reestablish, char *err, size_t err_size)
+			     bool reestablish, bool break_first, char *err, size_t err_size)
 {
 	struct fake *f = ctx;
 	int i = index_of_name(f, t->name);
@@ -393,7 +393,8 @@ static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct 
 		return r;
 	if ((r = load_conn(f, i)) < 0 || !reestablish || !it->up)
 		return r;
-	if (it->update_fails) {
+	it->breaks += break_first;
+	if (it->update_fails || (it->refuses_overlap && !break_first)) {
 		snprintf(err, err_size, "fake: no new CHILD SA");
 		return -EAGAIN;
 	}
@@ -662,6 +663,20 @@ static int f_conn_record_remove(void *ctx, const char *tunnel)
 	return ts_conn_record_remove(f->state_dir, tunnel);
 }
 
+static int f_conn_failing_read(void *ctx, const char *tunnel, ts_usec_t *ret)
+{
+	struct fake *f = ctx;
+
+	return ts_conn_record_failing_read(f->state_dir, tunnel, ret);
+}
+
+static int f_conn_failing_write(void *ctx, const char *tunnel, ts_usec_t since)
+{
+	struct fake *f = ctx;
+
+	return ts_conn_record_failing_write(f->state_dir, tunnel, since);
+}
+
 static int f_cf_update_tunnel(void *ctx, const struct ts_tunnel *t, bool validate_only,
 			      struct ts_cf_tunnel *ret, struct ts_cf_error *err)
 {
@@ -701,6 +716,8 @@ static const struct ts_planes_ops fake_ops = {
 	.conn_record_read = f_conn_record_read,
 	.conn_record_write = f_conn_record_write,
 	.conn_record_remove = f_conn_record_remove,
+	.conn_failing_read = f_conn_failing_read,
+	.conn_failing_write = f_conn_failing_write,
 	.cf_update_tunnel = f_cf_update_tunnel,
 	.ike_unload_conn = f_ike_unload_conn,
 	.ike_unload_key = f_ike_unload_key,

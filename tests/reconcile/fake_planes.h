@@ -70,8 +70,10 @@ struct fake_ike_tunnel {
 	/* The connection as loaded (the rendering's leaves); the fake's
 	 * list-conns reports the listed ones of it. */
 	struct ts_ike_leaves conn;
-	unsigned updates;  /* update-conn calls */
-	bool update_fails; /* update-conn: loaded, but no new SA (-EAGAIN) */
+	unsigned updates;     /* update-conn calls */
+	bool update_fails;    /* update-conn: loaded, but no new SA (-EAGAIN) */
+	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first works */
+	unsigned breaks;      /* update-conn calls with break_first */
 };
 
 enum fake_store_op {

@@ -532,6 +532,35 @@ static void test_update_conn_retried(void **state)
 	pass_in_sync(f);
 }
 
+/* A peer that refuses a second IKE SA: new SAs beside the old never come
+ * up; once that lasted longer than confirm-timeout (across processes: the
+ * mark is in the state directory) the update breaks before it makes. */
+static void test_update_conn_refused_overlap(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+	char path[300];
+	struct stat st;
+
+	bootstrap(f);
+	pass_in_sync(f);
+	f->ike[0].refuses_overlap = true;
+	f->t[0].ike.dpd_delay = 30;
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_pending, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].breaks, 0);
+	snprintf(path, sizeof(path), "%s/conns/t01.failing", f->state_dir);
+	assert_int_equal(stat(path, &st), 0);
+	/* fake_pass lets a minute pass: beyond confirm-timeout (5 s). */
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_pending + res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].breaks, 1);
+	assert_int_equal(stat(path, &st), -1);
+	pass_in_sync(f);
+}
+
 /* Without a record (an older agent, a lost file), the unlisted leaves are
  * unknown: one reload, no new SAs, then in sync. */
 static void test_update_conn_without_record(void **state)
@@ -617,6 +646,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_update_conn_applied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_without_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_refused_overlap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cloudflare_drift, setup, teardown),
 	};
 

@@ -116,12 +116,34 @@ static void test_corrupt(void **state)
 	ts_ike_leaves_done(&a);
 }
 
+static void test_failing_mark(void **state)
+{
+	ts_usec_t since = 0;
+	char path[128];
+
+	assert_int_equal(ts_conn_record_failing_read(dir, "t6", &since), -ENOENT);
+	assert_int_equal(ts_conn_record_failing_write(dir, "t6", 1234567), 0);
+	assert_int_equal(ts_conn_record_failing_read(dir, "t6", &since), 0);
+	assert_int_equal(since, 1234567);
+	assert_int_equal(ts_conn_record_failing_write(dir, "t6", 0), 0);
+	assert_int_equal(ts_conn_record_failing_read(dir, "t6", &since), -ENOENT);
+	/* Garbage is no mark. */
+	snprintf(path, sizeof(path), "%s/conns/t6.failing", dir);
+	assert_int_equal(ts_file_write_atomic(path, "since=x\n", 8, 0600), 0);
+	assert_int_equal(ts_conn_record_failing_read(dir, "t6", &since), -ENOENT);
+	/* Removing the record removes the mark. */
+	assert_int_equal(ts_conn_record_failing_write(dir, "t6", 99), 0);
+	assert_int_equal(ts_conn_record_remove(dir, "t6"), 0);
+	assert_int_equal(ts_conn_record_failing_read(dir, "t6", &since), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_unknown_leaves),
 		cmocka_unit_test(test_corrupt),
+		cmocka_unit_test(test_failing_mark),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
