@@ -642,6 +642,57 @@ static void test_cloudflare_properties(void **state)
 	ts_desired_free(d);
 }
 
+/* agent/traffic and tunnel/routes (issue 11): converted, defaults, and
+ * routes refused on a policy-based tunnel. */
+static void test_traffic_and_routes(void **state)
+{
+	static const char text[] =
+		"{\"tunnelsync:tunnelsync\": {\n"
+		" \"agent\": {\"traffic\": {\"settle-time\": 30}},\n"
+		" \"cloudflare\": {\"account-id\": \"00000000000000000000000000000001\"},\n"
+		" \"tunnels\": {\"tunnel\": [\n"
+		"  {\"name\": \"zeta\", \"id\": \"0000000000000000000000000000000a\",\n"
+		"   \"cloudflare-endpoint\": \"198.51.100.1\", \"interface-address\": \"192.0.2.4/31\",\n"
+		"   \"route-based\": {\"mark\": 7},\n"
+		"   \"routes\": {\"interface\": \"vti-zeta\", \"route\": [\n"
+		"     {\"prefix\": \"203.0.113.0/24\", \"metric\": 200}]}}\n"
+		" ]}}}\n";
+	static const char bad[] =
+		"{\"tunnelsync:tunnelsync\": {\n"
+		" \"cloudflare\": {\"account-id\": \"00000000000000000000000000000001\"},\n"
+		" \"tunnels\": {\"tunnel\": [\n"
+		"  {\"name\": \"zeta\", \"id\": \"0000000000000000000000000000000a\",\n"
+		"   \"cloudflare-endpoint\": \"198.51.100.1\", \"interface-address\": \"192.0.2.4/31\",\n"
+		"   \"policy-based\": {\"traffic-selector\": [{\"local-prefix\": \"10.0.0.0/8\",\n"
+		"     \"remote-prefix\": \"10.1.0.0/16\"}]},\n"
+		"   \"routes\": {\"interface\": \"vti-zeta\", \"route\": [{\"prefix\": \"203.0.113.0/24\"}]}}\n"
+		" ]}}}\n";
+	_cleanup_free_ char *file = join(*state, "traffic.json");
+	_cleanup_free_ char *badfile = join(*state, "traffic-bad.json");
+	struct ts_config_error err;
+	struct ts_desired *d = NULL;
+	const struct ts_tunnel *t;
+	char buf[TS_PREFIX_STRLEN];
+
+	write_text(*state, "traffic.json", text);
+	assert_int_equal(load(file, &d, &err), 0);
+	assert_int_equal(d->agent.settle_time, 30);
+	assert_string_equal(d->agent.strongswan_conf, "/etc/strongswan.conf");
+	t = ts_desired_find(d, "zeta");
+	assert_string_equal(t->routes.ifname, "vti-zeta");
+	assert_int_equal(t->routes.n, 1);
+	assert_int_equal(t->routes.metric[0], 200);
+	ts_prefix_format(&t->routes.dst[0], buf, sizeof(buf));
+	assert_string_equal(buf, "203.0.113.0/24");
+	ts_desired_free(d);
+
+	write_text(*state, "traffic-bad.json", bad);
+	assert_true(load(badfile, &d, &err) < 0);
+	assert_non_null(err.message);
+	assert_non_null(strstr(err.message, "routes need a route-based tunnel"));
+	ts_config_error_done(&err);
+}
+
 static void test_directory_merge(void **state)
 {
 	_cleanup_free_ char *tunnels_file = join(*state, "20-tunnels.json");
@@ -1051,6 +1102,7 @@ int main(void)
 		DIR_TEST(test_models_dir),
 		cmocka_unit_test(test_error_format),
 		DIR_TEST(test_cloudflare_properties),
+		DIR_TEST(test_traffic_and_routes),
 		cmocka_unit_test(test_node_name_from_environment),
 	};
 
