@@ -833,6 +833,20 @@ static void test_psk_generate_lost_response(void **state)
 	ts_cf_error_done(&err);
 }
 
+/* Sleeps until the client's hold after a failed call has ended. */
+static void wait_hold_over(const struct ts_cf_client *c)
+{
+	struct ts_cf_client_state cs;
+
+	for (int i = 0; i < 600; i++) {
+		ts_cf_client_state_get(c, &cs);
+		if (!cs.hold_until || cs.hold_until < ts_now_realtime())
+			return;
+		usleep(50 * 1000);
+	}
+	fail_msg("the client's hold did not end within 30 s");
+}
+
 static void test_psk_generate_5xx_and_timeout(void **state)
 {
 	struct ts_cloudflare_config cfg;
@@ -849,9 +863,10 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 			 -TS_CF_EOUTCOME_UNKNOWN);
 	assert_int_equal(err.http_status, 503);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
-	/* The failed call holds the next one back for at most backoff_base
-	 * (100 ms; test_backoff_across_calls checks the hold itself). */
-	usleep(150 * 1000);
+	/* The failed call holds the next one back (test_backoff_across_calls
+	 * checks the hold itself); wait it out by the client's own clock, not
+	 * by a fixed sleep that a loaded machine outlives. */
+	wait_hold_over(c);
 
 	emu_reset(&tls_emu);
 	emu_fault(&tls_emu, "{\"rules\":[{\"path\":\"/psk_generate$\",\"action\":\"delay\","
@@ -859,7 +874,7 @@ static void test_psk_generate_5xx_and_timeout(void **state)
 	assert_int_equal(ts_cf_psk_generate(c, EMU_TUNNEL1, false, &g, &err),
 			 -TS_CF_EOUTCOME_UNKNOWN);
 	assert_int_equal(emu_count(&tls_emu, "POST", "/psk_generate", NULL, 0), 1);
-	usleep(300 * 1000); /* second failure in a row: at most 200 ms */
+	wait_hold_over(c); /* second failure in a row: a longer hold */
 
 	/* A 429 is a refusal, not an unknown outcome: waited for and retried. */
 	emu_reset(&tls_emu);
