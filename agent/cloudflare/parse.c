@@ -528,18 +528,26 @@ int ts_cf_parse_tunnel_list(const void *body, size_t len, long http_status,
 	return 0;
 }
 
-int ts_cf_parse_tunnel_single(const void *body, size_t len, long http_status,
-			      struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err)
+/* One tunnel object under result.MEMBER of an answer's envelope. */
+static int parse_tunnel_member(const void *body, size_t len, long http_status, const char *member,
+			       struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err)
 {
 	_cleanup_json_ json_t *root = NULL;
 	json_t *result = NULL;
+	char where[64];
 	int r;
 
 	r = envelope_load(body, len, http_status, &root, &result, err);
 	if (r < 0)
 		return r;
-	return parse_tunnel(json_object_get(result, "ipsec_tunnel"), ret_tunnel,
-			    "result.ipsec_tunnel", err);
+	snprintf(where, sizeof(where), "result.%s", member);
+	return parse_tunnel(json_object_get(result, member), ret_tunnel, where, err);
+}
+
+int ts_cf_parse_tunnel_single(const void *body, size_t len, long http_status,
+			      struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err)
+{
+	return parse_tunnel_member(body, len, http_status, "ipsec_tunnel", ret_tunnel, err);
 }
 
 /* Takes a PSK out of a JSON string into a secret; the JSON copy is wiped. */
@@ -825,13 +833,6 @@ int ts_cf_build_tunnel_update(const void *body, size_t len, long http_status,
 int ts_cf_parse_tunnel_modified(const void *body, size_t len, long http_status,
 				struct ts_cf_tunnel *ret_tunnel, struct ts_cf_error *err)
 {
-	_cleanup_json_ json_t *root = NULL;
-	json_t *result = NULL;
-	int r;
-
-	r = envelope_load(body, len, http_status, &root, &result, err);
-	if (r < 0)
-		return r;
-	return parse_tunnel(json_object_get(result, "modified_ipsec_tunnel"), ret_tunnel,
-			    "result.modified_ipsec_tunnel", err);
+	return parse_tunnel_member(body, len, http_status, "modified_ipsec_tunnel", ret_tunnel,
+				   err);
 }
