@@ -61,7 +61,7 @@ static void check(const struct ts_swconf_value *v, int r, const char *err)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
-	struct ts_swconf_value dk, ck;
+	struct ts_swconf_value dk = { 0 }, ck = { 0 };
 	struct ts_mbb_check m;
 	char err[512], err2[512];
 	int r1, r2;
@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(&ck, r2, err2);
 	if (r1 != r2)
 		abort(); /* the same tree reads the same way whatever the key */
-	if (ck.found)
+	if (r2 == 0 && ck.found)
 		(void)ts_swconf_bool(ck.value);
 	ts_mbb_decide(r2, err2, paths[0], r1 == 0 ? &dk : NULL, r2 == 0 ? &ck : NULL,
 		      "charon-systemd", size & 1 ? "5.9.8" : "6.0.0", 1700000000000000LL, &m);
