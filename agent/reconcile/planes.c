@@ -261,14 +261,30 @@ static int real_ike_load_key(void *ctx, const struct ts_tunnel *t, const struct 
 }
 
 static int real_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
-				bool reestablish, bool break_first, char *err, size_t err_size)
+				bool reestablish, bool break_first,
+				struct ts_ike_update_sas *ret_before, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	r = ts_ike_update_begin(p->vici, t, p->account, key, reestablish, break_first,
+				IKE_REQUEST_TIMEOUT_MS, ret_before, err, err_size);
+	drain_events(p);
+	return r;
+}
+
+static int real_ike_update_finish(void *ctx, const struct ts_tunnel *t,
+				  const struct ts_ike_update_sas *before, char *err,
+				  size_t err_size)
 {
 	struct real_planes *p = ctx;
 
 	if (!p->vici)
 		return -ENOTCONN;
-	return ts_ike_update(p->vici, t, p->account, key, reestablish, break_first,
-			     IKE_CALL_TIMEOUT_MS, err, err_size);
+	/* The deletes need no answer: charon finishes them. */
+	return ts_ike_update_finish(p->vici, t, before, IKE_REQUEST_TIMEOUT_MS, err, err_size);
 }
 
 static int real_ike_unload_conn(void *ctx, const char *conn, char *err, size_t err_size)
@@ -664,6 +680,7 @@ static const struct ts_planes_ops real_ops = {
 	.ike_load_conn = real_ike_load_conn,
 	.ike_load_key = real_ike_load_key,
 	.ike_update_conn = real_ike_update_conn,
+	.ike_update_finish = real_ike_update_finish,
 	.ike_unload_conn = real_ike_unload_conn,
 	.ike_unload_key = real_ike_unload_key,
 	.ike_initiate = real_ike_initiate,

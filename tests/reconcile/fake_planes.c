@@ -376,15 +376,21 @@ static int f_ike_load_conn(void *ctx, const struct ts_tunnel *t, char *err, size
 }
 
 /* update-conn: the key again when given, the connection, then new SAs
- * when asked and running (the fake does not tell CHILD from IKE SAs). */
+ * requested when asked and running (the fake does not tell CHILD from IKE
+ * SAs: one SA, whose id changes when it is made again). A peer that does
+ * not take the new SAs answers nothing: the agent waits for them. */
 static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
-			     bool reestablish, bool break_first, char *err, size_t err_size)
+			     bool reestablish, bool break_first,
+			     struct ts_ike_update_sas *ret_before, char *err, size_t err_size)
 {
 	struct fake *f = ctx;
 	int i = index_of_name(f, t->name);
 	struct fake_ike_tunnel *it;
 	int r;
 
+	(void)err;
+	(void)err_size;
+	memset(ret_before, 0, sizeof(*ret_before));
 	if (f->ike_down || i < 0)
 		return -ENOTCONN;
 	it = &f->ike[i];
@@ -393,12 +399,33 @@ static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct 
 		return r;
 	if ((r = load_conn(f, i)) < 0 || !reestablish || !it->up)
 		return r;
+	ret_before->n_ike = ret_before->n_child = 1;
+	ret_before->ike[0] = it->ike_id;
+	ret_before->child[0].ike = ret_before->child[0].child = it->ike_id;
+	ret_before->child[0].installed = true;
 	it->breaks += break_first;
-	if (it->update_fails || (it->refuses_overlap && !break_first)) {
+	if (break_first)
+		it->ike_id = 0, it->up = false;
+	if (it->update_fails || (it->refuses_overlap && !break_first))
+		return 1; /* requested; nothing comes of it */
+	it->up = true;
+	it->ike_id = ++f->next_ike_id;
+	return 1;
+}
+
+static int f_ike_update_finish(void *ctx, const struct ts_tunnel *t,
+			       const struct ts_ike_update_sas *before, char *err, size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+
+	if (f->ike_down || i < 0)
+		return -ENOTCONN;
+	f->ike[i].finishes++;
+	if (!f->ike[i].up || ts_ike_update_sas_had_child(before, f->ike[i].ike_id)) {
 		snprintf(err, err_size, "fake: no new CHILD SA");
 		return -EAGAIN;
 	}
-	it->ike_id = ++f->next_ike_id;
 	return 0;
 }
 
@@ -713,6 +740,7 @@ static const struct ts_planes_ops fake_ops = {
 	.ike_load_conn = f_ike_load_conn,
 	.ike_load_key = f_ike_load_key,
 	.ike_update_conn = f_ike_update_conn,
+	.ike_update_finish = f_ike_update_finish,
 	.conn_record_read = f_conn_record_read,
 	.conn_record_write = f_conn_record_write,
 	.conn_record_remove = f_conn_record_remove,

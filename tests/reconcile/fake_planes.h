@@ -71,7 +71,8 @@ struct fake_ike_tunnel {
 	 * list-conns reports the listed ones of it. */
 	struct ts_ike_leaves conn;
 	unsigned updates;     /* update-conn calls */
-	bool update_fails;    /* update-conn: loaded, but no new SA (-EAGAIN) */
+	unsigned finishes;    /* update-conn finish calls (new SAs seen up) */
+	bool update_fails;    /* update-conn: loaded, but the new SAs never come up */
 	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first works */
 	unsigned breaks;      /* update-conn calls with break_first */
 };
