@@ -174,6 +174,12 @@ int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeo
  * the "unlisted-fields" placeholder: running SAs keep the config they were
  * made from, through rekeys and reauths, in strongSwan 5.9.8). */
 void ts_ike_update_needs(const struct ts_changes *c, bool *ret_key, bool *ret_reestablish);
+/* Whether a failed initiate or terminate only means "not done within the
+ * timeout the request gave charon" (charon carries on): -ETIMEDOUT, or
+ * -EIO with charon's answer for it (5.9.8 vici_control.c: "CHILD_SA '…'
+ * not established after 500ms", older texts "timeout"/"timed out"). */
+bool ts_ike_request_detached(int r, const char *err);
+
 /* The SAs of a connection before its update: what the new ones are told
  * from, and what goes once they are up. */
 struct ts_ike_update_sas {

@@ -378,6 +378,26 @@ static int list_update_sas(struct ts_vici_client *c, const char *name,
 	return ts_vici_list_sas(c, name, on_update_sa, &ids);
 }
 
+bool ts_ike_request_detached(int r, const char *err)
+{
+	const char *after;
+	char *end;
+
+	if (r == -ETIMEDOUT)
+		return true;
+	if (r != -EIO || !err)
+		return false;
+	if (strstr(err, "timeout") || strstr(err, "timed out"))
+		return true;
+	/* "... not established after 500ms" */
+	after = strstr(err, "not established after ");
+	if (!after)
+		return false;
+	after += strlen("not established after ");
+	(void)strtoul(after, &end, 10);
+	return end != after && strncmp(end, "ms", 2) == 0;
+}
+
 bool ts_ike_update_sas_had_child(const struct ts_ike_update_sas *before, uint32_t id)
 {
 	for (size_t i = 0; before && i < before->n_child; i++)
@@ -428,8 +448,7 @@ int ts_ike_update_begin(struct ts_vici_client *c, const struct ts_tunnel *t, con
 		before->n_ike = 0;
 	}
 	r = ts_vici_initiate(c, name, name, request_ms, err, err_size);
-	if (r == -ETIMEDOUT ||
-	    (r == -EIO && err && (strstr(err, "timeout") || strstr(err, "timed out"))))
+	if (ts_ike_request_detached(r, err))
 		return 1; /* charon carries on: confirm, then finish */
 	if (r < 0)
 		return r == -EIO ? -EAGAIN : r; /* the old SAs (if kept) carry on */

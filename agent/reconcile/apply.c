@@ -223,13 +223,6 @@ static void run_rotations(struct ts_agent *a, struct ts_rotation *rots, size_t n
 	ts_rotation_local_request(a, rots, n);
 }
 
-/* charon's answer to a request it was not given time to finish. */
-static bool detached(int r, const char *err)
-{
-	return r == -ETIMEDOUT ||
-	       (r == -EIO && (strstr(err, "timeout") || strstr(err, "timed out")));
-}
-
 /* How long an SA action's new SAs are waited for. An initiate or an
  * update is given TS_INITIATE_WAIT_S at most, as charon's blocking
  * initiate was before the waits ran together. */
@@ -269,7 +262,7 @@ static bool request_sa(struct ts_agent *a, const struct ts_observation *o,
 	} else {
 		r = ops->ike_initiate(ctx, t, err, sizeof(err));
 	}
-	if (r < 0 && !detached(r, err) && !(reauth && r == -EIO)) {
+	if (r < 0 && !ts_ike_request_detached(r, err) && !(reauth && r == -EIO)) {
 		const char *why = err[0] ? err : strerror(-r);
 
 		ts_logf(TS_LOG_WARN, "ike", act->tunnel, "%s failed: %s",

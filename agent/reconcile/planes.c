@@ -18,8 +18,10 @@
 
 #define VICI_TIMEOUT_MS	    10000
 #define IKE_CALL_TIMEOUT_MS 10000
-/* Initiates and reauths: charon detaches after this and carries on; the
- * pass waits for every SA at once (reconcile/wait.h). */
+/* Reauths (their terminate + initiate fallback) and an update's deletes:
+ * charon detaches after this and carries on. Initiates (also an update's)
+ * do not wait at all (TS_VICI_NO_WAIT): the pass waits for every SA at
+ * once (reconcile/wait.h). */
 #define IKE_REQUEST_TIMEOUT_MS 500
 
 struct real_planes {
@@ -270,7 +272,7 @@ static int real_ike_update_conn(void *ctx, const struct ts_tunnel *t, const stru
 	if (!p->vici)
 		return -ENOTCONN;
 	r = ts_ike_update_begin(p->vici, t, p->account, key, reestablish, break_first,
-				IKE_REQUEST_TIMEOUT_MS, ret_before, err, err_size);
+				TS_VICI_NO_WAIT, ret_before, err, err_size);
 	drain_events(p);
 	return r;
 }
@@ -317,7 +319,7 @@ static int real_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, si
 	r = ts_ike_conn_name(t, conn, sizeof(conn));
 	if (r < 0)
 		return r;
-	r = ts_vici_initiate(p->vici, conn, conn, IKE_REQUEST_TIMEOUT_MS, err, err_size);
+	r = ts_vici_initiate(p->vici, conn, conn, TS_VICI_NO_WAIT, err, err_size);
 	drain_events(p);
 	return r;
 }
