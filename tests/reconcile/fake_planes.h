@@ -66,6 +66,7 @@ struct fake_ike_tunnel {
 	bool up;
 	bool reachable; /* the peer answers at all */
 	unsigned loads, initiates, reauths;
+	unsigned unloads; /* unload-conn and unload-shared calls */
 	uint32_t auth_failures;
 	/* The connection as loaded (the rendering's leaves); the fake's
 	 * list-conns reports the listed ones of it. */
@@ -90,6 +91,10 @@ enum fake_store_op {
 struct fake {
 	struct ts_desired d;
 	struct ts_tunnel t[FAKE_MAX_TUNNELS];
+	/* Tunnels Cloudflare and charon know: t[0..n_world), of which the
+	 * config declares the first d.n_tunnels (lower d.n_tunnels: the last
+	 * ones removed from the config, still in the world). */
+	size_t n_world;
 	char dir[128];
 	char state_dir[160];
 	ts_usec_t mono, real;
