@@ -30,6 +30,10 @@
 # (201, 202) so that their 0.0.0.0/0 policies capture no traffic. Default
 # libipsec (userspace ESP, "kernel-xfrm": false). E2E_CONFIRM_TIMEOUT:
 # the agent's confirm-timeout in seconds (default: the model's).
+# E2E_EXTRA_TUNNELS=N (0 to 6, default 0): N more tunnels e2e-c, e2e-d, ...
+# (no redundancy group, if-id 103..., edge 198.51.100.3..., interface
+# address 10.213.0.4/31...), on the edge, the emulator and in the config;
+# e2e_extra_tunnels lists them as "NAME ID EDGE_ADDRESS N" lines.
 # E2E_ROUTE=mark: route-based tunnels keyed by mark (gateway 0x101/0x102,
 # edge 0x201/0x202, mark_in_sa on the edge) instead of if_id, for VTIs
 # (tests/kernel/traffic.sh). E2E_CHARON_INCLUDE=FILE: a strongswan.conf
@@ -58,6 +62,19 @@ E2E_DIR=
 E2E_EMU_PID=
 E2E_TS=${E2E_TS:-}
 E2E_CALLS=0
+
+# "NAME ID EDGE_ADDRESS N" of the E2E_EXTRA_TUNNELS tunnels (N: 3, 4, ...).
+e2e_extra_tunnels() {
+	e2e_n=${E2E_EXTRA_TUNNELS:-0}
+	[ "$e2e_n" -le 6 ] || e2e_fail "E2E_EXTRA_TUNNELS: at most 6"
+	e2e_i=0
+	for e2e_l in c d e f g h; do
+		[ $e2e_i -lt "$e2e_n" ] || break
+		e2e_i=$((e2e_i + 1))
+		e2e_k=$((e2e_i + 2))
+		echo "e2e-$e2e_l $(printf '%032x' $((0x9e2e0000 + e2e_k))) 198.51.100.$e2e_k $e2e_k"
+	done
+}
 
 e2e_say() {
 	printf '%s\n' "== $*"
@@ -172,6 +189,9 @@ e2e_net_up() {
 	ip -n "$E2E_NS_GW" addr add "$E2E_GW_ADDR/24" dev veth0
 	ip -n "$E2E_NS_EDGE" addr add "$E2E_EDGE_A/24" dev veth0
 	ip -n "$E2E_NS_EDGE" addr add "$E2E_EDGE_B/24" dev veth0
+	e2e_extra_tunnels | while read -r _ _ addr _; do
+		ip -n "$E2E_NS_EDGE" addr add "$addr/24" dev veth0
+	done
 	for ns in "$E2E_NS_GW" "$E2E_NS_EDGE"; do
 		ip -n "$ns" link set lo up
 		ip -n "$ns" link set veth0 up
@@ -179,6 +199,13 @@ e2e_net_up() {
 	# One link, two subnets: each side reaches the other's subnet on-link.
 	ip -n "$E2E_NS_GW" route add 198.51.100.0/24 dev veth0
 	ip -n "$E2E_NS_EDGE" route add 203.0.113.0/24 dev veth0
+	# kernel-libipsec routes everything into its TUN device once a CHILD
+	# SA is up (table 220: a default route, a throw route for the first
+	# peer only, whatever charon.install_routes says): IKE and ESP to the
+	# other edge addresses then loop through the first tunnel. The peers'
+	# subnets stay on the link.
+	ip -n "$E2E_NS_GW" rule add to 198.51.100.0/24 lookup main priority 100
+	ip -n "$E2E_NS_EDGE" rule add to 203.0.113.0/24 lookup main priority 100
 }
 
 e2e_swanctl() {
@@ -197,8 +224,12 @@ e2e_edge_config() {
 	if_id=200
 	{
 		echo "connections {"
-		for t in "a $E2E_ID_A $E2E_EDGE_A" "b $E2E_ID_B $E2E_EDGE_B"; do
+		for t in "a:$E2E_ID_A:$E2E_EDGE_A" "b:$E2E_ID_B:$E2E_EDGE_B" \
+			$(e2e_extra_tunnels | awk '{ sub(/^e2e-/, "", $1); print $1 ":" $2 ":" $3 }'); do
+			e2e_ifs=$IFS
+			IFS=:
 			set -- $t
+			IFS=$e2e_ifs
 			if_id=$((if_id + 1))
 			if_ids=
 			[ "${E2E_KERNEL:-libipsec}" != netlink ] ||
@@ -248,7 +279,11 @@ e2e_emu_start() {
  {"id": "$E2E_ID_A", "name": "e2e-a", "customer_endpoint": "$E2E_GW_ADDR",
   "cloudflare_endpoint": "$E2E_EDGE_A", "interface_address": "10.213.0.0/31"},
  {"id": "$E2E_ID_B", "name": "e2e-b", "customer_endpoint": "$E2E_GW_ADDR",
-  "cloudflare_endpoint": "$E2E_EDGE_B", "interface_address": "10.213.0.2/31"}
+  "cloudflare_endpoint": "$E2E_EDGE_B", "interface_address": "10.213.0.2/31"}$(
+	e2e_extra_tunnels | while read -r name id addr n; do
+		printf ',\n {"id": "%s", "name": "%s", "customer_endpoint": "%s",\n  "cloudflare_endpoint": "%s", "interface_address": "10.213.0.%d/31"}' \
+			"$id" "$name" "$E2E_GW_ADDR" "$addr" $((2 * n - 2))
+	done)
 ]}
 EOF
 	# E2E_TLS=1: HTTPS with a throw-away test CA (the agent trusts it
@@ -358,7 +393,16 @@ $group
           "route-based": { $route_b },
           "psk": { "source": "${E2E_SOURCE_B:-random}", "max-age": $max_age,
                    "authentication-failure-threshold": 2 }
-        }
+        }$(
+	e2e_extra_tunnels | while read -r name id addr n; do
+		route="\"if-id\": $((100 + n))"
+		[ "${E2E_ROUTE:-if-id}" != mark ] || route="\"mark\": $((256 + n))"
+		printf ',\n        {\n          "name": "%s",\n          "id": "%s",\n          "gateway": "e2e-gw",\n' "$name" "$id"
+		printf '          "customer-endpoint": "%s",\n          "cloudflare-endpoint": "%s",\n' "$E2E_GW_ADDR" "$addr"
+		printf '          "interface-address": "10.213.0.%d/31",\n          "ike": { "dpd-delay": 10 },\n' $((2 * n - 2))
+		printf '          "route-based": { %s },\n' "$route"
+		printf '          "psk": { "source": "random", "max-age": %s,\n                   "authentication-failure-threshold": 2 }\n        }' "$max_age"
+	done)
       ]
     }
   }
