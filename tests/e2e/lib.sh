@@ -286,8 +286,20 @@ e2e_emu_start() {
 	done)
 ]}
 EOF
+	# E2E_TLS=1: HTTPS with a throw-away test CA (the agent trusts it
+	# through the config's ca-file).
+	set --
+	scheme=http
+	E2E_CURL_CA=
+	if [ "${E2E_TLS:-0}" = 1 ]; then
+		sh "$E2E_ROOT/tests/cloudflare/make-test-ca.sh" "$E2E_DIR/emu" ||
+			e2e_fail "could not make the test CA"
+		set -- --cert "$E2E_DIR/emu/server.pem" --key "$E2E_DIR/emu/server.key"
+		scheme=https
+		E2E_CURL_CA="--cacert $E2E_DIR/emu/ca.pem"
+	fi
 	ip netns exec "$E2E_NS_GW" /usr/bin/python3 "$E2E_ROOT/contrib/cf-emulator/cf_emulator.py" \
-		--account-id "$E2E_ACCOUNT" --token-file "$E2E_DIR/emu/token" \
+		"$@" --account-id "$E2E_ACCOUNT" --token-file "$E2E_DIR/emu/token" \
 		--seed "$E2E_DIR/emu/seed.json" --state "$E2E_DIR/emu/state.json" \
 		--port 0 --port-file "$E2E_DIR/emu/port" --pid-file "$E2E_DIR/emu/pid" \
 		--on-key-change "/usr/bin/python3 $E2E_SRC/edge-hook.py $E2E_DIR" \
@@ -301,7 +313,7 @@ EOF
 		sleep 0.1
 	done
 	E2E_EMU_PORT=$(cat "$E2E_DIR/emu/port")
-	E2E_EMU_URL=http://127.0.0.1:$E2E_EMU_PORT
+	E2E_EMU_URL=$scheme://127.0.0.1:$E2E_EMU_PORT
 }
 
 # The agent's config (YANG JSON). The kernel-xfrm leaf (false: the gateway's
@@ -333,6 +345,9 @@ e2e_write_config() {
 	max_age=${E2E_MAX_AGE:-0}
 	group='          "redundancy-group": "uplink",'
 	[ "${E2E_GROUP-uplink}" != "" ] || group=
+	ca_file=
+	[ "${E2E_TLS:-0}" != 1 ] || ca_file="
+      \"ca-file\": \"$E2E_DIR/emu/ca.pem\","
 	cat >"$E2E_DIR/config.json" <<EOF
 {
   "tunnelsync:tunnelsync": {
@@ -346,7 +361,7 @@ e2e_write_config() {
     "cloudflare": {
       "account-id": "$E2E_ACCOUNT",
       "api-base-url": "$E2E_EMU_URL/client/v4",
-      "allow-plain-http-loopback": true,
+      "allow-plain-http-loopback": true,$ca_file
       "api-token-file": "$E2E_DIR/emu/token",
       "connect-timeout": 5,
       "request-timeout": 15
@@ -424,14 +439,14 @@ e2e_api() {
 	{
 		printf 'header = "Authorization: Bearer %s"\n' "$(cat "$E2E_DIR/emu/token")"
 		[ -z "$body" ] || printf 'header = "Content-Type: application/json"\n'
-	} | ip netns exec "$E2E_NS_GW" curl -sS -K - -X "$method" ${body:+--data "$body"} \
+	} | ip netns exec "$E2E_NS_GW" curl -sS ${E2E_CURL_CA:-} -K - -X "$method" ${body:+--data "$body"} \
 		"$E2E_EMU_URL/client/v4/accounts/$E2E_ACCOUNT/magic/ipsec_tunnels$path"
 }
 
 # e2e_admin METHOD PATH [JSON]: the emulator's /__admin interface.
 e2e_admin() {
-	ip netns exec "$E2E_NS_GW" curl -sS -X "$1" ${3:+-H 'Content-Type: application/json' --data "$3"} \
-		"$E2E_EMU_URL/__admin$2"
+	ip netns exec "$E2E_NS_GW" curl -sS ${E2E_CURL_CA:-} -X "$1" \
+		${3:+-H 'Content-Type: application/json' --data "$3"} "$E2E_EMU_URL/__admin$2"
 }
 
 # Fingerprint the emulator holds for a tunnel id ("" when no key).
