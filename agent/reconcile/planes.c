@@ -353,6 +353,37 @@ static int real_route_set(void *ctx, const char *ifname, const struct ts_prefix 
 	return ts_route_set(p->routes, ifname, dst, metric);
 }
 
+static int real_route_prune(void *ctx, const struct ts_route_key *keep, size_t n,
+			    unsigned *ret_deleted)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_route_prune(p->routes, keep, n, ret_deleted);
+}
+
+static int real_iface_ensure(void *ctx, const struct ts_iface_spec *sp, unsigned *ret_changes)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_iface_ensure(p->routes, sp, ret_changes);
+}
+
+static int real_iface_prune(void *ctx, const char *const *keep, size_t n, unsigned *ret_deleted)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_iface_prune(p->routes, keep, n, ret_deleted);
+}
+
 static void real_ike_failures(void *ctx, const char *conn, struct ts_ike_failures *ret)
 {
 	struct real_planes *p = ctx;
@@ -689,6 +720,9 @@ static const struct ts_planes_ops real_ops = {
 	.ike_reauth = real_ike_reauth,
 	.ike_reinitiate = real_ike_reinitiate,
 	.route_set = real_route_set,
+	.route_prune = real_route_prune,
+	.iface_ensure = real_iface_ensure,
+	.iface_prune = real_iface_prune,
 	.ike_failures = real_ike_failures,
 	.ike_failures_reset = real_ike_failures_reset,
 	.ike_mbb_check = real_ike_mbb_check,
