@@ -860,6 +860,9 @@ void fake_done(struct fake *f)
 {
 	char cmd[256];
 
+	free(f->last_metrics);
+	f->last_metrics = NULL;
+
 	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++) {
 		ts_secret_free(f->cf[i].key);
 		ts_secret_free(f->ike[i].key);
@@ -896,6 +899,12 @@ int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
 	if (r < 0)
 		return r;
 	r = ts_agent_pass(a, forced, n_forced, ret);
+	/* The record a daemon would serve after this pass. */
+	free(f->last_metrics);
+	f->last_metrics = NULL;
+	(void)ts_agent_metrics_text(a, &f->last_metrics);
+	f->last_ready =
+		ts_agent_ready_reason(a, f->last_ready_reason, sizeof(f->last_ready_reason));
 	ts_agent_free(a);
 	/* Time passes between one-shot runs. */
 	f->mono += 60 * TS_USEC_PER_SEC;

@@ -121,6 +121,11 @@ struct fake {
 	uint32_t next_ike_id;
 	bool ike_down;
 
+	/* after each fake_pass: /metrics and /readyz as the agent renders them */
+	char *last_metrics;
+	bool last_ready;
+	char last_ready_reason[256];
+
 	/* the store: the real one, with one injectable failure */
 	struct ts_store *store;
 	enum fake_store_op fail_op;

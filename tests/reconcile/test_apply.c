@@ -245,6 +245,10 @@ static void test_corrupt_journal_stalls(void **state)
 		assert_non_null(strstr(res.store_problem, "t01.jnl"));
 		ts_pass_result_done(&res);
 		assert_status(f, "Stalled", "StoreDamaged");
+		/* The metric and /readyz say so too. */
+		assert_non_null(f->last_metrics);
+		assert_non_null(strstr(f->last_metrics, "\ntunnelsync_store_problems 1\n"));
+		assert_false(f->last_ready);
 	}
 	/* The others were not held back. */
 	assert_true(fake_in_agreement(f, 1));
@@ -256,6 +260,8 @@ static void test_corrupt_journal_stalls(void **state)
 	pass_forced_ok(f, "t01");
 	assert_true(fake_in_agreement(f, 0));
 	assert_status(f, "Ready", "InSync");
+	assert_non_null(strstr(f->last_metrics, "\ntunnelsync_store_problems 0\n"));
+	assert_true(f->last_ready);
 }
 
 /* A corrupt key record: the same. */
