@@ -70,10 +70,17 @@ struct ts_planes_ops {
 	int (*ike_load_key)(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
 			    char *err, size_t err_size);
 	/* A changed connection: key (when not NULL) again for new owners,
-	 * load-conn, and with reestablish new SAs from it, make before break
-	 * (ts_ike_update). The key itself never changes. */
+	 * load-conn, and with reestablish new SAs from it requested, make
+	 * before break (ts_ike_update_begin: 0 done, 1 confirm the new SAs
+	 * then ike_update_finish, -EAGAIN refused at once). The key itself
+	 * never changes. Neither call waits for an exchange. */
 	int (*ike_update_conn)(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
-			       bool reestablish, bool break_first, char *err, size_t err_size);
+			       bool reestablish, bool break_first,
+			       struct ts_ike_update_sas *ret_before, char *err, size_t err_size);
+	/* New SAs up: the old ones go (ts_ike_update_finish; -EAGAIN none). */
+	int (*ike_update_finish)(void *ctx, const struct ts_tunnel *t,
+				 const struct ts_ike_update_sas *before, char *err,
+				 size_t err_size);
 	/* Terminates the connection's SAs, then unloads it. */
 	int (*ike_unload_conn)(void *ctx, const char *conn, char *err, size_t err_size);
 	int (*ike_unload_key)(void *ctx, const char *id, char *err, size_t err_size);

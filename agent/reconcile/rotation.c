@@ -53,7 +53,7 @@ void ts_rotation_done(struct ts_rotation *rot)
 int ts_confirm_up(struct ts_agent *a, const struct ts_tunnel *t, uint32_t old_id)
 {
 	struct ts_waiter w = { t, old_id, ts_wait_deadline(a, a->desired->agent.confirm_timeout),
-			       false };
+			       false, NULL };
 	struct ts_waiter *wp = &w;
 
 	ts_wait_up(a, &wp, 1);
@@ -527,9 +527,9 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 		 * outcome is confirmed by the wait, whatever initiate says. */
 		(void)ops->ike_initiate(ctx, t, NULL, 0);
 	}
-	rot->wait =
-		(struct ts_waiter){ t, old_id,
-				    ts_wait_deadline(a, a->desired->agent.confirm_timeout), false };
+	rot->wait = (struct ts_waiter){ t, old_id,
+					ts_wait_deadline(a, a->desired->agent.confirm_timeout),
+					false, NULL };
 	rot->waiting = true;
 	return 0;
 }

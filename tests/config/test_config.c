@@ -277,18 +277,18 @@ static const struct invalid_case json_cases[] = {
 	{ "request budget over Cloudflare's limit", "\"request-budget\": 600",
 	  "\"request-budget\": 1201", NULL, NULL, "1201",
 	  "/tunnelsync:tunnelsync/cloudflare/request-budget", "between 1 and 1200" },
-	{ "email without key file", "\"api-token-file\": \"/etc/tunnelsync/cloudflare-token\"",
-	  "\"email\": \"ops@example.com\"", NULL, NULL, "\"cloudflare\"",
+	{ "email without key file", "\"request-budget\": 600",
+	  "\"request-budget\": 600, \"email\": \"ops@example.com\"", NULL, NULL, "\"cloudflare\"",
 	  "/tunnelsync:tunnelsync/cloudflare/api-key-file", "\"api-key-file\" is mandatory" },
-	{ "token file and email together",
-	  "\"api-token-file\": \"/etc/tunnelsync/cloudflare-token\"",
-	  "\"api-token-file\": \"/etc/t\", \"email\": \"ops@example.com\", \"api-key-file\": \"/etc/k\"",
+	{ "token file and email together", "\"request-budget\": 600",
+	  "\"request-budget\": 600, \"api-token-file\": \"/etc/t\", \"email\": \"ops@example.com\", \"api-key-file\": \"/etc/k\"",
 	  NULL, NULL, "\"cloudflare\"", "/tunnelsync:tunnelsync/cloudflare/credentials",
 	  "give either api-token-file or email with api-key-file, not both" },
 	{ "unknown module", "\"tunnelsync:tunnelsync\"", "\"tunnelsyn:tunnelsync\"", NULL, NULL,
 	  "tunnelsyn:", NULL, "the config must be a \"tunnelsync:tunnelsync\" object" },
-	{ "token file relative", "\"/etc/tunnelsync/cloudflare-token\"", "\"token\"", NULL, NULL,
-	  "\"token\"", "/tunnelsync:tunnelsync/cloudflare/api-token-file", "absolute path" },
+	{ "token file relative", "\"request-budget\": 600",
+	  "\"request-budget\": 600, \"api-token-file\": \"token\"", NULL, NULL, "\"token\"",
+	  "/tunnelsync:tunnelsync/cloudflare/api-token-file", "absolute path" },
 	{ "bad gateway name",
 	  "\"gateway\": \"edge-ams-1\",\n          \"redundancy-group\": \"ams-uplink\",\n          \"customer-endpoint\": \"203.0.113.10\",\n          \"cloudflare-endpoint\": \"198.51.100.2\"",
 	  "\"gateway\": \"edge ams\",\n          \"redundancy-group\": \"ams-uplink\",\n          \"customer-endpoint\": \"203.0.113.10\",\n          \"cloudflare-endpoint\": \"198.51.100.2\"",
@@ -384,7 +384,8 @@ static void test_example_json(void **state)
 	assert_false(d->agent.suspend);
 	assert_string_equal(d->cloudflare.account_id, "023e105f4ecef8ad9ca31a8372d0c353");
 	assert_int_equal(d->cloudflare.auth, TS_CF_AUTH_TOKEN);
-	assert_string_equal(d->cloudflare.token_file, "/etc/tunnelsync/cloudflare-token");
+	/* No api-token-file: the systemd credential or the Kubernetes secret. */
+	assert_null(d->cloudflare.token_file);
 	assert_null(d->cloudflare.email);
 	assert_string_equal(d->cloudflare.api_base_url, "https://api.cloudflare.com/client/v4");
 	assert_int_equal(d->n_tunnels, 2);

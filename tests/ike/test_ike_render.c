@@ -725,6 +725,24 @@ static void test_state_names(void **state)
 	assert_string_equal(ts_child_sa_state_to_string(99), "UNKNOWN");
 }
 
+/* An initiate answered "not done yet" is waited for, a refusal is not:
+ * charon 5.9.8's answer to an initiate that outlived its timeout is "...
+ * not established after Nms" (found against real charon: the concurrent
+ * waits had taken it for a failure). */
+static void test_request_detached(void **state)
+{
+	(void)state;
+	assert_true(ts_ike_request_detached(-ETIMEDOUT, NULL));
+	assert_true(ts_ike_request_detached(-EIO, "CHILD_SA 'ts-x' not established after 500ms"));
+	assert_true(ts_ike_request_detached(-EIO, "initiate timed out"));
+	assert_true(ts_ike_request_detached(-EIO, "timeout"));
+	assert_false(ts_ike_request_detached(-EIO, "CHILD_SA 'ts-x' not established after ms"));
+	assert_false(ts_ike_request_detached(-EIO, "establishing CHILD_SA 'ts-x' failed"));
+	assert_false(ts_ike_request_detached(-EIO, NULL));
+	assert_false(ts_ike_request_detached(-ENOENT, "timeout"));
+	assert_false(ts_ike_request_detached(0, ""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -741,6 +759,7 @@ int main(void)
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_state_names),
+		cmocka_unit_test(test_request_detached),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,12 +67,14 @@ struct fake_ike_tunnel {
 	bool reachable; /* the peer answers at all */
 	unsigned loads, initiates, reauths;
 	unsigned reinitiates; /* break-before-make: terminate, then initiate */
+	unsigned unloads;     /* unload-conn and unload-shared calls */
 	uint32_t auth_failures;
 	/* The connection as loaded (the rendering's leaves); the fake's
 	 * list-conns reports the listed ones of it. */
 	struct ts_ike_leaves conn;
 	unsigned updates;     /* update-conn calls */
-	bool update_fails;    /* update-conn: loaded, but no new SA (-EAGAIN) */
+	unsigned finishes;    /* update-conn finish calls (new SAs seen up) */
+	bool update_fails;    /* update-conn: loaded, but the new SAs never come up */
 	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first
 			       * (update-conn) or a re-initiation works */
 	unsigned breaks;      /* update-conn calls with break_first */
@@ -91,6 +93,10 @@ enum fake_store_op {
 struct fake {
 	struct ts_desired d;
 	struct ts_tunnel t[FAKE_MAX_TUNNELS];
+	/* Tunnels Cloudflare and charon know: t[0..n_world), of which the
+	 * config declares the first d.n_tunnels (lower d.n_tunnels: the last
+	 * ones removed from the config, still in the world). */
+	size_t n_world;
 	char dir[128];
 	char state_dir[160];
 	ts_usec_t mono, real;
