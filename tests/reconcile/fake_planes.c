@@ -171,6 +171,8 @@ static int f_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t
 	if (validate_only)
 		return 0;
 	f->set_calls++;
+	f->mono += f->set_delay;
+	f->real += f->set_delay;
 	c = next_call(f->set_script, &f->n_set_script);
 	ret->outcomes = calloc(n + 1, sizeof(*ret->outcomes));
 	if (!ret->outcomes)
@@ -525,6 +527,21 @@ static int f_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t 
 	(void)err_size;
 	if (i >= 0)
 		f->ike[i].reauths++;
+	/* A second IKE SA refused: the old SAs carry on, no new one. */
+	if (i >= 0 && f->ike[i].refuses_overlap && f->ike[i].up)
+		return -ETIMEDOUT;
+	return exchange(f, t);
+}
+
+static int f_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+
+	(void)err;
+	(void)err_size;
+	if (i >= 0)
+		f->ike[i].reinitiates++;
 	return exchange(f, t);
 }
 
@@ -777,6 +794,7 @@ static const struct ts_planes_ops fake_ops = {
 	.ike_unload_key = f_ike_unload_key,
 	.ike_initiate = f_ike_initiate,
 	.ike_reauth = f_ike_reauth,
+	.ike_reinitiate = f_ike_reinitiate,
 	.ike_failures = f_ike_failures,
 	.ike_failures_reset = f_ike_failures_reset,
 	.ike_mbb_check = f_ike_mbb_check,
@@ -860,6 +878,9 @@ void fake_done(struct fake *f)
 {
 	char cmd[256];
 
+	free(f->last_metrics);
+	f->last_metrics = NULL;
+
 	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++) {
 		ts_secret_free(f->cf[i].key);
 		ts_secret_free(f->ike[i].key);
@@ -896,6 +917,12 @@ int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
 	if (r < 0)
 		return r;
 	r = ts_agent_pass(a, forced, n_forced, ret);
+	/* The record a daemon would serve after this pass. */
+	free(f->last_metrics);
+	f->last_metrics = NULL;
+	(void)ts_agent_metrics_text(a, &f->last_metrics);
+	f->last_ready =
+		ts_agent_ready_reason(a, f->last_ready_reason, sizeof(f->last_ready_reason));
 	ts_agent_free(a);
 	/* Time passes between one-shot runs. */
 	f->mono += 60 * TS_USEC_PER_SEC;

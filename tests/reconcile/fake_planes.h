@@ -66,7 +66,8 @@ struct fake_ike_tunnel {
 	bool up;
 	bool reachable; /* the peer answers at all */
 	unsigned loads, initiates, reauths;
-	unsigned unloads; /* unload-conn and unload-shared calls */
+	unsigned reinitiates; /* break-before-make: terminate, then initiate */
+	unsigned unloads;     /* unload-conn and unload-shared calls */
 	uint32_t auth_failures;
 	/* The connection as loaded (the rendering's leaves); the fake's
 	 * list-conns reports the listed ones of it. */
@@ -74,7 +75,8 @@ struct fake_ike_tunnel {
 	unsigned updates;     /* update-conn calls */
 	unsigned finishes;    /* update-conn finish calls (new SAs seen up) */
 	bool update_fails;    /* update-conn: loaded, but the new SAs never come up */
-	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first works */
+	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first
+			       * (update-conn) or a re-initiation works */
 	unsigned breaks;      /* update-conn calls with break_first */
 };
 
@@ -104,6 +106,7 @@ struct fake {
 	struct fake_cf_tunnel cf[FAKE_MAX_TUNNELS];
 	struct fake_call set_script[FAKE_MAX_SCRIPT]; /* next bulk calls; then applied */
 	size_t n_set_script, set_calls;
+	ts_usec_t set_delay; /* each bulk call lasts this long (both clocks move) */
 	/* per tunnel, overrides the call's answer for its entry when set
 	 * (APPLIED/UNAPPLIED/MISSING); index + 1, 0 = not set */
 	int entry_answer[FAKE_MAX_TUNNELS];
@@ -120,6 +123,11 @@ struct fake {
 	struct fake_ike_tunnel ike[FAKE_MAX_TUNNELS];
 	uint32_t next_ike_id;
 	bool ike_down;
+
+	/* after each fake_pass: /metrics and /readyz as the agent renders them */
+	char *last_metrics;
+	bool last_ready;
+	char last_ready_reason[256];
 
 	/* the store: the real one, with one injectable failure */
 	struct ts_store *store;
