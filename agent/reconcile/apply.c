@@ -271,8 +271,11 @@ static void run_rotations(struct ts_agent *a, struct ts_rotation *rots, size_t n
 /* charon's answer to a request it was not given time to finish. */
 static bool detached(int r, const char *err)
 {
+	/* charon 5.9.8 answers an initiate whose timeout ended first with
+	 * "CHILD_SA 'NAME' not established after 500ms". */
 	return r == -ETIMEDOUT ||
-	       (r == -EIO && (strstr(err, "timeout") || strstr(err, "timed out")));
+	       (r == -EIO && (strstr(err, "timeout") || strstr(err, "timed out") ||
+			      strstr(err, "not established after")));
 }
 
 /* An initiate or a reauth: requested now, confirmed with every other wait
