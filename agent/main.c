@@ -540,6 +540,8 @@ int main(int argc, char **argv)
 			"tunnelsync: cannot move CLOUDFLARE_API_TOKEN into secure memory\n");
 		return EXIT_FAIL;
 	}
+	/* libcurl and OpenSSL on the wiping allocator before either is used. */
+	ts_cf_global_init();
 
 	if (argc < 2 || argv[1][0] == '-') {
 		if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {

@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="
 build-essential cmake pkg-config git ca-certificates
-libcurl4-openssl-dev libnl-3-dev libnl-xfrm-3-dev libnl-route-3-dev
+libcurl4-openssl-dev libssl-dev libnl-3-dev libnl-xfrm-3-dev libnl-route-3-dev
 libyang2-dev libyang2-tools libjansson-dev libcmocka-dev libmicrohttpd-dev
 prometheus
 valgrind clang-format clang libclang-rt-dev gdb

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,10 +109,50 @@ struct ts_cf_client {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+/* OpenSSL's allocations on the wiping allocator too: its TLS record
+ * buffers hold the plaintext of what goes over the connection (a
+ * generated key decrypted in the read buffer, the request with the token
+ * before it is encrypted), and OpenSSL frees them unwiped. Its default
+ * functions' behaviour at size 0 is kept (NULL; realloc to 0 frees). */
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+	(void)file, (void)line;
+	return n ? ts_wipe_malloc(n) : NULL;
+}
+
+static void *ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file, (void)line;
+	if (n == 0) {
+		ts_wipe_free(p);
+		return NULL;
+	}
+	return ts_wipe_realloc(p, n);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+	(void)file, (void)line;
+	ts_wipe_free(p);
+}
+
+static bool tls_memory_wiped;
+
+bool ts_cf_tls_memory_wiped(void)
+{
+	return tls_memory_wiped;
+}
+
 /* libcurl copies the auth header into its request buffers: with these
- * hooks every block it frees is wiped first. */
+ * hooks every block it frees is wiped first. OpenSSL takes other
+ * functions only before its first allocation: before curl initializes it
+ * here, unless something else in the process used it already. */
 static void curl_init_once(void)
 {
+	tls_memory_wiped = CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free) == 1;
+	if (!tls_memory_wiped)
+		ts_logf(TS_LOG_WARN, "cloudflare", NULL,
+			"OpenSSL was used before the API client: its buffers are not wiped when freed");
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, ts_wipe_malloc, ts_wipe_free, ts_wipe_realloc,
 				 ts_wipe_strdup, ts_wipe_calloc) != CURLE_OK)
 		curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -399,11 +440,17 @@ static int load_credentials(struct ts_cf_client *c, const struct ts_cloudflare_c
 	return 0;
 }
 
+void ts_cf_global_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, curl_init_once);
+}
+
 int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 		     const struct ts_cf_client_options *opts, struct ts_cf_client **ret_client,
 		     struct ts_cf_error *err)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	const char *base = cfg->api_base_url ? cfg->api_base_url : TS_CF_DEFAULT_BASE_URL;
 	struct ts_cf_client *c;
 	uint32_t budget = cfg->request_budget ? cfg->request_budget : TS_CF_DEFAULT_REQUEST_BUDGET;
@@ -416,7 +463,7 @@ int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 	int r;
 
 	ts_cf_error_done(err);
-	pthread_once(&once, curl_init_once);
+	ts_cf_global_init();
 	ts_cf_json_init();
 
 	if (!ts_cf_id_valid(cfg->account_id))

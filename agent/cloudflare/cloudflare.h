@@ -144,6 +144,13 @@ const char *ts_cf_error_format(const struct ts_cf_error *e, char *buf, size_t si
  * (the variable removed, its bytes wiped) for every later client of the
  * process. main() calls it first, before any thread; 0 also when unset. */
 int ts_cf_take_env_token(void);
+/* Initializes libcurl and OpenSSL with the wiping allocator (core/secret.h)
+ * for their allocations: once, before anything else in the process uses
+ * them (main() does, at start; the first client would). */
+void ts_cf_global_init(void);
+/* Whether OpenSSL's allocations go through the wiping allocator: false
+ * before ts_cf_global_init, or when OpenSSL had been used before it. */
+bool ts_cf_tls_memory_wiped(void);
 
 /* Reads the credentials (token_file, else the file TS_CF_CREDENTIAL_TOKEN in
  * $CREDENTIALS_DIRECTORY, else CLOUDFLARE_API_TOKEN; or email + key_file), checks the base URL

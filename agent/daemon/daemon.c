@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -450,6 +451,11 @@ static void pass_done(struct daemon *d)
 	job_free(d->job);
 	d->job = NULL;
 	d->busy = false;
+	/* The pass's observations are freed, but glibc keeps their pages (in
+	 * the worker's arena too): hand them back, so that an idle daemon holds
+	 * what it keeps, not the peak of its last pass (tests/bench/
+	 * idle-scale.sh). */
+	malloc_trim(0);
 	d->passes++;
 	ts_log_set_cause(NULL);
 	if (res->error < 0) {

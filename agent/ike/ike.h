@@ -174,15 +174,50 @@ int ts_ike_reauth(struct ts_vici_client *c, const struct ts_tunnel *t, int timeo
  * the "unlisted-fields" placeholder: running SAs keep the config they were
  * made from, through rekeys and reauths, in strongSwan 5.9.8). */
 void ts_ike_update_needs(const struct ts_changes *c, bool *ret_key, bool *ret_reestablish);
-/* Applies a changed connection: psk (non-NULL: the current key, loaded
- * again first for its new owners), load-conn, then, when reestablish and
- * SAs are running, make before break: a new CHILD SA from the loaded
- * config (in the running IKE SA when the peer config is unchanged, else in
- * a new IKE SA), then the old CHILD or IKE SAs are terminated. The key is
- * never changed. -EAGAIN (err says why) when no new CHILD SA came up: the
- * old SAs are kept and carry traffic with the old config. break_first:
- * the old IKE SAs are terminated before the initiate (break before make),
- * for a peer that refuses a second IKE SA with the same identities. */
+/* Whether a failed initiate or terminate only means "not done within the
+ * timeout the request gave charon" (charon carries on): -ETIMEDOUT, or
+ * -EIO with charon's answer for it (5.9.8 vici_control.c: "CHILD_SA '…'
+ * not established after 500ms", older texts "timeout"/"timed out"). */
+bool ts_ike_request_detached(int r, const char *err);
+
+/* The SAs of a connection before its update: what the new ones are told
+ * from, and what goes once they are up. */
+struct ts_ike_update_sas {
+	uint32_t ike[8];
+	size_t n_ike;
+	struct {
+		uint32_t ike, child;
+		bool installed;
+	} child[16];
+	size_t n_child;
+};
+bool ts_ike_update_sas_had_child(const struct ts_ike_update_sas *before, uint32_t id);
+
+/* Applies a changed connection in two steps, so that the wait for the new
+ * SAs joins every other wait of the pass (reconcile/wait.h).
+ * ts_ike_update_begin(): psk (non-NULL: the current key, loaded again
+ * first for its new owners), load-conn, then, when reestablish and SAs are
+ * running, a new CHILD SA from the loaded config is requested (in the
+ * running IKE SA when the peer config is unchanged, else in a new IKE SA),
+ * waiting at most request_ms for charon's answer. Returns 0 when done (no
+ * SA to re-establish), 1 when new SAs were requested: confirm through
+ * observation (a CHILD SA installed that ret_before does not hold), then
+ * ts_ike_update_finish(); -EAGAIN when charon refused the initiate at once
+ * (the old SAs are kept and carry traffic with the old config). The key is
+ * never changed. break_first: the old IKE SAs are terminated (blocking)
+ * before the initiate (break before make), for a peer that refuses a
+ * second IKE SA with the same identities.
+ * ts_ike_update_finish(): with a new CHILD SA installed, terminates the
+ * old IKE SAs, or in a kept IKE SA the old CHILD SAs (make before break);
+ * -EAGAIN (err says why) when there is none.
+ * ts_ike_update(): both, the initiate blocking up to timeout_ms. */
+int ts_ike_update_begin(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
+			const struct ts_secret *psk, bool reestablish, bool break_first,
+			int request_ms, struct ts_ike_update_sas *ret_before, char *err,
+			size_t err_size);
+int ts_ike_update_finish(struct ts_vici_client *c, const struct ts_tunnel *t,
+			 const struct ts_ike_update_sas *before, int timeout_ms, char *err,
+			 size_t err_size);
 int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
 		  const struct ts_secret *psk, bool reestablish, bool break_first, int timeout_ms,
 		  char *err, size_t err_size);

@@ -337,72 +337,98 @@ void ts_ike_update_needs(const struct ts_changes *c, bool *ret_key, bool *ret_re
 
 struct sa_ids {
 	const char *conn;
-	uint32_t ike[8];
-	size_t n_ike;
-	struct {
-		uint32_t ike, child;
-		bool installed;
-	} child[16];
-	size_t n_child;
+	struct ts_ike_update_sas *sas;
 };
 
 static int on_update_sa(void *userdata, const struct ts_vici_node *event)
 {
 	struct sa_ids *ids = userdata;
+	struct ts_ike_update_sas *s = ids->sas;
 	const struct ts_vici_node *sa = ts_vici_get_section(event, ids->conn);
 	const struct ts_vici_node *sas = ts_vici_get_section(sa, "child-sas");
 	uint32_t ike_id = 0;
 
 	if (!sa || ts_vici_get_u32(sa, "uniqueid", &ike_id) < 0)
 		return 0;
-	if (ids->n_ike < TS_ARRAY_SIZE(ids->ike))
-		ids->ike[ids->n_ike++] = ike_id;
+	if (s->n_ike < TS_ARRAY_SIZE(s->ike))
+		s->ike[s->n_ike++] = ike_id;
 	for (size_t i = 0; sas && i < sas->n_children; i++) {
 		const struct ts_vici_node *ch = sas->children[i];
 		enum ts_child_sa_state st;
 		uint32_t id = 0;
 
 		if (ch->type != TS_VICI_SECTION || ts_vici_get_u32(ch, "uniqueid", &id) < 0 ||
-		    ids->n_child == TS_ARRAY_SIZE(ids->child))
+		    s->n_child == TS_ARRAY_SIZE(s->child))
 			continue;
 		st = ts_child_sa_state_from_string(ts_vici_get_str(ch, "state"));
-		ids->child[ids->n_child].ike = ike_id;
-		ids->child[ids->n_child].child = id;
-		ids->child[ids->n_child].installed = st == TS_CHILD_SA_INSTALLED;
-		ids->n_child++;
+		s->child[s->n_child].ike = ike_id;
+		s->child[s->n_child].child = id;
+		s->child[s->n_child].installed = st == TS_CHILD_SA_INSTALLED;
+		s->n_child++;
 	}
 	return 0;
 }
 
-static bool had_child(const struct sa_ids *before, uint32_t id)
+static int list_update_sas(struct ts_vici_client *c, const char *name,
+			   struct ts_ike_update_sas *ret)
 {
-	for (size_t i = 0; i < before->n_child; i++)
+	struct sa_ids ids = { name, ret };
+
+	memset(ret, 0, sizeof(*ret));
+	return ts_vici_list_sas(c, name, on_update_sa, &ids);
+}
+
+bool ts_ike_request_detached(int r, const char *err)
+{
+	const char *after;
+	char *end;
+
+	if (r == -ETIMEDOUT)
+		return true;
+	if (r != -EIO || !err)
+		return false;
+	if (strstr(err, "timeout") || strstr(err, "timed out"))
+		return true;
+	/* "... not established after 500ms" */
+	after = strstr(err, "not established after ");
+	if (!after)
+		return false;
+	after += strlen("not established after ");
+	(void)strtoul(after, &end, 10);
+	return end != after && strncmp(end, "ms", 2) == 0;
+}
+
+bool ts_ike_update_sas_had_child(const struct ts_ike_update_sas *before, uint32_t id)
+{
+	for (size_t i = 0; before && i < before->n_child; i++)
 		if (before->child[i].child == id)
 			return true;
 	return false;
 }
 
-int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
-		  const struct ts_secret *psk, bool reestablish, bool break_first, int timeout_ms,
-		  char *err, size_t err_size)
+int ts_ike_update_begin(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
+			const struct ts_secret *psk, bool reestablish, bool break_first,
+			int request_ms, struct ts_ike_update_sas *ret_before, char *err,
+			size_t err_size)
 {
 	_cleanup_vici_ struct ts_vici_node *shared = NULL, *conn = NULL;
 	char name[TS_IKE_CONN_NAME_MAX];
-	struct sa_ids before = { .conn = name }, after = { .conn = name };
+	struct ts_ike_update_sas *before = ret_before;
 	int r;
 
+	memset(before, 0, sizeof(*before));
 	if ((r = ts_ike_conn_name(t, name, sizeof(name))) < 0 ||
 	    (psk && (r = ts_ike_render_shared(t, account_id, psk, &shared)) < 0) ||
 	    (r = ts_ike_render_conn(t, account_id, &conn)) < 0)
 		return r;
-	r = ts_vici_list_sas(c, name, on_update_sa, &before);
+	r = list_update_sas(c, name, before);
 	if (r < 0)
 		return r;
 	/* New owners of the same key before the connection that needs them. */
 	if (shared && (r = ts_vici_load_shared(c, shared, err, err_size)) < 0)
 		return r;
 	r = ts_vici_load_conn(c, conn, err, err_size);
-	if (r < 0 || !reestablish || before.n_ike == 0)
+	if (r < 0 || !reestablish || before->n_ike == 0)
 		return r; /* nothing running: the next initiate uses the new config */
 	/* Running SAs keep the config they were made from through rekeys and
 	 * reauths (5.9.8: ike_sa.c reestablish() reuses the old peer config,
@@ -411,60 +437,83 @@ int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const cha
 	 * peer config charon adds it to the running IKE SA
 	 * (checkout_by_config()), else it negotiates a new IKE SA. */
 	if (break_first) {
-		for (size_t i = 0; i < before.n_ike; i++) {
-			r = ts_vici_terminate_id(c, false, before.ike[i], timeout_ms, NULL, 0);
+		/* Blocking (the client's own timeout): the peer must have
+		 * forgotten the old IKE SA before it takes the new one. */
+		for (size_t i = 0; i < before->n_ike; i++) {
+			r = ts_vici_terminate_id(c, false, before->ike[i], 0, NULL, 0);
 			if (r < 0 && r != -EIO)
 				return r;
 		}
-		before.n_child = 0; /* gone with their IKE SAs */
-		before.n_ike = 0;
+		before->n_child = 0; /* gone with their IKE SAs */
+		before->n_ike = 0;
 	}
-	r = ts_vici_initiate(c, name, name, timeout_ms, err, err_size);
+	r = ts_vici_initiate(c, name, name, request_ms, err, err_size);
+	if (ts_ike_request_detached(r, err))
+		return 1; /* charon carries on: confirm, then finish */
 	if (r < 0)
-		return r == -EIO || r == -ETIMEDOUT ? -EAGAIN
-						    : r; /* the old SAs (if kept) carry on */
-	r = ts_vici_list_sas(c, name, on_update_sa, &after);
-	if (r < 0)
+		return r == -EIO ? -EAGAIN : r; /* the old SAs (if kept) carry on */
+	return 1;
+}
+
+int ts_ike_update_finish(struct ts_vici_client *c, const struct ts_tunnel *t,
+			 const struct ts_ike_update_sas *before, int timeout_ms, char *err,
+			 size_t err_size)
+{
+	char name[TS_IKE_CONN_NAME_MAX];
+	struct ts_ike_update_sas after;
+	uint32_t keep[TS_ARRAY_SIZE(after.child)];
+	size_t n_keep = 0;
+	int r;
+
+	if ((r = ts_ike_conn_name(t, name, sizeof(name))) < 0 ||
+	    (r = list_update_sas(c, name, &after)) < 0)
 		return r;
-	{
-		uint32_t keep[TS_ARRAY_SIZE(after.child)];
-		size_t n_keep = 0;
+	for (size_t i = 0; i < after.n_child; i++)
+		if (after.child[i].installed &&
+		    !ts_ike_update_sas_had_child(before, after.child[i].child))
+			keep[n_keep++] = after.child[i].ike;
+	if (n_keep == 0) {
+		if (err && err_size)
+			snprintf(err, err_size, "no new CHILD SA installed");
+		return -EAGAIN;
+	}
+	for (size_t i = 0; i < before->n_ike; i++) {
+		bool kept = false;
 
-		for (size_t i = 0; i < after.n_child; i++)
-			if (after.child[i].installed && !had_child(&before, after.child[i].child))
-				keep[n_keep++] = after.child[i].ike;
-		if (n_keep == 0) {
-			if (err && err_size)
-				snprintf(err, err_size, "no new CHILD SA installed");
-			return -EAGAIN;
-		}
-		for (size_t i = 0; i < before.n_ike; i++) {
-			bool kept = false;
-
-			for (size_t k = 0; k < n_keep; k++)
-				kept = kept || keep[k] == before.ike[i];
-			if (!kept) {
-				r = ts_vici_terminate_id(c, false, before.ike[i], timeout_ms, NULL,
-							 0);
-				if (r < 0 && r != -EIO)
-					return r;
-			}
-		}
-		/* In a kept IKE SA, the CHILD SAs made from the old config. */
-		for (size_t i = 0; i < before.n_child; i++) {
-			bool in_kept = false;
-
-			for (size_t k = 0; k < n_keep; k++)
-				in_kept = in_kept || keep[k] == before.child[i].ike;
-			if (!in_kept)
-				continue;
-			r = ts_vici_terminate_id(c, true, before.child[i].child, timeout_ms, NULL,
-						 0);
+		for (size_t k = 0; k < n_keep; k++)
+			kept = kept || keep[k] == before->ike[i];
+		if (!kept) {
+			r = ts_vici_terminate_id(c, false, before->ike[i], timeout_ms, NULL, 0);
 			if (r < 0 && r != -EIO)
 				return r;
 		}
+	}
+	/* In a kept IKE SA, the CHILD SAs made from the old config. */
+	for (size_t i = 0; i < before->n_child; i++) {
+		bool in_kept = false;
+
+		for (size_t k = 0; k < n_keep; k++)
+			in_kept = in_kept || keep[k] == before->child[i].ike;
+		if (!in_kept)
+			continue;
+		r = ts_vici_terminate_id(c, true, before->child[i].child, timeout_ms, NULL, 0);
+		if (r < 0 && r != -EIO)
+			return r;
 	}
 	return 0;
+}
+
+int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const char *account_id,
+		  const struct ts_secret *psk, bool reestablish, bool break_first, int timeout_ms,
+		  char *err, size_t err_size)
+{
+	struct ts_ike_update_sas before;
+	int r = ts_ike_update_begin(c, t, account_id, psk, reestablish, break_first, timeout_ms,
+				    &before, err, err_size);
+
+	if (r == 1 && err && err_size)
+		err[0] = '\0';
+	return r == 1 ? ts_ike_update_finish(c, t, &before, timeout_ms, err, err_size) : r;
 }
 
 /* --- observing ----------------------------------------------------------- */

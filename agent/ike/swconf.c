@@ -19,9 +19,14 @@
 #include "ike/swconf.h"
 #include "ike/vici.h"
 
-#define MAX_DEPTH     10
-#define MAX_FILE_SIZE (1024 * 1024)
-#define SECTION_MAX   1024
+#define MAX_DEPTH 10
+/* Files read for one lookup: a tree far larger than any real one (Debian
+ * 12's has about 50). Without it a few includes of a file that includes
+ * the next many times each (40 lines in each of 4 files: 2.5 million
+ * reads) would hold the agent for minutes. */
+#define MAX_FILES_READ 1000
+#define MAX_FILE_SIZE  (1024 * 1024)
+#define SECTION_MAX    1024
 
 const char *const ts_mbb_state_names[_TS_MBB_MAX] = {
 	[TS_MBB_UNKNOWN] = "unknown",
@@ -60,7 +65,8 @@ static bool name_char(char c)
 static int parse_file(struct parser *p, const char *path, unsigned depth);
 
 /* include PATTERN: every file it matches, in order, at this point. */
-static int include(struct parser *p, const char *from, const char *pattern, unsigned depth)
+static int include(struct parser *p, const char *from, unsigned line, const char *pattern,
+		   unsigned depth)
 {
 	char full[PATH_MAX];
 	glob_t g;
@@ -79,8 +85,14 @@ static int include(struct parser *p, const char *from, const char *pattern, unsi
 		return 0;
 	if (glob(full, 0, NULL, &g) != 0)
 		return 0; /* nothing matched: charon skips it too */
-	for (size_t i = 0; i < g.gl_pathc && r >= 0; i++)
+	for (size_t i = 0; i < g.gl_pathc && r >= 0; i++) {
+		if (p->out->n_files >= MAX_FILES_READ) {
+			r = fail(p, from, line,
+				 "include: over 1000 files read (files included many times over)");
+			break;
+		}
 		r = parse_file(p, g.gl_pathv[i], depth + 1);
+	}
 	globfree(&g);
 	return r;
 }
@@ -180,7 +192,7 @@ static int parse_text(struct parser *p, const char *file, const char *s, unsigne
 				return fail(p, file, line, "unterminated string");
 			if (depth + 1 > MAX_DEPTH)
 				return fail(p, file, line, "includes nested too deep");
-			r = include(p, file, value, depth);
+			r = include(p, file, line, value, depth);
 			if (r < 0)
 				return r;
 			continue;

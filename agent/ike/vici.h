@@ -206,8 +206,11 @@ int ts_vici_list_conns(struct ts_vici_client *c, const char *ike, ts_vici_stream
  * (connection name) may be NULL: all. */
 int ts_vici_list_sas(struct ts_vici_client *c, const char *ike, ts_vici_stream_fn cb,
 		     void *userdata);
+/* timeout_ms of the blocking calls below: charon answers at once and
+ * carries on (its "timeout" -1); the outcome is for the caller to observe. */
+#define TS_VICI_NO_WAIT (-1)
 /* Initiates the CHILD SA child (and its IKE SA ike) and waits up to
- * timeout_ms for the result. */
+ * timeout_ms for the result (TS_VICI_NO_WAIT: none; 0: the client's). */
 int ts_vici_initiate(struct ts_vici_client *c, const char *ike, const char *child, int timeout_ms,
 		     char *err, size_t err_size);
 /* Terminates the IKE SA(s) of connection ike; waits up to timeout_ms. */

@@ -495,6 +495,7 @@ static int blocking_call(struct ts_vici_client *c, const char *cmd, const char *
 			 const char *child, int timeout_ms, char *err, size_t err_size)
 {
 	_cleanup_vici_ struct ts_vici_node *req = NULL;
+	bool no_wait = timeout_ms == TS_VICI_NO_WAIT;
 	int r;
 
 	if (timeout_ms <= 0)
@@ -506,7 +507,9 @@ static int blocking_call(struct ts_vici_client *c, const char *cmd, const char *
 		return r;
 	if (ike && (r = ts_vici_add_str(req, "ike", ike)) < 0)
 		return r;
-	r = ts_vici_add_fmt(req, "timeout", "%d", timeout_ms);
+	/* A negative timeout: charon answers before the exchange (5.9.8
+	 * vici_control.c), we wait for that answer as for any other. */
+	r = ts_vici_add_fmt(req, "timeout", "%d", no_wait ? -1 : timeout_ms);
 	if (r < 0)
 		return r;
 	/* No control-log stream wanted. */

@@ -144,51 +144,6 @@ static int apply_simple(struct ts_agent *a, const struct ts_observation *o,
 		if (r == 0)
 			ts_agent_record_conn(a, t); /* its SAs will be made from it */
 		break;
-	case TS_ACTION_UPDATE_CONN: {
-		const struct ts_key_record *rec =
-			o->store ? ts_store_state_record(o->store, act->tunnel) : NULL;
-		ts_usec_t now = ops->now_realtime(ctx), since = 0;
-		bool key, again, break_first;
-
-		if (!t || !ops->ike_update_conn)
-			break;
-		/* Never a new key: at most the current one again, for the new
-		 * identities it belongs to. */
-		ts_ike_update_needs(&act->changes, &key, &again);
-		if (!ops->conn_failing_read || ops->conn_failing_read(ctx, t->name, &since) < 0)
-			since = 0;
-		/* New SAs beside the old ones have not come up for a while: a
-		 * peer that refuses a second IKE SA with the same identities
-		 * (like the rotation's reauthentication, rotation.c). */
-		break_first = again && since && now > since &&
-			      now - since > (ts_usec_t)a->desired->agent.confirm_timeout *
-						    TS_USEC_PER_SEC;
-		if (break_first)
-			ts_logf(TS_LOG_WARN, "ike", t->name,
-				"update-conn: new SAs beside the old have not come up for %u s (a "
-				"peer that refuses overlapping SAs?): break-before-make this time",
-				a->desired->agent.confirm_timeout);
-		r = ops->ike_update_conn(ctx, t, key && rec ? rec->key : NULL, again, break_first,
-					 err, sizeof(err));
-		if (r != -EAGAIN && since && ops->conn_failing_write)
-			(void)ops->conn_failing_write(ctx, t->name, 0);
-		if (r == -EAGAIN && !since && ops->conn_failing_write)
-			(void)ops->conn_failing_write(ctx, t->name, now);
-		if (r == 0)
-			ts_agent_record_conn(a, t);
-		else if (r == -EAGAIN) {
-			/* Loaded, but no new SA yet: the old ones carry on with the
-			 * old config, the record keeps saying so, and the next
-			 * pass tries again. */
-			ts_logf(TS_LOG_WARN, "ike", act->tunnel,
-				"update-conn: loaded, new SAs not up (%s); old SAs kept",
-				err[0] ? err : "no reason");
-			ts_outcome_set(out, TS_OUTCOME_PENDING,
-				       "connection loaded, new SAs not up: %s", err);
-			return 0;
-		}
-		break;
-	}
 	case TS_ACTION_UPDATE_TUNNEL: {
 		struct ts_cf_tunnel got = { 0 };
 		struct ts_cf_error cerr = { 0 };
@@ -268,14 +223,17 @@ static void run_rotations(struct ts_agent *a, struct ts_rotation *rots, size_t n
 	ts_rotation_local_request(a, rots, n);
 }
 
-/* charon's answer to a request it was not given time to finish. */
-static bool detached(int r, const char *err)
+/* How long an SA action's new SAs are waited for. An initiate or an
+ * update is given TS_INITIATE_WAIT_S at most, as charon's blocking
+ * initiate was before the waits ran together. */
+static unsigned sa_wait_s(const struct ts_agent *a, enum ts_action_kind kind)
 {
-	/* charon 5.9.8 answers an initiate whose timeout ended first with
-	 * "CHILD_SA 'NAME' not established after 500ms". */
-	return r == -ETIMEDOUT ||
-	       (r == -EIO && (strstr(err, "timeout") || strstr(err, "timed out") ||
-			      strstr(err, "not established after")));
+	unsigned seconds = a->desired->agent.confirm_timeout;
+
+	if ((kind == TS_ACTION_INITIATE || kind == TS_ACTION_UPDATE_CONN) &&
+	    seconds > TS_INITIATE_WAIT_S)
+		seconds = TS_INITIATE_WAIT_S;
+	return seconds;
 }
 
 /* An initiate or a reauth: requested now, confirmed with every other wait
@@ -291,7 +249,6 @@ static bool request_sa(struct ts_agent *a, const struct ts_observation *o,
 	const struct ts_planes_ops *ops = TS_PLANES(a);
 	void *ctx = TS_PLANES_CTX(a);
 	bool reauth = act->kind == TS_ACTION_REAUTH;
-	unsigned seconds = a->desired->agent.confirm_timeout;
 	char err[256] = "";
 	int r;
 
@@ -304,10 +261,8 @@ static bool request_sa(struct ts_agent *a, const struct ts_observation *o,
 		r = ops->ike_reauth(ctx, t, err, sizeof(err));
 	} else {
 		r = ops->ike_initiate(ctx, t, err, sizeof(err));
-		if (seconds > TS_INITIATE_WAIT_S)
-			seconds = TS_INITIATE_WAIT_S;
 	}
-	if (r < 0 && !detached(r, err) && !(reauth && r == -EIO)) {
+	if (r < 0 && !ts_ike_request_detached(r, err) && !(reauth && r == -EIO)) {
 		const char *why = err[0] ? err : strerror(-r);
 
 		ts_logf(TS_LOG_WARN, "ike", act->tunnel, "%s failed: %s",
@@ -320,18 +275,150 @@ static bool request_sa(struct ts_agent *a, const struct ts_observation *o,
 	*w = (struct ts_waiter){ t,
 				 reauth && o->ike_ok ? o->ike[t - a->desired->tunnels].ike_unique_id
 						     : 0,
-				 ts_wait_deadline(a, seconds), false };
+				 ts_wait_deadline(a, sa_wait_s(a, act->kind)), false, NULL };
 	out->status = TS_OUTCOME_PENDING; /* until confirmed */
 	return true;
+}
+
+/* --- update-conn: the connection reloaded, its new SAs waited for with
+ * every other wait of the pass, then the old ones go ------------------------ */
+
+struct update_wait {
+	struct ts_ike_update_sas before; /* the SAs the new ones are told from */
+	ts_usec_t since; /* new SAs have not come up since (state directory; 0: no) */
+};
+
+/* Whether the plan also rotates (or resumes a rotation of) the tunnel. */
+static bool rotates(const struct ts_plan *plan, const char *tunnel)
+{
+	for (size_t i = 0; i < plan->n_actions; i++)
+		if (plan->actions[i].apply &&
+		    (plan->actions[i].kind == TS_ACTION_ROTATE ||
+		     plan->actions[i].kind == TS_ACTION_RESUME) &&
+		    strcmp(plan->actions[i].tunnel, tunnel) == 0)
+			return true;
+	return false;
+}
+
+/* r: 0 new SAs up and the old gone (or none needed), -EAGAIN not up (the
+ * old SAs carry on with the old config), else the update failed. */
+static void update_done(struct ts_agent *a, const struct ts_action *act, const struct ts_tunnel *t,
+			const struct update_wait *u, int r, const char *err,
+			struct ts_action_outcome *out)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	const char *why = err[0] ? err : r < 0 ? strerror(-r) : "";
+
+	if (r != -EAGAIN && u->since && ops->conn_failing_write)
+		(void)ops->conn_failing_write(ctx, t->name, 0);
+	if (r == -EAGAIN && !u->since && ops->conn_failing_write)
+		(void)ops->conn_failing_write(ctx, t->name, ops->now_realtime(ctx));
+	if (r == 0) {
+		ts_agent_record_conn(a, t); /* the running SAs are made from it */
+		ts_logf(TS_LOG_INFO, "ike", t->name, "update-conn: done (%s)", act->reason);
+		out->status = TS_OUTCOME_APPLIED;
+	} else if (r == -EAGAIN) {
+		/* Loaded, but no new SA yet: the old ones carry on with the old
+		 * config, the record keeps saying so, and the next pass tries
+		 * again. */
+		ts_logf(TS_LOG_WARN, "ike", t->name,
+			"update-conn: loaded, new SAs not up (%s); old SAs kept",
+			why[0] ? why : "no reason");
+		ts_outcome_set(out, TS_OUTCOME_PENDING, "connection loaded, new SAs not up: %s",
+			       why);
+	} else {
+		ts_logf(TS_LOG_WARN, "ike", t->name, "update-conn failed: %s", why);
+		ts_outcome_set(out, TS_OUTCOME_FAILED, "update-conn failed: %s", why);
+	}
+}
+
+/* Loads the changed connection and requests its new SAs (none blocks).
+ * True: waited for with the others (w), then update_outcome(). */
+static bool request_update(struct ts_agent *a, const struct ts_observation *o,
+			   const struct ts_plan *plan, const struct ts_action *act,
+			   const struct ts_tunnel *t, struct ts_action_outcome *out,
+			   struct update_wait *u, struct ts_waiter *w)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	const struct ts_key_record *rec =
+		o->store ? ts_store_state_record(o->store, act->tunnel) : NULL;
+	ts_usec_t now = ops->now_realtime(ctx), since = 0;
+	bool key, again, break_first, later = false;
+	char err[256] = "";
+	int r;
+
+	if (!ops->ike_update_conn) {
+		ts_outcome_set(out, TS_OUTCOME_FAILED, "update-conn: not supported");
+		return false;
+	}
+	/* Never a new key: at most the current one again, for the new
+	 * identities it belongs to. */
+	ts_ike_update_needs(&act->changes, &key, &again);
+	/* A rotation of this pass reauthenticates the tunnel, and a reauth
+	 * keeps the config the SAs were made from: the new SAs wait for the
+	 * next pass (the record still names the old config). */
+	if (again && rotates(plan, t->name)) {
+		again = false;
+		later = true;
+	}
+	if (!ops->conn_failing_read || ops->conn_failing_read(ctx, t->name, &since) < 0)
+		since = 0;
+	/* New SAs beside the old ones have not come up for a while: a peer
+	 * that refuses a second IKE SA with the same identities (like the
+	 * rotation's reauthentication, rotation.c). */
+	break_first = again && since && now > since &&
+		      now - since > (ts_usec_t)a->desired->agent.confirm_timeout * TS_USEC_PER_SEC;
+	if (break_first)
+		ts_logf(TS_LOG_WARN, "ike", t->name,
+			"update-conn: new SAs beside the old have not come up for %u s (a "
+			"peer that refuses overlapping SAs?): break-before-make this time",
+			a->desired->agent.confirm_timeout);
+	u->since = since;
+	r = ops->ike_update_conn(ctx, t, key && rec ? rec->key : NULL, again, break_first,
+				 &u->before, err, sizeof(err));
+	if (r == 1) {
+		*w = (struct ts_waiter){ t, 0, ts_wait_deadline(a, sa_wait_s(a, act->kind)), false,
+					 &u->before };
+		out->status = TS_OUTCOME_PENDING; /* until confirmed */
+		return true;
+	}
+	if (r == 0 && later) {
+		ts_logf(TS_LOG_INFO, "ike", t->name,
+			"update-conn: loaded; new SAs from it in the next pass (rotating now)");
+		ts_outcome_set(out, TS_OUTCOME_PENDING,
+			       "connection loaded, new SAs after the rotation");
+		return false;
+	}
+	update_done(a, act, t, u, r, err, out);
+	return false;
+}
+
+static void update_outcome(struct ts_agent *a, const struct ts_action *act,
+			   const struct ts_waiter *w, const struct update_wait *u,
+			   struct ts_action_outcome *out)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	char err[256] = "";
+	int r;
+
+	if (!w->up) {
+		snprintf(err, sizeof(err), "not up within %u s", sa_wait_s(a, act->kind));
+		r = -EAGAIN;
+	} else if (ops->ike_update_finish) {
+		r = ops->ike_update_finish(TS_PLANES_CTX(a), w->t, &u->before, err, sizeof(err));
+	} else {
+		r = 0;
+	}
+	update_done(a, act, w->t, u, r, err, out);
 }
 
 static void sa_outcome(struct ts_agent *a, const struct ts_action *act, const struct ts_waiter *w,
 		       struct ts_action_outcome *out)
 {
-	unsigned seconds = a->desired->agent.confirm_timeout;
+	unsigned seconds = sa_wait_s(a, act->kind);
 
-	if (act->kind == TS_ACTION_INITIATE && seconds > TS_INITIATE_WAIT_S)
-		seconds = TS_INITIATE_WAIT_S;
 	if (w->up) {
 		ts_logf(TS_LOG_INFO, ts_plane_to_string(act->plane), act->tunnel, "%s: done (%s)",
 			ts_plan_action_kind_to_string(act->kind), act->reason);
@@ -347,7 +434,7 @@ static void sa_outcome(struct ts_agent *a, const struct ts_action *act, const st
 /* Every wait of the pass at once: the rotations' and the SA actions'. */
 static void wait_all(struct ts_agent *a, const struct ts_plan *plan, struct ts_rotation *rots,
 		     size_t n_rots, struct ts_waiter *sa_waits, const bool *sa_waiting,
-		     struct ts_action_outcome *outcomes)
+		     const struct update_wait *updates, struct ts_action_outcome *outcomes)
 {
 	struct ts_waiter **all = calloc(n_rots + plan->n_actions + 1, sizeof(*all));
 	size_t n = 0;
@@ -364,9 +451,15 @@ static void wait_all(struct ts_agent *a, const struct ts_plan *plan, struct ts_r
 		ts_wait_up(a, all, n);
 	free(all);
 	ts_rotation_local_finish(a, rots, n_rots);
-	for (size_t i = 0; i < plan->n_actions; i++)
-		if (sa_waiting[i])
+	for (size_t i = 0; i < plan->n_actions; i++) {
+		if (!sa_waiting[i])
+			continue;
+		if (plan->actions[i].kind == TS_ACTION_UPDATE_CONN)
+			update_outcome(a, &plan->actions[i], &sa_waits[i], &updates[i],
+				       &outcomes[i]);
+		else
 			sa_outcome(a, &plan->actions[i], &sa_waits[i], &outcomes[i]);
+	}
 }
 
 static void count_outcomes(const struct ts_plan *plan, struct ts_pass_result *res)
@@ -393,7 +486,8 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 {
 	struct ts_action_outcome *outcomes;
 	struct ts_rotation *rots;
-	struct ts_waiter *sa_waits; /* by action: an initiate or reauth requested */
+	struct ts_waiter *sa_waits;  /* by action: an initiate, reauth or update requested */
+	struct update_wait *updates; /* by action: update-conn */
 	bool *sa_waiting;
 	size_t n_rots = 0;
 	enum ts_plan_phase phase = TS_PHASE_REMOVE;
@@ -416,10 +510,12 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 	rots = calloc(plan->n_actions + 1, sizeof(*rots));
 	sa_waits = calloc(plan->n_actions + 1, sizeof(*sa_waits));
 	sa_waiting = calloc(plan->n_actions + 1, sizeof(*sa_waiting));
-	if (!rots || !sa_waits || !sa_waiting) {
+	updates = calloc(plan->n_actions + 1, sizeof(*updates));
+	if (!rots || !sa_waits || !sa_waiting || !updates) {
 		free(rots);
 		free(sa_waits);
 		free(sa_waiting);
+		free(updates);
 		return -ENOMEM;
 	}
 
@@ -498,11 +594,16 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 			sa_waiting[i] = request_sa(a, o, act, t, out, &sa_waits[i]);
 			continue;
 		}
+		if (act->kind == TS_ACTION_UPDATE_CONN && t) {
+			sa_waiting[i] =
+				request_update(a, o, plan, act, t, out, &updates[i], &sa_waits[i]);
+			continue;
+		}
 		(void)apply_simple(a, o, act, out);
 	}
 	if (phase <= TS_PHASE_ROTATE_GENERATE)
 		run_rotations(a, rots, n_rots);
-	wait_all(a, plan, rots, n_rots, sa_waits, sa_waiting, outcomes);
+	wait_all(a, plan, rots, n_rots, sa_waits, sa_waiting, updates, outcomes);
 	ts_rotation_adopt_baselines(a, o, rots, n_rots);
 	count_outcomes(plan, res);
 	for (size_t i = 0; i < plan->n_actions; i++) {
@@ -522,5 +623,6 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 	free(rots);
 	free(sa_waits);
 	free(sa_waiting);
+	free(updates);
 	return 0;
 }

@@ -18,8 +18,10 @@
 
 #define VICI_TIMEOUT_MS	    10000
 #define IKE_CALL_TIMEOUT_MS 10000
-/* Initiates and reauths: charon detaches after this and carries on; the
- * pass waits for every SA at once (reconcile/wait.h). */
+/* Reauths (their terminate + initiate fallback) and an update's deletes:
+ * charon detaches after this and carries on. Initiates (also an update's)
+ * do not wait at all (TS_VICI_NO_WAIT): the pass waits for every SA at
+ * once (reconcile/wait.h). */
 #define IKE_REQUEST_TIMEOUT_MS 500
 /* More tunnels than this in one event scope: a full pass. */
 #define SCOPE_MAX 16
@@ -296,14 +298,30 @@ static int real_ike_load_key(void *ctx, const struct ts_tunnel *t, const struct 
 }
 
 static int real_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
-				bool reestablish, bool break_first, char *err, size_t err_size)
+				bool reestablish, bool break_first,
+				struct ts_ike_update_sas *ret_before, char *err, size_t err_size)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	r = ts_ike_update_begin(p->vici, t, p->account, key, reestablish, break_first,
+				TS_VICI_NO_WAIT, ret_before, err, err_size);
+	drain_events(p);
+	return r;
+}
+
+static int real_ike_update_finish(void *ctx, const struct ts_tunnel *t,
+				  const struct ts_ike_update_sas *before, char *err,
+				  size_t err_size)
 {
 	struct real_planes *p = ctx;
 
 	if (!p->vici)
 		return -ENOTCONN;
-	return ts_ike_update(p->vici, t, p->account, key, reestablish, break_first,
-			     IKE_CALL_TIMEOUT_MS, err, err_size);
+	/* The deletes need no answer: charon finishes them. */
+	return ts_ike_update_finish(p->vici, t, before, IKE_REQUEST_TIMEOUT_MS, err, err_size);
 }
 
 static int real_ike_unload_conn(void *ctx, const char *conn, char *err, size_t err_size)
@@ -336,7 +354,7 @@ static int real_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, si
 	r = ts_ike_conn_name(t, conn, sizeof(conn));
 	if (r < 0)
 		return r;
-	r = ts_vici_initiate(p->vici, conn, conn, IKE_REQUEST_TIMEOUT_MS, err, err_size);
+	r = ts_vici_initiate(p->vici, conn, conn, TS_VICI_NO_WAIT, err, err_size);
 	drain_events(p);
 	return r;
 }
@@ -368,6 +386,37 @@ static int real_route_set(void *ctx, const char *ifname, const struct ts_prefix 
 	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
 		return r;
 	return ts_route_set(p->routes, ifname, dst, metric);
+}
+
+static int real_route_prune(void *ctx, const struct ts_route_key *keep, size_t n,
+			    unsigned *ret_deleted)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_route_prune(p->routes, keep, n, ret_deleted);
+}
+
+static int real_iface_ensure(void *ctx, const struct ts_iface_spec *sp, unsigned *ret_changes)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_iface_ensure(p->routes, sp, ret_changes);
+}
+
+static int real_iface_prune(void *ctx, const char *const *keep, size_t n, unsigned *ret_deleted)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_iface_prune(p->routes, keep, n, ret_deleted);
 }
 
 static void real_ike_failures(void *ctx, const char *conn, struct ts_ike_failures *ret)
@@ -757,12 +806,16 @@ static const struct ts_planes_ops real_ops = {
 	.ike_load_conn = real_ike_load_conn,
 	.ike_load_key = real_ike_load_key,
 	.ike_update_conn = real_ike_update_conn,
+	.ike_update_finish = real_ike_update_finish,
 	.ike_unload_conn = real_ike_unload_conn,
 	.ike_unload_key = real_ike_unload_key,
 	.ike_initiate = real_ike_initiate,
 	.ike_reauth = real_ike_reauth,
 	.ike_reinitiate = real_ike_reinitiate,
 	.route_set = real_route_set,
+	.route_prune = real_route_prune,
+	.iface_ensure = real_iface_ensure,
+	.iface_prune = real_iface_prune,
 	.ike_failures = real_ike_failures,
 	.ike_failures_reset = real_ike_failures_reset,
 	.ike_mbb_check = real_ike_mbb_check,

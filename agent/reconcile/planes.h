@@ -26,6 +26,9 @@
 #include "model/xfrm.h"
 #include "store/store.h"
 
+struct ts_route_key;   /* route/route.h */
+struct ts_iface_spec; /* route/route.h */
+
 struct ts_xfrm_expect;
 struct ts_xfrm_stale;
 struct ts_xfrm_snapshot;
@@ -70,10 +73,17 @@ struct ts_planes_ops {
 	int (*ike_load_key)(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
 			    char *err, size_t err_size);
 	/* A changed connection: key (when not NULL) again for new owners,
-	 * load-conn, and with reestablish new SAs from it, make before break
-	 * (ts_ike_update). The key itself never changes. */
+	 * load-conn, and with reestablish new SAs from it requested, make
+	 * before break (ts_ike_update_begin: 0 done, 1 confirm the new SAs
+	 * then ike_update_finish, -EAGAIN refused at once). The key itself
+	 * never changes. Neither call waits for an exchange. */
 	int (*ike_update_conn)(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
-			       bool reestablish, bool break_first, char *err, size_t err_size);
+			       bool reestablish, bool break_first,
+			       struct ts_ike_update_sas *ret_before, char *err, size_t err_size);
+	/* New SAs up: the old ones go (ts_ike_update_finish; -EAGAIN none). */
+	int (*ike_update_finish)(void *ctx, const struct ts_tunnel *t,
+				 const struct ts_ike_update_sas *before, char *err,
+				 size_t err_size);
 	/* Terminates the connection's SAs, then unloads it. */
 	int (*ike_unload_conn)(void *ctx, const char *conn, char *err, size_t err_size);
 	int (*ike_unload_key)(void *ctx, const char *id, char *err, size_t err_size);
@@ -101,6 +111,15 @@ struct ts_planes_ops {
 	 * its other metrics). NULL: no route plane (tests). */
 	int (*route_set)(void *ctx, const char *ifname, const struct ts_prefix *dst,
 			 uint32_t metric);
+	/* Deletes the agent's routes not among keep[0..n) (route/route.h
+	 * ts_route_prune); *ret_deleted how many. NULL: no route plane. */
+	int (*route_prune)(void *ctx, const struct ts_route_key *keep, size_t n,
+			   unsigned *ret_deleted);
+	/* The tunnel's owned VTI as sp says (route/route.h ts_iface_ensure)
+	 * and the owned interfaces not in keep deleted (ts_iface_prune).
+	 * NULL: no interface plane (tests). */
+	int (*iface_ensure)(void *ctx, const struct ts_iface_spec *sp, unsigned *ret_changes);
+	int (*iface_prune)(void *ctx, const char *const *keep, size_t n, unsigned *ret_deleted);
 
 	/* --- the kernel -------------------------------------------------- */
 	/* Dumps the XFRM state and matches it against n expectations with the

@@ -15,6 +15,17 @@ ts_usec_t ts_wait_deadline(struct ts_agent *a, unsigned seconds)
 	return TS_PLANES(a)->now_monotonic(TS_PLANES_CTX(a)) + (ts_usec_t)seconds * TS_USEC_PER_SEC;
 }
 
+/* An installed CHILD SA that was not there before the update. */
+static const struct ts_ike_child_sa *new_child(const struct ts_ike_observed *io,
+					       const struct ts_ike_update_sas *before)
+{
+	for (size_t i = 0; i < io->n_children; i++)
+		if (io->children[i].state == TS_CHILD_SA_INSTALLED &&
+		    !ts_ike_update_sas_had_child(before, io->children[i].unique_id))
+			return &io->children[i];
+	return NULL;
+}
+
 /* One round: observes the k tunnels of pending[] and marks those up. */
 static void round_up(struct ts_agent *a, struct ts_waiter **pending, size_t k)
 {
@@ -35,11 +46,20 @@ static void round_up(struct ts_agent *a, struct ts_waiter **pending, size_t k)
 	if (ops->ike_observe(ctx, tunnels, k, io) < 0)
 		goto out;
 	for (size_t i = 0; i < k; i++) {
+		const struct ts_ike_child_sa *child =
+			pending[i]->before ? new_child(&io[i], pending[i]->before)
+					   : ts_agent_installed_child(&io[i]);
+
 		ike_up[i] =
 			io[i].ike_state == TS_IKE_SA_ESTABLISHED &&
 			(pending[i]->old_id == 0 || io[i].ike_unique_id != pending[i]->old_id) &&
-			ts_agent_installed_child(&io[i]);
+			child;
 		ts_agent_fill_expect(pending[i]->t, &io[i], &expect[i]);
+		if (child) {
+			/* The kernel's pair of the SA waited for, not an old one. */
+			expect[i].spi_in = child->spi_in;
+			expect[i].spi_out = child->spi_out;
+		}
 	}
 	if (a->desired->agent.kernel_xfrm)
 		kernel_read =

@@ -1,5 +1,6 @@
 /* Waiting for SAs, all of a pass's at once: the rotations' reauthentications,
- * the initiates and the reauths are requested first (none blocks), then one
+ * the initiates, the reauths and the updated connections' new SAs are
+ * requested first (none blocks), then one
  * loop observes every tunnel still waited for per round (one set of VICI
  * calls, one kernel dump) until each is up or past its own deadline. A pass
  * lasts as long as its slowest wait, not their sum. */
@@ -9,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/timeutil.h"
+#include "ike/ike.h"
 #include "model/tunnel.h"
 
 struct ts_agent;
@@ -22,11 +24,15 @@ struct ts_waiter {
 	uint32_t old_id;    /* up means an IKE SA other than this one (0: any) */
 	ts_usec_t deadline; /* monotonic, from ts_wait_deadline() */
 	bool up;	    /* set by ts_wait_up() */
+	/* Not NULL (update-conn): up means a CHILD SA installed that this
+	 * does not hold, in any IKE SA. */
+	const struct ts_ike_update_sas *before;
 };
 
 /* now + seconds on the planes' monotonic clock. */
 ts_usec_t ts_wait_deadline(struct ts_agent *a, unsigned seconds);
-/* Up: the IKE SA established (not old_id), a CHILD SA installed and, with
- * kernel-xfrm, the kernel's ESP pair alive. Returns when every waiter is up
+/* Up: the IKE SA established (not old_id), a CHILD SA installed (with
+ * before: a new one) and, with kernel-xfrm, that CHILD SA's ESP pair alive
+ * in the kernel. Returns when every waiter is up
  * or past its deadline, or the agent is stopping. */
 void ts_wait_up(struct ts_agent *a, struct ts_waiter *const *waiters, size_t n);

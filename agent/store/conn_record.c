@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,11 +178,13 @@ int ts_conn_record_failing_read(const char *state_dir, const char *tunnel, ts_us
 	r = ts_file_read_all(path, 64, &data, &len);
 	if (r < 0)
 		return r == -ENOENT ? r : -ENOENT;
-	if (strncmp(data, "since=", 6) != 0)
+	/* Digits only: strtoull takes "-5" as 2^64 - 5, a time before 1970
+	 * once cast (fuzz_state_files, fixture crash-failing-negative). */
+	if (strncmp(data, "since=", 6) != 0 || data[6] < '0' || data[6] > '9')
 		return -ENOENT;
 	errno = 0;
 	v = strtoull(data + 6, &end, 10);
-	if (errno || (*end && *end != '\n') || v == 0)
+	if (errno || (*end && *end != '\n') || v == 0 || v > INT64_MAX)
 		return -ENOENT;
 	*ret_since = (ts_usec_t)v;
 	return 0;

@@ -14,7 +14,7 @@ set -eu
 image=${1:-localhost/tunnelsync-build-base:bookworm}
 cache=${TUNNELSYNC_CACHE:-/var/cache/tunnelsync}
 suite=bookworm
-packages="cmake,pkg-config,libcurl4-openssl-dev,libjansson-dev,libmicrohttpd-dev,libnl-3-dev,libnl-route-3-dev,libnl-xfrm-3-dev,libyang2-dev,libyang2-tools,python3,ca-certificates"
+packages="cmake,pkg-config,libcurl4-openssl-dev,libssl-dev,libjansson-dev,libmicrohttpd-dev,libnl-3-dev,libnl-route-3-dev,libnl-xfrm-3-dev,libyang2-dev,libyang2-tools,python3,ca-certificates"
 mirror=${TUNNELSYNC_DEBIAN_MIRROR:-}
 if [ -z "$mirror" ]; then
 	mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/*$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)

@@ -30,6 +30,10 @@
 # (201, 202) so that their 0.0.0.0/0 policies capture no traffic. Default
 # libipsec (userspace ESP, "kernel-xfrm": false). E2E_CONFIRM_TIMEOUT:
 # the agent's confirm-timeout in seconds (default: the model's).
+# E2E_EXTRA_TUNNELS=N (0 to 6, default 0): N more tunnels e2e-c, e2e-d, ...
+# (no redundancy group, if-id 103..., edge 198.51.100.3..., interface
+# address 10.213.0.4/31...), on the edge, the emulator and in the config;
+# e2e_extra_tunnels lists them as "NAME ID EDGE_ADDRESS N" lines.
 # E2E_ROUTE=mark: route-based tunnels keyed by mark (gateway 0x101/0x102,
 # edge 0x201/0x202, mark_in_sa on the edge) instead of if_id, for VTIs
 # (tests/kernel/traffic.sh). E2E_CHARON_INCLUDE=FILE: a strongswan.conf
@@ -58,6 +62,19 @@ E2E_DIR=
 E2E_EMU_PID=
 E2E_TS=${E2E_TS:-}
 E2E_CALLS=0
+
+# "NAME ID EDGE_ADDRESS N" of the E2E_EXTRA_TUNNELS tunnels (N: 3, 4, ...).
+e2e_extra_tunnels() {
+	e2e_n=${E2E_EXTRA_TUNNELS:-0}
+	[ "$e2e_n" -le 6 ] || e2e_fail "E2E_EXTRA_TUNNELS: at most 6"
+	e2e_i=0
+	for e2e_l in c d e f g h; do
+		[ $e2e_i -lt "$e2e_n" ] || break
+		e2e_i=$((e2e_i + 1))
+		e2e_k=$((e2e_i + 2))
+		echo "e2e-$e2e_l $(printf '%032x' $((0x9e2e0000 + e2e_k))) 198.51.100.$e2e_k $e2e_k"
+	done
+}
 
 e2e_say() {
 	printf '%s\n' "== $*"
@@ -172,6 +189,9 @@ e2e_net_up() {
 	ip -n "$E2E_NS_GW" addr add "$E2E_GW_ADDR/24" dev veth0
 	ip -n "$E2E_NS_EDGE" addr add "$E2E_EDGE_A/24" dev veth0
 	ip -n "$E2E_NS_EDGE" addr add "$E2E_EDGE_B/24" dev veth0
+	e2e_extra_tunnels | while read -r _ _ addr _; do
+		ip -n "$E2E_NS_EDGE" addr add "$addr/24" dev veth0
+	done
 	for ns in "$E2E_NS_GW" "$E2E_NS_EDGE"; do
 		ip -n "$ns" link set lo up
 		ip -n "$ns" link set veth0 up
@@ -179,6 +199,15 @@ e2e_net_up() {
 	# One link, two subnets: each side reaches the other's subnet on-link.
 	ip -n "$E2E_NS_GW" route add 198.51.100.0/24 dev veth0
 	ip -n "$E2E_NS_EDGE" route add 203.0.113.0/24 dev veth0
+	# kernel-libipsec routes everything into its TUN device once a CHILD
+	# SA is up (table 220: a default route, a throw route for the first
+	# peer only, whatever charon.install_routes says): IKE and ESP to the
+	# other edge addresses then loop through the first tunnel. The peers'
+	# subnets stay on the link. (kernel-netlink installs no such route.)
+	if [ "${E2E_KERNEL:-libipsec}" = libipsec ]; then
+		ip -n "$E2E_NS_GW" rule add to 198.51.100.0/24 lookup main priority 100
+		ip -n "$E2E_NS_EDGE" rule add to 203.0.113.0/24 lookup main priority 100
+	fi
 }
 
 e2e_swanctl() {
@@ -197,8 +226,12 @@ e2e_edge_config() {
 	if_id=200
 	{
 		echo "connections {"
-		for t in "a $E2E_ID_A $E2E_EDGE_A" "b $E2E_ID_B $E2E_EDGE_B"; do
+		for t in "a:$E2E_ID_A:$E2E_EDGE_A" "b:$E2E_ID_B:$E2E_EDGE_B" \
+			$(e2e_extra_tunnels | awk '{ sub(/^e2e-/, "", $1); print $1 ":" $2 ":" $3 }'); do
+			e2e_ifs=$IFS
+			IFS=:
 			set -- $t
+			IFS=$e2e_ifs
 			if_id=$((if_id + 1))
 			if_ids=
 			[ "${E2E_KERNEL:-libipsec}" != netlink ] ||
@@ -248,11 +281,27 @@ e2e_emu_start() {
  {"id": "$E2E_ID_A", "name": "e2e-a", "customer_endpoint": "$E2E_GW_ADDR",
   "cloudflare_endpoint": "$E2E_EDGE_A", "interface_address": "10.213.0.0/31"},
  {"id": "$E2E_ID_B", "name": "e2e-b", "customer_endpoint": "$E2E_GW_ADDR",
-  "cloudflare_endpoint": "$E2E_EDGE_B", "interface_address": "10.213.0.2/31"}
+  "cloudflare_endpoint": "$E2E_EDGE_B", "interface_address": "10.213.0.2/31"}$(
+	e2e_extra_tunnels | while read -r name id addr n; do
+		printf ',\n {"id": "%s", "name": "%s", "customer_endpoint": "%s",\n  "cloudflare_endpoint": "%s", "interface_address": "10.213.0.%d/31"}' \
+			"$id" "$name" "$E2E_GW_ADDR" "$addr" $((2 * n - 2))
+	done)
 ]}
 EOF
+	# E2E_TLS=1: HTTPS with a throw-away test CA (the agent trusts it
+	# through the config's ca-file).
+	set --
+	scheme=http
+	E2E_CURL_CA=
+	if [ "${E2E_TLS:-0}" = 1 ]; then
+		sh "$E2E_ROOT/tests/cloudflare/make-test-ca.sh" "$E2E_DIR/emu" ||
+			e2e_fail "could not make the test CA"
+		set -- --cert "$E2E_DIR/emu/server.pem" --key "$E2E_DIR/emu/server.key"
+		scheme=https
+		E2E_CURL_CA="--cacert $E2E_DIR/emu/ca.pem"
+	fi
 	ip netns exec "$E2E_NS_GW" /usr/bin/python3 "$E2E_ROOT/contrib/cf-emulator/cf_emulator.py" \
-		--account-id "$E2E_ACCOUNT" --token-file "$E2E_DIR/emu/token" \
+		"$@" --account-id "$E2E_ACCOUNT" --token-file "$E2E_DIR/emu/token" \
 		--seed "$E2E_DIR/emu/seed.json" --state "$E2E_DIR/emu/state.json" \
 		--port 0 --port-file "$E2E_DIR/emu/port" --pid-file "$E2E_DIR/emu/pid" \
 		--on-key-change "/usr/bin/python3 $E2E_SRC/edge-hook.py $E2E_DIR" \
@@ -266,7 +315,7 @@ EOF
 		sleep 0.1
 	done
 	E2E_EMU_PORT=$(cat "$E2E_DIR/emu/port")
-	E2E_EMU_URL=http://127.0.0.1:$E2E_EMU_PORT
+	E2E_EMU_URL=$scheme://127.0.0.1:$E2E_EMU_PORT
 }
 
 # The agent's config (YANG JSON). The kernel-xfrm leaf (false: the gateway's
@@ -298,6 +347,9 @@ e2e_write_config() {
 	max_age=${E2E_MAX_AGE:-0}
 	group='          "redundancy-group": "uplink",'
 	[ "${E2E_GROUP-uplink}" != "" ] || group=
+	ca_file=
+	[ "${E2E_TLS:-0}" != 1 ] || ca_file="
+      \"ca-file\": \"$E2E_DIR/emu/ca.pem\","
 	cat >"$E2E_DIR/config.json" <<EOF
 {
   "tunnelsync:tunnelsync": {
@@ -311,7 +363,7 @@ e2e_write_config() {
     "cloudflare": {
       "account-id": "$E2E_ACCOUNT",
       "api-base-url": "$E2E_EMU_URL/client/v4",
-      "allow-plain-http-loopback": true,
+      "allow-plain-http-loopback": true,$ca_file
       "api-token-file": "$E2E_DIR/emu/token",
       "connect-timeout": 5,
       "request-timeout": 15
@@ -343,7 +395,16 @@ $group
           "route-based": { $route_b },
           "psk": { "source": "${E2E_SOURCE_B:-random}", "max-age": $max_age,
                    "authentication-failure-threshold": 2 }
-        }
+        }$(
+	e2e_extra_tunnels | while read -r name id addr n; do
+		route="\"if-id\": $((100 + n))"
+		[ "${E2E_ROUTE:-if-id}" != mark ] || route="\"mark\": $((256 + n))"
+		printf ',\n        {\n          "name": "%s",\n          "id": "%s",\n          "gateway": "e2e-gw",\n' "$name" "$id"
+		printf '          "customer-endpoint": "%s",\n          "cloudflare-endpoint": "%s",\n' "$E2E_GW_ADDR" "$addr"
+		printf '          "interface-address": "10.213.0.%d/31",\n          "ike": { "dpd-delay": 10 },\n' $((2 * n - 2))
+		printf '          "route-based": { %s },\n' "$route"
+		printf '          "psk": { "source": "random", "max-age": %s,\n                   "authentication-failure-threshold": 2 }\n        }' "$max_age"
+	done)
       ]
     }
   }
@@ -380,14 +441,14 @@ e2e_api() {
 	{
 		printf 'header = "Authorization: Bearer %s"\n' "$(cat "$E2E_DIR/emu/token")"
 		[ -z "$body" ] || printf 'header = "Content-Type: application/json"\n'
-	} | ip netns exec "$E2E_NS_GW" curl -sS -K - -X "$method" ${body:+--data "$body"} \
+	} | ip netns exec "$E2E_NS_GW" curl -sS ${E2E_CURL_CA:-} -K - -X "$method" ${body:+--data "$body"} \
 		"$E2E_EMU_URL/client/v4/accounts/$E2E_ACCOUNT/magic/ipsec_tunnels$path"
 }
 
 # e2e_admin METHOD PATH [JSON]: the emulator's /__admin interface.
 e2e_admin() {
-	ip netns exec "$E2E_NS_GW" curl -sS -X "$1" ${3:+-H 'Content-Type: application/json' --data "$3"} \
-		"$E2E_EMU_URL/__admin$2"
+	ip netns exec "$E2E_NS_GW" curl -sS ${E2E_CURL_CA:-} -X "$1" \
+		${3:+-H 'Content-Type: application/json' --data "$3"} "$E2E_EMU_URL/__admin$2"
 }
 
 # Fingerprint the emulator holds for a tunnel id ("" when no key).

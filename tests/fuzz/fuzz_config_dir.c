@@ -11,27 +11,24 @@
 
 #include "config/config.h"
 #include "core/log.h"
+#include "fuzz_files.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_FILES 6
 
 static char dir[] = "/tmp/ts-fuzz-config-dir-XXXXXX";
-static char paths[MAX_FILES][80];
-
-static void remove_files(void)
-{
-	for (int i = 0; i < MAX_FILES; i++)
-		if (paths[i][0]) {
-			unlink(paths[i]);
-			paths[i][0] = 0;
-		}
-}
+static char paths[MAX_FILES][FUZZ_PATH_MAX];
 
 static void remove_dir(void)
 {
-	remove_files();
+	fuzz_remove_files(paths, MAX_FILES);
 	rmdir(dir);
+}
+
+static void name(int i, int first, char *buf, size_t len)
+{
+	snprintf(buf, len, "%02d.%s", i, first == '<' ? "xml" : "json");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -39,7 +36,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int ready;
 	struct ts_config_error err = { 0 };
 	struct ts_desired *d = NULL;
-	size_t off = 0;
 
 	if (!ready) {
 		if (!mkdtemp(dir))
@@ -48,20 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ts_log_set_level(TS_LOG_ERROR);
 		ready = 1;
 	}
-	for (int i = 0; i < MAX_FILES && off <= size; i++) {
-		const uint8_t *end = size > off ? memchr(data + off, 0, size - off) : NULL;
-		size_t len = (end ? (size_t)(end - data) : size) - off;
-		FILE *f;
-
-		snprintf(paths[i], sizeof(paths[i]), "%s/%02d.%s", dir, i,
-			 len && data[off] == '<' ? "xml" : "json");
-		f = fopen(paths[i], "w");
-		if (!f || (len && fwrite(data + off, 1, len, f) != len) || fclose(f) != 0)
-			abort();
-		off += len + 1;
-		if (!end)
-			break;
-	}
+	fuzz_split_files(dir, data, size, MAX_FILES, name, paths);
 	if (ts_config_load(dir, NULL, &d, &err) == 0) {
 		for (size_t i = 0; i < d->n_tunnels; i++)
 			if (strlen(d->tunnels[i].id) != TS_CF_ID_LEN)
@@ -75,6 +58,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ts_config_error_format(&err, buf, sizeof(buf));
 		ts_config_error_done(&err);
 	}
-	remove_files();
+	fuzz_remove_files(paths, MAX_FILES);
 	return 0;
 }

@@ -15,9 +15,10 @@
  *
  * What the observation leaves of the input then goes to the event
  * connection, as the daemon uses it: the four state events are registered
- * (one answer frame each), then the fake charon sends all the rest at once
- * and closes; the events read are classified and fed to the failure
- * monitor. */
+ * (each answered by every frame up to the first that is not an event, as
+ * charon may send events before a confirmation), then the fake charon
+ * sends all the rest at once and closes; the events read are classified
+ * and fed to the failure monitor. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -116,12 +118,29 @@ static void serve(int fd)
 			while (t >= 0 && t != TS_VICI_CMD_RESPONSE && t != TS_VICI_CMD_UNKNOWN);
 			if (t < 0)
 				return;
-		} else if (send_frame(fd) < 0) {
-			return;
-		} else if (type == TS_VICI_EVENT_REGISTER && push_after && --push_after == 0) {
+		} else if (push_after) {
+			/* The event connection: charon may send events of
+			 * those already registered before it confirms the
+			 * next, and the client queues them, so the answer is
+			 * every frame up to the first that is not an event.
+			 * (One frame only would leave the client waiting for
+			 * the confirmation until its timeout.) */
+			int t;
+
+			do
+				t = send_frame(fd);
+			while (t == TS_VICI_EVENT);
+			if (t < 0)
+				return;
+			if (type != TS_VICI_EVENT_REGISTER || --push_after)
+				continue;
 			(void)send(fd, in + in_off, in_len - in_off, MSG_NOSIGNAL);
 			in_off = in_len;
 			shutdown(fd, SHUT_WR);
+		} else if (send_frame(fd) < 0) {
+			/* The command connection's stream (un)registration:
+			 * the client takes one frame as the answer. */
+			return;
 		}
 	}
 }
@@ -208,15 +227,24 @@ static void events(unsigned connects)
 	struct ts_ike_monitor *m;
 	struct ts_vici_events *e;
 	struct ts_ike_failures f;
-	int r = 0;
+	struct timespec t0, t1;
+	int r;
 
 	pthread_mutex_lock(&lock);
 	push_after = 4;
 	pthread_mutex_unlock(&lock);
 	if (ts_ike_monitor_new(&m) < 0)
 		abort();
-	/* A refused registration (unknown event, garbage) is an error here. */
-	if (ts_vici_events_new(sock_path, ts_vici_state_events, 4, CLIENT_TIMEOUT_MS, &e) == 0) {
+	/* A refused registration (unknown event, garbage) is an error here.
+	 * The fake charon answers every registration or closes: a
+	 * registration that took the client's timeout was left waiting. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = ts_vici_events_new(sock_path, ts_vici_state_events, 4, CLIENT_TIMEOUT_MS, &e);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >=
+	    CLIENT_TIMEOUT_MS)
+		abort();
+	if (r == 0) {
 		for (int i = 0; i < 64 && r >= 0; i++)
 			r = ts_vici_events_wait(e, CLIENT_TIMEOUT_MS, on_event, m);
 		if (r >= 0)

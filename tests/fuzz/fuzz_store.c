@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/secret.h"
+#include "fuzz_files.h"
 #include "core/sha256.h"
 #include "store/store.h"
 
@@ -22,18 +23,10 @@ static char rec_path[128], jnl_path[128];
 
 static void cleanup(void)
 {
-	char path[128];
-
 	ts_store_close(store);
 	unlink(rec_path);
 	unlink(jnl_path);
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/records", dir);
-	rmdir(path);
-	snprintf(path, sizeof(path), "%s/journal", dir);
-	rmdir(path);
-	rmdir(dir);
+	fuzz_remove_store_dir(dir);
 }
 
 static int init(void)

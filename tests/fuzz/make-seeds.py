@@ -161,6 +161,12 @@ def ike_observe():
           shared + conf * 4 + corpus_file("vici", "charon-ike-updown-auth-failed.bin") +
           corpus_file("vici", "charon-log-auth-failed.bin") +
           corpus_file("vici", "charon-ike-updown-up.bin") + sas[2][:30])
+    # charon sends an event of a registered name before confirming the
+    # next registration: the client queues it (the fake charon used to
+    # answer with that one frame and leave the client waiting 5 s).
+    write(t, "event-before-confirm", conf + resp + conf + conf + resp + conf + shared + conf +
+          corpus_file("vici", "charon-ike-updown-up.bin") + conf * 3 +
+          corpus_file("vici", "charon-ike-updown-auth-failed.bin"))
     write(t, "nothing-loaded", conf + resp + conf + conf + resp + conf + vici_frame(RESPONSE))
     # An older charon without list-sa events; a stream event of another name.
     write(t, "unknown-event", conf + conns[0] + resp + conf + vici_frame(6))

@@ -5,9 +5,12 @@
 # replaced). A `gcore` of the running daemon after that must hold neither
 # the token nor any key it has rotated away, nor the key Cloudflare
 # generated that it replaced; /proc/PID/environ must not show the token.
-# Secret buffers are excluded from core dumps (MADV_DONTDUMP, which gdb
-# honours), libcurl's memory is wiped when freed (allocator hooks), the
-# environment's copy of the token is wiped at start.
+# The API is spoken over HTTPS (the emulator with a test CA), as with
+# Cloudflare: the token and the generated keys also pass through OpenSSL's
+# record buffers. Secret buffers are excluded from core dumps
+# (MADV_DONTDUMP, which gdb honours), libcurl's and OpenSSL's memory is
+# wiped when freed (allocator hooks), the environment's copy of the token
+# is wiped at start.
 # Usage: gcore-secrets.sh TUNNELSYNC_BINARY
 set -eu
 E2E_TS=${1:?usage: gcore-secrets.sh TUNNELSYNC_BINARY}
@@ -17,7 +20,9 @@ export E2E_ROOT
 e2e_require
 e2e_require_commands run status
 command -v gcore >/dev/null || e2e_skip "gcore (gdb) not installed"
+E2E_TLS=1
 e2e_up
+grep -q '"api-base-url": "https://' "$E2E_DIR/config.json" || e2e_fail "the API is not over HTTPS"
 
 DPID=
 gcore_cleanup() {
@@ -114,6 +119,8 @@ while read -r k; do
 	[ "$n" -eq 0 ] || fail=1
 done <"$E2E_DIR/keys.txt"
 [ "$fail" -eq 0 ] || e2e_fail "secrets found in the core of the daemon"
+grep -q "OpenSSL was used before" "$E2E_DIR/daemon.log" &&
+	e2e_fail "OpenSSL's allocations are not on the wiping allocator"
 # The daemon still works after being dumped.
 kill -0 "$DPID" || e2e_fail "the daemon died"
 e2e_say "ok: no token, no rotated-away key, no current key in a core of the daemon"

@@ -149,6 +149,25 @@ static void test_syntax(void **state)
 	assert_int_equal(ts_swconf_get(at("loop.conf"), "charon.x", &v, err, sizeof(err)),
 			 -EBADMSG);
 	assert_non_null(strstr(err, "too deep"));
+	/* No loop, but every file included 40 times by the one before: 2.5
+	 * million reads, minutes, before the bound (fuzz_swconf's fixture
+	 * crash-swconf-fanout). Refused with the place, at once. */
+	{
+		char name[16], text[40 * 16 + 1] = "";
+
+		for (int i = 0; i < 4; i++) {
+			text[0] = 0;
+			for (int k = 0; k < 40; k++)
+				snprintf(text + strlen(text), sizeof(text) - strlen(text),
+					 "include f%d.conf\n", i + 1);
+			snprintf(name, sizeof(name), "f%d.conf", i);
+			put(name, text);
+		}
+		put("f4.conf", "charon { x = 1 }\n");
+		assert_int_equal(ts_swconf_get(at("f0.conf"), "charon.x", &v, err, sizeof(err)),
+				 -EBADMSG);
+		assert_non_null(strstr(err, ".conf:1: include: over 1000 files read"));
+	}
 	assert_int_equal(ts_swconf_get(at("missing.conf"), "charon.x", &v, err, sizeof(err)),
 			 -ENOENT);
 	/* A FIFO never blocks the agent: refused on top, skipped as include. */

@@ -108,14 +108,16 @@ port=$((20000 + $$ % 20000))
 mkdir -p "$tmp/config" "$tmp/secret" "$tmp/state"
 chmod 0700 "$tmp/state"
 sed -e "s|\"metrics-listen\": \"[^\"]*\"|\"metrics-listen\": \"127.0.0.1:$port\"|" \
-	-e 's|"api-token-file": "[^"]*"|"api-token-file": "/run/secrets/cloudflare/api-token"|' \
 	-e 's|"vici-socket": "[^"]*"|"vici-socket": "/run/charon/charon.vici"|' \
 	"$src/models/examples/gateway.json" >"$tmp/config/gateway.json"
 grep -q "127.0.0.1:$port" "$tmp/config/gateway.json" || fail "could not set metrics-listen"
-printf 'tstoken-not-a-real-one\n' >"$tmp/secret/api-token"
-chmod 0600 "$tmp/secret/api-token"
+# The example names no api-token-file: the token comes from the credential
+# directory, as in the Kubernetes manifests.
+printf 'tstoken-not-a-real-one\n' >"$tmp/secret/cloudflare-api-token"
+chmod 0600 "$tmp/secret/cloudflare-api-token"
 cid=$(podman run -d --network host --read-only --cap-drop all --cap-add NET_ADMIN \
 	--security-opt no-new-privileges --tmpfs /run/charon \
+	-e CREDENTIALS_DIRECTORY=/run/secrets/cloudflare \
 	-v "$tmp/config:/etc/tunnelsync:ro" -v "$tmp/secret:/run/secrets/cloudflare:ro" \
 	-v "$tmp/state:/var/lib/tunnelsync" "$image" -c /etc/tunnelsync)
 i=0

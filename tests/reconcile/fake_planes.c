@@ -27,7 +27,7 @@ const char *fake_answer_name(enum fake_answer a)
 
 static int index_of_id(const struct fake *f, const char *id)
 {
-	for (size_t i = 0; i < f->d.n_tunnels; i++)
+	for (size_t i = 0; i < f->n_world; i++)
 		if (strcmp(f->t[i].id, id) == 0)
 			return (int)i;
 	return -1;
@@ -35,7 +35,7 @@ static int index_of_id(const struct fake *f, const char *id)
 
 static int index_of_name(const struct fake *f, const char *name)
 {
-	for (size_t i = 0; i < f->d.n_tunnels; i++)
+	for (size_t i = 0; i < f->n_world; i++)
 		if (strcmp(f->t[i].name, name) == 0)
 			return (int)i;
 	return -1;
@@ -80,10 +80,10 @@ static int f_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_erro
 		snprintf(err->detail, sizeof(err->detail), "fake: list fails");
 		return -ETIMEDOUT;
 	}
-	ret->tunnels = calloc(f->d.n_tunnels + 1, sizeof(*ret->tunnels));
+	ret->tunnels = calloc(f->n_world + 1, sizeof(*ret->tunnels));
 	if (!ret->tunnels)
 		return -ENOMEM;
-	for (size_t i = 0; i < f->d.n_tunnels; i++) {
+	for (size_t i = 0; i < f->n_world; i++) {
 		struct ts_cf_tunnel *ct = &ret->tunnels[ret->n_tunnels];
 
 		if (!f->cf[i].present)
@@ -171,6 +171,8 @@ static int f_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t
 	if (validate_only)
 		return 0;
 	f->set_calls++;
+	f->mono += f->set_delay;
+	f->real += f->set_delay;
 	c = next_call(f->set_script, &f->n_set_script);
 	ret->outcomes = calloc(n + 1, sizeof(*ret->outcomes));
 	if (!ret->outcomes)
@@ -326,7 +328,7 @@ static int f_ike_names(void *ctx, ts_ike_name_fn fn, void *userdata)
 
 	if (f->ike_down)
 		return -ENOTCONN;
-	for (size_t i = 0; i < f->d.n_tunnels; i++) {
+	for (size_t i = 0; i < f->n_world; i++) {
 		conn_name(&f->t[i], name, sizeof(name));
 		if (f->ike[i].conn_loaded && (r = fn(userdata, TS_IKE_NAME_CONN, name)) < 0)
 			return r;
@@ -382,15 +384,21 @@ static int f_ike_load_conn(void *ctx, const struct ts_tunnel *t, char *err, size
 }
 
 /* update-conn: the key again when given, the connection, then new SAs
- * when asked and running (the fake does not tell CHILD from IKE SAs). */
+ * requested when asked and running (the fake does not tell CHILD from IKE
+ * SAs: one SA, whose id changes when it is made again). A peer that does
+ * not take the new SAs answers nothing: the agent waits for them. */
 static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
-			     bool reestablish, bool break_first, char *err, size_t err_size)
+			     bool reestablish, bool break_first,
+			     struct ts_ike_update_sas *ret_before, char *err, size_t err_size)
 {
 	struct fake *f = ctx;
 	int i = index_of_name(f, t->name);
 	struct fake_ike_tunnel *it;
 	int r;
 
+	(void)err;
+	(void)err_size;
+	memset(ret_before, 0, sizeof(*ret_before));
 	if (f->ike_down || i < 0)
 		return -ENOTCONN;
 	it = &f->ike[i];
@@ -399,12 +407,33 @@ static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct 
 		return r;
 	if ((r = load_conn(f, i)) < 0 || !reestablish || !it->up)
 		return r;
+	ret_before->n_ike = ret_before->n_child = 1;
+	ret_before->ike[0] = it->ike_id;
+	ret_before->child[0].ike = ret_before->child[0].child = it->ike_id;
+	ret_before->child[0].installed = true;
 	it->breaks += break_first;
-	if (it->update_fails || (it->refuses_overlap && !break_first)) {
+	if (break_first)
+		it->ike_id = 0, it->up = false;
+	if (it->update_fails || (it->refuses_overlap && !break_first))
+		return 1; /* requested; nothing comes of it */
+	it->up = true;
+	it->ike_id = ++f->next_ike_id;
+	return 1;
+}
+
+static int f_ike_update_finish(void *ctx, const struct ts_tunnel *t,
+			       const struct ts_ike_update_sas *before, char *err, size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+
+	if (f->ike_down || i < 0)
+		return -ENOTCONN;
+	f->ike[i].finishes++;
+	if (!f->ike[i].up || ts_ike_update_sas_had_child(before, f->ike[i].ike_id)) {
 		snprintf(err, err_size, "fake: no new CHILD SA");
 		return -EAGAIN;
 	}
-	it->ike_id = ++f->next_ike_id;
 	return 0;
 }
 
@@ -416,21 +445,47 @@ static int f_ike_load_key(void *ctx, const struct ts_tunnel *t, const struct ts_
 	return load_key(ctx, index_of_name(ctx, t->name), key);
 }
 
+/* The IKE daemon's names for tunnel i: "ts-NAME", connection and key. */
+static int index_of_conn(const struct fake *f, const char *conn)
+{
+	size_t plen = strlen(TS_IKE_CONN_PREFIX);
+
+	return strncmp(conn, TS_IKE_CONN_PREFIX, plen) == 0 ? index_of_name(f, conn + plen) : -1;
+}
+
+/* Terminates the connection's SAs, then unloads it. */
 static int f_ike_unload_conn(void *ctx, const char *conn, char *err, size_t err_size)
 {
-	(void)ctx;
-	(void)conn;
+	struct fake *f = ctx;
+	int i = index_of_conn(f, conn);
+
 	(void)err;
 	(void)err_size;
+	if (f->ike_down)
+		return -ENOTCONN;
+	if (i < 0)
+		return -ENOENT;
+	f->ike[i].unloads++;
+	f->ike[i].conn_loaded = f->ike[i].up = false;
+	f->ike[i].ike_id = 0;
+	ts_ike_leaves_done(&f->ike[i].conn);
 	return 0;
 }
 
 static int f_ike_unload_key(void *ctx, const char *id, char *err, size_t err_size)
 {
-	(void)ctx;
-	(void)id;
+	struct fake *f = ctx;
+	int i = index_of_conn(f, id);
+
 	(void)err;
 	(void)err_size;
+	if (f->ike_down)
+		return -ENOTCONN;
+	if (i < 0)
+		return -ENOENT;
+	f->ike[i].unloads++;
+	ts_secret_free(f->ike[i].key);
+	f->ike[i].key = NULL;
 	return 0;
 }
 
@@ -486,6 +541,21 @@ static int f_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t 
 	(void)err_size;
 	if (i >= 0)
 		f->ike[i].reauths++;
+	/* A second IKE SA refused: the old SAs carry on, no new one. */
+	if (i >= 0 && f->ike[i].refuses_overlap && f->ike[i].up)
+		return -ETIMEDOUT;
+	return exchange(f, t);
+}
+
+static int f_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+
+	(void)err;
+	(void)err_size;
+	if (i >= 0)
+		f->ike[i].reinitiates++;
 	return exchange(f, t);
 }
 
@@ -730,6 +800,7 @@ static const struct ts_planes_ops fake_ops = {
 	.ike_load_conn = f_ike_load_conn,
 	.ike_load_key = f_ike_load_key,
 	.ike_update_conn = f_ike_update_conn,
+	.ike_update_finish = f_ike_update_finish,
 	.conn_record_read = f_conn_record_read,
 	.conn_record_write = f_conn_record_write,
 	.conn_record_remove = f_conn_record_remove,
@@ -740,6 +811,7 @@ static const struct ts_planes_ops fake_ops = {
 	.ike_unload_key = f_ike_unload_key,
 	.ike_initiate = f_ike_initiate,
 	.ike_reauth = f_ike_reauth,
+	.ike_reinitiate = f_ike_reinitiate,
 	.ike_failures = f_ike_failures,
 	.ike_failures_reset = f_ike_failures_reset,
 	.ike_mbb_check = f_ike_mbb_check,
@@ -783,6 +855,7 @@ void fake_init(struct fake *f, size_t n)
 	snprintf(f->d.cloudflare.account_id, sizeof(f->d.cloudflare.account_id), "%032x", 0xacc);
 	f->d.tunnels = f->t;
 	f->d.n_tunnels = n;
+	f->n_world = n;
 	for (size_t i = 0; i < n; i++) {
 		struct ts_tunnel *t = &f->t[i];
 		char ce[32], cf[32];
@@ -821,6 +894,9 @@ void fake_init(struct fake *f, size_t n)
 void fake_done(struct fake *f)
 {
 	char cmd[256];
+
+	free(f->last_metrics);
+	f->last_metrics = NULL;
 
 	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++) {
 		ts_secret_free(f->cf[i].key);
@@ -869,6 +945,12 @@ int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
 	if (r < 0)
 		return r;
 	r = ts_agent_pass(a, forced, n_forced, ret);
+	/* The record a daemon would serve after this pass. */
+	free(f->last_metrics);
+	f->last_metrics = NULL;
+	(void)ts_agent_metrics_text(a, &f->last_metrics);
+	f->last_ready =
+		ts_agent_ready_reason(a, f->last_ready_reason, sizeof(f->last_ready_reason));
 	ts_agent_free(a);
 	/* Time passes between one-shot runs. */
 	f->mono += 60 * TS_USEC_PER_SEC;

@@ -66,13 +66,17 @@ struct fake_ike_tunnel {
 	bool up;
 	bool reachable; /* the peer answers at all */
 	unsigned loads, initiates, reauths;
+	unsigned reinitiates; /* break-before-make: terminate, then initiate */
+	unsigned unloads;     /* unload-conn and unload-shared calls */
 	uint32_t auth_failures;
 	/* The connection as loaded (the rendering's leaves); the fake's
 	 * list-conns reports the listed ones of it. */
 	struct ts_ike_leaves conn;
 	unsigned updates;     /* update-conn calls */
-	bool update_fails;    /* update-conn: loaded, but no new SA (-EAGAIN) */
-	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first works */
+	unsigned finishes;    /* update-conn finish calls (new SAs seen up) */
+	bool update_fails;    /* update-conn: loaded, but the new SAs never come up */
+	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first
+			       * (update-conn) or a re-initiation works */
 	unsigned breaks;      /* update-conn calls with break_first */
 };
 
@@ -89,6 +93,10 @@ enum fake_store_op {
 struct fake {
 	struct ts_desired d;
 	struct ts_tunnel t[FAKE_MAX_TUNNELS];
+	/* Tunnels Cloudflare and charon know: t[0..n_world), of which the
+	 * config declares the first d.n_tunnels (lower d.n_tunnels: the last
+	 * ones removed from the config, still in the world). */
+	size_t n_world;
 	char dir[128];
 	char state_dir[160];
 	ts_usec_t mono, real;
@@ -98,6 +106,7 @@ struct fake {
 	struct fake_cf_tunnel cf[FAKE_MAX_TUNNELS];
 	struct fake_call set_script[FAKE_MAX_SCRIPT]; /* next bulk calls; then applied */
 	size_t n_set_script, set_calls;
+	ts_usec_t set_delay; /* each bulk call lasts this long (both clocks move) */
 	/* per tunnel, overrides the call's answer for its entry when set
 	 * (APPLIED/UNAPPLIED/MISSING); index + 1, 0 = not set */
 	int entry_answer[FAKE_MAX_TUNNELS];
@@ -122,6 +131,11 @@ struct fake {
 	/* initiate answers as charon does when its timeout ends before the
 	 * exchange does (the exchange goes on). */
 	bool initiate_slow;
+
+	/* after each fake_pass: /metrics and /readyz as the agent renders them */
+	char *last_metrics;
+	bool last_ready;
+	char last_ready_reason[256];
 
 	/* the store: the real one, with one injectable failure */
 	struct ts_store *store;

@@ -245,6 +245,10 @@ static void test_corrupt_journal_stalls(void **state)
 		assert_non_null(strstr(res.store_problem, "t01.jnl"));
 		ts_pass_result_done(&res);
 		assert_status(f, "Stalled", "StoreDamaged");
+		/* The metric and /readyz say so too. */
+		assert_non_null(f->last_metrics);
+		assert_non_null(strstr(f->last_metrics, "\ntunnelsync_store_problems 1\n"));
+		assert_false(f->last_ready);
 	}
 	/* The others were not held back. */
 	assert_true(fake_in_agreement(f, 1));
@@ -256,6 +260,8 @@ static void test_corrupt_journal_stalls(void **state)
 	pass_forced_ok(f, "t01");
 	assert_true(fake_in_agreement(f, 0));
 	assert_status(f, "Ready", "InSync");
+	assert_non_null(strstr(f->last_metrics, "\ntunnelsync_store_problems 0\n"));
+	assert_true(f->last_ready);
 }
 
 /* A corrupt key record: the same. */
@@ -587,8 +593,254 @@ static void test_update_conn_without_record(void **state)
 	pass_in_sync(f);
 }
 
+/* Issue 9: update-conn joins the pass's waits. Four tunnels changed whose
+ * new SAs never come up, one unreachable tunnel to initiate and one update
+ * that succeeds: the pass waits one update wait (min(confirm-timeout,
+ * TS_INITIATE_WAIT_S)), not five in a row; the four stay pending with the
+ * old SAs kept (nothing finished), the healthy one is finished once and
+ * recorded (in sync next pass), and no key changes. */
+static void test_update_conn_waits_together(void **state)
+{
+	struct fake *f = *state;
+	struct ts_secret *before[8];
+	struct ts_pass_result res;
+	uint32_t old[8];
+	ts_usec_t took;
+
+	fake_done(f);
+	fake_init(f, 6);
+	bootstrap(f);
+	keys_copy(f, before);
+	for (size_t i = 0; i < 6; i++) {
+		old[i] = f->ike[i].ike_id;
+		f->t[i].ike.dpd_delay = 30;
+		f->ike[i].update_fails = i < 4;
+	}
+	f->t[4].ike.dpd_delay = 10; /* t05 unchanged: initiated */
+	f->ike[4].up = false;
+	f->ike[4].ike_id = 0;
+	f->ike[4].reachable = false;
+	took = timed_pass(f, NULL, 0, &res);
+	print_message("4 updates whose new SAs do not come up + 1 unreachable initiate: the pass "
+		      "waited %.2f s (one wait: %u s; in a row: %u s)\n",
+		      (double)took / TS_USEC_PER_SEC, f->d.agent.confirm_timeout,
+		      5 * f->d.agent.confirm_timeout);
+	assert_true(took <= (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC);
+	assert_true(took >= (ts_usec_t)(f->d.agent.confirm_timeout - 1) * TS_USEC_PER_SEC);
+	assert_int_equal(res.n_pending, 5);
+	assert_int_equal(res.n_failed, 0);
+	for (size_t i = 0; i < 4; i++) {
+		const struct ts_action *a =
+			find_action(res.plan, TS_ACTION_UPDATE_CONN, f->t[i].name);
+
+		assert_non_null(a);
+		assert_int_equal(res.outcomes[a - res.plan->actions].status, TS_OUTCOME_PENDING);
+		assert_int_equal(f->ike[i].updates, 1);
+		assert_int_equal(f->ike[i].finishes, 0); /* old SAs kept */
+		assert_int_equal(f->ike[i].ike_id, old[i]);
+	}
+	assert_int_equal(f->ike[5].finishes, 1);
+	assert_int_not_equal(f->ike[5].ike_id, old[5]);
+	ts_pass_result_done(&res);
+	keys_unchanged(f, before);
+	/* The peers take the new SAs: every update finishes in one pass. */
+	for (size_t i = 0; i < 6; i++) {
+		f->ike[i].update_fails = false;
+		f->ike[i].reachable = true;
+	}
+	assert_int_equal(fake_settle(f, 1), 1);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(f->ike[i].finishes, 1);
+		assert_int_not_equal(f->ike[i].ike_id, old[i]);
+	}
+	pass_in_sync(f);
+}
+
+/* A tunnel changed and rotated in one pass: the rotation's reauth keeps
+ * the config the SAs were made from, so the update only loads the
+ * connection (pending) and re-establishes in the next pass; the key is the
+ * rotation's, the record of the connection says so only after that. */
+static void test_update_conn_with_rotation(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+	const struct ts_action *a;
+	uint32_t id;
+
+	bootstrap(f);
+	pass_in_sync(f);
+	f->t[0].ike.dpd_delay = 30;
+	pass(f, "t01", &res);
+	a = find_action(res.plan, TS_ACTION_UPDATE_CONN, "t01");
+	assert_non_null(a);
+	assert_int_equal(res.outcomes[a - res.plan->actions].status, TS_OUTCOME_PENDING);
+	assert_non_null(find_action(res.plan, TS_ACTION_ROTATE, "t01"));
+	assert_int_equal(res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_record_generation(f, 0), 2);
+	assert_true(fake_in_agreement(f, 0));
+	assert_int_equal(f->ike[0].finishes, 0);
+	id = f->ike[0].ike_id;
+	pass(f, NULL, &res);
+	a = find_action(res.plan, TS_ACTION_UPDATE_CONN, "t01");
+	assert_non_null(a);
+	assert_non_null(ts_changes_find(&a->changes, "dpd_delay"));
+	assert_int_equal(res.n_pending + res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].finishes, 1);
+	assert_int_not_equal(f->ike[0].ike_id, id);
+	assert_int_equal(fake_record_generation(f, 0), 2);
+	pass_in_sync(f);
+}
+
+/* A file's content (NULL: none), for "nothing else touched". */
+static char *slurp(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (!fp)
+		return NULL;
+	buf = calloc(1, 65536);
+	assert_non_null(buf);
+	n = fread(buf, 1, 65535, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+static char *state_file(struct fake *f, const char *sub, const char *name, const char *ext)
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/%s/%s.%s", f->state_dir, sub, name, ext);
+	return slurp(path);
+}
+
+/* Stale-tunnel cleanup: t03 removed from the config. Prune off: its
+ * connection and key in charon are reported, nothing removed. Prune on:
+ * both unloaded from charon and its connection record
+ * (STATE_DIR/conns/t03.conn) removed; its key record stays (it holds the
+ * key Cloudflare still has, should the tunnel come back); the other
+ * tunnels' SAs, keys, key records and connection records are unchanged and
+ * Cloudflare gets no write; the next pass has nothing to do. */
+static void test_removed_tunnel_cleanup(void **state)
+{
+	struct fake *f = *state;
+	struct ts_secret *before[3];
+	struct ts_pass_result res;
+	char *conn[3], *rec[3], *t03_rec;
+	uint32_t id[2];
+	size_t set_calls;
+
+	bootstrap(f);
+	pass_in_sync(f);
+	keys_copy(f, before);
+	for (size_t i = 0; i < 3; i++) {
+		conn[i] = state_file(f, "conns", f->t[i].name, "conn");
+		rec[i] = state_file(f, "records", f->t[i].name, "rec");
+		assert_non_null(conn[i]);
+		assert_non_null(rec[i]);
+	}
+	id[0] = f->ike[0].ike_id, id[1] = f->ike[1].ike_id;
+	set_calls = f->set_calls;
+	f->d.n_tunnels = 2;
+
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_failed + res.n_pending, 0);
+	for (size_t k = 0; k < res.plan->n_actions; k++) {
+		const struct ts_action *a = &res.plan->actions[k];
+
+		assert_int_equal(a->kind, TS_ACTION_REPORT);
+		assert_int_equal(a->cause, TS_CAUSE_STALE);
+		assert_string_equal(a->tunnel, "t03");
+	}
+	assert_int_equal(res.plan->n_actions, 2); /* its connection and its key */
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[2].unloads, 0);
+	assert_true(f->ike[2].conn_loaded);
+	t03_rec = state_file(f, "conns", "t03", "conn");
+	assert_non_null(t03_rec);
+	assert_string_equal(t03_rec, conn[2]);
+	free(t03_rec);
+
+	f->d.agent.prune = true;
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_failed + res.n_pending, 0);
+	assert_non_null(find_action(res.plan, TS_ACTION_UNLOAD_CONN, "t03"));
+	assert_non_null(find_action(res.plan, TS_ACTION_UNLOAD_KEY, "t03"));
+	assert_int_equal(res.plan->n_actions, 2);
+	assert_int_equal(res.n_applied, 2);
+	ts_pass_result_done(&res);
+	assert_false(f->ike[2].conn_loaded);
+	assert_null(f->ike[2].key);
+	assert_null(state_file(f, "conns", "t03", "conn"));
+	/* The key record stays; so does everything of t01 and t02. */
+	t03_rec = state_file(f, "records", "t03", "rec");
+	assert_non_null(t03_rec);
+	assert_string_equal(t03_rec, rec[2]);
+	free(t03_rec);
+	for (size_t i = 0; i < 2; i++) {
+		char *c = state_file(f, "conns", f->t[i].name, "conn");
+		char *r = state_file(f, "records", f->t[i].name, "rec");
+
+		assert_non_null(c);
+		assert_non_null(r);
+		assert_string_equal(c, conn[i]);
+		assert_string_equal(r, rec[i]);
+		free(c);
+		free(r);
+		assert_int_equal(f->ike[i].ike_id, id[i]);
+		assert_int_equal(f->ike[i].unloads, 0);
+		assert_int_equal(f->ike[i].updates, 0);
+	}
+	assert_int_equal(f->set_calls, set_calls);
+	assert_int_equal(f->cf[2].updates, 0);
+	keys_unchanged(f, before);
+	ts_secret_free(before[2]);
+	for (size_t i = 0; i < 3; i++) {
+		free(conn[i]);
+		free(rec[i]);
+	}
+	pass_in_sync(f);
+}
+
 /* interface_address changed at Cloudflare: reported, nothing written;
  * with manage-tunnels, set back through the update call; keys untouched. */
+/* Break-before-make is the fallback for a rotation whose earlier
+ * make-before-break attempt did not come up: one taken from the journal,
+ * older than confirm-timeout. A fresh rotation whose bulk call alone lasted
+ * longer (100 keys to a slow edge) still gets make-before-break. */
+static void test_reauth_fallback_only_when_resumed(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+
+	bootstrap(f);
+	f->set_delay = (ts_usec_t)(f->d.agent.confirm_timeout + 2) * TS_USEC_PER_SEC;
+	pass_forced_ok(f, "t01");
+	assert_int_equal(f->ike[0].reauths, 1);
+	assert_int_equal(f->ike[0].reinitiates, 0);
+	f->set_delay = 0;
+
+	/* The peer refuses a second IKE SA: the rotation is left at remote. */
+	f->ike[1].refuses_overlap = true;
+	pass(f, "t02", &res);
+	assert_int_equal(res.n_pending, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_journal_step(f, 1), TS_JOURNAL_REMOTE);
+	assert_int_equal(f->ike[1].reauths, 1);
+	assert_int_equal(f->ike[1].reinitiates, 0);
+	/* Later, resumed: break-before-make this time. */
+	f->real += (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC;
+	f->mono += (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC;
+	assert_true(fake_settle(f, 3) > 0);
+	assert_int_equal(f->ike[1].reinitiates, 1);
+	assert_true(fake_in_agreement(f, 1));
+	check_safe(f);
+}
+
 static void test_cloudflare_drift(void **state)
 {
 	struct fake *f = *state;
@@ -647,7 +899,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_update_conn_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_without_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_refused_overlap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_waits_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_with_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_tunnel_cleanup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cloudflare_drift, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reauth_fallback_only_when_resumed, setup,
+						teardown),
 	};
 
 	ts_log_set_level(TS_LOG_ERROR);

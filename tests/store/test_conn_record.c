@@ -131,6 +131,12 @@ static void test_failing_mark(void **state)
 	snprintf(path, sizeof(path), "%s/conns/t6.failing", dir);
 	assert_int_equal(ts_file_write_atomic(path, "since=x\n", 8, 0600), 0);
 	assert_int_equal(ts_conn_record_failing_read(dir, "t6", &since), -ENOENT);
+	/* Nor a sign (strtoull made "-5" a time before 1970), nor a time
+	 * past what ts_usec_t holds. */
+	assert_int_equal(ts_file_write_atomic(path, "since=-5\n", 9, 0600), 0);
+	assert_int_equal(ts_conn_record_failing_read(dir, "t6", &since), -ENOENT);
+	assert_int_equal(ts_file_write_atomic(path, "since=9223372036854775808\n", 26, 0600), 0);
+	assert_int_equal(ts_conn_record_failing_read(dir, "t6", &since), -ENOENT);
 	/* Removing the record removes the mark. */
 	assert_int_equal(ts_conn_record_failing_write(dir, "t6", 99), 0);
 	assert_int_equal(ts_conn_record_remove(dir, "t6"), 0);
