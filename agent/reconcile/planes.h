@@ -160,6 +160,11 @@ struct ts_planes_ops {
 	void (*fds)(void *ctx, int *ret_ike_fd, int *ret_xfrm_fd);
 	/* 1: something happened a pass should look at; 0: no; -errno. */
 	int (*process_events)(void *ctx);
+	/* The tunnels named by the events read since the last call (drains
+	 * during passes included), then forgotten: 1 with the names (the
+	 * caller frees them), 0 when one of them asks for a full pass. NULL
+	 * (fakes): always a full pass. */
+	int (*event_scope)(void *ctx, char ***ret_names, size_t *ret_n);
 	/* The API client, for its state across processes (api-state.json),
 	 * its request counts and "rate-limited until"; NULL (or the op
 	 * absent, as in fakes) when there is none. */

@@ -272,7 +272,8 @@ void ts_agent_routes_sync(struct ts_agent *a, const struct ts_observation *o)
 		const struct ts_observed_tunnel *ot;
 		bool drain;
 
-		if (!has_routes(t) || !t->enabled || !ts_tunnel_is_local(t, d->agent.node_name))
+		if (!has_routes(t) || !t->enabled || !ts_tunnel_is_local(t, d->agent.node_name) ||
+		    !ts_observation_in_scope(o, i))
 			continue;
 		ot = ts_observed_find(&o->observed, t->name);
 		/* Only what was read decides: an unread IKE plane drains nothing. */
