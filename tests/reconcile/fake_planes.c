@@ -262,8 +262,9 @@ static int f_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_onl
 
 static uint32_t f_cf_budget(void *ctx)
 {
-	(void)ctx;
-	return 1000;
+	struct fake *f = ctx;
+
+	return f->budget ? f->budget : 1000;
 }
 
 /* --- the IKE daemon --------------------------------------------------------- */
@@ -278,6 +279,11 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 {
 	struct fake *f = ctx;
 
+	/* Drains the events first, as the real planes do. */
+	if (f->event_queued) {
+		f->event_queued = false;
+		f->event_read = true;
+	}
 	if (f->ike_down)
 		return -ENOTCONN;
 	for (size_t k = 0; k < n; k++) {
@@ -510,12 +516,20 @@ static int f_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, size_
 {
 	struct fake *f = ctx;
 	int i = index_of_name(f, t->name);
+	int r;
 
-	(void)err;
-	(void)err_size;
+	f->event_queued = true;
 	if (i >= 0)
 		f->ike[i].initiates++;
-	return exchange(f, t);
+	r = exchange(f, t);
+	if (r == 0 && f->initiate_slow) {
+		/* charon 5.9's answer when its timeout ends first; the
+		 * exchange goes on (here: it is done already). */
+		snprintf(err, err_size, "CHILD_SA '%s%s' not established after 500ms",
+			 TS_IKE_CONN_PREFIX, t->name);
+		return -EIO;
+	}
+	return r;
 }
 
 static int f_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
@@ -708,8 +722,11 @@ static void f_fds(void *ctx, int *ike, int *xfrm)
 
 static int f_process_events(void *ctx)
 {
-	(void)ctx;
-	return 0;
+	struct fake *f = ctx;
+	bool any = f->event_queued || f->event_read;
+
+	f->event_queued = f->event_read = false;
+	return any;
 }
 
 static int f_conn_record_read(void *ctx, const char *tunnel, struct ts_ike_leaves *ret)
@@ -902,6 +919,17 @@ void fake_script_generate(struct fake *f, enum fake_answer a, bool taken)
 {
 	if (f->n_gen_script < FAKE_MAX_SCRIPT)
 		f->gen_script[f->n_gen_script++] = (struct fake_call){ a, taken };
+}
+
+int fake_agent_open(struct fake *f, const struct ts_agent_options *options, struct ts_agent **ret)
+{
+	struct ts_planes planes = { &fake_ops, f, NULL };
+	struct ts_agent_options opts = { 0 };
+
+	if (options)
+		opts = *options;
+	opts.state_dir = f->state_dir;
+	return ts_agent_new(&f->d, &opts, &planes, ret);
 }
 
 int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,

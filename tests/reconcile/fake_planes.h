@@ -123,6 +123,14 @@ struct fake {
 	struct fake_ike_tunnel ike[FAKE_MAX_TUNNELS];
 	uint32_t next_ike_id;
 	bool ike_down;
+	/* Its event stream, as the daemon sees it: an initiate makes an event
+	 * (the SA coming up), which an observe drains; process_events then
+	 * says whether any was read since it was last asked. */
+	bool event_queued, event_read;
+	uint32_t budget; /* Cloudflare requests left; 0: 1000 */
+	/* initiate answers as charon does when its timeout ends before the
+	 * exchange does (the exchange goes on). */
+	bool initiate_slow;
 
 	/* after each fake_pass: /metrics and /readyz as the agent renders them */
 	char *last_metrics;
@@ -144,6 +152,9 @@ void fake_done(struct fake *f);
 void fake_script_set(struct fake *f, enum fake_answer a, bool taken);
 void fake_script_generate(struct fake *f, enum fake_answer a, bool taken);
 
+/* An agent on the fake's planes (options: NULL for the defaults; the
+ * state directory is the fake's). */
+int fake_agent_open(struct fake *f, const struct ts_agent_options *options, struct ts_agent **ret);
 /* One pass over an agent opened on the fake (forced names rotate now). */
 int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
 	      struct ts_pass_result *ret);
