@@ -6,13 +6,20 @@
 #   4. runs a demo gateway: two network namespaces, a gateway charon and a
 #      charon playing Cloudflare's edge, the Cloudflare API emulator, two
 #      tunnels forming a redundant pair. tunnelsync brings them up from no
-#      key at all, a key is then regenerated behind its back on the
-#      "Cloudflare" side, tunnelsync finds it and heals the tunnel.
+#      key at all; a UDP flow (100 packets a second, each echoed back) then
+#      crosses the tunnels from a LAN address of the gateway (192.0.2.1) to
+#      one behind the edge (192.0.2.2) while tunnelsync rotates the key of
+#      the tunnel carrying it, and the packets sent, lost and the outage are
+#      printed; a key is then regenerated behind tunnelsync's back on the
+#      "Cloudflare" side, tunnelsync finds it and heals the tunnel, the flow
+#      again measuring what that cost. The charons do ESP in user space
+#      (kernel-libipsec), so this works on a kernel without ESP.
 # Every tunnelsync exit status is printed with its meaning: 0 in sync,
 # 2 changes pending / work left for a later pass, 1 error, 64 usage.
 # Without --keep, everything it creates (namespaces, charons, emulator,
 # files under /tmp) is removed at the end, whatever happens. It exits 0
-# only if the demo worked (77: skipped, the reason printed).
+# only if the demo worked: tunnels in sync, the flow crossed them and was
+# healed after each rotation (77: skipped, the reason printed).
 #
 # Usage: contrib/quickstart.sh [--no-deps] [--build-dir DIR] [--demo-only] [--keep]
 #   --no-deps     do not install packages
@@ -40,7 +47,7 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	-h | --help)
-		sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -160,12 +167,106 @@ once_until_synced 10
 e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
 e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
 
+# --- traffic -----------------------------------------------------------------
+# A LAN address on each side; kernel-libipsec routes everything but the
+# peers' subnets into its TUN device (table 220), so 192.0.2.1 -> 192.0.2.2
+# can only cross an ESP tunnel.
+ip -n "$E2E_NS_GW" addr add 192.0.2.1/32 dev lo
+ip -n "$E2E_NS_EDGE" addr add 192.0.2.2/32 dev lo
+flow=$root/tests/kernel/udpflow.py
+FLOW_ECHO_PID=
+FLOW_PID=
+ip netns exec "$E2E_NS_EDGE" /usr/bin/python3 "$flow" echo 5555 </dev/null >"$E2E_DIR/echo.log" 2>&1 &
+FLOW_ECHO_PID=$!
+# The flow's processes go with the rest of the demo, on every exit path.
+flow_cleanup() {
+	rc=$?
+	set +e
+	for p in $FLOW_PID $FLOW_ECHO_PID; do kill -TERM "$p" 2>/dev/null || true; done
+	# e2e_cleanup exits with the status it finds in $?.
+	(exit "$rc")
+	e2e_cleanup
+}
+trap flow_cleanup EXIT
+
+# ESP packets each tunnel's CHILD SAs sent, "NAME PACKETS" lines (the
+# gateway charon's counters).
+esp_out() {
+	e2e_swanctl a --list-sas | awk '
+		/ reqid / { name = $1; sub(":", "", name) }
+		$1 == "out" { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^packets/) n[name] += $i }
+		END { for (t in n) print t, n[t] }'
+}
+
+flow_start() {
+	FLOW_OUT=$E2E_DIR/flow-$1.json
+	ip netns exec "$E2E_NS_GW" /usr/bin/python3 "$flow" send 192.0.2.1 192.0.2.2 5555 "$FLOW_OUT" \
+		</dev/null >"$FLOW_OUT.log" 2>&1 &
+	FLOW_PID=$!
+	i=0
+	until [ -s "$FLOW_OUT.live" ]; do
+		i=$((i + 1))
+		[ $i -lt 50 ] || e2e_fail "the UDP flow did not start"
+		sleep 0.1
+	done
+}
+
+# Stops the flow; prints what it saw; fails when nothing crossed or the
+# path was not healed when it stopped. Sets FLOW_LOST.
+flow_stop() {
+	kill -TERM "$FLOW_PID"
+	wait "$FLOW_PID" || e2e_fail "the UDP flow failed: $(cat "$FLOW_OUT.log")"
+	FLOW_PID=
+	set -- $(/usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["sent"], r["received"], r["lost"], r["outage_ms"], r["tail_lost"])' "$FLOW_OUT")
+	echo "  UDP flow 192.0.2.1 -> 192.0.2.2 and back: $1 sent, $2 echoed, $3 lost, longest outage $4 ms"
+	[ "$2" -gt 0 ] || e2e_fail "no packet crossed the tunnel"
+	[ "$5" -eq 0 ] || e2e_fail "$5 of the flow's last second were lost: the path was not healed"
+	FLOW_LOST=$3
+}
+
+heading "Traffic: a UDP flow through the tunnels"
+before=$(esp_out)
+flow_start sync
+sleep 2
+flow_stop
+carrier=$(printf '%s\n%s\n' "$before" "$(esp_out)" | awk '
+	{ if ($1 in n) d[$1] = $2 - n[$1]; else n[$1] = $2 }
+	END { for (t in d) if (d[t] > best) { best = d[t]; c = t } print c }')
+carrier=${carrier#ts-}
+[ -n "$carrier" ] || e2e_fail "no tunnel's ESP counters moved: the flow did not use ESP"
+echo "  it crossed $carrier (ESP packets out, gateway charon: $(esp_out | tr '\n' ' '))"
+
+heading "Rotating $carrier's key while the flow runs (make-before-break)"
+flow_start rotate
+sleep 1
+echo "\$ tunnelsync rotate -c config.json $carrier"
+rc=0
+e2e_ts rotate rotate "$carrier" || rc=$?
+sed 's/^/    /' "${E2E_LAST_OUT%.out}.err"
+echo "(exit $rc: $(meaning rotate "$rc"))"
+[ "$rc" -eq 0 ] || e2e_fail "tunnelsync rotate $carrier failed"
+sleep 2
+flow_stop
+ROTATE_LOST=$FLOW_LOST
+# The old SAs are gone: what the tunnel's counters show now crossed the
+# new ones.
+n=$(esp_out | awk -v t="ts-$carrier" '$1 == t { print $2 }')
+[ "${n:-0}" -gt 0 ] || e2e_fail "no packet crossed $carrier's new SAs"
+echo "  $n packets crossed $carrier's new SAs"
+echo "  the rotation cost $ROTATE_LOST packets"
+
 show "Status" status || e2e_fail "status failed"
 show "Plan: nothing to do" plan || e2e_fail "plan should exit 0 when in sync"
 
-heading "Regenerating e2e-a's key on the Cloudflare side, behind tunnelsync's back"
-echo "\$ curl -X POST .../ipsec_tunnels/$E2E_ID_A/psk_generate"
-e2e_api POST "/$E2E_ID_A/psk_generate" '{}' >/dev/null
+flow_start heal
+carrier_id=$E2E_ID_A
+[ "$carrier" = e2e-a ] || carrier_id=$E2E_ID_B
+heading "Regenerating $carrier's key on the Cloudflare side, behind tunnelsync's back"
+echo "\$ curl -X POST .../ipsec_tunnels/$carrier_id/psk_generate"
+e2e_api POST "/$carrier_id/psk_generate" '{}' >/dev/null
 echo "the edge now has a new key; the gateway still has the old one"
 
 rc=0
@@ -175,16 +276,26 @@ grep -q regenerated "$E2E_LAST_OUT" || e2e_fail "plan does not name the regenera
 
 heading "tunnelsync once heals it"
 once_until_synced 6
+sleep 2
+heading "Traffic while the key was regenerated and healed"
+flow_stop
 e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
 e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
 show "Status after healing" status || e2e_fail "status failed"
+
+heading "Traffic summary"
+echo "  rotating $carrier (tunnelsync rotate): $ROTATE_LOST packets lost"
+echo "  key regenerated behind tunnelsync's back, healed: $FLOW_LOST packets lost"
+kill -TERM "$FLOW_ECHO_PID" 2>/dev/null || true
+FLOW_ECHO_PID=
 
 if [ "$keep" = 0 ]; then
 	heading "Demo done in $(($(date +%s) - start)) s; tearing everything down"
 	exit 0
 fi
 
-# --keep: hand the running demo over instead of removing it.
+# --keep: hand the running demo over instead of removing it (the flow is
+# stopped).
 trap - EXIT INT TERM
 cat >"$E2E_DIR/teardown.sh" <<EOF
 #!/bin/sh

@@ -380,6 +380,24 @@ static int convert_routes(struct conv *c, const struct lyd_node *t, struct ts_tu
 	return 0;
 }
 
+static int convert_iface(struct conv *c, const struct lyd_node *t, struct ts_tunnel *tun)
+{
+	const struct lyd_node *i = child(t, "interface");
+	uint32_t len;
+	int r;
+
+	if (!i)
+		return 0;
+	if ((r = copy_name(c, i, "name", tun->iface.ifname, sizeof(tun->iface.ifname))) < 0 ||
+	    (r = need_u32(c, i, "prefix-length", &len)) < 0 ||
+	    (r = need_u32(c, i, "mtu", &tun->iface.mtu)) < 0)
+		return r;
+	if (!str(i, "address") || ts_ip_parse(str(i, "address"), &tun->iface.address.ip) < 0)
+		return conv_error(c, i, "address", -EINVAL, "not an IPv4 address");
+	tun->iface.address.len = (uint8_t)len;
+	return 0;
+}
+
 static int convert_psk(struct conv *c, const struct lyd_node *psk, struct ts_psk_policy *p)
 {
 	uint32_t max_age;
@@ -441,6 +459,7 @@ static int convert_tunnel(struct conv *c, const struct lyd_node *t, struct ts_tu
 	    (r = prefix(c, t, "interface-address6", &tun->interface_address6)) < 0 ||
 	    (r = convert_ike(c, child(t, "ike"), &tun->ike)) < 0 ||
 	    (r = convert_routing(c, t, &tun->routing)) < 0 || (r = convert_routes(c, t, tun)) < 0 ||
+	    (r = convert_iface(c, t, tun)) < 0 ||
 	    (r = convert_psk(c, child(t, "psk"), &tun->psk)) < 0 ||
 	    (r = convert_cf_declared(c, child(t, "cloudflare"), &tun->cf)) < 0)
 		return r;

@@ -49,10 +49,12 @@ static void agent_carry_give(void *ctx, void *agent, void *carry)
 	ts_agent_carry_give(agent, carry);
 }
 
-static int agent_pass(void *ctx, void *agent, struct ts_daemon_pass *ret)
+static int agent_pass(void *ctx, void *agent, const char *const *names, size_t n,
+		      struct ts_daemon_pass *ret)
 {
 	struct ts_pass_result res = { 0 };
-	int r = ts_agent_pass(agent, NULL, 0, &res);
+	int r = n ? ts_agent_pass_scoped(agent, names, n, &res)
+		  : ts_agent_pass(agent, NULL, 0, &res);
 
 	if (r < 0)
 		return r;
@@ -64,6 +66,10 @@ static int agent_pass(void *ctx, void *agent, struct ts_daemon_pass *ret)
 		.planes_ok = res.planes_ok,
 		.changes = res.plan && ts_plan_has_changes(res.plan),
 		.next_due = ts_agent_next_due(agent),
+		.scoped = res.scoped,
+		.n_scoped_applied = res.n_scoped_applied,
+		.settled = res.settled,
+		.events_unsettled = res.events_unsettled,
 	};
 	ts_pass_result_done(&res);
 	return 0;
@@ -77,6 +83,11 @@ static void agent_fds(void *ctx, void *agent, int *ret_ike_fd, int *ret_xfrm_fd)
 static int agent_events(void *ctx, void *agent)
 {
 	return ts_agent_process_events(agent);
+}
+
+static int agent_event_scope(void *ctx, void *agent, char ***ret_names, size_t *ret_n)
+{
+	return ts_agent_event_scope(agent, ret_names, ret_n);
 }
 
 static int agent_metrics(void *ctx, void *agent, char **ret_text)
@@ -98,6 +109,7 @@ const struct ts_daemon_ops ts_daemon_agent_ops = {
 	.pass = agent_pass,
 	.fds = agent_fds,
 	.process_events = agent_events,
+	.event_scope = agent_event_scope,
 	.metrics = agent_metrics,
 	.ready = agent_ready,
 };

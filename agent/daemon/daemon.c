@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,6 +44,8 @@
 /* A pass running longer than this is stuck: the watchdog is no longer fed,
  * so that systemd restarts the daemon (the journal resumes the pass). */
 #define PASS_STUCK (15 * 60 * TS_USEC_PER_SEC)
+/* More tunnels named by the events before a pass: a full pass. */
+#define SCOPE_MAX 16
 
 static void sd_notify_text(const char *text)
 {
@@ -83,6 +86,12 @@ struct daemon {
 	/* what is asked for */
 	ts_usec_t pass_at; /* monotonic; 0 = none scheduled */
 	const char *cause; /* why the scheduled pass runs */
+	/* The tunnels drift events named since the last pass began: the next
+	 * pass is scoped to them (first), unless scope_full (an event that
+	 * named none, or too many). */
+	char *scope[SCOPE_MAX];
+	size_t n_scope;
+	bool scope_full;
 	bool reload;
 	bool events_kick; /* read the agent's events now (VICI socket back) */
 	ts_usec_t reconnect_at;
@@ -324,8 +333,45 @@ struct pass_job {
 	const struct ts_daemon_ops *ops;
 	void *ctx, *agent;
 	int done_fd;
+	char *names[SCOPE_MAX]; /* a scoped pass's tunnels (owned) */
+	size_t n_names;
 	struct ts_daemon_pass result;
 };
+
+static void job_free(struct pass_job *job)
+{
+	for (size_t i = 0; job && i < job->n_names; i++)
+		free(job->names[i]);
+	free(job);
+}
+
+static void scope_clear(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_scope; i++)
+		free(d->scope[i]);
+	d->n_scope = 0;
+	d->scope_full = false;
+}
+
+/* Takes names (and the array). */
+static void scope_merge(struct daemon *d, char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool dup = false;
+
+		for (size_t k = 0; k < d->n_scope && !dup; k++)
+			dup = strcmp(d->scope[k], names[i]) == 0;
+		if (dup || d->scope_full) {
+			free(names[i]);
+		} else if (d->n_scope == SCOPE_MAX) {
+			free(names[i]);
+			d->scope_full = true;
+		} else {
+			d->scope[d->n_scope++] = names[i];
+		}
+	}
+	free(names);
+}
 
 /* A pass the loop stopped waiting for keeps what it uses: the job, its
  * agent and desired state, its eventfd (still reachable, not leaked). */
@@ -339,7 +385,8 @@ static void *worker_main(void *userdata)
 	struct pass_job *job = userdata;
 	uint64_t one = 1;
 
-	job->result.error = job->ops->pass(job->ctx, job->agent, &job->result);
+	job->result.error = job->ops->pass(job->ctx, job->agent, (const char *const *)job->names,
+					   job->n_names, &job->result);
 	/* The loop joins on this; nothing of job is touched after it. */
 	(void)!write(job->done_fd, &one, sizeof(one));
 	return NULL;
@@ -347,25 +394,38 @@ static void *worker_main(void *userdata)
 
 static int pass_start(struct daemon *d)
 {
+	char names[160] = "";
 	int r;
 
-	ts_logf(TS_LOG_DEBUG, NULL, NULL, "pass %u starts (%s)", d->passes + 1,
-		d->cause ? d->cause : "timer");
+	d->job = calloc(1, sizeof(*d->job));
+	if (!d->job)
+		return -ENOMEM;
+	*d->job = (struct pass_job){
+		.ops = d->ops, .ctx = d->ctx, .agent = d->agent, .done_fd = d->done_fd
+	};
+	/* Drift events named these tunnels: they go first. */
+	if (!d->scope_full && d->n_scope) {
+		size_t len = 0;
+
+		for (size_t i = 0; i < d->n_scope; i++) {
+			d->job->names[i] = d->scope[i];
+			if (len < sizeof(names))
+				len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+							i ? ", " : "; scoped: ", d->scope[i]);
+		}
+		d->job->n_names = d->n_scope;
+		d->n_scope = 0; /* moved */
+	}
+	scope_clear(d);
+	ts_logf(TS_LOG_DEBUG, NULL, NULL, "pass %u starts (%s%s)", d->passes + 1,
+		d->cause ? d->cause : "timer", names);
 	d->pass_at = 0;
 	d->busy = true;
 	d->busy_since = ts_now_monotonic();
 	ts_log_set_cause(d->cause);
-	d->job = calloc(1, sizeof(*d->job));
-	if (!d->job) {
-		d->busy = false;
-		return -ENOMEM;
-	}
-	*d->job = (struct pass_job){
-		.ops = d->ops, .ctx = d->ctx, .agent = d->agent, .done_fd = d->done_fd
-	};
 	r = pthread_create(&d->worker, NULL, worker_main, d->job);
 	if (r != 0) {
-		free(d->job);
+		job_free(d->job);
 		d->job = NULL;
 		d->busy = false;
 		return -r;
@@ -388,9 +448,14 @@ static void pass_done(struct daemon *d)
 	(void)!read(d->done_fd, &n, sizeof(n));
 	pthread_join(d->worker, NULL);
 	d->result = d->job->result;
-	free(d->job);
+	job_free(d->job);
 	d->job = NULL;
 	d->busy = false;
+	/* The pass's observations are freed, but glibc keeps their pages (in
+	 * the worker's arena too): hand them back, so that an idle daemon holds
+	 * what it keeps, not the peak of its last pass (tests/bench/
+	 * idle-scale.sh). */
+	malloc_trim(0);
 	d->passes++;
 	ts_log_set_cause(NULL);
 	if (res->error < 0) {
@@ -398,9 +463,9 @@ static void pass_done(struct daemon *d)
 		schedule(d, now + retry, "retry");
 		return;
 	}
-	ts_logf(res->changes ? TS_LOG_INFO : TS_LOG_DEBUG, NULL, NULL,
-		"pass: %zu actions, %u applied, %u pending, %u failed (%.3f s)", res->n_actions,
-		res->n_applied, res->n_pending, res->n_failed,
+	ts_logf(res->changes || res->n_applied ? TS_LOG_INFO : TS_LOG_DEBUG, NULL, NULL,
+		"pass: %zu actions, %u applied%s, %u pending, %u failed (%.3f s)", res->n_actions,
+		res->n_applied, res->scoped ? " (scoped first)" : "", res->n_pending, res->n_failed,
 		(double)(now - d->busy_since) / TS_USEC_PER_SEC);
 	if (res->n_pending || res->n_failed || !res->planes_ok)
 		next = now + retry;
@@ -417,7 +482,10 @@ static void pass_done(struct daemon *d)
 	if (res->next_due && mono_from_wall(res->next_due) < next)
 		next = mono_from_wall(res->next_due) > now ? mono_from_wall(res->next_due) : now;
 	schedule(d, next, next == now ? "progress" : "timer");
-	/* Events the pass read itself (its drains) may still ask for one. */
+	/* Events the pass read itself and the state it left does not settle
+	 * ask for a pass at once; events after that are read now. */
+	if (res->events_unsettled)
+		schedule(d, now, "event");
 	events(d);
 	if (!d->ready_sent) {
 		sd_notify_text("READY=1");
@@ -479,11 +547,18 @@ static void handle_inotify(struct daemon *d)
 
 static void events(struct daemon *d)
 {
-	if (d->agent && d->ops->process_events(d->ctx, d->agent) > 0) {
-		ts_logf(TS_LOG_DEBUG, NULL, NULL, "events ask for a pass%s",
-			d->busy ? " (after the running one)" : "");
-		schedule(d, ts_now_monotonic(), "event");
-	}
+	char **names = NULL;
+	size_t n = 0;
+
+	if (!d->agent || d->ops->process_events(d->ctx, d->agent) <= 0)
+		return;
+	if (d->ops->event_scope && d->ops->event_scope(d->ctx, d->agent, &names, &n) > 0 && n)
+		scope_merge(d, names, n);
+	else
+		d->scope_full = true;
+	ts_logf(TS_LOG_DEBUG, NULL, NULL, "events ask for a pass%s",
+		d->busy ? " (after the running one)" : "");
+	schedule(d, ts_now_monotonic(), "event");
 }
 
 int ts_daemon_run_with(const struct ts_daemon_options *o, const struct ts_daemon_ops *ops,
@@ -666,8 +741,9 @@ out:
 		/* Only on a fatal error: let the pass end, it holds the agent. */
 		ts_cancel_request();
 		pthread_join(d.worker, NULL);
-		free(d.job);
+		job_free(d.job);
 	}
+	scope_clear(&d);
 	ts_http_stop(d.http);
 	if (d.agent)
 		ops->close(ctx, d.agent);

@@ -32,6 +32,13 @@ struct ts_daemon_pass {
 	unsigned n_applied, n_pending, n_failed;
 	bool planes_ok, changes;
 	ts_usec_t next_due; /* wall clock; 0: none */
+	/* A scoped pass planned and applied its tunnels first (false: full). */
+	bool scoped;
+	unsigned n_scoped_applied;
+	/* The agent took the events read during the pass: settled, the state
+	 * it left plans nothing; events_unsettled, some were read and it does
+	 * not (the loop passes again at once). */
+	bool settled, events_unsettled;
 };
 
 /* The agent as the loop sees it: the real one (ts_daemon_agent_ops) or a
@@ -49,10 +56,17 @@ struct ts_daemon_ops {
 	 * closes, given to the next one opened (which frees it). */
 	void *(*carry_take)(void *ctx, void *agent);
 	void (*carry_give)(void *ctx, void *agent, void *carry);
-	int (*pass)(void *ctx, void *agent, struct ts_daemon_pass *ret_pass);
+	/* names (n > 0): a scoped pass, those tunnels first (and their
+	 * redundancy groups), then the whole gateway; NULL: a full pass. */
+	int (*pass)(void *ctx, void *agent, const char *const *names, size_t n,
+		    struct ts_daemon_pass *ret_pass);
 	void (*fds)(void *ctx, void *agent, int *ret_ike_fd, int *ret_xfrm_fd);
 	/* 1: something a pass should look at happened. */
 	int (*process_events)(void *ctx, void *agent);
+	/* After process_events said 1: the tunnels those events name (1, the
+	 * caller frees each name and the array) or 0 (a full pass: charon
+	 * restarted, an XFRM resync, an object of no tunnel). NULL: full. */
+	int (*event_scope)(void *ctx, void *agent, char ***ret_names, size_t *ret_n);
 	int (*metrics)(void *ctx, void *agent, char **ret_text);
 	/* true when ready; else why into buf. */
 	bool (*ready)(void *ctx, void *agent, char *buf, size_t size);

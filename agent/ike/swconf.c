@@ -19,14 +19,14 @@
 #include "ike/swconf.h"
 #include "ike/vici.h"
 
-#define MAX_DEPTH     10
+#define MAX_DEPTH 10
 /* Files read for one lookup: a tree far larger than any real one (Debian
  * 12's has about 50). Without it a few includes of a file that includes
  * the next many times each (40 lines in each of 4 files: 2.5 million
  * reads) would hold the agent for minutes. */
 #define MAX_FILES_READ 1000
-#define MAX_FILE_SIZE (1024 * 1024)
-#define SECTION_MAX   1024
+#define MAX_FILE_SIZE  (1024 * 1024)
+#define SECTION_MAX    1024
 
 const char *const ts_mbb_state_names[_TS_MBB_MAX] = {
 	[TS_MBB_UNKNOWN] = "unknown",

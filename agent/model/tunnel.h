@@ -138,6 +138,12 @@ struct ts_tunnel {
 		struct ts_prefix dst[16];
 		uint32_t metric[16];
 	} routes;
+	/* interface (opt-in): the VTI the agent owns (alias tunnelsync:NAME) */
+	struct {
+		char ifname[16]; /* "" = the agent owns no interface of this tunnel */
+		struct ts_prefix address;
+		uint32_t mtu;
+	} iface;
 	/* Where the tunnel was declared, for messages. */
 	char *source_file;
 	unsigned source_line;

@@ -101,9 +101,10 @@ void ts_pass_result_done(struct ts_pass_result *r)
 }
 
 /* Observes and hands the observation to memory; counts a failed list. */
-static int observe(struct ts_agent *a, struct ts_observation *o, struct ts_observation *reuse_cf)
+static int observe(struct ts_agent *a, const bool *scope, struct ts_observation *o,
+		   struct ts_observation *reuse_cf)
 {
-	int r = ts_agent_observe(a, o, reuse_cf);
+	int r = scope ? ts_agent_observe_scoped(a, scope, o) : ts_agent_observe(a, o, reuse_cf);
 
 	if (r < 0)
 		return r;
@@ -257,8 +258,51 @@ static void update_next_due(struct ts_agent *a, const struct ts_observation *o)
 	}
 }
 
-int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced,
-		  struct ts_pass_result *ret_result)
+/* After a pass that changed something, before the observation of what it
+ * left (daemon only): the events read so far (the pass's own drains and
+ * confirmation waits included, and the XFRM messages its own changes
+ * caused) all came before that observation. They are taken now; whether
+ * they ask for more is then that observation's plan (settle_after). */
+static int take_events(struct ts_agent *a)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	char **names = NULL;
+	size_t n = 0;
+	int r = ops->process_events(TS_PLANES_CTX(a));
+
+	if (ops->event_scope && ops->event_scope(TS_PLANES_CTX(a), &names, &n) > 0)
+		ts_agent_names_free(names, n);
+	return r;
+}
+
+/* Whether the state the pass left asks for nothing more (a pure plan). */
+static bool settle_after(struct ts_agent *a, const struct ts_observation *after)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	struct ts_plan *plan = NULL;
+	struct ts_plan_input in = {
+		.desired = a->desired,
+		.observed = &after->observed,
+		.now = ops->now_realtime(TS_PLANES_CTX(a)),
+		.api_budget = ops->cf_budget(TS_PLANES_CTX(a)),
+	};
+	bool settled;
+
+	if (after->store && after->store->n_requests)
+		return false;
+	if (ts_plan_compute(&in, &plan) < 0)
+		return false;
+	settled = !ts_plan_has_changes(plan);
+	ts_plan_free(plan);
+	return settled;
+}
+
+/* take_first: a scoped stage changed something just before; the events
+ * read so far are taken before this observation, which is then the state
+ * that stage left. */
+static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_forced,
+		     struct ts_observation *reuse_cf, bool take_first,
+		     struct ts_pass_result *ret_result)
 {
 	const struct ts_planes_ops *ops = TS_PLANES(a);
 	void *ctx = TS_PLANES_CTX(a);
@@ -268,10 +312,10 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	ts_usec_t started = ops->now_monotonic(ctx);
 	const char **all_forced;
 	size_t n_all = 0;
-	int r;
+	int r, seen = take_first && a->options.watch ? take_events(a) : 0;
 
 	ts_agent_check_mbb(a);
-	r = observe(a, &o, NULL);
+	r = observe(a, NULL, &o, reuse_cf);
 	if (r < 0) {
 		ts_observation_done(&o);
 		return r;
@@ -307,12 +351,23 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 			ts_memory_fold(a, result.plan, &result);
 			settle_requests(a, &o, &result);
 		}
+		/* What a scoped stage left, when this plan has nothing for it. */
+		result.settled =
+			take_first && a->options.watch && !ts_plan_has_changes(result.plan);
+		result.events_unsettled = seen > 0 && !result.settled;
 		if (!a->options.dry_run && result.n_applied > 0) {
 			/* Record the state the pass left, not the one it found. */
 			struct ts_observation after;
+			int seen_after = a->options.watch ? take_events(a) : 0;
 
-			if (observe(a, &after, &o) == 0)
+			if (observe(a, NULL, &after, &o) == 0) {
 				(void)ts_agent_status_write(a, &after, &result);
+				result.settled = a->options.watch && settle_after(a, &after);
+			}
+			/* Events taken that the state left does not settle:
+			 * they still ask for a pass (the loop cannot read them
+			 * any more). */
+			result.events_unsettled = (seen > 0 || seen_after > 0) && !result.settled;
 			ts_observation_done(&after);
 		} else if (!a->options.dry_run) {
 			(void)ts_agent_status_write(a, &o, &result);
@@ -336,6 +391,159 @@ int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced
 	return 0;
 }
 
+int ts_agent_pass(struct ts_agent *a, const char *const *forced, size_t n_forced,
+		  struct ts_pass_result *ret_result)
+{
+	return pass_full(a, forced, n_forced, NULL, false, ret_result);
+}
+
+bool *ts_agent_scope_expand(const struct ts_desired *d, const char *const *names, size_t n,
+			    size_t *ret_k)
+{
+	bool *scope = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*scope));
+	size_t k = 0;
+
+	if (!scope)
+		return NULL;
+	for (size_t i = 0; i < d->n_tunnels; i++)
+		for (size_t j = 0; j < n && !scope[i]; j++)
+			scope[i] = ts_streq(d->tunnels[i].name, names[j]);
+	/* The redundancy-group rules read every member: all of them come. */
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const char *g = d->tunnels[i].redundancy_group;
+
+		if (!scope[i] || !g[0])
+			continue;
+		for (size_t j = 0; j < d->n_tunnels; j++)
+			if (ts_streq(d->tunnels[j].redundancy_group, g))
+				scope[j] = true;
+	}
+	for (size_t i = 0; i < d->n_tunnels; i++)
+		k += scope[i];
+	*ret_k = k;
+	return scope;
+}
+
+/* Whether a plan over the scope alone could decide otherwise than the
+ * full plan: anything that spends the request budget (which the full plan
+ * shares out in its own order) or counts against max-rotations-per-pass,
+ * a resumed rotation, and a deferral for budget or cap. */
+static bool plan_needs_full(const struct ts_plan *plan)
+{
+	if (plan->api_calls || plan->n_rotations)
+		return true;
+	for (size_t i = 0; i < plan->n_actions; i++) {
+		const struct ts_action *act = &plan->actions[i];
+
+		if (act->kind == TS_ACTION_ROTATE || act->kind == TS_ACTION_RESUME ||
+		    act->kind == TS_ACTION_UPDATE_TUNNEL || act->cause == TS_CAUSE_BUDGET ||
+		    act->cause == TS_CAUSE_ROTATION_CAP || act->cause == TS_CAUSE_FORCED)
+			return true;
+	}
+	return false;
+}
+
+int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observation *o,
+			 struct ts_plan **ret_plan)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	const struct ts_desired *d = a->desired;
+	struct ts_desired sub = *d;
+	struct ts_tunnel *tunnels;
+	struct ts_plan_input in;
+	struct ts_plan *plan = NULL;
+	int r;
+
+	*ret_plan = NULL;
+	r = observe(a, scope, o, NULL);
+	if (r < 0)
+		return r;
+	/* Requested rotations are the full plan's (they are rotations). */
+	if (o->store && o->store->n_requests)
+		return 0;
+	tunnels = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*tunnels));
+	if (!tunnels)
+		return -ENOMEM;
+	sub.tunnels = tunnels;
+	sub.n_tunnels = 0;
+	for (size_t i = 0; i < d->n_tunnels; i++)
+		if (scope[i])
+			tunnels[sub.n_tunnels++] = d->tunnels[i]; /* shallow: read only */
+	in = (struct ts_plan_input){
+		.desired = &sub,
+		.observed = &o->observed,
+		.now = ops->now_realtime(ctx),
+		.api_budget = ops->cf_budget(ctx),
+	};
+	r = ts_plan_compute(&in, &plan);
+	free(tunnels);
+	if (r < 0)
+		return r;
+	if (plan_needs_full(plan)) {
+		ts_plan_free(plan);
+		return 0;
+	}
+	*ret_plan = plan;
+	return 1;
+}
+
+int ts_agent_pass_scoped(struct ts_agent *a, const char *const *names, size_t n,
+			 struct ts_pass_result *ret_result)
+{
+	struct ts_observation o = { 0 };
+	struct ts_pass_result first = { 0 };
+	struct ts_plan *plan = NULL;
+	size_t k = 0;
+	bool *scope;
+	int r;
+
+	if (a->options.readonly || a->options.dry_run || a->desired->agent.suspend)
+		return pass_full(a, NULL, 0, NULL, false, ret_result);
+	scope = ts_agent_scope_expand(a->desired, names, n, &k);
+	if (!scope)
+		return -ENOMEM;
+	if (k == 0) {
+		free(scope);
+		return pass_full(a, NULL, 0, NULL, false, ret_result);
+	}
+	ts_agent_check_mbb(a);
+	r = ts_agent_plan_scoped(a, scope, &o, &plan);
+	if (r < 0) {
+		ts_observation_done(&o);
+		free(scope);
+		return r;
+	}
+	if (r > 0) {
+		/* The scope first: its corrective actions do not wait for the
+		 * rest of the gateway to be read. */
+		ts_logf(TS_LOG_DEBUG, NULL, NULL, "scoped pass: %zu of %zu tunnels, %zu actions", k,
+			a->desired->n_tunnels, plan->n_actions);
+		ts_agent_want_log(a, ts_agent_log_needed(&o, plan));
+		r = ts_agent_apply(a, &o, plan, &first);
+		if (r < 0)
+			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));
+		ts_memory_fold(a, plan, &first);
+		first.plan = plan;
+	} else {
+		ts_logf(TS_LOG_DEBUG, NULL, NULL,
+			"scoped pass: its plan needs the whole gateway (budget, rotations)");
+	}
+	free(scope);
+	/* Then the whole gateway as any pass, with the same Cloudflare read:
+	 * what the scope did is seen there, the rest is reconciled, the
+	 * status recorded. */
+	r = pass_full(a, NULL, 0, &o, first.n_applied > 0, ret_result);
+	ts_observation_done(&o);
+	if (r == 0) {
+		ret_result->scoped = first.plan != NULL;
+		ret_result->n_scoped_applied = first.n_applied;
+		ret_result->n_applied += first.n_applied;
+	}
+	ts_pass_result_done(&first);
+	return r;
+}
+
 void ts_agent_fds(struct ts_agent *a, int *ret_ike_fd, int *ret_xfrm_fd)
 {
 	TS_PLANES(a)->fds(TS_PLANES_CTX(a), ret_ike_fd, ret_xfrm_fd);
@@ -344,6 +552,22 @@ void ts_agent_fds(struct ts_agent *a, int *ret_ike_fd, int *ret_xfrm_fd)
 int ts_agent_process_events(struct ts_agent *a)
 {
 	return TS_PLANES(a)->process_events(TS_PLANES_CTX(a));
+}
+
+void ts_agent_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int ts_agent_event_scope(struct ts_agent *a, char ***ret_names, size_t *ret_n)
+{
+	*ret_names = NULL;
+	*ret_n = 0;
+	if (!TS_PLANES(a)->event_scope)
+		return 0;
+	return TS_PLANES(a)->event_scope(TS_PLANES_CTX(a), ret_names, ret_n);
 }
 
 ts_usec_t ts_agent_next_due(const struct ts_agent *a)

@@ -94,6 +94,17 @@ struct ts_pass_result {
 	 * (README: "Repairing the state directory"). */
 	unsigned n_store_problems;
 	char store_problem[640]; /* the first: "PATH: what is wrong" */
+	/* ts_agent_pass_scoped: the scope was planned and applied first
+	 * (false: its plan needed the whole gateway, and the pass was a full
+	 * one); n_scoped_applied of n_applied were its actions. */
+	bool scoped;
+	unsigned n_scoped_applied;
+	/* The daemon (options.watch), after a pass that changed something:
+	 * the events read during the pass were taken before observing what it
+	 * left; settled: that observation plans nothing (the events its own
+	 * actions caused need no further pass); events_unsettled: some were
+	 * read and it is not settled (a further pass is needed at once). */
+	bool settled, events_unsettled;
 };
 void ts_pass_result_done(struct ts_pass_result *r);
 
@@ -104,6 +115,17 @@ void ts_pass_result_done(struct ts_pass_result *r);
  * not run at all. */
 int ts_agent_pass(struct ts_agent *agent, const char *const *forced, size_t n_forced,
 		  struct ts_pass_result *ret_result);
+
+/* A pass for the events of a few tunnels (the daemon's drift events):
+ * names and their redundancy groups are observed, planned and corrected
+ * first, then the whole gateway is reconciled as by ts_agent_pass() with
+ * the same Cloudflare read (no second list). When the scope's plan could
+ * differ from the full plan's for the same tunnels (it spends the request
+ * budget, rotates, resumes, or defers for budget or cap, or rotations are
+ * requested), nothing is applied from it: the pass is a full one. Names
+ * not declared are ignored; none declared: a full pass. */
+int ts_agent_pass_scoped(struct ts_agent *agent, const char *const *names, size_t n,
+			 struct ts_pass_result *ret_result);
 
 /* `rotate NAME...`: the rotations are persisted in the state directory
  * until a rotation of each tunnel begins (a redundancy group's deferred
@@ -123,6 +145,13 @@ void ts_agent_fds(struct ts_agent *a, int *ret_ike_fd, int *ret_xfrm_fd);
  * Returns 1 when something happened that a pass should look at, 0 when
  * not, -errno on failure. */
 int ts_agent_process_events(struct ts_agent *a);
+/* The tunnels the events read since the last call name (ret_names: the
+ * caller frees them with ts_agent_names_free()): 1 with the names, 0 when
+ * they ask for a full pass instead (charon restarted or its stream was
+ * lost, an XFRM resync, an owned object no declared tunnel claims, too
+ * many names), -ENOMEM. */
+int ts_agent_event_scope(struct ts_agent *a, char ***ret_names, size_t *ret_n);
+void ts_agent_names_free(char **names, size_t n);
 /* Earliest time (wall clock) a key falls due by max age after the last
  * pass; 0 when none does. */
 ts_usec_t ts_agent_next_due(const struct ts_agent *a);

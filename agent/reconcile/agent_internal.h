@@ -115,6 +115,11 @@ int ts_agent_new(const struct ts_desired *desired, const struct ts_agent_options
 /* One pass's view of every plane. */
 struct ts_observation {
 	const struct ts_desired *desired;
+	/* A scoped observation (ts_agent_pass_scoped): per declared tunnel,
+	 * whether it was observed; the others are left unread (their entries
+	 * name them, every ok flag false) and no stale object is looked for.
+	 * NULL: every tunnel, and the stale objects. */
+	const bool *scope;
 	bool cf_ok, ike_ok, kernel_ok, store_ok;
 	long cf_http_status; /* of a failed list: 429 counts as rate limited */
 	bool cf_api_error;   /* the list was answered with an error (counted) */
@@ -140,7 +145,22 @@ struct ts_observation {
  * IKE daemon reports; memory itself is not changed (ts_memory_observe). */
 int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
 		     struct ts_observation *reuse_cf);
+/* The same for the tunnels scope marks (one flag per declared tunnel). */
+int ts_agent_observe_scoped(const struct ts_agent *a, const bool *scope, struct ts_observation *o);
+static inline bool ts_observation_in_scope(const struct ts_observation *o, size_t i)
+{
+	return !o->scope || o->scope[i];
+}
 void ts_observation_done(struct ts_observation *o);
+/* The scope of a scoped pass: the named tunnels and every member of their
+ * redundancy groups (one flag per declared tunnel); ret_k: how many. */
+bool *ts_agent_scope_expand(const struct ts_desired *d, const char *const *names, size_t n,
+			    size_t *ret_k);
+/* Observes the scope and plans it alone (forced: none). 1: *ret_plan is
+ * a plan whose decisions a full plan shares; 0: the decision needs the
+ * whole gateway (no plan); -errno. o is the caller's to free either way. */
+int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observation *o,
+			 struct ts_plan **ret_plan);
 /* Fills o->conn_changes and the planner's conn_equal/conn_changes from
  * charon's listing and the connection records (conn_diff.c). */
 int ts_agent_diff_conns(const struct ts_agent *a, struct ts_observation *o);

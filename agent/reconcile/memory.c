@@ -40,7 +40,7 @@ void ts_memory_observe(struct ts_agent *a, const struct ts_observation *o)
 		const struct ts_observed_tunnel *ot = &o->tunnels[i];
 		struct ts_agent_tunnel_memory *mem = ts_agent_memory(a, d->tunnels[i].name);
 
-		if (!mem)
+		if (!mem || !ts_observation_in_scope(o, i))
 			continue;
 		if (ot->ike.sa_state == TS_OBS_SA_ESTABLISHED) {
 			/* An established SA proves the key and clears them. */

@@ -103,6 +103,29 @@ const struct ts_ike_child_sa *ts_agent_installed_child(const struct ts_ike_obser
 	return NULL;
 }
 
+/* The scoped tunnels only, each into its own slot of o->ike. */
+static int observe_ike_scoped(const struct ts_agent *a, struct ts_observation *o)
+{
+	const struct ts_desired *d = o->desired;
+	struct ts_tunnel *sub = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*sub));
+	struct ts_ike_observed *got = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*got));
+	size_t k = 0;
+	int r = -ENOMEM;
+
+	if (sub && got) {
+		for (size_t i = 0; i < d->n_tunnels; i++)
+			if (o->scope[i])
+				sub[k++] = d->tunnels[i]; /* a shallow copy: read only */
+		r = TS_PLANES(a)->ike_observe(TS_PLANES_CTX(a), sub, k, got);
+		for (size_t i = 0, j = 0; i < d->n_tunnels && j < k; i++)
+			if (o->scope[i])
+				o->ike[i] = got[j++]; /* moved: o frees it */
+	}
+	free(sub);
+	free(got);
+	return r;
+}
+
 static void observe_ike(const struct ts_agent *a, struct ts_observation *o)
 {
 	const struct ts_desired *d = o->desired;
@@ -113,7 +136,9 @@ static void observe_ike(const struct ts_agent *a, struct ts_observation *o)
 		return;
 	/* ts_observation_done() frees this many entries (their CHILD SAs). */
 	o->n_tunnels = d->n_tunnels;
-	r = TS_PLANES(a)->ike_observe(TS_PLANES_CTX(a), d->tunnels, d->n_tunnels, o->ike);
+	r = o->scope
+		    ? observe_ike_scoped(a, o)
+		    : TS_PLANES(a)->ike_observe(TS_PLANES_CTX(a), d->tunnels, d->n_tunnels, o->ike);
 	if (r == -ENOTCONN)
 		return;
 	if (r < 0) {
@@ -121,7 +146,9 @@ static void observe_ike(const struct ts_agent *a, struct ts_observation *o)
 			d->agent.vici_socket, strerror(-r));
 		return;
 	}
-	r = TS_PLANES(a)->ike_names(TS_PLANES_CTX(a), on_ike_name, o);
+	/* Stale connections and keys are a full observation's business. */
+	if (!o->scope)
+		r = TS_PLANES(a)->ike_names(TS_PLANES_CTX(a), on_ike_name, o);
 	if (r < 0) {
 		ts_logf(TS_LOG_WARN, "ike", NULL, "cannot list the IKE daemon's connections: %s",
 			strerror(-r));
@@ -149,21 +176,43 @@ void ts_agent_fill_expect(const struct ts_tunnel *t, const struct ts_ike_observe
 	}
 }
 
-static int kernel_match(const struct ts_agent *a, const struct ts_ike_observed *ike,
-			struct ts_xfrm_snapshot *snap, struct ts_xfrm_match_result *res)
+static int kernel_match(const struct ts_agent *a, const bool *scope,
+			const struct ts_ike_observed *ike, struct ts_xfrm_snapshot *snap,
+			struct ts_xfrm_match_result *res)
 {
 	const struct ts_desired *d = a->desired;
 	struct ts_xfrm_expect *expect;
 	int r;
 
+	size_t k = 0;
+
 	expect = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*expect));
 	if (!expect)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->n_tunnels; i++)
-		ts_agent_fill_expect(&d->tunnels[i], ike ? &ike[i] : NULL, &expect[i]);
-	r = TS_PLANES(a)->kernel_match(TS_PLANES_CTX(a), expect, d->n_tunnels, snap, res);
+		if (!scope || scope[i])
+			ts_agent_fill_expect(&d->tunnels[i], ike ? &ike[i] : NULL, &expect[k++]);
+	r = TS_PLANES(a)->kernel_match(TS_PLANES_CTX(a), expect, k, snap, res);
 	free(expect);
-	return r;
+	if (r < 0 || !scope)
+		return r;
+	/* Scoped: every scoped tunnel's status into its own slot; what the
+	 * other tunnels own is not stale, only not looked at. */
+	{
+		struct ts_xfrm_tunnel_status *all =
+			calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*all));
+
+		if (!all)
+			return -ENOMEM;
+		for (size_t i = 0, j = 0; i < d->n_tunnels && j < res->n_tunnels; i++)
+			if (scope[i])
+				all[i] = res->tunnels[j++];
+		free(res->tunnels);
+		res->tunnels = all;
+		res->n_tunnels = d->n_tunnels;
+		res->stale_valid = false;
+	}
+	return 0;
 }
 
 static void observe_kernel(const struct ts_agent *a, struct ts_observation *o)
@@ -174,7 +223,7 @@ static void observe_kernel(const struct ts_agent *a, struct ts_observation *o)
 		o->kernel_ok = true; /* nothing to check: charon does ESP in user space */
 		return;
 	}
-	r = kernel_match(a, o->ike_ok ? o->ike : NULL, &o->snapshot, &o->match);
+	r = kernel_match(a, o->scope, o->ike_ok ? o->ike : NULL, &o->snapshot, &o->match);
 	if (r == -ENOTCONN)
 		return;
 	if (r < 0) {
@@ -261,6 +310,8 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 		struct ts_observed_tunnel *ot = &o->tunnels[i];
 
 		snprintf(ot->name, sizeof(ot->name), "%s", t->name);
+		if (!ts_observation_in_scope(o, i))
+			continue; /* not read: nothing is known of it */
 		if (o->cf_ok) {
 			const struct ts_cf_tunnel *ct = ts_cf_tunnel_list_find(&o->cf_list, t->id);
 
@@ -336,13 +387,14 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 	return 0;
 }
 
-int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
-		     struct ts_observation *reuse_cf)
+static int observe_all(const struct ts_agent *a, const bool *scope, struct ts_observation *o,
+		       struct ts_observation *reuse_cf)
 {
 	int r;
 
 	memset(o, 0, sizeof(*o));
 	o->desired = a->desired;
+	o->scope = scope;
 	observe_store(a, o);
 	if (reuse_cf) {
 		/* After apply: the local planes again, Cloudflare as it was
@@ -357,4 +409,15 @@ int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
 	observe_kernel(a, o);
 	r = summarize(a, o);
 	return r < 0 ? r : ts_agent_diff_conns(a, o);
+}
+
+int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
+		     struct ts_observation *reuse_cf)
+{
+	return observe_all(a, NULL, o, reuse_cf);
+}
+
+int ts_agent_observe_scoped(const struct ts_agent *a, const bool *scope, struct ts_observation *o)
+{
+	return observe_all(a, scope, o, NULL);
 }

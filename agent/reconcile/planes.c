@@ -23,6 +23,8 @@
  * do not wait at all (TS_VICI_NO_WAIT): the pass waits for every SA at
  * once (reconcile/wait.h). */
 #define IKE_REQUEST_TIMEOUT_MS 500
+/* More tunnels than this in one event scope: a full pass. */
+#define SCOPE_MAX 16
 
 struct real_planes {
 	const struct ts_desired *desired;
@@ -35,6 +37,11 @@ struct real_planes {
 	struct ts_vici_events *log_events; /* "log" only, while needed */
 	bool events_seen;		   /* an own connection's event drained by a pass */
 	bool restarted;			   /* charon restarted since asked */
+	/* The tunnels events named since event_scope() was last asked;
+	 * scope_full: one asked for the whole gateway. */
+	char *scope[SCOPE_MAX];
+	size_t n_scope;
+	bool scope_full;
 	struct ts_ike_monitor *monitor;
 	struct ts_xfrm_sock *xfrm;
 	struct ts_xfrm_watch *watch; /* daemon only */
@@ -58,6 +65,32 @@ static ts_usec_t real_now_monotonic(void *ctx)
 	return ts_now_monotonic();
 }
 
+static void scope_add(struct real_planes *p, const char *tunnel)
+{
+	if (p->scope_full)
+		return;
+	if (!tunnel || !tunnel[0]) {
+		p->scope_full = true;
+		return;
+	}
+	for (size_t i = 0; i < p->n_scope; i++)
+		if (strcmp(p->scope[i], tunnel) == 0)
+			return;
+	if (p->n_scope == SCOPE_MAX || !(p->scope[p->n_scope] = strdup(tunnel))) {
+		p->scope_full = true;
+		return;
+	}
+	p->n_scope++;
+}
+
+static void scope_clear(struct real_planes *p)
+{
+	for (size_t i = 0; i < p->n_scope; i++)
+		free(p->scope[i]);
+	p->n_scope = 0;
+	p->scope_full = false;
+}
+
 static void on_event(void *userdata, const char *event, const struct ts_vici_node *body)
 {
 	struct real_planes *p = userdata;
@@ -69,8 +102,10 @@ static void on_event(void *userdata, const char *event, const struct ts_vici_nod
 	/* A pass drains events too (before each observe): one it read after
 	 * observing that tunnel must still ask the daemon for a pass. */
 	if (strcmp(event, "log") != 0 &&
-	    strncmp(ev.conn, TS_IKE_CONN_PREFIX, strlen(TS_IKE_CONN_PREFIX)) == 0)
+	    strncmp(ev.conn, TS_IKE_CONN_PREFIX, strlen(TS_IKE_CONN_PREFIX)) == 0) {
 		p->events_seen = true;
+		scope_add(p, ev.conn + strlen(TS_IKE_CONN_PREFIX));
+	}
 	if (ev.kind == TS_IKE_EVENT_AUTH_FAILED) {
 		size_t plen = strlen(TS_IKE_CONN_PREFIX);
 
@@ -353,6 +388,37 @@ static int real_route_set(void *ctx, const char *ifname, const struct ts_prefix 
 	return ts_route_set(p->routes, ifname, dst, metric);
 }
 
+static int real_route_prune(void *ctx, const struct ts_route_key *keep, size_t n,
+			    unsigned *ret_deleted)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_route_prune(p->routes, keep, n, ret_deleted);
+}
+
+static int real_iface_ensure(void *ctx, const struct ts_iface_spec *sp, unsigned *ret_changes)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_iface_ensure(p->routes, sp, ret_changes);
+}
+
+static int real_iface_prune(void *ctx, const char *const *keep, size_t n, unsigned *ret_deleted)
+{
+	struct real_planes *p = ctx;
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
+		return r;
+	return ts_iface_prune(p->routes, keep, n, ret_deleted);
+}
+
 static void real_ike_failures(void *ctx, const char *conn, struct ts_ike_failures *ret)
 {
 	struct real_planes *p = ctx;
@@ -598,7 +664,8 @@ static void on_event_scan(void *userdata, const char *event, const struct ts_vic
 		sc->relevant = true;
 }
 
-bool ts_planes_xfrm_event_owned(const struct ts_xfrm_owner *owner, const struct ts_xfrm_event *ev)
+/* The policy an XFRM event is about; NULL: it is about an SA. */
+static const struct ts_xfrm_policy *xfrm_event_policy(const struct ts_xfrm_event *ev)
 {
 	switch (ev->type) {
 	case TS_XFRM_EVENT_SA_NEW:
@@ -606,12 +673,62 @@ bool ts_planes_xfrm_event_owned(const struct ts_xfrm_owner *owner, const struct 
 	case TS_XFRM_EVENT_SA_DEL:
 	case TS_XFRM_EVENT_SA_EXPIRE_SOFT:
 	case TS_XFRM_EVENT_SA_EXPIRE_HARD:
-		return ts_xfrm_sa_owned(owner, &ev->sa);
+		return NULL;
 	case TS_XFRM_EVENT_ACQUIRE:
-		return ts_xfrm_policy_owned(owner, &ev->acquire.policy);
+		return &ev->acquire.policy;
 	default:
-		return ts_xfrm_policy_owned(owner, &ev->policy);
+		return &ev->policy;
 	}
+}
+
+bool ts_planes_xfrm_event_owned(const struct ts_xfrm_owner *owner, const struct ts_xfrm_event *ev)
+{
+	const struct ts_xfrm_policy *pol = xfrm_event_policy(ev);
+
+	return pol ? ts_xfrm_policy_owned(owner, pol) : ts_xfrm_sa_owned(owner, &ev->sa);
+}
+
+/* The declared tunnel an owned XFRM object belongs to, by its if_id or
+ * mark; NULL when none says (reqid-owned: policy-based tunnels). */
+static const char *xfrm_event_tunnel(const struct real_planes *p, const struct ts_xfrm_event *ev)
+{
+	const struct ts_desired *d = p->desired;
+	const struct ts_xfrm_policy *pol = xfrm_event_policy(ev);
+	uint32_t if_id = pol ? pol->if_id : ev->sa.if_id;
+	struct ts_xfrm_mark mark = pol ? pol->mark : ev->sa.mark;
+
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_routing *rt = &d->tunnels[i].routing;
+
+		if ((rt->has_if_id && if_id && rt->if_id == if_id) ||
+		    (rt->has_mark && mark.mask && rt->mark == mark.value))
+			return d->tunnels[i].name;
+	}
+	return NULL;
+}
+
+static int real_event_scope(void *ctx, char ***ret_names, size_t *ret_n)
+{
+	struct real_planes *p = ctx;
+	char **names;
+	int r = 0;
+
+	*ret_names = NULL;
+	*ret_n = 0;
+	if (!p->scope_full && p->n_scope) {
+		names = calloc(p->n_scope, sizeof(*names));
+		if (!names) {
+			scope_clear(p);
+			return 0;
+		}
+		memcpy(names, p->scope, p->n_scope * sizeof(*names));
+		*ret_names = names;
+		*ret_n = p->n_scope;
+		p->n_scope = 0; /* moved */
+		r = 1;
+	}
+	scope_clear(p);
+	return r;
 }
 
 static int real_process_events(void *ctx)
@@ -627,8 +744,10 @@ static int real_process_events(void *ctx)
 				"reconnected to the IKE daemon: it restarted and forgot our keys");
 			p->restarted = true;
 			sc.relevant = true;
+			p->scope_full = true;
 		} else if (r == 2) {
 			sc.relevant = true;
+			p->scope_full = true;
 		}
 		if (r >= 0) {
 			r = ts_vici_events_drain(p->events, on_event_scan, &sc);
@@ -637,6 +756,7 @@ static int real_process_events(void *ctx)
 					"lost the IKE daemon's event stream");
 				p->restarted = true;
 				sc.relevant = true;
+				p->scope_full = true;
 			}
 		}
 	}
@@ -647,10 +767,14 @@ static int real_process_events(void *ctx)
 		/* Only the agent's own objects (struct ts_xfrm_owner) ask for a
 		 * pass: another IKE daemon's or an operator's SAs do not. */
 		for (size_t i = 0; r > 0 && i < ch.n_events; i++)
-			if (ts_planes_xfrm_event_owned(&p->owner, &ch.events[i]))
+			if (ts_planes_xfrm_event_owned(&p->owner, &ch.events[i])) {
 				sc.relevant = true;
-		if (ch.resync != TS_XFRM_RESYNC_NONE)
+				scope_add(p, xfrm_event_tunnel(p, &ch.events[i]));
+			}
+		if (ch.resync != TS_XFRM_RESYNC_NONE) {
 			sc.relevant = true;
+			p->scope_full = true;
+		}
 		if (ch.resync != TS_XFRM_RESYNC_NONE)
 			ts_logf(TS_LOG_DEBUG, "kernel", NULL, "XFRM events ask for a resync (%s)",
 				ts_xfrm_resync_to_string(ch.resync));
@@ -689,6 +813,9 @@ static const struct ts_planes_ops real_ops = {
 	.ike_reauth = real_ike_reauth,
 	.ike_reinitiate = real_ike_reinitiate,
 	.route_set = real_route_set,
+	.route_prune = real_route_prune,
+	.iface_ensure = real_iface_ensure,
+	.iface_prune = real_iface_prune,
 	.ike_failures = real_ike_failures,
 	.ike_failures_reset = real_ike_failures_reset,
 	.ike_mbb_check = real_ike_mbb_check,
@@ -713,6 +840,7 @@ static const struct ts_planes_ops real_ops = {
 	.conn_failing_write = real_conn_failing_write,
 	.fds = real_fds,
 	.process_events = real_process_events,
+	.event_scope = real_event_scope,
 	.cf_client = real_cf_client,
 };
 
@@ -729,6 +857,7 @@ static void real_free(void *ctx)
 	ts_vici_events_free(p->log_events);
 	ts_vici_client_free(p->vici);
 	ts_ike_monitor_free(p->monitor);
+	scope_clear(p);
 	ts_cf_client_free(p->cf);
 	ts_store_close(p->store);
 	free(p->owner_if_ids);

@@ -26,6 +26,9 @@
 #include "model/xfrm.h"
 #include "store/store.h"
 
+struct ts_route_key;   /* route/route.h */
+struct ts_iface_spec; /* route/route.h */
+
 struct ts_xfrm_expect;
 struct ts_xfrm_stale;
 struct ts_xfrm_snapshot;
@@ -108,6 +111,15 @@ struct ts_planes_ops {
 	 * its other metrics). NULL: no route plane (tests). */
 	int (*route_set)(void *ctx, const char *ifname, const struct ts_prefix *dst,
 			 uint32_t metric);
+	/* Deletes the agent's routes not among keep[0..n) (route/route.h
+	 * ts_route_prune); *ret_deleted how many. NULL: no route plane. */
+	int (*route_prune)(void *ctx, const struct ts_route_key *keep, size_t n,
+			   unsigned *ret_deleted);
+	/* The tunnel's owned VTI as sp says (route/route.h ts_iface_ensure)
+	 * and the owned interfaces not in keep deleted (ts_iface_prune).
+	 * NULL: no interface plane (tests). */
+	int (*iface_ensure)(void *ctx, const struct ts_iface_spec *sp, unsigned *ret_changes);
+	int (*iface_prune)(void *ctx, const char *const *keep, size_t n, unsigned *ret_deleted);
 
 	/* --- the kernel -------------------------------------------------- */
 	/* Dumps the XFRM state and matches it against n expectations with the
@@ -148,6 +160,11 @@ struct ts_planes_ops {
 	void (*fds)(void *ctx, int *ret_ike_fd, int *ret_xfrm_fd);
 	/* 1: something happened a pass should look at; 0: no; -errno. */
 	int (*process_events)(void *ctx);
+	/* The tunnels named by the events read since the last call (drains
+	 * during passes included), then forgotten: 1 with the names (the
+	 * caller frees them), 0 when one of them asks for a full pass. NULL
+	 * (fakes): always a full pass. */
+	int (*event_scope)(void *ctx, char ***ret_names, size_t *ret_n);
 	/* The API client, for its state across processes (api-state.json),
 	 * its request counts and "rate-limited until"; NULL (or the op
 	 * absent, as in fakes) when there is none. */

@@ -504,7 +504,11 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 	ts_crash_point("rotate:local-loaded");
 	/* A member in service: its siblings carry the traffic meanwhile. */
 	rot->drained = old_id && ts_agent_routes_drain(a, t);
-	if (old_id && ops->ike_reinitiate && ts_agent_reauth_fallback(a, &rot->e)) {
+	/* Only a rotation taken from the journal can have had an earlier
+	 * attempt: a fresh one's entry may be older than confirm-timeout
+	 * already, the bulk call before it having lasted longer (100 keys to
+	 * an edge that takes each one in turn). */
+	if (old_id && ops->ike_reinitiate && rot->resumed && ts_agent_reauth_fallback(a, &rot->e)) {
 		ts_logf(TS_LOG_WARN, "ike", t->name,
 			"the rotation's reauthentication has not come up for %u s (a peer that "
 			"refuses overlapping SAs?): break-before-make this time",

@@ -7,6 +7,8 @@
  * siblings while a member is reauthenticated or down). */
 #include "reconcile/agent_internal.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -78,7 +80,8 @@ void ts_agent_want_log(struct ts_agent *a, bool want)
 
 bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_entry *e)
 {
-	ts_usec_t now = ts_now_realtime();
+	/* The clock the journal's started_at came from (the planes'). */
+	ts_usec_t now = a->planes.ops->now_realtime(a->planes.ctx);
 
 	return e && e->started_at > 0 &&
 	       now - e->started_at > (ts_usec_t)a->desired->agent.confirm_timeout * TS_USEC_PER_SEC;
@@ -137,22 +140,147 @@ static bool sibling_path(const struct ts_agent *a, const struct ts_tunnel *t,
 	return false;
 }
 
+/* The agent's routes that no enabled local tunnel declares any more go
+ * (a tunnel removed, disabled, its routes or a prefix taken out). */
+static void prune_routes(struct ts_agent *a)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	const struct ts_desired *d = a->desired;
+	struct ts_route_key *keep = NULL;
+	size_t n = 0, cap = 0;
+	unsigned deleted = 0;
+	int r;
+
+	if (!ops->route_prune)
+		return;
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_tunnel *t = &d->tunnels[i];
+
+		if (has_routes(t) && t->enabled && ts_tunnel_is_local(t, d->agent.node_name))
+			cap += t->routes.n;
+	}
+	if (cap && !(keep = calloc(cap, sizeof(*keep)))) {
+		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot prune stale routes: %s", strerror(ENOMEM));
+		return;
+	}
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_tunnel *t = &d->tunnels[i];
+
+		if (!has_routes(t) || !t->enabled || !ts_tunnel_is_local(t, d->agent.node_name))
+			continue;
+		for (size_t j = 0; j < t->routes.n; j++)
+			keep[n++] = (struct ts_route_key){ t->routes.ifname, t->routes.dst[j] };
+	}
+	r = ops->route_prune(TS_PLANES_CTX(a), keep, n, &deleted);
+	free(keep);
+	if (r < 0)
+		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot prune stale routes: %s", strerror(-r));
+	if (deleted)
+		ts_logf(TS_LOG_INFO, "kernel", NULL, "%u routes no longer declared removed", deleted);
+}
+
+/* --- owned interfaces ----------------------------------------------------- */
+
+static void iface_log(const struct ts_tunnel *t, unsigned ch)
+{
+	static const struct {
+		unsigned bit;
+		const char *what;
+	} said[] = {
+		{ TS_IFACE_CREATED, "created" },
+		{ TS_IFACE_RECREATED, "recreated (its kind, key or endpoints had changed)" },
+		{ TS_IFACE_MTU, "MTU put back" },
+		{ TS_IFACE_UP, "brought up" },
+		{ TS_IFACE_ADDRESS, "address put back" },
+		{ TS_IFACE_POLICY, "policy checks turned off" },
+	};
+
+	/* A new interface: its creation says it all. */
+	if (ch & (TS_IFACE_CREATED | TS_IFACE_RECREATED))
+		ch &= TS_IFACE_CREATED | TS_IFACE_RECREATED;
+	for (size_t i = 0; i < TS_ARRAY_SIZE(said); i++)
+		if (ch & said[i].bit)
+			ts_logf(TS_LOG_INFO, "kernel", t->name, "interface %s: %s", t->iface.ifname,
+				said[i].what);
+}
+
+/* Before the routes (they go through it): every enabled local tunnel's
+ * owned VTI as declared; owned interfaces no local tunnel declares go. */
+static void ifaces_sync(struct ts_agent *a)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	const struct ts_desired *d = a->desired;
+	const char **keep;
+	size_t n = 0;
+	unsigned deleted = 0;
+	int r;
+
+	if (!ops->iface_ensure || !ops->iface_prune)
+		return;
+	keep = calloc(d->n_tunnels + 1, sizeof(*keep));
+	if (!keep) {
+		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot sync the owned interfaces: %s",
+			strerror(ENOMEM));
+		return;
+	}
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		const struct ts_tunnel *t = &d->tunnels[i];
+		struct ts_iface_spec sp;
+		unsigned ch = 0;
+
+		if (!t->iface.ifname[0] || !ts_tunnel_is_local(t, d->agent.node_name))
+			continue;
+		keep[n++] = t->iface.ifname;
+		if (!t->enabled)
+			continue;
+		sp = (struct ts_iface_spec){ .ifname = t->iface.ifname,
+					     .owner = t->name,
+					     .local = t->customer_endpoint,
+					     .remote = t->cloudflare_endpoint,
+					     .key = t->routing.mark,
+					     .mtu = t->iface.mtu,
+					     .address = t->iface.address };
+		r = ops->iface_ensure(TS_PLANES_CTX(a), &sp, &ch);
+		iface_log(t, ch);
+		if (r == -EEXIST)
+			ts_logf(TS_LOG_WARN, "kernel", t->name,
+				"interface %s exists and is not this tunnel's (no alias "
+				"tunnelsync:%s): left alone",
+				t->iface.ifname, t->name);
+		else if (r < 0)
+			ts_logf(TS_LOG_WARN, "kernel", t->name, "cannot set up interface %s: %s",
+				t->iface.ifname, strerror(-r));
+	}
+	r = ops->iface_prune(TS_PLANES_CTX(a), keep, n, &deleted);
+	free(keep);
+	if (r < 0)
+		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot prune owned interfaces: %s",
+			strerror(-r));
+	if (deleted)
+		ts_logf(TS_LOG_INFO, "kernel", NULL, "%u owned interfaces no longer declared deleted",
+			deleted);
+}
+
 void ts_agent_routes_sync(struct ts_agent *a, const struct ts_observation *o)
 {
 	const struct ts_desired *d = a->desired;
+
+	ifaces_sync(a);
 
 	for (size_t i = 0; i < d->n_tunnels; i++) {
 		const struct ts_tunnel *t = &d->tunnels[i];
 		const struct ts_observed_tunnel *ot;
 		bool drain;
 
-		if (!has_routes(t) || !t->enabled || !ts_tunnel_is_local(t, d->agent.node_name))
+		if (!has_routes(t) || !t->enabled || !ts_tunnel_is_local(t, d->agent.node_name) ||
+		    !ts_observation_in_scope(o, i))
 			continue;
 		ot = ts_observed_find(&o->observed, t->name);
 		/* Only what was read decides: an unread IKE plane drains nothing. */
 		drain = ot && ot->ike.ok && !obs_up(ot) && sibling_path(a, t, o);
 		(void)set_routes(a, t, drain ? TS_ROUTE_DRAIN_OFFSET : 0);
 	}
+	prune_routes(a);
 }
 
 bool ts_agent_routes_drain(struct ts_agent *a, const struct ts_tunnel *t)

@@ -2,6 +2,7 @@
  * add before delete, so that moving a route's metric never leaves the
  * prefix without a route. */
 #include <errno.h>
+#include <stdbool.h>
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +13,9 @@
 #include <netlink/route/route.h>
 
 #include "route/route.h"
+#include "route/route_internal.h"
 
-struct ts_route_sock {
-	struct nl_sock *sk;
-};
-
-static int nl_to_errno(int e)
+int ts_route_nl_errno(int e)
 {
 	switch (e < 0 ? -e : e) {
 	case NLE_EXIST:
@@ -53,7 +51,7 @@ int ts_route_open(struct ts_route_sock **ret_sock)
 	if (r < 0) {
 		nl_socket_free(s->sk);
 		free(s);
-		return nl_to_errno(r);
+		return ts_route_nl_errno(r);
 	}
 	*ret_sock = s;
 	return 0;
@@ -141,7 +139,7 @@ static int scan(struct ts_route_sock *s, int ifindex, const struct ts_prefix *ds
 	r = rtnl_route_alloc_cache(s->sk, AF_INET, 0, &cache);
 	if (r < 0) {
 		nl_addr_put(sc->dst);
-		return nl_to_errno(r);
+		return ts_route_nl_errno(r);
 	}
 	nl_cache_foreach(cache, on_route, sc);
 	nl_cache_free(cache);
@@ -180,7 +178,7 @@ int ts_route_set(struct ts_route_sock *s, const char *ifname, const struct ts_pr
 	r = rtnl_route_add(s->sk, rt, NLM_F_CREATE | NLM_F_EXCL);
 	rtnl_route_put(rt);
 	if (r < 0 && r != -NLE_EXIST)
-		return nl_to_errno(r);
+		return ts_route_nl_errno(r);
 	/* Then the old ones: the prefix always has a route. */
 	r = scan(s, ifindex, dst, metric, &sc);
 	if (r < 0)
@@ -189,7 +187,7 @@ int ts_route_set(struct ts_route_sock *s, const char *ifname, const struct ts_pr
 		int d = rtnl_route_delete(s->sk, sc.found[i], 0);
 
 		if (d < 0 && d != -NLE_OBJ_NOTFOUND && r == 0)
-			r = nl_to_errno(d);
+			r = ts_route_nl_errno(d);
 		rtnl_route_put(sc.found[i]);
 	}
 	return r;
@@ -215,4 +213,93 @@ int ts_route_get(struct ts_route_sock *s, const char *ifname, const struct ts_pr
 		return -ENOENT;
 	*ret_metric = sc.metric;
 	return 0;
+}
+
+struct prune {
+	const struct ts_route_key *keep;
+	const int *ifindex; /* of keep[i]; 0: no such interface */
+	size_t n;
+	struct rtnl_route **stale;
+	size_t n_stale, cap;
+	int err;
+};
+
+static bool kept(const struct prune *pr, struct rtnl_route *rt)
+{
+	struct rtnl_nexthop *nh = rtnl_route_get_nnexthops(rt) == 1 ? rtnl_route_nexthop_n(rt, 0) : NULL;
+	struct nl_addr *dst = rtnl_route_get_dst(rt);
+
+	if (!nh || !dst || nl_addr_get_len(dst) != 4)
+		return false;
+	for (size_t i = 0; i < pr->n; i++)
+		if (pr->ifindex[i] && rtnl_route_nh_get_ifindex(nh) == pr->ifindex[i] &&
+		    nl_addr_get_prefixlen(dst) == pr->keep[i].dst.len &&
+		    memcmp(nl_addr_get_binary_addr(dst), pr->keep[i].dst.ip.bytes, 4) == 0)
+			return true;
+	return false;
+}
+
+static void on_owned(struct nl_object *obj, void *arg)
+{
+	struct rtnl_route *rt = (struct rtnl_route *)obj;
+	struct prune *pr = arg;
+
+	if (rtnl_route_get_protocol(rt) != TS_ROUTE_PROTOCOL ||
+	    rtnl_route_get_table(rt) != RT_TABLE_MAIN || kept(pr, rt))
+		return;
+	if (pr->n_stale == pr->cap) {
+		size_t cap = pr->cap ? 2 * pr->cap : 16;
+		struct rtnl_route **v = realloc(pr->stale, cap * sizeof(*v));
+
+		if (!v) {
+			pr->err = -ENOMEM;
+			return;
+		}
+		pr->stale = v;
+		pr->cap = cap;
+	}
+	nl_object_get(obj);
+	pr->stale[pr->n_stale++] = rt;
+}
+
+int ts_route_prune(struct ts_route_sock *s, const struct ts_route_key *keep, size_t n,
+		   unsigned *ret_deleted)
+{
+	struct prune pr = { .keep = keep, .n = n };
+	struct nl_cache *cache = NULL;
+	int *idx = NULL, r;
+	unsigned deleted = 0;
+
+	if (ret_deleted)
+		*ret_deleted = 0;
+	if (!s || (n && !keep))
+		return -EINVAL;
+	if (n && !(idx = calloc(n, sizeof(*idx))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (keep[i].ifname && keep[i].dst.ip.family == AF_INET)
+			idx[i] = (int)if_nametoindex(keep[i].ifname);
+	pr.ifindex = idx;
+	r = rtnl_route_alloc_cache(s->sk, AF_INET, 0, &cache);
+	if (r < 0) {
+		free(idx);
+		return ts_route_nl_errno(r);
+	}
+	nl_cache_foreach(cache, on_owned, &pr);
+	nl_cache_free(cache);
+	r = pr.err;
+	for (size_t i = 0; i < pr.n_stale; i++) {
+		int d = rtnl_route_delete(s->sk, pr.stale[i], 0);
+
+		if (d == 0)
+			deleted++;
+		else if (d != -NLE_OBJ_NOTFOUND && r == 0)
+			r = ts_route_nl_errno(d);
+		rtnl_route_put(pr.stale[i]);
+	}
+	free(pr.stale);
+	free(idx);
+	if (ret_deleted)
+		*ret_deleted = deleted;
+	return r;
 }

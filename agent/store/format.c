@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
@@ -394,64 +395,160 @@ enum {
 	F_NEW_FP = 1u << 12,
 };
 
-static int parse_record(struct ts_store *s, const char *path, const char *tunnel, char *buf,
-			size_t len, struct ts_key_record *ret)
+/* One field of a record or journal file: its name, its bit in the "seen"
+ * set, how its value is parsed, and where it goes in the struct. */
+enum field_kind {
+	FK_STR,
+	FK_SOURCE,
+	FK_STEP,
+	FK_U32,
+	FK_U64,
+	FK_I64,
+	FK_KEY
+};
+
+struct field {
+	const char *name;
+	unsigned bit;
+	enum field_kind kind;
+	size_t offset, size;
+};
+
+#define FIELD(name, bit, kind, type, member)                                         \
+	{                                                                            \
+		name, bit, kind, offsetof(type, member), sizeof(((type *)0)->member) \
+	}
+
+static const struct field record_fields[] = {
+	FIELD("tunnel", F_TUNNEL, FK_STR, struct ts_key_record, tunnel),
+	FIELD("tunnel_id", F_TUNNEL_ID, FK_STR, struct ts_key_record, tunnel_id),
+	FIELD("source", F_SOURCE, FK_SOURCE, struct ts_key_record, source),
+	FIELD("generation", F_GENERATION, FK_U64, struct ts_key_record, generation),
+	FIELD("fingerprint", F_FINGERPRINT, FK_STR, struct ts_key_record, fingerprint),
+	FIELD("last_generated_on", F_LGO, FK_I64, struct ts_key_record, last_generated_on),
+	FIELD("applied_at", F_APPLIED, FK_I64, struct ts_key_record, applied_at),
+	FIELD("key", F_KEY, FK_KEY, struct ts_key_record, key),
+};
+
+static const struct field journal_fields[] = {
+	FIELD("tunnel", F_TUNNEL, FK_STR, struct ts_journal_entry, tunnel),
+	FIELD("tunnel_id", F_TUNNEL_ID, FK_STR, struct ts_journal_entry, tunnel_id),
+	FIELD("step", F_STEP, FK_STEP, struct ts_journal_entry, step),
+	FIELD("source", F_SOURCE, FK_SOURCE, struct ts_journal_entry, source),
+	FIELD("attempt", F_ATTEMPT, FK_U32, struct ts_journal_entry, attempt),
+	FIELD("generation", F_GENERATION, FK_U64, struct ts_journal_entry, generation),
+	FIELD("started_at", F_STARTED, FK_I64, struct ts_journal_entry, started_at),
+	FIELD("last_generated_on", F_LGO, FK_I64, struct ts_journal_entry, last_generated_on),
+	FIELD("applied_at", F_APPLIED, FK_I64, struct ts_journal_entry, applied_at),
+	FIELD("old_fingerprint", F_OLD_FP, FK_STR, struct ts_journal_entry, old_fingerprint),
+	FIELD("new_fingerprint", F_NEW_FP, FK_STR, struct ts_journal_entry, new_fingerprint),
+	FIELD("key", F_KEY, FK_KEY, struct ts_journal_entry, new_key),
+};
+
+_Static_assert(offsetof(struct ts_key_record, tunnel) == 0, "a record starts with its tunnel");
+_Static_assert(offsetof(struct ts_journal_entry, tunnel) == 0,
+	       "a journal entry starts with its tunnel");
+
+static int parse_value(const struct field *f, const char *v, void *obj)
 {
-	struct ts_key_record rec = { 0 };
+	char *p = (char *)obj + f->offset;
+	uint64_t u;
+	int r;
+
+	switch (f->kind) {
+	case FK_STR:
+		return copy_field(p, f->size, v);
+	case FK_SOURCE:
+		return parse_source(v, (enum ts_psk_source *)(void *)p);
+	case FK_STEP:
+		return parse_step(v, (enum ts_journal_step *)(void *)p);
+	case FK_U32:
+		r = parse_u64(v, &u);
+		if (r >= 0 && u > UINT32_MAX)
+			r = -EBADMSG;
+		*(uint32_t *)(void *)p = (uint32_t)u;
+		return r;
+	case FK_U64:
+		return parse_u64(v, (uint64_t *)(void *)p);
+	case FK_I64:
+		return parse_i64(v, (int64_t *)(void *)p);
+	case FK_KEY:
+		return parse_key(v, (struct ts_secret **)(void *)p);
+	}
+	return -EBADMSG;
+}
+
+/* What a file holds: its header, its fields, those it must have (all but
+ * optional), and what it is called in errors. Its struct starts with the
+ * tunnel's name. */
+struct file_kind {
+	const char *magic, *what;
+	const struct field *fields;
+	size_t n_fields;
+	unsigned optional;
+};
+
+static const struct file_kind record_kind = { RECORD_MAGIC, "record", record_fields,
+					      TS_ARRAY_SIZE(record_fields), 0 };
+static const struct file_kind journal_kind = { JOURNAL_MAGIC, "journal entry", journal_fields,
+					       TS_ARRAY_SIZE(journal_fields), F_KEY };
+
+/* The checksum, the header line, then one KEY=VALUE line per field into
+ * obj: an unknown, repeated or unparsable field is an error naming it, so
+ * is a missing one or another tunnel's file. On error obj may hold what
+ * was parsed so far (the caller frees it). */
+static int parse_fields(struct ts_store *s, const char *path, const char *tunnel, char *buf,
+			size_t len, const struct file_kind *fk, void *obj)
+{
+	const struct field *fields = fk->fields;
+	size_t n_fields = fk->n_fields;
+	unsigned all = 0;
 	unsigned seen = 0;
 	char *pos = buf, *k, *v;
-	char fp[TS_FINGERPRINT_LEN];
 	int r;
 
 	r = verify_checksum(s, path, buf, len);
 	if (r < 0)
 		return r;
-	r = parse_header(s, path, &pos, RECORD_MAGIC);
+	r = parse_header(s, path, &pos, fk->magic);
 	if (r < 0)
 		return r;
 	while ((r = next_field(&pos, &k, &v)) > 0) {
-		unsigned bit;
+		const struct field *f = NULL;
 
-		if (ts_streq(k, "tunnel"))
-			bit = F_TUNNEL, r = copy_field(rec.tunnel, sizeof(rec.tunnel), v);
-		else if (ts_streq(k, "tunnel_id"))
-			bit = F_TUNNEL_ID, r = copy_field(rec.tunnel_id, sizeof(rec.tunnel_id), v);
-		else if (ts_streq(k, "source"))
-			bit = F_SOURCE, r = parse_source(v, &rec.source);
-		else if (ts_streq(k, "generation"))
-			bit = F_GENERATION, r = parse_u64(v, &rec.generation);
-		else if (ts_streq(k, "fingerprint"))
-			bit = F_FINGERPRINT,
-			r = copy_field(rec.fingerprint, sizeof(rec.fingerprint), v);
-		else if (ts_streq(k, "last_generated_on"))
-			bit = F_LGO, r = parse_i64(v, &rec.last_generated_on);
-		else if (ts_streq(k, "applied_at"))
-			bit = F_APPLIED, r = parse_i64(v, &rec.applied_at);
-		else if (ts_streq(k, "key"))
-			bit = F_KEY, r = (seen & F_KEY) ? -EBADMSG : parse_key(v, &rec.key);
-		else {
-			r = store_set_error(s, -EBADMSG, path, "unknown field \"%.32s\"", k);
-			goto fail;
-		}
-		if (r < 0 || (seen & bit)) {
-			r = store_set_error(s, -EBADMSG, path, "bad or repeated field \"%s\"", k);
-			goto fail;
-		}
-		seen |= bit;
+		for (size_t i = 0; i < n_fields && !f; i++)
+			if (ts_streq(k, fields[i].name))
+				f = &fields[i];
+		if (!f)
+			return store_set_error(s, -EBADMSG, path, "unknown field \"%.32s\"", k);
+		/* A repeated key is refused before it is parsed (no leak). */
+		if ((seen & f->bit) || parse_value(f, v, obj) < 0)
+			return store_set_error(s, -EBADMSG, path, "bad or repeated field \"%s\"",
+					       k);
+		seen |= f->bit;
 	}
-	if (r < 0) {
-		r = store_set_error(s, -EBADMSG, path, "malformed line");
+	if (r < 0)
+		return store_set_error(s, -EBADMSG, path, "malformed line");
+	for (size_t i = 0; i < n_fields; i++)
+		all |= fields[i].bit;
+	if ((seen | fk->optional) != all)
+		return store_set_error(s, -EBADMSG, path, "missing fields");
+	if (!ts_streq((const char *)obj, tunnel))
+		return store_set_error(s, -EBADMSG, path, "%s is for tunnel \"%s\"", fk->what,
+				       (const char *)obj);
+	return 0;
+}
+
+static int parse_record(struct ts_store *s, const char *path, const char *tunnel, char *buf,
+			size_t len, struct ts_key_record *ret)
+{
+	struct ts_key_record rec = { 0 };
+	char fp[TS_FINGERPRINT_LEN];
+	int r;
+
+	r = parse_fields(s, path, tunnel, buf, len, &record_kind, &rec);
+	if (r < 0)
 		goto fail;
-	}
-	if (seen != (F_TUNNEL | F_TUNNEL_ID | F_SOURCE | F_GENERATION | F_FINGERPRINT | F_LGO |
-		     F_APPLIED | F_KEY)) {
-		r = store_set_error(s, -EBADMSG, path, "missing fields");
-		goto fail;
-	}
-	if (!ts_streq(rec.tunnel, tunnel)) {
-		r = store_set_error(s, -EBADMSG, path, "record is for tunnel \"%s\"", rec.tunnel);
-		goto fail;
-	}
 	ts_secret_fingerprint(rec.key, fp);
 	if (!ts_streq(fp, rec.fingerprint)) {
 		r = store_set_error(s, -EBADMSG, path, "fingerprint does not match the key");
@@ -468,75 +565,12 @@ static int parse_journal(struct ts_store *s, const char *path, const char *tunne
 			 size_t len, struct ts_journal_entry *ret)
 {
 	struct ts_journal_entry e = { 0 };
-	unsigned seen = 0;
-	char *pos = buf, *k, *v;
 	char fp[TS_FINGERPRINT_LEN];
 	int r;
 
-	r = verify_checksum(s, path, buf, len);
+	r = parse_fields(s, path, tunnel, buf, len, &journal_kind, &e);
 	if (r < 0)
-		return r;
-	r = parse_header(s, path, &pos, JOURNAL_MAGIC);
-	if (r < 0)
-		return r;
-	while ((r = next_field(&pos, &k, &v)) > 0) {
-		unsigned bit;
-		uint64_t u;
-
-		if (ts_streq(k, "tunnel"))
-			bit = F_TUNNEL, r = copy_field(e.tunnel, sizeof(e.tunnel), v);
-		else if (ts_streq(k, "tunnel_id"))
-			bit = F_TUNNEL_ID, r = copy_field(e.tunnel_id, sizeof(e.tunnel_id), v);
-		else if (ts_streq(k, "step"))
-			bit = F_STEP, r = parse_step(v, &e.step);
-		else if (ts_streq(k, "source"))
-			bit = F_SOURCE, r = parse_source(v, &e.source);
-		else if (ts_streq(k, "attempt")) {
-			bit = F_ATTEMPT, r = parse_u64(v, &u);
-			if (r >= 0 && u > UINT32_MAX)
-				r = -EBADMSG;
-			e.attempt = (uint32_t)u;
-		} else if (ts_streq(k, "generation"))
-			bit = F_GENERATION, r = parse_u64(v, &e.generation);
-		else if (ts_streq(k, "started_at"))
-			bit = F_STARTED, r = parse_i64(v, &e.started_at);
-		else if (ts_streq(k, "last_generated_on"))
-			bit = F_LGO, r = parse_i64(v, &e.last_generated_on);
-		else if (ts_streq(k, "applied_at"))
-			bit = F_APPLIED, r = parse_i64(v, &e.applied_at);
-		else if (ts_streq(k, "old_fingerprint"))
-			bit = F_OLD_FP,
-			r = copy_field(e.old_fingerprint, sizeof(e.old_fingerprint), v);
-		else if (ts_streq(k, "new_fingerprint"))
-			bit = F_NEW_FP,
-			r = copy_field(e.new_fingerprint, sizeof(e.new_fingerprint), v);
-		else if (ts_streq(k, "key"))
-			bit = F_KEY, r = (seen & F_KEY) ? -EBADMSG : parse_key(v, &e.new_key);
-		else {
-			r = store_set_error(s, -EBADMSG, path, "unknown field \"%.32s\"", k);
-			goto fail;
-		}
-		if (r < 0 || (seen & bit)) {
-			r = store_set_error(s, -EBADMSG, path, "bad or repeated field \"%s\"", k);
-			goto fail;
-		}
-		seen |= bit;
-	}
-	if (r < 0) {
-		r = store_set_error(s, -EBADMSG, path, "malformed line");
 		goto fail;
-	}
-	if ((seen | F_KEY) !=
-	    (F_TUNNEL | F_TUNNEL_ID | F_STEP | F_SOURCE | F_ATTEMPT | F_GENERATION | F_STARTED |
-	     F_LGO | F_APPLIED | F_OLD_FP | F_NEW_FP | F_KEY)) {
-		r = store_set_error(s, -EBADMSG, path, "missing fields");
-		goto fail;
-	}
-	if (!ts_streq(e.tunnel, tunnel)) {
-		r = store_set_error(s, -EBADMSG, path, "journal entry is for tunnel \"%s\"",
-				    e.tunnel);
-		goto fail;
-	}
 	if (e.old_fingerprint[0] && !store_fingerprint_syntax_ok(e.old_fingerprint)) {
 		r = store_set_error(s, -EBADMSG, path, "bad old_fingerprint");
 		goto fail;
@@ -584,30 +618,28 @@ int store_read_and_parse(struct ts_store *s, const char *path, const char *tunne
 
 /* ---- single-file operations ---- */
 
-int ts_store_record_read(struct ts_store *s, const char *tunnel, struct ts_key_record *ret)
+static int read_one(struct ts_store *s, const char *tunnel, bool journal, void *ret)
 {
 	char path[PATH_MAX];
 	int r;
 
 	if (!s || !ret || !ts_store_name_valid(tunnel))
 		return -EINVAL;
-	r = store_file_path(s, RECORDS_DIR, tunnel, RECORD_EXT, path, sizeof(path));
+	r = store_file_path(s, journal ? JOURNAL_DIR : RECORDS_DIR, tunnel,
+			    journal ? JOURNAL_EXT : RECORD_EXT, path, sizeof(path));
 	if (r < 0)
 		return r;
-	return store_read_and_parse(s, path, tunnel, false, ret);
+	return store_read_and_parse(s, path, tunnel, journal, ret);
+}
+
+int ts_store_record_read(struct ts_store *s, const char *tunnel, struct ts_key_record *ret)
+{
+	return read_one(s, tunnel, false, ret);
 }
 
 int ts_store_journal_read(struct ts_store *s, const char *tunnel, struct ts_journal_entry *ret)
 {
-	char path[PATH_MAX];
-	int r;
-
-	if (!s || !ret || !ts_store_name_valid(tunnel))
-		return -EINVAL;
-	r = store_file_path(s, JOURNAL_DIR, tunnel, JOURNAL_EXT, path, sizeof(path));
-	if (r < 0)
-		return r;
-	return store_read_and_parse(s, path, tunnel, true, ret);
+	return read_one(s, tunnel, true, ret);
 }
 
 int ts_store_record_write(struct ts_store *s, const struct ts_key_record *rec)

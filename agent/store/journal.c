@@ -15,12 +15,12 @@
 
 #include "store/store_internal.h"
 
-static int check_entry(const struct ts_journal_entry *e)
+static int check_entry(const struct ts_store *s, const struct ts_journal_entry *e)
 {
 	int r;
 
-	if (!ts_store_name_valid(e->tunnel) || (unsigned)e->source >= _TS_PSK_SOURCE_MAX ||
-	    (unsigned)e->step >= _TS_JOURNAL_STEP_MAX)
+	if (!s || !e || !ts_store_name_valid(e->tunnel) ||
+	    (unsigned)e->source >= _TS_PSK_SOURCE_MAX || (unsigned)e->step >= _TS_JOURNAL_STEP_MAX)
 		return -EINVAL;
 	if (e->old_fingerprint[0] && !store_fingerprint_syntax_ok(e->old_fingerprint))
 		return -EINVAL;
@@ -40,9 +40,7 @@ int ts_store_journal_begin(struct ts_store *s, const struct ts_journal_entry *e)
 	struct ts_key_record rec = { 0 };
 	int r;
 
-	if (!s || !e)
-		return -EINVAL;
-	r = check_entry(e);
+	r = check_entry(s, e);
 	if (r < 0)
 		return r;
 	if (e->step != TS_JOURNAL_PREPARED)
@@ -80,9 +78,7 @@ int ts_store_journal_advance(struct ts_store *s, const struct ts_journal_entry *
 	struct ts_journal_entry old = { 0 };
 	int r;
 
-	if (!s || !e)
-		return -EINVAL;
-	r = check_entry(e);
+	r = check_entry(s, e);
 	if (r < 0)
 		return r;
 	r = ts_store_journal_read(s, e->tunnel, &old);
@@ -103,17 +99,7 @@ int ts_store_journal_advance(struct ts_store *s, const struct ts_journal_entry *
 
 static int unlink_journal(struct ts_store *s, const char *tunnel)
 {
-	char path[PATH_MAX];
-	int r;
-
-	if (s->readonly)
-		return -EROFS;
-	r = store_file_path(s, JOURNAL_DIR, tunnel, JOURNAL_EXT, path, sizeof(path));
-	if (r < 0)
-		return r;
-	if (unlink(path) < 0)
-		return -errno;
-	return ts_fsync_parent(path);
+	return store_file_unlink(s, JOURNAL_DIR, tunnel, JOURNAL_EXT);
 }
 
 int ts_store_journal_commit(struct ts_store *s, const char *tunnel, ts_usec_t applied_at,

@@ -39,19 +39,9 @@ int ts_store_request_add(struct ts_store *s, const char *tunnel, ts_usec_t reque
 
 int ts_store_request_remove(struct ts_store *s, const char *tunnel)
 {
-	char path[PATH_MAX];
-	int r;
-
 	if (!s || !ts_store_name_valid(tunnel))
 		return -EINVAL;
-	if (s->readonly)
-		return -EROFS;
-	r = store_file_path(s, JOURNAL_DIR, tunnel, REQUEST_EXT, path, sizeof(path));
-	if (r < 0)
-		return r;
-	if (unlink(path) < 0)
-		return -errno;
-	return ts_fsync_parent(path);
+	return store_file_unlink(s, JOURNAL_DIR, tunnel, REQUEST_EXT);
 }
 
 static ts_usec_t read_requested_at(const char *path)

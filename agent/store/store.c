@@ -46,6 +46,21 @@ int store_file_path(const struct ts_store *s, const char *sub, const char *tunne
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+int store_file_unlink(struct ts_store *s, const char *sub, const char *tunnel, const char *ext)
+{
+	char path[PATH_MAX];
+	int r;
+
+	if (s->readonly)
+		return -EROFS;
+	r = store_file_path(s, sub, tunnel, ext, path, sizeof(path));
+	if (r < 0)
+		return r;
+	if (unlink(path) < 0)
+		return -errno;
+	return ts_fsync_parent(path);
+}
+
 int store_set_error(struct ts_store *s, int error, const char *path, const char *fmt, ...)
 {
 	char msg[256];

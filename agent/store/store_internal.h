@@ -30,6 +30,8 @@ struct ts_store {
 
 int store_file_path(const struct ts_store *s, const char *sub, const char *tunnel, const char *ext,
 		    char *buf, size_t size);
+/* Removes sub/TUNNEL+ext durably (-ENOENT: none; -EROFS: read-only store). */
+int store_file_unlink(struct ts_store *s, const char *sub, const char *tunnel, const char *ext);
 /* Records "PATH: message" as the store's last error; returns error. */
 int store_set_error(struct ts_store *s, int error, const char *path, const char *fmt, ...)
 	TS_PRINTF(4, 5);

@@ -414,34 +414,62 @@ fail:
 	return -ENOMEM;
 }
 
-struct one_sa {
-	struct ts_xfrm_sa sa;
+/* The kernel's answer to a GET: the one SA or policy it names. */
+struct one_obj {
+	uint16_t type; /* XFRM_MSG_NEWSA or XFRM_MSG_NEWPOLICY */
+	struct ts_xfrm_event ev;
 	bool found;
 };
 
-static int take_sa(const struct nlmsghdr *nlh, void *userdata)
+static int take_one(const struct nlmsghdr *nlh, void *userdata)
 {
-	struct one_sa *o = userdata;
+	struct one_obj *o = userdata;
 	enum ts_xfrm_resync resync;
 	struct ts_xfrm_event ev;
 	int r;
 
-	if (nlh->nlmsg_type != XFRM_MSG_NEWSA)
+	if (nlh->nlmsg_type != o->type)
 		return 0;
 	r = ts_xfrm_parse_msg(nlh, nlh->nlmsg_len, &ev, &resync);
 	if (r < 0)
 		return r;
 	if (r > 0) {
-		o->sa = ev.sa;
+		o->ev = ev;
 		o->found = true;
 	}
 	return 0;
 }
 
+/* Sends msg (a GET, freed here) and takes the object of the answer of
+ * that type into ret. -ENOENT: none. */
+static int get_one(struct ts_xfrm_sock *sock, struct nl_msg *msg, uint16_t type,
+		   struct ts_xfrm_event *ret)
+{
+	struct one_obj o = { .type = type, .found = false };
+	int r = transact(sock, msg, take_one, &o, NULL);
+
+	nlmsg_free(msg);
+	if (r < 0)
+		return r;
+	if (!o.found)
+		return -ENOENT;
+	*ret = o.ev;
+	return 0;
+}
+
+/* Sends msg (freed here), waits for the kernel's ack. */
+static int send_acked(struct ts_xfrm_sock *sock, struct nl_msg *msg)
+{
+	int r = transact(sock, msg, NULL, NULL, NULL);
+
+	nlmsg_free(msg);
+	return r;
+}
+
 int ts_xfrm_sa_get(struct ts_xfrm_sock *sock, const struct ts_xfrm_sa *id,
 		   struct ts_xfrm_sa *ret_sa)
 {
-	struct one_sa o = { .found = false };
+	struct ts_xfrm_event ev;
 	struct nl_msg *msg;
 	int r;
 
@@ -450,14 +478,10 @@ int ts_xfrm_sa_get(struct ts_xfrm_sock *sock, const struct ts_xfrm_sa *id,
 	r = build_sa_id(XFRM_MSG_GETSA, 0, id, &msg);
 	if (r < 0)
 		return r;
-	r = transact(sock, msg, take_sa, &o, NULL);
-	nlmsg_free(msg);
-	if (r < 0)
-		return r;
-	if (!o.found)
-		return -ENOENT;
-	*ret_sa = o.sa;
-	return 0;
+	r = get_one(sock, msg, XFRM_MSG_NEWSA, &ev);
+	if (r == 0)
+		*ret_sa = ev.sa;
+	return r;
 }
 
 int ts_xfrm_sa_delete(struct ts_xfrm_sock *sock, const struct ts_xfrm_owner *owner,
@@ -479,11 +503,7 @@ int ts_xfrm_sa_delete(struct ts_xfrm_sock *sock, const struct ts_xfrm_owner *own
 	if (!ts_xfrm_sa_owned(owner, &cur))
 		return -EPERM;
 	r = build_sa_id(XFRM_MSG_DELSA, NLM_F_ACK, &cur, &msg);
-	if (r < 0)
-		return r;
-	r = transact(sock, msg, NULL, NULL, NULL);
-	nlmsg_free(msg);
-	return r;
+	return r < 0 ? r : send_acked(sock, msg);
 }
 
 static int build_policy_id(int type, int flags, const struct ts_xfrm_policy *pol, bool by_index,
@@ -541,34 +561,10 @@ fail:
 	return -ENOMEM;
 }
 
-struct one_policy {
-	struct ts_xfrm_policy pol;
-	bool found;
-};
-
-static int take_policy(const struct nlmsghdr *nlh, void *userdata)
-{
-	struct one_policy *o = userdata;
-	enum ts_xfrm_resync resync;
-	struct ts_xfrm_event ev;
-	int r;
-
-	if (nlh->nlmsg_type != XFRM_MSG_NEWPOLICY)
-		return 0;
-	r = ts_xfrm_parse_msg(nlh, nlh->nlmsg_len, &ev, &resync);
-	if (r < 0)
-		return r;
-	if (r > 0) {
-		o->pol = ev.policy;
-		o->found = true;
-	}
-	return 0;
-}
-
 int ts_xfrm_policy_get(struct ts_xfrm_sock *sock, const struct ts_xfrm_policy *id,
 		       struct ts_xfrm_policy *ret_policy)
 {
-	struct one_policy o = { .found = false };
+	struct ts_xfrm_event ev;
 	struct nl_msg *msg;
 	int r;
 
@@ -577,14 +573,10 @@ int ts_xfrm_policy_get(struct ts_xfrm_sock *sock, const struct ts_xfrm_policy *i
 	r = build_policy_id(XFRM_MSG_GETPOLICY, 0, id, id->index != 0, &msg);
 	if (r < 0)
 		return r;
-	r = transact(sock, msg, take_policy, &o, NULL);
-	nlmsg_free(msg);
-	if (r < 0)
-		return r;
-	if (!o.found)
-		return -ENOENT;
-	*ret_policy = o.pol;
-	return 0;
+	r = get_one(sock, msg, XFRM_MSG_NEWPOLICY, &ev);
+	if (r == 0)
+		*ret_policy = ev.policy;
+	return r;
 }
 
 int ts_xfrm_policy_delete(struct ts_xfrm_sock *sock, const struct ts_xfrm_owner *owner,
@@ -606,11 +598,7 @@ int ts_xfrm_policy_delete(struct ts_xfrm_sock *sock, const struct ts_xfrm_owner 
 		return -EPERM;
 	/* By index: exactly the object that was judged. */
 	r = build_policy_id(XFRM_MSG_DELPOLICY, NLM_F_ACK, &cur, true, &msg);
-	if (r < 0)
-		return r;
-	r = transact(sock, msg, NULL, NULL, NULL);
-	nlmsg_free(msg);
-	return r;
+	return r < 0 ? r : send_acked(sock, msg);
 }
 
 static int set_rcvbuf(int fd, size_t size)

@@ -140,6 +140,17 @@ TUNNEL_FIELDS = ("name", "description", "customer_endpoint", "cloudflare_endpoin
                  "allow_null_cipher", "health_check", "custom_remote_identities",
                  "automatic_return_routing", "bgp")
 
+# The properties of magic_ipsec_tunnel_add_single_request, the body of the
+# single-tunnel update (PUT .../ipsec_tunnels/{id}): anything else (the
+# read-only id, created_on, modified_on, psk_metadata, allow_null_cipher of
+# the tunnel read) is refused, naming it, so that a client sending back
+# what it read is caught here (test_emulator_schema.py checks the set
+# against the schema).
+UPDATE_REQUEST_FIELDS = ("automatic_return_routing", "bgp", "cloudflare_endpoint",
+                         "custom_remote_identities", "customer_endpoint", "description",
+                         "health_check", "interface_address", "interface_address6", "name",
+                         "psk", "replay_protection")
+
 
 class Store:
     """Tunnels of one account. Each entry is the public tunnel object plus
@@ -461,7 +472,13 @@ class Emulator:
             if method == "PUT":
                 req = self.json_body(body)
                 # magic_ipsec_tunnel_add_single_request: name,
-                # cloudflare_endpoint and interface_address are required.
+                # cloudflare_endpoint and interface_address are required,
+                # nothing outside its properties is taken.
+                other = sorted(set(req) - set(UPDATE_REQUEST_FIELDS)) if isinstance(req, dict) \
+                    else []
+                if other:
+                    raise ApiError(400, 1002, "not a property of the tunnel update request: %s"
+                                   % ", ".join(other))
                 Store.validate_fields(req, creating=True, new_hc_target=new_hc)
                 t = self.update(t, req, validate_only)
                 if not validate_only:

@@ -1,30 +1,41 @@
 #!/bin/sh
-# Builds the state of a hub gateway with N tunnels, for the scale
+# Builds the state of a hub gateway with N tunnels in sync, for the scale
 # benchmarks (POSIX sh, root):
 #   - network namespaces $PREFIX-a (gateway, 203.0.113.10) and $PREFIX-b
-#     (nothing listens there: the edge is absent) joined by a veth pair
+#     (Cloudflare's edge, 198.51.100.1-250) joined by a veth pair
 #     (tests/lib/charon-netns.sh);
 #   - the Cloudflare API emulator in the gateway namespace on 127.0.0.1,
-#     seeded with the N tunnels (tests/bench/scale_gen.py seed);
+#     seeded with the N tunnels (tests/bench/scale_gen.py seed), handing
+#     each key it takes to the edge charon (edge_key_hook.py);
+#   - an edge charon with N responder connections (scale_gen.py edge);
 #   - the agent's config (scale_gen.py config: route-based tunnels by if_id
-#     1000 + i, redundancy groups of two, kernel-xfrm on);
-#   - a real charon (kernel-netlink) in the gateway namespace holding N
-#     connections and shared keys (swanctl --load-all of scale_gen.py
-#     swanctl: the sizes the agent reads, not its exact rendering);
-#   - the kernel policies charon would install for N route-based CHILD SAs
-#     (out/in/fwd per tunnel, by `ip -batch`; this kernel holds no ESP SAs).
+#     1000 + i, redundancy groups of two, kernel-xfrm off: this kernel
+#     holds no ESP SAs, so both charons do ESP in userspace, libipsec);
+#   - a gateway charon holding what the agent itself loaded: the state is
+#     bootstrapped by `tunnelsync once` passes from nothing (no key, no
+#     connection) until `plan` says in sync; the time, passes and API
+#     requests of that bootstrap are printed (the bootstrap benchmark);
+#   - then the kernel policies charon would install for N route-based
+#     CHILD SAs (out/in/fwd per tunnel, by `ip -batch`) and a second
+#     config, CONFIG_KERNEL, with kernel-xfrm on: the full matching state
+#     (its plan proposes a reauth per tunnel, the kernel having no ESP SA).
 #
-#   scale-state.sh up N DIR     build it; writes DIR/env (sourceable: NS,
-#                               CONFIG, VICI, EMU_URL, TOKEN, ACCOUNT, TS)
+#   scale-state.sh up N DIR     build it; writes DIR/env (sourceable: N,
+#                               NS, CONFIG, CONFIG_KERNEL, STATE, VICI,
+#                               EMU_URL, TOKEN, ACCOUNT, TS)
 #   scale-state.sh down DIR     stop what up started (by PID), delete the
 #                               namespaces
 #
 # TS (the tunnelsync binary) must be set. DIR must be empty or absent.
+# SCALE_CONFIRM_TIMEOUT (default 30): the agent's confirm-timeout.
+# The benchmarks using it take SCALE_STATE=DIR: a state built before by
+# `up` (kept, not torn down), so that one 1,000-tunnel bootstrap serves
+# them all by hand.
 # Names carry the PID of `up`; documentation addresses only.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PY=/usr/bin/python3
+. "$ROOT/tests/bench/scale-lib.sh"
 
 die() {
 	echo "scale-state.sh: $*" >&2
@@ -48,14 +59,57 @@ cmd_up() {
 	sh "$ROOT/tests/lib/charon-netns.sh" up "$prefix" "$dir"
 	ip -n "$ns" addr add 203.0.113.10/24 dev veth0
 	ip -n "$ns" route add 198.51.100.0/24 dev veth0
+	k=1
+	while [ $k -le 250 ]; do
+		echo "address add 198.51.100.$k/24 dev veth0"
+		k=$((k + 1))
+	done >"$dir/edge-addrs.batch"
+	ip -n "$prefix-b" -batch "$dir/edge-addrs.batch"
+	ip -n "$prefix-b" route add 203.0.113.0/24 dev veth0
+
+	# Both charons quiet (their logs at 1,000 tunnels would cost more
+	# than the agent), the edge taking any number of half-open SAs from
+	# the one gateway address; the gateway's charon set up as the README
+	# says (contrib/strongswan/tunnelsync.conf: make-before-break).
+	cat >"$dir/charon-bench.conf" <<CONF
+include $ROOT/contrib/strongswan/tunnelsync.conf
+charon {
+	block_threshold = 0
+	cookie_threshold = 100000
+	init_limit_half_open = 0
+	filelog {
+		log {
+			default = 0
+			ike = 0
+			cfg = 0
+		}
+	}
+}
+CONF
+	export TS_HARNESS_KERNEL=libipsec TS_HARNESS_CHARON_INCLUDE="$dir/charon-bench.conf"
+	sh "$ROOT/tests/lib/charon-netns.sh" start "$prefix" a "$dir" >/dev/null
+	sh "$ROOT/tests/lib/charon-netns.sh" start "$prefix" b "$dir" >/dev/null
+	# libipsec routes every CHILD SA's 0.0.0.0/0 into its TUN device
+	# (table 220, whatever install_routes says): the IKE packets to the
+	# other edge addresses would go there too. No traffic is sent here.
+	for s in a b; do
+		ip -n "$prefix-$s" rule del table 220 2>/dev/null || true
+	done
+	mkdir -p "$dir/b/swanctl"
+	$PY "$ROOT/tests/bench/scale_gen.py" edge "$n" "$dir/b/swanctl/swanctl.conf"
+	STRONGSWAN_CONF=$dir/b/strongswan.conf SWANCTL_DIR=$dir/b/swanctl \
+		swanctl --load-conns --uri "unix://$dir/b/charon.vici" >"$dir/edge-load.out" 2>&1 ||
+		{ tail -n 5 "$dir/edge-load.out" >&2; die "edge: swanctl --load-conns failed"; }
 
 	mkdir -p "$dir/emu"
 	mkdir -m 700 "$dir/state"
 	(umask 077 && $PY -c 'import secrets; print(secrets.token_hex(20))' >"$dir/emu/token")
 	$PY "$ROOT/tests/bench/scale_gen.py" seed "$n" "$dir/emu/seed.json"
+	account=023e105f4ecef8ad9ca31a8372d0c353
 	ip netns exec "$ns" $PY "$ROOT/contrib/cf-emulator/cf_emulator.py" \
 		--token-file "$dir/emu/token" --seed "$dir/emu/seed.json" \
 		--port 0 --port-file "$dir/emu/port" --pid-file "$dir/emu/pid" \
+		--on-key-change "$PY -S $ROOT/tests/bench/edge_key_hook.py $dir/b/charon.vici $account" \
 		</dev/null >"$dir/emu/emulator.log" 2>&1 &
 	echo $! >"$dir/emu/launcher.pid"
 	i=0
@@ -66,45 +120,47 @@ cmd_up() {
 	done
 	url=http://127.0.0.1:$(cat "$dir/emu/port")
 
-	TS_HARNESS_KERNEL=netlink sh "$ROOT/tests/lib/charon-netns.sh" start "$prefix" a "$dir" \
-		>/dev/null
-	$PY "$ROOT/tests/bench/scale_gen.py" config "$n" "$dir/config.json" \
-		--vici "$dir/a/charon.vici" --state "$dir/state" --api "$url/client/v4" \
-		--token "$dir/emu/token"
-	# Short waits: nothing answers the initiates.
-	$PY - "$dir/config.json" <<'EOF'
+	for variant in "config.json --no-kernel-xfrm" "config-kernel.json"; do
+		set -- $variant
+		$PY "$ROOT/tests/bench/scale_gen.py" config "$n" "$dir/$1" \
+			--vici "$dir/a/charon.vici" --state "$dir/state" --api "$url/client/v4" \
+			--token "$dir/emu/token" --strongswan-conf "$dir/a/strongswan.conf" ${2:-}
+		$PY - "$dir/$1" "${SCALE_CONFIRM_TIMEOUT:-30}" <<'EOF'
 import json, sys
 p = sys.argv[1]
 c = json.load(open(p))
-a = c["tunnelsync:tunnelsync"]["agent"]
-a["ike-backend"]["confirm-timeout"] = 5
+c["tunnelsync:tunnelsync"]["agent"]["ike-backend"]["confirm-timeout"] = int(sys.argv[2])
 json.dump(c, open(p, "w"), indent=1)
 EOF
+	done
 
 	cat >"$dir/env" <<EOF
+N=$n
 NS=$ns
 PREFIX=$prefix
 CONFIG=$dir/config.json
+CONFIG_KERNEL=$dir/config-kernel.json
+STATE=$dir/state
 VICI=$dir/a/charon.vici
 STRONGSWAN_CONF=$dir/a/strongswan.conf
 EMU_URL=$url
 TOKEN=$dir/emu/token
-ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
+ACCOUNT=$account
 TS=$TS
 EOF
 
-	# Connections and keys for charon. Not loaded by the agent: its
-	# bootstrap confirms each new key one tunnel after the other (up to
-	# confirm-timeout each, and nothing answers here), which takes hours
-	# at this size.
-	mkdir -p "$dir/a/swanctl"
-	(umask 077 && $PY "$ROOT/tests/bench/scale_gen.py" swanctl "$n" "$dir/a/swanctl/swanctl.conf")
+	# Bootstrap through the agent: `once` until `plan` says in sync.
 	t0=$(now_ms)
-	STRONGSWAN_CONF=$dir/a/strongswan.conf SWANCTL_DIR=$dir/a/swanctl \
-		swanctl --load-all --noprompt --uri "unix://$dir/a/charon.vici" >"$dir/load-all.out" 2>&1 ||
-		{ tail -n 5 "$dir/load-all.out" >&2; die "swanctl --load-all failed"; }
+	scale_sync "$ns" "$dir/config.json" "$dir/bootstrap.out" 12
 	t1=$(now_ms)
-	echo "swanctl --load-all of $n connections and keys: $((t1 - t0)) ms"
+	requests=$(scale_requests "$ns" "$url" | wc -l)
+	rc=0
+	ip netns exec "$ns" "$TS" plan -c "$dir/config.json" --log-level warn \
+		>"$dir/plan-after.out" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] ||
+		{ tail -n 20 "$dir/plan-after.out" >&2; die "plan after the bootstrap exited $rc"; }
+	echo "bootstrap of $n tunnels from nothing to in sync: $((t1 - t0)) ms, $PASSES passes," \
+		"$requests API requests"
 
 	$PY "$ROOT/tests/bench/scale_gen.py" policies "$n" "$dir/policies.batch"
 	ip -n "$ns" -batch "$dir/policies.batch"

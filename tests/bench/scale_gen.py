@@ -13,9 +13,12 @@ config data, never assigned.
 
   scale_gen.py config N OUT [--files K] [--vici PATH] [--state DIR]
                             [--api URL] [--token FILE] [--max-age S]
+                            [--strongswan-conf FILE] [--no-kernel-xfrm]
   scale_gen.py seed N OUT
   scale_gen.py swanctl N OUT
   scale_gen.py policies N OUT
+  scale_gen.py edge N OUT     the edge charon's responder connections
+                              (keys come from edge_key_hook.py)
 """
 import argparse
 import json
@@ -67,8 +70,10 @@ def config(a):
     agent = {
         "node-name": NODE,
         "state-directory": a.state,
-        "ike-backend": {"vici-socket": a.vici, "kernel-xfrm": True},
+        "ike-backend": {"vici-socket": a.vici, "kernel-xfrm": not a.no_kernel_xfrm},
     }
+    if a.strongswan_conf:
+        agent["traffic"] = {"strongswan-conf": a.strongswan_conf}
     cf = {"account-id": ACCOUNT, "api-token-file": a.token}
     if a.api:
         cf["api-base-url"] = a.api
@@ -136,9 +141,30 @@ def policies(a):
                         % (d, if_id(i), s, e, i + 1))
 
 
+def edge_conf(a):
+    """Cloudflare's side of each tunnel, for a responder charon holding
+    198.51.100.1-250: the proposals of Cloudflare's documented set (as
+    tests/e2e/lib.sh), the tunnel picked by the gateway's identity. No
+    secrets: edge_key_hook.py loads each key as the emulator takes it."""
+    with open(a.out, "w") as f:
+        f.write("connections {\n")
+        for i in range(a.n):
+            f.write(
+                " cf-%s {\n  version = 2\n  local_addrs = %s\n"
+                "  proposals = aes256gcm16-aes128gcm16-prfsha512-prfsha384-prfsha256-ecp384-"
+                "modp2048-modp1536, aes256-sha256-prfsha256-ecp384-modp2048\n"
+                "  local { auth = psk\n   id = %s }\n"
+                "  remote { auth = psk\n   id = %s.%s.ipsec.cloudflare.com }\n"
+                "  children { cf-%s {\n   local_ts = 0.0.0.0/0\n   remote_ts = 0.0.0.0/0\n"
+                "   esp_proposals = aes256gcm16-aes128gcm16-ecp384-noesn, "
+                "aes256-sha256-ecp384-noesn\n   replay_window = 0\n  } }\n }\n"
+                % (name(i), edge(i), edge(i), tid(i), ACCOUNT, name(i)))
+        f.write("}\n")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["config", "seed", "swanctl", "policies"])
+    p.add_argument("what", choices=["config", "seed", "swanctl", "policies", "edge"])
     p.add_argument("n", type=int)
     p.add_argument("out")
     p.add_argument("--files", type=int, default=1, help="config split into this many files")
@@ -147,8 +173,12 @@ def main():
     p.add_argument("--api", default="")
     p.add_argument("--token", default="/etc/tunnelsync/cloudflare-token")
     p.add_argument("--max-age", type=int, default=7776000)
+    p.add_argument("--strongswan-conf", default="", help="the gateway charon's strongswan.conf")
+    p.add_argument("--no-kernel-xfrm", action="store_true",
+                   help="kernel-xfrm false (charon doing ESP in userspace)")
     a = p.parse_args()
-    {"config": config, "seed": seed, "swanctl": swanctl, "policies": policies}[a.what](a)
+    {"config": config, "seed": seed, "swanctl": swanctl, "policies": policies,
+     "edge": edge_conf}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -308,6 +308,30 @@ class SchemaTest(unittest.TestCase):
         st, doc = self.emu.call("PUT", path, dict(body, health_check={"rate": "fast"}))
         self.check("/{ipsec_tunnel_id}", "put", st, doc, 400)
 
+    def test_update_takes_only_request_properties(self):
+        """The single-tunnel update takes the properties of the schema's
+        request (magic_ipsec_tunnel_add_single_request) and refuses, naming
+        it, every other one the tunnel read carries (id, created_on,
+        modified_on, psk_metadata, ...): the agent must not send back what
+        it read. Both sets come from the schema document."""
+        S = self.doc["components"]["schemas"]
+        allowed = set(S["magic_ipsec_tunnel_add_single_request"]["properties"])
+        path = BASE + "/" + T1
+        cur = self.emu.call("GET", path)[1]["result"]["ipsec_tunnel"]
+        read_only = sorted(set(cur) - allowed)
+        self.assertTrue({"id", "created_on", "modified_on"} <= set(read_only), read_only)
+        base = {k: cur[k] for k in cur if k in allowed}
+        base["health_check"] = dict(base.get("health_check") or {})
+        base["health_check"].pop("target", None)
+        st, doc = self.emu.call("PUT", path + "?validate_only=true", base)
+        self.check("/{ipsec_tunnel_id}", "put", st, doc, 200)
+        for k in read_only:
+            st, doc = self.emu.call("PUT", path + "?validate_only=true",
+                                    dict(base, **{k: cur[k]}))
+            self.check("/{ipsec_tunnel_id}", "put", st, doc, 400)
+            self.assertIn(k, doc["errors"][0]["message"])
+        self.assertEqual(self.emu.call("GET", path)[1]["result"]["ipsec_tunnel"], cur)
+
     def test_psk_bulk(self):
         before = self.fingerprints()
         body = {"psks": [{"id": T1, "psk": "bulkpsk-one-111"}, {"id": T2, "psk": "bulkpsk-two"},

@@ -287,8 +287,8 @@ static const struct invalid_case json_cases[] = {
 	{ "unknown module", "\"tunnelsync:tunnelsync\"", "\"tunnelsyn:tunnelsync\"", NULL, NULL,
 	  "tunnelsyn:", NULL, "the config must be a \"tunnelsync:tunnelsync\" object" },
 	{ "token file relative", "\"request-budget\": 600",
-	  "\"request-budget\": 600, \"api-token-file\": \"token\"", NULL, NULL,
-	  "\"token\"", "/tunnelsync:tunnelsync/cloudflare/api-token-file", "absolute path" },
+	  "\"request-budget\": 600, \"api-token-file\": \"token\"", NULL, NULL, "\"token\"",
+	  "/tunnelsync:tunnelsync/cloudflare/api-token-file", "absolute path" },
 	{ "bad gateway name",
 	  "\"gateway\": \"edge-ams-1\",\n          \"redundancy-group\": \"ams-uplink\",\n          \"customer-endpoint\": \"203.0.113.10\",\n          \"cloudflare-endpoint\": \"198.51.100.2\"",
 	  "\"gateway\": \"edge ams\",\n          \"redundancy-group\": \"ams-uplink\",\n          \"customer-endpoint\": \"203.0.113.10\",\n          \"cloudflare-endpoint\": \"198.51.100.2\"",
@@ -692,6 +692,63 @@ static void test_traffic_and_routes(void **state)
 	assert_non_null(err.message);
 	assert_non_null(strstr(err.message, "routes need a route-based tunnel"));
 	ts_config_error_done(&err);
+}
+
+/* tunnel/interface (issue 11): converted with its defaults; refused on an
+ * if-id tunnel and without an IPv4 customer-endpoint, the message naming
+ * the field. */
+static void test_owned_interface(void **state)
+{
+	static const char head[] =
+		"{\"tunnelsync:tunnelsync\": {\n"
+		" \"cloudflare\": {\"account-id\": \"00000000000000000000000000000001\"},\n"
+		" \"tunnels\": {\"tunnel\": [\n"
+		"  {\"name\": \"zeta\", \"id\": \"0000000000000000000000000000000a\",\n"
+		"   \"cloudflare-endpoint\": \"198.51.100.1\", \"interface-address\": \"10.0.0.0/31\",\n";
+	static const struct {
+		const char *tail, *error;
+	} cases[] = {
+		{ "   \"customer-endpoint\": \"203.0.113.1\", \"route-based\": {\"mark\": 7},\n"
+		  "   \"interface\": {\"name\": \"vti-zeta\", \"address\": \"10.0.0.1\"}}\n",
+		  NULL },
+		{ "   \"customer-endpoint\": \"203.0.113.1\", \"route-based\": {\"if-id\": 7},\n"
+		  "   \"interface\": {\"name\": \"xfrm-zeta\", \"address\": \"10.0.0.1\"}}\n",
+		  "an owned interface needs a route-based tunnel with a mark" },
+		{ "   \"route-based\": {\"mark\": 7},\n"
+		  "   \"interface\": {\"name\": \"vti-zeta\", \"address\": \"10.0.0.1\"}}\n",
+		  "needs an IPv4 customer-endpoint" },
+		{ "   \"customer-endpoint\": \"203.0.113.1\", \"route-based\": {\"mark\": 7},\n"
+		  "   \"interface\": {\"name\": \"vti-zeta\", \"address\": \"10.0.0.1\", \"mtu\": 100}}\n",
+		  "interface/mtu" },
+	};
+	_cleanup_free_ char *file = join(*state, "iface.json");
+
+	for (size_t i = 0; i < TS_ARRAY_SIZE(cases); i++) {
+		struct ts_config_error err;
+		struct ts_desired *d = NULL;
+		char text[2048], msg[1024], buf[TS_PREFIX_STRLEN];
+
+		snprintf(text, sizeof(text), "%s%s ]}}}\n", head, cases[i].tail);
+		write_text(*state, "iface.json", text);
+		if (!cases[i].error) {
+			const struct ts_tunnel *t;
+
+			assert_int_equal(load(file, &d, &err), 0);
+			t = ts_desired_find(d, "zeta");
+			assert_string_equal(t->iface.ifname, "vti-zeta");
+			assert_int_equal(t->iface.mtu, 1400);
+			ts_prefix_format(&t->iface.address, buf, sizeof(buf));
+			assert_string_equal(buf, "10.0.0.1/31");
+			ts_desired_free(d);
+			continue;
+		}
+		assert_true(load(file, &d, &err) < 0);
+		assert_non_null(err.message);
+		ts_config_error_format(&err, msg, sizeof(msg));
+		if (!strstr(msg, cases[i].error) || !strstr(msg, "iface.json:"))
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, msg, cases[i].error);
+		ts_config_error_done(&err);
+	}
 }
 
 static void test_directory_merge(void **state)
@@ -1104,6 +1161,7 @@ int main(void)
 		cmocka_unit_test(test_error_format),
 		DIR_TEST(test_cloudflare_properties),
 		DIR_TEST(test_traffic_and_routes),
+		DIR_TEST(test_owned_interface),
 		cmocka_unit_test(test_node_name_from_environment),
 	};
 

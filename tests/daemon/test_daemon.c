@@ -44,6 +44,13 @@ struct fake {
 	ts_usec_t grace;	  /* stop_grace; 0: 3 s */
 	unsigned carried_counter; /* what a reload must keep */
 	int ev_pipe[2];
+	/* Events are lines on the pipe: a tunnel name, or "*" for one that
+	 * names none (charon restarted, an XFRM resync). */
+	char ev_names[256];
+	bool ev_full;
+	char scopes[8][128]; /* what each pass was given: "" full, "a,b" scoped */
+	/* What the next passes answer (item by item; then 0). */
+	bool unsettled[8];
 };
 
 struct fake_agent {
@@ -124,12 +131,22 @@ static void fake_carry_give(void *ctx, void *agent, void *carry)
 	free(carry);
 }
 
-static int fake_pass(void *ctx, void *agent, struct ts_daemon_pass *ret)
+static int fake_pass(void *ctx, void *agent, const char *const *names, size_t n,
+		     struct ts_daemon_pass *ret)
 {
 	struct fake *f = ctx;
 	struct fake_agent *a = agent;
+	bool unsettled;
 
 	pthread_mutex_lock(&f->lock);
+	if (f->passes_started < 8) {
+		char *sc = f->scopes[f->passes_started];
+
+		for (size_t i = 0; i < n; i++)
+			snprintf(sc + strlen(sc), sizeof(f->scopes[0]) - strlen(sc), "%s%s",
+				 i ? "," : "", names[i]);
+	}
+	unsettled = f->passes_started < 8 && f->unsettled[f->passes_started];
 	f->passes_started++;
 	f->in_pass = true;
 	pthread_cond_broadcast(&f->cond);
@@ -154,7 +171,9 @@ static int fake_pass(void *ctx, void *agent, struct ts_daemon_pass *ret)
 	a->counter++;
 	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
-	*ret = (struct ts_daemon_pass){ .planes_ok = true };
+	*ret = (struct ts_daemon_pass){ .planes_ok = true,
+					.scoped = n > 0,
+					.events_unsettled = unsettled };
 	return 0;
 }
 
@@ -166,12 +185,46 @@ static void fake_fds(void *ctx, void *agent, int *ike, int *xfrm)
 
 static int fake_events(void *ctx, void *agent)
 {
+	struct fake *f = ctx;
 	char buf[64];
+	ssize_t n;
 	bool any = false;
 
-	while (read(((struct fake *)ctx)->ev_pipe[0], buf, sizeof(buf)) > 0)
+	while ((n = read(f->ev_pipe[0], buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
 		any = true;
+		for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+			if (strcmp(line, "*") == 0 || strcmp(line, "e") == 0)
+				f->ev_full = true;
+			else
+				snprintf(f->ev_names + strlen(f->ev_names),
+					 sizeof(f->ev_names) - strlen(f->ev_names), "%s\n", line);
+		}
+	}
 	return any;
+}
+
+/* As the planes do: the names since the last call, or 0 (full). */
+static int fake_event_scope(void *ctx, void *agent, char ***ret, size_t *ret_n)
+{
+	struct fake *f = ctx;
+	char **names = calloc(16, sizeof(*names));
+	size_t n = 0;
+	bool full = f->ev_full;
+
+	for (char *line = strtok(f->ev_names, "\n"); line && n < 16; line = strtok(NULL, "\n"))
+		names[n++] = strdup(line);
+	f->ev_names[0] = '\0';
+	f->ev_full = false;
+	if (full || !n) {
+		while (n)
+			free(names[--n]);
+		free(names);
+		return 0;
+	}
+	*ret = names;
+	*ret_n = n;
+	return 1;
 }
 
 static int fake_metrics(void *ctx, void *agent, char **ret)
@@ -198,6 +251,7 @@ static const struct ts_daemon_ops fake_ops = {
 	.pass = fake_pass,
 	.fds = fake_fds,
 	.process_events = fake_events,
+	.event_scope = fake_event_scope,
 	.metrics = fake_metrics,
 	.ready = fake_ready,
 };
@@ -402,6 +456,81 @@ static void test_events_coalesce(void **state)
 	assert_int_equal(finish(&r), 0);
 }
 
+static void event(struct fake *f, const char *line)
+{
+	assert_int_equal(write(f->ev_pipe[1], line, strlen(line)), (ssize_t)strlen(line));
+}
+
+static void assert_scope(struct fake *f, int pass, const char *want)
+{
+	pthread_mutex_lock(&f->lock);
+	assert_string_equal(f->scopes[pass], want);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Events naming tunnels make the next pass scoped to them (each once,
+ * those of a burst during a pass together); an event naming none (charon
+ * restarted), the start, SIGHUP and config changes make full passes. */
+static void test_event_scope(void **state)
+{
+	struct fake *f = *state;
+	struct run r;
+
+	f->block = true;
+	start(&r, f);
+	wait_at_least(f, &f->passes_started, 1);
+	event(f, "t07\n"); /* during the first pass: the follow-up takes it */
+	event(f, "t02\nt07\n");
+	f->block = false;
+	release_pass(f);
+	wait_at_least(f, &f->passes_done, 2);
+	assert_scope(f, 0, ""); /* the start: full */
+	assert_scope(f, 1, "t07,t02");
+	event(f, "t03\n");
+	wait_at_least(f, &f->passes_done, 3);
+	assert_scope(f, 2, "t03");
+	/* One event naming no tunnel among named ones: a full pass. */
+	f->block = true;
+	event(f, "t04\n");
+	wait_at_least(f, &f->passes_started, 4);
+	event(f, "t05\n*\n");
+	f->block = false;
+	release_pass(f);
+	wait_at_least(f, &f->passes_done, 5);
+	assert_scope(f, 3, "t04");
+	assert_scope(f, 4, "");
+	kill(getpid(), SIGHUP);
+	wait_at_least(f, &f->passes_done, 6);
+	assert_scope(f, 5, "");
+	assert_int_equal(finish(&r), 0);
+}
+
+/* A pass whose own events the state it left does not settle is followed
+ * by one at once; a settled one is not followed by anything. */
+static void test_followup_only_when_unsettled(void **state)
+{
+	struct fake *f = *state;
+	struct run r;
+
+	f->unsettled[1] = true; /* the second pass (the event's) */
+	start(&r, f);
+	wait_at_least(f, &f->passes_done, 1);
+	event(f, "t01\n");
+	wait_at_least(f, &f->passes_done, 3); /* the event's, then the follow-up */
+	usleep(300 * 1000);
+	pthread_mutex_lock(&f->lock);
+	assert_int_equal(f->passes_started, 3);
+	pthread_mutex_unlock(&f->lock);
+	assert_scope(f, 2, ""); /* events the agent took: a full pass */
+	event(f, "t01\n");
+	wait_at_least(f, &f->passes_done, 4);
+	usleep(300 * 1000);
+	pthread_mutex_lock(&f->lock);
+	assert_int_equal(f->passes_started, 4); /* settled: no follow-up */
+	pthread_mutex_unlock(&f->lock);
+	assert_int_equal(finish(&r), 0);
+}
+
 /* SIGTERM during a pass: the pass sees the cancellation, the loop waits
  * for it and returns 0 (well within the grace). */
 static void test_sigterm_mid_pass(void **state)
@@ -576,6 +705,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_http_answers_during_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_coalesce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_scope, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_followup_only_when_unsettled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_mid_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stuck_pass_abandoned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_keeps_last_good, setup, teardown),

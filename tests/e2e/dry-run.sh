@@ -1,5 +1,7 @@
 #!/bin/sh
-# `once --dry-run` changes nothing anywhere: the emulator sees only
+# `once --dry-run` prints the plan `plan` prints (after a sync, a key
+# regenerated on Cloudflare: the same lines, summary included) and changes
+# nothing anywhere: the emulator sees only
 # validate_only writes (and at least one when rotations are due), no key
 # changes, the state directory is unchanged (no record, no journal), the
 # gateway charon has the same connections and SAs.
@@ -40,8 +42,19 @@ before_lg=$(e2e_emu_last_generated "$E2E_ID_A")
 e2e_swanctl a --list-conns >"$E2E_DIR/conns.before" 2>/dev/null
 e2e_swanctl a --list-sas 2>/dev/null | grep -E 'ESTABLISHED|INSTALLED|#' | sed 's/, [0-9]*s ago//; s/[0-9]*s ago//g' >"$E2E_DIR/sas.before"
 rc=0
+e2e_ts plan plan || rc=$?
+[ "$rc" -eq 2 ] || e2e_fail "plan exited $rc, expected 2 (a rotation is due)"
+cp "$E2E_LAST_OUT" "$E2E_DIR/plan.out"
+grep -q "^Plan: .*1 to rotate" "$E2E_DIR/plan.out" || e2e_fail "plan: no summary line with the rotation"
+rc=0
 e2e_ts dry-run once --dry-run || rc=$?
 [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || e2e_fail "once --dry-run exited $rc"
+# The same plan as `plan` printed, then its pass line.
+grep -v '^pass: ' "$E2E_LAST_OUT" >"$E2E_DIR/dry-run.plan"
+cmp -s "$E2E_DIR/plan.out" "$E2E_DIR/dry-run.plan" || {
+	diff "$E2E_DIR/plan.out" "$E2E_DIR/dry-run.plan" >&2 || true
+	e2e_fail "once --dry-run does not print the plan that plan prints"
+}
 only_validate
 [ "$(e2e_emu_fp "$E2E_ID_A")/$(e2e_emu_fp "$E2E_ID_B")" = "$before_fp" ] || e2e_fail "dry-run changed a key"
 [ "$(e2e_emu_last_generated "$E2E_ID_A")" = "$before_lg" ] || e2e_fail "dry-run moved last_generated_on"

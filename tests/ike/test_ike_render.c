@@ -482,6 +482,16 @@ static void change_family(struct ts_tunnel *t, size_t i)
 	case 12:
 		ip4(&t->customer_endpoint, "192.0.2.9");
 		break;
+	case 13: {
+		static struct ts_traffic_selector sel;
+
+		assert_int_equal(ts_prefix_parse("10.1.0.0/16", &sel.local), 0);
+		assert_int_equal(ts_prefix_parse("203.0.113.0/24", &sel.remote), 0);
+		t->routing.mode = TS_MODE_POLICY;
+		t->routing.selectors = &sel;
+		t->routing.n_selectors = 1;
+		break;
+	}
 	default:
 		break;
 	}
@@ -515,6 +525,8 @@ static void test_diff_families(void **state)
 		{ "remote addr", "remote_addrs,remote.id,shared.owners", "198.51.100.7",
 		  "198.51.100.9" },
 		{ "local addr", "local_addrs", "192.0.2.1", "192.0.2.9" },
+		{ "traffic selectors", "child.local_ts,child.remote_ts", "0.0.0.0/0",
+		  "10.1.0.0/16" },
 		{ "nothing", "", NULL, NULL },
 	};
 	struct ts_vici_node *root = listed_conn();

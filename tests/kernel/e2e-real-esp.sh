@@ -18,6 +18,10 @@
 #   3. e2e-b's key regenerated on the emulator behind the agent's back:
 #      `plan` shows rotate/regenerated for e2e-b only; `once` heals it with
 #      the kernel SA pair confirmed (new SPIs, charon's, kernel_sa_pair).
+#   4. e2e-a's CHILD proposal changed in the config: `plan` shows
+#      update-conn for e2e-a only; `once` applies it with the new CHILD
+#      SA's kernel pair confirmed (new SPIs, charon's, the new proposal),
+#      no API write, no key change, e2e-b's SA pair untouched.
 #
 # Usage (in the guest): tests/kernel/e2e-real-esp.sh BUILD_DIR
 #   BUILD_DIR: the build tree holding agent/tunnelsync. Exit 0 pass, 77
@@ -164,4 +168,30 @@ e2e_journal_empty || e2e_fail "journal not empty after the rotation"
 rc=0
 e2e_ts plan plan || rc=$?
 [ "$rc" -eq 0 ] || e2e_fail "plan after healing exited $rc, expected 0"
+
+e2e_say "e2e-a's CHILD proposal changed: update-conn, confirmed on the new SA's kernel pair"
+/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for t in doc["tunnelsync:tunnelsync"]["tunnels"]["tunnel"]:
+    if t["name"] == "e2e-a":
+        t["ike"]["child-sa"] = {"encryption-algorithm": ["aes-128-gcm-16"]}
+json.dump(doc, open(sys.argv[1], "w"), indent=1)
+PY
+assert_plan "update-conn e2e-a conn-differs apply"
+fp_b=$(e2e_emu_fp "$E2E_ID_B")
+e2e_emu_clear_log
+e2e_once_until_synced 6
+[ -z "$(e2e_emu_writes)" ] || e2e_fail "the update wrote to the API: $(e2e_emu_writes)"
+[ "$(e2e_emu_fp "$E2E_ID_A")/$(e2e_emu_fp "$E2E_ID_B")" = "$fp_a/$fp_b" ] ||
+	e2e_fail "a key changed in the update"
+upd_a=$(assert_kernel_pair e2e-a)
+[ "$upd_a" != "$new_a" ] || e2e_fail "e2e-a: the SA pair has its old SPIs after the update"
+e2e_swanctl a --list-sas --ike ts-e2e-a | grep -q "AES_GCM_16-128" ||
+	e2e_fail "e2e-a's CHILD SA does not use the new proposal"
+assert_status_kernel e2e-a
+[ "$(assert_kernel_pair e2e-b)" = "$new_b" ] || e2e_fail "e2e-b's SA pair changed in e2e-a's update"
+rc=0
+e2e_ts plan plan || rc=$?
+[ "$rc" -eq 0 ] || e2e_fail "plan after the update exited $rc, expected 0"
 e2e_say "e2e-real-esp OK"

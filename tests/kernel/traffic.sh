@@ -8,7 +8,8 @@
 # (the guest kernel has no XFRM interfaces: VTIs keyed by the tunnels'
 # marks) and both charons including contrib/strongswan/tunnelsync.conf
 # (make-before-break). Per tunnel a VTI on each side (gateway 10.213.0.0/31
-# and 10.213.0.2/31, edge .1 and .3) and a UDP sequence flow at 100 pps from
+# and 10.213.0.2/31, created and owned by the agent: tunnel/interface; edge
+# .1 and .3) and a UDP sequence flow at 100 pps from
 # the gateway's VTI address to an echo on the edge (tests/kernel/udpflow.py):
 # a packet counts only when its echo came back, so both directions count.
 #
@@ -19,6 +20,8 @@
 #   flush      `ip xfrm state flush` on the gateway: both flows healed
 #              (traffic again, nothing lost in the last second), each
 #              outage at most HEAL_MAX s
+#   iface      vti-a's address flushed, vti-b set down: the next pass (SIGHUP)
+#              puts both back, the flows heal
 #              then the idle daemon holds no subscription to charon's log
 #   restart    the gateway's charon restarted: healed, outage <= HEAL_MAX
 #   regen      e2e-b's key regenerated on the API + SIGHUP: rotated by the
@@ -41,6 +44,8 @@
 #   settle     e2e-b's key regenerated right after: plan shows the
 #              group-settling deferral with the time left; rotated once
 #              the window is over
+#   prune      e2e-b's routes taken out of the config, then its interface:
+#              its owned route, then its VTI are deleted, e2e-a's stay
 # Every scenario prints a line "TRAFFIC scenario tunnel sent lost outage_ms"
 # and the table is printed at the end.
 #
@@ -107,8 +112,16 @@ vti() {
 	ip -n "$1" addr add "$6" dev "$2"
 	ip -n "$1" link set "$2" up
 }
-vti "$E2E_NS_GW" vti-a "$E2E_GW_ADDR" "$E2E_EDGE_A" 257 10.213.0.0/31
-vti "$E2E_NS_GW" vti-b "$E2E_GW_ADDR" "$E2E_EDGE_B" 258 10.213.0.2/31
+# The gateway's VTIs are the agent's (tunnel/interface): it creates them.
+/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+for t, dev, addr in zip(c["tunnelsync:tunnelsync"]["tunnels"]["tunnel"], ("vti-a", "vti-b"),
+                        ("10.213.0.0", "10.213.0.2")):
+    t["interface"] = {"name": dev, "address": addr}
+json.dump(c, open(p, "w"), indent=2)
+PY
 vti "$E2E_NS_EDGE" vti-a "$E2E_EDGE_A" "$E2E_GW_ADDR" 513 10.213.0.1/31
 vti "$E2E_NS_EDGE" vti-b "$E2E_EDGE_B" "$E2E_GW_ADDR" 514 10.213.0.3/31
 ip netns exec "$E2E_NS_EDGE" /usr/bin/python3 "$FLOW" echo "$PORT" </dev/null \
@@ -192,6 +205,17 @@ result() {
 		else if (f == "outage") print $5; else print $6 }' "$E2E_DIR/results"
 }
 
+# wait_for TRIES MESSAGE CONDITION: evaluates the shell CONDITION every
+# 0.2 s until it holds; fails with MESSAGE after TRIES tries.
+wait_for() {
+	wf_i=0
+	until eval "$3"; do
+		wf_i=$((wf_i + 1))
+		[ $wf_i -lt "$1" ] || e2e_fail "$2"
+		sleep 0.2
+	done
+}
+
 assert_lost_at_most() {
 	got=$(result "$SCENARIO" "$1" lost)
 	[ "$got" -le "$2" ] || e2e_fail "$SCENARIO: $1 lost $got packets, at most $2 allowed"
@@ -229,6 +253,14 @@ e2e_say "bootstrap: mark tunnels, VTIs, make-before-break charons"
 grep -q 'make_before_break = yes' "$E2E_DIR/a/strongswan.conf" "$E2E_CHARON_INCLUDE" ||
 	e2e_fail "charon does not include the make-before-break snippet"
 e2e_bootstrap
+for t in a b; do
+	ip -n "$E2E_NS_GW" -d link show dev "vti-$t" | grep -q "alias tunnelsync:e2e-$t" ||
+		e2e_fail "the agent did not create its VTI vti-$t: $(ip -n "$E2E_NS_GW" -d link)"
+done
+ip -n "$E2E_NS_GW" -d link show dev vti-a | grep -q 'vti remote 198.51.100.1 local 203.0.113.10 ikey 0.0.1.1 okey 0.0.1.1' ||
+	e2e_fail "vti-a not as declared: $(ip -n "$E2E_NS_GW" -d link show dev vti-a)"
+ip -n "$E2E_NS_GW" addr show dev vti-b | grep -q 'inet 10.213.0.2/31' ||
+	e2e_fail "vti-b has not its address: $(ip -n "$E2E_NS_GW" addr show dev vti-b)"
 mbb_state() {
 	e2e_ts status status --json >/dev/null || e2e_fail "status --json failed"
 	/usr/bin/python3 -c '
@@ -290,6 +322,23 @@ flow_stop
 assert_healed e2e-a "$HEAL_MAX"
 assert_healed e2e-b "$HEAL_MAX"
 wait_synced 30
+
+SCENARIO=iface
+e2e_say "$SCENARIO: vti-a's address removed and vti-b set down behind the daemon's back: the next pass puts them back"
+flow_start e2e-a e2e-b
+lines=$(wc -l <"$E2E_DIR/daemon.log")
+ip -n "$E2E_NS_GW" addr flush dev vti-a
+ip -n "$E2E_NS_GW" link set vti-b down
+kill -HUP "$DPID"
+flow_wait_healed e2e-a "$HEAL_MAX"
+flow_wait_healed e2e-b "$HEAL_MAX"
+flow_stop
+assert_healed e2e-a "$HEAL_MAX"
+assert_healed e2e-b "$HEAL_MAX"
+tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q 'e2e-a: interface vti-a: address put back' ||
+	e2e_fail "iface: the daemon did not say it put vti-a's address back"
+tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q 'e2e-b: interface vti-b: brought up' ||
+	e2e_fail "iface: the daemon did not say it brought vti-b up"
 
 # The daemon idle with every tunnel up holds no subscription to charon's
 # log stream (costly, and abrupt client exits can make 5.9 log about it).
@@ -439,12 +488,8 @@ for t, dev, metric in zip(ts["tunnels"]["tunnel"], ("vti-a", "vti-b"), (100, 200
 json.dump(c, open(p, "w"), indent=2)
 PY
 kill -HUP "$DPID"
-i=0
-until [ "$(ip -n "$E2E_NS_GW" route show 192.0.2.100/32 proto 182 | wc -l)" -eq 2 ]; do
-	i=$((i + 1))
-	[ $i -lt 100 ] || e2e_fail "pair: the daemon did not install its routes: $(ip -n "$E2E_NS_GW" route)"
-	sleep 0.2
-done
+wait_for 100 "pair: the daemon did not install its routes" \
+	'[ "$(ip -n "$E2E_NS_GW" route show 192.0.2.100/32 proto 182 | wc -l)" -eq 2 ]'
 ip -n "$E2E_NS_GW" route show 192.0.2.100/32 | grep -q 'dev vti-a proto 182 scope link metric 100' ||
 	e2e_fail "pair: no route via vti-a at metric 100: $(ip -n "$E2E_NS_GW" route)"
 wait_synced 30
@@ -510,6 +555,33 @@ done
 kill -HUP "$DPID"
 wait_synced 45
 e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
+
+SCENARIO=prune
+e2e_say "$SCENARIO: e2e-b's routes taken out of the config, then its interface: the daemon deletes its owned route, then its VTI; e2e-a's and the edge's stay"
+unset_b() {
+	/usr/bin/python3 - "$E2E_DIR/config.json" "$1" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+del c["tunnelsync:tunnelsync"]["tunnels"]["tunnel"][1][sys.argv[2]]
+json.dump(c, open(p, "w"), indent=2)
+PY
+	kill -HUP "$DPID"
+}
+lines=$(wc -l <"$E2E_DIR/daemon.log")
+unset_b routes
+wait_for 100 "prune: e2e-b's route no longer declared is still there" \
+	'! ip -n "$E2E_NS_GW" route show 192.0.2.100/32 proto 182 | grep -q "dev vti-b"'
+ip -n "$E2E_NS_GW" route show 192.0.2.100/32 | grep -q 'dev vti-a proto 182 scope link metric 100' ||
+	e2e_fail "prune: e2e-a's declared route went too: $(ip -n "$E2E_NS_GW" route)"
+wait_for 25 "prune: the daemon did not log the route's removal" \
+	'tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q "1 routes no longer declared removed"'
+unset_b interface
+wait_for 100 "prune: the VTI e2e-b no longer declares is still there" \
+	'! ip -n "$E2E_NS_GW" link show dev vti-b >/dev/null 2>&1'
+ip -n "$E2E_NS_GW" -d link show dev vti-a | grep -q 'alias tunnelsync:e2e-a' ||
+	e2e_fail "prune: e2e-a's VTI went too"
+ip -n "$E2E_NS_EDGE" link show dev vti-b >/dev/null || e2e_fail "prune: the edge's vti-b went"
 
 kill -TERM "$DPID"
 wait "$DPID" || e2e_fail "the daemon did not stop cleanly"

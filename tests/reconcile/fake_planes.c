@@ -171,6 +171,8 @@ static int f_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t
 	if (validate_only)
 		return 0;
 	f->set_calls++;
+	f->mono += f->set_delay;
+	f->real += f->set_delay;
 	c = next_call(f->set_script, &f->n_set_script);
 	ret->outcomes = calloc(n + 1, sizeof(*ret->outcomes));
 	if (!ret->outcomes)
@@ -260,8 +262,9 @@ static int f_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_onl
 
 static uint32_t f_cf_budget(void *ctx)
 {
-	(void)ctx;
-	return 1000;
+	struct fake *f = ctx;
+
+	return f->budget ? f->budget : 1000;
 }
 
 /* --- the IKE daemon --------------------------------------------------------- */
@@ -276,6 +279,11 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 {
 	struct fake *f = ctx;
 
+	/* Drains the events first, as the real planes do. */
+	if (f->event_queued) {
+		f->event_queued = false;
+		f->event_read = true;
+	}
 	if (f->ike_down)
 		return -ENOTCONN;
 	for (size_t k = 0; k < n; k++) {
@@ -508,12 +516,20 @@ static int f_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, size_
 {
 	struct fake *f = ctx;
 	int i = index_of_name(f, t->name);
+	int r;
 
-	(void)err;
-	(void)err_size;
+	f->event_queued = true;
 	if (i >= 0)
 		f->ike[i].initiates++;
-	return exchange(f, t);
+	r = exchange(f, t);
+	if (r == 0 && f->initiate_slow) {
+		/* charon 5.9's answer when its timeout ends first; the
+		 * exchange goes on (here: it is done already). */
+		snprintf(err, err_size, "CHILD_SA '%s%s' not established after 500ms",
+			 TS_IKE_CONN_PREFIX, t->name);
+		return -EIO;
+	}
+	return r;
 }
 
 static int f_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
@@ -525,6 +541,21 @@ static int f_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t 
 	(void)err_size;
 	if (i >= 0)
 		f->ike[i].reauths++;
+	/* A second IKE SA refused: the old SAs carry on, no new one. */
+	if (i >= 0 && f->ike[i].refuses_overlap && f->ike[i].up)
+		return -ETIMEDOUT;
+	return exchange(f, t);
+}
+
+static int f_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
+{
+	struct fake *f = ctx;
+	int i = index_of_name(f, t->name);
+
+	(void)err;
+	(void)err_size;
+	if (i >= 0)
+		f->ike[i].reinitiates++;
 	return exchange(f, t);
 }
 
@@ -691,8 +722,11 @@ static void f_fds(void *ctx, int *ike, int *xfrm)
 
 static int f_process_events(void *ctx)
 {
-	(void)ctx;
-	return 0;
+	struct fake *f = ctx;
+	bool any = f->event_queued || f->event_read;
+
+	f->event_queued = f->event_read = false;
+	return any;
 }
 
 static int f_conn_record_read(void *ctx, const char *tunnel, struct ts_ike_leaves *ret)
@@ -777,6 +811,7 @@ static const struct ts_planes_ops fake_ops = {
 	.ike_unload_key = f_ike_unload_key,
 	.ike_initiate = f_ike_initiate,
 	.ike_reauth = f_ike_reauth,
+	.ike_reinitiate = f_ike_reinitiate,
 	.ike_failures = f_ike_failures,
 	.ike_failures_reset = f_ike_failures_reset,
 	.ike_mbb_check = f_ike_mbb_check,
@@ -860,6 +895,9 @@ void fake_done(struct fake *f)
 {
 	char cmd[256];
 
+	free(f->last_metrics);
+	f->last_metrics = NULL;
+
 	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++) {
 		ts_secret_free(f->cf[i].key);
 		ts_secret_free(f->ike[i].key);
@@ -883,6 +921,17 @@ void fake_script_generate(struct fake *f, enum fake_answer a, bool taken)
 		f->gen_script[f->n_gen_script++] = (struct fake_call){ a, taken };
 }
 
+int fake_agent_open(struct fake *f, const struct ts_agent_options *options, struct ts_agent **ret)
+{
+	struct ts_planes planes = { &fake_ops, f, NULL };
+	struct ts_agent_options opts = { 0 };
+
+	if (options)
+		opts = *options;
+	opts.state_dir = f->state_dir;
+	return ts_agent_new(&f->d, &opts, &planes, ret);
+}
+
 int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
 	      struct ts_pass_result *ret)
 {
@@ -896,6 +945,12 @@ int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
 	if (r < 0)
 		return r;
 	r = ts_agent_pass(a, forced, n_forced, ret);
+	/* The record a daemon would serve after this pass. */
+	free(f->last_metrics);
+	f->last_metrics = NULL;
+	(void)ts_agent_metrics_text(a, &f->last_metrics);
+	f->last_ready =
+		ts_agent_ready_reason(a, f->last_ready_reason, sizeof(f->last_ready_reason));
 	ts_agent_free(a);
 	/* Time passes between one-shot runs. */
 	f->mono += 60 * TS_USEC_PER_SEC;

@@ -66,7 +66,8 @@ struct fake_ike_tunnel {
 	bool up;
 	bool reachable; /* the peer answers at all */
 	unsigned loads, initiates, reauths;
-	unsigned unloads; /* unload-conn and unload-shared calls */
+	unsigned reinitiates; /* break-before-make: terminate, then initiate */
+	unsigned unloads;     /* unload-conn and unload-shared calls */
 	uint32_t auth_failures;
 	/* The connection as loaded (the rendering's leaves); the fake's
 	 * list-conns reports the listed ones of it. */
@@ -74,7 +75,8 @@ struct fake_ike_tunnel {
 	unsigned updates;     /* update-conn calls */
 	unsigned finishes;    /* update-conn finish calls (new SAs seen up) */
 	bool update_fails;    /* update-conn: loaded, but the new SAs never come up */
-	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first works */
+	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first
+			       * (update-conn) or a re-initiation works */
 	unsigned breaks;      /* update-conn calls with break_first */
 };
 
@@ -104,6 +106,7 @@ struct fake {
 	struct fake_cf_tunnel cf[FAKE_MAX_TUNNELS];
 	struct fake_call set_script[FAKE_MAX_SCRIPT]; /* next bulk calls; then applied */
 	size_t n_set_script, set_calls;
+	ts_usec_t set_delay; /* each bulk call lasts this long (both clocks move) */
 	/* per tunnel, overrides the call's answer for its entry when set
 	 * (APPLIED/UNAPPLIED/MISSING); index + 1, 0 = not set */
 	int entry_answer[FAKE_MAX_TUNNELS];
@@ -120,6 +123,19 @@ struct fake {
 	struct fake_ike_tunnel ike[FAKE_MAX_TUNNELS];
 	uint32_t next_ike_id;
 	bool ike_down;
+	/* Its event stream, as the daemon sees it: an initiate makes an event
+	 * (the SA coming up), which an observe drains; process_events then
+	 * says whether any was read since it was last asked. */
+	bool event_queued, event_read;
+	uint32_t budget; /* Cloudflare requests left; 0: 1000 */
+	/* initiate answers as charon does when its timeout ends before the
+	 * exchange does (the exchange goes on). */
+	bool initiate_slow;
+
+	/* after each fake_pass: /metrics and /readyz as the agent renders them */
+	char *last_metrics;
+	bool last_ready;
+	char last_ready_reason[256];
 
 	/* the store: the real one, with one injectable failure */
 	struct ts_store *store;
@@ -136,6 +152,9 @@ void fake_done(struct fake *f);
 void fake_script_set(struct fake *f, enum fake_answer a, bool taken);
 void fake_script_generate(struct fake *f, enum fake_answer a, bool taken);
 
+/* An agent on the fake's planes (options: NULL for the defaults; the
+ * state directory is the fake's). */
+int fake_agent_open(struct fake *f, const struct ts_agent_options *options, struct ts_agent **ret);
 /* One pass over an agent opened on the fake (forced names rotate now). */
 int fake_pass(struct fake *f, const char *const *forced, size_t n_forced,
 	      struct ts_pass_result *ret);

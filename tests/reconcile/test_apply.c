@@ -245,6 +245,10 @@ static void test_corrupt_journal_stalls(void **state)
 		assert_non_null(strstr(res.store_problem, "t01.jnl"));
 		ts_pass_result_done(&res);
 		assert_status(f, "Stalled", "StoreDamaged");
+		/* The metric and /readyz say so too. */
+		assert_non_null(f->last_metrics);
+		assert_non_null(strstr(f->last_metrics, "\ntunnelsync_store_problems 1\n"));
+		assert_false(f->last_ready);
 	}
 	/* The others were not held back. */
 	assert_true(fake_in_agreement(f, 1));
@@ -256,6 +260,8 @@ static void test_corrupt_journal_stalls(void **state)
 	pass_forced_ok(f, "t01");
 	assert_true(fake_in_agreement(f, 0));
 	assert_status(f, "Ready", "InSync");
+	assert_non_null(strstr(f->last_metrics, "\ntunnelsync_store_problems 0\n"));
+	assert_true(f->last_ready);
 }
 
 /* A corrupt key record: the same. */
@@ -802,6 +808,39 @@ static void test_removed_tunnel_cleanup(void **state)
 
 /* interface_address changed at Cloudflare: reported, nothing written;
  * with manage-tunnels, set back through the update call; keys untouched. */
+/* Break-before-make is the fallback for a rotation whose earlier
+ * make-before-break attempt did not come up: one taken from the journal,
+ * older than confirm-timeout. A fresh rotation whose bulk call alone lasted
+ * longer (100 keys to a slow edge) still gets make-before-break. */
+static void test_reauth_fallback_only_when_resumed(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+
+	bootstrap(f);
+	f->set_delay = (ts_usec_t)(f->d.agent.confirm_timeout + 2) * TS_USEC_PER_SEC;
+	pass_forced_ok(f, "t01");
+	assert_int_equal(f->ike[0].reauths, 1);
+	assert_int_equal(f->ike[0].reinitiates, 0);
+	f->set_delay = 0;
+
+	/* The peer refuses a second IKE SA: the rotation is left at remote. */
+	f->ike[1].refuses_overlap = true;
+	pass(f, "t02", &res);
+	assert_int_equal(res.n_pending, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_journal_step(f, 1), TS_JOURNAL_REMOTE);
+	assert_int_equal(f->ike[1].reauths, 1);
+	assert_int_equal(f->ike[1].reinitiates, 0);
+	/* Later, resumed: break-before-make this time. */
+	f->real += (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC;
+	f->mono += (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC;
+	assert_true(fake_settle(f, 3) > 0);
+	assert_int_equal(f->ike[1].reinitiates, 1);
+	assert_true(fake_in_agreement(f, 1));
+	check_safe(f);
+}
+
 static void test_cloudflare_drift(void **state)
 {
 	struct fake *f = *state;
@@ -864,6 +903,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_update_conn_with_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_removed_tunnel_cleanup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cloudflare_drift, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reauth_fallback_only_when_resumed, setup,
+						teardown),
 	};
 
 	ts_log_set_level(TS_LOG_ERROR);

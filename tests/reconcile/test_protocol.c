@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -81,6 +82,13 @@ static const struct row rows[] = {
 	  FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, true, 1, 0),
 	R("fresh malformed answer, taken: kept", TS_PSK_SOURCE_RANDOM, FRESH, false, FAKE_MALFORMED,
 	  true, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, true, 1, 0),
+	R("fresh connection reset, not taken: kept", TS_PSK_SOURCE_RANDOM, FRESH, false, FAKE_RESET,
+	  false, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, false, 1, 0),
+	R("fresh 5xx, not taken: kept", TS_PSK_SOURCE_RANDOM, FRESH, false, FAKE_5XX, false,
+	  FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, false, 1, 0),
+	R("fresh malformed answer, not taken: kept", TS_PSK_SOURCE_RANDOM, FRESH, false,
+	  FAKE_MALFORMED, false, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED,
+	  false, 1, 0),
 	/* --- bulk set, resumed at prepared ---------------------------------------- */
 	R("resumed prepared applied", TS_PSK_SOURCE_RANDOM, RESUMED_PREPARED, true, FAKE_APPLIED,
 	  true, FAKE_STORE_NONE, false, TS_OUTCOME_APPLIED, NONE_STEP, false, 1, 0),
@@ -95,6 +103,9 @@ static const struct row rows[] = {
 	  true, 1, 0),
 	R("resumed prepared lost: kept", TS_PSK_SOURCE_RANDOM, RESUMED_PREPARED, false, FAKE_LOST,
 	  true, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, true, 1, 0),
+	R("resumed prepared connection reset: kept", TS_PSK_SOURCE_RANDOM, RESUMED_PREPARED, true,
+	  FAKE_RESET, false, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, true,
+	  1, 0),
 	R("resumed prepared 4xx: kept", TS_PSK_SOURCE_RANDOM, RESUMED_PREPARED, true, FAKE_4XX,
 	  false, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, true, 1, 0),
 	R("resumed prepared 5xx: kept", TS_PSK_SOURCE_RANDOM, RESUMED_PREPARED, false, FAKE_5XX,
@@ -121,6 +132,35 @@ static const struct row rows[] = {
 	R("generate resumed prepared lost again", TS_PSK_SOURCE_GENERATE, RESUMED_PREPARED, true,
 	  FAKE_LOST, true, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, false, 0,
 	  1),
+	R("generate fresh unapplied (409): prepared, generated again", TS_PSK_SOURCE_GENERATE,
+	  FRESH, false, FAKE_UNAPPLIED, false, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED,
+	  TS_JOURNAL_PREPARED, false, 0, 1),
+	R("generate resumed prepared reset", TS_PSK_SOURCE_GENERATE, RESUMED_PREPARED, true,
+	  FAKE_RESET, true, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, false,
+	  0, 1),
+	R("generate resumed prepared 4xx", TS_PSK_SOURCE_GENERATE, RESUMED_PREPARED, false,
+	  FAKE_4XX, false, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, false, 0,
+	  1),
+	R("generate resumed prepared 5xx, taken", TS_PSK_SOURCE_GENERATE, RESUMED_PREPARED, true,
+	  FAKE_5XX, true, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, false, 0,
+	  1),
+	R("generate resumed prepared malformed, taken", TS_PSK_SOURCE_GENERATE, RESUMED_PREPARED,
+	  false, FAKE_MALFORMED, true, FAKE_STORE_NONE, false, TS_OUTCOME_FAILED,
+	  TS_JOURNAL_PREPARED, false, 0, 1),
+	/* --- file: the bulk set with the file's key ---------------------------- */
+	R("file fresh applied", TS_PSK_SOURCE_FILE, FRESH, false, FAKE_APPLIED, true,
+	  FAKE_STORE_NONE, false, TS_OUTCOME_APPLIED, NONE_STEP, false, 1, 0),
+	R("file fresh missing from both maps, taken: kept", TS_PSK_SOURCE_FILE, FRESH, false,
+	  FAKE_MISSING, true, FAKE_STORE_NONE, false, TS_OUTCOME_PENDING, TS_JOURNAL_PREPARED, true,
+	  1, 0),
+	R("file fresh lost, not taken: kept", TS_PSK_SOURCE_FILE, FRESH, false, FAKE_LOST, false,
+	  FAKE_STORE_NONE, false, TS_OUTCOME_FAILED, TS_JOURNAL_PREPARED, false, 1, 0),
+	R("file resumed prepared (earlier send taken) unapplied: kept", TS_PSK_SOURCE_FILE,
+	  RESUMED_PREPARED, true, FAKE_UNAPPLIED, false, FAKE_STORE_NONE, false, TS_OUTCOME_PENDING,
+	  TS_JOURNAL_PREPARED, true, 1, 0),
+	R("file resumed remote, confirm timeout: kept at remote", TS_PSK_SOURCE_FILE,
+	  RESUMED_REMOTE, false, FAKE_APPLIED, true, FAKE_STORE_NONE, true, TS_OUTCOME_PENDING,
+	  TS_JOURNAL_REMOTE, true, 0, 0),
 	/* --- later steps: no write to Cloudflare --------------------------------- */
 	R("resumed remote, tunnel comes up: committed", TS_PSK_SOURCE_RANDOM, RESUMED_REMOTE, false,
 	  FAKE_APPLIED, true, FAKE_STORE_NONE, false, TS_OUTCOME_APPLIED, NONE_STEP, false, 0, 0),
@@ -173,6 +213,26 @@ static void drop(struct ts_pass_result *res)
 	ts_pass_result_done(res);
 }
 
+/* source file: tunnel i's key file gets a new key (serial makes it new). */
+static void new_file_key(struct fake *f, size_t i, unsigned serial)
+{
+	char path[300];
+	FILE *fp;
+
+	if (f->t[i].psk.source != TS_PSK_SOURCE_FILE)
+		return;
+	snprintf(path, sizeof(path), "%s/t%02zu.key", f->dir, i + 1);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "filekey%02zu%04uabcdefghijklmnopqrstu\n", i, serial);
+	fclose(fp);
+	assert_int_equal(chmod(path, 0600), 0);
+	if (!f->t[i].psk.file) {
+		f->t[i].psk.file = strdup(path);
+		assert_non_null(f->t[i].psk.file);
+	}
+}
+
 /* Puts t01 at the row's starting point. */
 static void start_at(struct fake *f, const struct row *row)
 {
@@ -180,6 +240,8 @@ static void start_at(struct fake *f, const struct row *row)
 	bool generate = row->source == TS_PSK_SOURCE_GENERATE;
 
 	assert_int_equal(fake_settle(f, 1), 1);
+	/* A file rotation needs a new key in the file. */
+	new_file_key(f, 0, 1);
 	switch (row->start) {
 	case FRESH:
 		return;
@@ -235,8 +297,10 @@ static void test_row(void **state)
 
 	assert_non_null(f);
 	fake_init(f, 2);
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < 2; i++) {
 		f->t[i].psk.source = row->source;
+		new_file_key(f, i, 0);
+	}
 	start_at(f, row);
 
 	/* This pass: the row's world. */
@@ -276,6 +340,8 @@ static void test_row(void **state)
 	}
 	assert_true(fake_in_agreement(f, 0));
 	assert_true(fake_in_agreement(f, 1));
+	for (size_t i = 0; i < 2; i++)
+		free((char *)f->t[i].psk.file);
 	fake_done(f);
 	free(f);
 }

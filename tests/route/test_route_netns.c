@@ -1,7 +1,8 @@
 /* The route adapter (agent/route) against this machine's kernel, in a
  * network namespace of its own (unshare; root): moving a route's metric
  * keeps the prefix routed at every step, only the agent's routes (its
- * protocol) are touched, a missing interface is -ENODEV. Exit 77 without
+ * protocol) are touched, a missing interface is -ENODEV; pruning deletes
+ * the owned routes no longer declared and nothing else. Exit 77 without
  * root. */
 #include <errno.h>
 #include <sched.h>
@@ -92,6 +93,41 @@ static void test_foreign_untouched(void **state)
 	assert_int_equal(routes("203.0.113.0/24 dev tsr1 proto 182 metric 200"), 1);
 }
 
+/* Owned routes not declared any more go; the declared one (whatever its
+ * metric) and everyone else's stay. Runs after test_foreign_untouched:
+ * 203.0.113.0/24 has owned routes through tsr0 and tsr1 and a static one. */
+static void test_prune(void **state)
+{
+	struct ts_route_key keep[] = {
+		{ "tsr0", pfx("192.0.2.0/24") },
+		{ "no-such-if", pfx("203.0.113.0/24") },
+	};
+	struct ts_prefix a = pfx("192.0.2.0/24"), b = pfx("198.51.100.0/24");
+	unsigned n = 99;
+
+	(void)state;
+	assert_int_equal(ts_route_set(sock, "tsr0", &a, 10100), 0);
+	assert_int_equal(ts_route_set(sock, "tsr0", &b, 100), 0);
+	assert_int_equal(ts_route_set(sock, "tsr1", &a, 100), 0);
+	sh("ip route add 198.51.100.0/24 dev tsr1 metric 5 proto static");
+	assert_int_equal(routes("proto 182"), 5);
+	assert_int_equal(ts_route_prune(sock, keep, 2, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(routes("proto 182"), 1);
+	assert_int_equal(routes("192.0.2.0/24 dev tsr0 proto 182 metric 10100"), 1);
+	assert_int_equal(routes("203.0.113.0/24 proto static metric 300"), 1);
+	assert_int_equal(routes("198.51.100.0/24 proto static metric 5"), 1);
+	/* Nothing left to prune: a second pass deletes nothing. */
+	assert_int_equal(ts_route_prune(sock, keep, 2, &n), 0);
+	assert_int_equal(n, 0);
+	/* Nothing declared: no owned route is left. */
+	assert_int_equal(ts_route_prune(sock, NULL, 0, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(routes("proto 182"), 0);
+	assert_int_equal(routes("proto static"), 2);
+	assert_int_equal(ts_route_prune(NULL, NULL, 0, NULL), -EINVAL);
+}
+
 static void test_bad_input(void **state)
 {
 	struct ts_prefix net = pfx("192.0.2.0/24"), v6 = pfx("2001:db8::/64");
@@ -107,6 +143,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_set_move_get),
 		cmocka_unit_test(test_foreign_untouched),
+		cmocka_unit_test(test_prune),
 		cmocka_unit_test(test_bad_input),
 	};
 	int r;

@@ -1,0 +1,88 @@
+#!/bin/sh
+# Benchmark: the daemon (`tunnelsync run`) idle with N tunnels in sync
+# (tests/bench/scale-state.sh: bootstrapped by the agent, charon holding
+# its connections, keys and SAs, the API emulator the tunnels). After the
+# daemon's first pass, for SECONDS: its CPU seconds per minute (goal <=
+# 0.01), its resident memory at the end and at peak (goal <= 16 MB), the
+# passes it ran and the API requests it made (from the emulator's request
+# log; goal 0 between resyncs; resync-interval is the default 300 s, so a
+# window under 300 s holds none). Figures only: nothing is asserted about
+# them; the run fails only when a step fails.
+#
+#   idle-scale.sh TUNNELSYNC [N [SECONDS]]   (default 20 tunnels, 20 s;
+#                                              by hand: 1000 180)
+# RESYNC=S: resync-interval S (>= 10) instead, to price one resync pass
+# (config loaded once by the daemon, not per pass).
+# Root (namespaces); exit 77 with the reason when something is missing.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TS=${1:?usage: idle-scale.sh TUNNELSYNC [N [SECONDS]]}
+N=${2:-20}
+SECONDS_IDLE=${3:-20}
+DPID=
+stop_daemon() {
+	[ -z "$DPID" ] || { kill -TERM "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; }
+}
+SCALE_HOOK=stop_daemon
+. "$ROOT/tests/bench/scale-lib.sh"
+scale_require
+
+# utime + stime of PID in seconds.
+cpu_of() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' \
+		"/proc/$1/stat"
+}
+
+scale_open "$N" idle
+
+# The time of the last pass, from the status file every pass writes (an
+# in-sync pass logs only at debug level).
+last_pass() {
+	$PY -c '
+import json, sys
+try:
+    print(json.load(open(sys.argv[1])).get("time", "none"))
+except OSError:
+    print("none")' "$STATE/status.json"
+}
+
+# RESYNC=S: resync-interval S instead of the default, so that the window
+# holds resync passes (each one list request): the CPU of one such pass.
+$PY - "$CONFIG" "$WORK/config-idle.json" "${RESYNC:-}" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+if sys.argv[3]:
+    c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = int(sys.argv[3])
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+EOF
+before=$(last_pass)
+ip netns exec "$NS" "$TS" run -c "$WORK/config-idle.json" --log-level info >"$WORK/daemon.log" 2>&1 &
+DPID=$!
+i=0
+while [ "$(last_pass)" = "$before" ]; do
+	i=$((i + 1))
+	kill -0 "$DPID" 2>/dev/null || { cat "$WORK/daemon.log" >&2; exit 1; }
+	[ $i -lt 600 ] || { echo "no pass within 600 s" >&2; exit 1; }
+	sleep 1
+done
+first_cpu=$(cpu_of "$DPID")
+sleep 2 # the pass's follow-up (its own VICI events), if any
+scale_clear_requests "$NS" "$EMU_URL"
+pass0=$(last_pass)
+c0=$(cpu_of "$DPID")
+sleep "$SECONDS_IDLE"
+c1=$(cpu_of "$DPID")
+pass1=$(last_pass)
+passes=0
+[ "$pass1" = "$pass0" ] || passes="1 or more (the last at $pass1)"
+requests=$(scale_requests "$NS" "$EMU_URL" | wc -l)
+rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$DPID/status")
+hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")
+echo "daemon start and first pass: $first_cpu CPU-s"
+awk -v n="$N" -v s="$SECONDS_IDLE" -v c0="$c0" -v c1="$c1" -v rss="$rss" -v hwm="$hwm" \
+	-v p="$passes" -v r="$requests" 'BEGIN {
+	printf "daemon idle, %d tunnels in sync, %d s: %.4f CPU-s/min (goal <= 0.01), RSS %.1f MiB, peak %.1f MiB (goal <= 16 MB), passes: %s, %d API requests (goal 0 between resyncs)\n",
+		n, s, (c1 - c0) * 60 / s, rss / 1024, hwm / 1024, p, r
+	if (r > 0)
+		printf "resync passes: %d (one list each), %.3f CPU-s per pass\n", r, (c1 - c0) / r }'
