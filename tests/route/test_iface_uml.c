@@ -6,8 +6,8 @@
  * removed or another added, link down, MTU, disable_policy, another key)
  * is put back; an interface not the tunnel's (no alias, or another
  * tunnel's) is refused and left alone, and adopted once given the alias;
- * pruning deletes only owned interfaces no longer declared. Checked with `ip`, not with the adapter.
- * Exit 77 outside the guest (TS_IN_UML unset). */
+ * pruning deletes only owned interfaces no longer declared. Checked with `ip`, not with the
+ * adapter. Exit 77 outside the guest (TS_IN_UML unset). */
 #include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -169,7 +169,8 @@ static void test_prune(void **state)
 		assert_int_equal(ts_ip_parse("192.0.2.9", &adopt.remote), 0);
 		sh("ip link set vtix alias tunnelsync:t1");
 		assert_int_equal(ts_iface_ensure(sock, &adopt, &ch), 0);
-		assert_int_equal(ch, TS_IFACE_MTU | TS_IFACE_UP | TS_IFACE_ADDRESS | TS_IFACE_POLICY);
+		assert_int_equal(ch,
+				 TS_IFACE_MTU | TS_IFACE_UP | TS_IFACE_ADDRESS | TS_IFACE_POLICY);
 		assert_true(out_has("ip link show dev vtix", "mtu 1400"));
 		assert_true(out_has("ip -4 addr show dev vtix", "inet 10.213.0.0/31"));
 		assert_int_equal(ts_iface_prune(sock, NULL, 0, &n), 0);
@@ -196,10 +197,8 @@ static void test_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_idempotent),
-		cmocka_unit_test(test_drift_healed),
-		cmocka_unit_test(test_not_ours),
-		cmocka_unit_test(test_prune),
+		cmocka_unit_test(test_create_idempotent), cmocka_unit_test(test_drift_healed),
+		cmocka_unit_test(test_not_ours),	  cmocka_unit_test(test_prune),
 		cmocka_unit_test(test_bad_input),
 	};
 	int r;
