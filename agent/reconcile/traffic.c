@@ -240,6 +240,7 @@ static void ifaces_sync(struct ts_agent *a)
 					     .local = t->customer_endpoint,
 					     .remote = t->cloudflare_endpoint,
 					     .key = t->routing.mark,
+					     .if_id = t->routing.has_if_id ? t->routing.if_id : 0,
 					     .mtu = t->iface.mtu,
 					     .address = t->iface.address };
 		r = ops->iface_ensure(TS_PLANES_CTX(a), &sp, &ch);

@@ -17,6 +17,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/ipvti.h>
+#include <netlink/route/link/xfrmi.h>
 
 #include "route/route.h"
 #include "route/route_internal.h"
@@ -51,20 +52,56 @@ static bool vti_matches(struct rtnl_link *l, const struct ts_iface_spec *sp)
 	       rtnl_link_ipvti_get_remote(l) == be32(&sp->remote);
 }
 
-static int vti_create(struct ts_route_sock *s, const struct ts_iface_spec *sp)
+/* The XFRM interface as the spec wants it (kind, if_id). */
+static bool xfrmi_matches(struct rtnl_link *l, const struct ts_iface_spec *sp)
+{
+	const char *kind = rtnl_link_get_type(l);
+	uint32_t if_id = 0;
+
+	return kind && strcmp(kind, "xfrm") == 0 && rtnl_link_xfrmi_get_if_id(l, &if_id) == 0 &&
+	       if_id == sp->if_id;
+}
+
+static bool link_matches(struct rtnl_link *l, const struct ts_iface_spec *sp)
+{
+	return sp->if_id ? xfrmi_matches(l, sp) : vti_matches(l, sp);
+}
+
+static struct rtnl_link *vti_alloc(const struct ts_iface_spec *sp)
 {
 	struct rtnl_link *l = rtnl_link_ipvti_alloc();
+
+	if (!l)
+		return NULL;
+	/* libnl passes the keys as they are: the kernel wants them big-endian. */
+	rtnl_link_ipvti_set_ikey(l, htonl(sp->key));
+	rtnl_link_ipvti_set_okey(l, htonl(sp->key));
+	rtnl_link_ipvti_set_local(l, be32(&sp->local));
+	rtnl_link_ipvti_set_remote(l, be32(&sp->remote));
+	return l;
+}
+
+/* An XFRM interface bound to no lower device (the SAs' if_id selects it). */
+static struct rtnl_link *xfrmi_alloc(const struct ts_iface_spec *sp)
+{
+	struct rtnl_link *l = rtnl_link_xfrmi_alloc();
+
+	if (l && rtnl_link_xfrmi_set_if_id(l, sp->if_id) < 0) {
+		rtnl_link_put(l);
+		return NULL;
+	}
+	return l;
+}
+
+static int link_create(struct ts_route_sock *s, const struct ts_iface_spec *sp)
+{
+	struct rtnl_link *l = sp->if_id ? xfrmi_alloc(sp) : vti_alloc(sp);
 	int r;
 
 	if (!l)
 		return -ENOMEM;
 	rtnl_link_set_name(l, sp->ifname);
 	rtnl_link_set_mtu(l, sp->mtu);
-	/* libnl passes the keys as they are: the kernel wants them big-endian. */
-	rtnl_link_ipvti_set_ikey(l, htonl(sp->key));
-	rtnl_link_ipvti_set_okey(l, htonl(sp->key));
-	rtnl_link_ipvti_set_local(l, be32(&sp->local));
-	rtnl_link_ipvti_set_remote(l, be32(&sp->remote));
 	r = rtnl_link_add(s->sk, l, NLM_F_CREATE | NLM_F_EXCL);
 	rtnl_link_put(l);
 	return r < 0 ? ts_route_nl_errno(r) : 0;
@@ -217,9 +254,10 @@ int ts_iface_ensure(struct ts_route_sock *s, const struct ts_iface_spec *sp, uns
 	if (ret_changes)
 		*ret_changes = 0;
 	if (!s || !sp || !sp->ifname || !sp->ifname[0] || strlen(sp->ifname) >= IFNAMSIZ ||
-	    !sp->owner || !sp->owner[0] || sp->local.family != AF_INET ||
-	    sp->remote.family != AF_INET || sp->address.ip.family != AF_INET ||
-	    sp->address.len < 1 || sp->address.len > 32 || !sp->key || sp->mtu < 68)
+	    !sp->owner || !sp->owner[0] || sp->address.ip.family != AF_INET ||
+	    sp->address.len < 1 || sp->address.len > 32 || sp->mtu < 68 ||
+	    (!sp->if_id && (sp->local.family != AF_INET || sp->remote.family != AF_INET ||
+			    !sp->key)))
 		return -EINVAL;
 	if ((r = link_get(s, sp->ifname, &l)) < 0)
 		return r;
@@ -227,8 +265,8 @@ int ts_iface_ensure(struct ts_route_sock *s, const struct ts_iface_spec *sp, uns
 		rtnl_link_put(l);
 		return -EEXIST;
 	}
-	if (l && !vti_matches(l, sp)) {
-		/* Another key or endpoint: the VTI is recreated (its routes go
+	if (l && !link_matches(l, sp)) {
+		/* Another kind, key, endpoint or if_id: recreated (its routes go
 		 * with it; the pass puts them back). */
 		r = rtnl_link_delete(s->sk, l);
 		rtnl_link_put(l);
@@ -238,7 +276,7 @@ int ts_iface_ensure(struct ts_route_sock *s, const struct ts_iface_spec *sp, uns
 		changes |= TS_IFACE_RECREATED;
 	}
 	if (!l) {
-		if ((r = vti_create(s, sp)) < 0 || (r = link_get(s, sp->ifname, &l)) < 0)
+		if ((r = link_create(s, sp)) < 0 || (r = link_get(s, sp->ifname, &l)) < 0)
 			return r;
 		if (!l)
 			return -ENODEV;
@@ -246,7 +284,7 @@ int ts_iface_ensure(struct ts_route_sock *s, const struct ts_iface_spec *sp, uns
 			changes |= TS_IFACE_CREATED;
 	}
 	r = link_fix(s, l, sp, &changes);
-	if (r == 0)
+	if (r == 0 && !sp->if_id)
 		r = disable_policy(sp->ifname, &changes);
 	if (r == 0)
 		r = addr_fix(s, rtnl_link_get_ifindex(l), sp, &changes);

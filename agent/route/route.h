@@ -48,27 +48,30 @@ int ts_route_prune(struct ts_route_sock *s, const struct ts_route_key *keep, siz
 		   unsigned *ret_deleted);
 
 /* --- owned interfaces (iface.c) -------------------------------------------
- * A VTI is the agent's when its alias is "tunnelsync:OWNER" (OWNER: the
- * tunnel's name); an interface without that alias is never changed. */
+ * A VTI (mark tunnels) or an XFRM interface (if-id tunnels) is the agent's
+ * when its alias is "tunnelsync:OWNER" (OWNER: the tunnel's name); an
+ * interface without that alias is never changed. */
 struct ts_iface_spec {
 	const char *ifname;
 	const char *owner;	    /* the tunnel's name */
-	struct ts_ip local, remote; /* IPv4 endpoints */
-	uint32_t key;		    /* ikey = okey = the tunnel's mark */
+	struct ts_ip local, remote; /* IPv4 endpoints (VTI only) */
+	uint32_t key;		    /* VTI: ikey = okey = the tunnel's mark */
+	uint32_t if_id;		    /* non-zero: an XFRM interface with this if_id */
 	uint32_t mtu;
 	struct ts_prefix address; /* the interface's IPv4 address */
 };
 
 /* What ts_iface_ensure changed (bits). */
 #define TS_IFACE_CREATED   0x01u
-#define TS_IFACE_RECREATED 0x02u /* another kind, key or endpoint */
+#define TS_IFACE_RECREATED 0x02u /* another kind, key, endpoint or if_id */
 #define TS_IFACE_MTU	   0x04u
 #define TS_IFACE_UP	   0x08u /* it was down */
 #define TS_IFACE_ADDRESS   0x10u /* the address added, or others removed */
 #define TS_IFACE_POLICY	   0x20u /* disable_policy set */
 
-/* Makes the VTI sp->ifname exist as sp says, owned, up, policy checks off,
- * with exactly sp->address as its IPv4 address. -EEXIST: an interface of
+/* Makes the VTI (sp->if_id 0) or XFRM interface sp->ifname exist as sp
+ * says, owned, up (a VTI with policy checks off), with exactly sp->address
+ * as its IPv4 address. -EEXIST: an interface of
  * that name exists and is not sp->owner's (left alone). *ret_changes (may
  * be NULL): TS_IFACE_* bits of what was done. */
 int ts_iface_ensure(struct ts_route_sock *s, const struct ts_iface_spec *sp, unsigned *ret_changes);

@@ -694,9 +694,10 @@ static void test_traffic_and_routes(void **state)
 	ts_config_error_done(&err);
 }
 
-/* tunnel/interface (issue 11): converted with its defaults; refused on an
- * if-id tunnel and without an IPv4 customer-endpoint, the message naming
- * the field. */
+/* tunnel/interface (issue 11): converted with its defaults, for a mark
+ * tunnel (a VTI) and an if-id tunnel (an XFRM interface); refused on a
+ * tunnel with both, and for a VTI without an IPv4 customer-endpoint, the
+ * message naming the field. */
 static void test_owned_interface(void **state)
 {
 	static const char head[] =
@@ -711,9 +712,13 @@ static void test_owned_interface(void **state)
 		{ "   \"customer-endpoint\": \"203.0.113.1\", \"route-based\": {\"mark\": 7},\n"
 		  "   \"interface\": {\"name\": \"vti-zeta\", \"address\": \"10.0.0.1\"}}\n",
 		  NULL },
-		{ "   \"customer-endpoint\": \"203.0.113.1\", \"route-based\": {\"if-id\": 7},\n"
+		{ "   \"route-based\": {\"if-id\": 7},\n"
 		  "   \"interface\": {\"name\": \"xfrm-zeta\", \"address\": \"10.0.0.1\"}}\n",
-		  "an owned interface needs a route-based tunnel with a mark" },
+		  NULL },
+		{ "   \"customer-endpoint\": \"203.0.113.1\",\n"
+		  "   \"route-based\": {\"if-id\": 7, \"mark\": 7},\n"
+		  "   \"interface\": {\"name\": \"xfrm-zeta\", \"address\": \"10.0.0.1\"}}\n",
+		  "needs either a mark (a VTI) or an if-id (an XFRM interface), not both" },
 		{ "   \"route-based\": {\"mark\": 7},\n"
 		  "   \"interface\": {\"name\": \"vti-zeta\", \"address\": \"10.0.0.1\"}}\n",
 		  "needs an IPv4 customer-endpoint" },
@@ -735,7 +740,10 @@ static void test_owned_interface(void **state)
 
 			assert_int_equal(load(file, &d, &err), 0);
 			t = ts_desired_find(d, "zeta");
-			assert_string_equal(t->iface.ifname, "vti-zeta");
+			/* An if-id tunnel's XFRM interface needs no customer-endpoint. */
+			assert_string_equal(t->iface.ifname,
+					    t->routing.has_if_id ? "xfrm-zeta" : "vti-zeta");
+			assert_int_equal(t->routing.has_if_id ? t->routing.if_id : t->routing.mark, 7);
 			assert_int_equal(t->iface.mtu, 1400);
 			ts_prefix_format(&t->iface.address, buf, sizeof(buf));
 			assert_string_equal(buf, "10.0.0.1/31");
