@@ -24,7 +24,9 @@ scale_cleanup() {
 	set +e
 	[ -z "${SCALE_HOOK:-}" ] || $SCALE_HOOK
 	scale_close
-	[ -z "${SCALE_STATE:-}" ] || [ -z "$WORK" ] || rm -rf "$WORK"
+	# SCALE_KEEP=1: the scratch directory (the agent's logs) kept.
+	[ -z "${SCALE_STATE:-}" ] || [ -z "$WORK" ] || [ "${SCALE_KEEP:-0}" = 1 ] ||
+		rm -rf "$WORK"
 	exit "$rc"
 }
 
