@@ -26,7 +26,7 @@
 #include "model/xfrm.h"
 #include "store/store.h"
 
-struct ts_route_key;   /* route/route.h */
+struct ts_route_key;  /* route/route.h */
 struct ts_iface_spec; /* route/route.h */
 
 struct ts_xfrm_expect;

@@ -160,7 +160,8 @@ static void prune_routes(struct ts_agent *a)
 			cap += t->routes.n;
 	}
 	if (cap && !(keep = calloc(cap, sizeof(*keep)))) {
-		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot prune stale routes: %s", strerror(ENOMEM));
+		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot prune stale routes: %s",
+			strerror(ENOMEM));
 		return;
 	}
 	for (size_t i = 0; i < d->n_tunnels; i++) {
@@ -176,7 +177,8 @@ static void prune_routes(struct ts_agent *a)
 	if (r < 0)
 		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot prune stale routes: %s", strerror(-r));
 	if (deleted)
-		ts_logf(TS_LOG_INFO, "kernel", NULL, "%u routes no longer declared removed", deleted);
+		ts_logf(TS_LOG_INFO, "kernel", NULL, "%u routes no longer declared removed",
+			deleted);
 }
 
 /* --- owned interfaces ----------------------------------------------------- */
@@ -257,8 +259,8 @@ static void ifaces_sync(struct ts_agent *a)
 		ts_logf(TS_LOG_WARN, "kernel", NULL, "cannot prune owned interfaces: %s",
 			strerror(-r));
 	if (deleted)
-		ts_logf(TS_LOG_INFO, "kernel", NULL, "%u owned interfaces no longer declared deleted",
-			deleted);
+		ts_logf(TS_LOG_INFO, "kernel", NULL,
+			"%u owned interfaces no longer declared deleted", deleted);
 }
 
 void ts_agent_routes_sync(struct ts_agent *a, const struct ts_observation *o)

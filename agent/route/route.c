@@ -226,7 +226,8 @@ struct prune {
 
 static bool kept(const struct prune *pr, struct rtnl_route *rt)
 {
-	struct rtnl_nexthop *nh = rtnl_route_get_nnexthops(rt) == 1 ? rtnl_route_nexthop_n(rt, 0) : NULL;
+	struct rtnl_nexthop *nh =
+		rtnl_route_get_nnexthops(rt) == 1 ? rtnl_route_nexthop_n(rt, 0) : NULL;
 	struct nl_addr *dst = rtnl_route_get_dst(rt);
 
 	if (!nh || !dst || nl_addr_get_len(dst) != 4)

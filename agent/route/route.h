@@ -52,9 +52,9 @@ int ts_route_prune(struct ts_route_sock *s, const struct ts_route_key *keep, siz
  * tunnel's name); an interface without that alias is never changed. */
 struct ts_iface_spec {
 	const char *ifname;
-	const char *owner;	   /* the tunnel's name */
+	const char *owner;	    /* the tunnel's name */
 	struct ts_ip local, remote; /* IPv4 endpoints */
-	uint32_t key;		   /* ikey = okey = the tunnel's mark */
+	uint32_t key;		    /* ikey = okey = the tunnel's mark */
 	uint32_t mtu;
 	struct ts_prefix address; /* the interface's IPv4 address */
 };

@@ -56,12 +56,19 @@ ip netns exec "$E2E_NS_GW" /usr/bin/python3 "$flow" send 192.0.2.1 192.0.2.2 555
 	</dev/null >"$E2E_DIR/flow.log" 2>&1 &
 send_pid=$!
 FLOW_PIDS="$FLOW_PIDS $send_pid"
-sleep 1
-# The tunnel whose outbound CHILD SA carries the flow (kernel-libipsec
-# sends through the newest matching one).
+# 50 echoes back (a loaded machine starts python slowly), then the tunnel
+# whose outbound CHILD SA carried most of them (kernel-libipsec sends
+# through the newest matching one).
+i=0
+until [ "$(cut -d' ' -f2 "$E2E_DIR/flow.json.live" 2>/dev/null || echo -1)" -ge 50 ]; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || e2e_fail "no echo of the flow within 10 s"
+	sleep 0.1
+done
 carrier=$(e2e_swanctl a --list-sas | awk '
 	/ reqid / { c = $1; sub(":", "", c) }
-	$1 == "out" { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^packets/ && $i > 50) print c }' | head -n 1)
+	$1 == "out" { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^packets/ && $i > best) { best = $i; top = c } }
+	END { print top }')
 carrier=${carrier#ts-}
 case "$carrier" in
 e2e-a) id=$E2E_ID_A ;;

@@ -5,9 +5,9 @@
  * checks off and up; a second pass changes nothing; drift (address
  * removed or another added, link down, MTU, disable_policy, another key)
  * is put back; an interface not the tunnel's (no alias, or another
- * tunnel's) is refused and left alone; pruning deletes only owned
- * interfaces no longer declared. Checked with `ip`, not with the adapter.
- * Exit 77 outside the guest (TS_IN_UML unset). */
+ * tunnel's) is refused and left alone, and adopted once given the alias;
+ * pruning deletes only owned interfaces no longer declared. Checked with `ip`, not with the
+ * adapter. Exit 77 outside the guest (TS_IN_UML unset). */
 #include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -159,6 +159,24 @@ static void test_prune(void **state)
 	assert_int_equal(n, 1);
 	assert_false(out_has("ip link show", ": vti0@"));
 	assert_true(out_has("ip link show", ": vtix@"));
+
+	/* A VTI made by hand, handed over with the alias: adopted as it is
+	 * (same key and endpoints), MTU and address put right. */
+	{
+		struct ts_iface_spec adopt = spec("vtix", "t1", 7);
+		unsigned ch = 0;
+
+		assert_int_equal(ts_ip_parse("192.0.2.9", &adopt.remote), 0);
+		sh("ip link set vtix alias tunnelsync:t1");
+		assert_int_equal(ts_iface_ensure(sock, &adopt, &ch), 0);
+		assert_int_equal(ch,
+				 TS_IFACE_MTU | TS_IFACE_UP | TS_IFACE_ADDRESS | TS_IFACE_POLICY);
+		assert_true(out_has("ip link show dev vtix", "mtu 1400"));
+		assert_true(out_has("ip -4 addr show dev vtix", "inet 10.213.0.0/31"));
+		assert_int_equal(ts_iface_prune(sock, NULL, 0, &n), 0);
+		assert_int_equal(n, 1);
+		assert_false(out_has("ip link show", ": vtix@"));
+	}
 }
 
 static void test_bad_input(void **state)
@@ -179,10 +197,8 @@ static void test_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_idempotent),
-		cmocka_unit_test(test_drift_healed),
-		cmocka_unit_test(test_not_ours),
-		cmocka_unit_test(test_prune),
+		cmocka_unit_test(test_create_idempotent), cmocka_unit_test(test_drift_healed),
+		cmocka_unit_test(test_not_ours),	  cmocka_unit_test(test_prune),
 		cmocka_unit_test(test_bad_input),
 	};
 	int r;
