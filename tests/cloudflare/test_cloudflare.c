@@ -965,7 +965,8 @@ static void test_backoff_grows_and_caps(void **state)
 		assert_int_equal(cs.consecutive_failures, k);
 		/* jitter: between half of it and all of it (less what elapsed) */
 		if (!(left <= want + 0.001 && left >= want / 2 - 0.01))
-			fail_msg("step %u: held %.3f s, want %.3f..%.3f s", k, left, want / 2, want);
+			fail_msg("step %u: held %.3f s, want %.3f..%.3f s", k, left, want / 2,
+				 want);
 	}
 	/* Many failures later (a state from an earlier process): capped. */
 	cs = (struct ts_cf_client_state){ .consecutive_failures = 15 };
