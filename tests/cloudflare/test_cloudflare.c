@@ -129,6 +129,8 @@ static void test_list_and_get(void **state)
 	/* Over TLS, OpenSSL's buffers were on the wiping allocator (the
 	 * gcore-secrets test shows what it keeps out of a core). */
 	assert_true(ts_cf_tls_memory_wiped());
+	/* ... and the connection's context wipes received plaintext. */
+	assert_true(ts_cf_tls_cleansed_contexts() > 0);
 	emu_last_user_agent(&tls_emu, ua, sizeof(ua));
 	assert_string_equal(ua, "tunnelsync/" TUNNELSYNC_VERSION);
 	a = ts_cf_tunnel_list_find(&list, EMU_TUNNEL1);
