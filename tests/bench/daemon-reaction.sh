@@ -126,17 +126,20 @@ def ms(line):
     ts = line.split(" ", 1)[0]
     d = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
     return d.timestamp() * 1000
-seen, start, done, whole = [], [], [], []
+seen, start, req, done, whole = [], [], [], [], []
 for row in open(sys.argv[2]):
     t0, first = int(row.split()[0]), int(row.split()[1])
     after = log[first:]
     e = next((l for l in after if "events ask for a pass" in l), None)
     p = next((l for l in after if "starts (event" in l), None)
+    q = next((l for l in after if "tunnel=e2e-b: initiate: requested" in l), None)
     d = next((l for l in after if "tunnel=e2e-b: initiate: done" in l), None)
     if e:
         seen.append(ms(e) - t0)
     if e and p:
         start.append(ms(p) - ms(e))
+    if e and q:
+        req.append(ms(q) - ms(e))
     if d:
         done.append(ms(d) - t0)
     w = next((l for l in after if " pass: " in l and " actions, " in l), None)
@@ -150,6 +153,7 @@ def fig(name, v):
     print(f"{name}: n={len(v)} median {statistics.median(v):.0f} ms, p95 {p95:.0f} ms, max {v[-1]:.0f} ms")
 fig("IKE SA terminated -> event read by the daemon", seen)
 fig("event read -> corrective pass started", start)
+fig("event read -> initiate requested from charon (corrective action started)", req)
 fig("IKE SA terminated -> initiate done (corrective action complete)", done)
 fig("the event's whole pass (its tunnels first, then the whole gateway)", whole)
 PY
