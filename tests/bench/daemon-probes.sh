@@ -35,14 +35,7 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-/usr/bin/python3 - "$E2E_DIR/config.json" "$PORT" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["tunnelsync:tunnelsync"]["agent"]["metrics-listen"] = "127.0.0.1:" + sys.argv[2]
-c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = 600
-json.dump(c, open(p, "w"), indent=2)
-PY
+e2e_daemon_config "$PORT"
 
 ip netns exec "$E2E_NS_GW" "$E2E_TS" run -c "$E2E_DIR/config.json" --models "$E2E_ROOT/models" \
 	--log-level debug >"$E2E_DIR/daemon.log" 2>&1 &

@@ -28,14 +28,7 @@ limits_cleanup() {
 }
 trap limits_cleanup EXIT
 
-/usr/bin/python3 - "$E2E_DIR/config.json" "$PORT" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["tunnelsync:tunnelsync"]["agent"]["metrics-listen"] = "127.0.0.1:" + sys.argv[2]
-c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = 600
-json.dump(c, open(p, "w"), indent=2)
-PY
+e2e_daemon_config "$PORT"
 
 http() {
 	ip netns exec "$E2E_NS_GW" curl -s -m 2 -o "$E2E_DIR/http.body" -w '%{http_code}' \
