@@ -74,7 +74,10 @@ if [ "$quick" = 0 ]; then
 	(
 		set -e
 		RUN_NICE="nice -n 19"
-		run_build build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTUNNELSYNC_SANITIZE=ON -DTUNNELSYNC_TEST_HOOKS=ON
+		# Its run is almost only the e2e tests, waiting on charons: two of
+		# them at a time (tests/e2e/CMakeLists.txt).
+		run_build build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTUNNELSYNC_SANITIZE=ON -DTUNNELSYNC_TEST_HOOKS=ON \
+			-DTUNNELSYNC_E2E_SLOTS=2
 		# The fuzz build: clang, every library with coverage + ASan/UBSan,
 		# the libFuzzer targets replaying their corpora and the
 		# instrumentation check.
