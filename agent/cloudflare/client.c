@@ -6,6 +6,8 @@
 #include <curl/curl.h>
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +143,29 @@ static bool tls_memory_wiped;
 bool ts_cf_tls_memory_wiped(void)
 {
 	return tls_memory_wiped;
+}
+
+/* Connections whose SSL_CTX got SSL_OP_CLEANSE_PLAINTEXT (and must have):
+ * without it OpenSSL keeps a response's plaintext (a generated key) in
+ * the read buffer of a kept-alive connection until the next record
+ * overwrites it; with it the buffer is wiped once the record is read. */
+static atomic_uint tls_cleansed_contexts;
+
+unsigned ts_cf_tls_cleansed_contexts(void)
+{
+	return atomic_load(&tls_cleansed_contexts);
+}
+
+static CURLcode ssl_ctx_cb(CURL *curl, void *ssl_ctx, void *userdata)
+{
+	SSL_CTX *ctx = ssl_ctx;
+
+	(void)curl, (void)userdata;
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+	if (!(SSL_CTX_get_options(ctx) & SSL_OP_CLEANSE_PLAINTEXT))
+		return CURLE_SSL_CONNECT_ERROR;
+	atomic_fetch_add(&tls_cleansed_contexts, 1);
+	return CURLE_OK;
 }
 
 /* libcurl copies the auth header into its request buffers: with these
@@ -530,6 +555,7 @@ int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (cfg->ca_file)
 		curl_easy_setopt(c->curl, CURLOPT_CAINFO, cfg->ca_file);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, c->plain_http ? "http" : "https");
 	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	/* Plain text carries the credentials: never through a proxy. */

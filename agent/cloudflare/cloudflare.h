@@ -151,6 +151,10 @@ void ts_cf_global_init(void);
 /* Whether OpenSSL's allocations go through the wiping allocator: false
  * before ts_cf_global_init, or when OpenSSL had been used before it. */
 bool ts_cf_tls_memory_wiped(void);
+/* How many TLS contexts the clients set up with SSL_OP_CLEANSE_PLAINTEXT
+ * (a received record's plaintext wiped from the read buffer once read);
+ * a context that does not take it fails the connection. */
+unsigned ts_cf_tls_cleansed_contexts(void);
 
 /* Reads the credentials (token_file, else the file TS_CF_CREDENTIAL_TOKEN in
  * $CREDENTIALS_DIRECTORY, else CLOUDFLARE_API_TOKEN; or email + key_file), checks the base URL

@@ -28,6 +28,11 @@ struct ts_http {
 	bool ready;	   /* under lock */
 	char reason[512];  /* under lock */
 	atomic_llong beat; /* monotonic usec of the loop's last turn */
+	/* Connections with no request under way, the longest idle first
+	 * (libmicrohttpd's thread only: no lock). */
+	struct slot *idle_head, *idle_tail;
+	unsigned n_idle;
+	unsigned long evicted;
 };
 
 static int listen_on(const char *spec)
@@ -80,6 +85,109 @@ static int listen_on(const char *spec)
 	return fd;
 }
 
+/* One connection (its socket context): idle from accept until its
+ * request's headers are in, and again after each answer (keep-alive). */
+struct slot {
+	struct slot *prev, *next;
+	int fd;
+	bool idle;
+};
+
+static void idle_remove(struct ts_http *h, struct slot *s)
+{
+	if (!s->idle)
+		return;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		h->idle_head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	else
+		h->idle_tail = s->prev;
+	s->prev = s->next = NULL;
+	s->idle = false;
+	h->n_idle--;
+}
+
+static void idle_add(struct ts_http *h, struct slot *s)
+{
+	if (s->idle)
+		return;
+	s->prev = h->idle_tail;
+	s->next = NULL;
+	if (h->idle_tail)
+		h->idle_tail->next = s;
+	else
+		h->idle_head = s;
+	h->idle_tail = s;
+	s->idle = true;
+	h->n_idle++;
+}
+
+/* A connection that sent no request (silent, trickling, or kept alive and
+ * quiet) yields its slot to a newcomer once TS_HTTP_IDLE_MAX are idle:
+ * the longest idle one is shut down (libmicrohttpd then reads its end and
+ * closes it). A probe's request is read at once, so a probe is never the
+ * longest idle; however many idle clients there are, the cap is never
+ * reached by them and a probe always gets a slot. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct ts_http *h = cls;
+	struct slot *s = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (s) {
+			idle_remove(h, s);
+			free(s);
+		}
+		*socket_context = NULL;
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return;
+	{
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		s->fd = ci ? ci->connect_fd : -1;
+	}
+	*socket_context = s;
+	while (h->n_idle >= TS_HTTP_IDLE_MAX && h->idle_head) {
+		struct slot *old = h->idle_head;
+
+		idle_remove(h, old);
+		if (old->fd >= 0)
+			(void)shutdown(old->fd, SHUT_RDWR);
+		if (h->evicted++ % 100 == 0)
+			log_debug("http: %u connections idle: the longest idle one is closed "
+				  "(%lu so far)",
+				  (unsigned)TS_HTTP_IDLE_MAX, h->evicted);
+	}
+	idle_add(h, s);
+}
+
+static struct slot *slot_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* An answer is sent: the connection may idle again (keep-alive). */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct slot *s = slot_of(conn);
+
+	(void)con_cls;
+	if (s && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		idle_add(cls, s);
+}
+
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
 			     const char *body)
 {
@@ -109,8 +217,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			      size_t *upload_data_size, void **con_cls)
 {
 	struct ts_http *h = cls;
+	struct slot *slot = slot_of(conn);
 	enum MHD_Result ret;
 	char body[600];
+
+	/* Its headers are in: a request under way is never closed for a
+	 * newcomer. */
+	if (slot)
+		idle_remove(h, slot);
 
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, TEXT, "method not allowed\n");
@@ -176,7 +290,9 @@ int ts_http_start(const char *listen, struct ts_http **ret_http)
 		handle, h, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)TS_HTTP_CONNECTION_TIMEOUT, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)TS_HTTP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)(32 * 1024), MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+		(size_t)(32 * 1024), MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		NULL, MHD_OPTION_END);
 	if (!h->mhd) {
 		close(fd);
 		pthread_mutex_destroy(&h->lock);

@@ -12,6 +12,10 @@
 /* Connections served at once; more are refused (accepted and closed) by
  * libmicrohttpd until one ends. */
 #define TS_HTTP_CONNECTION_LIMIT 256
+/* Connections with no request under way kept at most: a newcomer closes
+ * the longest idle one beyond this, so that silent or trickling clients
+ * never fill the cap and a probe always finds a slot (http.c). */
+#define TS_HTTP_IDLE_MAX 128
 /* Idle time after which a connection is closed (a silent or trickling
  * client costs at most this much of one slot). */
 #define TS_HTTP_CONNECTION_TIMEOUT 5 /* seconds */

@@ -272,6 +272,9 @@ static bool request_sa(struct ts_agent *a, const struct ts_observation *o,
 			       ts_plan_action_kind_to_string(act->kind), why);
 		return false;
 	}
+	/* The corrective action has started (bench-daemon-reaction times it). */
+	ts_logf(TS_LOG_INFO, "ike", act->tunnel, "%s: requested",
+		ts_plan_action_kind_to_string(act->kind));
 	*w = (struct ts_waiter){ t,
 				 reauth && o->ike_ok ? o->ike[t - a->desired->tunnels].ike_unique_id
 						     : 0,

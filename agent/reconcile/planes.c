@@ -125,8 +125,12 @@ static void drain_events(struct real_planes *p)
 	r = ts_vici_events_connect(p->events);
 	if (r < 0)
 		return;
-	if (r == 1) /* charon restarted: it read its settings again */
+	if (r == 1) { /* charon restarted: it read its settings again */
+		ts_logf(TS_LOG_WARN, "ike", NULL,
+			"reconnected to the IKE daemon: it restarted and forgot our keys");
 		p->restarted = true;
+		p->scope_full = true;
+	}
 	r = ts_vici_events_drain(p->events, on_event, p);
 	if (r == -ECONNRESET || r == -EBADMSG) {
 		p->restarted = true;

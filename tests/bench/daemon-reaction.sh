@@ -7,11 +7,17 @@
 # was read, when the pass it asked for started, and when the initiate that
 # brought the tunnel back was done. t0 is taken just before swanctl runs,
 # so the first and last figures include swanctl's own start.
+# With EXTRA, that many more tunnels are declared, seeded on the emulator
+# and configured on the edge charon (each its own edge address and IKE SA),
+# so that the gateway is large: the event's pass is scoped to e2e-b and
+# its group (e2e-a), so the reaction should not grow with EXTRA.
 # Prints median and p95; asserts no time. Root only (exit 77 otherwise).
-# Usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS]  (TRIALS: 8)
+# Usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS [EXTRA]]
+#        (TRIALS: 8, EXTRA: 0; at most 190)
 set -eu
-E2E_TS=${1:?usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS]}
+E2E_TS=${1:?usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS [EXTRA]]}
 TRIALS=${2:-${BENCH_TRIALS:-8}}
+EXTRA=${3:-${BENCH_EXTRA:-0}}
 E2E_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$E2E_ROOT/tests/e2e/lib.sh"
 e2e_require
@@ -31,20 +37,69 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]
+/usr/bin/python3 - "$E2E_DIR" "$EXTRA" "$E2E_ACCOUNT" "$E2E_GW_ADDR" <<'PY'
+import json, os, sys
+d, extra, account, gw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+p = os.path.join(d, "config.json")
 c = json.load(open(p))
 c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = 600
+# The emulator pushes every bootstrap key to the edge charon (a hook per
+# key) inside the one bulk call: give it time with many tunnels.
+c["tunnelsync:tunnelsync"]["cloudflare"]["request-timeout"] = 120
+tunnels = c["tunnelsync:tunnelsync"]["tunnels"]["tunnel"]
+template = [t for t in tunnels if t["name"] == "e2e-b"][0]
+seed, conns, tmap = [], [], []
+for i in range(extra):
+    name, tid, edge = "e2e-x%03d" % i, "%032x" % (0xe000 + i), "198.51.100.%d" % (10 + i)
+    ifaddr = "10.214.%d.%d/31" % (i // 128, (i % 128) * 2)
+    t = json.loads(json.dumps(template))
+    t.pop("redundancy-group", None)
+    t.update({"name": name, "id": tid, "cloudflare-endpoint": edge,
+              "interface-address": ifaddr, "route-based": {"if-id": 1000 + i}})
+    tunnels.append(t)
+    seed.append({"id": tid, "name": name, "customer_endpoint": gw,
+                 "cloudflare_endpoint": edge, "interface_address": ifaddr})
+    gwid = "%s.%s.ipsec.cloudflare.com" % (tid, account)
+    tmap.append("%s %s %s %s\n" % (tid, name, edge, gwid))
+    conns.append(" cf-%s {\n  version = 2\n  local_addrs = %s\n"
+                 "  proposals = aes256gcm16-prfsha256-ecp384, aes256-sha256-prfsha256-ecp384\n"
+                 "  local { auth = psk\n   id = %s }\n  remote { auth = psk\n   id = %s }\n"
+                 "  children { cf-%s {\n   local_ts = 0.0.0.0/0\n   remote_ts = 0.0.0.0/0\n"
+                 "   esp_proposals = aes256gcm16-ecp384-noesn, aes256-sha256-ecp384-noesn\n"
+                 "   replay_window = 0\n  } }\n }\n" % (name, edge, edge, gwid, name))
 json.dump(c, open(p, "w"), indent=2)
+json.dump({"tunnels": seed}, open(os.path.join(d, "extra-seed.json"), "w"))
+with open(os.path.join(d, "edge", "tunnels.map"), "a") as f:
+    f.writelines(tmap)
+sw = os.path.join(d, "b", "swanctl", "swanctl.conf")
+text = open(sw).read()
+text = text.replace("connections {\n", "connections {\n" + "".join(conns), 1)
+open(sw, "w").write(text)
 PY
+if [ "$EXTRA" -gt 0 ]; then
+	i=0
+	while [ $i -lt "$EXTRA" ]; do
+		ip -n "$E2E_NS_EDGE" addr add "198.51.100.$((10 + i))/24" dev veth0
+		i=$((i + 1))
+	done
+	e2e_swanctl b --load-all >"$E2E_DIR/edge/load-all-extra.out" 2>&1 ||
+		{ cat "$E2E_DIR/edge/load-all-extra.out" >&2; e2e_fail "edge: extra connections"; }
+	e2e_admin POST /tunnels "$(cat "$E2E_DIR/extra-seed.json")" >/dev/null
+fi
 
 ip netns exec "$E2E_NS_GW" "$E2E_TS" run -c "$E2E_DIR/config.json" --models "$E2E_ROOT/models" \
 	--log-level debug >"$E2E_DIR/daemon.log" 2>&1 &
 DPID=$!
-e2e_wait_ike_up e2e-a 60 || e2e_fail "e2e-a not up"
-e2e_wait_ike_up e2e-b 60 || e2e_fail "e2e-b not up"
-sleep 2 # the bootstrap's follow-up passes settle
+e2e_wait_ike_up e2e-a $((60 + EXTRA)) || e2e_fail "e2e-a not up"
+e2e_wait_ike_up e2e-b $((60 + EXTRA)) || e2e_fail "e2e-b not up"
+i=0
+while [ "$(e2e_swanctl a --list-sas --noblock 2>/dev/null | grep -c 'ESTABLISHED')" -lt $((EXTRA + 2)) ]; do
+	i=$((i + 1))
+	[ $i -lt 600 ] || e2e_fail "not all $((EXTRA + 2)) tunnels up"
+	sleep 0.5
+done
+sleep 3 # the bootstrap's follow-up passes settle
+echo "tunnels declared and up: $((EXTRA + 2))"
 
 : >"$E2E_DIR/trials"
 t=0
@@ -71,19 +126,25 @@ def ms(line):
     ts = line.split(" ", 1)[0]
     d = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
     return d.timestamp() * 1000
-seen, start, done = [], [], []
+seen, start, req, done, whole = [], [], [], [], []
 for row in open(sys.argv[2]):
     t0, first = int(row.split()[0]), int(row.split()[1])
     after = log[first:]
     e = next((l for l in after if "events ask for a pass" in l), None)
-    p = next((l for l in after if "starts (event)" in l), None)
+    p = next((l for l in after if "starts (event" in l), None)
+    q = next((l for l in after if "tunnel=e2e-b: initiate: requested" in l), None)
     d = next((l for l in after if "tunnel=e2e-b: initiate: done" in l), None)
     if e:
         seen.append(ms(e) - t0)
     if e and p:
         start.append(ms(p) - ms(e))
+    if e and q:
+        req.append(ms(q) - ms(e))
     if d:
         done.append(ms(d) - t0)
+    w = next((l for l in after if " pass: " in l and " actions, " in l), None)
+    if w:
+        whole.append(float(w.rsplit("(", 1)[1].split()[0]) * 1000)
 def fig(name, v):
     v = sorted(v)
     if not v:
@@ -92,5 +153,7 @@ def fig(name, v):
     print(f"{name}: n={len(v)} median {statistics.median(v):.0f} ms, p95 {p95:.0f} ms, max {v[-1]:.0f} ms")
 fig("IKE SA terminated -> event read by the daemon", seen)
 fig("event read -> corrective pass started", start)
+fig("event read -> initiate requested from charon (corrective action started)", req)
 fig("IKE SA terminated -> initiate done (corrective action complete)", done)
+fig("the event's whole pass (its tunnels first, then the whole gateway)", whole)
 PY

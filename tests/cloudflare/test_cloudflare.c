@@ -129,6 +129,8 @@ static void test_list_and_get(void **state)
 	/* Over TLS, OpenSSL's buffers were on the wiping allocator (the
 	 * gcore-secrets test shows what it keeps out of a core). */
 	assert_true(ts_cf_tls_memory_wiped());
+	/* ... and the connection's context wipes received plaintext. */
+	assert_true(ts_cf_tls_cleansed_contexts() > 0);
 	emu_last_user_agent(&tls_emu, ua, sizeof(ua));
 	assert_string_equal(ua, "tunnelsync/" TUNNELSYNC_VERSION);
 	a = ts_cf_tunnel_list_find(&list, EMU_TUNNEL1);
@@ -926,6 +928,62 @@ static void test_backoff_across_calls(void **state)
 	ts_cf_error_done(&err);
 }
 
+/* Seconds (as a double) the client holds its next call, from its state. */
+static double hold_left(const struct ts_cf_client *c)
+{
+	struct ts_cf_client_state cs;
+
+	ts_cf_client_state_get(c, &cs);
+	return cs.hold_until ? (double)(cs.hold_until - ts_now_realtime()) / TS_USEC_PER_SEC : 0;
+}
+
+/* Across calls (passes) the hold doubles with each failed call, base << (k
+ * - 1) with jitter down to half of it, well beyond two steps, and stops
+ * at TS_CF_BACKOFF_ACROSS_MAX; an answered call resets it. */
+static void test_backoff_grows_and_caps(void **state)
+{
+	struct ts_cf_client_options opts = test_opts;
+	struct ts_cloudflare_config cfg;
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_error err = { 0 };
+	struct ts_cf_client_state cs = { 0 };
+	struct ts_cf_client *c = NULL;
+	const ts_usec_t base = 20 * 1000; /* 20 ms: six steps in about 1.3 s */
+
+	opts.backoff_base = base;
+	opts.max_attempts = 1;
+	cfg_init(&cfg, &tls_emu);
+	assert_int_equal(ts_cf_client_new(&cfg, &opts, &c, &err), 0);
+	emu_fault(&tls_emu, "{\"rules\":[{\"method\":\"GET\",\"action\":\"status\","
+			    "\"status\":503,\"count\":-1}]}");
+	for (unsigned k = 1; k <= 6; k++) {
+		double want = (double)(base << (k - 1)) / TS_USEC_PER_SEC, left;
+
+		while (hold_left(c) > 0)
+			usleep(2000);
+		assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EREMOTEIO);
+		left = hold_left(c);
+		ts_cf_client_state_get(c, &cs);
+		assert_int_equal(cs.consecutive_failures, k);
+		/* jitter: between half of it and all of it (less what elapsed) */
+		if (!(left <= want + 0.001 && left >= want / 2 - 0.01))
+			fail_msg("step %u: held %.3f s, want %.3f..%.3f s", k, left, want / 2,
+				 want);
+	}
+	/* Many failures later (a state from an earlier process): capped. */
+	cs = (struct ts_cf_client_state){ .consecutive_failures = 15 };
+	ts_cf_client_state_set(c, &cs);
+	while (hold_left(c) > 0)
+		usleep(2000);
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), -EREMOTEIO);
+	assert_true(hold_left(c) <= (double)TS_CF_BACKOFF_ACROSS_MAX / TS_USEC_PER_SEC);
+	assert_true(hold_left(c) >= (double)TS_CF_BACKOFF_ACROSS_MAX / TS_USEC_PER_SEC / 2 - 1);
+	ts_cf_client_state_get(c, &cs);
+	assert_int_equal(cs.consecutive_failures, 16);
+	ts_cf_client_free(c);
+	ts_cf_error_done(&err);
+}
+
 static int closed_port(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -1210,6 +1268,7 @@ int main(void)
 		cmocka_unit_test_setup(test_huge_response_header, test_setup),
 		cmocka_unit_test_setup(test_psk_generate_5xx_and_timeout, test_setup),
 		cmocka_unit_test_setup(test_backoff_across_calls, test_setup),
+		cmocka_unit_test_setup(test_backoff_grows_and_caps, test_setup),
 		cmocka_unit_test_setup(test_connection_refused, test_setup),
 		cmocka_unit_test_setup(test_malformed_responses, test_setup),
 		cmocka_unit_test_setup(test_budget, test_setup),

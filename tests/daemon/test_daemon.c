@@ -29,6 +29,7 @@
 #include "core/fileio.h"
 #include "core/timeutil.h"
 #include "daemon/daemon.h"
+#include "daemon/http.h"
 #include "model/tunnel.h"
 #include "reconcile/planes.h"
 
@@ -320,15 +321,17 @@ static void release_pass(struct fake *f)
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* One HTTP request; returns the status (0: no answer) and the body. */
-static int http(const struct fake *f, const char *request, char *body, size_t size)
+/* One HTTP request; returns the status (0: no answer within wait_s
+ * seconds) and the body. */
+static int http_within(const struct fake *f, const char *request, char *body, size_t size,
+		       int wait_s)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	char buf[8192];
 	size_t len = 0;
 	ssize_t n;
 	int fd, status = 0;
-	struct timeval tv = { 5, 0 };
+	struct timeval tv = { wait_s, 0 };
 
 	sa.sin_port = htons((uint16_t)atoi(strchr(f->listen, ':') + 1));
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -352,6 +355,11 @@ static int http(const struct fake *f, const char *request, char *body, size_t si
 		snprintf(body, size, "%s", b ? b + 4 : "");
 	}
 	return status;
+}
+
+static int http(const struct fake *f, const char *request, char *body, size_t size)
+{
+	return http_within(f, request, body, size, 5);
 }
 
 static int setup(void **state)
@@ -635,7 +643,7 @@ static void test_hostile_clients(void **state)
 {
 	struct fake *f = *state;
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int fds[200], n = 0, trickle;
+	int fds[400], n = 0, trickle;
 	struct run r;
 
 	start(&r, f);
@@ -643,15 +651,26 @@ static void test_hostile_clients(void **state)
 	assert_int_equal(http(f, "GET /healthz HTTP/1.0\r\n\r\n", NULL, 0), 200);
 	sa.sin_port = htons((uint16_t)atoi(strchr(f->listen, ':') + 1));
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	for (int i = 0; i < 200; i++) {
+	/* More than the connection cap (TS_HTTP_CONNECTION_LIMIT): half
+	 * silent, half with a request begun and never ended. */
+	for (int i = 0; i < 400; i++) {
 		fds[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (connect(fds[n], (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		if (connect(fds[n], (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			if (n % 2)
+				(void)!write(fds[n], "GET /he", 7);
 			n++;
-		else
+			usleep(2000); /* as they come: each accepted before the next */
+		} else {
 			close(fds[n]);
+		}
 	}
-	/* Under the connection cap, a probe is answered among them. */
-	assert_int_equal(http(f, "GET /healthz HTTP/1.0\r\n\r\n", NULL, 0), 200);
+	assert_true(n > TS_HTTP_CONNECTION_LIMIT);
+	/* Over the cap, a probe is answered among them, each time, well
+	 * before any of them times out (TS_HTTP_CONNECTION_TIMEOUT, 5 s): the
+	 * longest idle ones yield. Without that it waits in the listen queue
+	 * until idle ones time out. */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(http_within(f, "GET /healthz HTTP/1.0\r\n\r\n", NULL, 0, 1), 200);
 	trickle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	(void)connect(trickle, (struct sockaddr *)&sa, sizeof(sa));
 	for (int i = 0; i < 3; i++) {

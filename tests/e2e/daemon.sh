@@ -198,6 +198,16 @@ until [ "$(grep -c 'revision .* loaded' "$E2E_DIR/daemon.log")" -ge 2 ]; do
 	[ $i -lt 20 ] || e2e_fail "the valid edit was not loaded"
 	sleep 0.5
 done
+# Its pass (update-conn, new SAs waited for) ends before charon is
+# stopped: a restart in the middle of it is not what the next step tests
+# (its confirmation wait held the reconnect past 10 s, 1 run in 10).
+i=0
+until sed -n '/revision .* loaded/h; /revision .* loaded/!H; ${x;p}' "$E2E_DIR/daemon.log" |
+	grep -q ' pass: [0-9]* actions'; do
+	i=$((i + 1))
+	[ $i -lt 60 ] || e2e_fail "the valid edit's pass did not end"
+	sleep 0.5
+done
 
 e2e_say "charon restarted: the daemon reconnects and reloads connections and keys"
 sh "$E2E_ROOT/tests/lib/charon-netns.sh" stop "$(cat "$E2E_DIR/a/charon.pid")"

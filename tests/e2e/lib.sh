@@ -632,3 +632,16 @@ import json, sys
 for a in json.load(open(sys.argv[1]))["actions"]:
     print(a["kind"], a["tunnel"] or "-", a["cause"], "apply" if a["apply"] else "noapply")' "$1"
 }
+
+# The daemon suites' config: metrics (and probes) on 127.0.0.1:PORT, a
+# resync interval long enough that only events and the suite cause passes.
+e2e_daemon_config() {
+	/usr/bin/python3 - "$E2E_DIR/config.json" "$1" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["tunnelsync:tunnelsync"]["agent"]["metrics-listen"] = "127.0.0.1:" + sys.argv[2]
+c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = 600
+json.dump(c, open(p, "w"), indent=2)
+PY
+}

@@ -166,7 +166,9 @@ static void test_syntax(void **state)
 		put("f4.conf", "charon { x = 1 }\n");
 		assert_int_equal(ts_swconf_get(at("f0.conf"), "charon.x", &v, err, sizeof(err)),
 				 -EBADMSG);
-		assert_non_null(strstr(err, ".conf:1: include: over 1000 files read"));
+		/* The limit is met deep in the include chain, at some line of f1..f3. */
+		assert_non_null(strstr(err, ".conf:"));
+		assert_non_null(strstr(err, ": include: over 1000 files read"));
 	}
 	assert_int_equal(ts_swconf_get(at("missing.conf"), "charon.x", &v, err, sizeof(err)),
 			 -ENOENT);
