@@ -14,7 +14,7 @@ python3 python3-jsonschema openssl curl faketime
 iproute2 iputils-ping kmod procps util-linux systemd
 strongswan-charon strongswan-swanctl libcharon-extra-plugins
 libstrongswan-standard-plugins
-user-mode-linux
+user-mode-linux qemu-system-x86 linux-image-amd64
 man-db debhelper lintian fakeroot
 podman buildah runc uidmap mmdebstrap skopeo debian-archive-keyring
 
