@@ -256,8 +256,8 @@ int ts_iface_ensure(struct ts_route_sock *s, const struct ts_iface_spec *sp, uns
 	if (!s || !sp || !sp->ifname || !sp->ifname[0] || strlen(sp->ifname) >= IFNAMSIZ ||
 	    !sp->owner || !sp->owner[0] || sp->address.ip.family != AF_INET ||
 	    sp->address.len < 1 || sp->address.len > 32 || sp->mtu < 68 ||
-	    (!sp->if_id && (sp->local.family != AF_INET || sp->remote.family != AF_INET ||
-			    !sp->key)))
+	    (!sp->if_id &&
+	     (sp->local.family != AF_INET || sp->remote.family != AF_INET || !sp->key)))
 		return -EINVAL;
 	if ((r = link_get(s, sp->ifname, &l)) < 0)
 		return r;

@@ -743,7 +743,8 @@ static void test_owned_interface(void **state)
 			/* An if-id tunnel's XFRM interface needs no customer-endpoint. */
 			assert_string_equal(t->iface.ifname,
 					    t->routing.has_if_id ? "xfrm-zeta" : "vti-zeta");
-			assert_int_equal(t->routing.has_if_id ? t->routing.if_id : t->routing.mark, 7);
+			assert_int_equal(t->routing.has_if_id ? t->routing.if_id : t->routing.mark,
+					 7);
 			assert_int_equal(t->iface.mtu, 1400);
 			ts_prefix_format(&t->iface.address, buf, sizeof(buf));
 			assert_string_equal(buf, "10.0.0.1/31");

@@ -9,41 +9,11 @@
  * pruning deletes only owned interfaces no longer declared. Checked with `ip`, not with the
  * adapter. Exit 77 outside the guest (TS_IN_UML unset). */
 #include <errno.h>
-#include <sched.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <cmocka.h>
-
-#include "route/route.h"
-
-static struct ts_route_sock *sock;
-
-static void sh(const char *cmd)
-{
-	if (system(cmd) != 0)
-		fail_msg("command failed: %s", cmd);
-}
-
-/* True when the output of CMD contains WHAT. */
-static bool out_has(const char *cmd, const char *what)
-{
-	char line[1024];
-	bool found = false;
-	FILE *f = popen(cmd, "r");
-
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, what))
-			found = true;
-	pclose(f);
-	return found;
-}
+#include "guest_test.h"
 
 static struct ts_iface_spec spec(const char *name, const char *owner, uint32_t key)
 {
@@ -61,16 +31,16 @@ static void assert_vti_as_declared(const char *key)
 
 	snprintf(want, sizeof(want), "vti remote 192.0.2.2 local 192.0.2.1 ikey %s okey %s", key,
 		 key);
-	if (!out_has("ip -d link show dev vti0", want))
+	if (!guest_out_has("ip -d link show dev vti0", want))
 		if (system("ip -d link show dev vti0; ip addr show dev vti0") != 0)
 			print_message("(ip failed)\n");
-	assert_true(out_has("ip -d link show dev vti0", want));
-	assert_true(out_has("ip -d link show dev vti0", "alias tunnelsync:t1"));
-	assert_true(out_has("ip link show dev vti0", "mtu 1400"));
-	assert_true(out_has("ip link show dev vti0", ",UP"));
-	assert_true(out_has("ip -4 addr show dev vti0", "inet 10.213.0.0/31"));
-	assert_false(out_has("ip -4 addr show dev vti0", "10.9.9.9"));
-	assert_true(out_has("cat /proc/sys/net/ipv4/conf/vti0/disable_policy", "1"));
+	assert_true(guest_out_has("ip -d link show dev vti0", want));
+	assert_true(guest_out_has("ip -d link show dev vti0", "alias tunnelsync:t1"));
+	assert_true(guest_out_has("ip link show dev vti0", "mtu 1400"));
+	assert_true(guest_out_has("ip link show dev vti0", ",UP"));
+	assert_true(guest_out_has("ip -4 addr show dev vti0", "inet 10.213.0.0/31"));
+	assert_false(guest_out_has("ip -4 addr show dev vti0", "10.9.9.9"));
+	assert_true(guest_out_has("cat /proc/sys/net/ipv4/conf/vti0/disable_policy", "1"));
 }
 
 static void test_create_idempotent(void **state)
@@ -79,10 +49,10 @@ static void test_create_idempotent(void **state)
 	unsigned ch = 0;
 
 	(void)state;
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_true(ch & TS_IFACE_CREATED);
 	assert_vti_as_declared("0.0.1.1");
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_int_equal(ch, 0);
 }
 
@@ -92,31 +62,32 @@ static void test_drift_healed(void **state)
 	unsigned ch = 0;
 
 	(void)state;
-	sh("ip addr flush dev vti0");
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	guest_sh("ip addr flush dev vti0");
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_int_equal(ch, TS_IFACE_ADDRESS);
 	assert_vti_as_declared("0.0.1.1");
 
-	sh("ip addr add 10.9.9.9/32 dev vti0 && ip link set vti0 down && ip link set vti0 mtu 1300 "
-	   "&& echo 0 > /proc/sys/net/ipv4/conf/vti0/disable_policy");
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	guest_sh(
+		"ip addr add 10.9.9.9/32 dev vti0 && ip link set vti0 down && ip link set vti0 mtu 1300 "
+		"&& echo 0 > /proc/sys/net/ipv4/conf/vti0/disable_policy");
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_int_equal(ch, TS_IFACE_ADDRESS | TS_IFACE_UP | TS_IFACE_MTU | TS_IFACE_POLICY);
 	assert_vti_as_declared("0.0.1.1");
 
 	/* Another key behind the agent's back: recreated with the declared. */
-	sh("ip link set vti0 type vti key 9");
-	assert_true(out_has("ip -d link show dev vti0", "ikey 0.0.0.9"));
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	guest_sh("ip link set vti0 type vti key 9");
+	assert_true(guest_out_has("ip -d link show dev vti0", "ikey 0.0.0.9"));
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_true(ch & TS_IFACE_RECREATED);
 	assert_vti_as_declared("0.0.1.1");
 
 	/* The declared key changed: the same. */
 	sp.key = 258;
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_true(ch & TS_IFACE_RECREATED);
 	assert_vti_as_declared("0.0.1.2");
 	sp.key = 257;
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_vti_as_declared("0.0.1.1");
 }
 
@@ -126,16 +97,16 @@ static void test_not_ours(void **state)
 	unsigned ch = 99;
 
 	(void)state;
-	sh("ip link add vtix type vti local 192.0.2.1 remote 192.0.2.9 key 7 && "
-	   "ip link set vtix mtu 1280");
-	assert_int_equal(ts_iface_ensure(sock, &foreign, &ch), -EEXIST);
+	guest_sh("ip link add vtix type vti local 192.0.2.1 remote 192.0.2.9 key 7 && "
+		 "ip link set vtix mtu 1280");
+	assert_int_equal(ts_iface_ensure(guest_sock, &foreign, &ch), -EEXIST);
 	assert_int_equal(ch, 0);
-	assert_true(out_has("ip -d link show dev vtix", "remote 192.0.2.9"));
-	assert_true(out_has("ip link show dev vtix", "mtu 1280"));
-	assert_false(out_has("ip -d link show dev vtix", "alias"));
+	assert_true(guest_out_has("ip -d link show dev vtix", "remote 192.0.2.9"));
+	assert_true(guest_out_has("ip link show dev vtix", "mtu 1280"));
+	assert_false(guest_out_has("ip -d link show dev vtix", "alias"));
 	/* Another tunnel's interface of that name. */
-	assert_int_equal(ts_iface_ensure(sock, &other, &ch), -EEXIST);
-	assert_true(out_has("ip -d link show dev vti0", "alias tunnelsync:t1"));
+	assert_int_equal(ts_iface_ensure(guest_sock, &other, &ch), -EEXIST);
+	assert_true(guest_out_has("ip -d link show dev vti0", "alias tunnelsync:t1"));
 }
 
 static void test_prune(void **state)
@@ -147,18 +118,18 @@ static void test_prune(void **state)
 	(void)state;
 	/* The kernel allows one VTI per pair of endpoints. */
 	assert_int_equal(ts_ip_parse("192.0.2.3", &sp1.remote), 0);
-	assert_int_equal(ts_iface_ensure(sock, &sp1, NULL), 0);
-	assert_int_equal(ts_iface_prune(sock, keep, 1, &n), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp1, NULL), 0);
+	assert_int_equal(ts_iface_prune(guest_sock, keep, 1, &n), 0);
 	assert_int_equal(n, 1);
-	assert_false(out_has("ip link show", ": vti1@"));
-	assert_true(out_has("ip link show", ": vti0@"));
-	assert_true(out_has("ip link show", ": vtix@"));
-	assert_int_equal(ts_iface_prune(sock, keep, 1, &n), 0);
+	assert_false(guest_out_has("ip link show", ": vti1@"));
+	assert_true(guest_out_has("ip link show", ": vti0@"));
+	assert_true(guest_out_has("ip link show", ": vtix@"));
+	assert_int_equal(ts_iface_prune(guest_sock, keep, 1, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(ts_iface_prune(sock, NULL, 0, &n), 0);
+	assert_int_equal(ts_iface_prune(guest_sock, NULL, 0, &n), 0);
 	assert_int_equal(n, 1);
-	assert_false(out_has("ip link show", ": vti0@"));
-	assert_true(out_has("ip link show", ": vtix@"));
+	assert_false(guest_out_has("ip link show", ": vti0@"));
+	assert_true(guest_out_has("ip link show", ": vtix@"));
 
 	/* A VTI made by hand, handed over with the alias: adopted as it is
 	 * (same key and endpoints), MTU and address put right. */
@@ -167,15 +138,15 @@ static void test_prune(void **state)
 		unsigned ch = 0;
 
 		assert_int_equal(ts_ip_parse("192.0.2.9", &adopt.remote), 0);
-		sh("ip link set vtix alias tunnelsync:t1");
-		assert_int_equal(ts_iface_ensure(sock, &adopt, &ch), 0);
+		guest_sh("ip link set vtix alias tunnelsync:t1");
+		assert_int_equal(ts_iface_ensure(guest_sock, &adopt, &ch), 0);
 		assert_int_equal(ch,
 				 TS_IFACE_MTU | TS_IFACE_UP | TS_IFACE_ADDRESS | TS_IFACE_POLICY);
-		assert_true(out_has("ip link show dev vtix", "mtu 1400"));
-		assert_true(out_has("ip -4 addr show dev vtix", "inet 10.213.0.0/31"));
-		assert_int_equal(ts_iface_prune(sock, NULL, 0, &n), 0);
+		assert_true(guest_out_has("ip link show dev vtix", "mtu 1400"));
+		assert_true(guest_out_has("ip -4 addr show dev vtix", "inet 10.213.0.0/31"));
+		assert_int_equal(ts_iface_prune(guest_sock, NULL, 0, &n), 0);
 		assert_int_equal(n, 1);
-		assert_false(out_has("ip link show", ": vtix@"));
+		assert_false(guest_out_has("ip link show", ": vtix@"));
 	}
 }
 
@@ -186,11 +157,11 @@ static void test_bad_input(void **state)
 	(void)state;
 	assert_int_equal(ts_iface_ensure(NULL, &sp, NULL), -EINVAL);
 	sp.key = 0;
-	assert_int_equal(ts_iface_ensure(sock, &sp, NULL), -EINVAL);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, NULL), -EINVAL);
 	sp = spec("a-name-too-long-for-linux", "t1", 257);
-	assert_int_equal(ts_iface_ensure(sock, &sp, NULL), -EINVAL);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, NULL), -EINVAL);
 	sp = spec("vti0", "", 257);
-	assert_int_equal(ts_iface_ensure(sock, &sp, NULL), -EINVAL);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, NULL), -EINVAL);
 	assert_int_equal(ts_iface_prune(NULL, NULL, 0, NULL), -EINVAL);
 }
 
@@ -201,19 +172,7 @@ int main(void)
 		cmocka_unit_test(test_not_ours),	  cmocka_unit_test(test_prune),
 		cmocka_unit_test(test_bad_input),
 	};
-	int r;
 
-	if (!getenv("TS_IN_UML")) {
-		printf("SKIP: needs VTIs: run through tests/kernel/run-uml\n");
-		return 77;
-	}
-	if (unshare(CLONE_NEWNET) < 0) {
-		printf("cannot unshare the network namespace: %s\n", strerror(errno));
-		return 1;
-	}
-	sh("ip link set lo up");
-	assert_int_equal(ts_route_open(&sock), 0);
-	r = cmocka_run_group_tests(tests, NULL, NULL);
-	ts_route_close(sock);
-	return r;
+	return guest_run("test_iface_uml", tests, sizeof(tests) / sizeof(tests[0]), "TS_IN_UML",
+			 "needs VTIs: run through tests/kernel/run-uml");
 }

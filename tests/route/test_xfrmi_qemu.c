@@ -12,41 +12,11 @@
  * `ip`, not with the adapter. Exit 77 outside the guest (TS_IN_QEMU
  * unset). */
 #include <errno.h>
-#include <sched.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <cmocka.h>
-
-#include "route/route.h"
-
-static struct ts_route_sock *sock;
-
-static void sh(const char *cmd)
-{
-	if (system(cmd) != 0)
-		fail_msg("command failed: %s", cmd);
-}
-
-/* True when the output of CMD contains WHAT. */
-static bool out_has(const char *cmd, const char *what)
-{
-	char line[1024];
-	bool found = false;
-	FILE *f = popen(cmd, "r");
-
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, what))
-			found = true;
-	pclose(f);
-	return found;
-}
+#include "guest_test.h"
 
 /* An if-id tunnel's spec: no endpoints, no key. */
 static struct ts_iface_spec spec(const char *name, const char *owner, uint32_t if_id)
@@ -62,15 +32,15 @@ static void assert_xfrmi_as_declared(const char *if_id_hex)
 	char want[64];
 
 	snprintf(want, sizeof(want), "xfrm if_id %s ", if_id_hex);
-	if (!out_has("ip -d link show dev xfrm0", want))
+	if (!guest_out_has("ip -d link show dev xfrm0", want))
 		if (system("ip -d link show dev xfrm0; ip addr show dev xfrm0") != 0)
 			print_message("(ip failed)\n");
-	assert_true(out_has("ip -d link show dev xfrm0", want));
-	assert_true(out_has("ip -d link show dev xfrm0", "alias tunnelsync:t1"));
-	assert_true(out_has("ip link show dev xfrm0", "mtu 1400"));
-	assert_true(out_has("ip link show dev xfrm0", ",UP"));
-	assert_true(out_has("ip -4 addr show dev xfrm0", "inet 10.213.0.0/31"));
-	assert_false(out_has("ip -4 addr show dev xfrm0", "10.9.9.9"));
+	assert_true(guest_out_has("ip -d link show dev xfrm0", want));
+	assert_true(guest_out_has("ip -d link show dev xfrm0", "alias tunnelsync:t1"));
+	assert_true(guest_out_has("ip link show dev xfrm0", "mtu 1400"));
+	assert_true(guest_out_has("ip link show dev xfrm0", ",UP"));
+	assert_true(guest_out_has("ip -4 addr show dev xfrm0", "inet 10.213.0.0/31"));
+	assert_false(guest_out_has("ip -4 addr show dev xfrm0", "10.9.9.9"));
 }
 
 static void test_create_idempotent(void **state)
@@ -79,10 +49,10 @@ static void test_create_idempotent(void **state)
 	unsigned ch = 0;
 
 	(void)state;
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_int_equal(ch, TS_IFACE_CREATED | TS_IFACE_UP | TS_IFACE_ADDRESS);
 	assert_xfrmi_as_declared("0x101");
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_int_equal(ch, 0);
 }
 
@@ -92,31 +62,31 @@ static void test_drift_healed(void **state)
 	unsigned ch = 0;
 
 	(void)state;
-	sh("ip addr flush dev xfrm0");
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	guest_sh("ip addr flush dev xfrm0");
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_int_equal(ch, TS_IFACE_ADDRESS);
 	assert_xfrmi_as_declared("0x101");
 
-	sh("ip addr add 10.9.9.9/32 dev xfrm0 && ip link set xfrm0 down && "
-	   "ip link set xfrm0 mtu 1300");
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	guest_sh("ip addr add 10.9.9.9/32 dev xfrm0 && ip link set xfrm0 down && "
+		 "ip link set xfrm0 mtu 1300");
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_int_equal(ch, TS_IFACE_ADDRESS | TS_IFACE_UP | TS_IFACE_MTU);
 	assert_xfrmi_as_declared("0x101");
 
 	/* Another if_id behind the agent's back: recreated with the declared. */
-	sh("ip link set xfrm0 type xfrm if_id 9");
-	assert_true(out_has("ip -d link show dev xfrm0", "xfrm if_id 0x9 "));
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	guest_sh("ip link set xfrm0 type xfrm if_id 9");
+	assert_true(guest_out_has("ip -d link show dev xfrm0", "xfrm if_id 0x9 "));
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_true(ch & TS_IFACE_RECREATED);
 	assert_xfrmi_as_declared("0x101");
 
 	/* The declared if_id changed: the same. */
 	sp.if_id = 258;
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_true(ch & TS_IFACE_RECREATED);
 	assert_xfrmi_as_declared("0x102");
 	sp.if_id = 257;
-	assert_int_equal(ts_iface_ensure(sock, &sp, &ch), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
 	assert_xfrmi_as_declared("0x101");
 }
 
@@ -126,16 +96,16 @@ static void test_not_ours(void **state)
 	unsigned ch = 99;
 
 	(void)state;
-	sh("ip link add xfrmx type xfrm if_id 7 && ip link set xfrmx mtu 1280");
-	assert_int_equal(ts_iface_ensure(sock, &foreign, &ch), -EEXIST);
+	guest_sh("ip link add xfrmx type xfrm if_id 7 && ip link set xfrmx mtu 1280");
+	assert_int_equal(ts_iface_ensure(guest_sock, &foreign, &ch), -EEXIST);
 	assert_int_equal(ch, 0);
-	assert_true(out_has("ip -d link show dev xfrmx", "xfrm if_id 0x7 "));
-	assert_true(out_has("ip link show dev xfrmx", "mtu 1280"));
-	assert_false(out_has("ip -d link show dev xfrmx", "alias"));
+	assert_true(guest_out_has("ip -d link show dev xfrmx", "xfrm if_id 0x7 "));
+	assert_true(guest_out_has("ip link show dev xfrmx", "mtu 1280"));
+	assert_false(guest_out_has("ip -d link show dev xfrmx", "alias"));
 	/* Another tunnel's interface of that name. */
-	assert_int_equal(ts_iface_ensure(sock, &other, &ch), -EEXIST);
-	assert_true(out_has("ip -d link show dev xfrm0", "alias tunnelsync:t1"));
-	assert_true(out_has("ip -d link show dev xfrm0", "xfrm if_id 0x101 "));
+	assert_int_equal(ts_iface_ensure(guest_sock, &other, &ch), -EEXIST);
+	assert_true(guest_out_has("ip -d link show dev xfrm0", "alias tunnelsync:t1"));
+	assert_true(guest_out_has("ip -d link show dev xfrm0", "xfrm if_id 0x101 "));
 }
 
 /* The tunnel switched from a mark to an if-id: its owned VTI of that name
@@ -149,13 +119,13 @@ static void test_vti_replaced(void **state)
 	vti.key = 77;
 	assert_int_equal(ts_ip_parse("192.0.2.1", &vti.local), 0);
 	assert_int_equal(ts_ip_parse("192.0.2.2", &vti.remote), 0);
-	assert_int_equal(ts_iface_ensure(sock, &vti, &ch), 0);
-	assert_true(out_has("ip -d link show dev xfrmv", "vti remote 192.0.2.2"));
-	assert_int_equal(ts_iface_ensure(sock, &xi, &ch), 0);
+	assert_int_equal(ts_iface_ensure(guest_sock, &vti, &ch), 0);
+	assert_true(guest_out_has("ip -d link show dev xfrmv", "vti remote 192.0.2.2"));
+	assert_int_equal(ts_iface_ensure(guest_sock, &xi, &ch), 0);
 	assert_true(ch & TS_IFACE_RECREATED);
-	assert_true(out_has("ip -d link show dev xfrmv", "xfrm if_id 0x12c "));
-	assert_true(out_has("ip -d link show dev xfrmv", "alias tunnelsync:t3"));
-	assert_true(out_has("ip -4 addr show dev xfrmv", "inet 10.213.0.0/31"));
+	assert_true(guest_out_has("ip -d link show dev xfrmv", "xfrm if_id 0x12c "));
+	assert_true(guest_out_has("ip -d link show dev xfrmv", "alias tunnelsync:t3"));
+	assert_true(guest_out_has("ip -4 addr show dev xfrmv", "inet 10.213.0.0/31"));
 }
 
 static void test_prune(void **state)
@@ -167,23 +137,23 @@ static void test_prune(void **state)
 	(void)state;
 	/* The kernel allows one XFRM interface per if_id (xfrmv has 300). */
 	sp1.if_id = 300;
-	assert_int_equal(ts_iface_ensure(sock, &sp1, NULL), -EEXIST);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp1, NULL), -EEXIST);
 	sp1.if_id = 301;
-	assert_int_equal(ts_iface_ensure(sock, &sp1, NULL), 0);
-	assert_true(out_has("ip link show", ": xfrm1@"));
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp1, NULL), 0);
+	assert_true(guest_out_has("ip link show", ": xfrm1@"));
 	/* xfrmv (t3) is owned and not kept either. */
-	assert_int_equal(ts_iface_prune(sock, keep, 1, &n), 0);
+	assert_int_equal(ts_iface_prune(guest_sock, keep, 1, &n), 0);
 	assert_int_equal(n, 2);
-	assert_false(out_has("ip link show", ": xfrm1@"));
-	assert_false(out_has("ip link show", ": xfrmv@"));
-	assert_true(out_has("ip link show", ": xfrm0@"));
-	assert_true(out_has("ip link show", ": xfrmx@"));
-	assert_int_equal(ts_iface_prune(sock, keep, 1, &n), 0);
+	assert_false(guest_out_has("ip link show", ": xfrm1@"));
+	assert_false(guest_out_has("ip link show", ": xfrmv@"));
+	assert_true(guest_out_has("ip link show", ": xfrm0@"));
+	assert_true(guest_out_has("ip link show", ": xfrmx@"));
+	assert_int_equal(ts_iface_prune(guest_sock, keep, 1, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(ts_iface_prune(sock, NULL, 0, &n), 0);
+	assert_int_equal(ts_iface_prune(guest_sock, NULL, 0, &n), 0);
 	assert_int_equal(n, 1);
-	assert_false(out_has("ip link show", ": xfrm0@"));
-	assert_true(out_has("ip link show", ": xfrmx@"));
+	assert_false(guest_out_has("ip link show", ": xfrm0@"));
+	assert_true(guest_out_has("ip link show", ": xfrmx@"));
 }
 
 static void test_bad_input(void **state)
@@ -192,34 +162,25 @@ static void test_bad_input(void **state)
 
 	(void)state;
 	/* Neither an if_id nor a VTI's key and endpoints. */
-	assert_int_equal(ts_iface_ensure(sock, &sp, NULL), -EINVAL);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, NULL), -EINVAL);
 	sp = spec("a-name-too-long-for-linux", "t1", 257);
-	assert_int_equal(ts_iface_ensure(sock, &sp, NULL), -EINVAL);
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, NULL), -EINVAL);
 	sp = spec("xfrm0", "", 257);
-	assert_int_equal(ts_iface_ensure(sock, &sp, NULL), -EINVAL);
-	assert_false(out_has("ip link show", ": xfrm0@"));
+	assert_int_equal(ts_iface_ensure(guest_sock, &sp, NULL), -EINVAL);
+	assert_false(guest_out_has("ip link show", ": xfrm0@"));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_idempotent), cmocka_unit_test(test_drift_healed),
-		cmocka_unit_test(test_not_ours),	  cmocka_unit_test(test_vti_replaced),
-		cmocka_unit_test(test_prune),		  cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_create_idempotent),
+		cmocka_unit_test(test_drift_healed),
+		cmocka_unit_test(test_not_ours),
+		cmocka_unit_test(test_vti_replaced),
+		cmocka_unit_test(test_prune),
+		cmocka_unit_test(test_bad_input),
 	};
-	int r;
 
-	if (!getenv("TS_IN_QEMU")) {
-		printf("SKIP: needs XFRM interfaces: run through tests/kernel/run-qemu\n");
-		return 77;
-	}
-	if (unshare(CLONE_NEWNET) < 0) {
-		printf("cannot unshare the network namespace: %s\n", strerror(errno));
-		return 1;
-	}
-	sh("ip link set lo up");
-	assert_int_equal(ts_route_open(&sock), 0);
-	r = cmocka_run_group_tests(tests, NULL, NULL);
-	ts_route_close(sock);
-	return r;
+	return guest_run("test_xfrmi_qemu", tests, sizeof(tests) / sizeof(tests[0]), "TS_IN_QEMU",
+			 "needs XFRM interfaces: run through tests/kernel/run-qemu");
 }
