@@ -696,8 +696,8 @@ static void test_traffic_and_routes(void **state)
 
 /* tunnel/interface (issue 11): converted with its defaults, for a mark
  * tunnel (a VTI) and an if-id tunnel (an XFRM interface); refused on a
- * tunnel with both, and for a VTI without an IPv4 customer-endpoint, the
- * message naming the field. */
+ * tunnel with both, for a VTI without an IPv4 customer-endpoint and for
+ * two tunnels naming one interface, the message naming the field. */
 static void test_owned_interface(void **state)
 {
 	static const char head[] =
@@ -725,6 +725,14 @@ static void test_owned_interface(void **state)
 		{ "   \"customer-endpoint\": \"203.0.113.1\", \"route-based\": {\"mark\": 7},\n"
 		  "   \"interface\": {\"name\": \"vti-zeta\", \"address\": \"10.0.0.1\", \"mtu\": 100}}\n",
 		  "interface/mtu" },
+		/* Two tunnels owning one interface would fight over it. */
+		{ "   \"customer-endpoint\": \"203.0.113.1\", \"route-based\": {\"mark\": 7},\n"
+		  "   \"interface\": {\"name\": \"vti-zeta\", \"address\": \"10.0.0.1\"}},\n"
+		  "  {\"name\": \"eta\", \"id\": \"0000000000000000000000000000000b\",\n"
+		  "   \"cloudflare-endpoint\": \"198.51.100.2\", \"interface-address\": \"10.0.0.2/31\",\n"
+		  "   \"customer-endpoint\": \"203.0.113.1\", \"route-based\": {\"mark\": 8},\n"
+		  "   \"interface\": {\"name\": \"vti-zeta\", \"address\": \"10.0.0.3\"}}\n",
+		  "must be unique" },
 	};
 	_cleanup_free_ char *file = join(*state, "iface.json");
 
