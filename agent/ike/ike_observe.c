@@ -518,6 +518,9 @@ int ts_ike_update(struct ts_vici_client *c, const struct ts_tunnel *t, const cha
 
 /* --- observing ----------------------------------------------------------- */
 
+/* Up to this many tunnels, charon is asked about each by name. */
+#define OBSERVE_BY_NAME_MAX 4
+
 struct observe_ctx {
 	const struct ts_tunnel *tunnels;
 	size_t n;
@@ -700,16 +703,30 @@ int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 		ts_ike_monitor_get(m, obs[i].conn_name, &obs[i].failures);
 	}
 	ctx = (struct observe_ctx){ tunnels, n, account_id, obs, 0 };
-	r = ts_vici_list_conns(c, NULL, on_conn, &ctx);
-	if (r < 0)
-		goto fail;
-	r = ts_vici_list_sas(c, NULL, on_sa, &ctx);
-	if (r < 0)
-		goto fail;
-	if (ctx.error < 0) {
-		r = ctx.error;
-		goto fail;
+	r = 0;
+	if (n <= OBSERVE_BY_NAME_MAX) {
+		/* A few tunnels (an event's scope): charon's lists filtered by
+		 * name, so that the cost does not grow with the gateway. Each
+		 * answer goes to that tunnel alone, so a peer that ignores the
+		 * filter counts nothing twice. */
+		for (size_t i = 0; i < n && r >= 0; i++) {
+			struct observe_ctx one = { &tunnels[i], 1, account_id, &obs[i], 0 };
+
+			r = ts_vici_list_conns(c, obs[i].conn_name, on_conn, &one);
+			if (r >= 0)
+				r = ts_vici_list_sas(c, obs[i].conn_name, on_sa, &one);
+			if (r >= 0 && one.error < 0)
+				r = one.error;
+		}
+	} else {
+		r = ts_vici_list_conns(c, NULL, on_conn, &ctx);
+		if (r >= 0)
+			r = ts_vici_list_sas(c, NULL, on_sa, &ctx);
+		if (r >= 0 && ctx.error < 0)
+			r = ctx.error;
 	}
+	if (r < 0)
+		goto fail;
 	r = ts_vici_get_shared(c, &shared);
 	if (r < 0)
 		goto fail;
