@@ -1,10 +1,11 @@
 #!/bin/sh
 # The daemon under an operator's worst day: hostile HTTP clients (early
 # close without reading, a trickling one, 200 silent connections) while
-# passes and SIGHUP go on; a FIFO in place of status.json and of the token
-# file; a 429 with a long Retry-After (no call before it, in the daemon or
-# in `once`; status and metrics say until when); SIGTERM in the middle of a
-# pass stuck on the API; a reload into an unusable state directory.
+# passes and SIGHUP go on; a FIFO in place of status.json, of the token
+# file and of api-state.json; a 429 with a long Retry-After (no call
+# before it, in the daemon or in `once`; status and metrics say until
+# when); SIGTERM in the middle of a pass stuck on the API; a reload into
+# an unusable state directory.
 # Usage: daemon-limits.sh TUNNELSYNC_BINARY
 set -eu
 E2E_TS=${1:?usage: daemon-limits.sh TUNNELSYNC_BINARY}
@@ -61,20 +62,28 @@ start_daemon() {
 	DPID=$!
 }
 
+# once_with_fifo LOG PATTERN...: `once` must not hang on a FIFO, and its
+# log must name each file matched by a PATTERN.
+once_with_fifo() {
+	log=$1
+	shift
+	rc=0
+	timeout 20 ip netns exec "$E2E_NS_GW" "$E2E_TS" once -c "$E2E_DIR/config.json" \
+		--models "$E2E_ROOT/models" >"$log" 2>&1 || rc=$?
+	[ "$rc" -ne 124 ] || e2e_fail "once hung on a FIFO"
+	for pat; do
+		grep -q "$pat" "$log" || { cat "$log" >&2; e2e_fail "no clear error: $pat"; }
+	done
+}
+
 e2e_say "FIFOs in place of status.json and the token file: refused at once, named"
 mkdir -m 0700 "$E2E_DIR/state"
 mkfifo -m 0600 "$E2E_DIR/state/status.json"
 cp "$E2E_DIR/emu/token" "$E2E_DIR/token.real"
 mv "$E2E_DIR/emu/token" "$E2E_DIR/emu/token.file"
 mkfifo -m 0600 "$E2E_DIR/emu/token"
-rc=0
-timeout 20 ip netns exec "$E2E_NS_GW" "$E2E_TS" once -c "$E2E_DIR/config.json" \
-	--models "$E2E_ROOT/models" >"$E2E_DIR/once-fifo.log" 2>&1 || rc=$?
-[ "$rc" -ne 124 ] || e2e_fail "once hung on a FIFO"
-grep -q "token file .*emu/token: not a regular file" "$E2E_DIR/once-fifo.log" ||
-	{ cat "$E2E_DIR/once-fifo.log" >&2; e2e_fail "no clear error for the FIFO token file"; }
-grep -q "status.json not read: not a regular file" "$E2E_DIR/once-fifo.log" ||
-	{ cat "$E2E_DIR/once-fifo.log" >&2; e2e_fail "no clear error for the FIFO status.json"; }
+once_with_fifo "$E2E_DIR/once-fifo.log" "token file .*emu/token: not a regular file" \
+	"status.json not read: not a regular file"
 rm "$E2E_DIR/emu/token" "$E2E_DIR/state/status.json"
 mv "$E2E_DIR/emu/token.file" "$E2E_DIR/emu/token"
 
@@ -218,4 +227,12 @@ grep -q '^tunnelsync_config_last_reload_successful 0$' "$E2E_DIR/http.body" ||
 kill -TERM "$DPID"
 wait "$DPID" || e2e_fail "exit status on SIGTERM"
 DPID=
+mv "$E2E_DIR/config.good" "$E2E_DIR/config.json"
+
+e2e_say "a FIFO in place of api-state.json: refused at once, named, then replaced by a file"
+rm -f "$E2E_DIR/state/api-state.json"
+mkfifo -m 0600 "$E2E_DIR/state/api-state.json"
+once_with_fifo "$E2E_DIR/once-fifo-api.log" "api-state.json not read: not a regular file"
+[ -f "$E2E_DIR/state/api-state.json" ] && [ ! -p "$E2E_DIR/state/api-state.json" ] ||
+	e2e_fail "api-state.json not rewritten as a regular file after the pass"
 e2e_say "daemon-limits OK"
