@@ -80,6 +80,14 @@ requests=$(scale_requests "$NS" "$EMU_URL" | wc -l)
 rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$DPID/status")
 hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")
 echo "daemon start and first pass: $first_cpu CPU-s"
+# What of the RSS is the daemon's own (private: heap, stacks, written data)
+# and what is shared library pages (clean file pages other processes share).
+awk '/^(Pss|Private_Clean|Private_Dirty|Shared_Clean|Shared_Dirty|Anonymous):/ {
+	v[$1] = $2 } END {
+	printf "RSS split (smaps_rollup): private %.1f MiB (dirty %.1f, clean %.1f), shared %.1f MiB, anonymous %.1f MiB, PSS %.1f MiB\n",
+		(v["Private_Clean:"] + v["Private_Dirty:"]) / 1024, v["Private_Dirty:"] / 1024,
+		v["Private_Clean:"] / 1024, (v["Shared_Clean:"] + v["Shared_Dirty:"]) / 1024,
+		v["Anonymous:"] / 1024, v["Pss:"] / 1024 }' "/proc/$DPID/smaps_rollup"
 awk -v n="$N" -v s="$SECONDS_IDLE" -v c0="$c0" -v c1="$c1" -v rss="$rss" -v hwm="$hwm" \
 	-v p="$passes" -v r="$requests" 'BEGIN {
 	printf "daemon idle, %d tunnels in sync, %d s: %.4f CPU-s/min (goal <= 0.01), RSS %.1f MiB, peak %.1f MiB (goal <= 16 MB), passes: %s, %d API requests (goal 0 between resyncs)\n",
