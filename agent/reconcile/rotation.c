@@ -219,7 +219,7 @@ static void bulk_outcome(struct ts_agent *a, struct ts_rotation *rot,
 	}
 	rot->e.step = TS_JOURNAL_REMOTE;
 	/* The write answer's time is not the baseline (it may be absent, or of
-	 * another precision than the list's): the next list adopts it. */
+	 * another precision than the list's): remote_baseline() reads it. */
 	rot->e.last_generated_on = 0;
 	r = ops->store_advance(ctx, &rot->e);
 	if (r < 0) {
@@ -321,7 +321,7 @@ static void remote_generate(struct ts_agent *a, struct ts_rotation *rot)
 	rot->e.new_key = TS_TAKE_PTR(gen.psk);
 	ts_secret_fingerprint(rot->e.new_key, rot->e.new_fingerprint);
 	rot->e.step = TS_JOURNAL_REMOTE;
-	rot->e.last_generated_on = 0; /* the next list adopts it */
+	rot->e.last_generated_on = 0; /* remote_baseline() reads it */
 	ts_cf_psk_generated_done(&gen);
 	r = ops->store_advance(TS_PLANES_CTX(a), &rot->e);
 	if (r < 0) {
@@ -340,16 +340,57 @@ static void remote_generate(struct ts_agent *a, struct ts_rotation *rot)
 
 /* "Regenerated elsewhere" is decided against what Cloudflare's list
  * shows after the agent's own write (never against a write answer, whose
- * psk_metadata is optional and whose precision may differ). No list is
- * made for it: the write leaves last_generated_on 0 in the journal entry
- * and the record the commit writes (durable, like the key: the baseline is
- * pending), and the first list read after that -- the next pass's, or the
- * daemon's follow-up -- adopts it (ts_rotation_adopt_baselines) without
- * judging the key regenerated. A key regenerated elsewhere inside that
- * window is adopted as the baseline; it then shows as an IKE
- * authentication failure (the mismatch path), as agent/reconcile/README.md
- * says. A rotation costs ceil(K / batch) + 1 requests: the list and the
- * bulk calls. */
+ * psk_metadata is optional and whose precision may differ): one list
+ * after the pass's writes, its last_generated_on journaled with each key
+ * and carried into the record by the commit. A list that fails leaves 0,
+ * and the baseline is adopted from a later pass's list
+ * (ts_rotation_adopt_baselines). */
+static void remote_baseline(struct ts_agent *a, struct ts_rotation *rots, size_t n)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_error err = { 0 };
+	bool wanted = false;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		if (rots[i].journaled && rots[i].e.step >= TS_JOURNAL_REMOTE &&
+		    rots[i].e.step < TS_JOURNAL_COMMITTED && !rots[i].e.last_generated_on)
+			wanted = true;
+	if (!wanted)
+		return;
+	r = ops->cf_list(ctx, &list, &err);
+	if (r >= 0)
+		(void)ts_cf_tunnel_list_index(&list); /* else find scans */
+	if (r < 0) {
+		char buf[512];
+
+		ts_logf(TS_LOG_WARN, "cloudflare", NULL,
+			"cannot list the tunnels after the key change (%s): the baseline of "
+			"last_generated_on is taken from a later list",
+			ts_cf_error_format(&err, buf, sizeof(buf)));
+		ts_cf_error_done(&err);
+		return;
+	}
+	ts_cf_error_done(&err);
+	for (size_t i = 0; i < n; i++) {
+		struct ts_rotation *rot = &rots[i];
+		const struct ts_cf_tunnel *ct;
+
+		if (!rot->journaled || rot->e.step < TS_JOURNAL_REMOTE ||
+		    rot->e.step >= TS_JOURNAL_COMMITTED || rot->e.last_generated_on)
+			continue;
+		ct = ts_cf_tunnel_list_find(&list, rot->t->id);
+		if (!ct || !ct->has_psk_generated_on || ct->psk_generated_on <= 0)
+			continue;
+		rot->e.last_generated_on = ct->psk_generated_on;
+		if (ops->store_advance(ctx, &rot->e) < 0)
+			rot->e.last_generated_on = 0; /* adopted later */
+	}
+	ts_cf_tunnel_list_done(&list);
+}
+
 void ts_rotation_adopt_baselines(struct ts_agent *a, const struct ts_observation *o,
 				 const struct ts_rotation *rots, size_t n)
 {
@@ -400,6 +441,8 @@ int ts_rotation_remote(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 	for (size_t off = 0; off < n_bulk && r == 0; off += batch)
 		r = remote_bulk(a, bulk + off, n_bulk - off < batch ? n_bulk - off : batch);
 	free(bulk);
+	if (r == 0)
+		remote_baseline(a, rots, n);
 	return r;
 }
 
