@@ -1,7 +1,9 @@
 /* Fuzz target for the IKE plane's observation (agent/ike/ike_observe.c
  * over agent/ike/vici_client.c): charon's answers to list-conns, list-sas
  * and get-shared, streamed events included, turned into per-tunnel
- * observations of two declared tunnels ("ts-t1", "ts-t2").
+ * observations of declared tunnels: first two ("ts-t1", "ts-t2"), for
+ * which charon is asked about each tunnel by name, then, from the rest of
+ * the input on a new connection, five (the whole lists).
  *
  * The input is what charon sends: VICI frames (u32 big-endian length,
  * packet), in order. A fake charon in a thread listens on a real unix
@@ -259,31 +261,20 @@ static void events(unsigned connects)
 	pthread_mutex_unlock(&lock);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One observation of the first n tunnels on a client of its own; returns
+ * the connections the fake charon has closed once it is freed. */
+static unsigned observe(const struct ts_tunnel *tunnels, size_t n, unsigned closed_before)
 {
-	static struct ts_tunnel tunnels[2];
-	struct ts_ike_observed obs[2];
+	struct ts_ike_observed obs[5];
 	struct ts_vici_client *c;
 	unsigned connects;
 	int r;
 
-	if (listen_fd < 0) {
-		init();
-		tunnel(&tunnels[0], "t1", "0123456789abcdef0123456789abcdef", 2);
-		tunnel(&tunnels[1], "t2", "fedcba9876543210fedcba9876543210", 3);
-	}
-	pthread_mutex_lock(&lock);
-	in = data;
-	in_len = size;
-	in_off = 0;
-	closed = 0;
-	pthread_mutex_unlock(&lock);
-
 	if (ts_vici_client_new(sock_path, CLIENT_TIMEOUT_MS, &c) < 0)
 		abort();
-	r = ts_ike_observe(c, tunnels, 2, "023e105f4ecef8ad9ca31a8372d0c353", NULL, obs);
+	r = ts_ike_observe(c, tunnels, n, "023e105f4ecef8ad9ca31a8372d0c353", NULL, obs);
 	if (r == 0) {
-		for (size_t i = 0; i < 2; i++) {
+		for (size_t i = 0; i < n; i++) {
 			/* Each observation is of its own tunnel, whatever charon said. */
 			if (strcmp(obs[i].tunnel, tunnels[i].name) != 0 ||
 			    (obs[i].n_children && !obs[i].children))
@@ -294,12 +285,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* The fake charon never leaves the client waiting. */
 		abort();
 	}
-	connects = ts_vici_client_generation(c);
+	connects = closed_before + ts_vici_client_generation(c);
 	ts_vici_client_free(c);
-
 	/* Wait until the fake charon has closed every connection the client
-	 * made, so that it serves the event connection next. */
+	 * made, so that it serves the next one from the rest of the input. */
 	wait_closed(connects);
+	return connects;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct ts_tunnel tunnels[5];
+	unsigned connects;
+
+	if (listen_fd < 0) {
+		init();
+		tunnel(&tunnels[0], "t1", "0123456789abcdef0123456789abcdef", 2);
+		tunnel(&tunnels[1], "t2", "fedcba9876543210fedcba9876543210", 3);
+		tunnel(&tunnels[2], "t3", "00112233445566778899aabbccddeeff", 4);
+		tunnel(&tunnels[3], "t4", "ffeeddccbbaa99887766554433221100", 5);
+		tunnel(&tunnels[4], "t5", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", 6);
+	}
+	pthread_mutex_lock(&lock);
+	in = data;
+	in_len = size;
+	in_off = 0;
+	closed = 0;
+	pthread_mutex_unlock(&lock);
+
+	/* Two tunnels: charon is asked about each by name (an event's scope,
+	 * ts_ike_observe's filtered path); then five from the rest of the
+	 * input: the whole lists. */
+	connects = observe(tunnels, 2, 0);
+	connects = observe(tunnels, 5, connects);
 	events(connects);
 	return 0;
 }

@@ -149,16 +149,30 @@ def ike_observe():
     sas = [vici_frame(EVENT, "list-sa", [ike_sa("ts-t1", "7", "ESTABLISHED")]),
            vici_frame(EVENT, "list-sa", [ike_sa("ts-t1", "9", "CONNECTING", "CREATED")]),
            vici_frame(EVENT, "list-sa", [ike_sa("ts-t2", "8", "REKEYING", "REKEYING")])]
+    def streamed(*frames):  # a streamed command: registered, answered, unregistered
+        return conf + b"".join(frames) + resp + conf
+
+    # The harness observes two tunnels (charon asked about each by name:
+    # list-conns, list-sas per tunnel, then get-shared), then five from the
+    # rest of the input (the whole lists once, get-shared).
+    by_name = (streamed(conns[0]) + streamed(sas[0], sas[1]) + streamed(conns[1]) +
+               streamed(sas[2]) + shared)
+    whole = streamed(*conns) + streamed(*sas) + shared
     # charon 5.9.8 as recorded: one connection, one SA, the shared keys.
-    write(t, "recorded", conf + corpus_file("vici", "charon-list-conn-event.bin") + resp + conf +
-          conf + corpus_file("vici", "charon-list-sa-event.bin") + resp + conf +
+    recorded = (streamed(corpus_file("vici", "charon-list-conn-event.bin")) +
+                streamed(corpus_file("vici", "charon-list-sa-event.bin")))
+    write(t, "recorded", recorded + streamed() + streamed() +
+          corpus_file("vici", "charon-get-shared-response.bin") + recorded +
           corpus_file("vici", "charon-get-shared-response.bin"))
-    write(t, "both-up", conf + b"".join(conns) + resp + conf + conf + b"".join(sas) + resp +
-          conf + shared)
+    write(t, "both-up", by_name + whole)
+    # A charon that ignores the name filter and answers every query with
+    # everything: each answer still goes to the tunnel asked about only.
+    write(t, "filter-ignored", streamed(*conns) + streamed(*sas) + streamed(*conns) +
+          streamed(*sas) + shared + whole)
     # Then the event connection: four registrations, charon's events as
     # recorded (an authentication failure, the SA coming up).
-    write(t, "events", conf + b"".join(conns[:2]) + resp + conf + conf + sas[0] + resp + conf +
-          shared + conf * 4 + corpus_file("vici", "charon-ike-updown-auth-failed.bin") +
+    write(t, "events", by_name + whole + conf * 4 +
+          corpus_file("vici", "charon-ike-updown-auth-failed.bin") +
           corpus_file("vici", "charon-log-auth-failed.bin") +
           corpus_file("vici", "charon-ike-updown-up.bin") + sas[2][:30])
     # charon sends an event of a registered name before confirming the
