@@ -69,7 +69,10 @@ for i in range(extra):
                  "   esp_proposals = aes256gcm16-ecp384-noesn, aes256-sha256-ecp384-noesn\n"
                  "   replay_window = 0\n  } }\n }\n" % (name, edge, edge, gwid, name))
 json.dump(c, open(p, "w"), indent=2)
-json.dump({"tunnels": seed}, open(os.path.join(d, "extra-seed.json"), "w"))
+# In chunks: each is one argument of the emulator's admin call.
+for k in range(0, len(seed), 200):
+    json.dump({"tunnels": seed[k:k + 200]},
+              open(os.path.join(d, "extra-seed-%04d.json" % k), "w"))
 with open(os.path.join(d, "edge", "tunnels.map"), "a") as f:
     f.writelines(tmap)
 sw = os.path.join(d, "b", "swanctl", "swanctl.conf")
@@ -85,7 +88,9 @@ if [ "$EXTRA" -gt 0 ]; then
 	done
 	e2e_swanctl b --load-all >"$E2E_DIR/edge/load-all-extra.out" 2>&1 ||
 		{ cat "$E2E_DIR/edge/load-all-extra.out" >&2; e2e_fail "edge: extra connections"; }
-	e2e_admin POST /tunnels "$(cat "$E2E_DIR/extra-seed.json")" >/dev/null
+	for f in "$E2E_DIR"/extra-seed-*.json; do
+		e2e_admin POST /tunnels "$(cat "$f")" >/dev/null
+	done
 fi
 
 ip netns exec "$E2E_NS_GW" "$E2E_TS" run -c "$E2E_DIR/config.json" --models "$E2E_ROOT/models" \
