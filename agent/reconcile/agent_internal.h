@@ -131,8 +131,8 @@ struct ts_observation {
 	long cf_http_status; /* of a failed list: 429 counts as rate limited */
 	bool cf_api_error;   /* the list was answered with an error (counted) */
 	struct ts_cf_tunnel_list cf_list;
-	ts_usec_t cf_read_at; /* when cf_list was asked for (monotonic) */
-	bool cf_borrowed;     /* cf_list is the agent's cf_last: not freed here */
+	ts_usec_t cf_read_at;	     /* when cf_list was asked for (monotonic) */
+	bool cf_borrowed;	     /* cf_list is the agent's cf_last: not freed here */
 	struct ts_ike_observed *ike; /* one per declared tunnel */
 	size_t n_tunnels;
 	struct ts_xfrm_snapshot snapshot;

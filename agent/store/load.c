@@ -44,8 +44,8 @@ static int cmp_names(const void *a, const void *b)
 /* Reads one tunnel's record or journal entry into st; an unusable file
  * is a problem (0). absent_ok: a file that is not there is no entry (a
  * look-up by name); else it is a problem (it was listed a moment ago). */
-static int load_one(struct ts_store *s, struct ts_store_state *st, bool journal,
-		    const char *tunnel, const char *path, bool absent_ok)
+static int load_one(struct ts_store *s, struct ts_store_state *st, bool journal, const char *tunnel,
+		    const char *path, bool absent_ok)
 {
 	int r;
 
