@@ -1299,12 +1299,12 @@ int ts_plan_format_table(const struct ts_plan *plan, char **ret_text)
 	if (!plan || !ret_text)
 		return -EINVAL;
 	if (plan->n_actions > 0) {
-		sb_printf(&b, "%-15s %-14s %-20s %-10s %-21s %s\n", "PHASE", "ACTION", "TUNNEL",
+		sb_printf(&b, "%-15s %-17s %-20s %-10s %-21s %s\n", "PHASE", "ACTION", "TUNNEL",
 			  "PLANE", "CAUSE", "REASON");
 		for (size_t i = 0; i < plan->n_actions; i++) {
 			const struct ts_action *a = &plan->actions[i];
 
-			sb_printf(&b, "%-15s %-14s %-20s %-10s %-21s %s%s\n",
+			sb_printf(&b, "%-15s %-17s %-20s %-10s %-21s %s%s\n",
 				  ts_plan_phase_to_string(ts_plan_action_phase(a)),
 				  ts_plan_action_kind_to_string(a->kind),
 				  a->tunnel[0] ? a->tunnel : "-", ts_plane_to_string(a->plane),

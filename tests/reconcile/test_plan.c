@@ -1160,7 +1160,7 @@ static void test_format(void **state)
 	run_case(find_case("suspend: the plan is still computed"), &plan, &w);
 	assert_int_equal(ts_plan_format_table(plan, &text), 0);
 	assert_non_null(strstr(text, "PHASE"));
-	assert_non_null(strstr(text, "rotate-bulk     rotate         t1"));
+	assert_non_null(strstr(text, "rotate-bulk     rotate            t1"));
 	assert_non_null(strstr(text, "[suspended]"));
 	free(text);
 	assert_int_equal(ts_plan_format_json(plan, &text), 0);

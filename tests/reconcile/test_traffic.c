@@ -217,7 +217,7 @@ static void test_create_then_nothing_to_do(void **state)
 		    find(res.plan, TS_ACTION_ADD_ROUTE, "vti01", "10.1.0.0/24"));
 
 	assert_int_equal(ts_plan_format_table(res.plan, &text), 0);
-	assert_non_null(strstr(text, "traffic         create-interface t01 "));
+	assert_non_null(strstr(text, "traffic         create-interface  t01 "));
 	assert_non_null(strstr(text, "interface vti01: create (VTI)\n    kind: (none) -> vti\n"));
 	assert_non_null(strstr(text, "6 interface/route changes"));
 	free(text);
