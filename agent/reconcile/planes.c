@@ -539,6 +539,15 @@ static int real_store_load(void *ctx, struct ts_store_state **ret)
 	return p->store ? ts_store_load(p->store, ret) : -ENODEV;
 }
 
+static int real_store_load_names(void *ctx, const char *const *names, size_t n,
+				 struct ts_store_state **ret)
+{
+	struct real_planes *p = ctx;
+
+	*ret = NULL;
+	return p->store ? ts_store_load_names(p->store, names, n, ret) : -ENODEV;
+}
+
 static int real_store_begin(void *ctx, const struct ts_journal_entry *e)
 {
 	struct real_planes *p = ctx;
@@ -828,6 +837,7 @@ static const struct ts_planes_ops real_ops = {
 	.kernel_match = real_kernel_match,
 	.kernel_delete = real_kernel_delete,
 	.store_load = real_store_load,
+	.store_load_names = real_store_load_names,
 	.store_begin = real_store_begin,
 	.store_advance = real_store_advance,
 	.store_commit = real_store_commit,

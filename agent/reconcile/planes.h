@@ -131,6 +131,9 @@ struct ts_planes_ops {
 
 	/* --- the state directory ----------------------------------------- */
 	int (*store_load)(void *ctx, struct ts_store_state **ret_state);
+	/* The named tunnels only (ts_store_load_names); NULL: store_load. */
+	int (*store_load_names)(void *ctx, const char *const *names, size_t n,
+				struct ts_store_state **ret_state);
 	int (*store_begin)(void *ctx, const struct ts_journal_entry *entry);
 	int (*store_advance)(void *ctx, const struct ts_journal_entry *entry);
 	int (*store_commit)(void *ctx, const char *tunnel, ts_usec_t applied_at,

@@ -135,6 +135,13 @@ const char *ts_store_last_error(const struct ts_store *store);
  * tunnel back while the others proceed. -errno only for a failure to read
  * the directory itself. */
 int ts_store_load(struct ts_store *store, struct ts_store_state **ret_state);
+/* The same for the named tunnels only (an event's scope): their records
+ * and journal entries (a missing file is none), the problems of their
+ * files, and every requested rotation. Each tunnel's view
+ * (ts_store_state_observe) is the one ts_store_load gives it; the cost
+ * does not grow with the state directory. */
+int ts_store_load_names(struct ts_store *store, const char *const *names, size_t n,
+			struct ts_store_state **ret_state);
 void ts_store_state_free(struct ts_store_state *state);
 static inline void ts_store_state_freep(struct ts_store_state **s)
 {

@@ -641,6 +641,12 @@ static int f_store_load(void *ctx, struct ts_store_state **ret)
 	return ts_store_load(((struct fake *)ctx)->store, ret);
 }
 
+static int f_store_load_names(void *ctx, const char *const *names, size_t n,
+			      struct ts_store_state **ret)
+{
+	return ts_store_load_names(((struct fake *)ctx)->store, names, n, ret);
+}
+
 static int f_store_begin(void *ctx, const struct ts_journal_entry *e)
 {
 	struct fake *f = ctx;
@@ -823,6 +829,7 @@ static const struct ts_planes_ops fake_ops = {
 	.kernel_match = f_kernel_match,
 	.kernel_delete = f_kernel_delete,
 	.store_load = f_store_load,
+	.store_load_names = f_store_load_names,
 	.store_begin = f_store_begin,
 	.store_advance = f_store_advance,
 	.store_commit = f_store_commit,
@@ -855,6 +862,7 @@ void fake_init(struct fake *f, size_t n)
 	f->d.agent.state_dir = f->state_dir;
 	f->d.agent.vici_socket = (char *)"/nonexistent/fake.vici";
 	f->d.agent.confirm_timeout = 5;
+	f->d.agent.resync_interval = 300; /* the model's default */
 	snprintf(f->d.cloudflare.account_id, sizeof(f->d.cloudflare.account_id), "%032x", 0xacc);
 	f->d.tunnels = f->t;
 	f->d.n_tunnels = n;

@@ -401,6 +401,68 @@ static void test_journal_resume_listing(void **state)
 	ts_store_close(s);
 }
 
+/* A load by name (an event's scope) gives each named tunnel the view the
+ * whole load gives it: its record, its journal entry, the problem of a
+ * damaged or non-regular file; a name without files has none; every
+ * requested rotation is there; other tunnels' files are not read. */
+static void test_load_names_same_view(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_store *s = open_ok(f);
+	struct ts_store_state *all = NULL, *some = NULL;
+	const char *names[] = { "good", "rotating", "broken", "fifo", "none", "bad/name" };
+	struct ts_journal_entry e;
+	struct ts_key_record r;
+	char path[256];
+
+	make_record(&r, "good", KEY_A, 2);
+	assert_int_equal(ts_store_record_write(s, &r), 0);
+	ts_store_record_done(&r);
+	make_record(&r, "other", KEY_A, 1);
+	assert_int_equal(ts_store_record_write(s, &r), 0);
+	ts_store_record_done(&r);
+	make_entry(&e, "rotating", KEY_B, TS_JOURNAL_PREPARED);
+	e.generation = 1;
+	e.old_fingerprint[0] = '\0';
+	assert_int_equal(ts_store_journal_begin(s, &e), 0);
+	ts_store_journal_entry_done(&e);
+	path_of(f, "records", "broken.rec", path, sizeof(path));
+	write_raw(path, "not a record\n", 13, 0600);
+	path_of(f, "records", "fifo.rec", path, sizeof(path));
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(ts_store_request_add(s, "other", T0), 0);
+
+	assert_int_equal(ts_store_load(s, &all), 0);
+	assert_int_equal(ts_store_load_names(s, names, TS_ARRAY_SIZE(names), &some), 0);
+	for (size_t i = 0; i < TS_ARRAY_SIZE(names); i++) {
+		struct ts_obs_store a, b;
+
+		ts_store_state_observe(all, names[i], &a);
+		ts_store_state_observe(some, names[i], &b);
+		assert_int_equal(a.ok, b.ok);
+		assert_int_equal(a.record != NULL, b.record != NULL);
+		assert_int_equal(a.journal != NULL, b.journal != NULL);
+		if (a.record) {
+			assert_string_equal(a.record->fingerprint, b.record->fingerprint);
+			assert_int_equal(a.record->generation, b.record->generation);
+		}
+		if (a.journal)
+			assert_int_equal(a.journal->step, b.journal->step);
+	}
+	assert_non_null(ts_store_state_record(some, "good"));
+	assert_non_null(ts_store_state_journal(some, "rotating"));
+	assert_non_null(ts_store_state_problem(some, "broken"));
+	assert_non_null(ts_store_state_problem(some, "fifo"));
+	assert_null(ts_store_state_record(some, "other")); /* not asked for */
+	assert_int_equal(some->n_records, 1);
+	assert_int_equal(some->n_problems, 2);
+	assert_int_equal(some->n_requests, 1);
+	assert_string_equal(some->requests[0].tunnel, "other");
+	ts_store_state_free(all);
+	ts_store_state_free(some);
+	ts_store_close(s);
+}
+
 /* ---- permissions ---- */
 
 static mode_t mode_of(const char *path)
@@ -1159,6 +1221,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_names_and_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_protocol, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_resume_listing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_names_same_view, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_permissions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_in_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
