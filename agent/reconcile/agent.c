@@ -372,7 +372,11 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 	};
 	r = ts_plan_compute(&in, &result.plan);
 	free(all_forced);
+	/* What the pass does to the owned interfaces and routes (read here). */
+	if (r >= 0)
+		r = ts_agent_plan_traffic(a, &o, result.plan);
 	if (r < 0) {
+		ts_plan_free(result.plan);
 		ts_observation_done(&o);
 		return r;
 	}

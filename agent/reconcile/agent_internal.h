@@ -227,11 +227,18 @@ bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *p
  * long ago). A peer that refuses overlapping SAs would otherwise refuse
  * every attempt while the old SAs carry on. */
 bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_entry *e);
-/* Routes (opt-in, per tunnel): every pass puts each tunnel's routes at
- * their metric, drained (+TS_ROUTE_DRAIN_OFFSET) while the tunnel is not
- * up and a sibling of its redundancy group is, so that the sibling
- * carries the traffic (a VTI stays up with no SA behind it). */
-void ts_agent_routes_sync(struct ts_agent *a, const struct ts_observation *o);
+/* The owned interfaces and routes (opt-in, per tunnel): what a pass
+ * changes there, appended to plan as actions of phase traffic (read
+ * only; `plan`, `once --dry-run` and every pass): owned interfaces and
+ * routes nobody declares deleted, each enabled local tunnel's interface
+ * created, replaced or put back, its routes added or moved to their
+ * metric (+TS_ROUTE_DRAIN_OFFSET while the tunnel is not up and a sibling
+ * of its redundancy group is: a VTI stays up with no SA behind it). */
+int ts_agent_plan_traffic(struct ts_agent *a, const struct ts_observation *o, struct ts_plan *plan);
+bool ts_action_is_traffic(const struct ts_action *act);
+/* Carries out one such action (apply), as the plan decided it. */
+int ts_agent_apply_traffic(struct ts_agent *a, const struct ts_action *act,
+			   struct ts_action_outcome *out);
 /* Before a group member's reauthentication: its routes drained when a
  * sibling declares routes too. True when drained. */
 bool ts_agent_routes_drain(struct ts_agent *a, const struct ts_tunnel *t);

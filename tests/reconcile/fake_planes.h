@@ -5,6 +5,9 @@
  * one Cloudflare holds, a clock that waits by advancing, and the real
  * state directory (agent/store) in a temporary directory, with faults
  * injectable per operation. The kernel is not checked (kernel-xfrm off).
+ * Its network side is a fake too: a table of interfaces and of the
+ * agent's routes that the route plane reads and changes as the kernel
+ * would (route/route.h's decisions applied to it).
  *
  * Named a fake on purpose: what is real here is the store and everything
  * above the planes; Cloudflare and charon are models of the behaviour the
@@ -90,6 +93,32 @@ enum fake_store_op {
 	FAKE_STORE_DISCARD,
 };
 
+/* One interface of the fake kernel. */
+struct fake_link {
+	bool present;
+	char name[16];
+	char alias[64];
+	char kind[16]; /* "vti", "xfrm", "dummy", ... */
+	uint32_t key, if_id;
+	struct ts_ip local, remote;
+	uint32_t mtu;
+	bool up;
+	int policy_off;
+	struct ts_prefix addr[8];
+	size_t n_addr;
+};
+
+/* One route of the agent's protocol in the fake kernel. */
+struct fake_route {
+	bool present;
+	struct ts_prefix dst;
+	char ifname[16];
+	uint32_t metric;
+};
+
+#define FAKE_MAX_LINKS	16
+#define FAKE_MAX_ROUTES 64
+
 struct fake {
 	struct ts_desired d;
 	struct ts_tunnel t[FAKE_MAX_TUNNELS];
@@ -139,6 +168,12 @@ struct fake {
 	bool last_ready;
 	char last_ready_reason[256];
 
+	/* the kernel's interfaces and the agent's routes */
+	struct fake_link links[FAKE_MAX_LINKS];
+	struct fake_route routes[FAKE_MAX_ROUTES];
+	unsigned net_writes; /* every change the route plane made */
+	bool net_read_fails; /* route and interface listings fail (-EIO) */
+
 	/* the store: the real one, with one injectable failure */
 	struct ts_store *store;
 	enum fake_store_op fail_op;
@@ -168,6 +203,16 @@ int fake_cancel(struct fake *f, const char *const *names, size_t n, size_t *ret_
 bool fake_requested(struct fake *f, size_t i);
 /* Runs passes until one has nothing pending or failed (at most max). */
 unsigned fake_settle(struct fake *f, unsigned max);
+
+/* The fake kernel's network side: an interface by name (NULL: none), a
+ * link added by hand (not the agent's: no alias), a route of the agent's
+ * protocol added or found (NULL: none). */
+struct fake_link *fake_link_find(struct fake *f, const char *name);
+struct fake_link *fake_link_add(struct fake *f, const char *name, const char *kind);
+struct fake_route *fake_route_add(struct fake *f, const char *ifname, const char *dst,
+				  uint32_t metric);
+struct fake_route *fake_route_find(struct fake *f, const char *ifname, const char *dst);
+size_t fake_route_count(struct fake *f);
 
 /* Someone regenerates tunnel i's key on Cloudflare (not the agent). */
 void fake_cf_regenerate(struct fake *f, size_t i);
