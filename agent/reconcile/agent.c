@@ -89,6 +89,7 @@ void ts_agent_free(struct ts_agent *a)
 	free(a->memory);
 	free(a->metrics);
 	free(a->state_dir);
+	ts_agent_status_done(a);
 	free(a);
 }
 

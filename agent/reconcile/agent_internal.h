@@ -100,6 +100,9 @@ struct ts_agent {
 	struct ts_cf_tunnel_list cf_last;
 	ts_usec_t cf_last_at;
 	bool cf_last_ok;
+	/* What the next status write needs of the last one (its conditions
+	 * and applied revision; status.c), a json_t. */
+	struct json_t *status_prev;
 };
 
 #define TS_PLANES(a)	 ((a)->planes.ops)
@@ -253,7 +256,11 @@ void ts_agent_want_log(struct ts_agent *a, bool want);
 
 int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 			  const struct ts_pass_result *result);
+/* The per-tunnel memory and what the next status write needs of the last
+ * one, from STATE_DIR/memory while it matches status.json, else from
+ * status.json. ts_agent_status_done frees the latter. */
 int ts_agent_status_load_memory(struct ts_agent *a);
+void ts_agent_status_done(struct ts_agent *a);
 /* STATE_DIR/api-state.json: the API client's budget, Retry-After hold and
  * failure backoff, so that a restart or `once` in a loop respects them.
  * load merges into the client (never less careful); save is atomic 0600. */

@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/sha256.h"
 #include "fake_planes.h"
+#include "reconcile/agent_internal.h"
 #include "reconcile/wait.h"
 #include "store/store.h"
 
@@ -1031,6 +1033,196 @@ static void test_cloudflare_drift(void **state)
 	pass_in_sync(f);
 }
 
+/* --- STATE_DIR/memory (status.c): the agent's memory across processes ---- */
+
+/* STATE_DIR/name, or NULL. */
+static char *top_file(struct fake *f, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", f->state_dir, name);
+	return slurp(path);
+}
+
+static void put_state_file(struct fake *f, const char *name, const char *text)
+{
+	char path[512], tmp[520];
+	FILE *fp;
+
+	/* A new file renamed over the old one, as an editor or the agent does. */
+	snprintf(path, sizeof(path), "%s/%s", f->state_dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	fp = fopen(tmp, "w");
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+/* Replaces the first "from" in the named state file. */
+static void edit_state_file(struct fake *f, const char *name, const char *from, const char *to)
+{
+	char *text = top_file(f, name), *at, *out;
+
+	assert_non_null(text);
+	at = strstr(text, from);
+	assert_non_null(at);
+	out = calloc(1, strlen(text) + strlen(to) + 1);
+	assert_non_null(out);
+	memcpy(out, text, (size_t)(at - text));
+	strcat(out, to);
+	strcat(out, at + strlen(from));
+	put_state_file(f, name, out);
+	free(out);
+	free(text);
+}
+
+/* The memory file's checksum line made right again after an edit. */
+static void reseal_memory(struct fake *f)
+{
+	char *text = top_file(f, "memory"), *sum, hex[65], *out;
+	uint8_t digest[TS_SHA256_DIGEST_LEN];
+
+	assert_non_null(text);
+	sum = strstr(text, "sha256=");
+	assert_non_null(sum);
+	ts_sha256(text, (size_t)(sum - text), digest);
+	ts_sha256_hex(digest, hex);
+	assert_int_equal(asprintf(&out, "%.*ssha256=%s\n", (int)(sum - text), text, hex) > 0, 1);
+	put_state_file(f, "memory", out);
+	free(out);
+	free(text);
+}
+
+/* A status write by a fresh agent whose memory of t01 is set by hand. */
+static void status_write_with(struct fake *f, uint32_t auth_failures, ts_usec_t t)
+{
+	struct ts_agent *a = NULL;
+	struct ts_observation o;
+	struct ts_pass_result res = { .planes_ok = true };
+
+	assert_int_equal(fake_agent_open(f, NULL, &a), 0);
+	a->memory[0].auth_failures = auth_failures;
+	a->memory[0].last_auth_failure = t;
+	a->memory[0].last_rotation = t + 1;
+	assert_int_equal(ts_agent_observe(a, &o, NULL), 0);
+	assert_int_equal(ts_agent_status_write(a, &o, &res), 0);
+	ts_observation_done(&o);
+	ts_agent_free(a);
+}
+
+/* What a new process takes back for t01: auth failures, or -1 if nothing. */
+static long loaded_failures(struct fake *f, ts_usec_t *ret_laf, ts_usec_t *ret_lr)
+{
+	struct ts_agent *a = NULL;
+	long n;
+
+	assert_int_equal(fake_agent_open(f, NULL, &a), 0);
+	n = a->memory[0].auth_failures;
+	assert_int_equal(a->memory[0].auth_failures_base, a->memory[0].auth_failures);
+	*ret_laf = a->memory[0].last_auth_failure;
+	*ret_lr = a->memory[0].last_rotation;
+	ts_agent_free(a);
+	return n;
+}
+
+static void remove_state_file(struct fake *f, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", f->state_dir, name);
+	assert_int_equal(unlink(path), 0);
+}
+
+/* The text of status.json from one member's key to the next's is the same. */
+static void assert_same_member(const char *before, const char *after, const char *key,
+			       const char *next)
+{
+	const char *b = strstr(before, key), *e = b ? strstr(b, next) : NULL;
+	const char *b2 = strstr(after, key), *e2 = b2 ? strstr(b2, next) : NULL;
+
+	assert_true(b && e && b2 && e2 && e - b == e2 - b2);
+	assert_memory_equal(b, b2, (size_t)(e - b));
+	assert_non_null(strstr(b, "\"lastTransitionTime\": \"") || strstr(b, "\"applied\": \""));
+}
+
+/* The memory file is read in place of status.json only while it belongs
+ * to the status.json present (the same write); else, or when it is
+ * damaged, status.json is read as before: the same memory either way. */
+static void test_memory_file(void **state)
+{
+	struct fake *f = *state;
+	/* What is changed, into what, and whether the checksum is made
+	 * right again (the parse must refuse it then). */
+	static const struct {
+		const char *from, *to;
+		bool reseal;
+	} damage[] = {
+		{ "\nsha256=", "\nsha256=0", false },		   /* the checksum */
+		{ "tunnel=3\t", "tunnel=x\t", true },		   /* a count */
+		{ "tunnelsync-memory 1", "tunnelsync-memory 9", true }, /* another version */
+		{ "\nstatus=", "\nstatus=1", true },		   /* another status.json */
+		{ "\tt01\n", "\tt01", false },			   /* a line merged into the next */
+	};
+	const ts_usec_t t = 1796000000123456;
+	ts_usec_t laf = 0, lr = 0;
+	char *before, *after, *mem;
+
+	bootstrap(f);
+	status_write_with(f, 3, t);
+	mem = top_file(f, "memory");
+	assert_non_null(mem);
+	assert_non_null(strstr(mem, "tunnelsync-memory 1\n"));
+	assert_non_null(strstr(mem, "\tt01\n"));
+	free(mem);
+	assert_int_equal(loaded_failures(f, &laf, &lr), 3);
+	assert_int_equal(laf, t);
+	assert_int_equal(lr, t + 1);
+
+	/* Read from the memory file: what it says wins while its stamp holds. */
+	edit_state_file(f, "memory", "tunnel=3\t", "tunnel=7\t");
+	reseal_memory(f);
+	assert_int_equal(loaded_failures(f, &laf, &lr), 7);
+	/* status.json replaced (edited, restored, another writer): its own
+	 * figures, not the memory file's. */
+	before = top_file(f, "status.json");
+	put_state_file(f, "status.json", before);
+	assert_int_equal(loaded_failures(f, &laf, &lr), 3);
+	edit_state_file(f, "status.json", "\"auth_failures\": 3", "\"auth_failures\": 5");
+	assert_int_equal(loaded_failures(f, &laf, &lr), 5);
+	assert_int_equal(laf, t);
+
+	/* Damaged memory files: status.json. */
+	for (size_t k = 0; k < TS_ARRAY_SIZE(damage); k++) {
+		status_write_with(f, (uint32_t)(2 + k), t);
+		edit_state_file(f, "memory", damage[k].from, damage[k].to);
+		if (damage[k].reseal)
+			reseal_memory(f);
+		assert_int_equal(loaded_failures(f, &laf, &lr), 2 + k);
+	}
+	/* No status.json: no memory, whatever the memory file says. */
+	status_write_with(f, 3, t);
+	remove_state_file(f, "status.json");
+	assert_int_equal(loaded_failures(f, &laf, &lr), 0);
+	assert_int_equal(lr, 0);
+
+	/* The next write keeps each condition's lastTransitionTime and the
+	 * applied revision, from the memory file as from status.json. */
+	status_write_with(f, 0, t);
+	free(before);
+	before = top_file(f, "status.json");
+	for (int via_status = 0; via_status < 2; via_status++) {
+		if (via_status)
+			remove_state_file(f, "memory");
+		status_write_with(f, 0, t);
+		after = top_file(f, "status.json");
+		assert_same_member(before, after, "\"conditions\"", "\"make_before_break\"");
+		assert_same_member(before, after, "\"revision\"", "\"store_problem\"");
+		free(after);
+	}
+	free(before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1050,6 +1242,7 @@ int main(void)
 		cmocka_unit_test(test_regenerated_right_after_write),
 		cmocka_unit_test(test_precisions_no_loop),
 		cmocka_unit_test_setup_teardown(test_corrupt_journal_stalls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record_stalls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_deferred_member_persists, setup,
 						teardown),
