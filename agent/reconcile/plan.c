@@ -548,7 +548,8 @@ static int plan_rotation_cause(struct planner *p, struct tstate *ts)
 		want(ts, TS_CAUSE_RECORD_MISMATCH, 1, "key record is for tunnel id %s",
 		     rec->tunnel_id);
 	else if (ts->cf_ok && o->cf.present && rec->last_generated_on &&
-		 o->cf.last_generated_on > rec->last_generated_on)
+		 ts_time_later_beyond_precision(o->cf.last_generated_on, o->cf.last_generated_unit,
+						rec->last_generated_on, rec->last_generated_unit))
 		want(ts, TS_CAUSE_REGENERATED, 1, "key regenerated on Cloudflare (%s)",
 		     "last_generated_on newer than the record");
 	else if (file && o->keyfile.ok && !ts_streq(o->keyfile.fingerprint, rec->fingerprint))

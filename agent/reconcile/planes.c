@@ -605,12 +605,12 @@ static int real_store_discard(void *ctx, const char *tunnel)
 }
 
 static int real_store_adopt_baseline(void *ctx, const char *tunnel, const char *fingerprint,
-				     ts_usec_t last_generated_on)
+				     ts_usec_t last_generated_on, ts_usec_t unit)
 {
 	struct real_planes *p = ctx;
 
 	return p->store ? ts_store_record_adopt_baseline(p->store, tunnel, fingerprint,
-							 last_generated_on)
+							 last_generated_on, unit)
 			: -ENODEV;
 }
 

@@ -144,7 +144,7 @@ struct ts_planes_ops {
 			    struct ts_key_record *ret_record);
 	int (*store_discard)(void *ctx, const char *tunnel);
 	int (*store_adopt_baseline)(void *ctx, const char *tunnel, const char *fingerprint,
-				    ts_usec_t last_generated_on);
+				    ts_usec_t last_generated_on, ts_usec_t unit);
 	/* Requested rotations (store.h: ts_store_request_add/remove). */
 	int (*store_request_add)(void *ctx, const char *tunnel, ts_usec_t at);
 	int (*store_request_remove)(void *ctx, const char *tunnel);

@@ -449,6 +449,51 @@ static void test_rfc3339(void **state)
 	}
 }
 
+/* Issue 12: the unit of a time's text, and "later" across two texts of
+ * other precisions (a write answer and a list). */
+static void test_rfc3339_unit(void **state)
+{
+	static const struct {
+		const char *s;
+		ts_usec_t unit;
+	} units[] = {
+		{ "2026-12-03T07:00:00Z", TS_USEC_PER_SEC },
+		{ "2026-12-03T07:00:00.5Z", 100000 },
+		{ "2026-12-03T07:00:00.120Z", 1000 },
+		{ "2026-12-03T07:00:00.123456Z", 1 },
+		{ "2026-12-03T07:00:00.123456789Z", 1 },
+		{ "2026-12-03T08:00:00.12+01:00", 10000 },
+	};
+	const ts_usec_t S = TS_USEC_PER_SEC, base = (ts_usec_t)1800000000 * TS_USEC_PER_SEC;
+	ts_usec_t t, u, t2;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		assert_int_equal(ts_time_parse_rfc3339_unit(units[i].s, &t, &u), 0);
+		assert_int_equal(u, units[i].unit);
+		assert_int_equal(ts_time_parse_rfc3339(units[i].s, &t2), 0);
+		assert_int_equal(t, t2);
+	}
+	assert_int_equal(ts_time_parse_rfc3339_unit("2026-12-03T07:00:00.Z", &t, &u), -EINVAL);
+	/* One instant in two texts: never later, whichever truncates or rounds. */
+	assert_false(ts_time_later_beyond_precision(base + 999999, 1, base, S));
+	assert_false(
+		ts_time_later_beyond_precision(base + S, S, base + 999999, 1)); /* rounded up */
+	assert_false(ts_time_later_beyond_precision(base + 124000, 1000, base + 123456, 0));
+	assert_false(ts_time_later_beyond_precision(base, 0, base, 0));
+	/* Later instants: two units of the coarser text, or more. */
+	assert_true(ts_time_later_beyond_precision(base + 2, 0, base, 0));
+	assert_false(ts_time_later_beyond_precision(base + 1, 0, base, 0));
+	assert_true(ts_time_later_beyond_precision(base + 2 * S, S, base + 999999, 1));
+	assert_false(ts_time_later_beyond_precision(base + S + 999999, 1, base, S));
+	assert_true(ts_time_later_beyond_precision(base + 2 * S, 1, base, S));
+	assert_true(ts_time_later_beyond_precision(base + 3000, 1000, base + 999, 1));
+	/* Never earlier ones, nor before 1970 out of order. */
+	assert_false(ts_time_later_beyond_precision(base, 0, base + 5 * S, S));
+	assert_true(ts_time_later_beyond_precision(-S, S, -4 * S, S));
+	assert_false(ts_time_later_beyond_precision(-4 * S, S, -S, S));
+}
+
 /* journald: "<N>" priority prefix when stderr is JOURNAL_STREAM's; JSON
  * fields; control characters escaped in text and JSON. */
 static void test_log_journal_fields_escapes(void **state)
@@ -523,6 +568,7 @@ int main(void)
 		cmocka_unit_test(test_log_journal_fields_escapes),
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_rfc3339_unit),
 	};
 
 	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

@@ -159,7 +159,7 @@ routes_state >"$E2E_DIR/routes.before"
 rc=0
 e2e_ts plan-metric plan || rc=$?
 [ "$rc" -eq 2 ] || e2e_fail "plan with a metric moved exited $rc, expected 2"
-grep -q '^traffic  *set-route-metric e2e-a .* route-metric  *route 192.0.2.128/25 via tsd0: metric 300 -> 100 (the declared metric)$' \
+grep -q '^traffic  *set-route-metric  *e2e-a .* route-metric  *route 192.0.2.128/25 via tsd0: metric 300 -> 100 (the declared metric)$' \
 	"$E2E_LAST_OUT" || e2e_fail "plan does not list the metric move"
 grep -qx '    metric: 300 -> 100' "$E2E_LAST_OUT" || e2e_fail "plan does not show metric old -> new"
 cp "$E2E_LAST_OUT" "$E2E_DIR/plan-metric.txt"

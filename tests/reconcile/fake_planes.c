@@ -42,9 +42,12 @@ static int index_of_name(const struct fake *f, const char *name)
 	return -1;
 }
 
-static ts_usec_t seconds_only(ts_usec_t t)
+/* A time as a writer in this unit puts it (0: 1 us). */
+static ts_usec_t written(ts_usec_t t, ts_usec_t unit, bool rounds)
 {
-	return t - t % TS_USEC_PER_SEC;
+	if (unit <= 1)
+		return t;
+	return (rounds ? t + unit / 2 : t) / unit * unit;
 }
 
 /* --- clock ------------------------------------------------------------------ */
@@ -97,9 +100,9 @@ static int f_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_erro
 			f->cf[i].ifaddr_drift ? f->cf[i].ifaddr : f->t[i].interface_address;
 		if (f->cf[i].last_generated_on) {
 			ct->has_psk_generated_on = true;
-			ct->psk_generated_on = f->list_second_precision
-						       ? seconds_only(f->cf[i].last_generated_on)
-						       : f->cf[i].last_generated_on;
+			ct->psk_generated_on =
+				written(f->cf[i].last_generated_on, f->list_unit, f->list_rounds);
+			ct->psk_generated_unit = f->list_unit;
 		}
 		ret->n_tunnels++;
 	}
@@ -199,10 +202,9 @@ static int f_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t
 			ret->n_applied++;
 			if (!f->write_omits_time) {
 				oc->has_last_generated_on = true;
-				oc->last_generated_on =
-					f->write_second_precision
-						? seconds_only(f->cf[i].last_generated_on)
-						: f->cf[i].last_generated_on;
+				oc->last_generated_on = written(f->cf[i].last_generated_on,
+								f->write_unit, f->write_rounds);
+				oc->last_generated_unit = f->write_unit;
 			}
 		} else if (a == FAKE_UNAPPLIED) {
 			oc->status = TS_CF_PSK_UNAPPLIED;
@@ -254,9 +256,9 @@ static int f_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_onl
 	f->cf[i].told = true;
 	if (!f->write_omits_time) {
 		ret->has_last_generated_on = true;
-		ret->last_generated_on = f->write_second_precision
-						 ? seconds_only(f->cf[i].last_generated_on)
-						 : f->cf[i].last_generated_on;
+		ret->last_generated_on =
+			written(f->cf[i].last_generated_on, f->write_unit, f->write_rounds);
+		ret->last_generated_unit = f->write_unit;
 	}
 	return 0;
 }
@@ -693,12 +695,13 @@ static int f_store_discard(void *ctx, const char *tunnel)
 	return ts_store_journal_discard(f->store, tunnel);
 }
 
-static int f_store_adopt_baseline(void *ctx, const char *tunnel, const char *fp, ts_usec_t lgo)
+static int f_store_adopt_baseline(void *ctx, const char *tunnel, const char *fp, ts_usec_t lgo,
+				  ts_usec_t unit)
 {
 	struct fake *f = ctx;
 
 	f->store_writes++;
-	return ts_store_record_adopt_baseline(f->store, tunnel, fp, lgo);
+	return ts_store_record_adopt_baseline(f->store, tunnel, fp, lgo, unit);
 }
 
 static int f_store_request_add(void *ctx, const char *tunnel, ts_usec_t at)
@@ -1310,15 +1313,29 @@ uint64_t fake_record_generation(struct fake *f, size_t i)
 	return g;
 }
 
-void fake_cf_regenerate(struct fake *f, size_t i)
+static void cf_regenerate_at(struct fake *f, size_t i, ts_usec_t at)
 {
 	ts_secret_free(f->cf[i].key);
 	f->cf[i].key = NULL;
 	if (ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &f->cf[i].key) < 0)
 		abort();
-	f->real += TS_USEC_PER_SEC;
-	f->cf[i].last_generated_on = f->real;
+	f->cf[i].last_generated_on = at;
 	f->cf[i].told = true; /* whoever regenerated it knows it */
+}
+
+void fake_cf_regenerate(struct fake *f, size_t i)
+{
+	f->real += TS_USEC_PER_SEC;
+	cf_regenerate_at(f, i, f->real);
+}
+
+void fake_cf_regenerate_after(struct fake *f, size_t i, ts_usec_t dt)
+{
+	ts_usec_t at = f->cf[i].last_generated_on + dt;
+
+	if (f->real < at)
+		f->real = at;
+	cf_regenerate_at(f, i, at);
 }
 
 ts_usec_t fake_record_baseline(struct fake *f, size_t i)

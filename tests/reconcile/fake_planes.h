@@ -143,10 +143,12 @@ struct fake {
 	size_t n_gen_script, gen_calls;
 	unsigned lists;
 	bool list_fails;
-	unsigned list_fail_at;	     /* this list call (1-based) fails; 0: none */
-	bool write_omits_time;	     /* write answers without psk_metadata/last_generated_on */
-	bool write_second_precision; /* write answers' times truncated to seconds */
-	bool list_second_precision;  /* list answers' times truncated to seconds */
+	unsigned list_fail_at; /* this list call (1-based) fails; 0: none */
+	bool write_omits_time; /* write answers without psk_metadata/last_generated_on */
+	/* The unit times are written in (0: 1 us), truncated, or rounded to
+	 * the nearest unit with write_rounds / list_rounds. */
+	ts_usec_t write_unit, list_unit;
+	bool write_rounds, list_rounds;
 
 	/* the IKE daemon */
 	struct fake_ike_tunnel ike[FAKE_MAX_TUNNELS];
@@ -214,6 +216,9 @@ size_t fake_route_count(struct fake *f);
 
 /* Someone regenerates tunnel i's key on Cloudflare (not the agent). */
 void fake_cf_regenerate(struct fake *f, size_t i);
+/* The same, at dt after Cloudflare's last key change of tunnel i (the
+ * fake's clock moved on to that time if it is not there yet). */
+void fake_cf_regenerate_after(struct fake *f, size_t i, ts_usec_t dt);
 ts_usec_t fake_record_baseline(struct fake *f, size_t i);
 
 /* The key invariant: the key Cloudflare holds for tunnel i, if it was

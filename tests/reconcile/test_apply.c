@@ -154,12 +154,12 @@ static void test_second_precision_no_loop(void **state)
 {
 	struct fake *f = *state;
 
-	f->write_second_precision = true;
+	f->write_unit = TS_USEC_PER_SEC;
 	bootstrap(f);
 	assert_int_equal(fake_settle(f, 1), 1);
 	assert_int_equal(f->set_calls, 1);
-	f->write_second_precision = false;
-	f->list_second_precision = true;
+	f->write_unit = 0;
+	f->list_unit = TS_USEC_PER_SEC;
 	assert_int_equal(fake_settle(f, 1), 1);
 	pass_forced_ok(f, "t02");
 	assert_int_equal(fake_settle(f, 1), 1);
@@ -183,13 +183,169 @@ static void test_regenerated_elsewhere_detected(void **state)
 	assert_int_equal(f->set_calls, 2);
 }
 
+/* Issue 12: the write's answer carries last_generated_on: it is the
+ * baseline (journaled with step remote, carried into the record), and the
+ * pass makes no list after its writes: one list, one bulk call. Then
+ * passes in sync list once each and write nothing. The same for
+ * psk_generate answers. */
+/* The bootstrap in one bulk call and `lists` lists; every record's
+ * baseline is Cloudflare's time of the agent's write. */
+static void bootstrap_listing(struct fake *f, unsigned lists)
+{
+	bootstrap(f);
+	assert_int_equal(f->lists, lists);
+	assert_int_equal(f->set_calls, 1);
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		assert_int_equal(fake_record_baseline(f, i), f->cf[i].last_generated_on);
+}
+
+static void test_answer_time_is_baseline(void **state)
+{
+	struct fake *f = *state;
+
+	bootstrap_listing(f, 1);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->lists, 3);
+	assert_int_equal(f->set_calls, 1);
+
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		f->t[i].psk.source = TS_PSK_SOURCE_GENERATE;
+	pass_forced_ok(f, "t02");
+	assert_int_equal(f->lists, 4);
+	assert_int_equal(f->gen_calls, 1);
+	assert_int_equal(fake_record_baseline(f, 1), f->cf[1].last_generated_on);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->gen_calls, 1);
+}
+
+/* The answer without the time (the schema allows it): one list after the
+ * writes takes the baseline, as before issue 12 (+1 request), for bulk
+ * sets and psk_generate alike. */
+static void test_answer_without_time_lists_once(void **state)
+{
+	struct fake *f = *state;
+
+	f->write_omits_time = true;
+	bootstrap_listing(f, 2);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->lists, 3);
+	f->t[0].psk.source = TS_PSK_SOURCE_GENERATE;
+	pass_forced_ok(f, "t01");
+	assert_int_equal(f->lists, 5);
+	assert_int_equal(fake_record_baseline(f, 0), f->cf[0].last_generated_on);
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls + f->gen_calls, 2);
+}
+
+/* A key regenerated on Cloudflare right after the agent's write, before
+ * any later list (the case ac3077f lost): the next pass sees it and heals
+ * it, whether the baseline came from the answer or from the list after
+ * the writes, and for every pair of precisions, as soon as it is two
+ * units of the coarser one later (core/timeutil.h). */
+static void regenerated_right_after(struct fake *f, ts_usec_t dt)
+{
+	unsigned writes = (unsigned)f->set_calls;
+
+	fake_cf_regenerate_after(f, 1, dt);
+	assert_false(fake_in_agreement(f, 1));
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls, writes + 1);
+	assert_true(fake_in_agreement(f, 1));
+	assert_int_equal(fake_settle(f, 1), 1);
+	assert_int_equal(f->set_calls, writes + 1);
+}
+
+/* A fake of three tunnels whose Cloudflare writes times in these units. */
+static struct fake *fake_in_units(ts_usec_t write_unit, ts_usec_t list_unit)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	fake_init(f, 3);
+	f->write_unit = write_unit;
+	f->list_unit = list_unit;
+	return f;
+}
+
+static void fake_free(struct fake *f)
+{
+	fake_done(f);
+	free(f);
+}
+
+static void test_regenerated_right_after_write(void **state)
+{
+	static const struct {
+		bool omit;
+		ts_usec_t write_unit, list_unit, dt;
+	} cases[] = {
+		{ false, 0, 0, 2 },
+		{ true, 0, 0, 2 },
+		{ false, TS_USEC_PER_SEC, 0, 2 * TS_USEC_PER_SEC },
+		{ false, 0, TS_USEC_PER_SEC, 2 * TS_USEC_PER_SEC },
+		{ false, 1000, 0, 2000 },
+		{ true, 0, 1000, 2000 },
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct fake *f = fake_in_units(cases[c].write_unit, cases[c].list_unit);
+
+		f->write_omits_time = cases[c].omit;
+		bootstrap(f);
+		assert_int_equal(f->lists, cases[c].omit ? 2 : 1);
+		regenerated_right_after(f, cases[c].dt);
+		/* And once more right after the healing rotation's own write. */
+		regenerated_right_after(f, cases[c].dt);
+		fake_free(f);
+	}
+}
+
+/* Write answers and list at other precisions, and writers that round
+ * (a list rounding up to the next unit shows a later time than the exact
+ * answer of the same write): no rotation per pass, and no extra list. */
+static void test_precisions_no_loop(void **state)
+{
+	static const struct {
+		ts_usec_t write_unit, list_unit;
+		bool write_rounds, list_rounds;
+	} cases[] = {
+		{ TS_USEC_PER_SEC, 0, false, false },
+		{ 0, TS_USEC_PER_SEC, false, false },
+		{ 1000, 0, true, false },
+		{ 0, 1000, false, true },
+		{ 0, TS_USEC_PER_SEC, false, true },
+		{ TS_USEC_PER_SEC, 1000, true, false },
+		{ 0, 100000, false, false },
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct fake *f = fake_in_units(cases[c].write_unit, cases[c].list_unit);
+
+		f->write_rounds = cases[c].write_rounds;
+		f->list_rounds = cases[c].list_rounds;
+		/* A time a writer rounds up: the fake's clock at .999 of a unit. */
+		f->real += 999000 - f->real % TS_USEC_PER_SEC + 999;
+		bootstrap(f);
+		pass_forced_ok(f, "t02");
+		for (int k = 0; k < 3; k++)
+			assert_int_equal(fake_settle(f, 1), 1);
+		assert_int_equal(f->set_calls, 2);
+		assert_int_equal(f->lists, 5);
+		fake_free(f);
+	}
+}
+
 /* The list after the write fails: no baseline is recorded, the next pass
  * adopts the list's value instead of rotating. */
 static void test_baseline_adopted_later(void **state)
 {
 	struct fake *f = *state;
 
-	f->list_fail_at = 2; /* the pass's second list: the one after the write */
+	f->write_omits_time = true; /* so that the pass lists after its write */
+	f->list_fail_at = 2;	    /* the pass's second list: the one after the write */
 	bootstrap(f);
 	for (size_t i = 0; i < f->d.n_tunnels; i++)
 		assert_int_equal(fake_record_baseline(f, i), 0);
@@ -1102,6 +1258,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_regenerated_elsewhere_detected, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_baseline_adopted_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answer_time_is_baseline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answer_without_time_lists_once, setup,
+						teardown),
+		cmocka_unit_test(test_regenerated_right_after_write),
+		cmocka_unit_test(test_precisions_no_loop),
 		cmocka_unit_test_setup_teardown(test_corrupt_journal_stalls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record_stalls, setup, teardown),
