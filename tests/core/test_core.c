@@ -72,8 +72,8 @@ static void test_sha256_paths_agree(void **state)
 		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
 		buf[i] = (uint8_t)x;
 	}
-	printf("sha256: SHA extensions %s\n", accel ? "present: both paths compared" :
-							 "absent: the portable path only");
+	printf("sha256: SHA extensions %s\n",
+	       accel ? "present: both paths compared" : "absent: the portable path only");
 	for (size_t len = 0; len <= sizeof(buf); len++) {
 		uint8_t d[2][TS_SHA256_DIGEST_LEN];
 
@@ -84,7 +84,8 @@ static void test_sha256_paths_agree(void **state)
 			(void)ts_sha256_accel(path);
 			ts_sha256_init(&ctx);
 			for (size_t off = 0; off < len; off += piece)
-				ts_sha256_update(&ctx, buf + off, len - off < piece ? len - off : piece);
+				ts_sha256_update(&ctx, buf + off,
+						 len - off < piece ? len - off : piece);
 			ts_sha256_final(&ctx, d[path]);
 			if (path == 0) {
 				uint8_t whole[TS_SHA256_DIGEST_LEN];
@@ -106,7 +107,8 @@ static void test_sha256_paths_agree(void **state)
 			ts_sha256(v, strlen(v), d);
 			ts_sha256_hex(d, hex);
 			assert_string_equal(
-				hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+				hex,
+				"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 		}
 	}
 	(void)ts_sha256_accel(1);
