@@ -714,9 +714,10 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 	json_object_set_new(root, "last_pass", pass);
 	pass = NULL;
 	json_object_set_new(root, "make_before_break",
-			    a->mbb_checked ? json_pack("{s:s,s:s}", "reason", a->mbb.reason,
-						       "state", ts_mbb_state_to_string(a->mbb.state))
-					   : json_null());
+			    a->mbb_checked
+				    ? json_pack("{s:s,s:s}", "reason", a->mbb.reason, "state",
+						ts_mbb_state_to_string(a->mbb.state))
+				    : json_null());
 	json_object_set_new(root, "node", json_string(a->desired->agent.node_name));
 	json_object_set_new(root, "reason", json_string(reason));
 	json_object_set_new(root, "revision",

@@ -418,9 +418,14 @@ static void test_rfc3339(void **state)
 	 * (and past it, where snprintf itself writes them), before 1970 too. */
 	{
 		static const ts_usec_t edges[] = {
-			0, 1, -1, 999999, 1000000, -62167219200000000, /* 0000-01-01 */
-			253402300799999999,			      /* 9999-12-31T23:59:59.999999 */
-			253402300800000000,			      /* 10000-01-01 */
+			0,
+			1,
+			-1,
+			999999,
+			1000000,
+			-62167219200000000, /* 0000-01-01 */
+			253402300799999999, /* 9999-12-31T23:59:59.999999 */
+			253402300800000000, /* 10000-01-01 */
 		};
 		uint64_t x = 88172645463325252ull;
 
@@ -443,8 +448,8 @@ static void test_rfc3339(void **state)
 				usec += TS_USEC_PER_SEC, sec--;
 			assert_non_null(gmtime_r(&sec, &tm));
 			snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
-				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-				 tm.tm_sec, usec);
+				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+				 tm.tm_min, tm.tm_sec, usec);
 			assert_int_equal(ts_time_format_rfc3339(v, buf, sizeof(buf)), 0);
 			assert_string_equal(buf, want);
 		}
