@@ -89,6 +89,7 @@ void ts_agent_free(struct ts_agent *a)
 	free(a->memory);
 	free(a->metrics);
 	free(a->state_dir);
+	ts_agent_status_done(a);
 	free(a);
 }
 
@@ -372,7 +373,11 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 	};
 	r = ts_plan_compute(&in, &result.plan);
 	free(all_forced);
+	/* What the pass does to the owned interfaces and routes (read here). */
+	if (r >= 0)
+		r = ts_agent_plan_traffic(a, &o, result.plan);
 	if (r < 0) {
+		ts_plan_free(result.plan);
 		ts_observation_done(&o);
 		return r;
 	}
@@ -397,6 +402,7 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 			o_has_list = false; /* after takes it */
 
 			if (observe(a, NULL, &after, &o, NULL) == 0) {
+				ts_agent_traffic_follow_up(a, &after);
 				(void)ts_agent_status_write(a, &after, &result);
 				result.settled = a->options.watch && settle_after(a, &after);
 				keep_cf_list(a, &after, result.plan);

@@ -100,6 +100,9 @@ struct ts_agent {
 	struct ts_cf_tunnel_list cf_last;
 	ts_usec_t cf_last_at;
 	bool cf_last_ok;
+	/* What the next status write needs of the last one (its conditions
+	 * and applied revision; status.c), a json_t. */
+	struct json_t *status_prev;
 };
 
 #define TS_PLANES(a)	 ((a)->planes.ops)
@@ -227,11 +230,23 @@ bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *p
  * long ago). A peer that refuses overlapping SAs would otherwise refuse
  * every attempt while the old SAs carry on. */
 bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_entry *e);
-/* Routes (opt-in, per tunnel): every pass puts each tunnel's routes at
- * their metric, drained (+TS_ROUTE_DRAIN_OFFSET) while the tunnel is not
- * up and a sibling of its redundancy group is, so that the sibling
- * carries the traffic (a VTI stays up with no SA behind it). */
-void ts_agent_routes_sync(struct ts_agent *a, const struct ts_observation *o);
+/* The owned interfaces and routes (opt-in, per tunnel): what a pass
+ * changes there, appended to plan as actions of phase traffic (read
+ * only; `plan`, `once --dry-run` and every pass): owned interfaces and
+ * routes nobody declares deleted, each enabled local tunnel's interface
+ * created, replaced or put back, its routes added or moved to their
+ * metric (+TS_ROUTE_DRAIN_OFFSET while the tunnel is not up and a sibling
+ * of its redundancy group is: a VTI stays up with no SA behind it). */
+int ts_agent_plan_traffic(struct ts_agent *a, const struct ts_observation *o, struct ts_plan *plan);
+bool ts_action_is_traffic(const struct ts_action *act);
+/* Carries out one such action (apply), as the plan decided it. */
+int ts_agent_apply_traffic(struct ts_agent *a, const struct ts_action *act,
+			   struct ts_action_outcome *out);
+/* After a pass that changed something, from the observation of what it
+ * left: the route metrics its own changes call for (a tunnel it brought
+ * up gets its declared metric back, one that went down its failover
+ * metric) at once, not a pass later. */
+void ts_agent_traffic_follow_up(struct ts_agent *a, const struct ts_observation *after);
 /* Before a group member's reauthentication: its routes drained when a
  * sibling declares routes too. True when drained. */
 bool ts_agent_routes_drain(struct ts_agent *a, const struct ts_tunnel *t);
@@ -246,7 +261,11 @@ void ts_agent_want_log(struct ts_agent *a, bool want);
 
 int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 			  const struct ts_pass_result *result);
+/* The per-tunnel memory and what the next status write needs of the last
+ * one, from STATE_DIR/memory while it matches status.json, else from
+ * status.json. ts_agent_status_done frees the latter. */
 int ts_agent_status_load_memory(struct ts_agent *a);
+void ts_agent_status_done(struct ts_agent *a);
 /* STATE_DIR/api-state.json: the API client's budget, Retry-After hold and
  * failure backoff, so that a restart or `once` in a loop respects them.
  * load merges into the client (never less careful); save is atomic 0600. */

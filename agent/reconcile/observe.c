@@ -344,6 +344,7 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 				ot->cf.tunnel = ct; /* every declared property is diffed */
 				ot->cf.last_generated_on =
 					ct->has_psk_generated_on ? ct->psk_generated_on : 0;
+				ot->cf.last_generated_unit = ct->psk_generated_unit;
 			}
 		}
 		if (o->ike_ok) {

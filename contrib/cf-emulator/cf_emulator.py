@@ -49,13 +49,30 @@ def now_rfc3339():
             .isoformat(timespec="microseconds").replace("+00:00", "Z"))
 
 
+def at_precision(stamp, digits, rounded=False):
+    """An RFC 3339 time written with `digits` fractional digits (0: whole
+    seconds), truncated, or rounded to the nearest unit."""
+    t = parse_rfc3339(stamp)
+    unit = 10 ** (6 - digits)
+    us = t.microsecond
+    if rounded:
+        us += unit // 2
+    t = t.replace(microsecond=0) + datetime.timedelta(microseconds=us - us % unit)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if digits:
+        text += "." + ("%06d" % t.microsecond)[:digits]
+    return text + "Z"
+
+
 def answer_variant(result, fault):
-    """A write answer in a shape the schema allows but the emulator does not
+    """An answer in a shape the schema allows but the emulator does not
     give by default (the change itself is made as usual): `missing_ids` left
     out of both maps of a bulk answer, `no_psk_metadata` (psk_generate: the
     optional object absent; bulk, where the object is required: without its
-    optional last_generated_on), `second_precision` (times truncated to whole
-    seconds)."""
+    optional last_generated_on), `precision` N (the times, created_on,
+    modified_on and last_generated_on, written with N fractional digits,
+    0-6; truncated, or rounded to the nearest unit with `round`; of a write
+    answer or a list alike); `second_precision` is precision 0."""
     if not isinstance(result, dict):
         return result
     res = json.loads(json.dumps(result))
@@ -68,9 +85,13 @@ def answer_variant(result, fault):
                 res["unapplied_psks"].pop(tid, None)
         entries = list(res["successfully_applied_psks"].values())
     elif isinstance(res.get("ipsec_tunnels"), list):
-        entries = res["ipsec_tunnels"]  # the list, for second_precision
+        entries = res["ipsec_tunnels"]
+    elif isinstance(res.get("modified_ipsec_tunnels"), list):
+        entries = res["modified_ipsec_tunnels"]
     else:
-        entries = [res]
+        entries = [res.get(k) for k in ("ipsec_tunnel", "modified_ipsec_tunnel")
+                   if isinstance(res.get(k), dict)] or [res]
+    digits = 0 if fault.get("second_precision") else fault.get("precision")
     for e in entries:
         if not isinstance(e, dict):
             continue
@@ -79,11 +100,12 @@ def answer_variant(result, fault):
                 e["psk_metadata"] = {}
             else:
                 e.pop("psk_metadata", None)
-        meta = e.get("psk_metadata")
-        if fault.get("second_precision") and isinstance(meta, dict) and \
-                isinstance(meta.get("last_generated_on"), str):
-            t = parse_rfc3339(meta["last_generated_on"]).replace(microsecond=0)
-            meta["last_generated_on"] = t.isoformat().replace("+00:00", "Z")
+        if digits is None:
+            continue
+        for obj, key in ((e, "created_on"), (e, "modified_on"),
+                         (e.get("psk_metadata"), "last_generated_on")):
+            if isinstance(obj, dict) and isinstance(obj.get(key), str):
+                obj[key] = at_precision(obj[key], digits, bool(fault.get("round")))
     return res
 
 
@@ -156,11 +178,13 @@ class Store:
     """Tunnels of one account. Each entry is the public tunnel object plus
     the private key under "_psk". Guarded by one lock."""
 
-    def __init__(self, state_file=None, hook=None):
+    def __init__(self, state_file=None, hook=None, batch_hook=None):
         self.lock = threading.RLock()
         self.tunnels = {}  # id -> dict (insertion ordered)
         self.state_file = state_file
         self.hook = hook
+        self.batch_hook = batch_hook
+        self.batch = None  # (tunnel id, key) changed by the API call in progress
         self.last_time = None
 
     # Timestamps strictly increase, so that "newer" is always visible.
@@ -255,7 +279,28 @@ class Store:
         t["modified_on"] = stamp
         self.run_hook(tid, key)
 
+    def begin_call(self):
+        """An API call begins (under the lock): its key changes are
+        collected for the batch hook."""
+        self.batch = []
+
+    def end_call(self):
+        """The call's changes are made: the batch hook takes all its keys in
+        one run, before the answer."""
+        batch, self.batch = self.batch, None
+        if not self.batch_hook or not batch:
+            return
+        doc = json.dumps({"keys": [{"id": tid, "psk": key} for tid, key in batch]})
+        try:
+            subprocess.run(shlex.split(self.batch_hook), input=doc.encode(), timeout=600,
+                           check=True, stdout=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as e:
+            log("batch key-change hook failed for %d keys: %s" % (len(batch),
+                                                                  type(e).__name__))
+
     def run_hook(self, tid, key):
+        if self.batch_hook and self.batch is not None:
+            self.batch.append((tid, key))
         if not self.hook:
             return
         argv = shlex.split(self.hook) + [tid]
@@ -312,6 +357,11 @@ class Faults:
                 r.setdefault("method", "*")
                 r.setdefault("path", ".*")
                 re.compile(r["path"])
+                digits = r.get("precision")
+                if digits is not None and (isinstance(digits, bool) or
+                                           not isinstance(digits, int) or
+                                           not 0 <= digits <= 6):
+                    raise ValueError("precision must be an integer 0..6")
 
     def take(self, method, path):
         with self.lock:
@@ -337,7 +387,7 @@ class Emulator:
         self.api_key = read_secret_file(args.key_file) if args.key_file else None
         self.admin_token = (read_secret_file(args.admin_token_file)
                             if args.admin_token_file else None)
-        self.store = Store(args.state, args.on_key_change)
+        self.store = Store(args.state, args.on_key_change, args.on_key_change_batch)
         self.faults = Faults()
         self.log_lock = threading.Lock()
         self.requests = []
@@ -669,6 +719,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         status = self.serve_api(path, query, body, fault)
         entry["status"] = status
 
+    def call_api(self, path, query, body, fault):
+        if fault and fault.get("action") == "unapplied" and \
+                path.endswith("/ipsec_tunnels/psk"):
+            self.emu.authenticate(self.headers)
+            reason = fault.get("reason", "failed to apply PSK")
+            forced = {tid: reason for tid in fault.get("ids", [])}
+            validate_only = query.get("validate_only", ["false"])[-1] == "true"
+            return self.emu.psk_bulk(Emulator.json_body(body), validate_only, forced)
+        return self.emu.dispatch(self.command, path, query, self.headers, body)
+
     def serve_api(self, path, query, body, fault):
         action = fault.get("action") if fault else None
         if fault and fault.get("delay"):
@@ -695,16 +755,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             if not path.startswith(API_PREFIX):
                 raise ApiError(404, 7003, "No route for the URI")
-            if action == "unapplied" and path.endswith("/ipsec_tunnels/psk"):
-                self.emu.authenticate(self.headers)
-                reason = fault.get("reason", "failed to apply PSK")
-                forced = {tid: reason for tid in fault.get("ids", [])}
-                with self.emu.store.lock:
-                    validate_only = query.get("validate_only", ["false"])[-1] == "true"
-                    result = self.emu.psk_bulk(Emulator.json_body(body), validate_only,
-                                               forced)
-            else:
-                result = self.emu.dispatch(self.command, path, query, self.headers, body)
+            with self.emu.store.lock:
+                self.emu.store.begin_call()
+                try:
+                    result = self.call_api(path, query, body, fault)
+                finally:
+                    self.emu.store.end_call()
             if action == "variant":
                 result = answer_variant(result, fault)
             status, env, headers = 200, envelope_ok(result), {}
@@ -775,6 +831,10 @@ def main(argv=None):
     p.add_argument("--on-key-change",
                    help="command run when a tunnel's key changes: key on stdin, "
                         "tunnel id as last argument and in CF_EMULATOR_TUNNEL_ID")
+    p.add_argument("--on-key-change-batch",
+                   help="command run once per API call that changed keys, after the "
+                        "changes and before the answer: {\"keys\": [{\"id\", \"psk\"}, "
+                        "...]} on stdin (every key of a bulk call in one run)")
     p.add_argument("--rate-limit", type=int, default=0, metavar="N",
                    help="answer 429 (with Retry-After) beyond N API requests per 5 minutes, "
                         "as Cloudflare does beyond 1200; default: no limit")

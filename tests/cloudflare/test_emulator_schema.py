@@ -5,7 +5,7 @@ from Debian's python3-jsonschema) against the response schemas the
 document declares for that operation, plus the emulator's own promises
 (validate_only changes nothing, last_generated_on moves on every key
 change, generated keys are 32 alphanumerics, --state survives a restart,
-admin token, clean SIGTERM).
+admin token, clean SIGTERM, the batch key hook once per call).
 
 Usage: test_emulator_schema.py EMULATOR SCHEMA
 """
@@ -370,6 +370,46 @@ class SchemaTest(unittest.TestCase):
         st, doc = self.emu.call("POST", BASE + "/" + "0" * 32 + "/psk_generate", {})
         self.check("/{ipsec_tunnel_id}/psk_generate", "post", st, doc, 404)
 
+    def test_answer_variants(self):
+        """Issue 12: the shapes the schema allows that the client must take
+        (the time absent from write answers, other precisions, rounded),
+        each still valid against the operation's schema."""
+        frac = re.compile(r"T\d\d:\d\d:\d\d(?:\.(\d+))?Z$")
+
+        def digits(stamp):
+            m = frac.search(stamp)
+            self.assertIsNotNone(m, stamp)
+            return len(m.group(1) or "")
+
+        rules = [{"method": "POST", "path": "/psk$", "count": -1, "action": "variant",
+                  "no_psk_metadata": True},
+                 {"method": "POST", "path": "/psk_generate$", "count": -1,
+                  "action": "variant", "precision": 3, "round": True},
+                 {"method": "GET", "path": "ipsec_tunnels$", "count": -1, "action": "variant",
+                  "precision": 0}]
+        self.assertEqual(self.emu.admin("POST", "/faults", {"rules": rules})[0], 200)
+        st, doc = self.emu.call("POST", BASE + "/psk", {"psks": [{"id": T1, "psk": "var-psk-1"}]})
+        self.check("/psk", "post", st, doc, 200)
+        self.assertEqual(doc["result"]["successfully_applied_psks"][T1]["psk_metadata"], {})
+        st, doc = self.emu.call("POST", BASE + "/" + T1 + "/psk_generate", {})
+        self.check("/{ipsec_tunnel_id}/psk_generate", "post", st, doc, 200)
+        gen = doc["result"]["psk_metadata"]["last_generated_on"]
+        self.assertEqual(digits(gen), 3)
+        exact = self.fingerprints()[T1][1]
+        self.assertEqual(digits(exact), 6)
+        # Rounded to the nearest millisecond: at most half a unit away.
+        delta = (datetime.datetime.fromisoformat(gen.replace("Z", "+00:00")) -
+                 datetime.datetime.fromisoformat(exact.replace("Z", "+00:00")))
+        self.assertLessEqual(abs(delta.total_seconds()), 0.0005)
+        st, doc = self.emu.call("GET", BASE)
+        self.check("", "get", st, doc, 200)
+        for t in doc["result"]["ipsec_tunnels"]:
+            self.assertEqual(digits(t["modified_on"]), 0)
+            if t.get("psk_metadata", {}).get("last_generated_on"):
+                self.assertEqual(digits(t["psk_metadata"]["last_generated_on"]), 0)
+        bad = [{"action": "variant", "precision": 7}]
+        self.assertEqual(self.emu.admin("POST", "/faults", {"rules": bad})[0], 400)
+
     def test_unknown_route_and_admin_token(self):
         st, doc = self.emu.call("GET", "/client/v4/accounts/%s/magic/gre_tunnels" % ACCOUNT)
         self.assertEqual((st, doc["errors"][0]["code"]), (404, 7003))
@@ -396,13 +436,17 @@ class SchemaTest(unittest.TestCase):
             self.assertIn((p, m, 4), self.validated, (p, m))
 
 
+def write_files(tmp):
+    """The token, admin token and seed an emulator of these tests reads."""
+    for name, content in (("token", TOKEN), ("admin", ADMIN), ("seed.json", json.dumps(SEED))):
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(content)
+
+
 class RateLimitTest(unittest.TestCase):
     def test_rate_limit(self):
         with tempfile.TemporaryDirectory(prefix="ts-cf-rate-") as tmp:
-            for name, content in (("token", TOKEN), ("admin", ADMIN),
-                                  ("seed.json", json.dumps(SEED))):
-                with open(os.path.join(tmp, name), "w") as f:
-                    f.write(content)
+            write_files(tmp)
             emu = Emulator(tmp, ["--rate-limit", "3"], "rl")
             try:
                 for _ in range(3):
@@ -420,13 +464,49 @@ class RateLimitTest(unittest.TestCase):
                 self.assertEqual(emu.stop(), 0)
 
 
+class BatchHookTest(unittest.TestCase):
+    def test_batch_hook_once_per_call(self):
+        """--on-key-change-batch: one run per API call that changed keys,
+        with all of them, before the answer; none for a call that changed
+        none (validate_only, a list, an unapplied entry only)."""
+        with tempfile.TemporaryDirectory(prefix="ts-cf-batch-") as tmp:
+            write_files(tmp)
+            runs = os.path.join(tmp, "runs")
+            hook = os.path.join(tmp, "hook.py")
+            with open(hook, "w") as f:
+                f.write("import sys\nwith open(%r, 'a') as f:\n"
+                        "    f.write(sys.stdin.read() + '\\n')\n" % runs)
+            emu = Emulator(tmp, ["--on-key-change-batch", "/usr/bin/python3 " + hook], "bh")
+
+            def taken():
+                if not os.path.exists(runs):
+                    return []
+                with open(runs) as f:
+                    return [[(k["id"], k["psk"]) for k in json.loads(line)["keys"]]
+                            for line in f.read().splitlines()]
+            try:
+                body = {"psks": [{"id": T1, "psk": "batch-psk-one"},
+                                 {"id": T2, "psk": "batch-psk-two"},
+                                 {"id": "0" * 32, "psk": "nowhere-psk"}]}
+                self.assertEqual(emu.call("POST", BASE + "/psk", body)[0], 200)
+                self.assertEqual(taken(), [[(T1, "batch-psk-one"), (T2, "batch-psk-two")]])
+                self.assertEqual(emu.call("POST", BASE + "/psk?validate_only=true", body)[0],
+                                 200)
+                self.assertEqual(emu.call("GET", BASE)[0], 200)
+                self.assertEqual(emu.call("POST", BASE + "/psk", {
+                    "psks": [{"id": "0" * 32, "psk": "nowhere-psk"}]})[0], 200)
+                self.assertEqual(len(taken()), 1)
+                st, doc = emu.call("POST", BASE + "/" + T2 + "/psk_generate", {})
+                self.assertEqual(st, 200)
+                self.assertEqual(taken()[1], [(T2, doc["result"]["psk"])])
+            finally:
+                self.assertEqual(emu.stop(), 0)
+
+
 class StateTest(unittest.TestCase):
     def test_state_survives_restart(self):
         with tempfile.TemporaryDirectory(prefix="ts-cf-state-") as tmp:
-            for name, content in (("token", TOKEN), ("admin", ADMIN),
-                                  ("seed.json", json.dumps(SEED))):
-                with open(os.path.join(tmp, name), "w") as f:
-                    f.write(content)
+            write_files(tmp)
             state = os.path.join(tmp, "state.json")
             emu = Emulator(tmp, ["--state", state], "s1")
             st, doc = emu.call("POST", BASE + "/" + T2 + "/psk_generate", {})

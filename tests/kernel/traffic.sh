@@ -20,7 +20,8 @@
 #   flush      `ip xfrm state flush` on the gateway: both flows healed
 #              (traffic again, nothing lost in the last second), each
 #              outage at most HEAL_MAX s
-#   iface      vti-a's address flushed, vti-b set down: the next pass (SIGHUP)
+#   iface      vti-a's address flushed, vti-b set down: plan lists both (and
+#              changes nothing), the next pass (SIGHUP)
 #              puts both back, the flows heal
 #              then the idle daemon holds no subscription to charon's log
 #   restart    the gateway's charon restarted: healed, outage <= HEAL_MAX
@@ -324,7 +325,34 @@ assert_healed e2e-b "$HEAL_MAX"
 wait_synced 30
 
 SCENARIO=iface
-e2e_say "$SCENARIO: vti-a's address removed and vti-b set down behind the daemon's back: the next pass puts them back"
+e2e_say "$SCENARIO: vti-a's address removed and vti-b set down behind the daemon's back: plan lists it, the next pass puts them back"
+# First without flows: plan lists exactly that drift and changes nothing
+# (links, addresses, routes, disable_policy byte for byte the same after
+# it); put back by hand, then the same drift under the flows for the pass.
+ip -n "$E2E_NS_GW" addr flush dev vti-a
+ip -n "$E2E_NS_GW" link set vti-b down
+gw_state() {
+	ip -n "$E2E_NS_GW" -d link
+	ip -n "$E2E_NS_GW" -4 -d addr
+	ip -n "$E2E_NS_GW" -d route show table all
+	ip netns exec "$E2E_NS_GW" sh -c 'grep -H . /proc/sys/net/ipv4/conf/vti-*/disable_policy'
+}
+gw_state >"$E2E_DIR/iface.before"
+rc=0
+E2E_QUIET=1 e2e_ts plan-iface plan --json || rc=$?
+[ "$rc" -eq 2 ] || e2e_fail "iface: plan exited $rc with the VTIs drifted, expected 2"
+gw_state | cmp -s - "$E2E_DIR/iface.before" || e2e_fail "iface: plan changed the gateway's links or routes"
+/usr/bin/python3 - "$E2E_LAST_OUT" <<'PY' || e2e_fail "iface: plan does not list the drift: $(cat "$E2E_LAST_OUT")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+got = sorted((a["kind"], a.get("interface"), c["field"], c["old"], c["new"])
+             for a in doc["actions"] if a["phase"] == "traffic" for c in a["changes"])
+want = [("fix-interface", "vti-a", "address", "", "10.213.0.0/31"),
+        ("fix-interface", "vti-b", "link", "down", "up")]
+sys.exit(0 if got == want else "traffic actions %s, expected %s" % (got, want))
+PY
+ip -n "$E2E_NS_GW" addr add 10.213.0.0/31 dev vti-a
+ip -n "$E2E_NS_GW" link set vti-b up
 flow_start e2e-a e2e-b
 lines=$(wc -l <"$E2E_DIR/daemon.log")
 ip -n "$E2E_NS_GW" addr flush dev vti-a
@@ -575,7 +603,7 @@ wait_for 100 "prune: e2e-b's route no longer declared is still there" \
 ip -n "$E2E_NS_GW" route show 192.0.2.100/32 | grep -q 'dev vti-a proto 182 scope link metric 100' ||
 	e2e_fail "prune: e2e-a's declared route went too: $(ip -n "$E2E_NS_GW" route)"
 wait_for 25 "prune: the daemon did not log the route's removal" \
-	'tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q "1 routes no longer declared removed"'
+	'tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q "route 192.0.2.100/32 via vti-b: delete"'
 unset_b interface
 wait_for 100 "prune: the VTI e2e-b no longer declares is still there" \
 	'! ip -n "$E2E_NS_GW" link show dev vti-b >/dev/null 2>&1'

@@ -867,6 +867,82 @@ static void test_corrupt_semantics(void **state)
 	expect_corrupt(f, -EBADMSG, "not a tunnelsync-record");
 }
 
+static bool file_has(const char *path, const char *text)
+{
+	size_t len;
+	char *raw = read_raw(path, &len);
+	bool has = strstr(raw, text) != NULL;
+
+	ts_wipe(raw, len);
+	free(raw);
+	return has;
+}
+
+/* Issue 12: the unit Cloudflare wrote last_generated_on in goes from the
+ * journal (step remote) into the record at commit; written only when
+ * coarser than 1 us (files with microsecond times stay as before), read
+ * back when present, refused when not a power of ten up to 1 s. */
+static void test_baseline_unit(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_store *s = open_ok(f);
+	struct ts_journal_entry e;
+	struct ts_key_record rec = { 0 };
+	char path[256], fp[TS_FINGERPRINT_LEN], body[1024];
+
+	make_entry(&e, "t1", KEY_B, TS_JOURNAL_PREPARED);
+	e.old_fingerprint[0] = '\0';
+	e.generation = 1;
+	assert_int_equal(ts_store_journal_begin(s, &e), 0);
+	e.step = TS_JOURNAL_REMOTE;
+	e.last_generated_on = T0 + 20 * TS_USEC_PER_SEC;
+	e.last_generated_unit = TS_USEC_PER_SEC;
+	assert_int_equal(ts_store_journal_advance(s, &e), 0);
+	path_of(f, "journal", "t1.jnl", path, sizeof(path));
+	assert_true(file_has(path, "\nlast_generated_unit=1000000\n"));
+	e.step = TS_JOURNAL_LOCAL;
+	assert_int_equal(ts_store_journal_advance(s, &e), 0);
+	assert_int_equal(ts_store_journal_commit(s, "t1", T0 + 100, NULL), 0);
+	assert_int_equal(ts_store_record_read(s, "t1", &rec), 0);
+	assert_int_equal(rec.last_generated_on, T0 + 20 * TS_USEC_PER_SEC);
+	assert_int_equal(rec.last_generated_unit, TS_USEC_PER_SEC);
+	/* Microseconds: no line, read back as 0 (= 1 us). */
+	rec.last_generated_unit = 1;
+	assert_int_equal(ts_store_record_write(s, &rec), 0);
+	path_of(f, "records", "t1.rec", path, sizeof(path));
+	assert_false(file_has(path, "last_generated_unit"));
+	ts_store_record_done(&rec);
+	assert_int_equal(ts_store_record_read(s, "t1", &rec), 0);
+	assert_int_equal(rec.last_generated_unit, 0);
+	/* Adopting a list's baseline keeps the list's unit. */
+	rec.last_generated_on = 0;
+	assert_int_equal(ts_store_record_write(s, &rec), 0);
+	ts_secret_fingerprint(rec.key, fp);
+	ts_store_record_done(&rec);
+	assert_int_equal(ts_store_record_adopt_baseline(s, "t1", fp, T0, 1000), 0);
+	assert_int_equal(ts_store_record_read(s, "t1", &rec), 0);
+	assert_int_equal(rec.last_generated_on, T0);
+	assert_int_equal(rec.last_generated_unit, 1000);
+	ts_store_record_done(&rec);
+	ts_store_close(s);
+	/* A power of ten up to 1 s is read; anything else is damage. */
+	ts_fingerprint_bytes("AAAAaaaa", 8, fp);
+	for (int k = 0; k < 2; k++) {
+		snprintf(body, sizeof(body),
+			 "tunnelsync-record 1\ntunnel=t1\ntunnel_id=00\nsource=random\n"
+			 "generation=1\nfingerprint=%s\nlast_generated_on=5\n"
+			 "last_generated_unit=%s\napplied_at=0\nkey=4141414161616161\n",
+			 fp, k == 0 ? "1000" : "250");
+		write_sealed(path, body);
+		if (k == 1)
+			break;
+		s = open_ok(f);
+		assert_record_key(s, "t1", "AAAAaaaa");
+		ts_store_close(s);
+	}
+	expect_corrupt(f, -EBADMSG, "last_generated_unit");
+}
+
 static void test_corrupt_journal_not_overwritten(void **state)
 {
 	struct fixture *f = *state;
@@ -1154,6 +1230,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_flipped_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_truncated_and_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_baseline_unit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_rotation_over_corrupt_record, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_journal_not_overwritten, setup,
