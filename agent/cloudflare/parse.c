@@ -332,8 +332,10 @@ static int get_opt_bool(json_t *o, const char *key, bool *ret, const char *where
 	return 0;
 }
 
+/* ret_unit (NULL: not wanted): the unit of the text's last digit, for
+ * comparing times written at other precisions (core/timeutil.h). */
 static int get_opt_time(json_t *o, const char *key, bool *ret_has, ts_usec_t *ret,
-			const char *where, struct ts_cf_error *err)
+			ts_usec_t *ret_unit, const char *where, struct ts_cf_error *err)
 {
 	const char *s;
 	int r = get_opt_string(o, key, &s, where, err);
@@ -342,7 +344,7 @@ static int get_opt_time(json_t *o, const char *key, bool *ret_has, ts_usec_t *re
 		return r;
 	if (!s || !*s)
 		return 0;
-	if (ts_time_parse_rfc3339(s, ret) < 0)
+	if (ts_time_parse_rfc3339_unit(s, ret, ret_unit) < 0)
 		return protocol_error(err, "%s.%s is not an RFC 3339 time", where, key);
 	*ret_has = true;
 	return 0;
@@ -449,14 +451,15 @@ static int parse_tunnel(json_t *o, struct ts_cf_tunnel *ret, const char *where,
 	if ((r = get_opt_bool(o, "replay_protection", &t.replay_protection, where, err)) < 0 ||
 	    (r = get_opt_bool(o, "allow_null_cipher", &t.allow_null_cipher, where, err)) < 0)
 		return r;
-	if ((r = get_opt_time(o, "created_on", &t.has_created_on, &t.created_on, where, err)) < 0 ||
-	    (r = get_opt_time(o, "modified_on", &t.has_modified_on, &t.modified_on, where, err)) <
-		    0)
+	if ((r = get_opt_time(o, "created_on", &t.has_created_on, &t.created_on, NULL, where,
+			      err)) < 0 ||
+	    (r = get_opt_time(o, "modified_on", &t.has_modified_on, &t.modified_on, NULL, where,
+			      err)) < 0)
 		return r;
 	if ((r = get_opt_object(o, "psk_metadata", &sub, where, err)) < 0)
 		return r;
 	if (sub && (r = get_opt_time(sub, "last_generated_on", &t.has_psk_generated_on,
-				     &t.psk_generated_on, where, err)) < 0)
+				     &t.psk_generated_on, &t.psk_generated_unit, where, err)) < 0)
 		return r;
 	if ((r = get_opt_object(o, "custom_remote_identities", &sub, where, err)) < 0)
 		return r;
@@ -597,7 +600,7 @@ static int parse_applied(json_t *o, const struct ts_cf_psk_entry *entry,
 	if (!meta)
 		return protocol_error(err, "%s.psk_metadata is missing", where);
 	return get_opt_time(meta, "last_generated_on", &out->has_last_generated_on,
-			    &out->last_generated_on, where, err);
+			    &out->last_generated_on, &out->last_generated_unit, where, err);
 }
 
 int ts_cf_parse_psk_set(const void *body, size_t len, long http_status,
@@ -696,7 +699,8 @@ int ts_cf_parse_psk_generate(const void *body, size_t len, long http_status, con
 	if ((r = get_opt_object(result, "psk_metadata", &meta, "result", err)) < 0)
 		return r;
 	if (meta && (r = get_opt_time(meta, "last_generated_on", &g.has_last_generated_on,
-				      &g.last_generated_on, "result.psk_metadata", err)) < 0)
+				      &g.last_generated_on, &g.last_generated_unit,
+				      "result.psk_metadata", err)) < 0)
 		return r;
 	/* validate_only: any key in the answer was never applied; it is wiped
 	 * with the document and not handed out. */

@@ -48,8 +48,14 @@ static int expect(const char **p, char c)
 
 int ts_time_parse_rfc3339(const char *s, ts_usec_t *ret_usec)
 {
+	return ts_time_parse_rfc3339_unit(s, ret_usec, NULL);
+}
+
+int ts_time_parse_rfc3339_unit(const char *s, ts_usec_t *ret_usec, ts_usec_t *ret_unit)
+{
 	struct tm tm = { 0 };
 	int y, mo, d, h, mi, sec, usec = 0, scale = 100000;
+	ts_usec_t unit = TS_USEC_PER_SEC;
 	long offset = 0;
 	time_t t;
 
@@ -73,6 +79,8 @@ int ts_time_parse_rfc3339(const char *s, ts_usec_t *ret_usec)
 		for (; isdigit((unsigned char)*s); s++) {
 			usec += (*s - '0') * scale;
 			scale /= 10;
+			if (unit > 1)
+				unit /= 10;
 		}
 	}
 	if (*s == 'Z' || *s == 'z') {
@@ -99,7 +107,29 @@ int ts_time_parse_rfc3339(const char *s, ts_usec_t *ret_usec)
 	if (t == (time_t)-1)
 		return -EINVAL;
 	*ret_usec = ((ts_usec_t)t - offset) * TS_USEC_PER_SEC + usec;
+	if (ret_unit)
+		*ret_unit = unit;
 	return 0;
+}
+
+static ts_usec_t unit_or_usec(ts_usec_t unit)
+{
+	return unit > 1 ? unit : 1;
+}
+
+/* Floor division (times before 1970 stay ordered). */
+static ts_usec_t in_units(ts_usec_t t, ts_usec_t unit)
+{
+	return t >= 0 ? t / unit : -((-t + unit - 1) / unit);
+}
+
+bool ts_time_later_beyond_precision(ts_usec_t later, ts_usec_t later_unit, ts_usec_t base,
+				    ts_usec_t base_unit)
+{
+	ts_usec_t u = unit_or_usec(later_unit) > unit_or_usec(base_unit) ? unit_or_usec(later_unit)
+									 : unit_or_usec(base_unit);
+
+	return in_units(later, u) > in_units(base, u) + 1;
 }
 
 int ts_time_format_rfc3339(ts_usec_t t, char *buf, size_t size)

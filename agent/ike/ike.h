@@ -109,6 +109,9 @@ int ts_ike_conn_diff(const struct ts_ike_leaves *want, const struct ts_ike_leave
  * -errno when the tunnel cannot be rendered. */
 int ts_ike_conn_compare(const struct ts_tunnel *t, const char *account_id,
 			const struct ts_vici_node *listed, char *diff, size_t diff_size);
+/* The same over a rendering and list-conns' leaves already at hand. */
+int ts_ike_leaves_compare(const struct ts_ike_leaves *want, const struct ts_ike_leaves *have,
+			  char *diff, size_t diff_size);
 
 /* --- events -------------------------------------------------------------- */
 

@@ -563,17 +563,24 @@ static int on_conn(void *userdata, const struct ts_vici_node *event)
 	for (size_t i = 0; event && i < event->n_children; i++) {
 		const struct ts_vici_node *conn = event->children[i];
 		struct ts_ike_observed *o;
-		int r;
+		int r, listed;
 
 		if (conn->type != TS_VICI_SECTION || !(o = obs_find(ctx, conn->name)))
 			continue;
 		o->conn_loaded = true;
 		ts_ike_leaves_done(&o->listed);
-		r = ts_ike_leaves_listed(conn, o->conn_name, &o->listed);
-		if (r < 0 && ctx->error == 0)
-			ctx->error = r;
-		r = ts_ike_conn_compare(&ctx->tunnels[o - ctx->obs], ctx->account_id, conn,
-					o->conn_diff, sizeof(o->conn_diff));
+		ts_ike_leaves_done(&o->want);
+		listed = ts_ike_leaves_listed(conn, o->conn_name, &o->listed);
+		if (listed < 0 && ctx->error == 0)
+			ctx->error = listed;
+		/* ts_ike_conn_compare's result, from the leaves at hand; the
+		 * rendering stays for the diff with the record (conn_diff.c). */
+		o->conn_diff[0] = 0;
+		r = ts_ike_leaves_render(&ctx->tunnels[o - ctx->obs], ctx->account_id, &o->want);
+		if (r >= 0)
+			r = listed < 0 ? listed
+				       : ts_ike_leaves_compare(&o->want, &o->listed, o->conn_diff,
+							       sizeof(o->conn_diff));
 		if (r < 0)
 			snprintf(o->conn_diff, sizeof(o->conn_diff), "cannot render: %s",
 				 strerror(-r));

@@ -792,6 +792,21 @@ int ts_ike_conn_diff(const struct ts_ike_leaves *want, const struct ts_ike_leave
 	return 0;
 }
 
+/* Only what list-conns shows; the record is the caller's. */
+int ts_ike_leaves_compare(const struct ts_ike_leaves *want, const struct ts_ike_leaves *have,
+			  char *diff, size_t diff_size)
+{
+	if (diff && diff_size)
+		diff[0] = 0;
+	for (unsigned i = 0; i < _TS_LEAF_MAX; i++)
+		if (ts_ike_leaf_listed[i] && !ts_streq(want->values[i], have->values[i] ?: "")) {
+			if (diff && diff_size)
+				snprintf(diff, diff_size, "%s", ts_ike_leaf_names[i]);
+			return 1;
+		}
+	return 0;
+}
+
 int ts_ike_conn_compare(const struct ts_tunnel *t, const char *account_id,
 			const struct ts_vici_node *listed, char *diff, size_t diff_size)
 {
@@ -811,17 +826,8 @@ int ts_ike_conn_compare(const struct ts_tunnel *t, const char *account_id,
 		goto out;
 	}
 	r = ts_ike_leaves_listed(listed, name, &have);
-	if (r < 0)
-		goto out;
-	/* Only what list-conns shows; the record is the caller's. */
-	for (unsigned i = 0; i < _TS_LEAF_MAX; i++)
-		if (ts_ike_leaf_listed[i] && !ts_streq(want.values[i], have.values[i] ?: "")) {
-			if (diff && diff_size)
-				snprintf(diff, diff_size, "%s", ts_ike_leaf_names[i]);
-			r = 1;
-			goto out;
-		}
-	r = 0;
+	if (r >= 0)
+		r = ts_ike_leaves_compare(&want, &have, diff, diff_size);
 out:
 	ts_ike_leaves_done(&want);
 	ts_ike_leaves_done(&have);

@@ -40,6 +40,7 @@ struct ts_cf_tunnel {
 	 * changed. Absent on a tunnel that never had a key set. */
 	bool has_psk_generated_on;
 	ts_usec_t psk_generated_on;
+	ts_usec_t psk_generated_unit; /* the unit of its text's last digit (timeutil.h) */
 	bool has_created_on;
 	ts_usec_t created_on;
 	bool has_modified_on;
@@ -68,7 +69,8 @@ struct ts_cf_psk_outcome {
 	char ipsec_id[TS_CF_IPSEC_ID_MAX + 1]; /* applied only */
 	bool has_last_generated_on;	       /* applied only */
 	ts_usec_t last_generated_on;
-	char *reason; /* owned; unapplied only */
+	ts_usec_t last_generated_unit; /* the unit of its text's last digit */
+	char *reason;		       /* owned; unapplied only */
 };
 
 /* One outcome per requested tunnel, in the order of the request. */
@@ -86,6 +88,7 @@ struct ts_cf_psk_generated {
 	struct ts_secret *psk; /* owned */
 	bool has_last_generated_on;
 	ts_usec_t last_generated_on;
+	ts_usec_t last_generated_unit; /* the unit of its text's last digit */
 };
 
 extern const char *const ts_cf_psk_status_names[_TS_CF_PSK_STATUS_MAX];

@@ -168,6 +168,7 @@ void ts_ike_observed_done(struct ts_ike_observed *o)
 	if (!o)
 		return;
 	ts_ike_leaves_done(&o->listed);
+	ts_ike_leaves_done(&o->want);
 	free(o->children);
 	o->children = NULL;
 	o->n_children = 0;

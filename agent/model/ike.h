@@ -129,6 +129,8 @@ struct ts_ike_observed {
 	char conn_diff[128];		/* first difference, "" when equal */
 	struct ts_ike_leaves listed;	/* what list-conns reported; all NULL
 					 * when the connection is not loaded */
+	struct ts_ike_leaves want;	/* the declared connection as the compare
+					 * rendered it; all NULL when not rendered */
 	bool key_loaded;		/* get-shared lists our key id */
 	enum ts_ike_sa_state ike_state; /* best IKE SA of the connection */
 	uint32_t ike_unique_id;

@@ -54,8 +54,10 @@ struct ts_key_record {
 	char fingerprint[TS_FINGERPRINT_LEN];
 	enum ts_psk_source source;
 	ts_usec_t last_generated_on; /* Cloudflare's psk_metadata; 0 unknown */
-	ts_usec_t applied_at;	     /* when this key became current */
-	uint64_t generation;	     /* 1 for the first key, +1 per rotation */
+	/* The unit it was written in (core/timeutil.h); 0: 1 us. */
+	ts_usec_t last_generated_unit;
+	ts_usec_t applied_at; /* when this key became current */
+	uint64_t generation;  /* 1 for the first key, +1 per rotation */
 };
 
 /* A rotation in progress (write-ahead journal entry). */
@@ -68,10 +70,11 @@ struct ts_journal_entry {
 	char new_fingerprint[TS_FINGERPRINT_LEN]; /* "" while not known */
 	char old_fingerprint[TS_FINGERPRINT_LEN]; /* "" at bootstrap */
 	ts_usec_t started_at;
-	ts_usec_t last_generated_on; /* from the remote step; 0 unknown */
-	ts_usec_t applied_at;	     /* set at the committed step */
-	uint32_t attempt;	     /* 1 for the first try of this rotation */
-	uint64_t generation;	     /* the generation the new record will have */
+	ts_usec_t last_generated_on;   /* from the remote step; 0 unknown */
+	ts_usec_t last_generated_unit; /* its unit; 0: 1 us */
+	ts_usec_t applied_at;	       /* set at the committed step */
+	uint32_t attempt;	       /* 1 for the first try of this rotation */
+	uint64_t generation;	       /* the generation the new record will have */
 };
 
 struct ts_obs_cloudflare {
@@ -79,7 +82,8 @@ struct ts_obs_cloudflare {
 	bool present; /* the tunnel id exists in the account */
 	struct ts_ip customer_endpoint;
 	struct ts_ip cloudflare_endpoint;
-	ts_usec_t last_generated_on; /* 0 unknown */
+	ts_usec_t last_generated_on;   /* 0 unknown */
+	ts_usec_t last_generated_unit; /* its unit (core/timeutil.h); 0: 1 us */
 	/* Every property as listed (present only); NULL when the glue gave
 	 * none. Not owned. The planner diffs what the config declares. */
 	const struct ts_cf_tunnel *tunnel;

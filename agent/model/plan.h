@@ -2,7 +2,8 @@
  * naming its tunnel, the plane it changes (or reports on), a cause code
  * and a reason for humans. Built by reconcile/plan.c, executed by apply.
  *
- * Fixed order (enum ts_plan_phase): removals of stale objects, resumes of
+ * Fixed order (enum ts_plan_phase): removals of stale objects, the owned
+ * interfaces and routes (removals first; traffic.c), resumes of
  * journaled rotations, IKE config loads (connection, key), rotations (the
  * tunnels sharing the bulk PSK call first, then psk_generate ones), SA
  * initiations and reauthentications, then reports and deferrals. Within a
@@ -18,25 +19,34 @@
 #include "model/tunnel.h"
 
 enum ts_action_kind {
-	TS_ACTION_UNLOAD_CONN,	  /* stale IKE connection (and its SAs) */
-	TS_ACTION_UNLOAD_KEY,	  /* stale IKE shared secret */
-	TS_ACTION_DELETE_SA,	  /* stale kernel XFRM state */
-	TS_ACTION_DELETE_POLICY,  /* stale kernel XFRM policy */
-	TS_ACTION_RESUME,	  /* finish a journaled rotation from its step */
-	TS_ACTION_LOAD_KEY,	  /* load-shared the record's key (not a rotation) */
-	TS_ACTION_LOAD_CONN,	  /* load-conn the rendering; after the key, never without it */
-	TS_ACTION_UPDATE_CONN,	  /* load-conn again: declared leaves differ (changes) */
-	TS_ACTION_UPDATE_TUNNEL,  /* Cloudflare: PUT the declared properties (changes) */
-	TS_ACTION_ROTATE,	  /* new PSK: journal, Cloudflare, IKE, commit */
-	TS_ACTION_INITIATE,	  /* bring the IKE/CHILD SA up */
-	TS_ACTION_REAUTH,	  /* IKE claims up but the kernel disagrees */
-	TS_ACTION_REPORT,	  /* drift the agent must not or cannot fix */
-	TS_ACTION_DEFER_ROTATION, /* a rotation is due but a rule holds it back */
+	TS_ACTION_UNLOAD_CONN,	 /* stale IKE connection (and its SAs) */
+	TS_ACTION_UNLOAD_KEY,	 /* stale IKE shared secret */
+	TS_ACTION_DELETE_SA,	 /* stale kernel XFRM state */
+	TS_ACTION_DELETE_POLICY, /* stale kernel XFRM policy */
+	TS_ACTION_RESUME,	 /* finish a journaled rotation from its step */
+	TS_ACTION_LOAD_KEY,	 /* load-shared the record's key (not a rotation) */
+	TS_ACTION_LOAD_CONN,	 /* load-conn the rendering; after the key, never without it */
+	TS_ACTION_UPDATE_CONN,	 /* load-conn again: declared leaves differ (changes) */
+	TS_ACTION_UPDATE_TUNNEL, /* Cloudflare: PUT the declared properties (changes) */
+	TS_ACTION_ROTATE,	 /* new PSK: journal, Cloudflare, IKE, commit */
+	TS_ACTION_INITIATE,	 /* bring the IKE/CHILD SA up */
+	TS_ACTION_REAUTH,	 /* IKE claims up but the kernel disagrees */
+	/* The owned interfaces and routes (reconcile/traffic.c; object set) */
+	TS_ACTION_DELETE_IFACE,	    /* an owned interface no local tunnel declares */
+	TS_ACTION_DELETE_ROUTE,	    /* an owned route no enabled local tunnel declares */
+	TS_ACTION_CREATE_IFACE,	    /* the declared VTI / XFRM interface is missing */
+	TS_ACTION_REPLACE_IFACE,    /* another kind, key, endpoint or if_id: recreated */
+	TS_ACTION_FIX_IFACE,	    /* address, MTU, link state, disable_policy put back */
+	TS_ACTION_ADD_ROUTE,	    /* a declared route is missing */
+	TS_ACTION_SET_ROUTE_METRIC, /* a declared route at another metric */
+	TS_ACTION_REPORT,	    /* drift the agent must not or cannot fix */
+	TS_ACTION_DEFER_ROTATION,   /* a rotation is due but a rule holds it back */
 	_TS_ACTION_MAX,
 };
 
 enum ts_plan_phase {
 	TS_PHASE_REMOVE,
+	TS_PHASE_TRAFFIC,
 	TS_PHASE_RESUME,
 	TS_PHASE_CONFIG,
 	TS_PHASE_ROTATE_BULK,
@@ -78,10 +88,24 @@ enum ts_plan_cause {
 	TS_CAUSE_GROUP_SETTLING,  /* a group peer's new SAs are settling */
 	TS_CAUSE_ROTATION_CAP,	  /* max_rotations_per_pass reached */
 	TS_CAUSE_BUDGET,	  /* Cloudflare request budget exhausted */
+	TS_CAUSE_IFACE_MISSING,	  /* the declared interface does not exist */
+	TS_CAUSE_IFACE_DIFFERS,	  /* its kind, key, endpoints or if_id differ */
+	TS_CAUSE_IFACE_DRIFT,	  /* its address, MTU, link state or disable_policy */
+	TS_CAUSE_IFACE_FOREIGN,	  /* the name is taken by an interface not this tunnel's */
+	TS_CAUSE_ROUTE_MISSING,
+	TS_CAUSE_ROUTE_METRIC,	 /* at another metric than the declared one */
+	TS_CAUSE_ROUTE_FAILOVER, /* tunnel not up, a group sibling is: +10000 */
 	_TS_CAUSE_MAX,
 };
 
 #define TS_PLAN_NO_OBJECT SIZE_MAX
+
+/* The interface or route a traffic action (TS_PHASE_TRAFFIC) is about. */
+struct ts_traffic_object {
+	char ifname[16];
+	struct ts_prefix dst; /* routes; AF_UNSPEC: an interface */
+	uint32_t metric;      /* routes: the metric set, or the one deleted */
+};
 
 struct ts_action {
 	enum ts_action_kind kind;
@@ -95,6 +119,7 @@ struct ts_action {
 	/* What changes, old -> new (keys as fingerprints only); owned by the
 	 * plan. Empty for actions that change no declared value. */
 	struct ts_changes changes;
+	struct ts_traffic_object *object; /* owned; traffic actions only */
 };
 
 struct ts_plan {

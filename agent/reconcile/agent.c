@@ -85,9 +85,11 @@ void ts_agent_free(struct ts_agent *a)
 	if (!a)
 		return;
 	ts_planes_close(&a->planes);
+	ts_cf_tunnel_list_done(&a->cf_last);
 	free(a->memory);
 	free(a->metrics);
 	free(a->state_dir);
+	ts_agent_status_done(a);
 	free(a);
 }
 
@@ -102,9 +104,10 @@ void ts_pass_result_done(struct ts_pass_result *r)
 
 /* Observes and hands the observation to memory; counts a failed list. */
 static int observe(struct ts_agent *a, const bool *scope, struct ts_observation *o,
-		   struct ts_observation *reuse_cf)
+		   struct ts_observation *reuse_cf, const struct ts_cf_tunnel_list *cf_last)
 {
-	int r = scope ? ts_agent_observe_scoped(a, scope, o) : ts_agent_observe(a, o, reuse_cf);
+	int r = scope ? ts_agent_observe_scoped(a, scope, o, cf_last)
+		      : ts_agent_observe(a, o, reuse_cf);
 
 	if (r < 0)
 		return r;
@@ -297,6 +300,37 @@ static bool settle_after(struct ts_agent *a, const struct ts_observation *after)
 	return settled;
 }
 
+/* Whether applying the plan may write to Cloudflare (any call that
+ * spends request budget: a rotation, a resumed one, a tunnel update). */
+static bool plan_writes_cloudflare(const struct ts_plan *plan)
+{
+	if (plan->api_calls || plan->n_rotations)
+		return true;
+	for (size_t i = 0; i < plan->n_actions; i++) {
+		enum ts_action_kind k = plan->actions[i].kind;
+
+		if (k == TS_ACTION_ROTATE || k == TS_ACTION_RESUME || k == TS_ACTION_UPDATE_TUNNEL)
+			return true;
+	}
+	return false;
+}
+
+/* At the end of a pass: its Cloudflare list becomes the agent's cf_last
+ * when the pass wrote nothing to Cloudflare after reading it (so the list
+ * is Cloudflare as it stood after the pass); else there is none. */
+static void keep_cf_list(struct ts_agent *a, struct ts_observation *src, const struct ts_plan *plan)
+{
+	ts_cf_tunnel_list_done(&a->cf_last);
+	a->cf_last_ok = false;
+	if (!src || !src->cf_ok || src->cf_borrowed || (plan && plan_writes_cloudflare(plan)))
+		return;
+	a->cf_last = src->cf_list;
+	a->cf_last_at = src->cf_read_at;
+	a->cf_last_ok = true;
+	memset(&src->cf_list, 0, sizeof(src->cf_list));
+	src->cf_ok = false;
+}
+
 /* take_first: a scoped stage changed something just before; the events
  * read so far are taken before this observation, which is then the state
  * that stage left. */
@@ -312,10 +346,11 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 	ts_usec_t started = ops->now_monotonic(ctx);
 	const char **all_forced;
 	size_t n_all = 0;
+	bool kept = false, o_has_list = true;
 	int r, seen = take_first && a->options.watch ? take_events(a) : 0;
 
 	ts_agent_check_mbb(a);
-	r = observe(a, NULL, &o, reuse_cf);
+	r = observe(a, NULL, &o, reuse_cf, NULL);
 	if (r < 0) {
 		ts_observation_done(&o);
 		return r;
@@ -338,7 +373,11 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 	};
 	r = ts_plan_compute(&in, &result.plan);
 	free(all_forced);
+	/* What the pass does to the owned interfaces and routes (read here). */
+	if (r >= 0)
+		r = ts_agent_plan_traffic(a, &o, result.plan);
 	if (r < 0) {
+		ts_plan_free(result.plan);
 		ts_observation_done(&o);
 		return r;
 	}
@@ -360,9 +399,13 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 			struct ts_observation after;
 			int seen_after = a->options.watch ? take_events(a) : 0;
 
-			if (observe(a, NULL, &after, &o) == 0) {
+			o_has_list = false; /* after takes it */
+
+			if (observe(a, NULL, &after, &o, NULL) == 0) {
 				(void)ts_agent_status_write(a, &after, &result);
 				result.settled = a->options.watch && settle_after(a, &after);
+				keep_cf_list(a, &after, result.plan);
+				kept = true;
 			}
 			/* Events taken that the state left does not settle:
 			 * they still ask for a pass (the loop cannot read them
@@ -373,6 +416,10 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 			(void)ts_agent_status_write(a, &o, &result);
 		}
 	}
+	if (!kept) /* o still holds its list unless after took it; plan and
+		    * once --dry-run write nothing whatever they planned */
+		keep_cf_list(a, o_has_list ? &o : NULL,
+			     a->options.readonly || a->options.dry_run ? NULL : result.plan);
 	ts_observation_done(&o);
 	a->passes++;
 	a->last_pass = ops->now_realtime(ctx);
@@ -430,17 +477,30 @@ bool *ts_agent_scope_expand(const struct ts_desired *d, const char *const *names
  * a resumed rotation, and a deferral for budget or cap. */
 static bool plan_needs_full(const struct ts_plan *plan)
 {
-	if (plan->api_calls || plan->n_rotations)
+	if (plan_writes_cloudflare(plan))
 		return true;
 	for (size_t i = 0; i < plan->n_actions; i++) {
 		const struct ts_action *act = &plan->actions[i];
 
-		if (act->kind == TS_ACTION_ROTATE || act->kind == TS_ACTION_RESUME ||
-		    act->kind == TS_ACTION_UPDATE_TUNNEL || act->cause == TS_CAUSE_BUDGET ||
-		    act->cause == TS_CAUSE_ROTATION_CAP || act->cause == TS_CAUSE_FORCED)
+		if (act->cause == TS_CAUSE_BUDGET || act->cause == TS_CAUSE_ROTATION_CAP ||
+		    act->cause == TS_CAUSE_FORCED)
 			return true;
 	}
 	return false;
+}
+
+/* The list a scoped stage may plan with instead of asking Cloudflare
+ * (README "Scoped passes" argues why its decisions stay the full plan's
+ * over the same observation): the last pass's, when it wrote nothing to
+ * Cloudflare after reading it, at most resync-interval old. */
+static const struct ts_cf_tunnel_list *usable_cf_last(const struct ts_agent *a)
+{
+	ts_usec_t now = TS_PLANES(a)->now_monotonic(TS_PLANES_CTX(a));
+	ts_usec_t max_age = (ts_usec_t)a->desired->agent.resync_interval * TS_USEC_PER_SEC;
+
+	if (!a->cf_last_ok || now < a->cf_last_at || now - a->cf_last_at > max_age)
+		return NULL;
+	return &a->cf_last;
 }
 
 int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observation *o,
@@ -456,7 +516,7 @@ int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observ
 	int r;
 
 	*ret_plan = NULL;
-	r = observe(a, scope, o, NULL);
+	r = observe(a, scope, o, NULL, usable_cf_last(a));
 	if (r < 0)
 		return r;
 	/* Requested rotations are the full plan's (they are rotations). */
@@ -493,6 +553,7 @@ int ts_agent_pass_scoped(struct ts_agent *a, const char *const *names, size_t n,
 {
 	struct ts_observation o = { 0 };
 	struct ts_pass_result first = { 0 };
+	struct ts_cf_tunnel_list held = { 0 };
 	struct ts_plan *plan = NULL;
 	size_t k = 0;
 	bool *scope;
@@ -517,8 +578,10 @@ int ts_agent_pass_scoped(struct ts_agent *a, const char *const *names, size_t n,
 	if (r > 0) {
 		/* The scope first: its corrective actions do not wait for the
 		 * rest of the gateway to be read. */
-		ts_logf(TS_LOG_DEBUG, NULL, NULL, "scoped pass: %zu of %zu tunnels, %zu actions", k,
-			a->desired->n_tunnels, plan->n_actions);
+		ts_logf(TS_LOG_DEBUG, NULL, NULL,
+			"scoped pass: %zu of %zu tunnels, %zu actions (Cloudflare: %s)", k,
+			a->desired->n_tunnels, plan->n_actions,
+			o.cf_borrowed ? "the last pass's list" : "listed");
 		ts_agent_want_log(a, ts_agent_log_needed(&o, plan));
 		r = ts_agent_apply(a, &o, plan, &first);
 		if (r < 0)
@@ -530,11 +593,19 @@ int ts_agent_pass_scoped(struct ts_agent *a, const char *const *names, size_t n,
 			"scoped pass: its plan needs the whole gateway (budget, rotations)");
 	}
 	free(scope);
-	/* Then the whole gateway as any pass, with the same Cloudflare read:
-	 * what the scope did is seen there, the rest is reconciled, the
-	 * status recorded. */
-	r = pass_full(a, NULL, 0, &o, first.n_applied > 0, ret_result);
+	/* Then the whole gateway as any pass: what the scope did is seen
+	 * there, the rest is reconciled, the status recorded. Cloudflare: the
+	 * scope's list when it asked for one (no second request), else a new
+	 * one (the scope planned with the last pass's; this pass's list then
+	 * replaces it, so the borrowed one is held until o is done). */
+	if (o.cf_borrowed) {
+		held = a->cf_last;
+		memset(&a->cf_last, 0, sizeof(a->cf_last));
+		a->cf_last_ok = false;
+	}
+	r = pass_full(a, NULL, 0, o.cf_borrowed ? NULL : &o, first.n_applied > 0, ret_result);
 	ts_observation_done(&o);
+	ts_cf_tunnel_list_done(&held);
 	if (r == 0) {
 		ret_result->scoped = first.plan != NULL;
 		ret_result->n_scoped_applied = first.n_applied;

@@ -93,6 +93,16 @@ struct ts_agent {
 	struct ts_agent_counters counters;
 	struct ts_mbb_check mbb; /* traffic.c */
 	bool mbb_checked;
+	/* Cloudflare's list as the last pass read it, kept when that pass
+	 * wrote nothing to Cloudflare after reading it (cf_last_ok): a scoped
+	 * stage plans with it instead of asking again (agent/daemon/README.md,
+	 * "Scoped passes"). cf_last_at: when it was read (monotonic). */
+	struct ts_cf_tunnel_list cf_last;
+	ts_usec_t cf_last_at;
+	bool cf_last_ok;
+	/* What the next status write needs of the last one (its conditions
+	 * and applied revision; status.c), a json_t. */
+	struct json_t *status_prev;
 };
 
 #define TS_PLANES(a)	 ((a)->planes.ops)
@@ -124,6 +134,8 @@ struct ts_observation {
 	long cf_http_status; /* of a failed list: 429 counts as rate limited */
 	bool cf_api_error;   /* the list was answered with an error (counted) */
 	struct ts_cf_tunnel_list cf_list;
+	ts_usec_t cf_read_at;	     /* when cf_list was asked for (monotonic) */
+	bool cf_borrowed;	     /* cf_list is the agent's cf_last: not freed here */
 	struct ts_ike_observed *ike; /* one per declared tunnel */
 	size_t n_tunnels;
 	struct ts_xfrm_snapshot snapshot;
@@ -145,8 +157,11 @@ struct ts_observation {
  * IKE daemon reports; memory itself is not changed (ts_memory_observe). */
 int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
 		     struct ts_observation *reuse_cf);
-/* The same for the tunnels scope marks (one flag per declared tunnel). */
-int ts_agent_observe_scoped(const struct ts_agent *a, const bool *scope, struct ts_observation *o);
+/* The same for the tunnels scope marks (one flag per declared tunnel);
+ * with cf_last, Cloudflare's list is that one (borrowed: it must outlive
+ * o), else it is asked for. */
+int ts_agent_observe_scoped(const struct ts_agent *a, const bool *scope, struct ts_observation *o,
+			    const struct ts_cf_tunnel_list *cf_last);
 static inline bool ts_observation_in_scope(const struct ts_observation *o, size_t i)
 {
 	return !o->scope || o->scope[i];
@@ -157,8 +172,11 @@ void ts_observation_done(struct ts_observation *o);
 bool *ts_agent_scope_expand(const struct ts_desired *d, const char *const *names, size_t n,
 			    size_t *ret_k);
 /* Observes the scope and plans it alone (forced: none). 1: *ret_plan is
- * a plan whose decisions a full plan shares; 0: the decision needs the
- * whole gateway (no plan); -errno. o is the caller's to free either way. */
+ * a plan whose decisions a full plan over the same observation shares;
+ * 0: the decision needs the whole gateway (no plan); -errno. o is the
+ * caller's to free either way. Cloudflare's list is the agent's cf_last
+ * when it is at most resync-interval old (o->cf_borrowed; o must not
+ * outlive it), else a new one. */
 int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observation *o,
 			 struct ts_plan **ret_plan);
 /* Fills o->conn_changes and the planner's conn_equal/conn_changes from
@@ -212,11 +230,18 @@ bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *p
  * long ago). A peer that refuses overlapping SAs would otherwise refuse
  * every attempt while the old SAs carry on. */
 bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_entry *e);
-/* Routes (opt-in, per tunnel): every pass puts each tunnel's routes at
- * their metric, drained (+TS_ROUTE_DRAIN_OFFSET) while the tunnel is not
- * up and a sibling of its redundancy group is, so that the sibling
- * carries the traffic (a VTI stays up with no SA behind it). */
-void ts_agent_routes_sync(struct ts_agent *a, const struct ts_observation *o);
+/* The owned interfaces and routes (opt-in, per tunnel): what a pass
+ * changes there, appended to plan as actions of phase traffic (read
+ * only; `plan`, `once --dry-run` and every pass): owned interfaces and
+ * routes nobody declares deleted, each enabled local tunnel's interface
+ * created, replaced or put back, its routes added or moved to their
+ * metric (+TS_ROUTE_DRAIN_OFFSET while the tunnel is not up and a sibling
+ * of its redundancy group is: a VTI stays up with no SA behind it). */
+int ts_agent_plan_traffic(struct ts_agent *a, const struct ts_observation *o, struct ts_plan *plan);
+bool ts_action_is_traffic(const struct ts_action *act);
+/* Carries out one such action (apply), as the plan decided it. */
+int ts_agent_apply_traffic(struct ts_agent *a, const struct ts_action *act,
+			   struct ts_action_outcome *out);
 /* Before a group member's reauthentication: its routes drained when a
  * sibling declares routes too. True when drained. */
 bool ts_agent_routes_drain(struct ts_agent *a, const struct ts_tunnel *t);
@@ -231,7 +256,11 @@ void ts_agent_want_log(struct ts_agent *a, bool want);
 
 int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 			  const struct ts_pass_result *result);
+/* The per-tunnel memory and what the next status write needs of the last
+ * one, from STATE_DIR/memory while it matches status.json, else from
+ * status.json. ts_agent_status_done frees the latter. */
 int ts_agent_status_load_memory(struct ts_agent *a);
+void ts_agent_status_done(struct ts_agent *a);
 /* STATE_DIR/api-state.json: the API client's budget, Retry-After hold and
  * failure backoff, so that a restart or `once` in a loop respects them.
  * load merges into the client (never less careful); save is atomic 0600. */

@@ -1,5 +1,6 @@
 /* Apply: walks the plan's phases in the order the planner gave them
- * (model/plan.h: removals, resumes, config loads, rotations, SAs, reports)
+ * (model/plan.h: removals, interfaces and routes, resumes, config loads,
+ * rotations, SAs, reports)
  * and writes one outcome per action. Rotations are gathered through their
  * phases and run together at its end, through the journal protocol
  * (rotation.c). Every action is logged once, here or in rotation.c, with
@@ -509,7 +510,6 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 		count_outcomes(plan, res);
 		return 0;
 	}
-	ts_agent_routes_sync(a, o);
 	rots = calloc(plan->n_actions + 1, sizeof(*rots));
 	sa_waits = calloc(plan->n_actions + 1, sizeof(*sa_waits));
 	sa_waiting = calloc(plan->n_actions + 1, sizeof(*sa_waiting));
@@ -595,6 +595,10 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 			if (rotated(rots, n_rots, act->tunnel) || !t)
 				continue; /* the rotation brings it up (or says why not) */
 			sa_waiting[i] = request_sa(a, o, act, t, out, &sa_waits[i]);
+			continue;
+		}
+		if (ts_action_is_traffic(act)) {
+			(void)ts_agent_apply_traffic(a, act, out);
 			continue;
 		}
 		if (act->kind == TS_ACTION_UPDATE_CONN && t) {

@@ -30,7 +30,8 @@ int ts_agent_diff_conns(const struct ts_agent *a, struct ts_observation *o)
 
 		if (!io->conn_loaded)
 			continue;
-		r = ts_ike_leaves_render(t, d->cloudflare.account_id, &want);
+		/* The rendering the observation's compare made, else one now. */
+		r = io->want.values[0] ? 0 : ts_ike_leaves_render(t, d->cloudflare.account_id, &want);
 		if (r < 0) {
 			/* Not renderable: the planner sees "differs" (from the
 			 * listed compare), the load then fails with the reason. */
@@ -48,8 +49,8 @@ int ts_agent_diff_conns(const struct ts_agent *a, struct ts_observation *o)
 			ts_logf(TS_LOG_WARN, "store", t->name,
 				"cannot read the connection record: %s", strerror(-r));
 		have_rec = r == 0;
-		r = ts_ike_conn_diff(&want, &io->listed, have_rec ? &rec : NULL,
-				     &o->conn_changes[i]);
+		r = ts_ike_conn_diff(io->want.values[0] ? &io->want : &want, &io->listed,
+				     have_rec ? &rec : NULL, &o->conn_changes[i]);
 		ts_ike_leaves_done(&want);
 		ts_ike_leaves_done(&rec);
 		if (r < 0)

@@ -15,7 +15,8 @@ void ts_observation_done(struct ts_observation *o)
 {
 	if (!o)
 		return;
-	ts_cf_tunnel_list_done(&o->cf_list);
+	if (!o->cf_borrowed)
+		ts_cf_tunnel_list_done(&o->cf_list);
 	for (size_t i = 0; o->ike && i < o->n_tunnels; i++)
 		ts_ike_observed_done(&o->ike[i]);
 	free(o->ike);
@@ -262,6 +263,7 @@ static void observe_cloudflare(const struct ts_agent *a, struct ts_observation *
 	char buf[512];
 	int r;
 
+	o->cf_read_at = TS_PLANES(a)->now_monotonic(TS_PLANES_CTX(a));
 	r = TS_PLANES(a)->cf_list(TS_PLANES_CTX(a), &o->cf_list, &err);
 	if (r >= 0)
 		(void)ts_cf_tunnel_list_index(&o->cf_list); /* else find scans */
@@ -280,9 +282,28 @@ static void observe_cloudflare(const struct ts_agent *a, struct ts_observation *
 
 static void observe_store(const struct ts_agent *a, struct ts_observation *o)
 {
+	const struct ts_planes_ops *ops = TS_PLANES(a);
 	int r;
 
-	r = TS_PLANES(a)->store_load(TS_PLANES_CTX(a), &o->store);
+	if (o->scope && ops->store_load_names) {
+		/* The scope's records only: the same view of each of them as a
+		 * whole load (ts_store_load_names), whatever the directory holds. */
+		const struct ts_desired *d = o->desired;
+		const char **names = calloc(d->n_tunnels ? d->n_tunnels : 1, sizeof(*names));
+		size_t k = 0;
+
+		if (!names) {
+			r = -ENOMEM;
+		} else {
+			for (size_t i = 0; i < d->n_tunnels; i++)
+				if (o->scope[i])
+					names[k++] = d->tunnels[i].name;
+			r = ops->store_load_names(TS_PLANES_CTX(a), names, k, &o->store);
+			free(names);
+		}
+	} else {
+		r = ops->store_load(TS_PLANES_CTX(a), &o->store);
+	}
 	if (r == -ENODEV) {
 		/* Read-only and no state directory yet: nothing recorded, which
 		 * is a complete answer. */
@@ -323,6 +344,7 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 				ot->cf.tunnel = ct; /* every declared property is diffed */
 				ot->cf.last_generated_on =
 					ct->has_psk_generated_on ? ct->psk_generated_on : 0;
+				ot->cf.last_generated_unit = ct->psk_generated_unit;
 			}
 		}
 		if (o->ike_ok) {
@@ -388,7 +410,7 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 }
 
 static int observe_all(const struct ts_agent *a, const bool *scope, struct ts_observation *o,
-		       struct ts_observation *reuse_cf)
+		       struct ts_observation *reuse_cf, const struct ts_cf_tunnel_list *cf_last)
 {
 	int r;
 
@@ -396,12 +418,19 @@ static int observe_all(const struct ts_agent *a, const bool *scope, struct ts_ob
 	o->desired = a->desired;
 	o->scope = scope;
 	observe_store(a, o);
-	if (reuse_cf) {
+	if (reuse_cf && !reuse_cf->cf_borrowed) {
 		/* After apply: the local planes again, Cloudflare as it was
 		 * read (a second list would only spend request budget). */
 		o->cf_ok = reuse_cf->cf_ok;
 		o->cf_list = reuse_cf->cf_list;
+		o->cf_read_at = reuse_cf->cf_read_at;
 		memset(&reuse_cf->cf_list, 0, sizeof(reuse_cf->cf_list));
+	} else if (cf_last) {
+		/* A scoped stage: the last pass's list (agent.c says when). */
+		o->cf_ok = true;
+		o->cf_list = *cf_last;
+		o->cf_read_at = a->cf_last_at;
+		o->cf_borrowed = true;
 	} else {
 		observe_cloudflare(a, o);
 	}
@@ -414,10 +443,11 @@ static int observe_all(const struct ts_agent *a, const bool *scope, struct ts_ob
 int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
 		     struct ts_observation *reuse_cf)
 {
-	return observe_all(a, NULL, o, reuse_cf);
+	return observe_all(a, NULL, o, reuse_cf, NULL);
 }
 
-int ts_agent_observe_scoped(const struct ts_agent *a, const bool *scope, struct ts_observation *o)
+int ts_agent_observe_scoped(const struct ts_agent *a, const bool *scope, struct ts_observation *o,
+			    const struct ts_cf_tunnel_list *cf_last)
 {
-	return observe_all(a, scope, o, NULL);
+	return observe_all(a, scope, o, NULL, cf_last);
 }

@@ -12,13 +12,27 @@
 #include "core/util.h"
 
 static const char *const action_kind_names[_TS_ACTION_MAX] = {
-	[TS_ACTION_UNLOAD_CONN] = "unload-conn", [TS_ACTION_UNLOAD_KEY] = "unload-key",
-	[TS_ACTION_DELETE_SA] = "delete-sa",	 [TS_ACTION_DELETE_POLICY] = "delete-policy",
-	[TS_ACTION_RESUME] = "resume",		 [TS_ACTION_LOAD_CONN] = "load-conn",
-	[TS_ACTION_UPDATE_CONN] = "update-conn", [TS_ACTION_UPDATE_TUNNEL] = "update-tunnel",
-	[TS_ACTION_LOAD_KEY] = "load-key",	 [TS_ACTION_ROTATE] = "rotate",
-	[TS_ACTION_INITIATE] = "initiate",	 [TS_ACTION_REAUTH] = "reauth",
-	[TS_ACTION_REPORT] = "report",		 [TS_ACTION_DEFER_ROTATION] = "defer-rotation",
+	[TS_ACTION_UNLOAD_CONN] = "unload-conn",
+	[TS_ACTION_UNLOAD_KEY] = "unload-key",
+	[TS_ACTION_DELETE_SA] = "delete-sa",
+	[TS_ACTION_DELETE_POLICY] = "delete-policy",
+	[TS_ACTION_RESUME] = "resume",
+	[TS_ACTION_LOAD_CONN] = "load-conn",
+	[TS_ACTION_UPDATE_CONN] = "update-conn",
+	[TS_ACTION_UPDATE_TUNNEL] = "update-tunnel",
+	[TS_ACTION_LOAD_KEY] = "load-key",
+	[TS_ACTION_ROTATE] = "rotate",
+	[TS_ACTION_INITIATE] = "initiate",
+	[TS_ACTION_REAUTH] = "reauth",
+	[TS_ACTION_REPORT] = "report",
+	[TS_ACTION_DEFER_ROTATION] = "defer-rotation",
+	[TS_ACTION_DELETE_IFACE] = "delete-interface",
+	[TS_ACTION_DELETE_ROUTE] = "delete-route",
+	[TS_ACTION_CREATE_IFACE] = "create-interface",
+	[TS_ACTION_REPLACE_IFACE] = "replace-interface",
+	[TS_ACTION_FIX_IFACE] = "fix-interface",
+	[TS_ACTION_ADD_ROUTE] = "add-route",
+	[TS_ACTION_SET_ROUTE_METRIC] = "set-route-metric",
 };
 
 static const char *const cause_names[_TS_CAUSE_MAX] = {
@@ -52,16 +66,20 @@ static const char *const cause_names[_TS_CAUSE_MAX] = {
 	[TS_CAUSE_GROUP_SETTLING] = "group-settling",
 	[TS_CAUSE_ROTATION_CAP] = "rotation-cap",
 	[TS_CAUSE_BUDGET] = "budget",
+	[TS_CAUSE_IFACE_MISSING] = "interface-missing",
+	[TS_CAUSE_IFACE_DIFFERS] = "interface-differs",
+	[TS_CAUSE_IFACE_DRIFT] = "interface-drift",
+	[TS_CAUSE_IFACE_FOREIGN] = "interface-foreign",
+	[TS_CAUSE_ROUTE_MISSING] = "route-missing",
+	[TS_CAUSE_ROUTE_METRIC] = "route-metric",
+	[TS_CAUSE_ROUTE_FAILOVER] = "route-failover",
 };
 
 static const char *const phase_names[_TS_PHASE_MAX] = {
-	[TS_PHASE_REMOVE] = "remove",
-	[TS_PHASE_RESUME] = "resume",
-	[TS_PHASE_CONFIG] = "config",
-	[TS_PHASE_ROTATE_BULK] = "rotate-bulk",
-	[TS_PHASE_ROTATE_GENERATE] = "rotate-generate",
-	[TS_PHASE_INITIATE] = "initiate",
-	[TS_PHASE_REPORT] = "report",
+	[TS_PHASE_REMOVE] = "remove",		[TS_PHASE_TRAFFIC] = "traffic",
+	[TS_PHASE_RESUME] = "resume",		[TS_PHASE_CONFIG] = "config",
+	[TS_PHASE_ROTATE_BULK] = "rotate-bulk", [TS_PHASE_ROTATE_GENERATE] = "rotate-generate",
+	[TS_PHASE_INITIATE] = "initiate",	[TS_PHASE_REPORT] = "report",
 };
 
 const char *ts_plan_action_kind_to_string(enum ts_action_kind k)
@@ -87,6 +105,14 @@ enum ts_plan_phase ts_plan_action_phase(const struct ts_action *a)
 	case TS_ACTION_DELETE_SA:
 	case TS_ACTION_DELETE_POLICY:
 		return TS_PHASE_REMOVE;
+	case TS_ACTION_DELETE_IFACE:
+	case TS_ACTION_DELETE_ROUTE:
+	case TS_ACTION_CREATE_IFACE:
+	case TS_ACTION_REPLACE_IFACE:
+	case TS_ACTION_FIX_IFACE:
+	case TS_ACTION_ADD_ROUTE:
+	case TS_ACTION_SET_ROUTE_METRIC:
+		return TS_PHASE_TRAFFIC;
 	case TS_ACTION_RESUME:
 		return TS_PHASE_RESUME;
 	case TS_ACTION_LOAD_CONN:
@@ -522,7 +548,8 @@ static int plan_rotation_cause(struct planner *p, struct tstate *ts)
 		want(ts, TS_CAUSE_RECORD_MISMATCH, 1, "key record is for tunnel id %s",
 		     rec->tunnel_id);
 	else if (ts->cf_ok && o->cf.present && rec->last_generated_on &&
-		 o->cf.last_generated_on > rec->last_generated_on)
+		 ts_time_later_beyond_precision(o->cf.last_generated_on, o->cf.last_generated_unit,
+						rec->last_generated_on, rec->last_generated_unit))
 		want(ts, TS_CAUSE_REGENERATED, 1, "key regenerated on Cloudflare (%s)",
 		     "last_generated_on newer than the record");
 	else if (file && o->keyfile.ok && !ts_streq(o->keyfile.fingerprint, rec->fingerprint))
@@ -1072,8 +1099,10 @@ void ts_plan_free(struct ts_plan *plan)
 {
 	if (!plan)
 		return;
-	for (size_t i = 0; i < plan->n_actions; i++)
+	for (size_t i = 0; i < plan->n_actions; i++) {
 		ts_changes_done(&plan->actions[i].changes);
+		free(plan->actions[i].object);
+	}
 	free(plan->actions);
 	free(plan);
 }
@@ -1174,6 +1203,7 @@ enum summary_kind {
 	SUM_UPDATE,
 	SUM_ROTATE,
 	SUM_RESTORE,
+	SUM_TRAFFIC,
 	SUM_DEFERRED,
 	SUM_REPORTED,
 	_SUM_MAX
@@ -1182,14 +1212,23 @@ enum summary_kind {
 static const struct {
 	const char *json, *text;
 } summary_names[_SUM_MAX] = {
-	[SUM_REMOVE] = { "remove", "to remove" },    [SUM_RESUME] = { "resume", "to resume" },
-	[SUM_LOAD] = { "load", "to load" },	     [SUM_UPDATE] = { "update", "to update" },
-	[SUM_ROTATE] = { "rotate", "to rotate" },    [SUM_RESTORE] = { "restore", "to bring up" },
-	[SUM_DEFERRED] = { "deferred", "deferred" }, [SUM_REPORTED] = { "reported", "reported" },
+	[SUM_REMOVE] = { "remove", "to remove" },
+	[SUM_RESUME] = { "resume", "to resume" },
+	[SUM_LOAD] = { "load", "to load" },
+	[SUM_UPDATE] = { "update", "to update" },
+	[SUM_ROTATE] = { "rotate", "to rotate" },
+	[SUM_RESTORE] = { "restore", "to bring up" },
+	[SUM_TRAFFIC] = { "traffic", "interface/route changes" },
+	[SUM_DEFERRED] = { "deferred", "deferred" },
+	[SUM_REPORTED] = { "reported", "reported" },
 };
 
 static enum summary_kind summary_kind(enum ts_action_kind k)
 {
+	const struct ts_action probe = { .kind = k };
+
+	if (ts_plan_action_phase(&probe) == TS_PHASE_TRAFFIC)
+		return SUM_TRAFFIC;
 	switch (k) {
 	case TS_ACTION_UNLOAD_CONN:
 	case TS_ACTION_UNLOAD_KEY:
@@ -1261,12 +1300,12 @@ int ts_plan_format_table(const struct ts_plan *plan, char **ret_text)
 	if (!plan || !ret_text)
 		return -EINVAL;
 	if (plan->n_actions > 0) {
-		sb_printf(&b, "%-15s %-14s %-20s %-10s %-21s %s\n", "PHASE", "ACTION", "TUNNEL",
+		sb_printf(&b, "%-15s %-17s %-20s %-10s %-21s %s\n", "PHASE", "ACTION", "TUNNEL",
 			  "PLANE", "CAUSE", "REASON");
 		for (size_t i = 0; i < plan->n_actions; i++) {
 			const struct ts_action *a = &plan->actions[i];
 
-			sb_printf(&b, "%-15s %-14s %-20s %-10s %-21s %s%s\n",
+			sb_printf(&b, "%-15s %-17s %-20s %-10s %-21s %s%s\n",
 				  ts_plan_phase_to_string(ts_plan_action_phase(a)),
 				  ts_plan_action_kind_to_string(a->kind),
 				  a->tunnel[0] ? a->tunnel : "-", ts_plane_to_string(a->plane),
@@ -1333,6 +1372,16 @@ int ts_plan_format_json(const struct ts_plan *plan, char **ret_text)
 			  ts_plan_cause_to_string(a->cause));
 		if (keyed)
 			sb_printf(&b, ",\"source\":\"%s\"", ts_psk_source_to_string(a->source));
+		if (a->object) {
+			sb_printf(&b, ",\"interface\":");
+			sb_json_string(&b, a->object->ifname);
+		}
+		if (a->object && a->object->dst.ip.family == AF_INET) {
+			char dst[TS_PREFIX_STRLEN];
+
+			sb_printf(&b, ",\"route\":");
+			sb_json_string(&b, ts_prefix_format(&a->object->dst, dst, sizeof(dst)));
+		}
 		sb_printf(&b, ",\"apply\":%s,\"reason\":", a->apply ? "true" : "false");
 		sb_json_string(&b, a->reason);
 		sb_printf(&b, ",\"changes\":[");

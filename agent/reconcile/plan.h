@@ -15,9 +15,12 @@
  *   tunnel's key; no new rotation starts for it meanwhile.
  * - Rotation causes, in this precedence: forced, bootstrap (no record),
  *   record for another tunnel id, regenerated elsewhere (Cloudflare's
- *   last_generated_on newer than the record's, which is the baseline the
- *   agent read from Cloudflare's list after its own write; a record
- *   without one (0) decides nothing: the agent adopts one), key file changed,
+ *   last_generated_on newer than the record's beyond the two texts'
+ *   precision (core/timeutil.h ts_time_later_beyond_precision); the
+ *   record's is the baseline the agent took from its own write's answer,
+ *   or from Cloudflare's list after that write when the answer had no
+ *   time; a record without one (0) decides nothing: the agent adopts
+ *   one), key file changed,
  *   authentication failures (>= threshold since the key was applied, when
  *   rotate_on_auth_failure; else reported; not while the IKE daemon lacks
  *   the record's key: load-key is the remedy then), max age (source file: reported,

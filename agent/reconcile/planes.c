@@ -381,46 +381,73 @@ static int real_ike_reinitiate(void *ctx, const struct ts_tunnel *t, char *err, 
 	return ts_ike_reinitiate(p->vici, t, IKE_REQUEST_TIMEOUT_MS, err, err_size);
 }
 
+/* The route socket, opened at the first use. */
+static struct ts_route_sock *route_sock(struct real_planes *p, int *ret_error)
+{
+	int r;
+
+	if (!p->routes && (r = ts_route_open(&p->routes)) < 0) {
+		*ret_error = r;
+		return NULL;
+	}
+	return p->routes;
+}
+
+static int real_route_list(void *ctx, struct ts_route_seen **ret_routes, size_t *ret_n)
+{
+	int r = 0;
+	struct ts_route_sock *s = route_sock(ctx, &r);
+
+	return s ? ts_route_list(s, ret_routes, ret_n) : r;
+}
+
 static int real_route_set(void *ctx, const char *ifname, const struct ts_prefix *dst,
 			  uint32_t metric)
 {
-	struct real_planes *p = ctx;
-	int r;
+	int r = 0;
+	struct ts_route_sock *s = route_sock(ctx, &r);
 
-	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
-		return r;
-	return ts_route_set(p->routes, ifname, dst, metric);
+	return s ? ts_route_set(s, ifname, dst, metric) : r;
 }
 
-static int real_route_prune(void *ctx, const struct ts_route_key *keep, size_t n,
-			    unsigned *ret_deleted)
+static int real_route_delete(void *ctx, const struct ts_route_seen *rt)
 {
-	struct real_planes *p = ctx;
-	int r;
+	int r = 0;
+	struct ts_route_sock *s = route_sock(ctx, &r);
 
-	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
-		return r;
-	return ts_route_prune(p->routes, keep, n, ret_deleted);
+	return s ? ts_route_delete(s, rt) : r;
+}
+
+static int real_iface_read(void *ctx, const char *ifname, struct ts_iface_seen *ret_seen)
+{
+	int r = 0;
+	struct ts_route_sock *s = route_sock(ctx, &r);
+
+	return s ? ts_iface_read(s, ifname, ret_seen) : r;
+}
+
+static int real_iface_list_owned(void *ctx, struct ts_iface_owned **ret_ifaces, size_t *ret_n)
+{
+	int r = 0;
+	struct ts_route_sock *s = route_sock(ctx, &r);
+
+	return s ? ts_iface_list_owned(s, ret_ifaces, ret_n) : r;
 }
 
 static int real_iface_ensure(void *ctx, const struct ts_iface_spec *sp, unsigned *ret_changes)
 {
-	struct real_planes *p = ctx;
-	int r;
+	int r = 0;
+	struct ts_route_sock *s = route_sock(ctx, &r);
 
-	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
-		return r;
-	return ts_iface_ensure(p->routes, sp, ret_changes);
+	return s ? ts_iface_ensure(s, sp, ret_changes) : r;
 }
 
-static int real_iface_prune(void *ctx, const char *const *keep, size_t n, unsigned *ret_deleted)
+static int real_iface_delete(void *ctx, const char *ifname)
 {
-	struct real_planes *p = ctx;
-	int r;
+	int r = 0;
+	struct ts_route_sock *s = route_sock(ctx, &r);
 
-	if (!p->routes && (r = ts_route_open(&p->routes)) < 0)
-		return r;
-	return ts_iface_prune(p->routes, keep, n, ret_deleted);
+	return s ? ts_iface_delete(s, ifname) : r;
 }
 
 static void real_ike_failures(void *ctx, const char *conn, struct ts_ike_failures *ret)
@@ -539,6 +566,15 @@ static int real_store_load(void *ctx, struct ts_store_state **ret)
 	return p->store ? ts_store_load(p->store, ret) : -ENODEV;
 }
 
+static int real_store_load_names(void *ctx, const char *const *names, size_t n,
+				 struct ts_store_state **ret)
+{
+	struct real_planes *p = ctx;
+
+	*ret = NULL;
+	return p->store ? ts_store_load_names(p->store, names, n, ret) : -ENODEV;
+}
+
 static int real_store_begin(void *ctx, const struct ts_journal_entry *e)
 {
 	struct real_planes *p = ctx;
@@ -569,12 +605,12 @@ static int real_store_discard(void *ctx, const char *tunnel)
 }
 
 static int real_store_adopt_baseline(void *ctx, const char *tunnel, const char *fingerprint,
-				     ts_usec_t last_generated_on)
+				     ts_usec_t last_generated_on, ts_usec_t unit)
 {
 	struct real_planes *p = ctx;
 
 	return p->store ? ts_store_record_adopt_baseline(p->store, tunnel, fingerprint,
-							 last_generated_on)
+							 last_generated_on, unit)
 			: -ENODEV;
 }
 
@@ -816,10 +852,13 @@ static const struct ts_planes_ops real_ops = {
 	.ike_initiate = real_ike_initiate,
 	.ike_reauth = real_ike_reauth,
 	.ike_reinitiate = real_ike_reinitiate,
+	.route_list = real_route_list,
 	.route_set = real_route_set,
-	.route_prune = real_route_prune,
+	.route_delete = real_route_delete,
+	.iface_read = real_iface_read,
+	.iface_list_owned = real_iface_list_owned,
 	.iface_ensure = real_iface_ensure,
-	.iface_prune = real_iface_prune,
+	.iface_delete = real_iface_delete,
 	.ike_failures = real_ike_failures,
 	.ike_failures_reset = real_ike_failures_reset,
 	.ike_mbb_check = real_ike_mbb_check,
@@ -828,6 +867,7 @@ static const struct ts_planes_ops real_ops = {
 	.kernel_match = real_kernel_match,
 	.kernel_delete = real_kernel_delete,
 	.store_load = real_store_load,
+	.store_load_names = real_store_load_names,
 	.store_begin = real_store_begin,
 	.store_advance = real_store_advance,
 	.store_commit = real_store_commit,

@@ -26,8 +26,11 @@
 #include "model/xfrm.h"
 #include "store/store.h"
 
-struct ts_route_key;  /* route/route.h */
-struct ts_iface_spec; /* route/route.h */
+/* route/route.h */
+struct ts_route_seen;
+struct ts_iface_spec;
+struct ts_iface_seen;
+struct ts_iface_owned;
 
 struct ts_xfrm_expect;
 struct ts_xfrm_stale;
@@ -106,20 +109,21 @@ struct ts_planes_ops {
 	 * drained into the failure counters before it stops. 1: changed. */
 	int (*ike_follow_log)(void *ctx, bool want);
 
-	/* --- routes (route/route.h) -------------------------------------- */
+	/* --- routes and owned interfaces (route/route.h) ------------------
+	 * Read (plan: route_list, iface_read, iface_list_owned) and act on
+	 * what the plan lists (route_set, route_delete, iface_ensure,
+	 * iface_delete). NULL: no such plane (tests); the plan lists nothing. */
+	int (*route_list)(void *ctx, struct ts_route_seen **ret_routes, size_t *ret_n);
 	/* The agent's route to dst through ifname at metric (add, then drop
-	 * its other metrics). NULL: no route plane (tests). */
+	 * its other metrics). */
 	int (*route_set)(void *ctx, const char *ifname, const struct ts_prefix *dst,
 			 uint32_t metric);
-	/* Deletes the agent's routes not among keep[0..n) (route/route.h
-	 * ts_route_prune); *ret_deleted how many. NULL: no route plane. */
-	int (*route_prune)(void *ctx, const struct ts_route_key *keep, size_t n,
-			   unsigned *ret_deleted);
-	/* The tunnel's owned VTI as sp says (route/route.h ts_iface_ensure)
-	 * and the owned interfaces not in keep deleted (ts_iface_prune).
-	 * NULL: no interface plane (tests). */
+	int (*route_delete)(void *ctx, const struct ts_route_seen *r);
+	int (*iface_read)(void *ctx, const char *ifname, struct ts_iface_seen *ret_seen);
+	int (*iface_list_owned)(void *ctx, struct ts_iface_owned **ret_ifaces, size_t *ret_n);
+	/* The tunnel's owned VTI or XFRM interface as sp says (ts_iface_ensure). */
 	int (*iface_ensure)(void *ctx, const struct ts_iface_spec *sp, unsigned *ret_changes);
-	int (*iface_prune)(void *ctx, const char *const *keep, size_t n, unsigned *ret_deleted);
+	int (*iface_delete)(void *ctx, const char *ifname);
 
 	/* --- the kernel -------------------------------------------------- */
 	/* Dumps the XFRM state and matches it against n expectations with the
@@ -131,13 +135,16 @@ struct ts_planes_ops {
 
 	/* --- the state directory ----------------------------------------- */
 	int (*store_load)(void *ctx, struct ts_store_state **ret_state);
+	/* The named tunnels only (ts_store_load_names); NULL: store_load. */
+	int (*store_load_names)(void *ctx, const char *const *names, size_t n,
+				struct ts_store_state **ret_state);
 	int (*store_begin)(void *ctx, const struct ts_journal_entry *entry);
 	int (*store_advance)(void *ctx, const struct ts_journal_entry *entry);
 	int (*store_commit)(void *ctx, const char *tunnel, ts_usec_t applied_at,
 			    struct ts_key_record *ret_record);
 	int (*store_discard)(void *ctx, const char *tunnel);
 	int (*store_adopt_baseline)(void *ctx, const char *tunnel, const char *fingerprint,
-				    ts_usec_t last_generated_on);
+				    ts_usec_t last_generated_on, ts_usec_t unit);
 	/* Requested rotations (store.h: ts_store_request_add/remove). */
 	int (*store_request_add)(void *ctx, const char *tunnel, ts_usec_t at);
 	int (*store_request_remove)(void *ctx, const char *tunnel);

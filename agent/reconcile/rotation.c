@@ -169,6 +169,20 @@ static int count_attempt(struct ts_agent *a, struct ts_rotation *rot)
 	return r;
 }
 
+/* The baseline for "regenerated elsewhere" from the write's own answer:
+ * Cloudflare's state right after the agent's write, so any regeneration
+ * after it shows a later time on a later list (compared at the coarser of
+ * the two texts' precisions: plan.c, core/timeutil.h). It is journaled
+ * with step remote, in the same write as the key. The schema makes the
+ * time optional (psk_metadata.last_generated_on; psk_generate's whole
+ * psk_metadata): without it 0, and remote_baseline() lists once after the
+ * pass's writes instead. */
+static void answer_baseline(struct ts_rotation *rot, bool has, ts_usec_t t, ts_usec_t unit)
+{
+	rot->e.last_generated_on = has && t > 0 ? t : 0;
+	rot->e.last_generated_unit = has && t > 0 ? unit : 0;
+}
+
 /* One tunnel's entry of a bulk answer (agent/reconcile/README.md, "The
  * rotation protocol under every answer"). Only an explicit unapplied
  * answer to the only send there ever was proves that Cloudflare did not
@@ -218,9 +232,8 @@ static void bulk_outcome(struct ts_agent *a, struct ts_rotation *rot,
 		return;
 	}
 	rot->e.step = TS_JOURNAL_REMOTE;
-	/* The write answer's time is not the baseline (it may be absent, or of
-	 * another precision than the list's): remote_baseline() reads it. */
-	rot->e.last_generated_on = 0;
+	answer_baseline(rot, oc->has_last_generated_on, oc->last_generated_on,
+			oc->last_generated_unit);
 	r = ops->store_advance(ctx, &rot->e);
 	if (r < 0) {
 		/* Cloudflare has the key, the journal has it at prepared: the
@@ -321,7 +334,8 @@ static void remote_generate(struct ts_agent *a, struct ts_rotation *rot)
 	rot->e.new_key = TS_TAKE_PTR(gen.psk);
 	ts_secret_fingerprint(rot->e.new_key, rot->e.new_fingerprint);
 	rot->e.step = TS_JOURNAL_REMOTE;
-	rot->e.last_generated_on = 0; /* remote_baseline() reads it */
+	answer_baseline(rot, gen.has_last_generated_on, gen.last_generated_on,
+			gen.last_generated_unit);
 	ts_cf_psk_generated_done(&gen);
 	r = ops->store_advance(TS_PLANES_CTX(a), &rot->e);
 	if (r < 0) {
@@ -338,12 +352,13 @@ static void remote_generate(struct ts_agent *a, struct ts_rotation *rot)
 	ts_crash_point("rotate:remote");
 }
 
-/* "Regenerated elsewhere" is decided against what Cloudflare's list
- * shows after the agent's own write (never against a write answer, whose
- * psk_metadata is optional and whose precision may differ): one list
- * after the pass's writes, its last_generated_on journaled with each key
- * and carried into the record by the commit. A list that fails leaves 0,
- * and the baseline is adopted from a later pass's list
+/* The fallback for write answers without a time (answer_baseline): one
+ * list after the pass's writes, made only when some rotation at step
+ * remote has no baseline yet; its last_generated_on is journaled with
+ * each such key and carried into the record by the commit. A regeneration
+ * between the write and this list goes unseen (the tunnel then fails
+ * authentication: the mismatch path). A list that fails leaves 0, and the
+ * baseline is adopted from a later pass's list
  * (ts_rotation_adopt_baselines). */
 static void remote_baseline(struct ts_agent *a, struct ts_rotation *rots, size_t n)
 {
@@ -385,8 +400,10 @@ static void remote_baseline(struct ts_agent *a, struct ts_rotation *rots, size_t
 		if (!ct || !ct->has_psk_generated_on || ct->psk_generated_on <= 0)
 			continue;
 		rot->e.last_generated_on = ct->psk_generated_on;
+		rot->e.last_generated_unit = ct->psk_generated_unit;
 		if (ops->store_advance(ctx, &rot->e) < 0)
-			rot->e.last_generated_on = 0; /* adopted later */
+			rot->e.last_generated_on = rot->e.last_generated_unit =
+				0; /* adopted later */
 	}
 	ts_cf_tunnel_list_done(&list);
 }
@@ -412,7 +429,8 @@ void ts_rotation_adopt_baselines(struct ts_agent *a, const struct ts_observation
 		    (rec->tunnel_id[0] && strcmp(rec->tunnel_id, t->id)))
 			continue;
 		if (TS_PLANES(a)->store_adopt_baseline(TS_PLANES_CTX(a), t->name, rec->fingerprint,
-						       ct->psk_generated_on) == 0)
+						       ct->psk_generated_on,
+						       ct->psk_generated_unit) == 0)
 			ts_logf(TS_LOG_INFO, "store", t->name,
 				"baseline for Cloudflare's last_generated_on taken from its list");
 	}

@@ -6,13 +6,16 @@
  * counters from one `once` run to the next. */
 #include "reconcile/agent_internal.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/sha256.h"
 #include "core/timeutil.h"
 #include "core/util.h"
 
@@ -77,11 +80,349 @@ static json_t *status_load(const char *state_dir)
 	return json_is_object(root) ? root : (json_decref(root), NULL);
 }
 
+/* What the next write needs of the last one (conditions_json: each
+ * condition's status and since when; the applied revision): the two
+ * members, not the whole file. */
+static json_t *status_prev_of(const json_t *root)
+{
+	json_t *prev = json_object();
+	json_t *c = json_object_get(root, "conditions"), *rev = json_object_get(root, "revision");
+
+	if (prev && c)
+		json_object_set(prev, "conditions", c);
+	if (prev && rev)
+		json_object_set(prev, "revision", rev);
+	return prev;
+}
+
+static void memory_set(struct ts_agent_tunnel_memory *m, json_int_t n, ts_usec_t last_auth_failure,
+		       ts_usec_t last_rotation)
+{
+	m->auth_failures_base = n > 0 && n < UINT32_MAX ? (uint32_t)n : 0;
+	m->auth_failures = m->auth_failures_base;
+	m->last_auth_failure = last_auth_failure;
+	m->last_rotation = last_rotation;
+}
+
+/* --- STATE_DIR/memory: what status.json carries for the agent itself ------
+ *
+ * status.json is the operator's file (0.7 MB of JSON at 1,000 tunnels);
+ * the agent needs of it only the per-tunnel failure counts and times and,
+ * for the next write, the conditions and the applied revision. Each write
+ * of status.json is followed by this compact copy of those, stamped with
+ * the status.json it was written with (device, inode, size, times: the
+ * atomic rename makes a new inode each time). It is used only while that
+ * stamp still matches — a crash between the two writes, an edited, removed
+ * or replaced status.json, or any fault in this file and status.json is
+ * read instead, as before. Lines (values are the strings status.json
+ * holds: "s" + string, or "n" for null):
+ *
+ *   tunnelsync-memory 1
+ *   status=DEV INO SIZE MTIME_S MTIME_NS CTIME_S CTIME_NS
+ *   applied=s<revision>                      (absent: no member)
+ *   condition=<type>\t<status>\t<s|n>[<lastTransitionTime>]
+ *   tunnel=<auth_failures>\t<s|n>[<last_auth_failure>]\t<s|n>[<last_rotation>]\t<name>
+ *   sha256=<hex of every byte before this line>
+ */
+#define MEMORY_FILE  "memory"
+#define MEMORY_MAGIC "tunnelsync-memory 1"
+#define MEMORY_MAX   (4u << 20)
+
+static char *memory_path(const char *state_dir)
+{
+	char *p = NULL;
+
+	if (asprintf(&p, "%s/%s", state_dir, MEMORY_FILE) < 0)
+		return NULL;
+	return p;
+}
+
+static int status_stamp(const char *state_dir, char *buf, size_t size)
+{
+	char *path = status_path(state_dir);
+	struct stat st;
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = lstat(path, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -TS_ENOTREG;
+	free(path);
+	if (r < 0)
+		return r;
+	snprintf(buf, size, "%llu %llu %lld %lld %ld %lld %ld", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		 st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	return 0;
+}
+
+/* "s<string>" or "n" (null) up to the next tab or the end: the string is
+ * cut out in place. NULL: neither. */
+static bool memory_value(char **p, const char **ret)
+{
+	char *v = *p, *end = strchr(v, '\t');
+
+	if (end)
+		*end = '\0';
+	*p = end ? end + 1 : v + strlen(v);
+	if (v[0] == 'n' && !v[1]) {
+		*ret = NULL;
+		return true;
+	}
+	if (v[0] != 's')
+		return false;
+	*ret = v + 1;
+	return true;
+}
+
+static json_t *json_string_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* Parses the memory file into the per-tunnel memory and ret_prev; any
+ * fault (or a stamp that is not status.json's) is -EBADMSG and nothing of
+ * the file is used. */
+static int memory_parse(struct ts_agent *a, char *text, json_t **ret_prev)
+{
+	char stamp[160], *line, *next;
+	json_t *prev = json_object(), *conds = json_array(), *rev = json_object();
+	struct {
+		struct ts_agent_tunnel_memory *m;
+		json_int_t n;
+		ts_usec_t laf, lr;
+	} *tun = NULL;
+	size_t n_tun = 0, cap_tun = 0;
+	bool stamped = false;
+	int r = -EBADMSG;
+	size_t len = strlen(text);
+	char *sum, hex[65];
+	uint8_t digest[TS_SHA256_DIGEST_LEN];
+
+	if (!prev || !conds || !rev) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* The checksum line is the last one and covers every byte before it. */
+	if (len < 7 + 64 + 1 || text[len - 1] != '\n')
+		goto out;
+	sum = text + len - (7 + 64 + 1);
+	if (strncmp(sum, "sha256=", 7) != 0 || (sum > text && sum[-1] != '\n'))
+		goto out;
+	ts_sha256(text, (size_t)(sum - text), digest);
+	ts_sha256_hex(digest, hex);
+	if (strncmp(sum + 7, hex, 64) != 0)
+		goto out;
+	*sum = '\0';
+	if (strncmp(text, MEMORY_MAGIC "\n", sizeof(MEMORY_MAGIC)) != 0)
+		goto out;
+	for (line = text + sizeof(MEMORY_MAGIC); *line; line = next) {
+		next = strchr(line, '\n');
+		if (!next)
+			goto out;
+		*next++ = '\0';
+		if (strncmp(line, "status=", 7) == 0) {
+			if (status_stamp(a->state_dir, stamp, sizeof(stamp)) < 0 ||
+			    strcmp(line + 7, stamp) != 0)
+				goto out;
+			stamped = true;
+		} else if (strncmp(line, "applied=", 8) == 0) {
+			char *p = line + 8;
+			const char *v;
+
+			if (!memory_value(&p, &v) || *p ||
+			    json_object_set_new(rev, "applied", json_string_or_null(v)) < 0)
+				goto out;
+		} else if (strncmp(line, "condition=", 10) == 0) {
+			char *type = line + 10, *status = strchr(type, '\t'), *p;
+			const char *since;
+
+			if (!status)
+				goto out;
+			*status++ = '\0';
+			p = strchr(status, '\t');
+			if (!p)
+				goto out;
+			*p++ = '\0';
+			if (!memory_value(&p, &since) || *p ||
+			    json_array_append_new(conds, json_pack("{s:s,s:s,s:o}", "type", type,
+								   "status", status,
+								   "lastTransitionTime",
+								   json_string_or_null(since))) < 0)
+				goto out;
+		} else if (strncmp(line, "tunnel=", 7) == 0) {
+			char *p = line + 7, *end;
+			const char *laf, *lr;
+			long long n;
+			ts_usec_t t_laf = 0, t_lr = 0;
+
+			errno = 0;
+			n = strtoll(p, &end, 10);
+			if (errno || end == p || *end != '\t')
+				goto out;
+			p = end + 1;
+			if (!memory_value(&p, &laf) || !memory_value(&p, &lr) || !*p)
+				goto out;
+			/* As time_of() reads them from status.json. */
+			if (laf && ts_time_parse_rfc3339(laf, &t_laf) < 0)
+				t_laf = 0;
+			if (lr && ts_time_parse_rfc3339(lr, &t_lr) < 0)
+				t_lr = 0;
+			{
+				struct ts_agent_tunnel_memory *m = ts_agent_memory(a, p);
+
+				if (m && n_tun == cap_tun) {
+					void *more = reallocarray(tun, cap_tun ? 2 * cap_tun : 64,
+								  sizeof(*tun));
+
+					if (!more) {
+						r = -ENOMEM;
+						goto out;
+					}
+					tun = more;
+					cap_tun = cap_tun ? 2 * cap_tun : 64;
+				}
+				if (m)
+					tun[n_tun++] = (typeof(*tun)){ m, (json_int_t)n, t_laf, t_lr };
+			}
+		} else {
+			goto out;
+		}
+	}
+	if (!stamped)
+		goto out;
+	for (size_t i = 0; i < n_tun; i++)
+		memory_set(tun[i].m, tun[i].n, tun[i].laf, tun[i].lr);
+	if (json_object_size(rev))
+		json_object_set(prev, "revision", rev);
+	json_object_set(prev, "conditions", conds);
+	*ret_prev = prev;
+	prev = NULL;
+	r = 0;
+out:
+	free(tun);
+	json_decref(prev);
+	json_decref(conds);
+	json_decref(rev);
+	return r;
+}
+
+static int memory_load(struct ts_agent *a, json_t **ret_prev)
+{
+	char *path = memory_path(a->state_dir), *text = NULL;
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = ts_file_read_all(path, MEMORY_MAX, &text, NULL);
+	free(path);
+	if (r < 0)
+		return r;
+	r = memory_parse(a, text, ret_prev);
+	free(text);
+	return r;
+}
+
+/* Appends "s<string>" or "n"; false when the string cannot be carried on
+ * one line (then no memory file is written: status.json is read instead). */
+static bool memory_put(FILE *f, const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	if (!s) {
+		fputc('n', f);
+		return true;
+	}
+	if (strpbrk(s, "\t\n"))
+		return false;
+	fprintf(f, "s%s", s);
+	return true;
+}
+
+/* After status.json was written from root: the memory file beside it. On
+ * any failure the old one goes, so that status.json is read next time. */
+static void memory_write(struct ts_agent *a, const json_t *root)
+{
+	char *path = memory_path(a->state_dir), *buf = NULL, stamp[160];
+	size_t cap = 0, i;
+	const json_t *c, *t, *applied = json_object_get(json_object_get(root, "revision"), "applied");
+	FILE *f = NULL;
+	bool ok = path && status_stamp(a->state_dir, stamp, sizeof(stamp)) == 0 &&
+		  (f = open_memstream(&buf, &cap)) != NULL;
+
+	if (ok) {
+		fprintf(f, MEMORY_MAGIC "\nstatus=%s\n", stamp);
+		if (applied) {
+			fputs("applied=", f);
+			ok = memory_put(f, applied);
+			fputc('\n', f);
+		}
+	}
+	json_array_foreach(ok ? json_object_get(root, "conditions") : NULL, i, c)
+	{
+		const char *type = json_string_value(json_object_get(c, "type"));
+		const char *status = json_string_value(json_object_get(c, "status"));
+
+		if (!type || !status || strpbrk(type, "\t\n") || strpbrk(status, "\t\n")) {
+			ok = false;
+			break;
+		}
+		fprintf(f, "condition=%s\t%s\t", type, status);
+		ok = memory_put(f, json_object_get(c, "lastTransitionTime"));
+		fputc('\n', f);
+		if (!ok)
+			break;
+	}
+	json_array_foreach(ok ? json_object_get(root, "tunnels") : NULL, i, t)
+	{
+		const char *name = json_string_value(json_object_get(t, "name"));
+
+		if (!name || !name[0] || strchr(name, '\n')) {
+			ok = false;
+			break;
+		}
+		fprintf(f, "tunnel=%lld\t",
+			(long long)json_integer_value(json_object_get(t, "auth_failures")));
+		ok = memory_put(f, json_object_get(t, "last_auth_failure"));
+		fputc('\t', f);
+		ok = ok && memory_put(f, json_object_get(t, "last_rotation"));
+		fprintf(f, "\t%s\n", name);
+		if (!ok)
+			break;
+	}
+	if (f)
+		ok = fclose(f) == 0 && ok;
+	if (ok) {
+		size_t len = strlen(buf);
+		char *sealed = malloc(len + 7 + 64 + 2);
+		uint8_t digest[TS_SHA256_DIGEST_LEN];
+		char hex[65];
+
+		ts_sha256(buf, len, digest);
+		ts_sha256_hex(digest, hex);
+		ok = sealed != NULL;
+		if (ok) {
+			memcpy(sealed, buf, len);
+			len += (size_t)sprintf(sealed + len, "sha256=%s\n", hex);
+			ok = ts_file_write_atomic(path, sealed, len, 0600) == 0;
+		}
+		free(sealed);
+	}
+	if (!ok && path)
+		(void)unlink(path);
+	free(buf);
+	free(path);
+}
+
 int ts_agent_status_load_memory(struct ts_agent *a)
 {
-	json_t *root = status_load(a->state_dir), *tunnels, *t;
+	json_t *root, *tunnels, *t;
 	size_t i;
 
+	json_decref(a->status_prev);
+	a->status_prev = NULL;
+	if (memory_load(a, &a->status_prev) == 0)
+		return 0;
+	root = status_load(a->state_dir);
 	if (!root)
 		return -ENOENT;
 	tunnels = json_object_get(root, "tunnels");
@@ -89,17 +430,22 @@ int ts_agent_status_load_memory(struct ts_agent *a)
 	{
 		const char *name = json_string_value(json_object_get(t, "name"));
 		struct ts_agent_tunnel_memory *m = name ? ts_agent_memory(a, name) : NULL;
-		json_int_t n = json_integer_value(json_object_get(t, "auth_failures"));
 
 		if (!m)
 			continue;
-		m->auth_failures_base = n > 0 && n < UINT32_MAX ? (uint32_t)n : 0;
-		m->auth_failures = m->auth_failures_base;
-		m->last_auth_failure = time_of(json_object_get(t, "last_auth_failure"));
-		m->last_rotation = time_of(json_object_get(t, "last_rotation"));
+		memory_set(m, json_integer_value(json_object_get(t, "auth_failures")),
+			   time_of(json_object_get(t, "last_auth_failure")),
+			   time_of(json_object_get(t, "last_rotation")));
 	}
+	a->status_prev = status_prev_of(root);
 	json_decref(root);
 	return 0;
+}
+
+void ts_agent_status_done(struct ts_agent *a)
+{
+	json_decref(a->status_prev);
+	a->status_prev = NULL;
 }
 
 static const char *condition(const struct ts_pass_result *res, const char **ret_reason)
@@ -327,7 +673,7 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 			  const struct ts_pass_result *res)
 {
 	json_t *root = json_object(), *tunnels = json_array(), *pass = json_object(),
-	       *planes = json_object(), *old = status_load(a->state_dir);
+	       *planes = json_object(), *old = a->status_prev;
 	struct ts_store_state *after = NULL;
 	const char *reason, *cond = condition(res, &reason);
 	const char *applied = NULL;
@@ -388,13 +734,23 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 		goto out;
 	/* No secret is in here, but the directory is private anyway. */
 	r = ts_file_write_atomic(path, text, strlen(text), 0600);
-	if (r < 0)
+	if (r < 0) {
 		ts_logf(TS_LOG_WARN, "store", NULL, "cannot write %s: %s", path, strerror(-r));
+	} else {
+		/* The next write's "old" is this one (status.json is not read
+		 * back); the memory file carries it to the next process. */
+		json_t *prev = status_prev_of(root);
+
+		if (prev) {
+			json_decref(a->status_prev);
+			a->status_prev = prev;
+		}
+		memory_write(a, root);
+	}
 out:
 	free(text);
 	free(path);
 	ts_store_state_free(after);
-	json_decref(old);
 	json_decref(planes);
 	json_decref(pass);
 	json_decref(tunnels);

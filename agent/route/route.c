@@ -91,60 +91,131 @@ static struct rtnl_route *route_new(int ifindex, const struct ts_prefix *dst, ui
 	return rt;
 }
 
-struct scan {
-	int ifindex;
-	struct nl_addr *dst;
-	uint32_t keep; /* metric not to collect */
-	struct rtnl_route *found[16];
-	size_t n;
-	uint32_t metric;
-	bool any;
+/* Collect during the dump, act after it. */
+struct listing {
+	struct ts_route_seen *v;
+	size_t n, cap;
+	int err;
 };
 
-static void on_route(struct nl_object *obj, void *arg)
+static void on_owned(struct nl_object *obj, void *arg)
 {
 	struct rtnl_route *rt = (struct rtnl_route *)obj;
-	struct scan *sc = arg;
+	struct listing *ls = arg;
+	struct nl_addr *dst = rtnl_route_get_dst(rt);
 	struct rtnl_nexthop *nh;
+	struct ts_route_seen *e;
+	char name[IF_NAMESIZE];
 
-	if (rtnl_route_get_protocol(rt) != TS_ROUTE_PROTOCOL ||
-	    rtnl_route_get_table(rt) != RT_TABLE_MAIN || rtnl_route_get_nnexthops(rt) != 1 ||
-	    nl_addr_cmp(rtnl_route_get_dst(rt), sc->dst) != 0)
+	if (ls->err || rtnl_route_get_protocol(rt) != TS_ROUTE_PROTOCOL ||
+	    rtnl_route_get_table(rt) != RT_TABLE_MAIN || rtnl_route_get_family(rt) != AF_INET ||
+	    !dst)
 		return;
-	nh = rtnl_route_nexthop_n(rt, 0);
-	if (!nh || rtnl_route_nh_get_ifindex(nh) != sc->ifindex)
-		return;
-	sc->any = true;
-	sc->metric = rtnl_route_get_priority(rt);
-	if (sc->metric != sc->keep && sc->n < sizeof(sc->found) / sizeof(sc->found[0])) {
-		nl_object_get(obj);
-		sc->found[sc->n++] = rt;
+	if (ls->n == ls->cap) {
+		size_t cap = ls->cap ? 2 * ls->cap : 16;
+		struct ts_route_seen *v = realloc(ls->v, cap * sizeof(*v));
+
+		if (!v) {
+			ls->err = -ENOMEM;
+			return;
+		}
+		ls->v = v;
+		ls->cap = cap;
 	}
+	e = &ls->v[ls->n++];
+	memset(e, 0, sizeof(*e));
+	e->dst.ip.family = AF_INET;
+	/* A default route's destination has no bytes. */
+	if (nl_addr_get_len(dst) == 4)
+		memcpy(e->dst.ip.bytes, nl_addr_get_binary_addr(dst), 4);
+	e->dst.len = (uint8_t)nl_addr_get_prefixlen(dst);
+	e->metric = rtnl_route_get_priority(rt);
+	nh = rtnl_route_get_nnexthops(rt) == 1 ? rtnl_route_nexthop_n(rt, 0) : NULL;
+	if (nh && if_indextoname((unsigned)rtnl_route_nh_get_ifindex(nh), name))
+		snprintf(e->ifname, sizeof(e->ifname), "%s", name);
 }
 
-/* Owned routes to dst through ifindex (all but those with metric keep). */
-static int scan(struct ts_route_sock *s, int ifindex, const struct ts_prefix *dst, uint32_t keep,
-		struct scan *sc)
+int ts_route_list(struct ts_route_sock *s, struct ts_route_seen **ret_routes, size_t *ret_n)
 {
+	struct listing ls = { 0 };
 	struct nl_cache *cache = NULL;
 	int r;
 
-	memset(sc, 0, sizeof(*sc));
-	sc->ifindex = ifindex;
-	sc->keep = keep;
-	sc->dst = nl_addr_build(AF_INET, dst->ip.bytes, 4);
-	if (!sc->dst)
-		return -ENOMEM;
-	nl_addr_set_prefixlen(sc->dst, dst->len);
+	if (!s || !ret_routes || !ret_n)
+		return -EINVAL;
 	r = rtnl_route_alloc_cache(s->sk, AF_INET, 0, &cache);
-	if (r < 0) {
-		nl_addr_put(sc->dst);
+	if (r < 0)
 		return ts_route_nl_errno(r);
-	}
-	nl_cache_foreach(cache, on_route, sc);
+	nl_cache_foreach(cache, on_owned, &ls);
 	nl_cache_free(cache);
-	nl_addr_put(sc->dst);
+	if (ls.err) {
+		free(ls.v);
+		return ls.err;
+	}
+	*ret_routes = ls.v;
+	*ret_n = ls.n;
 	return 0;
+}
+
+static bool same_dst(const struct ts_prefix *a, const struct ts_prefix *b)
+{
+	return a->ip.family == AF_INET && b->ip.family == AF_INET && a->len == b->len &&
+	       memcmp(a->ip.bytes, b->ip.bytes, 4) == 0;
+}
+
+/* r is an owned route to dst through ifname. */
+static bool route_is(const struct ts_route_seen *r, const char *ifname, const struct ts_prefix *dst)
+{
+	return r->ifname[0] && strcmp(r->ifname, ifname) == 0 && same_dst(&r->dst, dst);
+}
+
+void ts_route_decide_set(const struct ts_route_seen *routes, size_t n, const char *ifname,
+			 const struct ts_prefix *dst, uint32_t metric, struct ts_route_move *ret)
+{
+	*ret = (struct ts_route_move){ .add = true };
+	for (size_t i = 0; i < n; i++) {
+		if (!route_is(&routes[i], ifname, dst))
+			continue;
+		if (routes[i].metric == metric) {
+			ret->add = false;
+		} else {
+			ret->n_old++;
+			ret->old_metric = routes[i].metric;
+		}
+	}
+}
+
+bool ts_route_kept(const struct ts_route_seen *r, const struct ts_route_key *keep, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (keep[i].ifname && route_is(r, keep[i].ifname, &keep[i].dst))
+			return true;
+	return false;
+}
+
+int ts_route_delete(struct ts_route_sock *s, const struct ts_route_seen *r)
+{
+	struct rtnl_route *rt;
+	int ifindex = 0, d;
+
+	if (!s || !r || r->dst.ip.family != AF_INET || r->dst.len > 32)
+		return -EINVAL;
+	if (r->ifname[0] && !(ifindex = (int)if_nametoindex(r->ifname)))
+		return -ENOENT; /* its interface went, and the route with it */
+	rt = route_new(ifindex, &r->dst, r->metric);
+	if (!rt)
+		return -ENOMEM;
+	if (!ifindex) {
+		/* Several nexthops: matched by destination, metric, protocol. */
+		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(rt, 0);
+
+		rtnl_route_remove_nexthop(rt, nh);
+		rtnl_route_nh_free(nh);
+	}
+	rtnl_route_set_scope(rt, RT_SCOPE_NOWHERE); /* any scope */
+	d = rtnl_route_delete(s->sk, rt, 0);
+	rtnl_route_put(rt);
+	return d < 0 ? ts_route_nl_errno(d) : 0;
 }
 
 static int check(const char *ifname, const struct ts_prefix *dst, int *ret_ifindex)
@@ -163,8 +234,9 @@ static int check(const char *ifname, const struct ts_prefix *dst, int *ret_ifind
 int ts_route_set(struct ts_route_sock *s, const char *ifname, const struct ts_prefix *dst,
 		 uint32_t metric)
 {
-	struct rtnl_route *rt;
-	struct scan sc;
+	struct ts_route_seen *routes = NULL;
+	struct ts_route_move mv;
+	size_t n = 0;
 	int ifindex, r;
 
 	if (!s)
@@ -172,31 +244,44 @@ int ts_route_set(struct ts_route_sock *s, const char *ifname, const struct ts_pr
 	r = check(ifname, dst, &ifindex);
 	if (r < 0)
 		return r;
-	rt = route_new(ifindex, dst, metric);
-	if (!rt)
-		return -ENOMEM;
-	r = rtnl_route_add(s->sk, rt, NLM_F_CREATE | NLM_F_EXCL);
-	rtnl_route_put(rt);
-	if (r < 0 && r != -NLE_EXIST)
-		return ts_route_nl_errno(r);
-	/* Then the old ones: the prefix always has a route. */
-	r = scan(s, ifindex, dst, metric, &sc);
+	r = ts_route_list(s, &routes, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < sc.n; i++) {
-		int d = rtnl_route_delete(s->sk, sc.found[i], 0);
+	ts_route_decide_set(routes, n, ifname, dst, metric, &mv);
+	if (mv.add) {
+		struct rtnl_route *rt = route_new(ifindex, dst, metric);
 
-		if (d < 0 && d != -NLE_OBJ_NOTFOUND && r == 0)
-			r = ts_route_nl_errno(d);
-		rtnl_route_put(sc.found[i]);
+		if (!rt) {
+			free(routes);
+			return -ENOMEM;
+		}
+		r = rtnl_route_add(s->sk, rt, NLM_F_CREATE | NLM_F_EXCL);
+		rtnl_route_put(rt);
+		if (r < 0 && r != -NLE_EXIST) {
+			free(routes);
+			return ts_route_nl_errno(r);
+		}
+		r = 0;
 	}
+	/* Then the old ones: the prefix always has a route. */
+	for (size_t i = 0; mv.n_old && i < n; i++) {
+		int d;
+
+		if (!route_is(&routes[i], ifname, dst) || routes[i].metric == metric)
+			continue;
+		d = ts_route_delete(s, &routes[i]);
+		if (d < 0 && d != -ENOENT && r == 0)
+			r = d;
+	}
+	free(routes);
 	return r;
 }
 
 int ts_route_get(struct ts_route_sock *s, const char *ifname, const struct ts_prefix *dst,
 		 uint32_t *ret_metric)
 {
-	struct scan sc;
+	struct ts_route_seen *routes = NULL;
+	size_t n = 0;
 	int ifindex, r;
 
 	if (!s)
@@ -204,102 +289,46 @@ int ts_route_get(struct ts_route_sock *s, const char *ifname, const struct ts_pr
 	r = check(ifname, dst, &ifindex);
 	if (r < 0)
 		return r;
-	r = scan(s, ifindex, dst, UINT32_MAX, &sc);
+	r = ts_route_list(s, &routes, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < sc.n; i++)
-		rtnl_route_put(sc.found[i]);
-	if (!sc.any)
-		return -ENOENT;
-	*ret_metric = sc.metric;
-	return 0;
-}
-
-struct prune {
-	const struct ts_route_key *keep;
-	const int *ifindex; /* of keep[i]; 0: no such interface */
-	size_t n;
-	struct rtnl_route **stale;
-	size_t n_stale, cap;
-	int err;
-};
-
-static bool kept(const struct prune *pr, struct rtnl_route *rt)
-{
-	struct rtnl_nexthop *nh =
-		rtnl_route_get_nnexthops(rt) == 1 ? rtnl_route_nexthop_n(rt, 0) : NULL;
-	struct nl_addr *dst = rtnl_route_get_dst(rt);
-
-	if (!nh || !dst || nl_addr_get_len(dst) != 4)
-		return false;
-	for (size_t i = 0; i < pr->n; i++)
-		if (pr->ifindex[i] && rtnl_route_nh_get_ifindex(nh) == pr->ifindex[i] &&
-		    nl_addr_get_prefixlen(dst) == pr->keep[i].dst.len &&
-		    memcmp(nl_addr_get_binary_addr(dst), pr->keep[i].dst.ip.bytes, 4) == 0)
-			return true;
-	return false;
-}
-
-static void on_owned(struct nl_object *obj, void *arg)
-{
-	struct rtnl_route *rt = (struct rtnl_route *)obj;
-	struct prune *pr = arg;
-
-	if (rtnl_route_get_protocol(rt) != TS_ROUTE_PROTOCOL ||
-	    rtnl_route_get_table(rt) != RT_TABLE_MAIN || kept(pr, rt))
-		return;
-	if (pr->n_stale == pr->cap) {
-		size_t cap = pr->cap ? 2 * pr->cap : 16;
-		struct rtnl_route **v = realloc(pr->stale, cap * sizeof(*v));
-
-		if (!v) {
-			pr->err = -ENOMEM;
-			return;
+	r = -ENOENT;
+	for (size_t i = 0; i < n; i++)
+		if (route_is(&routes[i], ifname, dst)) {
+			*ret_metric = routes[i].metric;
+			r = 0;
 		}
-		pr->stale = v;
-		pr->cap = cap;
-	}
-	nl_object_get(obj);
-	pr->stale[pr->n_stale++] = rt;
+	free(routes);
+	return r;
 }
 
 int ts_route_prune(struct ts_route_sock *s, const struct ts_route_key *keep, size_t n,
 		   unsigned *ret_deleted)
 {
-	struct prune pr = { .keep = keep, .n = n };
-	struct nl_cache *cache = NULL;
-	int *idx = NULL, r;
+	struct ts_route_seen *routes = NULL;
+	size_t n_routes = 0;
 	unsigned deleted = 0;
+	int r;
 
 	if (ret_deleted)
 		*ret_deleted = 0;
 	if (!s || (n && !keep))
 		return -EINVAL;
-	if (n && !(idx = calloc(n, sizeof(*idx))))
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if (keep[i].ifname && keep[i].dst.ip.family == AF_INET)
-			idx[i] = (int)if_nametoindex(keep[i].ifname);
-	pr.ifindex = idx;
-	r = rtnl_route_alloc_cache(s->sk, AF_INET, 0, &cache);
-	if (r < 0) {
-		free(idx);
-		return ts_route_nl_errno(r);
-	}
-	nl_cache_foreach(cache, on_owned, &pr);
-	nl_cache_free(cache);
-	r = pr.err;
-	for (size_t i = 0; i < pr.n_stale; i++) {
-		int d = rtnl_route_delete(s->sk, pr.stale[i], 0);
+	r = ts_route_list(s, &routes, &n_routes);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_routes; i++) {
+		int d;
 
+		if (ts_route_kept(&routes[i], keep, n))
+			continue;
+		d = ts_route_delete(s, &routes[i]);
 		if (d == 0)
 			deleted++;
-		else if (d != -NLE_OBJ_NOTFOUND && r == 0)
-			r = ts_route_nl_errno(d);
-		rtnl_route_put(pr.stale[i]);
+		else if (d != -ENOENT && r == 0)
+			r = d;
 	}
-	free(pr.stale);
-	free(idx);
+	free(routes);
 	if (ret_deleted)
 		*ret_deleted = deleted;
 	return r;

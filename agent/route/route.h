@@ -47,6 +47,37 @@ struct ts_route_key {
 int ts_route_prune(struct ts_route_sock *s, const struct ts_route_key *keep, size_t n,
 		   unsigned *ret_deleted);
 
+/* --- owned routes as they are, and the decisions over them ----------------
+ * ts_route_set and ts_route_prune act on these decisions; `plan` reads the
+ * same list and reports the same decisions without acting (read only). */
+
+/* One owned route (protocol TS_ROUTE_PROTOCOL, main table, IPv4). */
+struct ts_route_seen {
+	struct ts_prefix dst;
+	char ifname[16]; /* its one nexthop's interface; "": several, or none */
+	uint32_t metric;
+};
+
+/* Every owned route, read only. The caller frees *ret_routes. */
+int ts_route_list(struct ts_route_sock *s, struct ts_route_seen **ret_routes, size_t *ret_n);
+
+/* What ts_route_set(ifname, dst, metric) does to routes[0..n) (pure): add
+ * the route at metric (when not there), then delete n_old owned routes to
+ * dst through ifname at other metrics (old_metric: one of them). */
+struct ts_route_move {
+	bool add;
+	size_t n_old;
+	uint32_t old_metric;
+};
+void ts_route_decide_set(const struct ts_route_seen *routes, size_t n, const char *ifname,
+			 const struct ts_prefix *dst, uint32_t metric, struct ts_route_move *ret);
+
+/* Whether ts_route_prune keeps r (pure): it is one of keep[0..n). */
+bool ts_route_kept(const struct ts_route_seen *r, const struct ts_route_key *keep, size_t n);
+
+/* Deletes one owned route as ts_route_list read it; -ENOENT: gone. */
+int ts_route_delete(struct ts_route_sock *s, const struct ts_route_seen *r);
+
 /* --- owned interfaces (iface.c) -------------------------------------------
  * A VTI (mark tunnels) or an XFRM interface (if-id tunnels) is the agent's
  * when its alias is "tunnelsync:OWNER" (OWNER: the tunnel's name); an
@@ -80,3 +111,54 @@ int ts_iface_ensure(struct ts_route_sock *s, const struct ts_iface_spec *sp, uns
  * *ret_deleted (may be NULL): how many. */
 int ts_iface_prune(struct ts_route_sock *s, const char *const *keep, size_t n,
 		   unsigned *ret_deleted);
+
+/* --- owned interfaces as they are, and the decision over them -------------
+ * ts_iface_ensure acts on ts_iface_decide's answer; `plan` reads the same
+ * state (ts_iface_read) and reports the same answer without acting. */
+
+/* An interface as read. */
+struct ts_iface_seen {
+	bool exists;
+	int ifindex;
+	char kind[16];		    /* "vti", "xfrm", another kind, "" unknown */
+	char alias[64];		    /* "" none */
+	uint32_t ikey, okey;	    /* VTI keys (host order) */
+	struct ts_ip local, remote; /* VTI endpoints */
+	uint32_t if_id;		    /* XFRM interface */
+	uint32_t mtu;
+	bool up;
+	int policy_off;		  /* disable_policy: 1 set, 0 not, -1 not read */
+	struct ts_prefix addr[8]; /* its IPv4 addresses (the first 8) */
+	size_t n_addr;
+};
+
+/* Reads ifname (read only): *ret_seen.exists false when there is none. */
+int ts_iface_read(struct ts_route_sock *s, const char *ifname, struct ts_iface_seen *ret_seen);
+
+/* The one decision (pure): the TS_IFACE_* bits ts_iface_ensure makes of
+ * seen to reach sp. -EEXIST: seen exists and is not sp->owner's; -EINVAL:
+ * sp is not a valid spec. */
+int ts_iface_decide(const struct ts_iface_seen *seen, const struct ts_iface_spec *sp,
+		    unsigned *ret_changes);
+
+/* Whether sp->address is on seen, and how many other IPv4 addresses are. */
+size_t ts_iface_other_addresses(const struct ts_iface_seen *seen, const struct ts_iface_spec *sp,
+				bool *ret_found);
+
+/* An owned interface (ts_iface_list_owned). */
+struct ts_iface_owned {
+	char ifname[16];
+	char owner[64]; /* the tunnel its alias names */
+	char kind[16];
+};
+
+/* Every interface whose alias marks it as the agent's, read only. The
+ * caller frees *ret_ifaces. */
+int ts_iface_list_owned(struct ts_route_sock *s, struct ts_iface_owned **ret_ifaces, size_t *ret_n);
+
+/* Whether ts_iface_prune keeps ifname (pure): it is in keep[0..n). */
+bool ts_iface_kept(const char *ifname, const char *const *keep, size_t n);
+
+/* Deletes ifname when it is owned (any tunnel's): -EEXIST not owned,
+ * -ENOENT no such interface. */
+int ts_iface_delete(struct ts_route_sock *s, const char *ifname);

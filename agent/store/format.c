@@ -106,6 +106,24 @@ int store_check_key(const struct ts_secret *key)
 	return 0;
 }
 
+/* The unit last_generated_on was written in by Cloudflare (a write
+ * answer may use another precision than the list): only when coarser than
+ * 1 us, so that files with microsecond times stay as earlier versions
+ * wrote and read them. */
+static void add_unit(struct wbuf *b, ts_usec_t unit)
+{
+	if (unit > 1)
+		wbuf_add(b, "last_generated_unit=%" PRId64 "\n", unit);
+}
+
+static bool unit_ok(ts_usec_t unit)
+{
+	for (ts_usec_t u = 1; u <= TS_USEC_PER_SEC; u *= 10)
+		if (unit == u)
+			return true;
+	return unit == 0;
+}
+
 static int serialize_record(const struct ts_key_record *rec, struct wbuf *b)
 {
 	char fp[TS_FINGERPRINT_LEN];
@@ -120,6 +138,7 @@ static int serialize_record(const struct ts_key_record *rec, struct wbuf *b)
 		 rec->tunnel_id, ts_psk_source_to_string(rec->source), rec->generation);
 	wbuf_add(b, "fingerprint=%s\nlast_generated_on=%" PRId64 "\napplied_at=%" PRId64 "\n", fp,
 		 rec->last_generated_on, rec->applied_at);
+	add_unit(b, rec->last_generated_unit);
 	wbuf_add(b, "key=");
 	wbuf_add_hex(b, rec->key);
 	wbuf_add(b, "\n");
@@ -145,6 +164,7 @@ static int serialize_journal(const struct ts_journal_entry *e, struct wbuf *b)
 		 "generation=%" PRIu64 "\nstarted_at=%" PRId64 "\nlast_generated_on=%" PRId64
 		 "\napplied_at=%" PRId64 "\n",
 		 e->generation, e->started_at, e->last_generated_on, e->applied_at);
+	add_unit(b, e->last_generated_unit);
 	wbuf_add(b, "old_fingerprint=%s\nnew_fingerprint=%s\n", e->old_fingerprint, fp);
 	if (e->new_key) {
 		wbuf_add(b, "key=");
@@ -393,6 +413,7 @@ enum {
 	F_STARTED = 1u << 10,
 	F_OLD_FP = 1u << 11,
 	F_NEW_FP = 1u << 12,
+	F_LGU = 1u << 13, /* optional: absent = 1 us */
 };
 
 /* One field of a record or journal file: its name, its bit in the "seen"
@@ -426,6 +447,7 @@ static const struct field record_fields[] = {
 	FIELD("generation", F_GENERATION, FK_U64, struct ts_key_record, generation),
 	FIELD("fingerprint", F_FINGERPRINT, FK_STR, struct ts_key_record, fingerprint),
 	FIELD("last_generated_on", F_LGO, FK_I64, struct ts_key_record, last_generated_on),
+	FIELD("last_generated_unit", F_LGU, FK_I64, struct ts_key_record, last_generated_unit),
 	FIELD("applied_at", F_APPLIED, FK_I64, struct ts_key_record, applied_at),
 	FIELD("key", F_KEY, FK_KEY, struct ts_key_record, key),
 };
@@ -439,6 +461,7 @@ static const struct field journal_fields[] = {
 	FIELD("generation", F_GENERATION, FK_U64, struct ts_journal_entry, generation),
 	FIELD("started_at", F_STARTED, FK_I64, struct ts_journal_entry, started_at),
 	FIELD("last_generated_on", F_LGO, FK_I64, struct ts_journal_entry, last_generated_on),
+	FIELD("last_generated_unit", F_LGU, FK_I64, struct ts_journal_entry, last_generated_unit),
 	FIELD("applied_at", F_APPLIED, FK_I64, struct ts_journal_entry, applied_at),
 	FIELD("old_fingerprint", F_OLD_FP, FK_STR, struct ts_journal_entry, old_fingerprint),
 	FIELD("new_fingerprint", F_NEW_FP, FK_STR, struct ts_journal_entry, new_fingerprint),
@@ -489,9 +512,9 @@ struct file_kind {
 };
 
 static const struct file_kind record_kind = { RECORD_MAGIC, "record", record_fields,
-					      TS_ARRAY_SIZE(record_fields), 0 };
+					      TS_ARRAY_SIZE(record_fields), F_LGU };
 static const struct file_kind journal_kind = { JOURNAL_MAGIC, "journal entry", journal_fields,
-					       TS_ARRAY_SIZE(journal_fields), F_KEY };
+					       TS_ARRAY_SIZE(journal_fields), F_KEY | F_LGU };
 
 /* The checksum, the header line, then one KEY=VALUE line per field into
  * obj: an unknown, repeated or unparsable field is an error naming it, so
@@ -554,6 +577,10 @@ static int parse_record(struct ts_store *s, const char *path, const char *tunnel
 		r = store_set_error(s, -EBADMSG, path, "fingerprint does not match the key");
 		goto fail;
 	}
+	if (!unit_ok(rec.last_generated_unit)) {
+		r = store_set_error(s, -EBADMSG, path, "bad last_generated_unit");
+		goto fail;
+	}
 	*ret = rec;
 	return 0;
 fail:
@@ -573,6 +600,10 @@ static int parse_journal(struct ts_store *s, const char *path, const char *tunne
 		goto fail;
 	if (e.old_fingerprint[0] && !store_fingerprint_syntax_ok(e.old_fingerprint)) {
 		r = store_set_error(s, -EBADMSG, path, "bad old_fingerprint");
+		goto fail;
+	}
+	if (!unit_ok(e.last_generated_unit)) {
+		r = store_set_error(s, -EBADMSG, path, "bad last_generated_unit");
 		goto fail;
 	}
 	if (e.new_key) {

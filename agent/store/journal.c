@@ -133,6 +133,7 @@ int ts_store_journal_commit(struct ts_store *s, const char *tunnel, ts_usec_t ap
 	rec.key = e.new_key;
 	rec.source = e.source;
 	rec.last_generated_on = e.last_generated_on;
+	rec.last_generated_unit = e.last_generated_unit;
 	rec.applied_at = e.applied_at;
 	rec.generation = e.generation;
 	ts_secret_fingerprint(rec.key, rec.fingerprint);
@@ -169,7 +170,7 @@ int ts_store_journal_discard(struct ts_store *s, const char *tunnel)
 }
 
 int ts_store_record_adopt_baseline(struct ts_store *s, const char *tunnel, const char *fingerprint,
-				   ts_usec_t last_generated_on)
+				   ts_usec_t last_generated_on, ts_usec_t unit)
 {
 	struct ts_key_record rec = { 0 };
 	int r;
@@ -183,6 +184,7 @@ int ts_store_record_adopt_baseline(struct ts_store *s, const char *tunnel, const
 		r = -ESTALE;
 	} else {
 		rec.last_generated_on = last_generated_on;
+		rec.last_generated_unit = unit;
 		r = ts_store_record_write(s, &rec);
 	}
 	ts_store_record_done(&rec);

@@ -41,6 +41,61 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Reads one tunnel's record or journal entry into st; an unusable file
+ * is a problem (0). absent_ok: a file that is not there is no entry (a
+ * look-up by name); else it is a problem (it was listed a moment ago). */
+static int load_one(struct ts_store *s, struct ts_store_state *st, bool journal, const char *tunnel,
+		    const char *path, bool absent_ok)
+{
+	int r;
+
+	s->last_error[0] = '\0';
+	if (journal) {
+		struct ts_journal_entry e = { 0 };
+		struct ts_journal_entry *grown;
+
+		r = ts_store_journal_read(s, tunnel, &e);
+		if (r >= 0) {
+			grown = realloc(st->journal, (st->n_journal + 1) * sizeof(*grown));
+			if (!grown) {
+				ts_store_journal_entry_done(&e);
+				return -ENOMEM;
+			}
+			st->journal = grown;
+			st->journal[st->n_journal++] = e;
+		}
+	} else {
+		struct ts_key_record rec = { 0 };
+		struct ts_key_record *grown;
+
+		r = ts_store_record_read(s, tunnel, &rec);
+		if (r >= 0) {
+			grown = realloc(st->records, (st->n_records + 1) * sizeof(*grown));
+			if (!grown) {
+				ts_store_record_done(&rec);
+				return -ENOMEM;
+			}
+			st->records = grown;
+			st->records[st->n_records++] = rec;
+		}
+	}
+	if (r == -ENOMEM)
+		return r;
+	if (r == -ENOENT && absent_ok)
+		return 0;
+	if (r < 0) {
+		char msg[128];
+
+		/* The message names the path already; keep the reason only. */
+		const char *colon = strstr(s->last_error, ": ");
+
+		snprintf(msg, sizeof(msg), "%s",
+			 s->last_error[0] && colon ? colon + 2 : strerror(-r));
+		return add_problem(st, tunnel, path, r, msg);
+	}
+	return 0;
+}
+
 static int load_dir(struct ts_store *s, struct ts_store_state *st, bool journal)
 {
 	const char *sub = journal ? JOURNAL_DIR : RECORDS_DIR;
@@ -93,53 +148,9 @@ static int load_dir(struct ts_store *s, struct ts_store_state *st, bool journal)
 				goto out;
 			continue;
 		}
-		s->last_error[0] = '\0';
-		if (journal) {
-			struct ts_journal_entry e = { 0 };
-			struct ts_journal_entry *grown;
-
-			r = ts_store_journal_read(s, tunnel, &e);
-			if (r >= 0) {
-				grown = realloc(st->journal, (st->n_journal + 1) * sizeof(*grown));
-				if (!grown) {
-					ts_store_journal_entry_done(&e);
-					r = -ENOMEM;
-					goto out;
-				}
-				st->journal = grown;
-				st->journal[st->n_journal++] = e;
-			}
-		} else {
-			struct ts_key_record rec = { 0 };
-			struct ts_key_record *grown;
-
-			r = ts_store_record_read(s, tunnel, &rec);
-			if (r >= 0) {
-				grown = realloc(st->records, (st->n_records + 1) * sizeof(*grown));
-				if (!grown) {
-					ts_store_record_done(&rec);
-					r = -ENOMEM;
-					goto out;
-				}
-				st->records = grown;
-				st->records[st->n_records++] = rec;
-			}
-		}
-		if (r == -ENOMEM)
+		r = load_one(s, st, journal, tunnel, path, false);
+		if (r < 0)
 			goto out;
-		if (r < 0) {
-			char msg[128];
-
-			/* The message names the path already; keep the reason only. */
-			const char *colon = strstr(s->last_error, ": ");
-
-			snprintf(msg, sizeof(msg), "%s",
-				 s->last_error[0] && colon ? colon + 2 : strerror(-r));
-			r = add_problem(st, tunnel, path, r, msg);
-			if (r < 0)
-				goto out;
-		}
-		r = 0;
 	}
 out:
 	for (size_t i = 0; i < n_names; i++)
@@ -161,6 +172,21 @@ static int cmp_journal(const void *a, const void *b)
 		      ((const struct ts_journal_entry *)b)->tunnel);
 }
 
+/* Sorted by tunnel for look-ups by name (one per tunnel per pass). */
+static void load_finish(struct ts_store *s, struct ts_store_state *st)
+{
+	/* qsort(NULL, 0, ...) is undefined (UBSan says so): an empty store. */
+	if (st->n_records)
+		qsort(st->records, st->n_records, sizeof(*st->records), cmp_record);
+	if (st->n_journal)
+		qsort(st->journal, st->n_journal, sizeof(*st->journal), cmp_journal);
+	if (st->n_problems) {
+		const struct ts_store_problem *p = &st->problems[st->n_problems - 1];
+
+		snprintf(s->last_error, sizeof(s->last_error), "%s: %s", p->path, p->message);
+	}
+}
+
 int ts_store_load(struct ts_store *s, struct ts_store_state **ret_state)
 {
 	struct ts_store_state *st;
@@ -180,17 +206,43 @@ int ts_store_load(struct ts_store *s, struct ts_store_state **ret_state)
 		ts_store_state_free(st);
 		return r;
 	}
-	/* Sorted by tunnel for look-ups by name (one per tunnel per pass). */
-	/* qsort(NULL, 0, ...) is undefined (UBSan says so): an empty store. */
-	if (st->n_records)
-		qsort(st->records, st->n_records, sizeof(*st->records), cmp_record);
-	if (st->n_journal)
-		qsort(st->journal, st->n_journal, sizeof(*st->journal), cmp_journal);
-	if (st->n_problems) {
-		const struct ts_store_problem *p = &st->problems[st->n_problems - 1];
+	load_finish(s, st);
+	*ret_state = st;
+	return 0;
+}
 
-		snprintf(s->last_error, sizeof(s->last_error), "%s: %s", p->path, p->message);
+int ts_store_load_names(struct ts_store *s, const char *const *names, size_t n,
+			struct ts_store_state **ret_state)
+{
+	struct ts_store_state *st;
+	int r = 0;
+
+	if (!s || !ret_state || (n && !names))
+		return -EINVAL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		char path[PATH_MAX];
+
+		/* A name no file can have: nothing recorded (ts_store_load
+		 * lists no such file under a declared tunnel's name either). */
+		if (!ts_store_name_valid(names[i]))
+			continue;
+		for (int journal = 0; journal < 2 && r >= 0; journal++) {
+			r = store_file_path(s, journal ? JOURNAL_DIR : RECORDS_DIR, names[i],
+					    journal ? JOURNAL_EXT : RECORD_EXT, path, sizeof(path));
+			if (r >= 0)
+				r = load_one(s, st, journal, names[i], path, true);
+		}
 	}
+	if (r >= 0)
+		r = store_load_requests(s, st);
+	if (r < 0) {
+		ts_store_state_free(st);
+		return r;
+	}
+	load_finish(s, st);
 	*ret_state = st;
 	return 0;
 }

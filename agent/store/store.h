@@ -57,7 +57,9 @@
  *   applied_at=USEC                old_fingerprint=…  new_fingerprint=…
  *   key=HEX                        [key=HEX]  (absent until known)
  *   sha256=HEX64                   sha256=HEX64
- * Times are microseconds since the epoch (0 = unknown). */
+ * Times are microseconds since the epoch (0 = unknown). Both may carry
+ * last_generated_unit=USEC after last_generated_on (the unit Cloudflare
+ * wrote it in, 10^0..10^6 us; only when coarser than 1 us, absent = 1 us). */
 #pragma once
 
 #include <stdbool.h>
@@ -133,6 +135,13 @@ const char *ts_store_last_error(const struct ts_store *store);
  * tunnel back while the others proceed. -errno only for a failure to read
  * the directory itself. */
 int ts_store_load(struct ts_store *store, struct ts_store_state **ret_state);
+/* The same for the named tunnels only (an event's scope): their records
+ * and journal entries (a missing file is none), the problems of their
+ * files, and every requested rotation. Each tunnel's view
+ * (ts_store_state_observe) is the one ts_store_load gives it; the cost
+ * does not grow with the state directory. */
+int ts_store_load_names(struct ts_store *store, const char *const *names, size_t n,
+			struct ts_store_state **ret_state);
 void ts_store_state_free(struct ts_store_state *state);
 static inline void ts_store_state_freep(struct ts_store_state **s)
 {
@@ -179,11 +188,12 @@ int ts_store_journal_advance(struct ts_store *store, const struct ts_journal_ent
 int ts_store_journal_commit(struct ts_store *store, const char *tunnel, ts_usec_t applied_at,
 			    struct ts_key_record *ret_record);
 /* Sets the record's last_generated_on baseline (the value Cloudflare's
- * list showed after the agent's own write) when the record has none (0)
- * and still holds the key with this fingerprint; -ESTALE otherwise (the
- * record changed since it was observed: nothing written). */
+ * list showed, written in `unit`) when the record has none (0) and still
+ * holds the key with this fingerprint; -ESTALE otherwise (the record
+ * changed since it was observed: nothing written). */
 int ts_store_record_adopt_baseline(struct ts_store *store, const char *tunnel,
-				   const char *fingerprint, ts_usec_t last_generated_on);
+				   const char *fingerprint, ts_usec_t last_generated_on,
+				   ts_usec_t unit);
 /* Drops a rotation that provably never changed Cloudflare's key (e.g. the
  * bulk call reported the tunnel unapplied). Never for a later step. */
 int ts_store_journal_discard(struct ts_store *store, const char *tunnel);

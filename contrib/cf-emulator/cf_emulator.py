@@ -49,13 +49,30 @@ def now_rfc3339():
             .isoformat(timespec="microseconds").replace("+00:00", "Z"))
 
 
+def at_precision(stamp, digits, rounded=False):
+    """An RFC 3339 time written with `digits` fractional digits (0: whole
+    seconds), truncated, or rounded to the nearest unit."""
+    t = parse_rfc3339(stamp)
+    unit = 10 ** (6 - digits)
+    us = t.microsecond
+    if rounded:
+        us += unit // 2
+    t = t.replace(microsecond=0) + datetime.timedelta(microseconds=us - us % unit)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if digits:
+        text += "." + ("%06d" % t.microsecond)[:digits]
+    return text + "Z"
+
+
 def answer_variant(result, fault):
-    """A write answer in a shape the schema allows but the emulator does not
+    """An answer in a shape the schema allows but the emulator does not
     give by default (the change itself is made as usual): `missing_ids` left
     out of both maps of a bulk answer, `no_psk_metadata` (psk_generate: the
     optional object absent; bulk, where the object is required: without its
-    optional last_generated_on), `second_precision` (times truncated to whole
-    seconds)."""
+    optional last_generated_on), `precision` N (the times, created_on,
+    modified_on and last_generated_on, written with N fractional digits,
+    0-6; truncated, or rounded to the nearest unit with `round`; of a write
+    answer or a list alike); `second_precision` is precision 0."""
     if not isinstance(result, dict):
         return result
     res = json.loads(json.dumps(result))
@@ -68,9 +85,13 @@ def answer_variant(result, fault):
                 res["unapplied_psks"].pop(tid, None)
         entries = list(res["successfully_applied_psks"].values())
     elif isinstance(res.get("ipsec_tunnels"), list):
-        entries = res["ipsec_tunnels"]  # the list, for second_precision
+        entries = res["ipsec_tunnels"]
+    elif isinstance(res.get("modified_ipsec_tunnels"), list):
+        entries = res["modified_ipsec_tunnels"]
     else:
-        entries = [res]
+        entries = [res.get(k) for k in ("ipsec_tunnel", "modified_ipsec_tunnel")
+                   if isinstance(res.get(k), dict)] or [res]
+    digits = 0 if fault.get("second_precision") else fault.get("precision")
     for e in entries:
         if not isinstance(e, dict):
             continue
@@ -79,11 +100,12 @@ def answer_variant(result, fault):
                 e["psk_metadata"] = {}
             else:
                 e.pop("psk_metadata", None)
-        meta = e.get("psk_metadata")
-        if fault.get("second_precision") and isinstance(meta, dict) and \
-                isinstance(meta.get("last_generated_on"), str):
-            t = parse_rfc3339(meta["last_generated_on"]).replace(microsecond=0)
-            meta["last_generated_on"] = t.isoformat().replace("+00:00", "Z")
+        if digits is None:
+            continue
+        for obj, key in ((e, "created_on"), (e, "modified_on"),
+                         (e.get("psk_metadata"), "last_generated_on")):
+            if isinstance(obj, dict) and isinstance(obj.get(key), str):
+                obj[key] = at_precision(obj[key], digits, bool(fault.get("round")))
     return res
 
 
@@ -312,6 +334,11 @@ class Faults:
                 r.setdefault("method", "*")
                 r.setdefault("path", ".*")
                 re.compile(r["path"])
+                digits = r.get("precision")
+                if digits is not None and (isinstance(digits, bool) or
+                                           not isinstance(digits, int) or
+                                           not 0 <= digits <= 6):
+                    raise ValueError("precision must be an integer 0..6")
 
     def take(self, method, path):
         with self.lock:

@@ -7,15 +7,16 @@
 #   idle      - nothing else happens;
 #   hung-api  - every tunnel list hangs 15 s at the emulator and SIGHUP
 #               keeps a pass running on it the whole phase;
-#   hostile   - the same, and 400 connections held open meanwhile (half
+#   hostile   - the same, and HELD connections held open meanwhile (half
 #               silent, half a request begun and never ended, which is
-#               more than the connection cap of 256).
+#               more than the connection cap of 256; default 600).
 # Prints median, p95 and max per phase and endpoint; asserts no time.
 # Root only (exit 77 otherwise).
-# Usage: daemon-probes.sh TUNNELSYNC_BINARY [PROBES]  (PROBES: 200)
+# Usage: daemon-probes.sh TUNNELSYNC_BINARY [PROBES [HELD]]  (PROBES: 200, HELD: 600)
 set -eu
 E2E_TS=${1:?usage: daemon-probes.sh TUNNELSYNC_BINARY [PROBES]}
 PROBES=${2:-200}
+HELD=${3:-600}
 E2E_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$E2E_ROOT/tests/e2e/lib.sh"
 e2e_require
@@ -45,12 +46,12 @@ e2e_wait_ike_up e2e-b 60 || e2e_fail "e2e-b not up"
 sleep 2
 
 probe() { # phase hostile
-	ip netns exec "$E2E_NS_GW" /usr/bin/python3 - "$PORT" "$PROBES" "$1" "$2" <<'PY'
+	ip netns exec "$E2E_NS_GW" /usr/bin/python3 - "$PORT" "$PROBES" "$1" "$2" "$HELD" <<'PY'
 import socket, statistics, sys, time
 port, n, phase, hostile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 held = []
 if hostile:
-    for i in range(400):
+    for i in range(int(sys.argv[5])):
         s = socket.create_connection(("127.0.0.1", port))
         if i % 2:
             s.send(b"GET /he")

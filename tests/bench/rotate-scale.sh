@@ -10,10 +10,15 @@
 # takes both members of every group (two passes, by design; settle-time 0
 # so that the second pass need not wait 150 s). Prints the
 # passes and the API requests (from the emulator's request log: lists,
-# bulk PSK calls, others) against the goal ceil(K/100) + 1. Figures only.
+# bulk PSK calls, others) against the goal ceil(K/100) + 1. Each K runs
+# twice: the bulk answers carrying last_generated_on as the emulator
+# gives it (the agent takes the baseline of "regenerated elsewhere" from
+# them: no list after the writes), then without it (a shape the schema
+# allows: one list more per pass with rotations). Figures only.
 #
 #   rotate-scale.sh TUNNELSYNC [N [K...]]   (default N 20, K 1 10;
 #                                            by hand: 1000 1 10 100 1000)
+#   ROTATE_ANSWERS="time no-time" (default): which answers to run.
 # Root (namespaces); exit 77 with the reason when something is missing.
 set -eu
 
@@ -37,8 +42,20 @@ c["tunnelsync:tunnelsync"]["agent"].setdefault("traffic", {})["settle-time"] = 0
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 EOF
 
-for k in "$@"; do
-	[ "$k" -le "$N" ] || { echo "K=$k > N=$N: skipped"; continue; }
+set_answers() {
+	if [ "$1" = no-time ]; then
+		rules='{"rules":[{"method":"POST","path":"/psk$","count":-1,"action":"variant","no_psk_metadata":true}]}'
+		ip netns exec "$NS" curl -sS -X POST --data "$rules" "$EMU_URL/__admin/faults" >/dev/null
+	else
+		ip netns exec "$NS" curl -sS -X DELETE "$EMU_URL/__admin/faults" >/dev/null
+	fi
+}
+
+# rotate_k K ANSWERS: K due keys rotated, bulk answers with or without time.
+rotate_k() {
+	k=$1
+	answers=$2
+	set_answers "$answers"
 	# Age K records: applied_at two hours back, checksum line recomputed.
 	$PY - "$STATE/records" "$N" "$k" <<'EOF'
 import hashlib, os, sys
@@ -68,11 +85,20 @@ k, passes = int(sys.argv[1]), int(sys.argv[2])
 reqs = [line.split() for line in sys.stdin]
 lists = sum(1 for m, p in reqs if m == "GET")
 bulk = sum(1 for m, p in reqs if m == "POST" and p.endswith("/psk"))
-print("rotate K=%d due keys: %d passes, %d API requests (%d lists, %d bulk PSK calls, %d other); goal %d"
-      % (k, passes, len(reqs), lists, bulk, len(reqs) - lists - bulk, math.ceil(k / 100) + 1))' \
-		"$k" "$PASSES"
+print("rotate K=%d due keys, bulk answers %s: %d passes, %d API requests (%d lists, %d bulk PSK calls, %d other); goal %d"
+      % (k, sys.argv[3], passes, len(reqs), lists, bulk, len(reqs) - lists - bulk,
+         math.ceil(k / 100) + 1))' \
+		"$k" "$PASSES" "$answers"
 	# The last pass said in sync; the rotated keys are no longer due.
 	rc=0
 	ip netns exec "$NS" "$TS" plan -c "$WORK/config-rot.json" --log-level warn >/dev/null 2>&1 || rc=$?
-	[ "$rc" -eq 0 ] || { echo "plan after rotating K=$k exited $rc" >&2; exit 1; }
+	[ "$rc" -eq 0 ] || { echo "plan after rotating K=$k ($answers) exited $rc" >&2; exit 1; }
+}
+
+for k in "$@"; do
+	[ "$k" -le "$N" ] || { echo "K=$k > N=$N: skipped"; continue; }
+	for answers in ${ROTATE_ANSWERS:-time no-time}; do
+		rotate_k "$k" "$answers"
+	done
 done
+set_answers time

@@ -42,6 +42,7 @@ static void test_list(void **state)
 	/* +02:00 offset honoured. */
 	assert_int_equal(ts_time_parse_rfc3339("2017-06-14T03:20:00Z", &t), 0);
 	assert_int_equal(a->psk_generated_on, t);
+	assert_int_equal(a->psk_generated_unit, TS_USEC_PER_SEC); /* whole seconds */
 	assert_true(a->has_modified_on);
 	assert_int_equal(a->modified_on % TS_USEC_PER_SEC, 123456);
 	assert_true(ts_ip_is_set(&a->health_check.target)); /* object form, effective */
@@ -122,6 +123,10 @@ static void test_psk_set(void **state)
 	assert_int_equal(r.outcomes[0].status, TS_CF_PSK_APPLIED);
 	assert_string_equal(r.outcomes[0].ipsec_id, ACC "_" T1);
 	assert_true(r.outcomes[0].has_last_generated_on);
+	/* "...T12:00:00.000001Z": the unit of its last digit, for comparing
+	 * with a list at another precision. */
+	assert_int_equal(r.outcomes[0].last_generated_unit, 1);
+	assert_int_equal(r.outcomes[0].last_generated_on % TS_USEC_PER_SEC, 1);
 	assert_int_equal(r.outcomes[1].status, TS_CF_PSK_UNAPPLIED);
 	assert_string_equal(r.outcomes[1].reason, "tunnel is being modified");
 	assert_int_equal(r.outcomes[2].status, TS_CF_PSK_MISSING);
@@ -150,6 +155,7 @@ static void test_psk_generate(void **state)
 	assert_string_equal(ts_secret_str(g.psk), "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0");
 	assert_string_equal(g.ipsec_id, ACC "_" T1); /* derived: absent in the body */
 	assert_true(g.has_last_generated_on);
+	assert_int_equal(g.last_generated_unit, TS_USEC_PER_SEC); /* "...T12:00:00Z" */
 	ts_cf_psk_generated_done(&g);
 	assert_null(g.psk);
 

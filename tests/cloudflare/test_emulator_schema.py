@@ -370,6 +370,46 @@ class SchemaTest(unittest.TestCase):
         st, doc = self.emu.call("POST", BASE + "/" + "0" * 32 + "/psk_generate", {})
         self.check("/{ipsec_tunnel_id}/psk_generate", "post", st, doc, 404)
 
+    def test_answer_variants(self):
+        """Issue 12: the shapes the schema allows that the client must take
+        (the time absent from write answers, other precisions, rounded),
+        each still valid against the operation's schema."""
+        frac = re.compile(r"T\d\d:\d\d:\d\d(?:\.(\d+))?Z$")
+
+        def digits(stamp):
+            m = frac.search(stamp)
+            self.assertIsNotNone(m, stamp)
+            return len(m.group(1) or "")
+
+        rules = [{"method": "POST", "path": "/psk$", "count": -1, "action": "variant",
+                  "no_psk_metadata": True},
+                 {"method": "POST", "path": "/psk_generate$", "count": -1,
+                  "action": "variant", "precision": 3, "round": True},
+                 {"method": "GET", "path": "ipsec_tunnels$", "count": -1, "action": "variant",
+                  "precision": 0}]
+        self.assertEqual(self.emu.admin("POST", "/faults", {"rules": rules})[0], 200)
+        st, doc = self.emu.call("POST", BASE + "/psk", {"psks": [{"id": T1, "psk": "var-psk-1"}]})
+        self.check("/psk", "post", st, doc, 200)
+        self.assertEqual(doc["result"]["successfully_applied_psks"][T1]["psk_metadata"], {})
+        st, doc = self.emu.call("POST", BASE + "/" + T1 + "/psk_generate", {})
+        self.check("/{ipsec_tunnel_id}/psk_generate", "post", st, doc, 200)
+        gen = doc["result"]["psk_metadata"]["last_generated_on"]
+        self.assertEqual(digits(gen), 3)
+        exact = self.fingerprints()[T1][1]
+        self.assertEqual(digits(exact), 6)
+        # Rounded to the nearest millisecond: at most half a unit away.
+        delta = (datetime.datetime.fromisoformat(gen.replace("Z", "+00:00")) -
+                 datetime.datetime.fromisoformat(exact.replace("Z", "+00:00")))
+        self.assertLessEqual(abs(delta.total_seconds()), 0.0005)
+        st, doc = self.emu.call("GET", BASE)
+        self.check("", "get", st, doc, 200)
+        for t in doc["result"]["ipsec_tunnels"]:
+            self.assertEqual(digits(t["modified_on"]), 0)
+            if t.get("psk_metadata", {}).get("last_generated_on"):
+                self.assertEqual(digits(t["psk_metadata"]["last_generated_on"]), 0)
+        bad = [{"action": "variant", "precision": 7}]
+        self.assertEqual(self.emu.admin("POST", "/faults", {"rules": bad})[0], 400)
+
     def test_unknown_route_and_admin_token(self):
         st, doc = self.emu.call("GET", "/client/v4/accounts/%s/magic/gre_tunnels" % ACCOUNT)
         self.assertEqual((st, doc["errors"][0]["code"]), (404, 7003))

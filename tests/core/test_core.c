@@ -57,6 +57,61 @@ static void test_sha256_vectors(void **state)
 	}
 }
 
+/* The SHA extensions' path (where this CPU has them) and the portable
+ * one agree on every length from 0 to 1,100 bytes, fed whole and in
+ * pieces of every size from 1 to 130; the vectors above ran on the
+ * default path, so both are checked against FIPS 180-4. */
+static void test_sha256_paths_agree(void **state)
+{
+	static uint8_t buf[1100];
+	bool accel = ts_sha256_accel(-1);
+	uint32_t x = 2463534242u;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		buf[i] = (uint8_t)x;
+	}
+	printf("sha256: SHA extensions %s\n", accel ? "present: both paths compared" :
+							 "absent: the portable path only");
+	for (size_t len = 0; len <= sizeof(buf); len++) {
+		uint8_t d[2][TS_SHA256_DIGEST_LEN];
+
+		for (int path = 0; path < 2; path++) {
+			struct ts_sha256_ctx ctx;
+			size_t piece = 1 + (len * 7 + (size_t)path) % 130;
+
+			(void)ts_sha256_accel(path);
+			ts_sha256_init(&ctx);
+			for (size_t off = 0; off < len; off += piece)
+				ts_sha256_update(&ctx, buf + off, len - off < piece ? len - off : piece);
+			ts_sha256_final(&ctx, d[path]);
+			if (path == 0) {
+				uint8_t whole[TS_SHA256_DIGEST_LEN];
+
+				ts_sha256(buf, len, whole);
+				assert_memory_equal(whole, d[0], sizeof(whole));
+			}
+		}
+		assert_memory_equal(d[0], d[1], sizeof(d[0]));
+	}
+	(void)ts_sha256_accel(1);
+	{
+		static const char v[] = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+		uint8_t d[TS_SHA256_DIGEST_LEN];
+		char hex[65];
+
+		for (int path = 0; path < 2; path++) {
+			(void)ts_sha256_accel(path);
+			ts_sha256(v, strlen(v), d);
+			ts_sha256_hex(d, hex);
+			assert_string_equal(
+				hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+		}
+	}
+	(void)ts_sha256_accel(1);
+}
+
 static void test_secret_random(void **state)
 {
 	struct ts_secret *a = NULL, *b = NULL;
@@ -355,6 +410,51 @@ static void test_rfc3339(void **state)
 	assert_int_equal(ts_time_format_rfc3339(t, buf, 8), -ENOBUFS);
 }
 
+/* Issue 12: the unit of a time's text, and "later" across two texts of
+ * other precisions (a write answer and a list). */
+static void test_rfc3339_unit(void **state)
+{
+	static const struct {
+		const char *s;
+		ts_usec_t unit;
+	} units[] = {
+		{ "2026-12-03T07:00:00Z", TS_USEC_PER_SEC },
+		{ "2026-12-03T07:00:00.5Z", 100000 },
+		{ "2026-12-03T07:00:00.120Z", 1000 },
+		{ "2026-12-03T07:00:00.123456Z", 1 },
+		{ "2026-12-03T07:00:00.123456789Z", 1 },
+		{ "2026-12-03T08:00:00.12+01:00", 10000 },
+	};
+	const ts_usec_t S = TS_USEC_PER_SEC, base = (ts_usec_t)1800000000 * TS_USEC_PER_SEC;
+	ts_usec_t t, u, t2;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		assert_int_equal(ts_time_parse_rfc3339_unit(units[i].s, &t, &u), 0);
+		assert_int_equal(u, units[i].unit);
+		assert_int_equal(ts_time_parse_rfc3339(units[i].s, &t2), 0);
+		assert_int_equal(t, t2);
+	}
+	assert_int_equal(ts_time_parse_rfc3339_unit("2026-12-03T07:00:00.Z", &t, &u), -EINVAL);
+	/* One instant in two texts: never later, whichever truncates or rounds. */
+	assert_false(ts_time_later_beyond_precision(base + 999999, 1, base, S));
+	assert_false(
+		ts_time_later_beyond_precision(base + S, S, base + 999999, 1)); /* rounded up */
+	assert_false(ts_time_later_beyond_precision(base + 124000, 1000, base + 123456, 0));
+	assert_false(ts_time_later_beyond_precision(base, 0, base, 0));
+	/* Later instants: two units of the coarser text, or more. */
+	assert_true(ts_time_later_beyond_precision(base + 2, 0, base, 0));
+	assert_false(ts_time_later_beyond_precision(base + 1, 0, base, 0));
+	assert_true(ts_time_later_beyond_precision(base + 2 * S, S, base + 999999, 1));
+	assert_false(ts_time_later_beyond_precision(base + S + 999999, 1, base, S));
+	assert_true(ts_time_later_beyond_precision(base + 2 * S, 1, base, S));
+	assert_true(ts_time_later_beyond_precision(base + 3000, 1000, base + 999, 1));
+	/* Never earlier ones, nor before 1970 out of order. */
+	assert_false(ts_time_later_beyond_precision(base, 0, base + 5 * S, S));
+	assert_true(ts_time_later_beyond_precision(-S, S, -4 * S, S));
+	assert_false(ts_time_later_beyond_precision(-4 * S, S, -S, S));
+}
+
 /* journald: "<N>" priority prefix when stderr is JOURNAL_STREAM's; JSON
  * fields; control characters escaped in text and JSON. */
 static void test_log_journal_fields_escapes(void **state)
@@ -417,6 +517,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sha256_vectors),
+		cmocka_unit_test(test_sha256_paths_agree),
 		cmocka_unit_test(test_secret_random),
 		cmocka_unit_test(test_secret_append_equal_fingerprint),
 		cmocka_unit_test(test_log_redacts_live_secrets),
@@ -428,6 +529,7 @@ int main(void)
 		cmocka_unit_test(test_log_journal_fields_escapes),
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_rfc3339_unit),
 	};
 
 	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

@@ -87,7 +87,7 @@ static void perturb(struct fake *f, unsigned *seed)
 
 static void test_scoped_plan_matches_full(void **state)
 {
-	unsigned used = 0, escalated = 0, seed = 12345;
+	unsigned used = 0, escalated = 0, seed = 12345, borrowed = 0, listed = 0;
 	(void)state;
 
 	for (unsigned world = 0; world < 24; world++) {
@@ -118,12 +118,23 @@ static void test_scoped_plan_matches_full(void **state)
 			char want[4096], got[4096];
 			size_t k = 0;
 			bool *scope = ts_agent_scope_expand(&f.d, &name, 1, &k);
+			bool kept = a->cf_last_ok;
 			int r;
 
 			assert_non_null(scope);
 			assert_true(k >= 1);
+			/* Both of the scoped stage's Cloudflare reads: the full
+			 * pass's list (kept: the readonly pass wrote nothing), or
+			 * a new one (the same world). */
+			if (x % 2)
+				a->cf_last_ok = false;
 			r = ts_agent_plan_scoped(a, scope, &o, &plan);
+			a->cf_last_ok = kept;
 			assert_true(r >= 0);
+			if (o.cf_borrowed)
+				borrowed++;
+			else
+				listed++;
 			if (r == 0) {
 				escalated++;
 			} else {
@@ -143,9 +154,11 @@ static void test_scoped_plan_matches_full(void **state)
 		fake_done(&f);
 	}
 	/* Both roads were taken, often: the comparison compared something. */
-	print_message("scoped plans used %u, escalated %u\n", used, escalated);
+	print_message("scoped plans used %u, escalated %u; the last pass's list %u, a new one %u\n",
+		      used, escalated, borrowed, listed);
 	assert_true(used > 40);
 	assert_true(escalated > 10);
+	assert_true(borrowed > 40 && listed > 40);
 }
 
 /* The scope takes the whole redundancy group, and nothing else. */
@@ -227,6 +240,107 @@ static void test_scoped_pass_fixes_and_settles(void **state)
 	fake_done(&f);
 }
 
+/* The scoped stage asks Cloudflare for a new list (one request). */
+static void scoped_lists_anew(struct fake *f, struct ts_agent *a, const bool *scope)
+{
+	struct ts_observation o = { 0 };
+	struct ts_plan *plan = NULL;
+	unsigned lists = f->lists;
+
+	assert_true(ts_agent_plan_scoped(a, scope, &o, &plan) >= 0);
+	assert_false(o.cf_borrowed);
+	assert_int_equal(f->lists, lists + 1);
+	ts_plan_free(plan);
+	ts_observation_done(&o);
+}
+
+/* The scoped stage's Cloudflare read: the last pass's list when that pass
+ * wrote nothing to Cloudflare after reading it and it is at most
+ * resync-interval old (no request before the corrective action; the full
+ * stage then lists once, as before), else a new list. A change made on
+ * Cloudflare since that list (a key regenerated on the dashboard) is not
+ * seen by the scope, which decides what a full plan over the same
+ * observation would; the full stage of the same pass lists again, sees it
+ * and rotates: the tunnel ends in agreement within that pass. */
+static void test_scoped_stage_reuses_last_list(void **state)
+{
+	struct fake f;
+	struct ts_agent *a = NULL;
+	struct ts_agent_options watch = { .watch = true };
+	struct ts_pass_result res = { 0 };
+	struct ts_observation o = { 0 };
+	struct ts_plan *plan = NULL;
+	const char *name = "t02";
+	unsigned lists, rotations;
+	size_t k = 0;
+	bool *scope;
+	(void)state;
+
+	fake_init(&f, 5);
+	assert_true(fake_settle(&f, 10) > 0);
+	assert_int_equal(fake_agent_open(&f, &watch, &a), 0);
+	scope = ts_agent_scope_expand(&f.d, &name, 1, &k);
+	assert_non_null(scope);
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	ts_pass_result_done(&res);
+
+	/* After a quiet pass: no request, the action comes at once. */
+	sa_down(&f, 1);
+	lists = f.lists;
+	assert_int_equal(ts_agent_plan_scoped(a, scope, &o, &plan), 1);
+	assert_true(o.cf_borrowed);
+	assert_int_equal(f.lists, lists);
+	assert_int_equal(plan->n_actions, 1);
+	assert_int_equal(plan->actions[0].kind, TS_ACTION_INITIATE);
+	ts_plan_free(plan);
+	ts_observation_done(&o);
+	assert_int_equal(ts_agent_pass_scoped(a, &name, 1, &res), 0);
+	assert_true(res.scoped);
+	assert_int_equal(res.n_scoped_applied, 1);
+	assert_int_equal(f.lists, lists + 1); /* the full stage's */
+	assert_true(fake_in_agreement(&f, 1));
+	ts_pass_result_done(&res);
+
+	/* Older than resync-interval: listed again. */
+	f.mono += ((ts_usec_t)f.d.agent.resync_interval + 1) * TS_USEC_PER_SEC;
+	scoped_lists_anew(&f, a, scope);
+
+	/* A pass that wrote to Cloudflare (a rotation) keeps no list. */
+	fake_cf_regenerate(&f, 3);
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(res.n_applied >= 1);
+	assert_true(fake_in_agreement(&f, 3));
+	ts_pass_result_done(&res);
+	assert_false(a->cf_last_ok);
+	scoped_lists_anew(&f, a, scope);
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0); /* quiet: kept */
+	ts_pass_result_done(&res);
+	assert_true(a->cf_last_ok);
+
+	/* Cloudflare changes behind the last list: the scope plans from that
+	 * list (an initiate, as a full plan over it would), the full stage
+	 * from a new one (the rotation), in the same pass. */
+	fake_cf_regenerate(&f, 1);
+	sa_down(&f, 1);
+	lists = f.lists;
+	rotations = f.set_calls;
+	assert_int_equal(ts_agent_plan_scoped(a, scope, &o, &plan), 1);
+	assert_true(o.cf_borrowed);
+	assert_int_equal(plan->actions[0].kind, TS_ACTION_INITIATE);
+	ts_plan_free(plan);
+	ts_observation_done(&o);
+	assert_int_equal(ts_agent_pass_scoped(a, &name, 1, &res), 0);
+	assert_true(res.scoped);
+	assert_true(f.lists > lists);
+	assert_true(f.set_calls > rotations);
+	assert_true(fake_in_agreement(&f, 1));
+	ts_pass_result_done(&res);
+
+	free(scope);
+	ts_agent_free(a);
+	fake_done(&f);
+}
+
 /* charon's answer when its initiate timeout ends before the exchange
  * (a loaded machine): the initiate is confirmed by observation, not
  * taken as failed (the e2e-daemon flake "e2e-b not re-initiated"). */
@@ -254,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_scope_expands_to_group),
 		cmocka_unit_test(test_scoped_plan_matches_full),
 		cmocka_unit_test(test_scoped_pass_fixes_and_settles),
+		cmocka_unit_test(test_scoped_stage_reuses_last_list),
 		cmocka_unit_test(test_slow_initiate_confirmed),
 	};
 

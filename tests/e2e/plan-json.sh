@@ -2,7 +2,12 @@
 # `plan --json`: the document's shape (suspended, api_calls, actions with
 # phase, kind, tunnel, plane, cause, source, apply, reason; names from the
 # planner's tables), exit codes (2 pending, 0 in sync), and that plan is
-# read-only: no API write, no state file, no IKE change.
+# read-only: no API write, no state file, no IKE change. Then routes owned
+# by the agent (protocol 182, through a veth interface in the gateway's
+# namespace): plan lists the one to add, the one nobody declares, a metric
+# moved by hand, in phase traffic with their fields, exit 2, and leaves the
+# routing table and links byte for byte as they were; `once --dry-run`
+# lists the same and changes nothing; `once` does it, and plan is in sync.
 # Usage: plan-json.sh TUNNELSYNC_BINARY
 set -eu
 E2E_TS=${1:?usage: plan-json.sh TUNNELSYNC_BINARY}
@@ -17,14 +22,19 @@ import json, sys
 path, want = sys.argv[1], sys.argv[2]
 doc = json.load(open(path))
 KINDS = {"unload-conn", "unload-key", "delete-sa", "delete-policy", "resume", "load-conn",
-         "load-key", "rotate", "initiate", "reauth", "report", "defer-rotation"}
-PHASES = {"remove", "resume", "config", "rotate-bulk", "rotate-generate", "initiate", "report"}
+         "load-key", "rotate", "initiate", "reauth", "report", "defer-rotation",
+         "delete-interface", "delete-route", "create-interface", "replace-interface",
+         "fix-interface", "add-route", "set-route-metric"}
+PHASES = {"remove", "traffic", "resume", "config", "rotate-bulk", "rotate-generate", "initiate",
+          "report"}
 CAUSES = {"stale", "journal", "conn-missing", "conn-differs", "key-missing", "key-differs",
           "forced", "bootstrap", "record-mismatch", "regenerated", "file-changed",
           "auth-failures", "max-age", "sa-down", "child-down", "kernel-sa-missing",
           "kernel-policy-missing", "hard-expired", "endpoints-differ", "cloudflare-missing",
           "incomplete", "store-corrupt", "file-unreadable", "file-key-aged", "group-busy",
-          "group-peer-down", "rotation-cap", "budget"}
+          "group-peer-down", "rotation-cap", "budget", "interface-missing",
+          "interface-differs", "interface-drift", "interface-foreign", "route-missing",
+          "route-metric", "route-failover"}
 # "source" only where a key source matters (the agent omits it elsewhere).
 FIELDS = {"phase", "kind", "tunnel", "plane", "cause", "apply", "reason"}
 WITH_SOURCE = {"rotate", "resume", "defer-rotation"}
@@ -37,7 +47,7 @@ for k, t in (("suspended", bool), ("api_calls", int), ("actions", list)):
         fail("%s missing or not %s" % (k, t.__name__))
 if doc["suspended"]:
     fail("suspended although the config does not say so")
-order = [p for p in ["remove", "resume", "config", "rotate-bulk", "rotate-generate",
+order = [p for p in ["remove", "traffic", "resume", "config", "rotate-bulk", "rotate-generate",
                      "initiate", "report"]]
 last = -1
 for a in doc["actions"]:
@@ -68,6 +78,21 @@ if want == "pending":
     named = {a["tunnel"] for a in doc["actions"] if a["kind"] in ("rotate", "defer-rotation")}
     if named != {"e2e-a", "e2e-b"}: fail("both tunnels must be rotated or deferred: %s" % named)
     if doc["api_calls"] < 1: fail("api_calls %d for a bootstrap" % doc["api_calls"])
+elif want.startswith("traffic:"):
+    # exactly these (kind, interface, route, old metric, new metric), to apply
+    expected = sorted(tuple(e) for e in json.loads(want[len("traffic:"):]))
+    got = []
+    for a in doc["actions"]:
+        if a["phase"] != "traffic":
+            continue
+        if not a["apply"]: fail("traffic action not to apply")
+        ch = {c["field"]: c for c in a["changes"]}
+        if set(ch) != {"metric"}: fail("route action changes %s" % sorted(ch))
+        got.append((a["kind"], a.get("interface"), a.get("route"), ch["metric"]["old"],
+                    ch["metric"]["new"]))
+    if sorted(got) != expected: fail("traffic actions %s, expected %s" % (sorted(got), expected))
+    if [a for a in applied if a["phase"] != "traffic"]: fail("more than traffic to apply")
+    if doc["summary"].get("traffic") != len(expected): fail("summary traffic count")
 else:
     if applied: fail("in sync but actions to apply")
     if doc["api_calls"] != 0: fail("in sync but api_calls %d" % doc["api_calls"])
@@ -94,6 +119,60 @@ e2e_ts plan-json plan --json || rc=$?
 [ "$rc" -eq 0 ] || e2e_fail "plan --json in sync exited $rc, expected 0"
 check_doc "$E2E_LAST_OUT" sync || e2e_fail "bad plan document in sync"
 [ -z "$(e2e_emu_writes)" ] || e2e_fail "plan wrote to the API"
+
+e2e_say "plan lists the owned routes to add and to delete, changes nothing"
+routes_state() {
+	ip -n "$E2E_NS_GW" -d route show table all
+	ip -n "$E2E_NS_GW" -d link
+}
+ip -n "$E2E_NS_GW" link add tsd0 type veth peer name tsd1
+ip -n "$E2E_NS_GW" link set tsd0 up
+ip -n "$E2E_NS_GW" link set tsd1 up
+ip -n "$E2E_NS_GW" route add 198.51.100.128/25 dev tsd0 proto 182 metric 50
+/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+t = c["tunnelsync:tunnelsync"]["tunnels"]["tunnel"][0]
+t["routes"] = {"interface": "tsd0", "route": [{"prefix": "192.0.2.128/25", "metric": 100}]}
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
+routes_state >"$E2E_DIR/routes.before"
+rc=0
+e2e_ts plan-routes plan --json || rc=$?
+[ "$rc" -eq 2 ] || e2e_fail "plan --json with routes to set exited $rc, expected 2"
+check_doc "$E2E_LAST_OUT" 'traffic:[["add-route", "tsd0", "192.0.2.128/25", "", "100"],
+    ["delete-route", "tsd0", "198.51.100.128/25", "50", ""]]' || e2e_fail "bad traffic actions"
+routes_state | cmp -s - "$E2E_DIR/routes.before" || e2e_fail "plan changed routes or links"
+e2e_ts once-routes once || e2e_fail "once did not set the routes"
+ip -n "$E2E_NS_GW" route show 192.0.2.128/25 | grep -q 'dev tsd0 proto 182 scope link metric 100' ||
+	e2e_fail "route not added: $(ip -n "$E2E_NS_GW" route)"
+[ -z "$(ip -n "$E2E_NS_GW" route show 198.51.100.128/25)" ] || e2e_fail "stale route kept"
+rc=0
+e2e_ts plan-routes-sync plan --json || rc=$?
+[ "$rc" -eq 0 ] || e2e_fail "plan --json after once exited $rc, expected 0"
+check_doc "$E2E_LAST_OUT" sync || e2e_fail "bad plan document with routes in sync"
+
+e2e_say "a metric moved by hand: plan and once --dry-run list it, change nothing"
+ip -n "$E2E_NS_GW" route del 192.0.2.128/25 dev tsd0 proto 182 metric 100
+ip -n "$E2E_NS_GW" route add 192.0.2.128/25 dev tsd0 proto 182 metric 300
+routes_state >"$E2E_DIR/routes.before"
+rc=0
+e2e_ts plan-metric plan || rc=$?
+[ "$rc" -eq 2 ] || e2e_fail "plan with a metric moved exited $rc, expected 2"
+grep -q '^traffic  *set-route-metric  *e2e-a .* route-metric  *route 192.0.2.128/25 via tsd0: metric 300 -> 100 (the declared metric)$' \
+	"$E2E_LAST_OUT" || e2e_fail "plan does not list the metric move"
+grep -qx '    metric: 300 -> 100' "$E2E_LAST_OUT" || e2e_fail "plan does not show metric old -> new"
+cp "$E2E_LAST_OUT" "$E2E_DIR/plan-metric.txt"
+rc=0
+e2e_ts dry-run-metric once --dry-run || rc=$?
+[ "$rc" -eq 2 ] || e2e_fail "once --dry-run exited $rc, expected 2"
+grep -Fq "route 192.0.2.128/25 via tsd0: metric 300 -> 100" "$E2E_LAST_OUT" ||
+	e2e_fail "once --dry-run does not list the metric move"
+routes_state | cmp -s - "$E2E_DIR/routes.before" || e2e_fail "plan or the dry run changed routes or links"
+e2e_ts once-metric once || e2e_fail "once did not move the metric back"
+ip -n "$E2E_NS_GW" route show 192.0.2.128/25 | grep -q 'dev tsd0 proto 182 scope link metric 100' ||
+	e2e_fail "metric not put back: $(ip -n "$E2E_NS_GW" route)"
+[ "$(ip -n "$E2E_NS_GW" route show 192.0.2.128/25 | wc -l)" -eq 1 ] || e2e_fail "old metric kept"
 
 e2e_say "plan (text) names the tunnel and the cause"
 e2e_api POST "/$E2E_ID_B/psk_generate" '{}' >/dev/null

@@ -5,8 +5,11 @@
 # unapplied answer and by an answer missing the tunnel from both maps (the
 # journal is kept, the same key resent, nothing lost); write answers without
 # psk_metadata or in whole seconds (no rotation per pass); a corrupt journal
-# (Stalled, exit 1, until repaired as the README says); `rotate a b` in one
-# redundancy group (the deferred member rotates in a later pass).
+# (Stalled, exit 1, until repaired as the README says); the baseline of
+# "regenerated elsewhere" from the write answer, or from one list when the
+# answer has no time, a regeneration right after the rotation seen either
+# way (issue 12); `rotate a b` in one redundancy group (the deferred
+# member rotates in a later pass).
 # e2e-a rotates random keys (bulk set), e2e-b generated ones (psk_generate).
 # Usage: rotation-answers.sh TUNNELSYNC_BINARY
 set -eu
@@ -84,6 +87,39 @@ n=$(psk_writes)
 e2e_admin DELETE /faults >/dev/null
 e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
 e2e_assert_tunnel_ok e2e-b "$E2E_ID_B"
+
+# Issue 12: the baseline for "regenerated elsewhere" comes from the bulk
+# answer's last_generated_on (no list after the write: one list in the
+# pass), or, when the answer has none, from one list after the write (two);
+# either way a key regenerated on Cloudflare right after the rotation,
+# before any later list, is seen by the next plan.
+list_gets() {
+	e2e_admin GET /requests | /usr/bin/python3 -c '
+import json, sys
+print(sum(1 for r in json.load(sys.stdin)["requests"]
+          if r["method"] == "GET" and r["path"].endswith("/ipsec_tunnels")))'
+}
+for answers in with-time without-time; do
+	e2e_say "rotation with bulk answers $answers; a regeneration right after it is seen"
+	want=1
+	if [ "$answers" = without-time ]; then
+		want=2
+		e2e_admin POST /faults '{"rules":[{"method":"POST","path":"/psk$","count":-1,"action":"variant","no_psk_metadata":true}]}' >/dev/null
+	fi
+	e2e_emu_clear_log
+	e2e_ts "rotate-$answers" rotate e2e-a || e2e_fail "rotate e2e-a ($answers) failed"
+	n=$(list_gets)
+	[ "$n" -eq "$want" ] || e2e_fail "rotation with answers $answers listed the tunnels $n times, expected $want"
+	e2e_api POST "/$E2E_ID_A/psk_generate" '{}' >/dev/null
+	rc=0
+	e2e_ts "plan-regenerated-$answers" plan || rc=$?
+	[ "$rc" -eq 2 ] || e2e_fail "plan after a regeneration right after the rotation exited $rc, expected 2"
+	grep -q 'e2e-a.*regenerated\|regenerated.*e2e-a' "$E2E_LAST_OUT" ||
+		e2e_fail "plan does not show e2e-a regenerated ($answers)"
+	e2e_once_until_synced 6
+	e2e_admin DELETE /faults >/dev/null
+	e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+done
 
 e2e_say "a corrupt journal entry: Stalled, exit 1, until repaired"
 rc=0

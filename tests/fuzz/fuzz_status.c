@@ -63,5 +63,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (mem[i].auth_failures != mem[i].auth_failures_base)
 				abort();
 	}
+	ts_agent_status_done(&a);
 	return 0;
 }

@@ -455,7 +455,7 @@ wait_for 100 "prune: e2e-b's route no longer declared is still there" \
 ip -n "$E2E_NS_GW" route show 192.0.2.100/32 | grep -q 'dev vti-a proto 182 scope link metric 100' ||
 	e2e_fail "prune: e2e-a's declared route went too: $(ip -n "$E2E_NS_GW" route)"
 wait_for 25 "prune: the daemon did not log the route's removal" \
-	'tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q "1 routes no longer declared removed"'
+	'tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q "route 192.0.2.100/32 via vti-b: delete"'
 unset_b interface
 wait_for 100 "prune: the VTI e2e-b no longer declares is still there" \
 	'! ip -n "$E2E_NS_GW" link show dev vti-b >/dev/null 2>&1'

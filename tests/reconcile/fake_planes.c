@@ -9,6 +9,7 @@
 
 #include "ike/ike.h"
 #include "reconcile/agent_internal.h"
+#include "route/route.h"
 #include "store/conn_record.h"
 #include "xfrm/xfrm.h"
 
@@ -41,9 +42,12 @@ static int index_of_name(const struct fake *f, const char *name)
 	return -1;
 }
 
-static ts_usec_t seconds_only(ts_usec_t t)
+/* A time as a writer in this unit puts it (0: 1 us). */
+static ts_usec_t written(ts_usec_t t, ts_usec_t unit, bool rounds)
 {
-	return t - t % TS_USEC_PER_SEC;
+	if (unit <= 1)
+		return t;
+	return (rounds ? t + unit / 2 : t) / unit * unit;
 }
 
 /* --- clock ------------------------------------------------------------------ */
@@ -96,9 +100,9 @@ static int f_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_erro
 			f->cf[i].ifaddr_drift ? f->cf[i].ifaddr : f->t[i].interface_address;
 		if (f->cf[i].last_generated_on) {
 			ct->has_psk_generated_on = true;
-			ct->psk_generated_on = f->list_second_precision
-						       ? seconds_only(f->cf[i].last_generated_on)
-						       : f->cf[i].last_generated_on;
+			ct->psk_generated_on =
+				written(f->cf[i].last_generated_on, f->list_unit, f->list_rounds);
+			ct->psk_generated_unit = f->list_unit;
 		}
 		ret->n_tunnels++;
 	}
@@ -198,10 +202,9 @@ static int f_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t
 			ret->n_applied++;
 			if (!f->write_omits_time) {
 				oc->has_last_generated_on = true;
-				oc->last_generated_on =
-					f->write_second_precision
-						? seconds_only(f->cf[i].last_generated_on)
-						: f->cf[i].last_generated_on;
+				oc->last_generated_on = written(f->cf[i].last_generated_on,
+								f->write_unit, f->write_rounds);
+				oc->last_generated_unit = f->write_unit;
 			}
 		} else if (a == FAKE_UNAPPLIED) {
 			oc->status = TS_CF_PSK_UNAPPLIED;
@@ -253,9 +256,9 @@ static int f_cf_psk_generate(void *ctx, const char *tunnel_id, bool validate_onl
 	f->cf[i].told = true;
 	if (!f->write_omits_time) {
 		ret->has_last_generated_on = true;
-		ret->last_generated_on = f->write_second_precision
-						 ? seconds_only(f->cf[i].last_generated_on)
-						 : f->cf[i].last_generated_on;
+		ret->last_generated_on =
+			written(f->cf[i].last_generated_on, f->write_unit, f->write_rounds);
+		ret->last_generated_unit = f->write_unit;
 	}
 	return 0;
 }
@@ -639,6 +642,12 @@ static int f_store_load(void *ctx, struct ts_store_state **ret)
 	return ts_store_load(((struct fake *)ctx)->store, ret);
 }
 
+static int f_store_load_names(void *ctx, const char *const *names, size_t n,
+			      struct ts_store_state **ret)
+{
+	return ts_store_load_names(((struct fake *)ctx)->store, names, n, ret);
+}
+
 static int f_store_begin(void *ctx, const struct ts_journal_entry *e)
 {
 	struct fake *f = ctx;
@@ -686,12 +695,13 @@ static int f_store_discard(void *ctx, const char *tunnel)
 	return ts_store_journal_discard(f->store, tunnel);
 }
 
-static int f_store_adopt_baseline(void *ctx, const char *tunnel, const char *fp, ts_usec_t lgo)
+static int f_store_adopt_baseline(void *ctx, const char *tunnel, const char *fp, ts_usec_t lgo,
+				  ts_usec_t unit)
 {
 	struct fake *f = ctx;
 
 	f->store_writes++;
-	return ts_store_record_adopt_baseline(f->store, tunnel, fp, lgo);
+	return ts_store_record_adopt_baseline(f->store, tunnel, fp, lgo, unit);
 }
 
 static int f_store_request_add(void *ctx, const char *tunnel, ts_usec_t at)
@@ -786,6 +796,257 @@ static int f_cf_update_tunnel(void *ctx, const struct ts_tunnel *t, bool validat
 	return 0;
 }
 
+/* --- the kernel's network side (route/route.h) ----------------------------
+ * A model of what the kernel holds: the reads fill the adapter's structs,
+ * the writes change the tables as the kernel would, after the adapter's
+ * own decisions (ts_iface_decide, ts_route_decide_set). */
+
+struct fake_link *fake_link_find(struct fake *f, const char *name)
+{
+	for (size_t i = 0; i < FAKE_MAX_LINKS; i++)
+		if (f->links[i].present && strcmp(f->links[i].name, name) == 0)
+			return &f->links[i];
+	return NULL;
+}
+
+struct fake_link *fake_link_add(struct fake *f, const char *name, const char *kind)
+{
+	for (size_t i = 0; i < FAKE_MAX_LINKS; i++) {
+		struct fake_link *l = &f->links[i];
+
+		if (l->present)
+			continue;
+		memset(l, 0, sizeof(*l));
+		l->present = true;
+		snprintf(l->name, sizeof(l->name), "%s", name);
+		snprintf(l->kind, sizeof(l->kind), "%s", kind);
+		l->mtu = 1500;
+		return l;
+	}
+	return NULL;
+}
+
+static void routes_through_gone(struct fake *f, const char *ifname)
+{
+	for (size_t i = 0; i < FAKE_MAX_ROUTES; i++)
+		if (f->routes[i].present && strcmp(f->routes[i].ifname, ifname) == 0)
+			f->routes[i].present = false;
+}
+
+struct fake_route *fake_route_add(struct fake *f, const char *ifname, const char *dst,
+				  uint32_t metric)
+{
+	for (size_t i = 0; i < FAKE_MAX_ROUTES; i++) {
+		struct fake_route *r = &f->routes[i];
+
+		if (r->present)
+			continue;
+		memset(r, 0, sizeof(*r));
+		if (ts_prefix_parse(dst, &r->dst) < 0)
+			return NULL;
+		r->present = true;
+		snprintf(r->ifname, sizeof(r->ifname), "%s", ifname);
+		r->metric = metric;
+		return r;
+	}
+	return NULL;
+}
+
+struct fake_route *fake_route_find(struct fake *f, const char *ifname, const char *dst)
+{
+	struct ts_prefix p;
+
+	if (ts_prefix_parse(dst, &p) < 0)
+		return NULL;
+	for (size_t i = 0; i < FAKE_MAX_ROUTES; i++)
+		if (f->routes[i].present && strcmp(f->routes[i].ifname, ifname) == 0 &&
+		    ts_prefix_equal(&f->routes[i].dst, &p))
+			return &f->routes[i];
+	return NULL;
+}
+
+size_t fake_route_count(struct fake *f)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < FAKE_MAX_ROUTES; i++)
+		n += f->routes[i].present;
+	return n;
+}
+
+static int f_route_list(void *ctx, struct ts_route_seen **ret_routes, size_t *ret_n)
+{
+	struct fake *f = ctx;
+	struct ts_route_seen *v;
+	size_t n = 0;
+
+	if (f->net_read_fails)
+		return -EIO;
+	if (!(v = calloc(FAKE_MAX_ROUTES, sizeof(*v))))
+		return -ENOMEM;
+	for (size_t i = 0; i < FAKE_MAX_ROUTES; i++) {
+		if (!f->routes[i].present)
+			continue;
+		v[n].dst = f->routes[i].dst;
+		snprintf(v[n].ifname, sizeof(v[n].ifname), "%s", f->routes[i].ifname);
+		v[n].metric = f->routes[i].metric;
+		n++;
+	}
+	*ret_routes = v;
+	*ret_n = n;
+	return 0;
+}
+
+static int f_route_set(void *ctx, const char *ifname, const struct ts_prefix *dst, uint32_t metric)
+{
+	struct fake *f = ctx;
+	struct ts_route_seen *routes = NULL;
+	struct ts_route_move mv;
+	size_t n = 0;
+	char p[TS_PREFIX_STRLEN];
+
+	if (!fake_link_find(f, ifname))
+		return -ENODEV;
+	if (f_route_list(ctx, &routes, &n) < 0)
+		return -EIO;
+	ts_route_decide_set(routes, n, ifname, dst, metric, &mv);
+	free(routes);
+	if (mv.add && !fake_route_add(f, ifname, ts_prefix_format(dst, p, sizeof(p)), metric))
+		return -ENOSPC;
+	for (size_t i = 0; i < FAKE_MAX_ROUTES; i++) {
+		struct fake_route *r = &f->routes[i];
+
+		if (r->present && strcmp(r->ifname, ifname) == 0 && ts_prefix_equal(&r->dst, dst) &&
+		    r->metric != metric)
+			r->present = false;
+	}
+	f->net_writes++;
+	return 0;
+}
+
+static int f_route_delete(void *ctx, const struct ts_route_seen *rt)
+{
+	struct fake *f = ctx;
+
+	for (size_t i = 0; i < FAKE_MAX_ROUTES; i++) {
+		struct fake_route *r = &f->routes[i];
+
+		if (r->present && strcmp(r->ifname, rt->ifname) == 0 &&
+		    ts_prefix_equal(&r->dst, &rt->dst) && r->metric == rt->metric) {
+			r->present = false;
+			f->net_writes++;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int f_iface_read(void *ctx, const char *ifname, struct ts_iface_seen *ret_seen)
+{
+	struct fake *f = ctx;
+	struct fake_link *l = fake_link_find(f, ifname);
+	struct ts_iface_seen seen = { .policy_off = -1 };
+
+	if (f->net_read_fails)
+		return -EIO;
+	if (l) {
+		seen.exists = true;
+		seen.ifindex = (int)(l - f->links) + 1;
+		snprintf(seen.kind, sizeof(seen.kind), "%s", l->kind);
+		snprintf(seen.alias, sizeof(seen.alias), "%s", l->alias);
+		seen.ikey = seen.okey = l->key;
+		seen.local = l->local;
+		seen.remote = l->remote;
+		seen.if_id = l->if_id;
+		seen.mtu = l->mtu;
+		seen.up = l->up;
+		seen.policy_off = l->policy_off;
+		memcpy(seen.addr, l->addr, sizeof(seen.addr));
+		seen.n_addr = l->n_addr;
+	}
+	*ret_seen = seen;
+	return 0;
+}
+
+static int f_iface_list_owned(void *ctx, struct ts_iface_owned **ret_ifaces, size_t *ret_n)
+{
+	struct fake *f = ctx;
+	struct ts_iface_owned *v;
+	size_t n = 0;
+
+	if (f->net_read_fails)
+		return -EIO;
+	if (!(v = calloc(FAKE_MAX_LINKS, sizeof(*v))))
+		return -ENOMEM;
+	for (size_t i = 0; i < FAKE_MAX_LINKS; i++) {
+		const struct fake_link *l = &f->links[i];
+
+		if (!l->present || strncmp(l->alias, "tunnelsync:", 11) != 0)
+			continue;
+		snprintf(v[n].ifname, sizeof(v[n].ifname), "%s", l->name);
+		snprintf(v[n].owner, sizeof(v[n].owner), "%s", l->alias + 11);
+		snprintf(v[n].kind, sizeof(v[n].kind), "%s", l->kind);
+		n++;
+	}
+	*ret_ifaces = v;
+	*ret_n = n;
+	return 0;
+}
+
+static int f_iface_ensure(void *ctx, const struct ts_iface_spec *sp, unsigned *ret_changes)
+{
+	struct fake *f = ctx;
+	struct ts_iface_seen seen;
+	struct fake_link *l;
+	unsigned ch = 0;
+	int r;
+
+	if ((r = f_iface_read(ctx, sp->ifname, &seen)) < 0 ||
+	    (r = ts_iface_decide(&seen, sp, &ch)) < 0)
+		return r;
+	l = fake_link_find(f, sp->ifname);
+	if (ch & TS_IFACE_RECREATED) {
+		routes_through_gone(f, sp->ifname);
+		l->present = false;
+	}
+	if (ch & (TS_IFACE_CREATED | TS_IFACE_RECREATED)) {
+		l = fake_link_add(f, sp->ifname, sp->if_id ? "xfrm" : "vti");
+		if (!l)
+			return -ENOSPC;
+		snprintf(l->alias, sizeof(l->alias), "tunnelsync:%s", sp->owner);
+		l->key = sp->key;
+		l->if_id = sp->if_id;
+		l->local = sp->if_id ? (struct ts_ip){ 0 } : sp->local;
+		l->remote = sp->if_id ? (struct ts_ip){ 0 } : sp->remote;
+		l->mtu = sp->mtu;
+		ch |= TS_IFACE_UP | TS_IFACE_ADDRESS | (sp->if_id ? 0 : TS_IFACE_POLICY);
+	}
+	l->mtu = sp->mtu;
+	l->up = true;
+	if (!sp->if_id)
+		l->policy_off = 1;
+	l->addr[0] = sp->address;
+	l->n_addr = 1;
+	f->net_writes++;
+	*ret_changes = ch;
+	return 0;
+}
+
+static int f_iface_delete(void *ctx, const char *ifname)
+{
+	struct fake *f = ctx;
+	struct fake_link *l = fake_link_find(f, ifname);
+
+	if (!l)
+		return -ENOENT;
+	if (strncmp(l->alias, "tunnelsync:", 11) != 0)
+		return -EEXIST;
+	routes_through_gone(f, ifname);
+	l->present = false;
+	f->net_writes++;
+	return 0;
+}
+
 static const struct ts_planes_ops fake_ops = {
 	.now_realtime = f_now_realtime,
 	.now_monotonic = f_now_monotonic,
@@ -817,9 +1078,17 @@ static const struct ts_planes_ops fake_ops = {
 	.ike_mbb_check = f_ike_mbb_check,
 	.ike_take_restarted = f_ike_take_restarted,
 	.ike_follow_log = f_ike_follow_log,
+	.route_list = f_route_list,
+	.route_set = f_route_set,
+	.route_delete = f_route_delete,
+	.iface_read = f_iface_read,
+	.iface_list_owned = f_iface_list_owned,
+	.iface_ensure = f_iface_ensure,
+	.iface_delete = f_iface_delete,
 	.kernel_match = f_kernel_match,
 	.kernel_delete = f_kernel_delete,
 	.store_load = f_store_load,
+	.store_load_names = f_store_load_names,
 	.store_begin = f_store_begin,
 	.store_advance = f_store_advance,
 	.store_commit = f_store_commit,
@@ -852,6 +1121,7 @@ void fake_init(struct fake *f, size_t n)
 	f->d.agent.state_dir = f->state_dir;
 	f->d.agent.vici_socket = (char *)"/nonexistent/fake.vici";
 	f->d.agent.confirm_timeout = 5;
+	f->d.agent.resync_interval = 300; /* the model's default */
 	snprintf(f->d.cloudflare.account_id, sizeof(f->d.cloudflare.account_id), "%032x", 0xacc);
 	f->d.tunnels = f->t;
 	f->d.n_tunnels = n;
@@ -1043,15 +1313,29 @@ uint64_t fake_record_generation(struct fake *f, size_t i)
 	return g;
 }
 
-void fake_cf_regenerate(struct fake *f, size_t i)
+static void cf_regenerate_at(struct fake *f, size_t i, ts_usec_t at)
 {
 	ts_secret_free(f->cf[i].key);
 	f->cf[i].key = NULL;
 	if (ts_secret_random_alnum(TS_PSK_GENERATED_LEN, &f->cf[i].key) < 0)
 		abort();
-	f->real += TS_USEC_PER_SEC;
-	f->cf[i].last_generated_on = f->real;
+	f->cf[i].last_generated_on = at;
 	f->cf[i].told = true; /* whoever regenerated it knows it */
+}
+
+void fake_cf_regenerate(struct fake *f, size_t i)
+{
+	f->real += TS_USEC_PER_SEC;
+	cf_regenerate_at(f, i, f->real);
+}
+
+void fake_cf_regenerate_after(struct fake *f, size_t i, ts_usec_t dt)
+{
+	ts_usec_t at = f->cf[i].last_generated_on + dt;
+
+	if (f->real < at)
+		f->real = at;
+	cf_regenerate_at(f, i, at);
 }
 
 ts_usec_t fake_record_baseline(struct fake *f, size_t i)

@@ -5,6 +5,9 @@
  * one Cloudflare holds, a clock that waits by advancing, and the real
  * state directory (agent/store) in a temporary directory, with faults
  * injectable per operation. The kernel is not checked (kernel-xfrm off).
+ * Its network side is a fake too: a table of interfaces and of the
+ * agent's routes that the route plane reads and changes as the kernel
+ * would (route/route.h's decisions applied to it).
  *
  * Named a fake on purpose: what is real here is the store and everything
  * above the planes; Cloudflare and charon are models of the behaviour the
@@ -90,6 +93,32 @@ enum fake_store_op {
 	FAKE_STORE_DISCARD,
 };
 
+/* One interface of the fake kernel. */
+struct fake_link {
+	bool present;
+	char name[16];
+	char alias[64];
+	char kind[16]; /* "vti", "xfrm", "dummy", ... */
+	uint32_t key, if_id;
+	struct ts_ip local, remote;
+	uint32_t mtu;
+	bool up;
+	int policy_off;
+	struct ts_prefix addr[8];
+	size_t n_addr;
+};
+
+/* One route of the agent's protocol in the fake kernel. */
+struct fake_route {
+	bool present;
+	struct ts_prefix dst;
+	char ifname[16];
+	uint32_t metric;
+};
+
+#define FAKE_MAX_LINKS	16
+#define FAKE_MAX_ROUTES 64
+
 struct fake {
 	struct ts_desired d;
 	struct ts_tunnel t[FAKE_MAX_TUNNELS];
@@ -114,10 +143,12 @@ struct fake {
 	size_t n_gen_script, gen_calls;
 	unsigned lists;
 	bool list_fails;
-	unsigned list_fail_at;	     /* this list call (1-based) fails; 0: none */
-	bool write_omits_time;	     /* write answers without psk_metadata/last_generated_on */
-	bool write_second_precision; /* write answers' times truncated to seconds */
-	bool list_second_precision;  /* list answers' times truncated to seconds */
+	unsigned list_fail_at; /* this list call (1-based) fails; 0: none */
+	bool write_omits_time; /* write answers without psk_metadata/last_generated_on */
+	/* The unit times are written in (0: 1 us), truncated, or rounded to
+	 * the nearest unit with write_rounds / list_rounds. */
+	ts_usec_t write_unit, list_unit;
+	bool write_rounds, list_rounds;
 
 	/* the IKE daemon */
 	struct fake_ike_tunnel ike[FAKE_MAX_TUNNELS];
@@ -136,6 +167,12 @@ struct fake {
 	char *last_metrics;
 	bool last_ready;
 	char last_ready_reason[256];
+
+	/* the kernel's interfaces and the agent's routes */
+	struct fake_link links[FAKE_MAX_LINKS];
+	struct fake_route routes[FAKE_MAX_ROUTES];
+	unsigned net_writes; /* every change the route plane made */
+	bool net_read_fails; /* route and interface listings fail (-EIO) */
 
 	/* the store: the real one, with one injectable failure */
 	struct ts_store *store;
@@ -167,8 +204,21 @@ bool fake_requested(struct fake *f, size_t i);
 /* Runs passes until one has nothing pending or failed (at most max). */
 unsigned fake_settle(struct fake *f, unsigned max);
 
+/* The fake kernel's network side: an interface by name (NULL: none), a
+ * link added by hand (not the agent's: no alias), a route of the agent's
+ * protocol added or found (NULL: none). */
+struct fake_link *fake_link_find(struct fake *f, const char *name);
+struct fake_link *fake_link_add(struct fake *f, const char *name, const char *kind);
+struct fake_route *fake_route_add(struct fake *f, const char *ifname, const char *dst,
+				  uint32_t metric);
+struct fake_route *fake_route_find(struct fake *f, const char *ifname, const char *dst);
+size_t fake_route_count(struct fake *f);
+
 /* Someone regenerates tunnel i's key on Cloudflare (not the agent). */
 void fake_cf_regenerate(struct fake *f, size_t i);
+/* The same, at dt after Cloudflare's last key change of tunnel i (the
+ * fake's clock moved on to that time if it is not there yet). */
+void fake_cf_regenerate_after(struct fake *f, size_t i, ts_usec_t dt);
 ts_usec_t fake_record_baseline(struct fake *f, size_t i);
 
 /* The key invariant: the key Cloudflare holds for tunnel i, if it was

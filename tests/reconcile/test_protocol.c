@@ -8,7 +8,10 @@
  * journaled key is the one Cloudflare holds. After every pass the key
  * invariant holds (Cloudflare's key is in the record or the journal), and
  * once the world is healthy again a few passes bring every plane into
- * agreement. */
+ * agreement, with the record's baseline for "regenerated elsewhere" at
+ * Cloudflare's last_generated_on and no further writes. Every row runs
+ * twice: write answers with their time (the baseline taken from them) and
+ * without (the baseline from a list after the writes; issue 12). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -287,9 +290,15 @@ static enum ts_outcome rotation_outcome(const struct ts_pass_result *res)
 	return _TS_OUTCOME_MAX;
 }
 
+struct variant {
+	const struct row *row;
+	bool omit_time; /* write answers without last_generated_on */
+};
+
 static void test_row(void **state)
 {
-	const struct row *row = *state;
+	const struct variant *v = *state;
+	const struct row *row = v->row;
 	struct fake *f = calloc(1, sizeof(*f));
 	struct ts_pass_result res;
 	unsigned set0, gen0;
@@ -297,6 +306,7 @@ static void test_row(void **state)
 
 	assert_non_null(f);
 	fake_init(f, 2);
+	f->write_omits_time = v->omit_time;
 	for (size_t i = 0; i < 2; i++) {
 		f->t[i].psk.source = row->source;
 		new_file_key(f, i, 0);
@@ -340,6 +350,23 @@ static void test_row(void **state)
 	}
 	assert_true(fake_in_agreement(f, 0));
 	assert_true(fake_in_agreement(f, 1));
+	/* The baseline is Cloudflare's state after the last write, and a
+	 * regeneration after it is seen by the next pass. */
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(fake_record_baseline(f, i), f->cf[i].last_generated_on);
+	set0 = f->set_calls;
+	gen0 = f->gen_calls;
+	one_pass(f, false, &res);
+	drop(&res);
+	assert_int_equal(f->set_calls + f->gen_calls, set0 + gen0);
+	if (row->source != TS_PSK_SOURCE_FILE) { /* (a file's key changes only by hand) */
+		fake_cf_regenerate_after(f, 0, 2);
+		one_pass(f, false, &res);
+		check_safe(f);
+		drop(&res);
+		assert_int_equal(f->set_calls + f->gen_calls, set0 + gen0 + 1);
+		assert_true(fake_in_agreement(f, 0));
+	}
 	for (size_t i = 0; i < 2; i++)
 		free((char *)f->t[i].psk.file);
 	fake_done(f);
@@ -348,12 +375,21 @@ static void test_row(void **state)
 
 int main(void)
 {
-	struct CMUnitTest tests[TS_ARRAY_SIZE(rows)];
+	enum {
+		N = TS_ARRAY_SIZE(rows)
+	};
+	static struct variant variants[2 * N];
+	static char names[2 * N][160];
+	struct CMUnitTest tests[2 * N];
 
-	for (size_t i = 0; i < TS_ARRAY_SIZE(rows); i++)
-		tests[i] = (struct CMUnitTest){ .name = rows[i].name,
+	for (size_t i = 0; i < 2 * N; i++) {
+		variants[i] = (struct variant){ &rows[i % N], i >= N };
+		snprintf(names[i], sizeof(names[i]), "%s%s", rows[i % N].name,
+			 i >= N ? " (answers without time)" : "");
+		tests[i] = (struct CMUnitTest){ .name = names[i],
 						.test_func = test_row,
-						.initial_state = (void *)&rows[i] };
+						.initial_state = &variants[i] };
+	}
 	ts_log_set_level(TS_LOG_ERROR);
-	return _cmocka_run_group_tests("rotation protocol", tests, TS_ARRAY_SIZE(rows), NULL, NULL);
+	return _cmocka_run_group_tests("rotation protocol", tests, 2 * N, NULL, NULL);
 }

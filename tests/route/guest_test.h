@@ -19,8 +19,18 @@ extern struct ts_route_sock *guest_sock;
 /* Runs CMD with the shell; fails the test when it does not exit 0. */
 void guest_sh(const char *cmd);
 
+/* CMD's whole output (up to 64 KiB; the caller frees it). */
+char *guest_out_text(const char *cmd);
+
 /* True when a line of CMD's output contains WHAT. */
 bool guest_out_has(const char *cmd, const char *what);
+
+/* ts_iface_ensure(guest_sock, sp, ret_changes), after checking what
+ * `plan` reads and decides first (ts_iface_read, ts_iface_decide): the
+ * same answer (-EEXIST, -EINVAL), the same changes (a new interface: its
+ * creation), and links, addresses and disable_policy byte for byte the
+ * same after the reading. */
+int guest_ensure(const struct ts_iface_spec *sp, unsigned *ret_changes);
 
 /* Exit 77 with SKIP_WHY unless the environment has IN_GUEST_ENV; then, in
  * a new network namespace with lo up and guest_sock open, runs TESTS. */

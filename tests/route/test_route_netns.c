@@ -2,8 +2,9 @@
  * network namespace of its own (unshare; root): moving a route's metric
  * keeps the prefix routed at every step, only the agent's routes (its
  * protocol) are touched, a missing interface is -ENODEV; pruning deletes
- * the owned routes no longer declared and nothing else. Exit 77 without
- * root. */
+ * the owned routes no longer declared and nothing else; what `plan`
+ * reads (ts_route_list) and decides (ts_route_decide_set, ts_route_kept)
+ * shows the drift made here and changes nothing. Exit 77 without root. */
 #include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "guest_test.h"
 #include "route/route.h"
 
 static struct ts_route_sock *sock;
@@ -128,6 +130,90 @@ static void test_prune(void **state)
 	assert_int_equal(ts_route_prune(NULL, NULL, 0, NULL), -EINVAL);
 }
 
+/* The whole routing state and the links, as text. */
+static char *state_text(void)
+{
+	return guest_out_text(
+		"ip -d route show table all; ip -6 -d route show table all; ip -d link");
+}
+
+static const struct ts_route_seen *seen_find(const struct ts_route_seen *v, size_t n,
+					     const char *ifname, const char *dst)
+{
+	struct ts_prefix p = pfx(dst);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].ifname, ifname) == 0 && ts_prefix_equal(&v[i].dst, &p))
+			return &v[i];
+	return NULL;
+}
+
+/* What plan reads and decides, against drift made by hand (runs after
+ * test_prune: no owned route is left). */
+static void test_read_decide(void **state)
+{
+	struct ts_route_key keep[] = {
+		{ "tsr0", pfx("192.0.2.0/24") },
+		{ "tsr0", pfx("0.0.0.0/0") },
+	};
+	struct ts_prefix a = pfx("192.0.2.0/24"), def = pfx("0.0.0.0/0");
+	struct ts_route_seen *v = NULL;
+	struct ts_route_move mv;
+	char *before, *after;
+	size_t n = 0;
+	unsigned deleted = 0;
+
+	(void)state;
+	/* A declared route left drained (100 + 10000 wanted back at 100), a
+	 * default route of the agent's, one to a prefix nobody declares,
+	 * one over two nexthops, and someone else's. */
+	sh("ip route add 192.0.2.0/24 dev tsr0 proto 182 metric 10100 && "
+	   "ip route add default dev tsr0 proto 182 metric 7 && "
+	   "ip route add 198.51.100.0/24 dev tsr0 proto 182 metric 50 && "
+	   "ip route add 10.9.0.0/16 proto 182 metric 9 nexthop dev tsr0 nexthop dev tsr1 && "
+	   "ip route add 192.0.2.0/24 dev tsr1 proto static metric 300");
+	before = state_text();
+	assert_int_equal(ts_route_list(sock, &v, &n), 0);
+	after = state_text();
+	assert_string_equal(before, after); /* reading changed nothing */
+	assert_int_equal(n, 4);
+	assert_int_equal(seen_find(v, n, "tsr0", "192.0.2.0/24")->metric, 10100);
+	assert_int_equal(seen_find(v, n, "tsr0", "0.0.0.0/0")->metric, 7);
+	assert_int_equal(seen_find(v, n, "tsr0", "198.51.100.0/24")->metric, 50);
+	assert_int_equal(seen_find(v, n, "", "10.9.0.0/16")->metric, 9);
+	assert_null(seen_find(v, n, "tsr1", "192.0.2.0/24")); /* not the agent's */
+
+	ts_route_decide_set(v, n, "tsr0", &a, 100, &mv);
+	assert_true(mv.add);
+	assert_int_equal(mv.n_old, 1);
+	assert_int_equal(mv.old_metric, 10100);
+	ts_route_decide_set(v, n, "tsr0", &def, 7, &mv);
+	assert_false(mv.add);
+	assert_int_equal(mv.n_old, 0);
+	ts_route_decide_set(v, n, "tsr1", &a, 100, &mv); /* the static one is not ours */
+	assert_true(mv.add);
+	assert_int_equal(mv.n_old, 0);
+	assert_true(ts_route_kept(seen_find(v, n, "tsr0", "192.0.2.0/24"), keep, 2));
+	assert_true(ts_route_kept(seen_find(v, n, "tsr0", "0.0.0.0/0"), keep, 2));
+	assert_false(ts_route_kept(seen_find(v, n, "tsr0", "198.51.100.0/24"), keep, 2));
+	assert_false(ts_route_kept(seen_find(v, n, "", "10.9.0.0/16"), keep, 2));
+
+	/* Acting on the same decisions: the prune deletes just the two. */
+	assert_int_equal(ts_route_prune(sock, keep, 2, &deleted), 0);
+	assert_int_equal(deleted, 2);
+	assert_int_equal(routes("proto 182"), 2);
+	assert_int_equal(routes("10.9.0.0/16"), 0);
+	assert_int_equal(ts_route_set(sock, "tsr0", &a, 100), 0);
+	assert_int_equal(routes("192.0.2.0/24 dev tsr0 proto 182 scope link metric 100"), 1);
+	assert_int_equal(routes("192.0.2.0/24 dev tsr0 proto 182 scope link metric 10100"), 0);
+	assert_int_equal(routes("192.0.2.0/24 dev tsr1 proto static metric 300"), 1);
+	free(v);
+	free(before);
+	free(after);
+	assert_int_equal(ts_route_prune(sock, NULL, 0, &deleted), 0);
+	sh("ip route del 192.0.2.0/24 dev tsr1 proto static metric 300");
+}
+
 static void test_bad_input(void **state)
 {
 	struct ts_prefix net = pfx("192.0.2.0/24"), v6 = pfx("2001:db8::/64");
@@ -141,9 +227,8 @@ static void test_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_set_move_get),
-		cmocka_unit_test(test_foreign_untouched),
-		cmocka_unit_test(test_prune),
+		cmocka_unit_test(test_set_move_get), cmocka_unit_test(test_foreign_untouched),
+		cmocka_unit_test(test_prune),	     cmocka_unit_test(test_read_decide),
 		cmocka_unit_test(test_bad_input),
 	};
 	int r;

@@ -10,7 +10,8 @@
  * owned by the tunnel (a tunnel switched from mark to if-id) is replaced;
  * pruning deletes only owned interfaces no longer declared. Checked with
  * `ip`, not with the adapter. Exit 77 outside the guest (TS_IN_QEMU
- * unset). */
+ * unset). Before every change, what `plan` reads and decides is the
+ * change made, and reading changes nothing (guest_ensure). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +50,10 @@ static void test_create_idempotent(void **state)
 	unsigned ch = 0;
 
 	(void)state;
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
+	assert_int_equal(guest_ensure(&sp, &ch), 0);
 	assert_int_equal(ch, TS_IFACE_CREATED | TS_IFACE_UP | TS_IFACE_ADDRESS);
 	assert_xfrmi_as_declared("0x101");
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
+	assert_int_equal(guest_ensure(&sp, &ch), 0);
 	assert_int_equal(ch, 0);
 }
 
@@ -63,30 +64,30 @@ static void test_drift_healed(void **state)
 
 	(void)state;
 	guest_sh("ip addr flush dev xfrm0");
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
+	assert_int_equal(guest_ensure(&sp, &ch), 0);
 	assert_int_equal(ch, TS_IFACE_ADDRESS);
 	assert_xfrmi_as_declared("0x101");
 
 	guest_sh("ip addr add 10.9.9.9/32 dev xfrm0 && ip link set xfrm0 down && "
 		 "ip link set xfrm0 mtu 1300");
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
+	assert_int_equal(guest_ensure(&sp, &ch), 0);
 	assert_int_equal(ch, TS_IFACE_ADDRESS | TS_IFACE_UP | TS_IFACE_MTU);
 	assert_xfrmi_as_declared("0x101");
 
 	/* Another if_id behind the agent's back: recreated with the declared. */
 	guest_sh("ip link set xfrm0 type xfrm if_id 9");
 	assert_true(guest_out_has("ip -d link show dev xfrm0", "xfrm if_id 0x9 "));
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
+	assert_int_equal(guest_ensure(&sp, &ch), 0);
 	assert_true(ch & TS_IFACE_RECREATED);
 	assert_xfrmi_as_declared("0x101");
 
 	/* The declared if_id changed: the same. */
 	sp.if_id = 258;
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
+	assert_int_equal(guest_ensure(&sp, &ch), 0);
 	assert_true(ch & TS_IFACE_RECREATED);
 	assert_xfrmi_as_declared("0x102");
 	sp.if_id = 257;
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, &ch), 0);
+	assert_int_equal(guest_ensure(&sp, &ch), 0);
 	assert_xfrmi_as_declared("0x101");
 }
 
@@ -97,13 +98,13 @@ static void test_not_ours(void **state)
 
 	(void)state;
 	guest_sh("ip link add xfrmx type xfrm if_id 7 && ip link set xfrmx mtu 1280");
-	assert_int_equal(ts_iface_ensure(guest_sock, &foreign, &ch), -EEXIST);
+	assert_int_equal(guest_ensure(&foreign, &ch), -EEXIST);
 	assert_int_equal(ch, 0);
 	assert_true(guest_out_has("ip -d link show dev xfrmx", "xfrm if_id 0x7 "));
 	assert_true(guest_out_has("ip link show dev xfrmx", "mtu 1280"));
 	assert_false(guest_out_has("ip -d link show dev xfrmx", "alias"));
 	/* Another tunnel's interface of that name. */
-	assert_int_equal(ts_iface_ensure(guest_sock, &other, &ch), -EEXIST);
+	assert_int_equal(guest_ensure(&other, &ch), -EEXIST);
 	assert_true(guest_out_has("ip -d link show dev xfrm0", "alias tunnelsync:t1"));
 	assert_true(guest_out_has("ip -d link show dev xfrm0", "xfrm if_id 0x101 "));
 }
@@ -119,9 +120,9 @@ static void test_vti_replaced(void **state)
 	vti.key = 77;
 	assert_int_equal(ts_ip_parse("192.0.2.1", &vti.local), 0);
 	assert_int_equal(ts_ip_parse("192.0.2.2", &vti.remote), 0);
-	assert_int_equal(ts_iface_ensure(guest_sock, &vti, &ch), 0);
+	assert_int_equal(guest_ensure(&vti, &ch), 0);
 	assert_true(guest_out_has("ip -d link show dev xfrmv", "vti remote 192.0.2.2"));
-	assert_int_equal(ts_iface_ensure(guest_sock, &xi, &ch), 0);
+	assert_int_equal(guest_ensure(&xi, &ch), 0);
 	assert_true(ch & TS_IFACE_RECREATED);
 	assert_true(guest_out_has("ip -d link show dev xfrmv", "xfrm if_id 0x12c "));
 	assert_true(guest_out_has("ip -d link show dev xfrmv", "alias tunnelsync:t3"));
@@ -137,9 +138,9 @@ static void test_prune(void **state)
 	(void)state;
 	/* The kernel allows one XFRM interface per if_id (xfrmv has 300). */
 	sp1.if_id = 300;
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp1, NULL), -EEXIST);
+	assert_int_equal(guest_ensure(&sp1, NULL), -EEXIST);
 	sp1.if_id = 301;
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp1, NULL), 0);
+	assert_int_equal(guest_ensure(&sp1, NULL), 0);
 	assert_true(guest_out_has("ip link show", ": xfrm1@"));
 	/* xfrmv (t3) is owned and not kept either. */
 	assert_int_equal(ts_iface_prune(guest_sock, keep, 1, &n), 0);
@@ -162,11 +163,11 @@ static void test_bad_input(void **state)
 
 	(void)state;
 	/* Neither an if_id nor a VTI's key and endpoints. */
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, NULL), -EINVAL);
+	assert_int_equal(guest_ensure(&sp, NULL), -EINVAL);
 	sp = spec("a-name-too-long-for-linux", "t1", 257);
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, NULL), -EINVAL);
+	assert_int_equal(guest_ensure(&sp, NULL), -EINVAL);
 	sp = spec("xfrm0", "", 257);
-	assert_int_equal(ts_iface_ensure(guest_sock, &sp, NULL), -EINVAL);
+	assert_int_equal(guest_ensure(&sp, NULL), -EINVAL);
 	assert_false(guest_out_has("ip link show", ": xfrm0@"));
 }
 

@@ -401,6 +401,68 @@ static void test_journal_resume_listing(void **state)
 	ts_store_close(s);
 }
 
+/* A load by name (an event's scope) gives each named tunnel the view the
+ * whole load gives it: its record, its journal entry, the problem of a
+ * damaged or non-regular file; a name without files has none; every
+ * requested rotation is there; other tunnels' files are not read. */
+static void test_load_names_same_view(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_store *s = open_ok(f);
+	struct ts_store_state *all = NULL, *some = NULL;
+	const char *names[] = { "good", "rotating", "broken", "fifo", "none", "bad/name" };
+	struct ts_journal_entry e;
+	struct ts_key_record r;
+	char path[256];
+
+	make_record(&r, "good", KEY_A, 2);
+	assert_int_equal(ts_store_record_write(s, &r), 0);
+	ts_store_record_done(&r);
+	make_record(&r, "other", KEY_A, 1);
+	assert_int_equal(ts_store_record_write(s, &r), 0);
+	ts_store_record_done(&r);
+	make_entry(&e, "rotating", KEY_B, TS_JOURNAL_PREPARED);
+	e.generation = 1;
+	e.old_fingerprint[0] = '\0';
+	assert_int_equal(ts_store_journal_begin(s, &e), 0);
+	ts_store_journal_entry_done(&e);
+	path_of(f, "records", "broken.rec", path, sizeof(path));
+	write_raw(path, "not a record\n", 13, 0600);
+	path_of(f, "records", "fifo.rec", path, sizeof(path));
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(ts_store_request_add(s, "other", T0), 0);
+
+	assert_int_equal(ts_store_load(s, &all), 0);
+	assert_int_equal(ts_store_load_names(s, names, TS_ARRAY_SIZE(names), &some), 0);
+	for (size_t i = 0; i < TS_ARRAY_SIZE(names); i++) {
+		struct ts_obs_store a, b;
+
+		ts_store_state_observe(all, names[i], &a);
+		ts_store_state_observe(some, names[i], &b);
+		assert_int_equal(a.ok, b.ok);
+		assert_int_equal(a.record != NULL, b.record != NULL);
+		assert_int_equal(a.journal != NULL, b.journal != NULL);
+		if (a.record) {
+			assert_string_equal(a.record->fingerprint, b.record->fingerprint);
+			assert_int_equal(a.record->generation, b.record->generation);
+		}
+		if (a.journal)
+			assert_int_equal(a.journal->step, b.journal->step);
+	}
+	assert_non_null(ts_store_state_record(some, "good"));
+	assert_non_null(ts_store_state_journal(some, "rotating"));
+	assert_non_null(ts_store_state_problem(some, "broken"));
+	assert_non_null(ts_store_state_problem(some, "fifo"));
+	assert_null(ts_store_state_record(some, "other")); /* not asked for */
+	assert_int_equal(some->n_records, 1);
+	assert_int_equal(some->n_problems, 2);
+	assert_int_equal(some->n_requests, 1);
+	assert_string_equal(some->requests[0].tunnel, "other");
+	ts_store_state_free(all);
+	ts_store_state_free(some);
+	ts_store_close(s);
+}
+
 /* ---- permissions ---- */
 
 static mode_t mode_of(const char *path)
@@ -805,6 +867,82 @@ static void test_corrupt_semantics(void **state)
 	expect_corrupt(f, -EBADMSG, "not a tunnelsync-record");
 }
 
+static bool file_has(const char *path, const char *text)
+{
+	size_t len;
+	char *raw = read_raw(path, &len);
+	bool has = strstr(raw, text) != NULL;
+
+	ts_wipe(raw, len);
+	free(raw);
+	return has;
+}
+
+/* Issue 12: the unit Cloudflare wrote last_generated_on in goes from the
+ * journal (step remote) into the record at commit; written only when
+ * coarser than 1 us (files with microsecond times stay as before), read
+ * back when present, refused when not a power of ten up to 1 s. */
+static void test_baseline_unit(void **state)
+{
+	struct fixture *f = *state;
+	struct ts_store *s = open_ok(f);
+	struct ts_journal_entry e;
+	struct ts_key_record rec = { 0 };
+	char path[256], fp[TS_FINGERPRINT_LEN], body[1024];
+
+	make_entry(&e, "t1", KEY_B, TS_JOURNAL_PREPARED);
+	e.old_fingerprint[0] = '\0';
+	e.generation = 1;
+	assert_int_equal(ts_store_journal_begin(s, &e), 0);
+	e.step = TS_JOURNAL_REMOTE;
+	e.last_generated_on = T0 + 20 * TS_USEC_PER_SEC;
+	e.last_generated_unit = TS_USEC_PER_SEC;
+	assert_int_equal(ts_store_journal_advance(s, &e), 0);
+	path_of(f, "journal", "t1.jnl", path, sizeof(path));
+	assert_true(file_has(path, "\nlast_generated_unit=1000000\n"));
+	e.step = TS_JOURNAL_LOCAL;
+	assert_int_equal(ts_store_journal_advance(s, &e), 0);
+	assert_int_equal(ts_store_journal_commit(s, "t1", T0 + 100, NULL), 0);
+	assert_int_equal(ts_store_record_read(s, "t1", &rec), 0);
+	assert_int_equal(rec.last_generated_on, T0 + 20 * TS_USEC_PER_SEC);
+	assert_int_equal(rec.last_generated_unit, TS_USEC_PER_SEC);
+	/* Microseconds: no line, read back as 0 (= 1 us). */
+	rec.last_generated_unit = 1;
+	assert_int_equal(ts_store_record_write(s, &rec), 0);
+	path_of(f, "records", "t1.rec", path, sizeof(path));
+	assert_false(file_has(path, "last_generated_unit"));
+	ts_store_record_done(&rec);
+	assert_int_equal(ts_store_record_read(s, "t1", &rec), 0);
+	assert_int_equal(rec.last_generated_unit, 0);
+	/* Adopting a list's baseline keeps the list's unit. */
+	rec.last_generated_on = 0;
+	assert_int_equal(ts_store_record_write(s, &rec), 0);
+	ts_secret_fingerprint(rec.key, fp);
+	ts_store_record_done(&rec);
+	assert_int_equal(ts_store_record_adopt_baseline(s, "t1", fp, T0, 1000), 0);
+	assert_int_equal(ts_store_record_read(s, "t1", &rec), 0);
+	assert_int_equal(rec.last_generated_on, T0);
+	assert_int_equal(rec.last_generated_unit, 1000);
+	ts_store_record_done(&rec);
+	ts_store_close(s);
+	/* A power of ten up to 1 s is read; anything else is damage. */
+	ts_fingerprint_bytes("AAAAaaaa", 8, fp);
+	for (int k = 0; k < 2; k++) {
+		snprintf(body, sizeof(body),
+			 "tunnelsync-record 1\ntunnel=t1\ntunnel_id=00\nsource=random\n"
+			 "generation=1\nfingerprint=%s\nlast_generated_on=5\n"
+			 "last_generated_unit=%s\napplied_at=0\nkey=4141414161616161\n",
+			 fp, k == 0 ? "1000" : "250");
+		write_sealed(path, body);
+		if (k == 1)
+			break;
+		s = open_ok(f);
+		assert_record_key(s, "t1", "AAAAaaaa");
+		ts_store_close(s);
+	}
+	expect_corrupt(f, -EBADMSG, "last_generated_unit");
+}
+
 static void test_corrupt_journal_not_overwritten(void **state)
 {
 	struct fixture *f = *state;
@@ -1083,6 +1221,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_names_and_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_protocol, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_resume_listing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_names_same_view, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_permissions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_in_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
@@ -1091,6 +1230,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_flipped_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_truncated_and_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_baseline_unit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_rotation_over_corrupt_record, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_journal_not_overwritten, setup,
