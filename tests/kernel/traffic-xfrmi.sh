@@ -134,17 +134,30 @@ gw_sas() {
 		END { put() }'
 }
 
-# PACKETS of the gateway's SAs of direction DIR with the tunnel's if_id,
-# except SPIs in the list EXCEPT.
-sa_packets() {
-	gw_sas | awk -v d="$1" -v x=" ${2:-} " -v want="$IF_ID" '
-		$1 == d && $4 == want && index(x, " " $2 " ") == 0 { n += $3 }
-		END { print n + 0 }'
+# "IN OUT RX TX": the packets of the gateway's SAs with the tunnel's if_id,
+# inbound and outbound, except SPIs in the list EXCEPT, and xfrm-a's rx and
+# tx packet counters.
+counters() {
+	{
+		gw_sas
+		ip netns exec "$E2E_NS_GW" sh -c 's=/sys/class/net/xfrm-a/statistics
+			echo "xfrm-a $(cat $s/rx_packets) $(cat $s/tx_packets)"'
+	} | awk -v x=" ${1:-} " -v want="$IF_ID" '
+		$1 == "xfrm-a" { rx = $2; tx = $3; next }
+		$4 == want && index(x, " " $2 " ") == 0 { n[$1] += $3 }
+		END { print n["in"] + 0, n["out"] + 0, rx, tx }'
 }
 
-# xfrm-a's packet counter, rx or tx.
-xi_packets() {
-	ip netns exec "$E2E_NS_GW" cat "/sys/class/net/xfrm-a/statistics/$1_packets"
+# counted_moved BEFORE AFTER MIN WHAT: each of the four counters of two
+# counters snapshots moved by at least MIN (packets echoed), else fails.
+counted_moved() {
+	cm_min=$3
+	cm_what=$4
+	set -- $1 $2
+	e2e_say "$SCENARIO: $cm_what: SA pair if_id $IF_ID $(($6 - $2)) out, $(($5 - $1)) in; xfrm-a $(($8 - $4)) tx, $(($7 - $3)) rx"
+	[ $(($5 - $1)) -ge "$cm_min" ] && [ $(($6 - $2)) -ge "$cm_min" ] &&
+		[ $(($7 - $3)) -ge "$cm_min" ] && [ $(($8 - $4)) -ge "$cm_min" ] ||
+		e2e_fail "$SCENARIO: $cm_what: fewer than $cm_min packets on the if_id $IF_ID SA pair or xfrm-a (in out rx tx $1 $2 $3 $4 -> $5 $6 $7 $8): the flow went around them"
 }
 
 # The namespace's XFRM error counters (/proc/net/xfrm_stat) and UDP
@@ -192,24 +205,13 @@ e2e_ts plan plan || rc=$?
 
 SCENARIO=baseline
 e2e_say "$SCENARIO: the flow through xfrm-a, nothing changes"
-sa_in0=$(sa_packets in)
-sa_out0=$(sa_packets out)
-rx0=$(xi_packets rx)
-tx0=$(xi_packets tx)
+c0=$(counters)
 flow_start e2e-a
 flow_stop
 assert_lost_at_most e2e-a 0
 got=$(received)
 [ "$got" -ge 150 ] || e2e_fail "$SCENARIO: only $got packets echoed"
-d_in=$(($(sa_packets in) - sa_in0))
-d_out=$(($(sa_packets out) - sa_out0))
-d_rx=$(($(xi_packets rx) - rx0))
-d_tx=$(($(xi_packets tx) - tx0))
-e2e_say "$SCENARIO: $got echoed; SA pair if_id $IF_ID: $d_out out, $d_in in; xfrm-a: $d_tx tx, $d_rx rx"
-[ "$d_out" -ge "$got" ] && [ "$d_in" -ge "$got" ] ||
-	e2e_fail "$SCENARIO: the SA pair with if_id $IF_ID counted $d_out out / $d_in in for $got echoed packets"
-[ "$d_tx" -ge "$got" ] && [ "$d_rx" -ge "$got" ] ||
-	e2e_fail "$SCENARIO: xfrm-a counted $d_tx tx / $d_rx rx for $got echoed packets: the flow went around it"
+counted_moved "$c0" "$(counters)" "$got" "$got packets echoed"
 
 # rotate_scenario: the rotation, as SCENARIO.
 rotate_scenario() {
@@ -225,33 +227,18 @@ rotate_scenario() {
 	# The old SAs go (make-before-break deletes them once the new are up).
 	wait_for 50 "$SCENARIO: the old SAs ($old_spis) are still in the gateway's kernel: $(gw_sas)" \
 		'[ -z "$(gw_sas | awk -v x=" $old_spis " '\''index(x, " " $2 " ")'\'')" ]'
-	e2e_say "$SCENARIO: the old SAs are gone"
-	# The flow's last second, counted on the new SAs and on xfrm-a.
-	sleep 0.5
-	sa_in0=$(sa_packets in "$old_spis")
-	sa_out0=$(sa_packets out "$old_spis")
-	rx0=$(xi_packets rx)
-	tx0=$(xi_packets tx)
+	# The flow's next second, counted on the new SAs and on xfrm-a.
+	c0=$(counters "$old_spis")
 	sleep 1
-	d_in=$(($(sa_packets in "$old_spis") - sa_in0))
-	d_out=$(($(sa_packets out "$old_spis") - sa_out0))
-	d_rx=$(($(xi_packets rx) - rx0))
-	d_tx=$(($(xi_packets tx) - tx0))
+	c1=$(counters "$old_spis")
 	flow_stop
+	counted_moved "$c0" "$c1" 50 "the second after the old SAs went"
+	[ "$(gw_sas | awk -v w="$IF_ID" '$4 == w' | wc -l)" -eq 2 ] ||
+		e2e_fail "$SCENARIO: not one SA pair with if_id $IF_ID: $(gw_sas)"
 	# Where packets were dropped: the kernels' XFRM and UDP counters.
 	gw_moved=$(xfrm_stat_moved "$gw_stat0" "$(xfrm_stat "$E2E_NS_GW")")
 	edge_moved=$(xfrm_stat_moved "$edge_stat0" "$(xfrm_stat "$E2E_NS_EDGE")")
 	e2e_say "$SCENARIO: drops counted by the kernels: gateway: ${gw_moved:-none}; edge: ${edge_moved:-none}"
-	[ "$(e2e_emu_fp "$E2E_ID_A")" != "$fp_a" ] || e2e_fail "$SCENARIO: e2e-a's key did not change"
-	e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
-	e2e_journal_empty || e2e_fail "$SCENARIO: journal not empty after the rotation"
-	e2e_say "$SCENARIO: in one second after the old SAs went, new SA pair: $d_out out, $d_in in; xfrm-a: $d_tx tx, $d_rx rx"
-	[ "$d_out" -ge 50 ] && [ "$d_in" -ge 50 ] ||
-		e2e_fail "$SCENARIO: the new SA pair (if_id $IF_ID) carried $d_out out / $d_in in in one second of the flow"
-	[ "$d_tx" -ge 50 ] && [ "$d_rx" -ge 50 ] ||
-		e2e_fail "$SCENARIO: xfrm-a carried $d_tx tx / $d_rx rx in one second of the flow"
-	[ "$(gw_sas | awk -v w="$IF_ID" '$4 == w' | wc -l)" -eq 2 ] ||
-		e2e_fail "$SCENARIO: not one SA pair with if_id $IF_ID: $(gw_sas)"
 	# Make-before-break: the old SA pair carries the flow until the new one
 	# is in place, so the only drops allowed are those of the new inbound
 	# SA's install window: the edge (the IKE responder) sends under the new
@@ -273,6 +260,10 @@ rotate_scenario() {
 	[ $((lost - window)) -le "$LONE_MAX" ] ||
 		e2e_fail "$SCENARIO: lost $((lost - window)) packets besides the install window, at most $LONE_MAX allowed"
 	assert_healed e2e-a 1
+	# A new key on the API, both charons on it (the new SAs), the agent in
+	# sync with both.
+	[ "$(e2e_emu_fp "$E2E_ID_A")" != "$fp_a" ] || e2e_fail "$SCENARIO: e2e-a's key did not change"
+	e2e_journal_empty || e2e_fail "$SCENARIO: journal not empty after the rotation"
 	rc=0
 	e2e_ts plan plan || rc=$?
 	[ "$rc" -eq 0 ] || e2e_fail "plan after the rotation exited $rc, expected 0 (in sync)"
