@@ -402,6 +402,7 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 			o_has_list = false; /* after takes it */
 
 			if (observe(a, NULL, &after, &o, NULL) == 0) {
+				ts_agent_traffic_follow_up(a, &after);
 				(void)ts_agent_status_write(a, &after, &result);
 				result.settled = a->options.watch && settle_after(a, &after);
 				keep_cf_list(a, &after, result.plan);

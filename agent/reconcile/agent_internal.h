@@ -242,6 +242,11 @@ bool ts_action_is_traffic(const struct ts_action *act);
 /* Carries out one such action (apply), as the plan decided it. */
 int ts_agent_apply_traffic(struct ts_agent *a, const struct ts_action *act,
 			   struct ts_action_outcome *out);
+/* After a pass that changed something, from the observation of what it
+ * left: the route metrics its own changes call for (a tunnel it brought
+ * up gets its declared metric back, one that went down its failover
+ * metric) at once, not a pass later. */
+void ts_agent_traffic_follow_up(struct ts_agent *a, const struct ts_observation *after);
 /* Before a group member's reauthentication: its routes drained when a
  * sibling declares routes too. True when drained. */
 bool ts_agent_routes_drain(struct ts_agent *a, const struct ts_tunnel *t);

@@ -649,6 +649,22 @@ out:
 	return r;
 }
 
+void ts_agent_traffic_follow_up(struct ts_agent *a, const struct ts_observation *after)
+{
+	struct ts_plan *plan = calloc(1, sizeof(*plan));
+
+	if (!plan)
+		return;
+	if (ts_agent_plan_traffic(a, after, plan) == 0)
+		for (size_t i = 0; i < plan->n_actions; i++) {
+			struct ts_action_outcome out = { 0 };
+
+			if (plan->actions[i].kind == TS_ACTION_SET_ROUTE_METRIC)
+				(void)ts_agent_apply_traffic(a, &plan->actions[i], &out);
+		}
+	ts_plan_free(plan);
+}
+
 bool ts_action_is_traffic(const struct ts_action *act)
 {
 	return ts_plan_action_phase(act) == TS_PHASE_TRAFFIC;

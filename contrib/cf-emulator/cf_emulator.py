@@ -178,11 +178,13 @@ class Store:
     """Tunnels of one account. Each entry is the public tunnel object plus
     the private key under "_psk". Guarded by one lock."""
 
-    def __init__(self, state_file=None, hook=None):
+    def __init__(self, state_file=None, hook=None, batch_hook=None):
         self.lock = threading.RLock()
         self.tunnels = {}  # id -> dict (insertion ordered)
         self.state_file = state_file
         self.hook = hook
+        self.batch_hook = batch_hook
+        self.batch = None  # (tunnel id, key) changed by the API call in progress
         self.last_time = None
 
     # Timestamps strictly increase, so that "newer" is always visible.
@@ -277,7 +279,28 @@ class Store:
         t["modified_on"] = stamp
         self.run_hook(tid, key)
 
+    def begin_call(self):
+        """An API call begins (under the lock): its key changes are
+        collected for the batch hook."""
+        self.batch = []
+
+    def end_call(self):
+        """The call's changes are made: the batch hook takes all its keys in
+        one run, before the answer."""
+        batch, self.batch = self.batch, None
+        if not self.batch_hook or not batch:
+            return
+        doc = json.dumps({"keys": [{"id": tid, "psk": key} for tid, key in batch]})
+        try:
+            subprocess.run(shlex.split(self.batch_hook), input=doc.encode(), timeout=600,
+                           check=True, stdout=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as e:
+            log("batch key-change hook failed for %d keys: %s" % (len(batch),
+                                                                  type(e).__name__))
+
     def run_hook(self, tid, key):
+        if self.batch_hook and self.batch is not None:
+            self.batch.append((tid, key))
         if not self.hook:
             return
         argv = shlex.split(self.hook) + [tid]
@@ -364,7 +387,7 @@ class Emulator:
         self.api_key = read_secret_file(args.key_file) if args.key_file else None
         self.admin_token = (read_secret_file(args.admin_token_file)
                             if args.admin_token_file else None)
-        self.store = Store(args.state, args.on_key_change)
+        self.store = Store(args.state, args.on_key_change, args.on_key_change_batch)
         self.faults = Faults()
         self.log_lock = threading.Lock()
         self.requests = []
@@ -696,6 +719,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         status = self.serve_api(path, query, body, fault)
         entry["status"] = status
 
+    def call_api(self, path, query, body, fault):
+        if fault and fault.get("action") == "unapplied" and \
+                path.endswith("/ipsec_tunnels/psk"):
+            self.emu.authenticate(self.headers)
+            reason = fault.get("reason", "failed to apply PSK")
+            forced = {tid: reason for tid in fault.get("ids", [])}
+            validate_only = query.get("validate_only", ["false"])[-1] == "true"
+            return self.emu.psk_bulk(Emulator.json_body(body), validate_only, forced)
+        return self.emu.dispatch(self.command, path, query, self.headers, body)
+
     def serve_api(self, path, query, body, fault):
         action = fault.get("action") if fault else None
         if fault and fault.get("delay"):
@@ -722,16 +755,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             if not path.startswith(API_PREFIX):
                 raise ApiError(404, 7003, "No route for the URI")
-            if action == "unapplied" and path.endswith("/ipsec_tunnels/psk"):
-                self.emu.authenticate(self.headers)
-                reason = fault.get("reason", "failed to apply PSK")
-                forced = {tid: reason for tid in fault.get("ids", [])}
-                with self.emu.store.lock:
-                    validate_only = query.get("validate_only", ["false"])[-1] == "true"
-                    result = self.emu.psk_bulk(Emulator.json_body(body), validate_only,
-                                               forced)
-            else:
-                result = self.emu.dispatch(self.command, path, query, self.headers, body)
+            with self.emu.store.lock:
+                self.emu.store.begin_call()
+                try:
+                    result = self.call_api(path, query, body, fault)
+                finally:
+                    self.emu.store.end_call()
             if action == "variant":
                 result = answer_variant(result, fault)
             status, env, headers = 200, envelope_ok(result), {}
@@ -802,6 +831,10 @@ def main(argv=None):
     p.add_argument("--on-key-change",
                    help="command run when a tunnel's key changes: key on stdin, "
                         "tunnel id as last argument and in CF_EMULATOR_TUNNEL_ID")
+    p.add_argument("--on-key-change-batch",
+                   help="command run once per API call that changed keys, after the "
+                        "changes and before the answer: {\"keys\": [{\"id\", \"psk\"}, "
+                        "...]} on stdin (every key of a bulk call in one run)")
     p.add_argument("--rate-limit", type=int, default=0, metavar="N",
                    help="answer 429 (with Retry-After) beyond N API requests per 5 minutes, "
                         "as Cloudflare does beyond 1200; default: no limit")

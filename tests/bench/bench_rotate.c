@@ -1,8 +1,11 @@
 /* Rotation at scale, through the planner: K tunnels whose keys are due
  * (K = 1, 10, 100, 1000, in redundancy groups of two, every tunnel up),
  * default rotation leaves (max-in-flight 1000, bulk-batch-size 100). Each
- * pass costs one list GET plus the plan's Cloudflare calls; a rotated
- * tunnel commits before the next pass. Prints passes and requests (the
+ * pass costs one list GET plus the plan's Cloudflare calls when the write
+ * answers carry last_generated_on (the pass then lists nothing more:
+ * test-apply test_answer_time_is_baseline), one list more when they do not
+ * (test_answer_without_time_lists_once; rotate-scale.sh measures both over
+ * HTTP); a rotated tunnel commits before the next pass. Prints passes and requests (the
  * goal: ceil(K/100) + 1 per pass, K keys in as few passes as the group
  * rule allows), then how max-age-jitter spreads the due times of 1,000
  * keys set in the same second. Figures only. */

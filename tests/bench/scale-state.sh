@@ -6,7 +6,8 @@
 #     (tests/lib/charon-netns.sh);
 #   - the Cloudflare API emulator in the gateway namespace on 127.0.0.1,
 #     seeded with the N tunnels (tests/bench/scale_gen.py seed), handing
-#     each key it takes to the edge charon (edge_key_hook.py);
+#     the keys it takes to the edge charon, every key of an API call in one
+#     hook run over one VICI connection (edge_key_hook.py --batch);
 #   - an edge charon with N responder connections (scale_gen.py edge);
 #   - the agent's config (scale_gen.py config: route-based tunnels by if_id
 #     1000 + i, redundancy groups of two, kernel-xfrm off: this kernel
@@ -97,9 +98,11 @@ CONF
 	done
 	mkdir -p "$dir/b/swanctl"
 	$PY "$ROOT/tests/bench/scale_gen.py" edge "$n" "$dir/b/swanctl/swanctl.conf"
+	t0=$(now_ms)
 	STRONGSWAN_CONF=$dir/b/strongswan.conf SWANCTL_DIR=$dir/b/swanctl \
 		swanctl --load-conns --uri "unix://$dir/b/charon.vici" >"$dir/edge-load.out" 2>&1 ||
 		{ tail -n 5 "$dir/edge-load.out" >&2; die "edge: swanctl --load-conns failed"; }
+	echo "edge: $n responder connections loaded in $(($(now_ms) - t0)) ms (one swanctl --load-conns)"
 
 	mkdir -p "$dir/emu"
 	mkdir -m 700 "$dir/state"
@@ -109,7 +112,7 @@ CONF
 	ip netns exec "$ns" $PY "$ROOT/contrib/cf-emulator/cf_emulator.py" \
 		--token-file "$dir/emu/token" --seed "$dir/emu/seed.json" \
 		--port 0 --port-file "$dir/emu/port" --pid-file "$dir/emu/pid" \
-		--on-key-change "$PY -S $ROOT/tests/bench/edge_key_hook.py $dir/b/charon.vici $account" \
+		--on-key-change-batch "$PY -S $ROOT/tests/bench/edge_key_hook.py --batch $dir/b/charon.vici $account" \
 		</dev/null >"$dir/emu/emulator.log" 2>&1 &
 	echo $! >"$dir/emu/launcher.pid"
 	i=0
@@ -151,7 +154,8 @@ EOF
 
 	# Bootstrap through the agent: `once` until `plan` says in sync.
 	t0=$(now_ms)
-	scale_sync "$ns" "$dir/config.json" "$dir/bootstrap.out" 12
+	# max-in-flight (1,000) rotations a pass: N/1000 passes and a few more.
+	scale_sync "$ns" "$dir/config.json" "$dir/bootstrap.out" $((12 + n / 1000))
 	t1=$(now_ms)
 	requests=$(scale_requests "$ns" "$url" | wc -l)
 	rc=0

@@ -5,7 +5,7 @@ from Debian's python3-jsonschema) against the response schemas the
 document declares for that operation, plus the emulator's own promises
 (validate_only changes nothing, last_generated_on moves on every key
 change, generated keys are 32 alphanumerics, --state survives a restart,
-admin token, clean SIGTERM).
+admin token, clean SIGTERM, the batch key hook once per call).
 
 Usage: test_emulator_schema.py EMULATOR SCHEMA
 """
@@ -436,13 +436,17 @@ class SchemaTest(unittest.TestCase):
             self.assertIn((p, m, 4), self.validated, (p, m))
 
 
+def write_files(tmp):
+    """The token, admin token and seed an emulator of these tests reads."""
+    for name, content in (("token", TOKEN), ("admin", ADMIN), ("seed.json", json.dumps(SEED))):
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(content)
+
+
 class RateLimitTest(unittest.TestCase):
     def test_rate_limit(self):
         with tempfile.TemporaryDirectory(prefix="ts-cf-rate-") as tmp:
-            for name, content in (("token", TOKEN), ("admin", ADMIN),
-                                  ("seed.json", json.dumps(SEED))):
-                with open(os.path.join(tmp, name), "w") as f:
-                    f.write(content)
+            write_files(tmp)
             emu = Emulator(tmp, ["--rate-limit", "3"], "rl")
             try:
                 for _ in range(3):
@@ -460,13 +464,49 @@ class RateLimitTest(unittest.TestCase):
                 self.assertEqual(emu.stop(), 0)
 
 
+class BatchHookTest(unittest.TestCase):
+    def test_batch_hook_once_per_call(self):
+        """--on-key-change-batch: one run per API call that changed keys,
+        with all of them, before the answer; none for a call that changed
+        none (validate_only, a list, an unapplied entry only)."""
+        with tempfile.TemporaryDirectory(prefix="ts-cf-batch-") as tmp:
+            write_files(tmp)
+            runs = os.path.join(tmp, "runs")
+            hook = os.path.join(tmp, "hook.py")
+            with open(hook, "w") as f:
+                f.write("import sys\nwith open(%r, 'a') as f:\n"
+                        "    f.write(sys.stdin.read() + '\\n')\n" % runs)
+            emu = Emulator(tmp, ["--on-key-change-batch", "/usr/bin/python3 " + hook], "bh")
+
+            def taken():
+                if not os.path.exists(runs):
+                    return []
+                with open(runs) as f:
+                    return [[(k["id"], k["psk"]) for k in json.loads(line)["keys"]]
+                            for line in f.read().splitlines()]
+            try:
+                body = {"psks": [{"id": T1, "psk": "batch-psk-one"},
+                                 {"id": T2, "psk": "batch-psk-two"},
+                                 {"id": "0" * 32, "psk": "nowhere-psk"}]}
+                self.assertEqual(emu.call("POST", BASE + "/psk", body)[0], 200)
+                self.assertEqual(taken(), [[(T1, "batch-psk-one"), (T2, "batch-psk-two")]])
+                self.assertEqual(emu.call("POST", BASE + "/psk?validate_only=true", body)[0],
+                                 200)
+                self.assertEqual(emu.call("GET", BASE)[0], 200)
+                self.assertEqual(emu.call("POST", BASE + "/psk", {
+                    "psks": [{"id": "0" * 32, "psk": "nowhere-psk"}]})[0], 200)
+                self.assertEqual(len(taken()), 1)
+                st, doc = emu.call("POST", BASE + "/" + T2 + "/psk_generate", {})
+                self.assertEqual(st, 200)
+                self.assertEqual(taken()[1], [(T2, doc["result"]["psk"])])
+            finally:
+                self.assertEqual(emu.stop(), 0)
+
+
 class StateTest(unittest.TestCase):
     def test_state_survives_restart(self):
         with tempfile.TemporaryDirectory(prefix="ts-cf-state-") as tmp:
-            for name, content in (("token", TOKEN), ("admin", ADMIN),
-                                  ("seed.json", json.dumps(SEED))):
-                with open(os.path.join(tmp, name), "w") as f:
-                    f.write(content)
+            write_files(tmp)
             state = os.path.join(tmp, "state.json")
             emu = Emulator(tmp, ["--state", state], "s1")
             st, doc = emu.call("POST", BASE + "/" + T2 + "/psk_generate", {})

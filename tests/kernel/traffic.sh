@@ -20,7 +20,8 @@
 #   flush      `ip xfrm state flush` on the gateway: both flows healed
 #              (traffic again, nothing lost in the last second), each
 #              outage at most HEAL_MAX s
-#   iface      vti-a's address flushed, vti-b set down: the next pass (SIGHUP)
+#   iface      vti-a's address flushed, vti-b set down: plan lists both (and
+#              changes nothing), the next pass (SIGHUP)
 #              puts both back, the flows heal
 #              then the idle daemon holds no subscription to charon's log
 #   restart    the gateway's charon restarted: healed, outage <= HEAL_MAX
@@ -204,7 +205,34 @@ assert_healed e2e-b "$HEAL_MAX"
 wait_synced 30
 
 SCENARIO=iface
-e2e_say "$SCENARIO: vti-a's address removed and vti-b set down behind the daemon's back: the next pass puts them back"
+e2e_say "$SCENARIO: vti-a's address removed and vti-b set down behind the daemon's back: plan lists it, the next pass puts them back"
+# First without flows: plan lists exactly that drift and changes nothing
+# (links, addresses, routes, disable_policy byte for byte the same after
+# it); put back by hand, then the same drift under the flows for the pass.
+ip -n "$E2E_NS_GW" addr flush dev vti-a
+ip -n "$E2E_NS_GW" link set vti-b down
+gw_state() {
+	ip -n "$E2E_NS_GW" -d link
+	ip -n "$E2E_NS_GW" -d addr
+	ip -n "$E2E_NS_GW" -d route show table all
+	ip netns exec "$E2E_NS_GW" sh -c 'grep -H . /proc/sys/net/ipv4/conf/vti-*/disable_policy'
+}
+gw_state >"$E2E_DIR/iface.before"
+rc=0
+E2E_QUIET=1 e2e_ts plan-iface plan --json || rc=$?
+[ "$rc" -eq 2 ] || e2e_fail "iface: plan exited $rc with the VTIs drifted, expected 2"
+gw_state | cmp -s - "$E2E_DIR/iface.before" || e2e_fail "iface: plan changed the gateway's links or routes"
+/usr/bin/python3 - "$E2E_LAST_OUT" <<'PY' || e2e_fail "iface: plan does not list the drift: $(cat "$E2E_LAST_OUT")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+got = sorted((a["kind"], a.get("interface"), c["field"], c["old"], c["new"])
+             for a in doc["actions"] if a["phase"] == "traffic" for c in a["changes"])
+want = [("fix-interface", "vti-a", "address", "", "10.213.0.0/31"),
+        ("fix-interface", "vti-b", "link", "down", "up")]
+sys.exit(0 if got == want else "traffic actions %s, expected %s" % (got, want))
+PY
+ip -n "$E2E_NS_GW" addr add 10.213.0.0/31 dev vti-a
+ip -n "$E2E_NS_GW" link set vti-b up
 flow_start e2e-a e2e-b
 lines=$(wc -l <"$E2E_DIR/daemon.log")
 ip -n "$E2E_NS_GW" addr flush dev vti-a
