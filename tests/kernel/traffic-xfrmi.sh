@@ -244,11 +244,12 @@ rotate_scenario() {
 	# SA's install window: the edge (the IKE responder) sends under the new
 	# SPI as soon as it has installed its side, before its IKE_AUTH
 	# response, and until the gateway's charon has processed that response
-	# those packets meet the gateway's larval SA (XfrmAcquireError). On
-	# hardware that takes a few ms; in this emulated guest 60-520 ms were
-	# measured. Any other drop for want of an SA or policy, on either side
-	# (XfrmOutNoStates: routed into xfrm-a with no SA; XfrmInNoStates...),
-	# is a gap make-before-break exists to prevent.
+	# those packets meet the gateway's larval SA (XfrmAcquireError). In
+	# this emulated guest that took 60-520 ms (the faster UML guest of
+	# traffic.sh loses 0-3 packets per rotation in all). Any other drop
+	# for want of an SA or policy, on either side (XfrmOutNoStates: routed
+	# into xfrm-a with no SA; XfrmInNoStates...), is a gap
+	# make-before-break exists to prevent.
 	window=$(printf '%s\n' $gw_moved | sed -n 's/^XfrmAcquireError+//p')
 	window=${window:-0}
 	other=$(printf '%s\n' $gw_moved $edge_moved | grep -v '^XfrmAcquireError+\|^UdpNoPorts+' || true)
