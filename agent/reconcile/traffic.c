@@ -508,6 +508,8 @@ static int tl_rank(const struct ts_action *x)
 	case TS_ACTION_ADD_ROUTE:
 	case TS_ACTION_SET_ROUTE_METRIC:
 		return 3;
+	case TS_ACTION_REPORT:
+		return 4; /* phase report: at the plan's end */
 	default:
 		return 2;
 	}
@@ -535,23 +537,27 @@ static int cmp_traffic(const void *a, const void *b)
 	return (int)x->kind - (int)y->kind;
 }
 
-/* The traffic actions into the plan, after its removals (phase order). */
+/* The traffic actions into the plan after its removals, their reports at
+ * its end (phase order). */
 static int tl_splice(struct tlist *tl, struct ts_plan *plan)
 {
 	struct ts_action *v;
-	size_t at = 0;
+	size_t at = 0, k = 0;
 
 	if (!tl->n)
 		return 0;
 	qsort(tl->v, tl->n, sizeof(*tl->v), cmp_traffic);
+	while (k < tl->n && ts_plan_action_phase(&tl->v[k]) == TS_PHASE_TRAFFIC)
+		k++;
 	v = realloc(plan->actions, (plan->n_actions + tl->n) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	plan->actions = v;
 	while (at < plan->n_actions && ts_plan_action_phase(&v[at]) <= TS_PHASE_TRAFFIC)
 		at++;
-	memmove(&v[at + tl->n], &v[at], (plan->n_actions - at) * sizeof(*v));
-	memcpy(&v[at], tl->v, tl->n * sizeof(*v));
+	memmove(&v[at + k], &v[at], (plan->n_actions - at) * sizeof(*v));
+	memcpy(&v[at], tl->v, k * sizeof(*v));
+	memcpy(&v[plan->n_actions + k], tl->v + k, (tl->n - k) * sizeof(*v));
 	plan->n_actions += tl->n;
 	free(tl->v); /* what the actions hold is the plan's now */
 	memset(tl, 0, sizeof(*tl));

@@ -82,6 +82,10 @@ static void plan(struct fake *f, struct ts_pass_result *res)
 	assert_int_equal(f->net_writes, writes);
 	assert_memory_equal(links, f->links, sizeof(links));
 	assert_memory_equal(routes, f->routes, sizeof(routes));
+	/* In phase order, whatever traffic.c added (apply walks it so). */
+	for (size_t i = 1; i < res->plan->n_actions; i++)
+		assert_true(ts_plan_action_phase(&res->plan->actions[i - 1]) <=
+			    ts_plan_action_phase(&res->plan->actions[i]));
 	for (size_t i = 0; i < res->plan->n_actions; i++) {
 		const struct ts_action *act = &res->plan->actions[i];
 
@@ -134,6 +138,14 @@ static const struct ts_action *find(const struct ts_plan *p, enum ts_action_kind
 		fail_msg("no %s action for %s %s", ts_plan_action_kind_to_string(kind), ifname,
 			 dst ? dst : "");
 	return hit;
+}
+
+static void find_kind_tunnel(const struct ts_plan *p, enum ts_action_kind kind, const char *tunnel)
+{
+	for (size_t i = 0; i < p->n_actions; i++)
+		if (p->actions[i].kind == kind && strcmp(p->actions[i].tunnel, tunnel) == 0)
+			return;
+	fail_msg("no %s action for %s", ts_plan_action_kind_to_string(kind), tunnel);
 }
 
 static void assert_change(const struct ts_action *act, const char *field, const char *old_value,
@@ -310,7 +322,11 @@ static void test_replace_and_foreign(void **state)
 	snprintf(f->t[1].iface.ifname, sizeof(f->t[1].iface.ifname), "eth9");
 	snprintf(f->t[1].routes.ifname, sizeof(f->t[1].routes.ifname), "vti02");
 	assert_non_null(fake_link_add(f, "eth9", "dummy"));
+	/* t01 down too: an initiate follows, and the report stays after it. */
+	f->ike[0].up = false;
+	f->ike[0].ike_id = 0;
 	plan(f, &res);
+	find_kind_tunnel(res.plan, TS_ACTION_INITIATE, "t01");
 	act = find(res.plan, TS_ACTION_REPORT, "eth9", NULL);
 	assert_int_equal(act->cause, TS_CAUSE_IFACE_FOREIGN);
 	assert_false(act->apply);
