@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -408,6 +409,44 @@ static void test_rfc3339(void **state)
 	assert_int_equal(ts_time_parse_rfc3339("", &t), -EINVAL);
 	assert_int_equal(ts_time_parse_rfc3339(NULL, &t), -EINVAL);
 	assert_int_equal(ts_time_format_rfc3339(t, buf, 8), -ENOBUFS);
+	assert_int_equal(ts_time_format_rfc3339(t, buf, 27), -ENOBUFS);
+	assert_int_equal(ts_time_format_rfc3339(t, buf, 28), 0);
+
+	/* The digits written by hand are snprintf's, from year 0 to 9999
+	 * (and past it, where snprintf itself writes them), before 1970 too. */
+	{
+		static const ts_usec_t edges[] = {
+			0, 1, -1, 999999, 1000000, -62167219200000000, /* 0000-01-01 */
+			253402300799999999,			      /* 9999-12-31T23:59:59.999999 */
+			253402300800000000,			      /* 10000-01-01 */
+		};
+		uint64_t x = 88172645463325252ull;
+
+		for (size_t i = 0; i < TS_ARRAY_SIZE(edges) + 2000; i++) {
+			ts_usec_t v;
+			time_t sec;
+			long usec;
+			struct tm tm;
+			char want[64];
+
+			if (i < TS_ARRAY_SIZE(edges)) {
+				v = edges[i];
+			} else {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				v = (ts_usec_t)(x % 300000000000000000ull) - 62167219200000000;
+			}
+			sec = (time_t)(v / TS_USEC_PER_SEC);
+			usec = (long)(v % TS_USEC_PER_SEC);
+			if (usec < 0)
+				usec += TS_USEC_PER_SEC, sec--;
+			assert_non_null(gmtime_r(&sec, &tm));
+			snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
+				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+				 tm.tm_sec, usec);
+			assert_int_equal(ts_time_format_rfc3339(v, buf, sizeof(buf)), 0);
+			assert_string_equal(buf, want);
+		}
+	}
 }
 
 /* Issue 12: the unit of a time's text, and "later" across two texts of

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,11 +373,27 @@ static void corrupt(struct fake *f, const char *sub, const char *file)
 	assert_int_equal(fclose(fp), 0);
 }
 
+/* status.json is written without JSON_SORT_KEYS, its members added in
+ * order: the text must be what sorting would have made of it. */
+static void assert_status_sorted(const char *json)
+{
+	json_t *root = json_loads(json, 0, NULL);
+	char *sorted;
+
+	assert_non_null(root);
+	sorted = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	assert_non_null(sorted);
+	assert_string_equal(json, sorted);
+	free(sorted);
+	json_decref(root);
+}
+
 static void assert_status(struct fake *f, const char *condition, const char *reason)
 {
 	char *json = NULL, want[128];
 
 	assert_int_equal(ts_agent_status_read(f->state_dir, &json), 0);
+	assert_status_sorted(json);
 	snprintf(want, sizeof(want), "\"condition\": \"%s\"", condition);
 	assert_non_null(strstr(json, want));
 	snprintf(want, sizeof(want), "\"reason\": \"%s\"", reason);
@@ -1105,6 +1122,7 @@ static void status_write_with(struct fake *f, uint32_t auth_failures, ts_usec_t 
 	a->memory[0].auth_failures = auth_failures;
 	a->memory[0].last_auth_failure = t;
 	a->memory[0].last_rotation = t + 1;
+	ts_agent_check_mbb(a);
 	assert_int_equal(ts_agent_observe(a, &o, NULL), 0);
 	assert_int_equal(ts_agent_status_write(a, &o, &res), 0);
 	ts_observation_done(&o);
@@ -1170,6 +1188,10 @@ static void test_memory_file(void **state)
 
 	bootstrap(f);
 	status_write_with(f, 3, t);
+	before = top_file(f, "status.json");
+	assert_non_null(strstr(before, "\"make_before_break\": {"));
+	assert_status_sorted(before);
+	free(before);
 	mem = top_file(f, "memory");
 	assert_non_null(mem);
 	assert_non_null(strstr(mem, "tunnelsync-memory 1\n"));
