@@ -333,7 +333,7 @@ ip -n "$E2E_NS_GW" addr flush dev vti-a
 ip -n "$E2E_NS_GW" link set vti-b down
 gw_state() {
 	ip -n "$E2E_NS_GW" -d link
-	ip -n "$E2E_NS_GW" -d addr
+	ip -n "$E2E_NS_GW" -4 -d addr
 	ip -n "$E2E_NS_GW" -d route show table all
 	ip netns exec "$E2E_NS_GW" sh -c 'grep -H . /proc/sys/net/ipv4/conf/vti-*/disable_policy'
 }
