@@ -49,7 +49,7 @@ E2E_GROUP=
 E2E_CHARON_INCLUDE=$E2E_ROOT/contrib/strongswan/tunnelsync.conf
 E2E_CONFIRM_TIMEOUT=${E2E_CONFIRM_TIMEOUT:-60}
 LONE_MAX=${TRAFFIC_LONE_MAX:-10}
-# The new inbound SA's install window (see rotate_scenario) at 100 pps: 6-52
+# The new inbound SA's install window (see rotate_scenario) at 100 pps: 0-52
 # packets were measured (host load 1-12); 300 (3 s) means charon stalled.
 WINDOW_MAX=${TRAFFIC_WINDOW_MAX:-300}
 FLOW=$E2E_ROOT/tests/kernel/udpflow.py
@@ -245,7 +245,7 @@ rotate_scenario() {
 	# SPI as soon as it has installed its side, before its IKE_AUTH
 	# response, and until the gateway's charon has processed that response
 	# those packets meet the gateway's larval SA (XfrmAcquireError). In
-	# this emulated guest that took 60-520 ms (the faster UML guest of
+	# this emulated guest that took 0-520 ms (the faster UML guest of
 	# traffic.sh loses 0-3 packets per rotation in all). Any other drop
 	# for want of an SA or policy, on either side (XfrmOutNoStates: routed
 	# into xfrm-a with no SA; XfrmInNoStates...), is a gap
