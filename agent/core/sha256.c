@@ -63,15 +63,15 @@ static void compress_portable(uint32_t st[8], const uint8_t *blk, size_t n)
 /* The x86 SHA extensions (SHA-NI): two rounds per sha256rnds2 over the
  * state held as ABEF and CDGH (element 3 first), the message schedule
  * by sha256msg1/msg2, four words at a time. */
-__attribute__((target("sha,sse4.1,ssse3"))) static void
-compress_shani(uint32_t st[8], const uint8_t *blk, size_t n)
+__attribute__((target("sha,sse4.1,ssse3"))) static void compress_shani(uint32_t st[8],
+								       const uint8_t *blk, size_t n)
 {
 	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
 	__m128i dcba = _mm_loadu_si128((const __m128i *)&st[0]);
 	__m128i hgfe = _mm_loadu_si128((const __m128i *)&st[4]);
-	__m128i cdab = _mm_shuffle_epi32(dcba, 0xB1); /* elements b a d c */
-	__m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B); /* elements h g f e */
-	__m128i abef = _mm_alignr_epi8(cdab, efgh, 8); /* f e b a */
+	__m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);	  /* elements b a d c */
+	__m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);	  /* elements h g f e */
+	__m128i abef = _mm_alignr_epi8(cdab, efgh, 8);	  /* f e b a */
 	__m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0); /* h g d c */
 
 	for (; n > 0; n--, blk += 64) {
@@ -92,8 +92,8 @@ compress_shani(uint32_t st[8], const uint8_t *blk, size_t n)
 				/* W[4g+16..4g+19] from W[4g..4g+15]. */
 				__m128i next = _mm_sha256msg1_epu32(*m, w[(g + 1) & 3]);
 
-				next = _mm_add_epi32(next, _mm_alignr_epi8(w[(g + 3) & 3],
-									    w[(g + 2) & 3], 4));
+				next = _mm_add_epi32(
+					next, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
 				*m = _mm_sha256msg2_epu32(next, w[(g + 3) & 3]);
 			}
 		}

@@ -31,7 +31,8 @@ int ts_agent_diff_conns(const struct ts_agent *a, struct ts_observation *o)
 		if (!io->conn_loaded)
 			continue;
 		/* The rendering the observation's compare made, else one now. */
-		r = io->want.values[0] ? 0 : ts_ike_leaves_render(t, d->cloudflare.account_id, &want);
+		r = io->want.values[0] ? 0
+				       : ts_ike_leaves_render(t, d->cloudflare.account_id, &want);
 		if (r < 0) {
 			/* Not renderable: the planner sees "differs" (from the
 			 * listed compare), the load then fails with the reason. */

@@ -244,10 +244,10 @@ static int memory_parse(struct ts_agent *a, char *text, json_t **ret_prev)
 				goto out;
 			*p++ = '\0';
 			if (!memory_value(&p, &since) || *p ||
-			    json_array_append_new(conds, json_pack("{s:s,s:s,s:o}", "type", type,
-								   "status", status,
-								   "lastTransitionTime",
-								   json_string_or_null(since))) < 0)
+			    json_array_append_new(conds,
+						  json_pack("{s:s,s:s,s:o}", "type", type, "status",
+							    status, "lastTransitionTime",
+							    json_string_or_null(since))) < 0)
 				goto out;
 		} else if (strncmp(line, "tunnel=", 7) == 0) {
 			char *p = line + 7, *end;
@@ -282,7 +282,8 @@ static int memory_parse(struct ts_agent *a, char *text, json_t **ret_prev)
 					cap_tun = cap_tun ? 2 * cap_tun : 64;
 				}
 				if (m)
-					tun[n_tun++] = (typeof(*tun)){ m, (json_int_t)n, t_laf, t_lr };
+					tun[n_tun++] =
+						(typeof(*tun)){ m, (json_int_t)n, t_laf, t_lr };
 			}
 		} else {
 			goto out;
@@ -344,7 +345,8 @@ static void memory_write(struct ts_agent *a, const json_t *root)
 {
 	char *path = memory_path(a->state_dir), *buf = NULL, stamp[160];
 	size_t cap = 0, i;
-	const json_t *c, *t, *applied = json_object_get(json_object_get(root, "revision"), "applied");
+	const json_t *c, *t,
+		*applied = json_object_get(json_object_get(root, "revision"), "applied");
 	FILE *f = NULL;
 	bool ok = path && status_stamp(a->state_dir, stamp, sizeof(stamp)) == 0 &&
 		  (f = open_memstream(&buf, &cap)) != NULL;
@@ -712,9 +714,10 @@ int ts_agent_status_write(struct ts_agent *a, const struct ts_observation *o,
 	json_object_set_new(root, "last_pass", pass);
 	pass = NULL;
 	json_object_set_new(root, "make_before_break",
-			    a->mbb_checked ? json_pack("{s:s,s:s}", "reason", a->mbb.reason,
-						       "state", ts_mbb_state_to_string(a->mbb.state))
-					   : json_null());
+			    a->mbb_checked
+				    ? json_pack("{s:s,s:s}", "reason", a->mbb.reason, "state",
+						ts_mbb_state_to_string(a->mbb.state))
+				    : json_null());
 	json_object_set_new(root, "node", json_string(a->desired->agent.node_name));
 	json_object_set_new(root, "reason", json_string(reason));
 	json_object_set_new(root, "revision",

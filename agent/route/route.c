@@ -62,6 +62,7 @@ void ts_route_close(struct ts_route_sock *s)
 	if (!s)
 		return;
 	nl_socket_free(s->sk);
+	nl_socket_free(s->strict);
 	free(s);
 }
 

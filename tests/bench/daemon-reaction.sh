@@ -12,13 +12,17 @@
 # 198.51.100.10-199, shared round-robin above 190 extra tunnels: the edge
 # tells them apart by the gateway's identity), so that the gateway is large: the event's pass is scoped to e2e-b and
 # its group (e2e-a), so the reaction should not grow with EXTRA.
+# With SECOND, the same trials are then run with that binary on the same
+# gateway (the daemon restarted; nothing bootstraps again): a before/after
+# comparison under the same load, without a second set-up.
 # Prints median and p95; asserts no time. Root only (exit 77 otherwise).
-# Usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS [EXTRA]]
+# Usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS [EXTRA [SECOND]]]
 #        (TRIALS: 8, EXTRA: 0; at most 1500)
 set -eu
-E2E_TS=${1:?usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS [EXTRA]]}
+E2E_TS=${1:?usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS [EXTRA [SECOND]]]}
 TRIALS=${2:-${BENCH_TRIALS:-8}}
 EXTRA=${3:-${BENCH_EXTRA:-0}}
+SECOND=${4:-}
 E2E_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$E2E_ROOT/tests/e2e/lib.sh"
 e2e_require
@@ -33,6 +37,8 @@ bench_cleanup() {
 	[ -z "$DPID" ] || wait "$DPID" 2>/dev/null
 	[ "$rc" -eq 0 ] || tail -50 "$E2E_DIR/daemon.log" >&2
 	[ -z "${BENCH_KEEP_LOG:-}" ] || cp "$E2E_DIR/daemon.log" "$BENCH_KEEP_LOG"
+	[ -z "${BENCH_KEEP_LOG:-}" ] || [ ! -f "$E2E_DIR/daemon-2.log" ] ||
+		cp "$E2E_DIR/daemon-2.log" "$BENCH_KEEP_LOG.2"
 	(exit "$rc")
 	e2e_cleanup
 }
@@ -93,9 +99,12 @@ if [ "$EXTRA" -gt 0 ]; then
 	done
 fi
 
-ip netns exec "$E2E_NS_GW" "$E2E_TS" run -c "$E2E_DIR/config.json" --models "$E2E_ROOT/models" \
-	--log-level debug >"$E2E_DIR/daemon.log" 2>&1 &
-DPID=$!
+start_daemon() { # binary log
+	ip netns exec "$E2E_NS_GW" "$1" run -c "$E2E_DIR/config.json" --models "$E2E_ROOT/models" \
+		--log-level debug >"$2" 2>&1 &
+	DPID=$!
+}
+start_daemon "$E2E_TS" "$E2E_DIR/daemon.log"
 e2e_wait_ike_up e2e-a $((60 + EXTRA)) || e2e_fail "e2e-a not up"
 e2e_wait_ike_up e2e-b $((60 + EXTRA)) || e2e_fail "e2e-b not up"
 i=0
@@ -107,25 +116,35 @@ done
 sleep 3 # the bootstrap's follow-up passes settle
 echo "tunnels declared and up: $((EXTRA + 2))"
 
+run_trials() { # log
+LOG=$1
 : >"$E2E_DIR/trials"
 t=0
 while [ $t -lt "$TRIALS" ]; do
 	t=$((t + 1))
-	lines=$(wc -l <"$E2E_DIR/daemon.log")
+	lines=$(wc -l <"$LOG")
 	t0=$(date +%s%3N)
 	e2e_swanctl a --terminate --force --ike ts-e2e-b >/dev/null 2>&1 || true
 	i=0
-	until tail -n +"$((lines + 1))" "$E2E_DIR/daemon.log" | grep -q 'tunnel=e2e-b: initiate: done'; do
+	until tail -n +"$((lines + 1))" "$LOG" | grep -q 'tunnel=e2e-b: initiate: done'; do
 		i=$((i + 1))
 		[ $i -lt 200 ] || e2e_fail "trial $t: no initiate within 20 s"
 		sleep 0.1
 	done
 	echo "$t0 $lines" >>"$E2E_DIR/trials"
 	e2e_wait_ike_up e2e-b 30 || e2e_fail "trial $t: e2e-b not back"
+	# The next trial starts from an idle loop: the pass has ended (its
+	# full stage lasts ~1 s at 1000 tunnels; an event during it waits).
+	i=0
+	until tail -n +"$((lines + 1))" "$LOG" | grep -q ' pass: .* actions, '; do
+		i=$((i + 1))
+		[ $i -lt 300 ] || e2e_fail "trial $t: the pass did not end within 30 s"
+		sleep 0.1
+	done
 	sleep 0.5
 done
 
-/usr/bin/python3 - "$E2E_DIR/daemon.log" "$E2E_DIR/trials" <<'PY'
+/usr/bin/python3 - "$LOG" "$E2E_DIR/trials" <<'PY'
 import datetime, statistics, sys
 log = open(sys.argv[1]).read().splitlines()
 def ms(line):
@@ -163,3 +182,22 @@ fig("event read -> initiate requested from charon (corrective action started)", 
 fig("IKE SA terminated -> initiate done (corrective action complete)", done)
 fig("the event's whole pass (its tunnels first, then the whole gateway)", whole)
 PY
+}
+
+echo "binary: $E2E_TS"
+run_trials "$E2E_DIR/daemon.log"
+if [ -n "$SECOND" ]; then
+	kill -TERM "$DPID"
+	wait "$DPID" || true
+	DPID=
+	start_daemon "$SECOND" "$E2E_DIR/daemon-2.log"
+	i=0
+	until grep -q ' pass: ' "$E2E_DIR/daemon-2.log"; do
+		i=$((i + 1))
+		[ $i -lt $((600 + 2 * EXTRA)) ] || e2e_fail "$SECOND: no pass"
+		sleep 0.5
+	done
+	sleep 3
+	echo "binary: $SECOND"
+	run_trials "$E2E_DIR/daemon-2.log"
+fi

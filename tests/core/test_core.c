@@ -73,8 +73,8 @@ static void test_sha256_paths_agree(void **state)
 		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
 		buf[i] = (uint8_t)x;
 	}
-	printf("sha256: SHA extensions %s\n", accel ? "present: both paths compared" :
-							 "absent: the portable path only");
+	printf("sha256: SHA extensions %s\n",
+	       accel ? "present: both paths compared" : "absent: the portable path only");
 	for (size_t len = 0; len <= sizeof(buf); len++) {
 		uint8_t d[2][TS_SHA256_DIGEST_LEN];
 
@@ -85,7 +85,8 @@ static void test_sha256_paths_agree(void **state)
 			(void)ts_sha256_accel(path);
 			ts_sha256_init(&ctx);
 			for (size_t off = 0; off < len; off += piece)
-				ts_sha256_update(&ctx, buf + off, len - off < piece ? len - off : piece);
+				ts_sha256_update(&ctx, buf + off,
+						 len - off < piece ? len - off : piece);
 			ts_sha256_final(&ctx, d[path]);
 			if (path == 0) {
 				uint8_t whole[TS_SHA256_DIGEST_LEN];
@@ -107,7 +108,8 @@ static void test_sha256_paths_agree(void **state)
 			ts_sha256(v, strlen(v), d);
 			ts_sha256_hex(d, hex);
 			assert_string_equal(
-				hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+				hex,
+				"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 		}
 	}
 	(void)ts_sha256_accel(1);
@@ -416,9 +418,14 @@ static void test_rfc3339(void **state)
 	 * (and past it, where snprintf itself writes them), before 1970 too. */
 	{
 		static const ts_usec_t edges[] = {
-			0, 1, -1, 999999, 1000000, -62167219200000000, /* 0000-01-01 */
-			253402300799999999,			      /* 9999-12-31T23:59:59.999999 */
-			253402300800000000,			      /* 10000-01-01 */
+			0,
+			1,
+			-1,
+			999999,
+			1000000,
+			-62167219200000000, /* 0000-01-01 */
+			253402300799999999, /* 9999-12-31T23:59:59.999999 */
+			253402300800000000, /* 10000-01-01 */
 		};
 		uint64_t x = 88172645463325252ull;
 
@@ -441,8 +448,8 @@ static void test_rfc3339(void **state)
 				usec += TS_USEC_PER_SEC, sec--;
 			assert_non_null(gmtime_r(&sec, &tm));
 			snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
-				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-				 tm.tm_sec, usec);
+				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+				 tm.tm_min, tm.tm_sec, usec);
 			assert_int_equal(ts_time_format_rfc3339(v, buf, sizeof(buf)), 0);
 			assert_string_equal(buf, want);
 		}

@@ -17,7 +17,8 @@ consecutive sequence numbers lost) and outage_ms (longest_run times the
 interval: how long the flow saw nothing), tail_lost (lost among the last
 second's packets: not 0 means the path was not healed when the flow
 stopped), duplicates, late (echoes older than 2 s: they crossed a stalled
-path). While running, OUT.live holds "SENT HIGHEST_ECHOED_SEQ". Exit 0 after SIGTERM; 1 on bad
+path), send_errors, runs (the 10 longest runs of lost packets, as [seconds
+after the start, packets]). While running, OUT.live holds "SENT HIGHEST_ECHOED_SEQ". Exit 0 after SIGTERM; 1 on bad
 usage or socket errors.
 """
 
@@ -31,12 +32,30 @@ import struct
 import sys
 import time
 
+BUF = 4 << 20  # socket buffers: a guest starved for a while sends a burst
+
+
+def udp_socket():
+    """A UDP socket whose buffers hold the burst of catch-up datagrams a
+    sender sends after its guest was starved of CPU for seconds (else the
+    echo's or the sender's receive buffer overflows: a loss the tunnel did
+    not cause). SO_*BUFFORCE as root, else what net.core.*mem_max allow."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for force, plain in ((getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF),
+                         (getattr(socket, "SO_SNDBUFFORCE", 32), socket.SO_SNDBUF)):
+        try:
+            s.setsockopt(socket.SOL_SOCKET, force, BUF)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, plain, BUF)
+    return s
+
+
 HDR = struct.Struct("!Qd")  # sequence number, send time (monotonic)
 PAD = b"\0" * 36  # 52-byte payload: a small packet, like keep-alive traffic
 
 
 def echo(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = udp_socket()
     s.bind(("0.0.0.0", port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:
@@ -48,7 +67,7 @@ def echo(port):
 
 
 def send(src, dst, port, out, rate, grace):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = udp_socket()
     s.bind((src, 0))
     s.setblocking(False)
     interval = 1.0 / rate
@@ -109,12 +128,16 @@ def send(src, dst, port, out, rate, grace):
         if r:
             drain()
     longest = run = 0
+    runs = []
     for n in range(seq):
         if n in got:
             run = 0
         else:
             run += 1
             longest = max(longest, run)
+            if run == 1:
+                runs.append([n, 0])
+            runs[-1][1] = run
     tail = range(max(0, seq - int(rate)), seq)
     res = {
         "tail_lost": sum(1 for n in tail if n not in got),
@@ -126,6 +149,8 @@ def send(src, dst, port, out, rate, grace):
         "duplicates": dups,
         "late": late,
         "send_errors": send_errors,
+        # The 10 longest runs of lost packets: [seconds after the start, packets].
+        "runs": [[round(n * interval, 2), k] for n, k in sorted(runs, key=lambda r: -r[1])[:10]],
     }
     tmp = out + ".tmp"
     with open(tmp, "w") as f:

@@ -1176,11 +1176,11 @@ static void test_memory_file(void **state)
 		const char *from, *to;
 		bool reseal;
 	} damage[] = {
-		{ "\nsha256=", "\nsha256=0", false },		   /* the checksum */
-		{ "tunnel=3\t", "tunnel=x\t", true },		   /* a count */
+		{ "\nsha256=", "\nsha256=0", false },			/* the checksum */
+		{ "tunnel=3\t", "tunnel=x\t", true },			/* a count */
 		{ "tunnelsync-memory 1", "tunnelsync-memory 9", true }, /* another version */
-		{ "\nstatus=", "\nstatus=1", true },		   /* another status.json */
-		{ "\tt01\n", "\tt01", false },			   /* a line merged into the next */
+		{ "\nstatus=", "\nstatus=1", true },			/* another status.json */
+		{ "\tt01\n", "\tt01", false }, /* a line merged into the next */
 	};
 	const ts_usec_t t = 1796000000123456;
 	ts_usec_t laf = 0, lr = 0;

@@ -33,7 +33,7 @@ char *guest_out_text(const char *cmd)
 static char *state_text(void)
 {
 	return guest_out_text(
-		"ip -d link; ip -d addr; grep -H . /proc/sys/net/ipv4/conf/*/disable_policy");
+		"ip -d link; ip -4 -d addr; grep -H . /proc/sys/net/ipv4/conf/*/disable_policy");
 }
 
 int guest_ensure(const struct ts_iface_spec *sp, unsigned *ret_changes)

@@ -130,11 +130,12 @@ static void test_prune(void **state)
 	assert_int_equal(ts_route_prune(NULL, NULL, 0, NULL), -EINVAL);
 }
 
-/* The whole routing state and the links, as text. */
+/* The IPv4 routing state (every table) and the links, as text. Not IPv6:
+ * the kernel changes it by itself for a while after links come up
+ * (link-local addresses), and the agent has no IPv6 route. */
 static char *state_text(void)
 {
-	return guest_out_text(
-		"ip -d route show table all; ip -6 -d route show table all; ip -d link");
+	return guest_out_text("ip -4 -d route show table all; ip -d link");
 }
 
 static const struct ts_route_seen *seen_find(const struct ts_route_seen *v, size_t n,
