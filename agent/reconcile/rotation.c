@@ -503,34 +503,12 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 	void *ctx = TS_PLANES_CTX(a);
 	const struct ts_tunnel *t = rot->t;
 	struct ts_ike_observed before = { 0 };
-	uint32_t old_id = 0, wait_id = 0, n_sas = 0;
-	bool came_up = false, underway = false;
+	uint32_t old_id = 0;
 	char err[256] = "";
 	int r;
 
-	if (ops->ike_observe(ctx, t, 1, &before) == 0 && before.ike_state != TS_IKE_SA_NONE) {
-		old_id = wait_id = before.ike_unique_id;
-		n_sas = before.n_ike_sas;
-	}
-	/* A rotation from the journal: its earlier reauthentication may have
-	 * come up after that pass stopped waiting (an IKE SA established since
-	 * the rotation began), or still be under way (a second IKE SA beside
-	 * the one in service: an edge slower than confirm-timeout, e.g. 100
-	 * keys at once). Neither gets break-before-make nor another IKE SA: the
-	 * pass waits for it. An SA of the first kind that is not the earlier
-	 * attempt's (charon restarted it between, or an IKE rekey) was
-	 * authenticated with the old key; it keeps working, and both sides hold
-	 * the new key for its next authentication (Cloudflare has had it since
-	 * step remote, charon from the load below). */
-	if (old_id && rot->resumed && rot->e.started_at > 0) {
-		came_up = before.ike_state == TS_IKE_SA_ESTABLISHED &&
-			  ops->now_realtime(ctx) -
-					  (ts_usec_t)before.ike_established_secs * TS_USEC_PER_SEC >
-				  rot->e.started_at;
-		underway = !came_up && n_sas > 1;
-		if (came_up)
-			wait_id = 0;
-	}
+	if (ops->ike_observe(ctx, t, 1, &before) == 0 && before.ike_state != TS_IKE_SA_NONE)
+		old_id = before.ike_unique_id;
 	ts_ike_observed_done(&before);
 
 	r = ops->ike_load(ctx, t, rot->e.new_key, err, sizeof(err));
@@ -548,12 +526,7 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 	 * attempt: a fresh one's entry may be older than confirm-timeout
 	 * already, the bulk call before it having lasted longer (100 keys to
 	 * an edge that takes each one in turn). */
-	if (came_up || underway) {
-		ts_logf(TS_LOG_INFO, "ike", t->name,
-			"the rotation's earlier reauthentication %s: waiting for it, no new request",
-			came_up ? "came up since" : "is still under way (a second IKE SA)");
-	} else if (old_id && ops->ike_reinitiate && rot->resumed &&
-		   ts_agent_reauth_fallback(a, &rot->e)) {
+	if (old_id && ops->ike_reinitiate && rot->resumed && ts_agent_reauth_fallback(a, &rot->e)) {
 		ts_logf(TS_LOG_WARN, "ike", t->name,
 			"the rotation's reauthentication has not come up for %u s (a peer that "
 			"refuses overlapping SAs?): break-before-make this time",
@@ -572,7 +545,7 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 		 * outcome is confirmed by the wait, whatever initiate says. */
 		(void)ops->ike_initiate(ctx, t, NULL, 0);
 	}
-	rot->wait = (struct ts_waiter){ t, wait_id,
+	rot->wait = (struct ts_waiter){ t, old_id,
 					ts_wait_deadline(a, a->desired->agent.confirm_timeout),
 					false, NULL };
 	rot->waiting = true;

@@ -311,9 +311,7 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 		if (it->up) {
 			io->ike_state = TS_IKE_SA_ESTABLISHED;
 			io->ike_unique_id = it->ike_id;
-			io->n_ike_sas = 1 + it->reauth_connecting;
-			io->ike_established_secs =
-				(uint32_t)((f->real - it->up_since) / TS_USEC_PER_SEC);
+			io->n_ike_sas = 1;
 			io->children = calloc(1, sizeof(*io->children));
 			if (!io->children)
 				return -ENOMEM;
@@ -514,17 +512,7 @@ static int exchange(struct fake *f, const struct ts_tunnel *t)
 	}
 	it->up = true;
 	it->ike_id = ++f->next_ike_id;
-	it->up_since = f->real;
 	return 0;
-}
-
-int fake_reauth_complete(struct fake *f, int i)
-{
-	struct ts_tunnel t = { 0 };
-
-	f->ike[i].reauth_connecting = false;
-	snprintf(t.name, sizeof(t.name), "%s", f->d.tunnels[i].name);
-	return exchange(f, &t);
 }
 
 static int f_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
@@ -559,10 +547,6 @@ static int f_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t 
 	/* A second IKE SA refused: the old SAs carry on, no new one. */
 	if (i >= 0 && f->ike[i].refuses_overlap && f->ike[i].up)
 		return -ETIMEDOUT;
-	if (i >= 0 && f->ike[i].reauth_slow && f->ike[i].up) {
-		f->ike[i].reauth_connecting = true; /* charon's answer times out first */
-		return -ETIMEDOUT;
-	}
 	return exchange(f, t);
 }
 

@@ -81,12 +81,6 @@ struct fake_ike_tunnel {
 	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first
 			       * (update-conn) or a re-initiation works */
 	unsigned breaks;      /* update-conn calls with break_first */
-	ts_usec_t up_since;   /* realtime of the IKE SA's establishment */
-	/* A slow edge: a reauthentication's new IKE SA stays connecting beside
-	 * the one in service (list-sas shows two) until the test ends it with
-	 * fake_reauth_complete. */
-	bool reauth_slow;
-	bool reauth_connecting;
 };
 
 enum fake_store_op {
@@ -235,8 +229,5 @@ bool fake_key_safe(struct fake *f, size_t i);
 bool fake_in_agreement(struct fake *f, size_t i);
 /* The journal entry's step, or -1 when there is none (-2: unreadable). */
 int fake_journal_step(struct fake *f, size_t i);
-/* A slow reauthentication (reauth_slow) of tunnel i ends: the new IKE SA up
- * (or not: exchange()'s rules). */
-int fake_reauth_complete(struct fake *f, int i);
 bool fake_journal_key_is_cf(struct fake *f, size_t i);
 uint64_t fake_record_generation(struct fake *f, size_t i);

@@ -1016,54 +1016,6 @@ static void test_reauth_fallback_only_when_resumed(void **state)
 	check_safe(f);
 }
 
-/* An edge slower than confirm-timeout (100 keys at once): the pass stops
- * waiting while the reauthentication's new IKE SA is still connecting. The
- * next pass, resuming the rotation after confirm-timeout, neither breaks
- * the tunnel (break-before-make is for a peer that refuses a second IKE SA:
- * no second SA is seen) nor asks for a third SA; once the new SA is up it
- * is confirmed and committed without another request. */
-static void test_slow_reauth_waited_for(void **state)
-{
-	struct fake *f = *state;
-	const ts_usec_t later = (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC;
-	struct ts_pass_result res;
-
-	bootstrap(f);
-	f->real += later;
-	f->mono += later;
-	f->ike[1].reauth_slow = true;
-	pass(f, "t02", &res);
-	assert_int_equal(res.n_pending, 1);
-	ts_pass_result_done(&res);
-	assert_int_equal(fake_journal_step(f, 1), TS_JOURNAL_REMOTE);
-	assert_int_equal(f->ike[1].reauths, 1);
-	assert_true(f->ike[1].reauth_connecting);
-
-	/* Resumed after confirm-timeout, the second IKE SA still connecting. */
-	f->real += later;
-	f->mono += later;
-	pass(f, NULL, &res);
-	assert_int_equal(res.n_pending, 1);
-	ts_pass_result_done(&res);
-	assert_int_equal(f->ike[1].reinitiates, 0);
-	assert_int_equal(f->ike[1].reauths, 1);
-	assert_true(f->ike[1].up);
-
-	/* It comes up between passes: the next one confirms it. */
-	f->real += later;
-	f->mono += later;
-	assert_int_equal(fake_reauth_complete(f, 1), 0);
-	f->ike[1].reauth_slow = false;
-	f->real += TS_USEC_PER_SEC;
-	f->mono += TS_USEC_PER_SEC;
-	assert_true(fake_settle(f, 3) > 0);
-	assert_int_equal(f->ike[1].reinitiates, 0);
-	assert_int_equal(f->ike[1].reauths, 1);
-	assert_int_equal(fake_journal_step(f, 1), -1);
-	assert_true(fake_in_agreement(f, 1));
-	check_safe(f);
-}
-
 static void test_cloudflare_drift(void **state)
 {
 	struct fake *f = *state;
@@ -1329,7 +1281,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cloudflare_drift, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reauth_fallback_only_when_resumed, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_slow_reauth_waited_for, setup, teardown),
 	};
 
 	ts_log_set_level(TS_LOG_ERROR);
