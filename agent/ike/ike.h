@@ -239,3 +239,11 @@ int ts_ike_reinitiate(struct ts_vici_client *c, const struct ts_tunnel *t, int t
 int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
 		   const char *account_id, const struct ts_ike_monitor *m,
 		   struct ts_ike_observed *ret_obs);
+/* What this thread's last ts_ike_observe() spent on each request (the
+ * daemon's debug lines: which of charon's answers grow with the gateway). */
+struct ts_ike_observe_timing {
+	uint64_t conns_usec, sas_usec, shared_usec;
+	size_t n_keys; /* key ids in get-shared's answer */
+	bool by_name;  /* list-conns and list-sas asked by name */
+};
+const struct ts_ike_observe_timing *ts_ike_observe_last_timing(void);
