@@ -424,7 +424,8 @@ static void log_timing(const struct ts_observation *o, const ts_usec_t *t)
 		o->cf_borrowed ? " (a list read before)" : "", (double)(t[3] - t[2]) / 1000.0,
 		(double)(t[4] - t[3]) / 1000.0, (double)it->conns_usec / 1000.0,
 		(double)it->sas_usec / 1000.0, (double)it->shared_usec / 1000.0, it->n_keys,
-		it->by_name ? ", by name" : "", (double)(t[5] - t[4]) / 1000.0);
+		it->by_name ? (it->keys_known ? ", by name, keys known" : ", by name") : "",
+		(double)(t[5] - t[4]) / 1000.0);
 }
 
 /* Between the planes of a daemon's full observation (not the one after
