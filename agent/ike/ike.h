@@ -239,3 +239,11 @@ int ts_ike_reinitiate(struct ts_vici_client *c, const struct ts_tunnel *t, int t
 int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
 		   const char *account_id, const struct ts_ike_monitor *m,
 		   struct ts_ike_observed *ret_obs);
+
+/* The SAs alone (one list-sas, or one per tunnel for a few): the IKE and
+ * CHILD SA fields of ret_obs, nothing of the connections or keys (no
+ * list-conns, no get-shared, no rendering) and no failure counters. What
+ * a wait for SAs needs: at 10,000 tunnels the connections' dump is the
+ * largest of charon's answers. */
+int ts_ike_observe_sas(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		       struct ts_ike_observed *ret_obs);

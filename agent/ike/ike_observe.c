@@ -702,8 +702,8 @@ static int on_sa(void *userdata, const struct ts_vici_node *event)
 	return 0;
 }
 
-int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
-		   const char *account_id, const struct ts_ike_monitor *m,
+static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		   const char *account_id, const struct ts_ike_monitor *m, bool sas_only,
 		   struct ts_ike_observed *ret_obs)
 {
 	_cleanup_vici_ struct ts_vici_node *shared = NULL;
@@ -738,14 +738,16 @@ int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 		for (size_t i = 0; i < n && r >= 0; i++) {
 			struct observe_ctx one = { &tunnels[i], 1, account_id, &obs[i], 0 };
 
-			r = ts_vici_list_conns(c, obs[i].conn_name, on_conn, &one);
+			if (!sas_only)
+				r = ts_vici_list_conns(c, obs[i].conn_name, on_conn, &one);
 			if (r >= 0)
 				r = ts_vici_list_sas(c, obs[i].conn_name, on_sa, &one);
 			if (r >= 0 && one.error < 0)
 				r = one.error;
 		}
 	} else {
-		r = ts_vici_list_conns(c, NULL, on_conn, &ctx);
+		if (!sas_only)
+			r = ts_vici_list_conns(c, NULL, on_conn, &ctx);
 		if (r >= 0)
 			r = ts_vici_list_sas(c, NULL, on_sa, &ctx);
 		if (r >= 0 && ctx.error < 0)
@@ -753,6 +755,8 @@ int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 	}
 	if (r < 0)
 		goto fail;
+	if (sas_only)
+		goto done;
 	r = ts_vici_get_shared(c, &shared);
 	if (r < 0)
 		goto fail;
@@ -764,6 +768,7 @@ int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 		if (o)
 			o->key_loaded = true;
 	}
+done:
 	memcpy(ret_obs, obs, n * sizeof(*obs));
 	free(obs);
 	return 0;
@@ -772,4 +777,17 @@ fail:
 		ts_ike_observed_done(&obs[i]);
 	free(obs);
 	return r;
+}
+
+int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		   const char *account_id, const struct ts_ike_monitor *m,
+		   struct ts_ike_observed *ret_obs)
+{
+	return observe(c, tunnels, n, account_id, m, false, ret_obs);
+}
+
+int ts_ike_observe_sas(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		       struct ts_ike_observed *ret_obs)
+{
+	return observe(c, tunnels, n, NULL, NULL, true, ret_obs);
 }

@@ -283,6 +283,9 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 {
 	struct fake *f = ctx;
 
+	f->observes++;
+	f->mono += f->observe_delay;
+	f->real += f->observe_delay;
 	/* Drains the events first, as the real planes do. */
 	if (f->event_queued) {
 		f->event_queued = false;
@@ -326,6 +329,23 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 		}
 	}
 	return 0;
+}
+
+/* The SAs alone: what list-conns and get-shared would say is not there. */
+static int f_ike_observe_sas(void *ctx, const struct ts_tunnel *tunnels, size_t n,
+			     struct ts_ike_observed *ret)
+{
+	struct fake *f = ctx;
+	int r = f_ike_observe(ctx, tunnels, n, ret);
+
+	f->observes--;
+	f->sa_observes++;
+	for (size_t k = 0; r == 0 && k < n; k++) {
+		ret[k].conn_loaded = ret[k].conn_equal = ret[k].key_loaded = false;
+		ts_ike_leaves_done(&ret[k].listed);
+		ret[k].failures.auth_failures = 0;
+	}
+	return r;
 }
 
 static int f_ike_names(void *ctx, ts_ike_name_fn fn, void *userdata)
@@ -1080,6 +1100,7 @@ static const struct ts_planes_ops fake_ops = {
 	.cf_psk_generate = f_cf_psk_generate,
 	.cf_budget = f_cf_budget,
 	.ike_observe = f_ike_observe,
+	.ike_observe_sas = f_ike_observe_sas,
 	.ike_names = f_ike_names,
 	.ike_load = f_ike_load,
 	.ike_load_conn = f_ike_load_conn,

@@ -175,6 +175,10 @@ struct fake {
 	/* initiate answers as charon does when its timeout ends before the
 	 * exchange does (the exchange goes on). */
 	bool initiate_slow;
+	/* observations (ike_observe) and SA-only ones (ike_observe_sas, what
+	 * waits use); each lasts observe_delay (both clocks move). */
+	unsigned observes, sa_observes;
+	ts_usec_t observe_delay;
 
 	/* after each fake_pass: /metrics and /readyz as the agent renders them */
 	char *last_metrics;

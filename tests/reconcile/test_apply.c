@@ -606,6 +606,57 @@ static void test_waits_run_together(void **state)
 		assert_true(fake_in_agreement(f, i));
 }
 
+/* Issue 12: a wait's rounds read the SAs alone (no connections' dump, no
+ * keys), and when a round is slow (every SA of 10,000 tunnels) the pause
+ * after it grows with it, so that the waits do not keep charon busy. 20
+ * rotations to unreachable peers, each observation lasting 2 s of the
+ * fake clock: about confirm-timeout / (2 s + 6 s) rounds, not / 2.25 s. */
+static void test_wait_rounds_sas_only(void **state)
+{
+	struct fake *f = *state;
+	const char *names[20];
+	struct ts_pass_result res;
+	unsigned observes, rounds, bound;
+
+	fake_done(f);
+	fake_init(f, 20);
+	bootstrap(f);
+	for (size_t i = 0; i < 20; i++) {
+		f->ike[i].reachable = false;
+		names[i] = f->t[i].name;
+	}
+	f->d.agent.max_rotations_per_pass = 0;
+	f->d.agent.confirm_timeout = 60;
+	f->observe_delay = 2 * TS_USEC_PER_SEC;
+	observes = f->observes;
+	f->sa_observes = 0;
+	assert_int_equal(fake_pass(f, names, 20, &res), 0);
+	assert_int_equal(res.n_failed, 0);
+	ts_pass_result_done(&res);
+	rounds = f->sa_observes;
+	bound = f->d.agent.confirm_timeout / 8 + 2;
+	print_message("20 confirmations, 2 s per observation, confirm-timeout %u s: %u rounds "
+		      "(bound %u; %u other observations in the pass)\n",
+		      f->d.agent.confirm_timeout, rounds, bound, f->observes - observes);
+	assert_true(rounds >= 2);
+	assert_true(rounds <= bound);
+	for (size_t i = 0; i < 20; i++)
+		assert_int_equal(fake_journal_step(f, i), TS_JOURNAL_REMOTE);
+}
+
+static void test_wait_pause(void **state)
+{
+	const ts_usec_t s = TS_USEC_PER_SEC;
+
+	(void)state;
+	assert_int_equal(ts_wait_pause(0), 250);      /* a fast round */
+	assert_int_equal(ts_wait_pause(s / 20), 250); /* 3 x 50 ms */
+	assert_int_equal(ts_wait_pause(s / 5), 600);  /* 3 x 200 ms */
+	assert_int_equal(ts_wait_pause(s), 3000);     /* 3 x 1 s */
+	assert_int_equal(ts_wait_pause(4 * s), 5000); /* at most 5 s */
+	assert_int_equal(ts_wait_pause(100 * s), 5000);
+}
+
 /* --- declared changes (update-conn, update-tunnel) --------------------------- */
 
 static const struct ts_action *find_action(const struct ts_plan *plan, enum ts_action_kind k,
@@ -1402,6 +1453,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rotate_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_file_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waits_run_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_rounds_sas_only, setup, teardown),
+		cmocka_unit_test(test_wait_pause),
 		cmocka_unit_test_setup_teardown(test_update_conn_applied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_without_record, setup, teardown),
