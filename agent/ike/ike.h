@@ -248,3 +248,11 @@ struct ts_ike_observe_timing {
 	bool keys_known; /* no get-shared: the keys as the client knew them */
 };
 const struct ts_ike_observe_timing *ts_ike_observe_last_timing(void);
+
+/* The SAs alone (one list-sas, or one per tunnel for a few): the IKE and
+ * CHILD SA fields of ret_obs, nothing of the connections or keys (no
+ * list-conns, no get-shared, no rendering) and no failure counters. What
+ * a wait for SAs needs: at 10,000 tunnels the connections' dump is the
+ * largest of charon's answers. */
+int ts_ike_observe_sas(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		       struct ts_ike_observed *ret_obs);

@@ -625,6 +625,18 @@ static uint32_t spi_parse(const char *s)
 	return errno || *end || v > UINT32_MAX ? 0 : (uint32_t)v;
 }
 
+/* An IKE SPI as list-sas prints it (16 hex digits): absent or all zeros
+ * (the responder has not chosen one). */
+static bool ike_spi_unset(const char *s)
+{
+	if (!s)
+		return true;
+	for (; *s; s++)
+		if (*s != '0')
+			return false;
+	return true;
+}
+
 static int add_children(struct ts_ike_observed *o, const struct ts_vici_node *sa)
 {
 	const struct ts_vici_node *sas = ts_vici_get_section(sa, "child-sas");
@@ -670,6 +682,13 @@ static int on_sa(void *userdata, const struct ts_vici_node *event)
 		(void)ts_vici_get_u32(sa, "uniqueid", &id);
 		(void)ts_vici_get_u32(sa, "established", &est);
 		o->n_ike_sas++;
+		if ((st == TS_IKE_SA_CREATED || st == TS_IKE_SA_CONNECTING) &&
+		    ts_vici_get_yes(sa, "initiator")) {
+			if (ike_spi_unset(ts_vici_get_str(sa, "responder-spi")))
+				o->n_ike_unanswered++;
+			else
+				o->n_ike_answered++;
+		}
 		/* The best SA wins; among equals the newest (highest id). */
 		if (state_rank(st) > state_rank(o->ike_state) ||
 		    (state_rank(st) == state_rank(o->ike_state) && id > o->ike_unique_id)) {
@@ -691,8 +710,8 @@ const struct ts_ike_observe_timing *ts_ike_observe_last_timing(void)
 	return &last_timing;
 }
 
-int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
-		   const char *account_id, const struct ts_ike_monitor *m,
+static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		   const char *account_id, const struct ts_ike_monitor *m, bool sas_only,
 		   struct ts_ike_observed *ret_obs)
 {
 	_cleanup_vici_ struct ts_vici_node *shared = NULL;
@@ -719,8 +738,11 @@ int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 	}
 	ctx = (struct observe_ctx){ tunnels, n, account_id, obs, 0 };
 	r = 0;
-	memset(&last_timing, 0, sizeof(last_timing));
-	last_timing.by_name = n <= OBSERVE_BY_NAME_MAX;
+	/* The timing is a whole observation's (not a wait's SAs alone). */
+	if (!sas_only) {
+		memset(&last_timing, 0, sizeof(last_timing));
+		last_timing.by_name = n <= OBSERVE_BY_NAME_MAX;
+	}
 	if (n <= OBSERVE_BY_NAME_MAX) {
 		/* A few tunnels (an event's scope): charon's lists filtered by
 		 * name, so that the cost does not grow with the gateway. Each
@@ -730,29 +752,37 @@ int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 			struct observe_ctx one = { &tunnels[i], 1, account_id, &obs[i], 0 };
 			ts_usec_t t0 = ts_now_monotonic(), t1;
 
-			r = ts_vici_list_conns(c, obs[i].conn_name, on_conn, &one);
+			if (!sas_only)
+				r = ts_vici_list_conns(c, obs[i].conn_name, on_conn, &one);
 			t1 = ts_now_monotonic();
-			last_timing.conns_usec += t1 - t0;
 			if (r >= 0)
 				r = ts_vici_list_sas(c, obs[i].conn_name, on_sa, &one);
-			last_timing.sas_usec += ts_now_monotonic() - t1;
+			if (!sas_only) {
+				last_timing.conns_usec += t1 - t0;
+				last_timing.sas_usec += ts_now_monotonic() - t1;
+			}
 			if (r >= 0 && one.error < 0)
 				r = one.error;
 		}
 	} else {
 		ts_usec_t t0 = ts_now_monotonic(), t1;
 
-		r = ts_vici_list_conns(c, NULL, on_conn, &ctx);
+		if (!sas_only)
+			r = ts_vici_list_conns(c, NULL, on_conn, &ctx);
 		t1 = ts_now_monotonic();
-		last_timing.conns_usec = t1 - t0;
 		if (r >= 0)
 			r = ts_vici_list_sas(c, NULL, on_sa, &ctx);
-		last_timing.sas_usec = ts_now_monotonic() - t1;
+		if (!sas_only) {
+			last_timing.conns_usec = t1 - t0;
+			last_timing.sas_usec = ts_now_monotonic() - t1;
+		}
 		if (r >= 0 && ctx.error < 0)
 			r = ctx.error;
 	}
 	if (r < 0)
 		goto fail;
+	if (sas_only)
+		goto done;
 	/* By name, the keys as the client knows them, when it does (its last
 	 * get-shared on this connection, then its own loads and unloads):
 	 * get-shared answers every key's id, however few tunnels are asked
@@ -791,4 +821,17 @@ fail:
 		ts_ike_observed_done(&obs[i]);
 	free(obs);
 	return r;
+}
+
+int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		   const char *account_id, const struct ts_ike_monitor *m,
+		   struct ts_ike_observed *ret_obs)
+{
+	return observe(c, tunnels, n, account_id, m, false, ret_obs);
+}
+
+int ts_ike_observe_sas(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+		       struct ts_ike_observed *ret_obs)
+{
+	return observe(c, tunnels, n, NULL, NULL, true, ret_obs);
 }

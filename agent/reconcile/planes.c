@@ -218,6 +218,17 @@ static int real_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n
 	return ts_ike_observe(p->vici, tunnels, n, p->account, p->monitor, ret);
 }
 
+static int real_ike_observe_sas(void *ctx, const struct ts_tunnel *tunnels, size_t n,
+				struct ts_ike_observed *ret)
+{
+	struct real_planes *p = ctx;
+
+	if (!p->vici)
+		return -ENOTCONN;
+	drain_events(p);
+	return ts_ike_observe_sas(p->vici, tunnels, n, ret);
+}
+
 struct names_walk {
 	ts_ike_name_fn fn;
 	void *userdata;
@@ -841,6 +852,7 @@ static const struct ts_planes_ops real_ops = {
 	.cf_budget = real_cf_budget,
 	.cf_update_tunnel = real_cf_update_tunnel,
 	.ike_observe = real_ike_observe,
+	.ike_observe_sas = real_ike_observe_sas,
 	.ike_names = real_ike_names,
 	.ike_load = real_ike_load,
 	.ike_load_conn = real_ike_load_conn,

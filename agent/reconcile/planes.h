@@ -67,6 +67,9 @@ struct ts_planes_ops {
 	/* Reads pending events first (failure counters), then observes. */
 	int (*ike_observe)(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 			   struct ts_ike_observed *ret_obs);
+	/* The SAs alone (ts_ike_observe_sas), for waits; NULL: ike_observe. */
+	int (*ike_observe_sas)(void *ctx, const struct ts_tunnel *tunnels, size_t n,
+			       struct ts_ike_observed *ret_obs);
 	/* Every connection and shared-key id charon has loaded. */
 	int (*ike_names)(void *ctx, ts_ike_name_fn fn, void *userdata);
 	/* load-shared then load-conn (a rotation's local step). */

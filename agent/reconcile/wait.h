@@ -36,3 +36,9 @@ ts_usec_t ts_wait_deadline(struct ts_agent *a, unsigned seconds);
  * in the kernel. Returns when every waiter is up
  * or past its deadline, or the agent is stopping. */
 void ts_wait_up(struct ts_agent *a, struct ts_waiter *const *waiters, size_t n);
+
+/* The pause in ms after a round that took `took` (us): 250 ms, or three
+ * times the round when that is longer (a dump of every SA at 10,000
+ * tunnels), at most 5 s. A waiter whose deadline falls in a pause loses at
+ * most that much of its confirm-timeout. */
+int ts_wait_pause(ts_usec_t took);

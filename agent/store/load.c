@@ -41,6 +41,27 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Appends one element of size bytes to the array *arr of *n elements; the
+ * array's room doubles whenever *n reaches a power of two (no capacity to
+ * keep: it follows from *n), so a state directory of N files costs
+ * O(log N) reallocations, not N. */
+static int append(void *arr, size_t *n, const void *elem, size_t size)
+{
+	void **base = arr;
+	size_t k = *n;
+
+	if (k == 0 || (k & (k - 1)) == 0) {
+		void *grown = realloc(*base, (k ? 2 * k : 1) * size);
+
+		if (!grown)
+			return -ENOMEM;
+		*base = grown;
+	}
+	memcpy((char *)*base + k * size, elem, size);
+	*n = k + 1;
+	return 0;
+}
+
 /* Reads one tunnel's record or journal entry into st; an unusable file
  * is a problem (0). absent_ok: a file that is not there is no entry (a
  * look-up by name); else it is a problem (it was listed a moment ago). */
@@ -52,31 +73,19 @@ static int load_one(struct ts_store *s, struct ts_store_state *st, bool journal,
 	s->last_error[0] = '\0';
 	if (journal) {
 		struct ts_journal_entry e = { 0 };
-		struct ts_journal_entry *grown;
 
 		r = ts_store_journal_read(s, tunnel, &e);
-		if (r >= 0) {
-			grown = realloc(st->journal, (st->n_journal + 1) * sizeof(*grown));
-			if (!grown) {
-				ts_store_journal_entry_done(&e);
-				return -ENOMEM;
-			}
-			st->journal = grown;
-			st->journal[st->n_journal++] = e;
+		if (r >= 0 && append(&st->journal, &st->n_journal, &e, sizeof(e)) < 0) {
+			ts_store_journal_entry_done(&e);
+			return -ENOMEM;
 		}
 	} else {
 		struct ts_key_record rec = { 0 };
-		struct ts_key_record *grown;
 
 		r = ts_store_record_read(s, tunnel, &rec);
-		if (r >= 0) {
-			grown = realloc(st->records, (st->n_records + 1) * sizeof(*grown));
-			if (!grown) {
-				ts_store_record_done(&rec);
-				return -ENOMEM;
-			}
-			st->records = grown;
-			st->records[st->n_records++] = rec;
+		if (r >= 0 && append(&st->records, &st->n_records, &rec, sizeof(rec)) < 0) {
+			ts_store_record_done(&rec);
+			return -ENOMEM;
 		}
 	}
 	if (r == -ENOMEM)

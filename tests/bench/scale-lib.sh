@@ -73,7 +73,10 @@ scale_sync() {
 	while :; do
 		PASSES=$((PASSES + 1))
 		rc=0
+		t=$(date +%s)
+		echo "pass $PASSES: start $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$3"
 		ip netns exec "$1" "$TS" once -c "$2" --log-level warn >>"$3" 2>&1 || rc=$?
+		echo "pass $PASSES: exit $rc after $(($(date +%s) - t)) s" >>"$3"
 		[ "$rc" -eq 0 ] && return 0
 		if [ "$rc" -ne 2 ] || [ $PASSES -ge "$4" ]; then
 			tail -n 20 "$3" >&2

@@ -131,6 +131,33 @@ static void observe(struct ts_ike_observed *o)
 	assert_int_equal(ts_ike_observe(client, &tunnel, 1, ACCOUNT, monitor, o), 0);
 }
 
+/* The SAs alone (what the waits read): the same SA as a full observation
+ * (o, of `tunnel`), nothing of the connection or the key; for one tunnel
+ * (asked by name) and among five (one dump of every SA). */
+static void observe_sas_same(const struct ts_ike_observed *o)
+{
+	struct ts_tunnel many[5];
+	struct ts_ike_observed so[5];
+
+	for (size_t n = 1; n <= 5; n += 4) {
+		for (size_t i = 0; i < n; i++) {
+			many[i] = tunnel; /* shallow: read only */
+			if (i > 0)
+				snprintf(many[i].name, sizeof(many[i].name), "gw9%zu", i);
+		}
+		assert_int_equal(ts_ike_observe_sas(client, many, n, so), 0);
+		assert_int_equal(so[0].ike_state, o->ike_state);
+		assert_int_equal(so[0].ike_unique_id, o->ike_unique_id);
+		assert_int_equal(so[0].n_children, o->n_children);
+		assert_false(so[0].conn_loaded);
+		assert_false(so[0].key_loaded);
+		for (size_t i = 1; i < n; i++)
+			assert_int_equal(so[i].ike_state, TS_IKE_SA_NONE);
+		for (size_t i = 0; i < n; i++)
+			ts_ike_observed_done(&so[i]);
+	}
+}
+
 static int setup(void **state)
 {
 	assert_int_equal(ts_harness_up(&harness, "tsike"), 0);
@@ -225,6 +252,7 @@ static void test_load_and_establish(void **state)
 	assert_int_equal(o.ike_state, TS_IKE_SA_ESTABLISHED);
 	assert_int_equal(o.ike_unique_id, seen.last_up_id);
 	assert_int_equal(o.failures.auth_failures, 0);
+	observe_sas_same(&o);
 	ts_ike_observed_done(&o);
 
 	if (userspace_esp || kernel_esp) {

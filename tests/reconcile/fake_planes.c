@@ -1,6 +1,7 @@
 /* Fake planes (fake_planes.h). */
 #include "fake_planes.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,6 +290,9 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 {
 	struct fake *f = ctx;
 
+	f->observes++;
+	f->mono += f->observe_delay;
+	f->real += f->observe_delay;
 	/* Drains the events first, as the real planes do. */
 	if (f->event_queued) {
 		f->event_queued = false;
@@ -318,7 +322,11 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 		if (it->up) {
 			io->ike_state = TS_IKE_SA_ESTABLISHED;
 			io->ike_unique_id = it->ike_id;
-			io->n_ike_sas = 1;
+			io->n_ike_sas = 1 + (it->reauth_sa != FAKE_REAUTH_NONE);
+			io->n_ike_unanswered = it->reauth_sa == FAKE_REAUTH_UNANSWERED;
+			io->n_ike_answered = it->reauth_sa == FAKE_REAUTH_ANSWERED;
+			io->ike_established_secs =
+				(uint32_t)((f->real - it->up_since) / TS_USEC_PER_SEC);
 			io->children = calloc(1, sizeof(*io->children));
 			if (!io->children)
 				return -ENOMEM;
@@ -329,6 +337,23 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 	}
 	step(f, "ike_observe", n == 1 ? tunnels[0].name : NULL);
 	return 0;
+}
+
+/* The SAs alone: what list-conns and get-shared would say is not there. */
+static int f_ike_observe_sas(void *ctx, const struct ts_tunnel *tunnels, size_t n,
+			     struct ts_ike_observed *ret)
+{
+	struct fake *f = ctx;
+	int r = f_ike_observe(ctx, tunnels, n, ret);
+
+	f->observes--;
+	f->sa_observes++;
+	for (size_t k = 0; r == 0 && k < n; k++) {
+		ret[k].conn_loaded = ret[k].conn_equal = ret[k].key_loaded = false;
+		ts_ike_leaves_done(&ret[k].listed);
+		ret[k].failures.auth_failures = 0;
+	}
+	return r;
 }
 
 static int f_ike_names(void *ctx, ts_ike_name_fn fn, void *userdata)
@@ -512,6 +537,7 @@ static int exchange(struct fake *f, const struct ts_tunnel *t)
 	it = &f->ike[i];
 	it->up = false;
 	it->ike_id = 0;
+	it->reauth_sa = FAKE_REAUTH_NONE;
 	if (!it->reachable)
 		return -ETIMEDOUT;
 	if (!it->key || !f->cf[i].key || !ts_secret_equal(it->key, f->cf[i].key)) {
@@ -520,7 +546,21 @@ static int exchange(struct fake *f, const struct ts_tunnel *t)
 	}
 	it->up = true;
 	it->ike_id = ++f->next_ike_id;
+	it->up_since = f->real;
 	return 0;
+}
+
+int fake_reauth_complete(struct fake *f, size_t i)
+{
+	assert(f->ike[i].reauth_sa == FAKE_REAUTH_ANSWERED);
+	return exchange(f, &f->t[i]);
+}
+
+void fake_reauth_fail(struct fake *f, size_t i)
+{
+	assert(f->ike[i].reauth_sa == FAKE_REAUTH_ANSWERED);
+	f->ike[i].reauth_sa = FAKE_REAUTH_NONE;
+	f->ike[i].auth_failures++;
 }
 
 static int f_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
@@ -555,9 +595,13 @@ static int f_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t 
 	(void)err_size;
 	if (i >= 0)
 		f->ike[i].reauths++;
-	/* A second IKE SA refused: the old SAs carry on, no new one. */
-	if (i >= 0 && f->ike[i].refuses_overlap && f->ike[i].up)
+	/* A second IKE SA refused (no answer) or slow: the old SAs carry on
+	 * beside the new one, which charon's answer does not wait for. */
+	if (i >= 0 && f->ike[i].up && (f->ike[i].refuses_overlap || f->ike[i].reauth_slow)) {
+		f->ike[i].reauth_sa =
+			f->ike[i].refuses_overlap ? FAKE_REAUTH_UNANSWERED : FAKE_REAUTH_ANSWERED;
 		return -ETIMEDOUT;
+	}
 	return exchange(f, t);
 }
 
@@ -1105,6 +1149,7 @@ static const struct ts_planes_ops fake_ops = {
 	.cf_psk_generate = f_cf_psk_generate,
 	.cf_budget = f_cf_budget,
 	.ike_observe = f_ike_observe,
+	.ike_observe_sas = f_ike_observe_sas,
 	.ike_names = f_ike_names,
 	.ike_load = f_ike_load,
 	.ike_load_conn = f_ike_load_conn,

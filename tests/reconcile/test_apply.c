@@ -606,6 +606,57 @@ static void test_waits_run_together(void **state)
 		assert_true(fake_in_agreement(f, i));
 }
 
+/* Issue 12: a wait's rounds read the SAs alone (no connections' dump, no
+ * keys), and when a round is slow (every SA of 10,000 tunnels) the pause
+ * after it grows with it, so that the waits do not keep charon busy. 20
+ * rotations to unreachable peers, each observation lasting 2 s of the
+ * fake clock: about confirm-timeout / (2 s + 6 s) rounds, not / 2.25 s. */
+static void test_wait_rounds_sas_only(void **state)
+{
+	struct fake *f = *state;
+	const char *names[20];
+	struct ts_pass_result res;
+	unsigned observes, rounds, bound;
+
+	fake_done(f);
+	fake_init(f, 20);
+	bootstrap(f);
+	for (size_t i = 0; i < 20; i++) {
+		f->ike[i].reachable = false;
+		names[i] = f->t[i].name;
+	}
+	f->d.agent.max_rotations_per_pass = 0;
+	f->d.agent.confirm_timeout = 60;
+	f->observe_delay = 2 * TS_USEC_PER_SEC;
+	observes = f->observes;
+	f->sa_observes = 0;
+	assert_int_equal(fake_pass(f, names, 20, &res), 0);
+	assert_int_equal(res.n_failed, 0);
+	ts_pass_result_done(&res);
+	rounds = f->sa_observes;
+	bound = f->d.agent.confirm_timeout / 8 + 2;
+	print_message("20 confirmations, 2 s per observation, confirm-timeout %u s: %u rounds "
+		      "(bound %u; %u other observations in the pass)\n",
+		      f->d.agent.confirm_timeout, rounds, bound, f->observes - observes);
+	assert_true(rounds >= 2);
+	assert_true(rounds <= bound);
+	for (size_t i = 0; i < 20; i++)
+		assert_int_equal(fake_journal_step(f, i), TS_JOURNAL_REMOTE);
+}
+
+static void test_wait_pause(void **state)
+{
+	const ts_usec_t s = TS_USEC_PER_SEC;
+
+	(void)state;
+	assert_int_equal(ts_wait_pause(0), 250);      /* a fast round */
+	assert_int_equal(ts_wait_pause(s / 20), 250); /* 3 x 50 ms */
+	assert_int_equal(ts_wait_pause(s / 5), 600);  /* 3 x 200 ms */
+	assert_int_equal(ts_wait_pause(s), 3000);     /* 3 x 1 s */
+	assert_int_equal(ts_wait_pause(4 * s), 5000); /* at most 5 s */
+	assert_int_equal(ts_wait_pause(100 * s), 5000);
+}
+
 /* --- declared changes (update-conn, update-tunnel) --------------------------- */
 
 static const struct ts_action *find_action(const struct ts_plan *plan, enum ts_action_kind k,
@@ -1007,11 +1058,142 @@ static void test_reauth_fallback_only_when_resumed(void **state)
 	assert_int_equal(fake_journal_step(f, 1), TS_JOURNAL_REMOTE);
 	assert_int_equal(f->ike[1].reauths, 1);
 	assert_int_equal(f->ike[1].reinitiates, 0);
+	/* charon shows the new IKE SA, its IKE_SA_INIT never answered. */
+	assert_int_equal(f->ike[1].reauth_sa, FAKE_REAUTH_UNANSWERED);
 	/* Later, resumed: break-before-make this time. */
 	f->real += (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC;
 	f->mono += (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC;
 	assert_true(fake_settle(f, 3) > 0);
 	assert_int_equal(f->ike[1].reinitiates, 1);
+	assert_true(fake_in_agreement(f, 1));
+	check_safe(f);
+}
+
+static void advance(struct fake *f, unsigned seconds)
+{
+	f->real += (ts_usec_t)seconds * TS_USEC_PER_SEC;
+	f->mono += (ts_usec_t)seconds * TS_USEC_PER_SEC;
+}
+
+/* t02 rotated against a slow peer: the pass stops waiting while the new
+ * IKE SA's IKE_AUTH is under way (the peer answered its IKE_SA_INIT).
+ * Returns the realtime the rotation began at (or just before). */
+static ts_usec_t rotate_slow(struct fake *f)
+{
+	struct ts_pass_result res;
+	ts_usec_t began;
+
+	/* The default: the one-shot passes of the fakes come 60 s apart. */
+	f->d.agent.confirm_timeout = 30;
+	bootstrap(f);
+	f->ike[1].reauth_slow = true;
+	began = f->real;
+	pass(f, "t02", &res);
+	assert_int_equal(res.n_pending, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_journal_step(f, 1), TS_JOURNAL_REMOTE);
+	assert_int_equal(f->ike[1].reauths, 1);
+	assert_int_equal(f->ike[1].reauth_sa, FAKE_REAUTH_ANSWERED);
+	return began;
+}
+
+/* Confirmed with the new key by a later pass, from the one reauth request
+ * of the first: no break-before-make, no other IKE SA asked for. */
+static void slow_confirmed(struct fake *f, unsigned initiates)
+{
+	assert_int_equal(f->ike[1].reauths, 1);
+	assert_int_equal(f->ike[1].reinitiates, 0);
+	assert_int_equal(f->ike[1].initiates, initiates);
+	assert_int_equal(fake_journal_step(f, 1), -1);
+	assert_true(fake_in_agreement(f, 1));
+	check_safe(f);
+}
+
+/* An edge slower than confirm-timeout (100 keys at once on a loaded hub):
+ * resumed after confirm-timeout with IKE_AUTH still under way, the
+ * rotation waits for it (a refusing peer never answers IKE_SA_INIT:
+ * test_reauth_fallback_only_when_resumed); once the SA is up the next pass
+ * confirms and commits it. */
+static void test_slow_reauth_waited_for(void **state)
+{
+	struct fake *f = *state;
+	unsigned initiates;
+	struct ts_pass_result res;
+
+	rotate_slow(f);
+	initiates = f->ike[1].initiates;
+	advance(f, f->d.agent.confirm_timeout + 1);
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_pending, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[1].reauths, 1);
+	assert_int_equal(f->ike[1].reinitiates, 0);
+	assert_true(f->ike[1].up); /* the old SA never broken */
+	assert_int_equal(f->ike[1].reauth_sa, FAKE_REAUTH_ANSWERED);
+	assert_int_equal(fake_journal_step(f, 1), TS_JOURNAL_REMOTE);
+
+	assert_int_equal(fake_reauth_complete(f, 1), 0);
+	advance(f, 1);
+	assert_int_equal(fake_settle(f, 2), 1);
+	slow_confirmed(f, initiates);
+}
+
+/* The same, the new IKE SA up before the next pass: confirmed by that pass,
+ * the SA that came up kept. */
+static void test_slow_reauth_came_up_between(void **state)
+{
+	struct fake *f = *state;
+	unsigned initiates;
+	uint32_t id;
+
+	rotate_slow(f);
+	initiates = f->ike[1].initiates;
+	assert_int_equal(fake_reauth_complete(f, 1), 0);
+	id = f->ike[1].ike_id;
+	advance(f, f->d.agent.confirm_timeout + 1);
+	pass_forced_ok(f, NULL);
+	assert_int_equal(f->ike[1].ike_id, id);
+	slow_confirmed(f, initiates);
+}
+
+/* Under way for ever (the peer answered IKE_SA_INIT, never IKE_AUTH):
+ * waited for up to 10 x confirm-timeout since the rotation began, then
+ * break-before-make. The peer's error answer to IKE_AUTH ends it sooner:
+ * charon drops the new SA, the next pass after confirm-timeout falls back. */
+static void test_slow_reauth_bounded(void **state)
+{
+	struct fake *f = *state;
+	ts_usec_t began = rotate_slow(f), bound;
+	unsigned passes = 0;
+
+	bound = (ts_usec_t)10 * f->d.agent.confirm_timeout * TS_USEC_PER_SEC;
+	while (f->ike[1].reinitiates == 0) {
+		bool late = f->real - began > bound;
+		struct ts_pass_result res;
+
+		assert_true(++passes < 10);
+		pass(f, NULL, &res);
+		ts_pass_result_done(&res);
+		assert_int_equal(f->ike[1].reinitiates, late);
+		assert_int_equal(f->ike[1].reauths, 1);
+	}
+	assert_true(passes > 1);
+	assert_true(fake_settle(f, 2) > 0);
+	assert_true(fake_in_agreement(f, 1));
+	check_safe(f);
+}
+
+static void test_slow_reauth_then_refused(void **state)
+{
+	struct fake *f = *state;
+
+	rotate_slow(f);
+	fake_reauth_fail(f, 1);
+	f->ike[1].reauth_slow = false;
+	advance(f, f->d.agent.confirm_timeout + 1);
+	assert_true(fake_settle(f, 2) > 0);
+	assert_int_equal(f->ike[1].reinitiates, 1);
+	assert_int_equal(f->ike[1].reauths, 1);
 	assert_true(fake_in_agreement(f, 1));
 	check_safe(f);
 }
@@ -1271,6 +1453,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rotate_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_file_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waits_run_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_rounds_sas_only, setup, teardown),
+		cmocka_unit_test(test_wait_pause),
 		cmocka_unit_test_setup_teardown(test_update_conn_applied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_without_record, setup, teardown),
@@ -1281,6 +1465,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cloudflare_drift, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reauth_fallback_only_when_resumed, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reauth_waited_for, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reauth_came_up_between, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reauth_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reauth_then_refused, setup, teardown),
 	};
 
 	ts_log_set_level(TS_LOG_ERROR);
