@@ -624,6 +624,18 @@ static uint32_t spi_parse(const char *s)
 	return errno || *end || v > UINT32_MAX ? 0 : (uint32_t)v;
 }
 
+/* An IKE SPI as list-sas prints it (16 hex digits): absent or all zeros
+ * (the responder has not chosen one). */
+static bool ike_spi_unset(const char *s)
+{
+	if (!s)
+		return true;
+	for (; *s; s++)
+		if (*s != '0')
+			return false;
+	return true;
+}
+
 static int add_children(struct ts_ike_observed *o, const struct ts_vici_node *sa)
 {
 	const struct ts_vici_node *sas = ts_vici_get_section(sa, "child-sas");
@@ -669,6 +681,13 @@ static int on_sa(void *userdata, const struct ts_vici_node *event)
 		(void)ts_vici_get_u32(sa, "uniqueid", &id);
 		(void)ts_vici_get_u32(sa, "established", &est);
 		o->n_ike_sas++;
+		if ((st == TS_IKE_SA_CREATED || st == TS_IKE_SA_CONNECTING) &&
+		    ts_vici_get_yes(sa, "initiator")) {
+			if (ike_spi_unset(ts_vici_get_str(sa, "responder-spi")))
+				o->n_ike_unanswered++;
+			else
+				o->n_ike_answered++;
+		}
 		/* The best SA wins; among equals the newest (highest id). */
 		if (state_rank(st) > state_rank(o->ike_state) ||
 		    (state_rank(st) == state_rank(o->ike_state) && id > o->ike_unique_id)) {

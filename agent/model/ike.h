@@ -134,7 +134,15 @@ struct ts_ike_observed {
 	bool key_loaded;		/* get-shared lists our key id */
 	enum ts_ike_sa_state ike_state; /* best IKE SA of the connection */
 	uint32_t ike_unique_id;
-	uint32_t n_ike_sas;		  /* more than one during a reauth */
+	uint32_t n_ike_sas; /* more than one during a reauth */
+	/* IKE SAs this side initiates that are not up yet (CREATED or
+	 * CONNECTING, initiator=yes), by what the peer did with them: its
+	 * IKE_SA_INIT unanswered (responder SPI still zero: no answer, or
+	 * charon retrying after one), or answered (the peer chose its SPI,
+	 * IKE_AUTH under way). A peer that refuses a second IKE SA leaves the
+	 * first kind; a slow one the second (agent/reconcile/README.md). */
+	uint32_t n_ike_unanswered;
+	uint32_t n_ike_answered;
 	uint32_t ike_established_secs;	  /* age of the best IKE SA */
 	struct ts_ike_child_sa *children; /* owned */
 	size_t n_children;

@@ -172,6 +172,7 @@ e2e_cleanup() {
 	fi
 	ip netns del "$E2E_NS_GW" 2>/dev/null || true
 	ip netns del "$E2E_NS_EDGE" 2>/dev/null || true
+	[ -z "${E2E_CHARON_SNIPPET:-}" ] || rm -f "$E2E_CHARON_SNIPPET"
 	exit "$rc"
 }
 
@@ -410,6 +411,16 @@ $group
   }
 }
 EOF
+}
+
+# e2e_charon_settings LINES: before e2e_up, both charons include
+# contrib/strongswan/tunnelsync.conf and LINES in their charon section (a
+# file that e2e_cleanup removes).
+e2e_charon_settings() {
+	E2E_CHARON_SNIPPET=$(mktemp /tmp/ts-charon.$$.XXXXXX)
+	printf 'include %s/contrib/strongswan/tunnelsync.conf\ncharon {\n%s\n}\n' "$E2E_ROOT" "$1" \
+		>"$E2E_CHARON_SNIPPET"
+	E2E_CHARON_INCLUDE=$E2E_CHARON_SNIPPET
 }
 
 # The whole environment. Sets the EXIT trap first.

@@ -26,21 +26,13 @@ E2E_QUIET=1
 e2e_require
 e2e_require_commands once rotate
 
-conf=$(mktemp /tmp/ts-refuse.XXXXXX)
-cat >"$conf" <<EOF
-include $(cd "$(dirname "$0")/../.." && pwd)/contrib/strongswan/tunnelsync.conf
-charon {
-	ikesa_limit = 2
-}
-EOF
-E2E_CHARON_INCLUDE=$conf
+e2e_charon_settings '	ikesa_limit = 2'
 e2e_up
 FLOW_PIDS=
 fallback_cleanup() {
 	rc=$?
 	set +e
 	for p in $FLOW_PIDS; do kill -TERM "$p" 2>/dev/null; done
-	rm -f "$conf"
 	(exit "$rc")
 	e2e_cleanup
 }

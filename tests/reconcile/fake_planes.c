@@ -1,6 +1,7 @@
 /* Fake planes (fake_planes.h). */
 #include "fake_planes.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,7 +315,11 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 		if (it->up) {
 			io->ike_state = TS_IKE_SA_ESTABLISHED;
 			io->ike_unique_id = it->ike_id;
-			io->n_ike_sas = 1;
+			io->n_ike_sas = 1 + (it->reauth_sa != FAKE_REAUTH_NONE);
+			io->n_ike_unanswered = it->reauth_sa == FAKE_REAUTH_UNANSWERED;
+			io->n_ike_answered = it->reauth_sa == FAKE_REAUTH_ANSWERED;
+			io->ike_established_secs =
+				(uint32_t)((f->real - it->up_since) / TS_USEC_PER_SEC);
 			io->children = calloc(1, sizeof(*io->children));
 			if (!io->children)
 				return -ENOMEM;
@@ -524,6 +529,7 @@ static int exchange(struct fake *f, const struct ts_tunnel *t)
 	it = &f->ike[i];
 	it->up = false;
 	it->ike_id = 0;
+	it->reauth_sa = FAKE_REAUTH_NONE;
 	if (!it->reachable)
 		return -ETIMEDOUT;
 	if (!it->key || !f->cf[i].key || !ts_secret_equal(it->key, f->cf[i].key)) {
@@ -532,7 +538,21 @@ static int exchange(struct fake *f, const struct ts_tunnel *t)
 	}
 	it->up = true;
 	it->ike_id = ++f->next_ike_id;
+	it->up_since = f->real;
 	return 0;
+}
+
+int fake_reauth_complete(struct fake *f, size_t i)
+{
+	assert(f->ike[i].reauth_sa == FAKE_REAUTH_ANSWERED);
+	return exchange(f, &f->t[i]);
+}
+
+void fake_reauth_fail(struct fake *f, size_t i)
+{
+	assert(f->ike[i].reauth_sa == FAKE_REAUTH_ANSWERED);
+	f->ike[i].reauth_sa = FAKE_REAUTH_NONE;
+	f->ike[i].auth_failures++;
 }
 
 static int f_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, size_t err_size)
@@ -564,9 +584,13 @@ static int f_ike_reauth(void *ctx, const struct ts_tunnel *t, char *err, size_t 
 	(void)err_size;
 	if (i >= 0)
 		f->ike[i].reauths++;
-	/* A second IKE SA refused: the old SAs carry on, no new one. */
-	if (i >= 0 && f->ike[i].refuses_overlap && f->ike[i].up)
+	/* A second IKE SA refused (no answer) or slow: the old SAs carry on
+	 * beside the new one, which charon's answer does not wait for. */
+	if (i >= 0 && f->ike[i].up && (f->ike[i].refuses_overlap || f->ike[i].reauth_slow)) {
+		f->ike[i].reauth_sa =
+			f->ike[i].refuses_overlap ? FAKE_REAUTH_UNANSWERED : FAKE_REAUTH_ANSWERED;
 		return -ETIMEDOUT;
+	}
 	return exchange(f, t);
 }
 

@@ -81,6 +81,19 @@ struct fake_ike_tunnel {
 	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first
 			       * (update-conn) or a re-initiation works */
 	unsigned breaks;      /* update-conn calls with break_first */
+	ts_usec_t up_since;   /* realtime of the IKE SA's establishment */
+	/* A make-before-break reauthentication's new IKE SA beside the one
+	 * in service, as charon 5.9.8's list-sas shows it (measured, agent/
+	 * reconcile/README.md): a refusing peer (refuses_overlap) never
+	 * answers its IKE_SA_INIT and charon retries it for ever
+	 * (keyingtries 0); a slow peer (reauth_slow) answers it, and IKE_AUTH
+	 * stays under way until fake_reauth_complete/_fail. */
+	bool reauth_slow;
+	enum fake_reauth_sa {
+		FAKE_REAUTH_NONE,
+		FAKE_REAUTH_UNANSWERED,
+		FAKE_REAUTH_ANSWERED,
+	} reauth_sa;
 };
 
 enum fake_store_op {
@@ -233,5 +246,12 @@ bool fake_key_safe(struct fake *f, size_t i);
 bool fake_in_agreement(struct fake *f, size_t i);
 /* The journal entry's step, or -1 when there is none (-2: unreadable). */
 int fake_journal_step(struct fake *f, size_t i);
+/* The slow peer's IKE_AUTH answer arrives for tunnel i's reauthentication
+ * (reauth_sa answered): the new IKE SA up if the keys agree (exchange()'s
+ * rules), the old one gone (make-before-break). */
+int fake_reauth_complete(struct fake *f, size_t i);
+/* Its answer is an error (AUTHENTICATION_FAILED): charon drops the new IKE
+ * SA, the old one carries on. */
+void fake_reauth_fail(struct fake *f, size_t i);
 bool fake_journal_key_is_cf(struct fake *f, size_t i);
 uint64_t fake_record_generation(struct fake *f, size_t i);

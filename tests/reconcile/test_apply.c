@@ -1058,11 +1058,142 @@ static void test_reauth_fallback_only_when_resumed(void **state)
 	assert_int_equal(fake_journal_step(f, 1), TS_JOURNAL_REMOTE);
 	assert_int_equal(f->ike[1].reauths, 1);
 	assert_int_equal(f->ike[1].reinitiates, 0);
+	/* charon shows the new IKE SA, its IKE_SA_INIT never answered. */
+	assert_int_equal(f->ike[1].reauth_sa, FAKE_REAUTH_UNANSWERED);
 	/* Later, resumed: break-before-make this time. */
 	f->real += (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC;
 	f->mono += (ts_usec_t)(f->d.agent.confirm_timeout + 1) * TS_USEC_PER_SEC;
 	assert_true(fake_settle(f, 3) > 0);
 	assert_int_equal(f->ike[1].reinitiates, 1);
+	assert_true(fake_in_agreement(f, 1));
+	check_safe(f);
+}
+
+static void advance(struct fake *f, unsigned seconds)
+{
+	f->real += (ts_usec_t)seconds * TS_USEC_PER_SEC;
+	f->mono += (ts_usec_t)seconds * TS_USEC_PER_SEC;
+}
+
+/* t02 rotated against a slow peer: the pass stops waiting while the new
+ * IKE SA's IKE_AUTH is under way (the peer answered its IKE_SA_INIT).
+ * Returns the realtime the rotation began at (or just before). */
+static ts_usec_t rotate_slow(struct fake *f)
+{
+	struct ts_pass_result res;
+	ts_usec_t began;
+
+	/* The default: the one-shot passes of the fakes come 60 s apart. */
+	f->d.agent.confirm_timeout = 30;
+	bootstrap(f);
+	f->ike[1].reauth_slow = true;
+	began = f->real;
+	pass(f, "t02", &res);
+	assert_int_equal(res.n_pending, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(fake_journal_step(f, 1), TS_JOURNAL_REMOTE);
+	assert_int_equal(f->ike[1].reauths, 1);
+	assert_int_equal(f->ike[1].reauth_sa, FAKE_REAUTH_ANSWERED);
+	return began;
+}
+
+/* Confirmed with the new key by a later pass, from the one reauth request
+ * of the first: no break-before-make, no other IKE SA asked for. */
+static void slow_confirmed(struct fake *f, unsigned initiates)
+{
+	assert_int_equal(f->ike[1].reauths, 1);
+	assert_int_equal(f->ike[1].reinitiates, 0);
+	assert_int_equal(f->ike[1].initiates, initiates);
+	assert_int_equal(fake_journal_step(f, 1), -1);
+	assert_true(fake_in_agreement(f, 1));
+	check_safe(f);
+}
+
+/* An edge slower than confirm-timeout (100 keys at once on a loaded hub):
+ * resumed after confirm-timeout with IKE_AUTH still under way, the
+ * rotation waits for it (a refusing peer never answers IKE_SA_INIT:
+ * test_reauth_fallback_only_when_resumed); once the SA is up the next pass
+ * confirms and commits it. */
+static void test_slow_reauth_waited_for(void **state)
+{
+	struct fake *f = *state;
+	unsigned initiates;
+	struct ts_pass_result res;
+
+	rotate_slow(f);
+	initiates = f->ike[1].initiates;
+	advance(f, f->d.agent.confirm_timeout + 1);
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_pending, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[1].reauths, 1);
+	assert_int_equal(f->ike[1].reinitiates, 0);
+	assert_true(f->ike[1].up); /* the old SA never broken */
+	assert_int_equal(f->ike[1].reauth_sa, FAKE_REAUTH_ANSWERED);
+	assert_int_equal(fake_journal_step(f, 1), TS_JOURNAL_REMOTE);
+
+	assert_int_equal(fake_reauth_complete(f, 1), 0);
+	advance(f, 1);
+	assert_int_equal(fake_settle(f, 2), 1);
+	slow_confirmed(f, initiates);
+}
+
+/* The same, the new IKE SA up before the next pass: confirmed by that pass,
+ * the SA that came up kept. */
+static void test_slow_reauth_came_up_between(void **state)
+{
+	struct fake *f = *state;
+	unsigned initiates;
+	uint32_t id;
+
+	rotate_slow(f);
+	initiates = f->ike[1].initiates;
+	assert_int_equal(fake_reauth_complete(f, 1), 0);
+	id = f->ike[1].ike_id;
+	advance(f, f->d.agent.confirm_timeout + 1);
+	pass_forced_ok(f, NULL);
+	assert_int_equal(f->ike[1].ike_id, id);
+	slow_confirmed(f, initiates);
+}
+
+/* Under way for ever (the peer answered IKE_SA_INIT, never IKE_AUTH):
+ * waited for up to 10 x confirm-timeout since the rotation began, then
+ * break-before-make. The peer's error answer to IKE_AUTH ends it sooner:
+ * charon drops the new SA, the next pass after confirm-timeout falls back. */
+static void test_slow_reauth_bounded(void **state)
+{
+	struct fake *f = *state;
+	ts_usec_t began = rotate_slow(f), bound;
+	unsigned passes = 0;
+
+	bound = (ts_usec_t)10 * f->d.agent.confirm_timeout * TS_USEC_PER_SEC;
+	while (f->ike[1].reinitiates == 0) {
+		bool late = f->real - began > bound;
+		struct ts_pass_result res;
+
+		assert_true(++passes < 10);
+		pass(f, NULL, &res);
+		ts_pass_result_done(&res);
+		assert_int_equal(f->ike[1].reinitiates, late);
+		assert_int_equal(f->ike[1].reauths, 1);
+	}
+	assert_true(passes > 1);
+	assert_true(fake_settle(f, 2) > 0);
+	assert_true(fake_in_agreement(f, 1));
+	check_safe(f);
+}
+
+static void test_slow_reauth_then_refused(void **state)
+{
+	struct fake *f = *state;
+
+	rotate_slow(f);
+	fake_reauth_fail(f, 1);
+	f->ike[1].reauth_slow = false;
+	advance(f, f->d.agent.confirm_timeout + 1);
+	assert_true(fake_settle(f, 2) > 0);
+	assert_int_equal(f->ike[1].reinitiates, 1);
+	assert_int_equal(f->ike[1].reauths, 1);
 	assert_true(fake_in_agreement(f, 1));
 	check_safe(f);
 }
@@ -1334,6 +1465,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cloudflare_drift, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reauth_fallback_only_when_resumed, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reauth_waited_for, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reauth_came_up_between, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reauth_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reauth_then_refused, setup, teardown),
 	};
 
 	ts_log_set_level(TS_LOG_ERROR);
