@@ -247,3 +247,13 @@ int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
  * largest of charon's answers. */
 int ts_ike_observe_sas(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
 		       struct ts_ike_observed *ret_obs);
+
+/* What this thread's last ts_ike_observe() spent on each request (the
+ * daemon's debug lines: which of charon's answers grow with the gateway). */
+struct ts_ike_observe_timing {
+	uint64_t conns_usec, sas_usec, shared_usec;
+	size_t n_keys;	 /* key ids in get-shared's answer */
+	bool by_name;	 /* list-conns and list-sas asked by name */
+	bool keys_known; /* no get-shared: the keys as the client knew them */
+};
+const struct ts_ike_observe_timing *ts_ike_observe_last_timing(void);

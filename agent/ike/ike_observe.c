@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/secret.h"
+#include "core/timeutil.h"
 #include "core/util.h"
 #include "ike/ike.h"
 
@@ -702,6 +703,13 @@ static int on_sa(void *userdata, const struct ts_vici_node *event)
 	return 0;
 }
 
+static _Thread_local struct ts_ike_observe_timing last_timing;
+
+const struct ts_ike_observe_timing *ts_ike_observe_last_timing(void)
+{
+	return &last_timing;
+}
+
 static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
 		   const char *account_id, const struct ts_ike_monitor *m, bool sas_only,
 		   struct ts_ike_observed *ret_obs)
@@ -730,6 +738,8 @@ static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 	}
 	ctx = (struct observe_ctx){ tunnels, n, account_id, obs, 0 };
 	r = 0;
+	memset(&last_timing, 0, sizeof(last_timing));
+	last_timing.by_name = n <= OBSERVE_BY_NAME_MAX;
 	if (n <= OBSERVE_BY_NAME_MAX) {
 		/* A few tunnels (an event's scope): charon's lists filtered by
 		 * name, so that the cost does not grow with the gateway. Each
@@ -737,19 +747,28 @@ static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 		 * filter counts nothing twice. */
 		for (size_t i = 0; i < n && r >= 0; i++) {
 			struct observe_ctx one = { &tunnels[i], 1, account_id, &obs[i], 0 };
+			ts_usec_t t0 = ts_now_monotonic(), t1;
 
 			if (!sas_only)
 				r = ts_vici_list_conns(c, obs[i].conn_name, on_conn, &one);
+			t1 = ts_now_monotonic();
+			last_timing.conns_usec += t1 - t0;
 			if (r >= 0)
 				r = ts_vici_list_sas(c, obs[i].conn_name, on_sa, &one);
+			last_timing.sas_usec += ts_now_monotonic() - t1;
 			if (r >= 0 && one.error < 0)
 				r = one.error;
 		}
 	} else {
+		ts_usec_t t0 = ts_now_monotonic(), t1;
+
 		if (!sas_only)
 			r = ts_vici_list_conns(c, NULL, on_conn, &ctx);
+		t1 = ts_now_monotonic();
+		last_timing.conns_usec = t1 - t0;
 		if (r >= 0)
 			r = ts_vici_list_sas(c, NULL, on_sa, &ctx);
+		last_timing.sas_usec = ts_now_monotonic() - t1;
 		if (r >= 0 && ctx.error < 0)
 			r = ctx.error;
 	}
@@ -757,10 +776,28 @@ static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 		goto fail;
 	if (sas_only)
 		goto done;
-	r = ts_vici_get_shared(c, &shared);
+	/* By name, the keys as the client knows them, when it does (its last
+	 * get-shared on this connection, then its own loads and unloads):
+	 * get-shared answers every key's id, however few tunnels are asked
+	 * about. Blind to keys others loaded or unloaded since: the next
+	 * whole observation (a scoped pass's full stage, milliseconds later)
+	 * asks get-shared and sees them (agent/daemon/README.md). */
+	if (n <= OBSERVE_BY_NAME_MAX && ts_vici_known_shared(c, obs[0].conn_name) >= 0) {
+		for (size_t i = 0; i < n; i++)
+			obs[i].key_loaded = ts_vici_known_shared(c, obs[i].conn_name) > 0;
+		last_timing.keys_known = true;
+		goto done;
+	}
+	{
+		ts_usec_t t0 = ts_now_monotonic();
+
+		r = ts_vici_get_shared(c, &shared);
+		last_timing.shared_usec = ts_now_monotonic() - t0;
+	}
 	if (r < 0)
 		goto fail;
 	keys = ts_vici_get_list(shared, "keys");
+	last_timing.n_keys = keys ? keys->n_children : 0;
 	for (size_t k = 0; keys && k < keys->n_children; k++) {
 		struct ts_ike_observed *o =
 			obs_find(&ctx, ts_vici_node_str(keys->children[k]) ?: "");

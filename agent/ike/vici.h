@@ -199,6 +199,13 @@ int ts_vici_load_shared(struct ts_vici_client *c, const struct ts_vici_node *msg
 int ts_vici_unload_shared(struct ts_vici_client *c, const char *id, char *err, size_t err_size);
 /* The response's "keys" list: ids of the shared keys loaded over VICI. */
 int ts_vici_get_shared(struct ts_vici_client *c, struct ts_vici_node **ret_response);
+/* Whether charon holds a shared key with this id, as this client knows it
+ * without asking: its last get-shared's answer on this connection, then
+ * its own load-shared and unload-shared since. 1 yes, 0 no, -ENOENT not
+ * known (no get-shared on this connection, or a load or unload whose
+ * outcome is unknown). Blind to what others did meanwhile (swanctl
+ * --load-creds, another VICI client): only get-shared sees that. */
+int ts_vici_known_shared(const struct ts_vici_client *c, const char *id);
 /* cb gets each list-conn event (a root holding one section per connection). */
 int ts_vici_list_conns(struct ts_vici_client *c, const char *ike, ts_vici_stream_fn cb,
 		       void *userdata);

@@ -35,6 +35,14 @@ struct ts_vici_client {
 	int timeout_ms;
 	unsigned generation;
 	bool reconnected;
+	/* The shared keys' ids charon holds as this client knows them
+	 * (ts_vici_known_shared): its last get-shared's answer, then its own
+	 * load-shared and unload-shared; keys_generation: the connection
+	 * they were learnt on (another one: unknown). */
+	char **keys;
+	size_t n_keys;
+	bool keys_known;
+	unsigned keys_generation;
 };
 
 static int sock_open(const char *path, int *ret_fd)
@@ -204,10 +212,54 @@ static void client_disconnect(struct ts_vici_client *c)
 	c->fd = -1;
 }
 
+static void keys_forget(struct ts_vici_client *c)
+{
+	for (size_t i = 0; i < c->n_keys; i++)
+		free(c->keys[i]);
+	free(c->keys);
+	c->keys = NULL;
+	c->n_keys = 0;
+	c->keys_known = false;
+}
+
+static ssize_t keys_find(const struct ts_vici_client *c, const char *id)
+{
+	for (size_t i = 0; i < c->n_keys; i++)
+		if (strcmp(c->keys[i], id) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Adds id (present: once); out of memory: nothing is known any more. */
+static void keys_add(struct ts_vici_client *c, const char *id)
+{
+	char **k;
+
+	if (keys_find(c, id) >= 0)
+		return;
+	k = reallocarray(c->keys, c->n_keys + 1, sizeof(*k));
+	if (!k || !(k[c->n_keys] = strdup(id))) {
+		if (k)
+			c->keys = k;
+		keys_forget(c);
+		return;
+	}
+	c->keys = k;
+	c->n_keys++;
+}
+
+int ts_vici_known_shared(const struct ts_vici_client *c, const char *id)
+{
+	if (!c || !c->keys_known || c->keys_generation != c->generation || c->fd < 0)
+		return -ENOENT;
+	return keys_find(c, id) >= 0;
+}
+
 void ts_vici_client_free(struct ts_vici_client *c)
 {
 	if (!c)
 		return;
+	keys_forget(c);
 	client_disconnect(c);
 	free(c->path);
 	free(c);
@@ -447,19 +499,49 @@ int ts_vici_unload_conn(struct ts_vici_client *c, const char *name, char *err, s
 int ts_vici_load_shared(struct ts_vici_client *c, const struct ts_vici_node *msg, char *err,
 			size_t err_size)
 {
+	const char *id = ts_vici_get_str(msg, "id");
+	int r;
+
 	if (!ts_vici_get(msg, "data"))
 		return -EINVAL;
-	return call_simple(c, "load-shared", msg, 0, err, err_size);
+	r = call_simple(c, "load-shared", msg, 0, err, err_size);
+	/* Loaded: charon holds it under id. Failed, or no id: unknown. */
+	if (r >= 0 && id && c->keys_known && c->keys_generation == c->generation)
+		keys_add(c, id);
+	else
+		keys_forget(c);
+	return r;
 }
 
 int ts_vici_unload_shared(struct ts_vici_client *c, const char *id, char *err, size_t err_size)
 {
-	return call_with_kv(c, "unload-shared", "id", id, 0, err, err_size);
+	int r = call_with_kv(c, "unload-shared", "id", id, 0, err, err_size);
+	ssize_t i = r >= 0 && id ? keys_find(c, id) : -1;
+
+	if (i >= 0) {
+		free(c->keys[i]);
+		c->keys[i] = c->keys[--c->n_keys];
+	} else if (r < 0) {
+		keys_forget(c); /* did charon unload it? unknown */
+	}
+	return r;
 }
 
 int ts_vici_get_shared(struct ts_vici_client *c, struct ts_vici_node **ret_response)
 {
-	return ts_vici_call(c, "get-shared", NULL, NULL, NULL, NULL, 0, ret_response);
+	const struct ts_vici_node *keys;
+	int r = ts_vici_call(c, "get-shared", NULL, NULL, NULL, NULL, 0, ret_response);
+
+	keys_forget(c);
+	if (r < 0)
+		return r;
+	keys = ts_vici_get_list(*ret_response, "keys");
+	c->keys_known = true;
+	c->keys_generation = c->generation;
+	for (size_t k = 0; keys && k < keys->n_children && c->keys_known; k++)
+		if (ts_vici_node_str(keys->children[k]))
+			keys_add(c, ts_vici_node_str(keys->children[k]));
+	return r;
 }
 
 static int list_call(struct ts_vici_client *c, const char *cmd, const char *event, const char *ike,

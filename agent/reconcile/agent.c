@@ -3,8 +3,10 @@
 #include "reconcile/agent_internal.h"
 
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 
@@ -104,9 +106,10 @@ void ts_pass_result_done(struct ts_pass_result *r)
 
 /* Observes and hands the observation to memory; counts a failed list. */
 static int observe(struct ts_agent *a, const bool *scope, struct ts_observation *o,
-		   struct ts_observation *reuse_cf, const struct ts_cf_tunnel_list *cf_last)
+		   struct ts_observation *reuse_cf, const struct ts_cf_tunnel_list *cf_last,
+		   ts_usec_t cf_last_at)
 {
-	int r = scope ? ts_agent_observe_scoped(a, scope, o, cf_last)
+	int r = scope ? ts_agent_observe_scoped(a, scope, o, cf_last, cf_last_at)
 		      : ts_agent_observe(a, o, reuse_cf);
 
 	if (r < 0)
@@ -331,6 +334,48 @@ static void keep_cf_list(struct ts_agent *a, struct ts_observation *src, const s
 	src->cf_ok = false;
 }
 
+/* The list a scoped stage may plan with instead of asking Cloudflare
+ * (README "Scoped passes" argues why its decisions stay the full plan's
+ * over the same observation): the last pass's, when it wrote nothing to
+ * Cloudflare after reading it, at most resync-interval old. */
+static const struct ts_cf_tunnel_list *usable_cf_last(const struct ts_agent *a)
+{
+	ts_usec_t now = TS_PLANES(a)->now_monotonic(TS_PLANES_CTX(a));
+	ts_usec_t max_age = (ts_usec_t)a->desired->agent.resync_interval * TS_USEC_PER_SEC;
+
+	if (!a->cf_last_ok || now < a->cf_last_at || now - a->cf_last_at > max_age)
+		return NULL;
+	return &a->cf_last;
+}
+
+static void yield_begin(struct ts_agent *a, struct ts_observation *full)
+{
+	struct ts_agent_yield *y = &a->yield;
+	size_t n = a->desired->n_tunnels ? a->desired->n_tunnels : 1;
+
+	memset(y, 0, sizeof(*y));
+	if (!a->options.watch || a->options.readonly || a->options.dry_run ||
+	    a->desired->agent.suspend)
+		return;
+	y->acted = calloc(n, sizeof(*y->acted));
+	y->superseded = calloc(n, sizeof(*y->superseded));
+	if (!y->acted || !y->superseded) {
+		free(y->acted);
+		free(y->superseded);
+		memset(y, 0, sizeof(*y));
+		return; /* no yield: the events wait for the pass's end */
+	}
+	y->full = full;
+	y->active = true;
+}
+
+static void yield_end(struct ts_agent *a)
+{
+	free(a->yield.acted);
+	free(a->yield.superseded);
+	memset(&a->yield, 0, sizeof(a->yield));
+}
+
 /* take_first: a scoped stage changed something just before; the events
  * read so far are taken before this observation, which is then the state
  * that stage left. */
@@ -346,12 +391,18 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 	ts_usec_t started = ops->now_monotonic(ctx);
 	const char **all_forced;
 	size_t n_all = 0;
-	bool kept = false, o_has_list = true;
+	bool kept = false, o_has_list = true, deferred = false;
 	int r, seen = take_first && a->options.watch ? take_events(a) : 0;
 
 	ts_agent_check_mbb(a);
-	r = observe(a, NULL, &o, reuse_cf, NULL);
+	yield_begin(a, &o);
+	r = observe(a, NULL, &o, reuse_cf, NULL, 0);
+	if (r >= 0) { /* a last look before the plan: the events of the observation */
+		a->yield.observed = true;
+		ts_agent_yield(a, "observation: after the kernel");
+	}
 	if (r < 0) {
+		yield_end(a);
 		ts_observation_done(&o);
 		return r;
 	}
@@ -360,6 +411,7 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 	update_next_due(a, &o);
 	all_forced = forced_names(&o, forced, n_forced, &n_all);
 	if (!all_forced) {
+		yield_end(a);
 		ts_observation_done(&o);
 		return -ENOMEM;
 	}
@@ -377,6 +429,7 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 	if (r >= 0)
 		r = ts_agent_plan_traffic(a, &o, result.plan);
 	if (r < 0) {
+		yield_end(a);
 		ts_plan_free(result.plan);
 		ts_observation_done(&o);
 		return r;
@@ -390,10 +443,20 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 			ts_memory_fold(a, result.plan, &result);
 			settle_requests(a, &o, &result);
 		}
-		/* What a scoped stage left, when this plan has nothing for it. */
-		result.settled =
-			take_first && a->options.watch && !ts_plan_has_changes(result.plan);
-		result.events_unsettled = seen > 0 && !result.settled;
+		/* The nested scopes' actions are this pass's too. */
+		deferred = a->yield.deferred;
+		result.n_yielded = a->yield.n_scopes;
+		result.n_applied += a->yield.n_applied;
+		result.n_pending += a->yield.n_pending;
+		result.n_failed += a->yield.n_failed;
+		yield_end(a);
+		/* What a scoped stage left, when this plan has nothing for it
+		 * (and nested scopes did nothing since). */
+		result.settled = take_first && a->options.watch &&
+				 !ts_plan_has_changes(result.plan) && !result.n_yielded;
+		/* Events a nested scope could not take ask for a pass (the
+		 * observation below, if any, may settle them). */
+		result.events_unsettled = (seen > 0 && !result.settled) || deferred;
 		if (!a->options.dry_run && result.n_applied > 0) {
 			/* Record the state the pass left, not the one it found. */
 			struct ts_observation after;
@@ -401,7 +464,7 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 
 			o_has_list = false; /* after takes it */
 
-			if (observe(a, NULL, &after, &o, NULL) == 0) {
+			if (observe(a, NULL, &after, &o, NULL, 0) == 0) {
 				ts_agent_traffic_follow_up(a, &after);
 				(void)ts_agent_status_write(a, &after, &result);
 				result.settled = a->options.watch && settle_after(a, &after);
@@ -410,8 +473,12 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 			}
 			/* Events taken that the state left does not settle:
 			 * they still ask for a pass (the loop cannot read them
-			 * any more). */
-			result.events_unsettled = (seen > 0 || seen_after > 0) && !result.settled;
+			 * any more). Without that observation, deferred ones
+			 * do anyway. */
+			result.events_unsettled =
+				(seen > 0 || seen_after > 0 || deferred) && !result.settled;
+			if (!kept && deferred)
+				result.events_unsettled = true;
 			ts_observation_done(&after);
 		} else if (!a->options.dry_run) {
 			(void)ts_agent_status_write(a, &o, &result);
@@ -421,6 +488,7 @@ static int pass_full(struct ts_agent *a, const char *const *forced, size_t n_for
 		    * once --dry-run write nothing whatever they planned */
 		keep_cf_list(a, o_has_list ? &o : NULL,
 			     a->options.readonly || a->options.dry_run ? NULL : result.plan);
+	yield_end(a); /* readonly: still set up? never (yield_begin) */
 	ts_observation_done(&o);
 	a->passes++;
 	a->last_pass = ops->now_realtime(ctx);
@@ -490,22 +558,10 @@ static bool plan_needs_full(const struct ts_plan *plan)
 	return false;
 }
 
-/* The list a scoped stage may plan with instead of asking Cloudflare
- * (README "Scoped passes" argues why its decisions stay the full plan's
- * over the same observation): the last pass's, when it wrote nothing to
- * Cloudflare after reading it, at most resync-interval old. */
-static const struct ts_cf_tunnel_list *usable_cf_last(const struct ts_agent *a)
-{
-	ts_usec_t now = TS_PLANES(a)->now_monotonic(TS_PLANES_CTX(a));
-	ts_usec_t max_age = (ts_usec_t)a->desired->agent.resync_interval * TS_USEC_PER_SEC;
-
-	if (!a->cf_last_ok || now < a->cf_last_at || now - a->cf_last_at > max_age)
-		return NULL;
-	return &a->cf_last;
-}
-
-int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observation *o,
-			 struct ts_plan **ret_plan)
+/* ts_agent_plan_scoped with that list (NULL: a new one). */
+static int plan_scoped_with(struct ts_agent *a, const bool *scope, struct ts_observation *o,
+			    const struct ts_cf_tunnel_list *cf, ts_usec_t cf_at,
+			    struct ts_plan **ret_plan)
 {
 	const struct ts_planes_ops *ops = TS_PLANES(a);
 	void *ctx = TS_PLANES_CTX(a);
@@ -517,7 +573,7 @@ int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observ
 	int r;
 
 	*ret_plan = NULL;
-	r = observe(a, scope, o, NULL, usable_cf_last(a));
+	r = observe(a, scope, o, NULL, cf, cf_at);
 	if (r < 0)
 		return r;
 	/* Requested rotations are the full plan's (they are rotations). */
@@ -547,6 +603,159 @@ int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observ
 	}
 	*ret_plan = plan;
 	return 1;
+}
+
+int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observation *o,
+			 struct ts_plan **ret_plan)
+{
+	return plan_scoped_with(a, scope, o, usable_cf_last(a), a->cf_last_at, ret_plan);
+}
+
+static ssize_t tunnel_index(const struct ts_agent *a, const char *tunnel)
+{
+	const struct ts_tunnel *t =
+		tunnel && tunnel[0] ? ts_desired_find(a->desired, tunnel) : NULL;
+
+	return t ? t - a->desired->tunnels : -1;
+}
+
+bool ts_agent_superseded(const struct ts_agent *a, const char *tunnel)
+{
+	ssize_t i;
+
+	if (!a->yield.active || a->yield.running)
+		return false;
+	i = tunnel_index(a, tunnel);
+	return i >= 0 && a->yield.superseded[i];
+}
+
+void ts_agent_acted(struct ts_agent *a, const char *tunnel, bool writes_cloudflare)
+{
+	ssize_t i;
+
+	if (!a->yield.active || a->yield.running)
+		return;
+	if (writes_cloudflare)
+		a->yield.cf_written = true;
+	i = tunnel_index(a, tunnel);
+	if (i >= 0)
+		a->yield.acted[i] = true;
+}
+
+/* The list a nested scope plans with: the full pass's own, once read
+ * and while the pass has written nothing to Cloudflare (then it is
+ * Cloudflare as it stands). Not the kept one of the last pass: the full
+ * pass plans from its newer list, and a nested plan from an older one must
+ * not replace that plan for its tunnels (a key regenerated on Cloudflare
+ * would be initiated with again instead of rotated). */
+static const struct ts_cf_tunnel_list *yield_list(const struct ts_agent *a, ts_usec_t *ret_at)
+{
+	const struct ts_agent_yield *y = &a->yield;
+
+	if (y->cf_written || !y->full || !y->full->cf_ok)
+		return NULL;
+	*ret_at = y->full->cf_read_at;
+	return &y->full->cf_list;
+}
+
+void ts_agent_yield(struct ts_agent *a, const char *where)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	struct ts_agent_yield *y = &a->yield;
+	struct ts_observation o = { 0 };
+	struct ts_pass_result res = { 0 };
+	const struct ts_cf_tunnel_list *cf;
+	struct ts_plan *plan = NULL;
+	const char *why = NULL;
+	char **names = NULL;
+	size_t n = 0, k = 0, k2 = 0;
+	ts_usec_t cf_at = 0;
+	bool *scope = NULL;
+	int r;
+
+	if (!y->active || y->running || ts_cancel_requested())
+		return;
+	if (ops->process_events(ctx) <= 0)
+		return;
+	if (!ops->event_scope || ops->event_scope(ctx, &names, &n) <= 0 || n == 0) {
+		y->deferred = true; /* named no tunnel: a full pass follows */
+		ts_agent_names_free(names, n);
+		return;
+	}
+	/* A name whose tunnel or group this pass acts on already (its own
+	 * actions' events, mostly) is left to the pass's end, which observes
+	 * them again; the others are taken now. */
+	for (size_t j = 0; j < n; j++) {
+		bool *one =
+			ts_agent_scope_expand(a->desired, (const char *const *)&names[j], 1, &k);
+
+		for (size_t i = 0; one && i < a->desired->n_tunnels; i++)
+			if (one[i] && y->acted[i]) {
+				y->deferred = true;
+				free(names[j]);
+				names[j] = NULL;
+				break;
+			}
+		free(one);
+	}
+	for (size_t j = 0, m = n; j < m; j++)
+		if (names[j])
+			names[k2++] = names[j];
+	if (k2 < n)
+		ts_logf(TS_LOG_DEBUG, NULL, NULL,
+			"%s: events for %zu tunnels left to the pass's end (it acts on them)",
+			where, n - k2);
+	n = k2;
+	scope = n ? ts_agent_scope_expand(a->desired, (const char *const *)names, n, &k) : NULL;
+	ts_agent_names_free(names, n);
+	cf = yield_list(a, &cf_at);
+	if (!scope || k == 0) {
+		free(scope);
+		return; /* none declared, or all left (no memory: the pass's end reads them) */
+	}
+	if (!cf)
+		why = "no Cloudflare list of this pass, or it wrote to Cloudflare since";
+	if (why) {
+		/* The pass's end observes them again (and its own actions'
+		 * events are usually these). */
+		ts_logf(TS_LOG_DEBUG, NULL, NULL,
+			"%s: events for %zu tunnels left to the pass's end (%s)", where, k, why);
+		y->deferred = true;
+		free(scope);
+		return;
+	}
+	y->running = true;
+	r = plan_scoped_with(a, scope, &o, cf, cf_at, &plan);
+	if (r > 0) {
+		ts_logf(TS_LOG_DEBUG, NULL, NULL,
+			"%s: events: scoped stage, %zu of %zu tunnels, %zu actions", where, k,
+			a->desired->n_tunnels, plan->n_actions);
+		ts_agent_want_log(a, ts_agent_log_needed(&o, plan));
+		r = ts_agent_apply(a, &o, plan, &res);
+		if (r < 0)
+			ts_logf(TS_LOG_ERROR, NULL, NULL, "apply stopped: %s", strerror(-r));
+		ts_memory_fold(a, plan, &res);
+		/* The full plan, from an older observation, keeps off them;
+		 * before that observation is complete it reads them after
+		 * this, and decides from a newer view. */
+		for (size_t i = 0; y->observed && i < a->desired->n_tunnels; i++)
+			y->superseded[i] |= scope[i];
+		y->n_scopes++;
+		y->n_applied += res.n_applied;
+		y->n_pending += res.n_pending;
+		y->n_failed += res.n_failed;
+		res.plan = plan;
+		ts_pass_result_done(&res);
+	} else {
+		ts_logf(TS_LOG_DEBUG, NULL, NULL,
+			"%s: events for %zu tunnels left to the pass's end (%s)", where, k,
+			r < 0 ? strerror(-r) : "their plan needs the whole gateway");
+		y->deferred = true;
+	}
+	ts_observation_done(&o);
+	y->running = false;
+	free(scope);
 }
 
 int ts_agent_pass_scoped(struct ts_agent *a, const char *const *names, size_t n,

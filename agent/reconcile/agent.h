@@ -99,6 +99,10 @@ struct ts_pass_result {
 	 * one); n_scoped_applied of n_applied were its actions. */
 	bool scoped;
 	unsigned n_scoped_applied;
+	/* The daemon: drift events read during the full pass were acted on
+	 * by this many nested scoped stages before the pass ended (their
+	 * actions are in n_applied, n_pending, n_failed). */
+	unsigned n_yielded;
 	/* The daemon (options.watch), after a pass that changed something:
 	 * the events read during the pass were taken before observing what it
 	 * left; settled: that observation plans nothing (the events its own

@@ -100,6 +100,20 @@ struct ts_agent {
 	struct ts_cf_tunnel_list cf_last;
 	ts_usec_t cf_last_at;
 	bool cf_last_ok;
+	/* A daemon's full pass yields to drift events at its safe steps:
+	 * ts_agent_yield() (agent.c; agent/daemon/README.md, "Events during
+	 * a pass"). Set up and cleared by each full pass. */
+	struct ts_agent_yield {
+		bool active;   /* a full pass with watch runs */
+		bool running;  /* a nested scope runs: no yield inside */
+		bool observed; /* the full observation is complete (its plan may be superseded) */
+		struct ts_observation *full; /* the full pass's observation (as read so far) */
+		bool cf_written;  /* the pass reached a Cloudflare write: no list is usable */
+		bool *acted;	  /* per declared tunnel: the full pass began an action on it */
+		bool *superseded; /* per declared tunnel: a nested scope planned it afresh */
+		bool deferred;	  /* events taken that no nested scope handled */
+		unsigned n_scopes, n_applied, n_pending, n_failed;
+	} yield;
 	/* What the next status write needs of the last one (its conditions
 	 * and applied revision; status.c), a json_t. */
 	struct json_t *status_prev;
@@ -161,7 +175,7 @@ int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
  * with cf_last, Cloudflare's list is that one (borrowed: it must outlive
  * o), else it is asked for. */
 int ts_agent_observe_scoped(const struct ts_agent *a, const bool *scope, struct ts_observation *o,
-			    const struct ts_cf_tunnel_list *cf_last);
+			    const struct ts_cf_tunnel_list *cf_last, ts_usec_t cf_last_at);
 static inline bool ts_observation_in_scope(const struct ts_observation *o, size_t i)
 {
 	return !o->scope || o->scope[i];
@@ -179,6 +193,23 @@ bool *ts_agent_scope_expand(const struct ts_desired *d, const char *const *names
  * outlive it), else a new one. */
 int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observation *o,
 			 struct ts_plan **ret_plan);
+/* A safe step of a daemon's full pass (between the planes of its
+ * observation, between its actions, between rounds of its waits): drift
+ * events read since are acted on now by a nested scoped stage when they
+ * can be (their tunnels and groups untouched by this pass so far, a
+ * Cloudflare list read before any write of this pass, a plan that needs
+ * nothing of the whole gateway); the pass then acts on none of those
+ * tunnels from its older observation (ts_agent_superseded). Events that
+ * cannot be are left to the pass's end (a further pass). where: for the
+ * debug line. A no-op outside a daemon's full pass and inside a nested
+ * scope. */
+void ts_agent_yield(struct ts_agent *a, const char *where);
+/* Whether the full pass must not act on this tunnel any more (a nested
+ * scope planned it from a newer observation). */
+bool ts_agent_superseded(const struct ts_agent *a, const char *tunnel);
+/* The full pass begins an action on this tunnel (a nested scope keeps
+ * off it and its group from now on). */
+void ts_agent_acted(struct ts_agent *a, const char *tunnel, bool writes_cloudflare);
 /* Fills o->conn_changes and the planner's conn_equal/conn_changes from
  * charon's listing and the connection records (conn_diff.c). */
 int ts_agent_diff_conns(const struct ts_agent *a, struct ts_observation *o);

@@ -540,6 +540,23 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 			ts_outcome_set(out, TS_OUTCOME_PENDING, "stopping");
 			continue;
 		}
+		/* The daemon: drift events since the observation are acted on
+		 * now (a nested scope), and this plan, older, does not act on
+		 * their tunnels any more (the owned interfaces and routes are
+		 * not a scope's: those stay). */
+		if (act->apply) {
+			ts_agent_yield(a, "between actions");
+			if (!ts_action_is_traffic(act) && ts_agent_superseded(a, act->tunnel)) {
+				ts_logf(TS_LOG_DEBUG, ts_plane_to_string(act->plane), act->tunnel,
+					"%s: not applied: planned again from a newer observation",
+					ts_plan_action_kind_to_string(act->kind));
+				continue;
+			}
+			ts_agent_acted(a, act->tunnel,
+				       act->kind == TS_ACTION_ROTATE ||
+					       act->kind == TS_ACTION_RESUME ||
+					       act->kind == TS_ACTION_UPDATE_TUNNEL);
+		}
 		if (act->kind == TS_ACTION_REPORT) {
 			ts_logf(TS_LOG_WARN, ts_plane_to_string(act->plane),
 				act->tunnel[0] ? act->tunnel : NULL, "%s: %s",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "ike/ike.h"
 #include "xfrm/xfrm.h"
 
@@ -409,15 +410,51 @@ static int summarize(const struct ts_agent *a, struct ts_observation *o)
 	return 0;
 }
 
+/* Where an observation's time went (debug): what grows with the gateway. */
+static void log_timing(const struct ts_observation *o, const ts_usec_t *t)
+{
+	const struct ts_ike_observe_timing *it = ts_ike_observe_last_timing();
+
+	if (!ts_log_enabled(TS_LOG_DEBUG))
+		return;
+	ts_logf(TS_LOG_DEBUG, NULL, NULL,
+		"observed%s: cloudflare %.1f ms%s, store %.1f ms, ike %.1f ms (list-conns %.1f, "
+		"list-sas %.1f, get-shared %.1f ms, %zu keys%s), kernel %.1f ms",
+		o->scope ? " (scoped)" : "", (double)(t[1] - t[0]) / 1000.0,
+		o->cf_borrowed ? " (a list read before)" : "", (double)(t[3] - t[2]) / 1000.0,
+		(double)(t[4] - t[3]) / 1000.0, (double)it->conns_usec / 1000.0,
+		(double)it->sas_usec / 1000.0, (double)it->shared_usec / 1000.0, it->n_keys,
+		it->by_name ? (it->keys_known ? ", by name, keys known" : ", by name") : "",
+		(double)(t[5] - t[4]) / 1000.0);
+}
+
+/* Between the planes of a daemon's full observation (not the one after
+ * apply): Cloudflare is read, the state directory, charon and the kernel
+ * not yet, so a nested scope's actions (none writes to Cloudflare) are
+ * seen by those reads: the full plan decides from a newer view than the
+ * nested one (and no object it made can look stale to the kernel's
+ * match). The nested scope plans with this observation's list. */
+static void yield(const struct ts_agent *a, const struct ts_observation *o, const char *where)
+{
+	if (a->yield.active && a->yield.full == o)
+		ts_agent_yield((struct ts_agent *)a, where); /* the pass's thread owns a */
+}
+
 static int observe_all(const struct ts_agent *a, const bool *scope, struct ts_observation *o,
-		       struct ts_observation *reuse_cf, const struct ts_cf_tunnel_list *cf_last)
+		       struct ts_observation *reuse_cf, const struct ts_cf_tunnel_list *cf_last,
+		       ts_usec_t cf_last_at)
 {
 	int r;
+
+	ts_usec_t t[6];
 
 	memset(o, 0, sizeof(*o));
 	o->desired = a->desired;
 	o->scope = scope;
-	observe_store(a, o);
+	/* Cloudflare first: in a daemon's full observation, a nested scope
+	 * may act on an event there (ts_agent_yield), and every plane read
+	 * after it is then newer than what it did. */
+	t[0] = ts_now_monotonic();
 	if (reuse_cf && !reuse_cf->cf_borrowed) {
 		/* After apply: the local planes again, Cloudflare as it was
 		 * read (a second list would only spend request budget). */
@@ -429,13 +466,21 @@ static int observe_all(const struct ts_agent *a, const bool *scope, struct ts_ob
 		/* A scoped stage: the last pass's list (agent.c says when). */
 		o->cf_ok = true;
 		o->cf_list = *cf_last;
-		o->cf_read_at = a->cf_last_at;
+		o->cf_read_at = cf_last_at;
 		o->cf_borrowed = true;
 	} else {
 		observe_cloudflare(a, o);
 	}
+	t[1] = ts_now_monotonic();
+	yield(a, o, "observation: after Cloudflare");
+	t[2] = ts_now_monotonic();
+	observe_store(a, o);
+	t[3] = ts_now_monotonic();
 	observe_ike(a, o);
+	t[4] = ts_now_monotonic();
 	observe_kernel(a, o);
+	t[5] = ts_now_monotonic();
+	log_timing(o, t);
 	r = summarize(a, o);
 	return r < 0 ? r : ts_agent_diff_conns(a, o);
 }
@@ -443,11 +488,11 @@ static int observe_all(const struct ts_agent *a, const bool *scope, struct ts_ob
 int ts_agent_observe(const struct ts_agent *a, struct ts_observation *o,
 		     struct ts_observation *reuse_cf)
 {
-	return observe_all(a, NULL, o, reuse_cf, NULL);
+	return observe_all(a, NULL, o, reuse_cf, NULL, 0);
 }
 
 int ts_agent_observe_scoped(const struct ts_agent *a, const bool *scope, struct ts_observation *o,
-			    const struct ts_cf_tunnel_list *cf_last)
+			    const struct ts_cf_tunnel_list *cf_last, ts_usec_t cf_last_at)
 {
-	return observe_all(a, scope, o, NULL, cf_last);
+	return observe_all(a, scope, o, NULL, cf_last, cf_last_at);
 }

@@ -125,6 +125,9 @@ void ts_wait_up(struct ts_agent *a, struct ts_waiter *const *waiters, size_t n)
 			k += !waiters[i]->up && ops->now_monotonic(ctx) < waiters[i]->deadline;
 		if (k == 0)
 			break;
+		/* The daemon: events for other tunnels go on meanwhile (a
+		 * nested scope; one of its own waits yields to nothing). */
+		ts_agent_yield(a, "waiting for SAs");
 		ops->wait(ctx, ts_wait_pause(took));
 	}
 	free(pending);

@@ -15,6 +15,11 @@
 # With SECOND, the same trials are then run with that binary on the same
 # gateway (the daemon restarted; nothing bootstraps again): a before/after
 # comparison under the same load, without a second set-up.
+# With BENCH_MODE=during each trial first sends SIGHUP (a full pass over
+# the whole gateway) and terminates the SA 50-450 ms after that pass
+# started (varied by trial), so that the event arrives while the full
+# pass runs; figures from the termination (t0) then. BENCH_MODE=both runs
+# the idle trials, then these.
 # Prints median and p95; asserts no time. Root only (exit 77 otherwise).
 # Usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS [EXTRA [SECOND]]]
 #        (TRIALS: 8, EXTRA: 0; at most 1500)
@@ -23,6 +28,7 @@ E2E_TS=${1:?usage: daemon-reaction.sh TUNNELSYNC_BINARY [TRIALS [EXTRA [SECOND]]
 TRIALS=${2:-${BENCH_TRIALS:-8}}
 EXTRA=${3:-${BENCH_EXTRA:-0}}
 SECOND=${4:-}
+MODE=${BENCH_MODE:-idle}
 E2E_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$E2E_ROOT/tests/e2e/lib.sh"
 e2e_require
@@ -116,13 +122,23 @@ done
 sleep 3 # the bootstrap's follow-up passes settle
 echo "tunnels declared and up: $((EXTRA + 2))"
 
-run_trials() { # log
+run_trials() { # log mode
 LOG=$1
 : >"$E2E_DIR/trials"
 t=0
 while [ $t -lt "$TRIALS" ]; do
 	t=$((t + 1))
 	lines=$(wc -l <"$LOG")
+	if [ "$2" = during ]; then
+		kill -HUP "$DPID"
+		i=0
+		until tail -n +"$((lines + 1))" "$LOG" | grep -q 'starts (SIGHUP'; do
+			i=$((i + 1))
+			[ $i -lt 1000 ] || e2e_fail "trial $t: no SIGHUP pass within 10 s"
+			sleep 0.01
+		done
+		sleep "0.$(printf %03d $((50 + (t * 97) % 400)))"
+	fi
 	t0=$(date +%s%3N)
 	e2e_swanctl a --terminate --force --ike ts-e2e-b >/dev/null 2>&1 || true
 	i=0
@@ -133,10 +149,11 @@ while [ $t -lt "$TRIALS" ]; do
 	done
 	echo "$t0 $lines" >>"$E2E_DIR/trials"
 	e2e_wait_ike_up e2e-b 30 || e2e_fail "trial $t: e2e-b not back"
-	# The next trial starts from an idle loop: the pass has ended (its
-	# full stage lasts ~1 s at 1000 tunnels; an event during it waits).
+	# The next trial starts from an idle loop: the pass that brought the
+	# tunnel back has ended (its full stage lasts ~1 s at 1000 tunnels).
 	i=0
-	until tail -n +"$((lines + 1))" "$LOG" | grep -q ' pass: .* actions, '; do
+	until tail -n +"$((lines + 1))" "$LOG" |
+		sed -n '/tunnel=e2e-b: initiate: done/,$p' | grep -q ' pass: .* actions, '; do
 		i=$((i + 1))
 		[ $i -lt 300 ] || e2e_fail "trial $t: the pass did not end within 30 s"
 		sleep 0.1
@@ -144,7 +161,7 @@ while [ $t -lt "$TRIALS" ]; do
 	sleep 0.5
 done
 
-/usr/bin/python3 - "$LOG" "$E2E_DIR/trials" <<'PY'
+/usr/bin/python3 - "$LOG" "$E2E_DIR/trials" "$2" <<'PY'
 import datetime, statistics, sys
 log = open(sys.argv[1]).read().splitlines()
 def ms(line):
@@ -152,9 +169,24 @@ def ms(line):
     d = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
     return d.timestamp() * 1000
 seen, start, req, done, whole = [], [], [], [], []
+during, t0req, inside = sys.argv[3] == "during", [], 0
 for row in open(sys.argv[2]):
     t0, first = int(row.split()[0]), int(row.split()[1])
     after = log[first:]
+    if during:
+        # The SIGHUP pass: did the action start before it ended?
+        q = next((l for l in after if "tunnel=e2e-b: initiate: requested" in l), None)
+        end = next((l for l in after if " pass: " in l and " actions, " in l), None)
+        if q:
+            t0req.append(ms(q) - t0)
+        if q and end and ms(end) > t0 and ms(q) < ms(end):
+            inside += 1
+        d = next((l for l in after if "tunnel=e2e-b: initiate: done" in l), None)
+        if d:
+            done.append(ms(d) - t0)
+        if end:
+            whole.append(ms(end) - t0)
+        continue
     e = next((l for l in after if "events ask for a pass" in l), None)
     p = next((l for l in after if "starts (event" in l), None)
     q = next((l for l in after if "tunnel=e2e-b: initiate: requested" in l), None)
@@ -176,6 +208,12 @@ def fig(name, v):
         print(f"{name}: no samples"); return
     p95 = v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))]
     print(f"{name}: n={len(v)} median {statistics.median(v):.0f} ms, p95 {p95:.0f} ms, max {v[-1]:.0f} ms")
+if during:
+    fig("during a full pass: IKE SA terminated -> initiate requested (corrective action started)", t0req)
+    fig("during a full pass: IKE SA terminated -> initiate done", done)
+    fig("during a full pass: IKE SA terminated -> that full pass ended", whole)
+    print(f"during a full pass: action started before the full pass ended in {inside} of {len(t0req)} trials")
+    sys.exit(0)
 fig("IKE SA terminated -> event read by the daemon", seen)
 fig("event read -> corrective pass started", start)
 fig("event read -> initiate requested from charon (corrective action started)", req)
@@ -184,8 +222,17 @@ fig("the event's whole pass (its tunnels first, then the whole gateway)", whole)
 PY
 }
 
+run_modes() { # log
+	if [ "$MODE" != during ]; then
+		run_trials "$1" idle
+	fi
+	if [ "$MODE" != idle ]; then
+		echo "events during a full pass (SIGHUP, then the SA terminated 50-450 ms after it started):"
+		run_trials "$1" during
+	fi
+}
 echo "binary: $E2E_TS"
-run_trials "$E2E_DIR/daemon.log"
+run_modes "$E2E_DIR/daemon.log"
 if [ -n "$SECOND" ]; then
 	kill -TERM "$DPID"
 	wait "$DPID" || true
@@ -199,5 +246,5 @@ if [ -n "$SECOND" ]; then
 	done
 	sleep 3
 	echo "binary: $SECOND"
-	run_trials "$E2E_DIR/daemon-2.log"
+	run_modes "$E2E_DIR/daemon-2.log"
 fi

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "fake_planes.h"
 #include "reconcile/agent_internal.h"
 
@@ -362,6 +363,257 @@ static void test_slow_initiate_confirmed(void **state)
 	fake_done(&f);
 }
 
+/* --- events during a full pass (ts_agent_yield) ----------------------------- */
+
+static const struct ts_agent_options daemon_options = { .watch = true };
+
+/* What a test does to the world at one of the fake's steps, once. */
+struct drift_at {
+	const char *step;   /* the fake's step ("ike_observe", "initiate") */
+	const char *tunnel; /* at this tunnel's step (NULL: a step of many) */
+	int drift;	    /* this tunnel's SA goes down (an event names it); -1: none */
+	int comes_up;	    /* this tunnel comes up by itself (an event names it); -1: none */
+	bool nameless;	    /* an event naming no tunnel (charon restarted) */
+	bool fired;
+	char order[128]; /* the tunnels initiated, in order */
+};
+
+static void on_step(struct fake *f, const char *step, const char *tunnel)
+{
+	struct drift_at *d = f->step_data;
+
+	if (strcmp(step, "initiate") == 0 && strlen(d->order) + 8 < sizeof(d->order))
+		snprintf(d->order + strlen(d->order), sizeof(d->order) - strlen(d->order), "%s ",
+			 tunnel);
+	if (d->fired || strcmp(step, d->step) != 0 ||
+	    (d->tunnel ? !tunnel || strcmp(tunnel, d->tunnel) != 0 : tunnel != NULL))
+		return;
+	d->fired = true;
+	if (d->drift >= 0)
+		fake_drift(f, (size_t)d->drift);
+	if (d->comes_up >= 0) {
+		f->ike[d->comes_up].up = true;
+		f->ike[d->comes_up].ike_id = ++f->next_ike_id;
+		f->event_named[d->comes_up] = true;
+	}
+	if (d->nameless)
+		f->event_nameless = true;
+}
+
+/* The events of earlier passes read, as the loop reads them between passes. */
+static void drain(struct ts_agent *a)
+{
+	char **names = NULL;
+	size_t n = 0;
+
+	(void)ts_agent_process_events(a);
+	(void)ts_agent_event_scope(a, &names, &n);
+	ts_agent_names_free(names, n);
+}
+
+/* n tunnels settled (t01 and t02 in one redundancy group with group),
+ * d armed, and an agent with options on them whose earlier events are
+ * read. */
+static struct ts_agent *settled_world(struct fake *f, size_t n, bool group,
+				      const struct ts_agent_options *options, struct drift_at *d,
+				      const char *step, const char *tunnel, int drift)
+{
+	struct ts_agent *a = NULL;
+
+	fake_init(f, n);
+	if (group) {
+		snprintf(f->t[0].redundancy_group, sizeof(f->t[0].redundancy_group), "g");
+		snprintf(f->t[1].redundancy_group, sizeof(f->t[1].redundancy_group), "g");
+	}
+	assert_true(fake_settle(f, 10) > 0);
+	*d = (struct drift_at){ .step = step, .tunnel = tunnel, .drift = drift, .comes_up = -1 };
+	f->step_data = d;
+	f->on_step = on_step;
+	assert_int_equal(fake_agent_open(f, options, &a), 0);
+	drain(a);
+	return a;
+}
+
+/* An SA goes down while the full pass reads charon (after its answer: the
+ * pass's observation has the tunnel up). The daemon's pass acts on it
+ * before it ends (a nested scope); once, or a pass without watch, leaves
+ * the event for later. */
+static void test_event_during_observation(void **state)
+{
+	struct fake f;
+	struct drift_at d;
+	struct ts_agent *a;
+	struct ts_pass_result res = { 0 };
+	unsigned initiates;
+	(void)state;
+
+	a = settled_world(&f, 5, false, &daemon_options, &d, "ike_observe", NULL, 2);
+	initiates = f.ike[2].initiates;
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(d.fired);
+	assert_int_equal(res.n_yielded, 1);
+	assert_int_equal(res.n_applied, 1);
+	assert_int_equal(f.ike[2].initiates, initiates + 1);
+	assert_string_equal(d.order, "t03 ");
+	assert_true(fake_in_agreement(&f, 2));
+	assert_true(res.settled); /* its own initiate's event needs nothing more */
+	assert_false(res.events_unsettled);
+	assert_int_equal(ts_agent_process_events(a), 0);
+	ts_pass_result_done(&res);
+	ts_agent_free(a);
+
+	/* Without watch: the pass does what its observation said (nothing). */
+	d.fired = false;
+	assert_int_equal(fake_agent_open(&f, NULL, &a), 0);
+	drain(a);
+	f.ike[1].initiates = 0;
+	d.drift = 1;
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(d.fired);
+	assert_int_equal(res.n_yielded, 0);
+	assert_int_equal(res.n_applied, 0);
+	assert_int_equal(f.ike[1].initiates, 0);
+	assert_false(f.ike[1].up);
+	assert_int_equal(ts_agent_process_events(a), 1);
+	ts_pass_result_done(&res);
+	ts_agent_free(a);
+	fake_done(&f);
+}
+
+/* An SA goes down while the full pass carries out its actions (t01 and
+ * t02 were down): t04 is initiated between them, before t02. */
+static void test_event_during_actions(void **state)
+{
+	struct fake f;
+	struct drift_at d;
+	struct ts_pass_result res = { 0 };
+	struct ts_agent *a;
+	(void)state;
+
+	a = settled_world(&f, 5, false, &daemon_options, &d, "initiate", "t01", 3);
+	sa_down(&f, 0);
+	sa_down(&f, 1);
+	for (size_t i = 0; i < 5; i++)
+		f.ike[i].initiates = 0;
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_string_equal(d.order, "t01 t04 t02 ");
+	assert_int_equal(res.n_yielded, 1);
+	assert_int_equal(res.n_applied, 3);
+	for (size_t i = 0; i < 5; i++) {
+		assert_true(fake_in_agreement(&f, i));
+		assert_int_equal(f.ike[i].initiates, i == 2 || i == 4 ? 0 : 1);
+	}
+	/* t01's own event was left to the pass's end, which settled it. */
+	assert_true(res.settled);
+	assert_false(res.events_unsettled);
+	ts_pass_result_done(&res);
+	ts_agent_free(a);
+	fake_done(&f);
+}
+
+/* The event is for a tunnel the full pass is about to act on: the nested
+ * scope plans it from its newer observation and the pass does not act on
+ * it again from its older one (one initiate, not two; none when the
+ * tunnel came up by itself meanwhile). */
+static void test_event_for_tunnel_about_to_be_acted_on(void **state)
+{
+	struct fake f;
+	struct drift_at d;
+	struct ts_pass_result res = { 0 };
+	struct ts_agent *a;
+	(void)state;
+
+	a = settled_world(&f, 4, false, &daemon_options, &d, "initiate", "t01", 1);
+	sa_down(&f, 0);
+	sa_down(&f, 1);
+	f.ike[0].initiates = f.ike[1].initiates = 0;
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_string_equal(d.order, "t01 t02 ");
+	assert_int_equal(res.n_yielded, 1);
+	assert_int_equal(f.ike[1].initiates, 1);
+	assert_true(fake_in_agreement(&f, 0));
+	assert_true(fake_in_agreement(&f, 1));
+	ts_pass_result_done(&res);
+
+	/* t02 comes up by itself (its peer initiated) before the pass gets
+	 * to it: nothing is done to it. */
+	sa_down(&f, 0);
+	sa_down(&f, 1);
+	f.ike[0].initiates = f.ike[1].initiates = 0;
+	d = (struct drift_at){ .step = "initiate", .tunnel = "t01", .drift = -1, .comes_up = 1 };
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_string_equal(d.order, "t01 ");
+	assert_int_equal(res.n_yielded, 1);
+	assert_int_equal(res.n_applied, 1);
+	assert_int_equal(f.ike[1].initiates, 0);
+	assert_true(fake_in_agreement(&f, 1));
+	ts_pass_result_done(&res);
+	ts_agent_free(a);
+	fake_done(&f);
+}
+
+/* What is left to the pass's end (a further pass): an event for a
+ * tunnel whose redundancy group the pass acts on already, one after the
+ * pass wrote to Cloudflare (a rotation), one naming no tunnel. The
+ * journal is left consistent and the next pass fixes the tunnel. */
+static void test_events_left_to_the_pass_end(void **state)
+{
+	struct fake f;
+	struct drift_at d;
+	struct ts_pass_result res = { 0 };
+	struct ts_agent *a;
+	(void)state;
+
+	/* The group: t01 acted on, t02 drifts (seen before t05's initiate). */
+	a = settled_world(&f, 5, true, &daemon_options, &d, "initiate", "t01", 1);
+	sa_down(&f, 0);
+	sa_down(&f, 4);
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(d.fired);
+	assert_string_equal(d.order, "t01 t05 ");
+	assert_int_equal(res.n_yielded, 0);
+	assert_false(f.ike[1].up);
+	assert_true(res.events_unsettled);
+	ts_pass_result_done(&res);
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(fake_in_agreement(&f, 1));
+	ts_pass_result_done(&res);
+
+	/* A rotation (t03's key regenerated on Cloudflare), then t04's SA
+	 * goes down during the pass's initiate of t01. */
+	fake_cf_regenerate(&f, 2);
+	sa_down(&f, 0);
+	sa_down(&f, 4);
+	d = (struct drift_at){ .step = "initiate", .tunnel = "t01", .drift = 3, .comes_up = -1 };
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(d.fired);
+	assert_string_equal(d.order, "t01 t05 ");
+	assert_int_equal(res.n_yielded, 0);
+	assert_true(res.events_unsettled);
+	assert_true(fake_key_safe(&f, 2));
+	assert_int_equal(fake_journal_step(&f, 2), -1);
+	assert_true(fake_in_agreement(&f, 2));
+	assert_false(f.ike[3].up);
+	ts_pass_result_done(&res);
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(fake_in_agreement(&f, 3));
+	ts_pass_result_done(&res);
+
+	/* An event naming no tunnel during the observation. */
+	d = (struct drift_at){
+		.step = "ike_observe", .drift = -1, .comes_up = -1, .nameless = true
+	};
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(d.fired);
+	assert_int_equal(res.n_yielded, 0);
+	assert_true(res.events_unsettled);
+	ts_pass_result_done(&res);
+	for (size_t i = 0; i < 5; i++)
+		assert_true(fake_in_agreement(&f, i));
+	ts_agent_free(a);
+	fake_done(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,7 +622,13 @@ int main(void)
 		cmocka_unit_test(test_scoped_pass_fixes_and_settles),
 		cmocka_unit_test(test_scoped_stage_reuses_last_list),
 		cmocka_unit_test(test_slow_initiate_confirmed),
+		cmocka_unit_test(test_event_during_observation),
+		cmocka_unit_test(test_event_during_actions),
+		cmocka_unit_test(test_event_for_tunnel_about_to_be_acted_on),
+		cmocka_unit_test(test_events_left_to_the_pass_end),
 	};
 
+	if (getenv("TEST_DEBUG"))
+		ts_log_set_level(TS_LOG_DEBUG);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,7 +13,11 @@
  * for the whole lists; above 4, the whole lists, once; each answer is
  * credited to the tunnel asked about only (a filter-ignoring charon's
  * extra connections and SAs count for nobody, nothing twice); tunnels out
- * of the scope are left unread. No root. */
+ * of the scope are left unread. And the keys: a by-name observation
+ * does not ask get-shared when the client knows them (its last get-shared
+ * on this connection, then its own load-shared and unload-shared); a key
+ * unloaded behind its back is missed there and seen by the next whole
+ * observation; a new connection (charon restarted) forgets them. No root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,6 +46,10 @@ struct mock {
 	int listen_fd, stop[2];
 	pthread_t thread;
 	bool honour_filter;
+	/* Keys charon holds (all at start); someone else may unload one
+	 * (the agent's own load-shared and unload-shared change it too). */
+	bool key_gone[N_TUNNELS];
+	bool close_next; /* the next request: the connection closes instead */
 	pthread_mutex_t lock;
 	char log[MAX_LOG][300]; /* "list-conns ts-t01", "list-sas *", "get-shared" */
 	size_t n_log;
@@ -138,6 +146,13 @@ static int answer(struct mock *m, int fd, const struct ts_vici_packet *p)
 		return send_packet(fd, TS_VICI_EVENT_CONFIRM, NULL, NULL);
 	if (p->type != TS_VICI_CMD_REQUEST)
 		return -1;
+	pthread_mutex_lock(&m->lock);
+	if (m->close_next) {
+		m->close_next = false;
+		pthread_mutex_unlock(&m->lock);
+		return -1; /* as a restarting charon: no answer, the socket gone */
+	}
+	pthread_mutex_unlock(&m->lock);
 	if (ts_vici_msg_new(&resp) < 0)
 		return -1;
 	if (strcmp(p->name, "list-conns") == 0 || strcmp(p->name, "list-sas") == 0) {
@@ -152,9 +167,22 @@ static int answer(struct mock *m, int fd, const struct ts_vici_packet *p)
 			char name[16];
 
 			snprintf(name, sizeof(name), "ts-t%02zu", i + 1);
-			if (ts_vici_list_add_str(keys, name) < 0)
+			if (!m->key_gone[i] && ts_vici_list_add_str(keys, name) < 0)
 				return -1;
 		}
+	} else if (strcmp(p->name, "load-shared") == 0 || strcmp(p->name, "unload-shared") == 0) {
+		const char *id = p->body ? ts_vici_get_str(p->body, "id") : NULL;
+
+		note(m, p->name, id);
+		for (size_t i = 0; id && i < N_TUNNELS; i++) {
+			char name[16];
+
+			snprintf(name, sizeof(name), "ts-t%02zu", i + 1);
+			if (strcmp(id, name) == 0)
+				m->key_gone[i] = p->name[0] == 'u';
+		}
+		if (ts_vici_add_str(resp, "success", "yes") < 0)
+			return -1;
 	} else if (strcmp(p->name, "version") == 0) {
 		if (ts_vici_add_str(resp, "daemon", "charon") < 0 ||
 		    ts_vici_add_str(resp, "version", "5.9.13") < 0)
@@ -264,6 +292,9 @@ static struct ts_agent *open_agent(struct fake *f, struct mock *m)
 	return a;
 }
 
+/* The keys the agent should see loaded (all but these). */
+static bool key_seen_gone[N_TUNNELS];
+
 /* What the observation credits each tunnel with. */
 static void check_credit(const struct ts_observation *o, const bool *scope)
 {
@@ -279,7 +310,7 @@ static void check_credit(const struct ts_observation *o, const bool *scope)
 			continue;
 		}
 		assert_true(io->conn_loaded);
-		assert_true(io->key_loaded);
+		assert_int_equal(io->key_loaded, !key_seen_gone[i]);
 		assert_int_equal(io->n_ike_sas, sa_state(i) ? 1 : 0);
 		if (i == 1) {
 			assert_int_equal(io->ike_state, TS_IKE_SA_NONE);
@@ -338,16 +369,71 @@ static void run(bool honour_filter)
 				 "list-conns ts-t04\nlist-sas ts-t04\nget-shared\n");
 	f.t[2].redundancy_group[0] = f.t[3].redundancy_group[0] = '\0';
 
-	/* Four: still by name, each once. */
+	/* Four: still by name, each once; the keys as the client learnt
+	 * them from the get-shared before (no second one). */
 	observe_scope(a, &f, &m, four, 4, 4, log, sizeof(log));
 	assert_string_equal(log, "list-conns ts-t01\nlist-sas ts-t01\n"
 				 "list-conns ts-t02\nlist-sas ts-t02\n"
 				 "list-conns ts-t03\nlist-sas ts-t03\n"
-				 "list-conns ts-t05\nlist-sas ts-t05\nget-shared\n");
+				 "list-conns ts-t05\nlist-sas ts-t05\n");
 
-	/* Five: the whole lists, once each. */
+	/* Five: the whole lists, once each, and every key's id. */
 	observe_scope(a, &f, &m, five, 5, 5, log, sizeof(log));
 	assert_string_equal(log, "list-conns *\nlist-sas *\nget-shared\n");
+
+	/* Someone unloads t03's key behind the agent's back: by name, the
+	 * agent still takes it for loaded (what the cache misses), and the
+	 * next whole observation sees it gone; by name then too. */
+	m.key_gone[2] = true;
+	observe_scope(a, &f, &m, one, 1, 1, log, sizeof(log));
+	assert_string_equal(log, "list-conns ts-t03\nlist-sas ts-t03\n");
+	key_seen_gone[2] = true;
+	observe_scope(a, &f, &m, five, 5, 5, log, sizeof(log));
+	assert_string_equal(log, "list-conns *\nlist-sas *\nget-shared\n");
+	observe_scope(a, &f, &m, one, 1, 1, log, sizeof(log));
+	assert_string_equal(log, "list-conns ts-t03\nlist-sas ts-t03\n");
+
+	/* The agent's own unload and load: known without asking. */
+	assert_int_equal(TS_PLANES(a)->ike_unload_key(TS_PLANES_CTX(a), "ts-t03", NULL, 0), 0);
+	assert_int_equal(TS_PLANES(a)->ike_unload_key(TS_PLANES_CTX(a), "ts-t01", NULL, 0), 0);
+	key_seen_gone[0] = true;
+	observe_scope(a, &f, &m, one, 1, 1, log, sizeof(log));
+	assert_string_equal(log, "list-conns ts-t03\nlist-sas ts-t03\n");
+	{
+		_cleanup_secret_ struct ts_secret *k = NULL;
+
+		assert_int_equal(ts_secret_from_bytes("a fresh key of enough length", 28, &k), 0);
+		assert_int_equal(TS_PLANES(a)->ike_load_key(TS_PLANES_CTX(a), &f.t[0], k, NULL, 0),
+				 0);
+	}
+	key_seen_gone[0] = false;
+	observe_scope(a, &f, &m, four, 4, 4, log, sizeof(log));
+	assert_string_equal(log, "list-conns ts-t01\nlist-sas ts-t01\n"
+				 "list-conns ts-t02\nlist-sas ts-t02\n"
+				 "list-conns ts-t03\nlist-sas ts-t03\n"
+				 "list-conns ts-t05\nlist-sas ts-t05\n");
+
+	/* charon restarts (the connection closes under a request: that
+	 * observation fails): what the client knew is forgotten, and the next
+	 * observation, on a new connection, asks get-shared again. */
+	m.close_next = true;
+	{
+		struct ts_observation o = { 0 };
+		struct ts_plan *plan = NULL;
+		size_t k = 0;
+		bool *scope = ts_agent_scope_expand(&f.d, one, 1, &k);
+
+		assert_true(ts_agent_plan_scoped(a, scope, &o, &plan) >= 0);
+		assert_false(o.ike_ok);
+		ts_plan_free(plan);
+		ts_observation_done(&o);
+		free(scope);
+	}
+	m.key_gone[2] = false; /* the restarted charon has the key again */
+	key_seen_gone[2] = false;
+	observe_scope(a, &f, &m, one, 1, 1, log, sizeof(log));
+	assert_string_equal(log, "list-conns ts-t03\nlist-sas ts-t03\nget-shared\n");
+	memset(key_seen_gone, 0, sizeof(key_seen_gone));
 
 	ts_agent_free(a);
 	fake_done(&f);

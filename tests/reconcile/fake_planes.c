@@ -74,10 +74,17 @@ static void f_wait(void *ctx, int timeout_ms)
 
 /* --- Cloudflare ------------------------------------------------------------- */
 
+static void step(struct fake *f, const char *what, const char *tunnel)
+{
+	if (f->on_step)
+		f->on_step(f, what, tunnel);
+}
+
 static int f_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_error *err)
 {
 	struct fake *f = ctx;
 
+	step(f, "cf_list", NULL);
 	f->lists++;
 	memset(ret, 0, sizeof(*ret));
 	if (f->list_fails || f->lists == f->list_fail_at) {
@@ -328,6 +335,7 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 			io->children[0].unique_id = it->ike_id;
 		}
 	}
+	step(f, "ike_observe", n == 1 ? tunnels[0].name : NULL);
 	return 0;
 }
 
@@ -561,9 +569,12 @@ static int f_ike_initiate(void *ctx, const struct ts_tunnel *t, char *err, size_
 	int i = index_of_name(f, t->name);
 	int r;
 
+	step(f, "initiate", t->name);
 	f->event_queued = true;
-	if (i >= 0)
+	if (i >= 0) {
 		f->ike[i].initiates++;
+		f->event_named[i] = true;
+	}
 	r = exchange(f, t);
 	if (r == 0 && f->initiate_slow) {
 		/* charon 5.9's answer when its timeout ends first; the
@@ -683,6 +694,7 @@ static bool fail_now(struct fake *f, enum fake_store_op op)
 
 static int f_store_load(void *ctx, struct ts_store_state **ret)
 {
+	step(ctx, "store_load", NULL);
 	return ts_store_load(((struct fake *)ctx)->store, ret);
 }
 
@@ -777,10 +789,47 @@ static void f_fds(void *ctx, int *ike, int *xfrm)
 static int f_process_events(void *ctx)
 {
 	struct fake *f = ctx;
-	bool any = f->event_queued || f->event_read;
+	bool any = f->event_queued || f->event_read || f->event_nameless;
 
+	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++)
+		any |= f->event_named[i];
 	f->event_queued = f->event_read = false;
 	return any;
+}
+
+static int f_event_scope(void *ctx, char ***ret_names, size_t *ret_n)
+{
+	struct fake *f = ctx;
+	char **names = calloc(FAKE_MAX_TUNNELS, sizeof(*names));
+	size_t n = 0;
+
+	*ret_names = NULL;
+	*ret_n = 0;
+	if (!names)
+		abort();
+	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++) {
+		if (f->event_named[i] && !f->event_nameless && !(names[n++] = strdup(f->t[i].name)))
+			abort();
+		f->event_named[i] = false;
+	}
+	if (f->event_nameless || n == 0) {
+		f->event_nameless = false;
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+		return 0;
+	}
+	*ret_names = names;
+	*ret_n = n;
+	return 1;
+}
+
+void fake_drift(struct fake *f, size_t i)
+{
+	f->ike[i].up = false;
+	f->ike[i].ike_id = 0;
+	f->event_queued = true;
+	f->event_named[i] = true;
 }
 
 static int f_conn_record_read(void *ctx, const char *tunnel, struct ts_ike_leaves *ret)
@@ -1145,6 +1194,7 @@ static const struct ts_planes_ops fake_ops = {
 	.store_dir = f_store_dir,
 	.fds = f_fds,
 	.process_events = f_process_events,
+	.event_scope = f_event_scope,
 };
 
 /* --- set-up and checks ------------------------------------------------------ */

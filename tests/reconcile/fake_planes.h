@@ -171,6 +171,17 @@ struct fake {
 	 * (the SA coming up), which an observe drains; process_events then
 	 * says whether any was read since it was last asked. */
 	bool event_queued, event_read;
+	/* The tunnels events named (as charon's ike-updown names its
+	 * connection: an initiate names its tunnel), handed out by
+	 * event_scope; event_nameless: one named none (charon restarted). */
+	bool event_named[FAKE_MAX_TUNNELS];
+	bool event_nameless;
+	/* Called at some operations ("store_load", "cf_list", "ike_observe"
+	 * after its answer, "initiate" before the exchange; tunnel: the one
+	 * initiated, or the one observed when only one is, else NULL), so that
+	 * a test changes the world in the middle of a pass. */
+	void (*on_step)(struct fake *f, const char *step, const char *tunnel);
+	void *step_data;
 	uint32_t budget; /* Cloudflare requests left; 0: 1000 */
 	/* initiate answers as charon does when its timeout ends before the
 	 * exchange does (the exchange goes on). */
@@ -230,6 +241,10 @@ struct fake_route *fake_route_add(struct fake *f, const char *ifname, const char
 				  uint32_t metric);
 struct fake_route *fake_route_find(struct fake *f, const char *ifname, const char *dst);
 size_t fake_route_count(struct fake *f);
+
+/* Tunnel i's IKE SA goes down behind the agent's back, and charon says
+ * so (an event naming it). */
+void fake_drift(struct fake *f, size_t i);
 
 /* Someone regenerates tunnel i's key on Cloudflare (not the agent). */
 void fake_cf_regenerate(struct fake *f, size_t i);
