@@ -322,9 +322,15 @@ static int event_toggle(int fd, enum ts_vici_packet_type type, const char *event
 	return r;
 }
 
+/* deadline: the whole call's, except that each streamed event moves it to
+ * at least `idle` after that event: a long list that charon keeps sending
+ * (10,000 connections or SAs from a busy charon take longer than the
+ * timeout) is read to its end; a charon silent for `idle` is not waited
+ * for. */
 static int call_once(struct ts_vici_client *c, const char *cmd, const struct ts_vici_node *req,
 		     const char *stream_event, ts_vici_stream_fn cb, void *userdata,
-		     ts_usec_t deadline, struct ts_vici_node **ret_response, bool *ret_received)
+		     ts_usec_t deadline, ts_usec_t idle, struct ts_vici_node **ret_response,
+		     bool *ret_received)
 {
 	struct ts_vici_node *resp = NULL;
 	int r, cb_r = 0;
@@ -353,6 +359,8 @@ static int call_once(struct ts_vici_client *c, const char *cmd, const struct ts_
 			   ts_streq(p.name, stream_event)) {
 			if (cb && cb_r >= 0)
 				cb_r = cb(userdata, p.body);
+			if (ts_now_monotonic() + idle > deadline)
+				deadline = ts_now_monotonic() + idle;
 		} else {
 			r = -EBADMSG;
 		}
@@ -382,7 +390,8 @@ int ts_vici_call(struct ts_vici_client *c, const char *cmd, const struct ts_vici
 		 const char *stream_event, ts_vici_stream_fn cb, void *userdata, int timeout_ms,
 		 struct ts_vici_node **ret_response)
 {
-	ts_usec_t deadline = deadline_after(timeout_ms > 0 ? timeout_ms : c->timeout_ms);
+	int ms = timeout_ms > 0 ? timeout_ms : c->timeout_ms;
+	ts_usec_t deadline = deadline_after(ms);
 	int r;
 
 	for (int attempt = 0;; attempt++) {
@@ -391,8 +400,8 @@ int ts_vici_call(struct ts_vici_client *c, const char *cmd, const struct ts_vici
 		r = ts_vici_client_connect(c);
 		if (r < 0)
 			return r;
-		r = call_once(c, cmd, req, stream_event, cb, userdata, deadline, ret_response,
-			      &received);
+		r = call_once(c, cmd, req, stream_event, cb, userdata, deadline,
+			      (ts_usec_t)ms * 1000, ret_response, &received);
 		if (r >= 0 || r == -EOPNOTSUPP)
 			return r;
 		client_disconnect(c);

@@ -14,6 +14,9 @@
 # about them; the run fails only when a step fails.
 #
 #   plan-scale.sh TUNNELSYNC [N...]     (default N: 100; 1000 and 10000 by hand)
+# SCALE_NOT_IN_SYNC=1 with SCALE_STATE: a state whose bootstrap did not
+# converge (10,000 tunnels here): the "in sync" plan's exit 2 is taken, and
+# its figures are those of that partial state.
 # Root (namespaces); exit 77 with the reason when something is missing.
 set -eu
 
@@ -58,13 +61,17 @@ for n in "$@"; do
 		printf 'header = \"Authorization: Bearer %s\"\n' \"\$(cat $TOKEN)\" |
 			ip netns exec $NS curl -sS -K - $EMU_URL/client/v4/accounts/$ACCOUNT/magic/ipsec_tunnels"
 	bare=$(best sh -c "$reads")
+	[ "${SCALE_NOT_IN_SYNC:-0}" = 1 ] && export OK=2
 	plan=$(best ip netns exec "$NS" "$TS" plan -c "$CONFIG" --log-level error)
+	OK=0
 	bare_k=$(best sh -c "ip netns exec $NS ip xfrm policy show
 		$reads")
 	export OK=2
 	plan_k=$(best ip netns exec "$NS" "$TS" plan -c "$CONFIG_KERNEL" --log-level error)
 	OK=0
-	for v in "in sync:$plan:$bare" "full state, kernel-xfrm on:$plan_k:$bare_k"; do
+	sync="in sync"
+	[ "${SCALE_NOT_IN_SYNC:-0}" != 1 ] || sync="partly in sync (bootstrap not converged)"
+	for v in "$sync:$plan:$bare" "full state, kernel-xfrm on:$plan_k:$bare_k"; do
 		IFS=: read -r what p b <<-EOF
 		$v
 		EOF

@@ -32,8 +32,11 @@
 # SCALE_MAX_IN_FLIGHT (default: the leaf's default, 1000): its
 # rotation/max-in-flight; SCALE_MAX_PASSES (default 12 + N / 1000): the
 # bootstrap's passes before it gives up; SCALE_CHARON_THREADS (default 16)
-# both charons' threads. Each pass's time and exit status go to
-# DIR/bootstrap.out.
+# both charons' threads; SCALE_DPD_DELAY, SCALE_CHILD_LIFETIME (default:
+# the leaves' defaults, 30 s and 3,600 s): every tunnel's ike/dpd-delay and
+# ike/child-sa-lifetime-soft/time (at 10,000 idle tunnels the defaults mean
+# 330 DPD exchanges and 3 CHILD SA rekeys a second). Each pass's time and
+# exit status go to DIR/bootstrap.out.
 # The benchmarks using it take SCALE_STATE=DIR: a state built before by
 # `up` (kept, not torn down), so that one 1,000-tunnel bootstrap serves
 # them all by hand.
@@ -141,7 +144,8 @@ CONF
 		set -- $variant
 		$PY "$ROOT/tests/bench/scale_gen.py" config "$n" "$dir/$1" \
 			--vici "$dir/a/charon.vici" --state "$dir/state" --api "$url/client/v4" \
-			--token "$dir/emu/token" --strongswan-conf "$dir/a/strongswan.conf" ${2:-}
+			--token "$dir/emu/token" --strongswan-conf "$dir/a/strongswan.conf" ${2:-} \
+			--dpd-delay "${SCALE_DPD_DELAY:-0}" --child-lifetime "${SCALE_CHILD_LIFETIME:-0}"
 		$PY - "$dir/$1" "${SCALE_CONFIRM_TIMEOUT:-30}" "${SCALE_MAX_IN_FLIGHT:-0}" <<'EOF'
 import json, sys
 p = sys.argv[1]

@@ -14,6 +14,7 @@ config data, never assigned.
   scale_gen.py config N OUT [--files K] [--vici PATH] [--state DIR]
                             [--api URL] [--token FILE] [--max-age S]
                             [--strongswan-conf FILE] [--no-kernel-xfrm]
+                            [--dpd-delay S] [--child-lifetime S]
   scale_gen.py seed N OUT
   scale_gen.py swanctl N OUT
   scale_gen.py policies N OUT
@@ -51,7 +52,12 @@ def if_id(i):
     return 1000 + i
 
 
-def tunnel(i, max_age):
+def tunnel(i, max_age, dpd_delay=0, child_lifetime=0):
+    ike = {"local-identity": "fqdn"}
+    if dpd_delay:
+        ike["dpd-delay"] = dpd_delay
+    if child_lifetime:
+        ike["child-sa-lifetime-soft"] = {"time": child_lifetime}
     return {
         "name": name(i),
         "id": tid(i),
@@ -60,7 +66,7 @@ def tunnel(i, max_age):
         "customer-endpoint": GW,
         "cloudflare-endpoint": edge(i),
         "interface-address": ifaddr(i),
-        "ike": {"local-identity": "fqdn"},
+        "ike": ike,
         "route-based": {"if-id": if_id(i)},
         "psk": {"source": "random", "max-age": max_age},
     }
@@ -87,7 +93,8 @@ def config(a):
             body = {"agent": agent, "cloudflare": cf}
         lo, hi = k * per, min(a.n, (k + 1) * per)
         if lo < hi or files == 1:
-            body["tunnels"] = {"tunnel": [tunnel(i, a.max_age) for i in range(lo, hi)]}
+            body["tunnels"] = {"tunnel": [tunnel(i, a.max_age, a.dpd_delay, a.child_lifetime)
+                                            for i in range(lo, hi)]}
         path = a.out if files == 1 else os.path.join(a.out, "part-%05d.json" % k)
         with open(path, "w") as f:
             json.dump({"tunnelsync:tunnelsync": body}, f, indent=2)
@@ -173,6 +180,9 @@ def main():
     p.add_argument("--api", default="")
     p.add_argument("--token", default="/etc/tunnelsync/cloudflare-token")
     p.add_argument("--max-age", type=int, default=7776000)
+    p.add_argument("--dpd-delay", type=int, default=0, help="ike/dpd-delay (0: the default)")
+    p.add_argument("--child-lifetime", type=int, default=0,
+                   help="ike/child-sa-lifetime-soft/time (0: the default)")
     p.add_argument("--strongswan-conf", default="", help="the gateway charon's strongswan.conf")
     p.add_argument("--no-kernel-xfrm", action="store_true",
                    help="kernel-xfrm false (charon doing ESP in userspace)")

@@ -12,9 +12,11 @@
 #   1. `tunnelsync rotate` of the tunnel carrying the flow: the edge ignores
 #      the new IKE_SA_INIT, the rotation is left pending (exit 2), the old
 #      SAs keep carrying the traffic;
-#   2. a pass before confirm-timeout (10 s) retries make-before-break, no
-#      fallback yet;
-#   3. the first pass after confirm-timeout says so and reauthenticates
+#   2. a pass before confirm-timeout (10 s) leaves the unanswered attempt
+#      to charon (it retries it), no new request, no fallback yet;
+#   3. the first pass after confirm-timeout sees the new IKE SA's
+#      IKE_SA_INIT still unanswered (responder SPI zero: refused, not slow;
+#      e2e-reauth-slow is the slow edge), says so and reauthenticates
 #      break-before-make: the tunnel comes up with the new key, both sides
 #      agree, the journal is empty, the flow healed (its figures printed).
 set -eu

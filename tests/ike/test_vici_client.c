@@ -32,6 +32,8 @@ enum mock_mode {
 			    * confirmation), then sends events byte by byte
 			    * and closes */
 	MOCK_UNKNOWN_EVENT,
+	MOCK_SLOW_STREAM,    /* a list of 6 entries, one every 100 ms */
+	MOCK_STALLED_STREAM, /* 2 entries of that list, then silence */
 };
 
 struct mock {
@@ -129,6 +131,32 @@ static void serve(struct mock *m, int fd)
 		ts_vici_node_free(ev);
 		usleep(100000);
 		break;
+	case MOCK_SLOW_STREAM:
+	case MOCK_STALLED_STREAM:
+		assert_int_equal(read_frame(fd, &p), 0);
+		assert_int_equal(p.type, TS_VICI_EVENT_REGISTER);
+		ts_vici_packet_done(&p);
+		send_packet(fd, TS_VICI_EVENT_CONFIRM, NULL, NULL, false);
+		assert_int_equal(read_frame(fd, &p), 0);
+		assert_int_equal(p.type, TS_VICI_CMD_REQUEST);
+		ts_vici_packet_done(&p);
+		ev = event_body("ts-slow");
+		for (int i = 0; i < (m->mode == MOCK_SLOW_STREAM ? 6 : 2); i++) {
+			usleep(100000);
+			send_packet(fd, TS_VICI_EVENT, "list-sa", ev, false);
+		}
+		ts_vici_node_free(ev);
+		if (m->mode == MOCK_STALLED_STREAM) {
+			(void)recv(fd, &p, 1, 0);
+			break;
+		}
+		assert_int_equal(ts_vici_msg_new(&ev), 0);
+		send_packet(fd, TS_VICI_CMD_RESPONSE, NULL, ev, false);
+		ts_vici_node_free(ev);
+		assert_int_equal(read_frame(fd, &p), 0);
+		assert_int_equal(p.type, TS_VICI_EVENT_UNREGISTER);
+		send_packet(fd, TS_VICI_EVENT_CONFIRM, NULL, NULL, false);
+		break;
 	case MOCK_UNKNOWN_EVENT:
 		assert_int_equal(read_frame(fd, &p), 0);
 		send_packet(fd, TS_VICI_EVENT_UNKNOWN, NULL, NULL, false);
@@ -191,6 +219,46 @@ static void test_timeout(void **state)
 	assert_int_equal(ts_vici_version(c, &v), -ETIMEDOUT);
 	/* It waited for the timeout, and not much longer. */
 	assert_true(ts_now_monotonic() - t0 >= 250000);
+	assert_true(ts_now_monotonic() - t0 < 3000000);
+	ts_vici_client_free(c);
+	mock_stop(&m);
+}
+
+static int count_entry(void *userdata, const struct ts_vici_node *event)
+{
+	(void)event;
+	++*(int *)userdata;
+	return 0;
+}
+
+/* Issue 12: a list longer to stream than the timeout (10,000 SAs from a
+ * busy charon) is read to its end while entries keep coming; a stream
+ * that stops is given up the timeout after its last entry. */
+static void test_slow_stream(void **state)
+{
+	struct ts_vici_client *c;
+	struct mock m;
+	ts_usec_t t0;
+	int n = 0;
+
+	(void)state;
+	mock_start(&m, MOCK_SLOW_STREAM, 1);
+	assert_int_equal(ts_vici_client_new(m.path, 300, &c), 0);
+	t0 = ts_now_monotonic();
+	assert_int_equal(ts_vici_list_sas(c, NULL, count_entry, &n), 0);
+	assert_int_equal(n, 6);
+	assert_true(ts_now_monotonic() - t0 >= 550000); /* longer than the timeout */
+	ts_vici_client_free(c);
+	mock_stop(&m);
+
+	n = 0;
+	mock_start(&m, MOCK_STALLED_STREAM, 1);
+	assert_int_equal(ts_vici_client_new(m.path, 300, &c), 0);
+	t0 = ts_now_monotonic();
+	assert_int_equal(ts_vici_list_sas(c, NULL, count_entry, &n), -ETIMEDOUT);
+	assert_int_equal(n, 2);
+	/* 2 x 100 ms of entries, then the 300 ms timeout: not much longer. */
+	assert_true(ts_now_monotonic() - t0 >= 450000);
 	assert_true(ts_now_monotonic() - t0 < 3000000);
 	ts_vici_client_free(c);
 	mock_stop(&m);
@@ -302,9 +370,8 @@ static void test_events(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_bad_replies),
-		cmocka_unit_test(test_closed),
+		cmocka_unit_test(test_timeout),	    cmocka_unit_test(test_slow_stream),
+		cmocka_unit_test(test_bad_replies), cmocka_unit_test(test_closed),
 		cmocka_unit_test(test_events),
 	};
 
