@@ -32,6 +32,7 @@ struct cfg_load {
 	struct lyd_node *tree;	       /* all files merged and validated */
 	struct cfg_entry_map *entries; /* list entry → file, built on a look-up */
 	struct ts_config_error *err;
+	bool locate_tunnels; /* TS_CONFIG_LOAD_SOURCES */
 };
 
 /* Records an error (first one wins) and returns r. file may be NULL. */

@@ -946,11 +946,12 @@ static void load_done(struct cfg_load *L)
 	ly_ctx_destroy(L->ctx);
 }
 
-static int load_once(const char *path, const char *models_dir, struct ts_desired **ret_desired,
-		     struct ts_config_error *err, char **ret_resolved)
+static int load_once(const char *path, const char *models_dir, unsigned flags,
+		     struct ts_desired **ret_desired, struct ts_config_error *err,
+		     char **ret_resolved)
 {
 	_cleanup_free_ char *resolved = NULL;
-	struct cfg_load L = { .err = err };
+	struct cfg_load L = { .err = err, .locate_tunnels = flags & TS_CONFIG_LOAD_SOURCES };
 	struct ts_desired *d = NULL;
 	struct stat st;
 	bool is_dir;
@@ -1045,6 +1046,12 @@ out:
 int ts_config_load(const char *path, const char *models_dir, struct ts_desired **ret_desired,
 		   struct ts_config_error *err)
 {
+	return ts_config_load_flags(path, models_dir, 0, ret_desired, err);
+}
+
+int ts_config_load_flags(const char *path, const char *models_dir, unsigned flags,
+			 struct ts_desired **ret_desired, struct ts_config_error *err)
+{
 	struct ts_config_error local = { 0 };
 	uint32_t old_opts;
 	int r;
@@ -1074,7 +1081,7 @@ int ts_config_load(const char *path, const char *models_dir, struct ts_desired *
 		_cleanup_free_ char *used = NULL, *now = NULL;
 
 		ts_config_error_done(&local);
-		r = load_once(path, models_dir, ret_desired, &local, &used);
+		r = load_once(path, models_dir, flags, ret_desired, &local, &used);
 		if (r >= 0 || r == -EINVAL || attempt >= 2 || !used)
 			break;
 		now = realpath(path, NULL);

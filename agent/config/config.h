@@ -57,3 +57,13 @@ int ts_config_models_dir(const char *override, const char **ret_dir);
  * their errors are reported then. */
 int ts_config_load(const char *path, const char *models_dir, struct ts_desired **ret_desired,
 		   struct ts_config_error *err);
+
+/* ts_config_load() with flags. TS_CONFIG_LOAD_SOURCES: each tunnel's
+ * source_file and source_line are set (where it is declared). Nothing in
+ * the agent needs them on a valid load (an error finds its own file and
+ * line when it is raised), and locating every tunnel is 7-10 % of a
+ * 10,000-tunnel load (README.md, "Scale and performance"), so a plain
+ * load leaves them NULL / 0. */
+#define TS_CONFIG_LOAD_SOURCES 0x1u
+int ts_config_load_flags(const char *path, const char *models_dir, unsigned flags,
+			 struct ts_desired **ret_desired, struct ts_config_error *err);

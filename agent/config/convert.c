@@ -442,8 +442,8 @@ static int convert_cf_declared(struct conv *c, const struct lyd_node *cf, struct
 
 static int convert_tunnel(struct conv *c, const struct lyd_node *t, struct ts_tunnel *tun)
 {
-	_cleanup_free_ char *path = lyd_path(t, LYD_PATH_STD, NULL, 0);
-	const struct cfg_file *f;
+	_cleanup_free_ char *path = NULL;
+	const struct cfg_file *f = NULL;
 	int r;
 
 	c->node = t;
@@ -463,7 +463,12 @@ static int convert_tunnel(struct conv *c, const struct lyd_node *t, struct ts_tu
 	    (r = convert_psk(c, child(t, "psk"), &tun->psk)) < 0 ||
 	    (r = convert_cf_declared(c, child(t, "cloudflare"), &tun->cf)) < 0)
 		return r;
-	f = cfg_locate(c->L, path, &tun->source_line);
+	if (c->L->locate_tunnels) {
+		path = lyd_path(t, LYD_PATH_STD, NULL, 0);
+		if (!path)
+			return -ENOMEM;
+		f = cfg_locate(c->L, path, &tun->source_line);
+	}
 	if (f) {
 		tun->source_file = strdup(f->display);
 		if (!tun->source_file)

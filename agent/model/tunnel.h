@@ -144,7 +144,8 @@ struct ts_tunnel {
 		struct ts_prefix address;
 		uint32_t mtu;
 	} iface;
-	/* Where the tunnel was declared, for messages. */
+	/* Where the tunnel was declared: set only by a load with
+	 * TS_CONFIG_LOAD_SOURCES (agent/config/config.h), else NULL / 0. */
 	char *source_file;
 	unsigned source_line;
 };

@@ -123,6 +123,13 @@ static int load(const char *path, struct ts_desired **ret, struct ts_config_erro
 	return ts_config_load(path, MODELS, ret, err);
 }
 
+/* The same with each tunnel's source_file/source_line set. */
+static int load_sources(const char *path, struct ts_desired **ret, struct ts_config_error *err)
+{
+	memset(err, 0, sizeof(*err));
+	return ts_config_load_flags(path, MODELS, TS_CONFIG_LOAD_SOURCES, ret, err);
+}
+
 /* Loads text as dir/name and expects it refused as described. line 0:
  * expect the line of marker in text. */
 static void expect_invalid(const char *dir, const char *name, const char *text, const char *marker,
@@ -374,7 +381,7 @@ static void test_example_json(void **state)
 	const struct ts_tunnel *a, *b;
 	char buf[TS_PREFIX_STRLEN];
 
-	assert_int_equal(load(EXAMPLE_JSON, &d, &err), 0);
+	assert_int_equal(load_sources(EXAMPLE_JSON, &d, &err), 0);
 	assert_string_equal(d->agent.node_name, "edge-ams-1");
 	assert_string_equal(d->agent.state_dir, "/var/lib/tunnelsync");
 	assert_int_equal(d->agent.resync_interval, 300);
@@ -432,6 +439,30 @@ static void test_example_json(void **state)
 	/* The source tree is a git checkout: the revision is its HEAD. */
 	assert_int_equal(strlen(d->revision), 40);
 	ts_desired_free(d);
+}
+
+/* A plain load (the agent's) locates no tunnel: NULL / 0 sources and
+ * otherwise the same result; its errors still name file and line
+ * (expect_invalid and the conflict tests load plainly). */
+static void test_plain_load_locates_nothing(void **state)
+{
+	struct ts_desired *d = NULL, *s = NULL;
+	struct ts_config_error err;
+
+	(void)state;
+	assert_int_equal(load(EXAMPLE_JSON, &d, &err), 0);
+	assert_int_equal(load_sources(EXAMPLE_JSON, &s, &err), 0);
+	assert_int_equal(d->n_tunnels, s->n_tunnels);
+	assert_string_equal(d->revision, s->revision);
+	for (size_t i = 0; i < d->n_tunnels; i++) {
+		assert_string_equal(d->tunnels[i].name, s->tunnels[i].name);
+		assert_null(d->tunnels[i].source_file);
+		assert_int_equal(d->tunnels[i].source_line, 0);
+		assert_non_null(s->tunnels[i].source_file);
+		assert_true(s->tunnels[i].source_line > 0);
+	}
+	ts_desired_free(d);
+	ts_desired_free(s);
 }
 
 static void test_example_xml(void **state)
@@ -500,7 +531,7 @@ static void test_defaults_and_order(void **state)
 	char buf[TS_PREFIX_STRLEN];
 
 	write_text(*state, "min.json", text);
-	assert_int_equal(load(file, &d, &err), 0);
+	assert_int_equal(load_sources(file, &d, &err), 0);
 	/* No node-name: the host name, as the module says. */
 	assert_string_equal(d->agent.node_name, host_name());
 	assert_string_equal(d->agent.state_dir, "/var/lib/tunnelsync");
@@ -775,7 +806,7 @@ static void test_directory_merge(void **state)
 	struct ts_desired *d = NULL;
 
 	write_split(*state);
-	assert_int_equal(load(*state, &d, &err), 0);
+	assert_int_equal(load_sources(*state, &d, &err), 0);
 	assert_int_equal(d->n_tunnels, 3);
 	assert_string_equal(d->tunnels[2].name, "ams-cf-c");
 	assert_int_equal(d->tunnels[2].routing.if_id, 103);
@@ -1161,6 +1192,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example_json),
+		cmocka_unit_test(test_plain_load_locates_nothing),
 		cmocka_unit_test(test_example_xml),
 		DIR_TEST(test_defaults_and_order),
 		DIR_TEST(test_invalid_json),

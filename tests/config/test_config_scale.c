@@ -200,7 +200,7 @@ static void test_lines_json(void **state)
 
 	assert_non_null(lines);
 	path = write_json(*state, "big.json", N_JSON, NULL, lines);
-	if (ts_config_load(path, MODELS, &d, &err) != 0)
+	if (ts_config_load_flags(path, MODELS, TS_CONFIG_LOAD_SOURCES, &d, &err) != 0)
 		fail_msg("%s:%u: %s", err.file, err.line, err.message);
 	expect_lines(d, N_JSON, lines, path);
 	ts_desired_free(d);
@@ -242,7 +242,7 @@ static void test_lines_xml(void **state)
 	write_file(*state, "big.xml", text);
 	free(text);
 	assert_true(asprintf(&path, "%s/big.xml", (char *)*state) > 0);
-	if (ts_config_load(path, MODELS, &d, &err) != 0)
+	if (ts_config_load_flags(path, MODELS, TS_CONFIG_LOAD_SOURCES, &d, &err) != 0)
 		fail_msg("%s:%u: %s", err.file, err.line, err.message);
 	expect_lines(d, N_XML, lines, path);
 	ts_desired_free(d);
@@ -370,7 +370,7 @@ static void test_file_per_tunnel(void **state)
 		write_file(*state, name, text);
 		free(text);
 	}
-	if (ts_config_load(*state, MODELS, &d, &err) != 0)
+	if (ts_config_load_flags(*state, MODELS, TS_CONFIG_LOAD_SOURCES, &d, &err) != 0)
 		fail_msg("%s:%u: %s: %s", err.file, err.line, err.path, err.message);
 	assert_int_equal(d->n_tunnels, n);
 	for (unsigned i = 0; i < n; i += 37) {
