@@ -122,6 +122,26 @@ done
 sleep 3 # the bootstrap's follow-up passes settle
 echo "tunnels declared and up: $((EXTRA + 2))"
 
+# The daemon's log since the trial began ($lines lines before it).
+log_since() { tail -n +"$((lines + 1))" "$LOG"; }
+log_has() { log_since | grep -q "$1"; }
+# The pass that brought e2e-b back has ended.
+pass_ended() {
+	log_since | sed -n '/tunnel=e2e-b: initiate: done/,$p' | grep -q ' pass: .* actions, '
+}
+# wait_for STEP TRIES WHAT TEST...: runs TEST every STEP s until it
+# succeeds; the trial fails ("WHAT") after TRIES tries.
+wait_for() {
+	step=$1 tries=$2 what=$3
+	shift 3
+	i=0
+	until "$@"; do
+		i=$((i + 1))
+		[ $i -lt "$tries" ] || e2e_fail "trial $t: $what"
+		sleep "$step"
+	done
+}
+
 run_trials() { # log mode
 LOG=$1
 : >"$E2E_DIR/trials"
@@ -131,33 +151,17 @@ while [ $t -lt "$TRIALS" ]; do
 	lines=$(wc -l <"$LOG")
 	if [ "$2" = during ]; then
 		kill -HUP "$DPID"
-		i=0
-		until tail -n +"$((lines + 1))" "$LOG" | grep -q 'starts (SIGHUP'; do
-			i=$((i + 1))
-			[ $i -lt 1000 ] || e2e_fail "trial $t: no SIGHUP pass within 10 s"
-			sleep 0.01
-		done
+		wait_for 0.01 1000 "no SIGHUP pass within 10 s" log_has 'starts (SIGHUP'
 		sleep "0.$(printf %03d $((50 + (t * 97) % 400)))"
 	fi
 	t0=$(date +%s%3N)
 	e2e_swanctl a --terminate --force --ike ts-e2e-b >/dev/null 2>&1 || true
-	i=0
-	until tail -n +"$((lines + 1))" "$LOG" | grep -q 'tunnel=e2e-b: initiate: done'; do
-		i=$((i + 1))
-		[ $i -lt 200 ] || e2e_fail "trial $t: no initiate within 20 s"
-		sleep 0.1
-	done
+	wait_for 0.1 200 "no initiate within 20 s" log_has 'tunnel=e2e-b: initiate: done'
 	echo "$t0 $lines" >>"$E2E_DIR/trials"
 	e2e_wait_ike_up e2e-b 30 || e2e_fail "trial $t: e2e-b not back"
 	# The next trial starts from an idle loop: the pass that brought the
 	# tunnel back has ended (its full stage lasts ~1 s at 1000 tunnels).
-	i=0
-	until tail -n +"$((lines + 1))" "$LOG" |
-		sed -n '/tunnel=e2e-b: initiate: done/,$p' | grep -q ' pass: .* actions, '; do
-		i=$((i + 1))
-		[ $i -lt 300 ] || e2e_fail "trial $t: the pass did not end within 30 s"
-		sleep 0.1
-	done
+	wait_for 0.1 300 "the pass did not end within 30 s" pass_ended
 	sleep 0.5
 done
 
