@@ -149,7 +149,7 @@ enum ts_earlier ts_earlier_seen(const struct ts_ike_observed *io, ts_usec_t now,
 }
 
 enum ts_earlier_verdict ts_earlier_decide(struct ts_agent *a, const char *tunnel, const char *what,
-					  enum ts_earlier seen, ts_usec_t since, bool confirm_asks)
+					  enum ts_earlier seen, ts_usec_t since, bool bounded)
 {
 	unsigned ct = a->desired->agent.confirm_timeout;
 	ts_usec_t age = TS_PLANES(a)->now_realtime(TS_PLANES_CTX(a)) - since;
@@ -160,15 +160,11 @@ enum ts_earlier_verdict ts_earlier_decide(struct ts_agent *a, const char *tunnel
 
 	switch (seen) {
 	case TS_EARLIER_CAME_UP:
-		if (!confirm_asks) {
+		if (patient || !bounded) {
 			waits = "came up since: confirming it, no new request";
 			v = TS_EARLIER_CONFIRM;
-		} else if (patient) {
-			waits = "came up since: confirming it (new CHILD SAs asked for in it, "
-				"make-before-break)";
-			v = TS_EARLIER_CONFIRM;
 		}
-		why = "came up, new CHILD SAs in it not up within 10 x confirm-timeout";
+		why = "came up, no new CHILD SA confirmed within 10 x confirm-timeout";
 		late = true;
 		break;
 	case TS_EARLIER_UNDER_WAY:

@@ -64,8 +64,7 @@ enum ts_earlier {
 enum ts_earlier_verdict {
 	TS_EARLIER_ASK,	    /* make-before-break asked (again) */
 	TS_EARLIER_WAIT,    /* left to go on: no new request, waited for */
-	TS_EARLIER_CONFIRM, /* came up since: confirmed (update-conn: new CHILD
-			     * SAs asked for beside it, make-before-break) */
+	TS_EARLIER_CONFIRM, /* came up since: confirmed, no new request */
 	TS_EARLIER_BREAK,   /* break-before-make this time */
 };
 
@@ -82,8 +81,9 @@ enum ts_earlier ts_earlier_seen(const struct ts_ike_observed *io, ts_usec_t now,
 /* The rule: came up → confirm; answered → wait, up to TS_EARLIER_PATIENCE
  * x confirm-timeout since; unanswered → wait up to confirm-timeout; none
  * → ask again up to confirm-timeout; later → break-before-make. With
- * confirm_asks (the confirmation is itself a request: update-conn), a
- * came-up one is confirmed up to the patience too. Logs what it decided
- * and why, for what ("the rotation's reauthentication") of tunnel. */
+ * bounded, one that came up is confirmed up to the patience too (update-
+ * conn: an IKE SA up without the new CHILD SA is not waited for for
+ * ever). Logs what it decided and why, for what ("the rotation's
+ * reauthentication") of tunnel; no secret. */
 enum ts_earlier_verdict ts_earlier_decide(struct ts_agent *a, const char *tunnel, const char *what,
-					  enum ts_earlier seen, ts_usec_t since, bool confirm_asks);
+					  enum ts_earlier seen, ts_usec_t since, bool bounded);

@@ -322,7 +322,7 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 		if (it->up) {
 			io->ike_state = TS_IKE_SA_ESTABLISHED;
 			io->ike_unique_id = it->ike_id;
-			io->n_ike_sas = 1 + (it->reauth_sa != FAKE_REAUTH_NONE);
+			io->n_ike_sas = 1 + (it->reauth_sa != FAKE_REAUTH_NONE) + (it->beside != 0);
 			io->n_ike_unanswered = it->reauth_sa == FAKE_REAUTH_UNANSWERED;
 			io->n_ike_answered = it->reauth_sa == FAKE_REAUTH_ANSWERED;
 			io->ike_established_secs =
@@ -426,8 +426,8 @@ static int f_ike_load_conn(void *ctx, const struct ts_tunnel *t, char *err, size
  * SAs of a peer that refuses overlapping SAs or is slow are a new IKE SA
  * beside the old one, shown as charon shows a reauthentication's
  * (reauth_sa: unanswered, or answered until fake_reauth_complete/_fail);
- * in an IKE SA that such a request brought up (made from the connection
- * as loaded) charon adds the new CHILD SA at once. */
+ * unlike a reauthentication's, the old IKE SA stays beside it (beside)
+ * until the update's finish terminates it. */
 static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
 			     bool reestablish, bool break_first,
 			     struct ts_ike_update_sas *ret_before, char *err, size_t err_size)
@@ -453,18 +453,24 @@ static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct 
 	ret_before->ike[0] = it->ike_id;
 	ret_before->child[0].ike = ret_before->child[0].child = it->ike_id;
 	ret_before->child[0].installed = true;
+	if (it->beside) {
+		ret_before->n_ike = ret_before->n_child = 2;
+		ret_before->ike[1] = it->beside;
+		ret_before->child[1].ike = ret_before->child[1].child = it->beside;
+		ret_before->child[1].installed = true;
+	}
 	if (!reestablish)
 		return 0;
 	it->reestablishes++;
 	it->breaks += break_first;
 	if (break_first) {
-		/* The new IKE SA beside, if any, goes with the old ones. */
-		it->ike_id = 0, it->up = false;
+		/* Every IKE SA of the connection goes, a new one beside too. */
+		it->ike_id = it->beside = 0, it->up = false;
 		it->reauth_sa = FAKE_REAUTH_NONE;
 	}
 	if (it->update_fails)
 		return 1; /* requested; nothing comes of it */
-	if (!break_first && (it->refuses_overlap || (it->reauth_slow && !it->sa_updated))) {
+	if (!break_first && (it->refuses_overlap || it->reauth_slow)) {
 		it->reauth_sa = it->refuses_overlap ? FAKE_REAUTH_UNANSWERED : FAKE_REAUTH_ANSWERED;
 		it->update_under_way = !it->refuses_overlap;
 		return 1;
@@ -472,7 +478,6 @@ static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct 
 	it->up = true;
 	it->ike_id = ++f->next_ike_id;
 	it->up_since = f->real;
-	it->sa_updated = true;
 	return 1;
 }
 
@@ -489,6 +494,7 @@ static int f_ike_update_finish(void *ctx, const struct ts_tunnel *t,
 		snprintf(err, err_size, "fake: no new CHILD SA");
 		return -EAGAIN;
 	}
+	f->ike[i].beside = 0; /* the old IKE SA terminated */
 	return 0;
 }
 
@@ -557,7 +563,8 @@ static int exchange(struct fake *f, const struct ts_tunnel *t)
 	it->up = false;
 	it->ike_id = 0;
 	it->reauth_sa = FAKE_REAUTH_NONE;
-	it->update_under_way = it->sa_updated = false;
+	it->update_under_way = false;
+	it->beside = 0;
 	if (!it->reachable)
 		return -ETIMEDOUT;
 	if (!it->key || !f->cf[i].key || !ts_secret_equal(it->key, f->cf[i].key)) {
@@ -572,12 +579,16 @@ static int exchange(struct fake *f, const struct ts_tunnel *t)
 
 int fake_reauth_complete(struct fake *f, size_t i)
 {
-	bool update = f->ike[i].update_under_way;
+	struct fake_ike_tunnel *it = &f->ike[i];
+	uint32_t old = it->ike_id;
+	bool update = it->update_under_way;
 	int r;
 
-	assert(f->ike[i].reauth_sa == FAKE_REAUTH_ANSWERED);
+	assert(it->reauth_sa == FAKE_REAUTH_ANSWERED);
 	r = exchange(f, &f->t[i]);
-	f->ike[i].sa_updated = update && r == 0;
+	/* update-conn's: the old IKE SA stays until the finish. */
+	if (r == 0 && update)
+		it->beside = old;
 	return r;
 }
 

@@ -97,9 +97,9 @@ struct fake_ike_tunnel {
 	} reauth_sa;
 	/* reauth_sa is update-conn's new IKE SA (not a reauthentication) */
 	bool update_under_way;
-	/* The IKE SA in service came from update-conn's request (it has the
-	 * connection as loaded: charon adds new CHILD SAs to it at once). */
-	bool sa_updated;
+	/* The old IKE SA beside the one update-conn's request brought up
+	 * (0: none), until the update's finish terminates it. */
+	uint32_t beside;
 };
 
 enum fake_store_op {

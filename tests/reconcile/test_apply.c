@@ -1259,9 +1259,10 @@ static void update_slow_begin(struct fake *f, unsigned confirm_timeout, bool ref
 /* The new IKE SA's IKE_AUTH is still under way (the peer answered its
  * IKE_SA_INIT) a minute later, past confirm-timeout (30 s): the next pass
  * waits for it — no break-before-make, no new request, the old SA kept —
- * and says so; once it is up, the pass after confirms it (a CHILD SA asked
- * for in it, make-before-break) and the update is done. The old rule broke
- * the tunnel in the second pass. */
+ * and says so; once it is up (the old IKE SA still beside it), the pass
+ * after confirms it, again without a request, and finishes the update: the
+ * old IKE SA terminated. The old rule broke the tunnel in the second
+ * pass. */
 static void test_update_conn_slow_waited_for(void **state)
 {
 	struct fake *f = *state;
@@ -1288,9 +1289,12 @@ static void test_update_conn_slow_waited_for(void **state)
 	pass_logged(f, &res, &logs);
 	assert_int_equal(res.n_pending + res.n_failed, 0);
 	ts_pass_result_done(&res);
-	assert_non_null(strstr(logs.text, "came up since: confirming it"));
+	assert_non_null(strstr(logs.text, "t01: update-conn's request for new SAs came up since: "
+					  "confirming it, no new request"));
 	assert_int_equal(f->ike[0].breaks, 0);
+	assert_int_equal(f->ike[0].reestablishes, 1);
 	assert_int_equal(f->ike[0].finishes, 1);
+	assert_int_equal(f->ike[0].beside, 0);
 	assert_int_not_equal(f->ike[0].ike_id, id0);
 	pass_in_sync(f);
 	assert_int_equal(f->ike[0].reinitiates + f->ike[0].breaks, 0);
