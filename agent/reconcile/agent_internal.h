@@ -255,12 +255,6 @@ void ts_agent_recheck_mbb(struct ts_agent *a);
  * (initiate, reauth, rotate, resume) or charon is connecting a tunnel by
  * itself (its retries may fail authentication). Pure. */
 bool ts_agent_log_needed(const struct ts_observation *o, const struct ts_plan *plan);
-/* Whether a rotation's reauthentication falls back to break-before-make:
- * its journal entry is older than confirm-timeout, so an earlier
- * make-before-break attempt did not come up (or the agent died in it
- * long ago). A peer that refuses overlapping SAs would otherwise refuse
- * every attempt while the old SAs carry on. */
-bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_entry *e);
 /* The owned interfaces and routes (opt-in, per tunnel): what a pass
  * changes there, appended to plan as actions of phase traffic (read
  * only; `plan`, `once --dry-run` and every pass): owned interfaces and

@@ -337,6 +337,48 @@ static void update_done(struct ts_agent *a, const struct ts_action *act, const s
 	}
 }
 
+/* What charon shows of the new SAs an earlier pass asked for at since;
+ * *ret_up: the IKE SA that came up since. update-conn's new IKE SA is no
+ * reauthentication: the old IKE SAs stay beside it until
+ * ts_ike_update_finish. An IKE SA established since with none beside it
+ * replaced the old one (an IKE rekey or charon's own reauthentication:
+ * the old config) and is not taken for the update's. */
+static enum ts_earlier earlier_seen(struct ts_agent *a, const struct ts_tunnel *t, ts_usec_t since,
+				    uint32_t *ret_up)
+{
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	void *ctx = TS_PLANES_CTX(a);
+	struct ts_ike_observed io = { 0 };
+	enum ts_earlier seen = TS_EARLIER_NONE;
+
+	if (ops->ike_observe(ctx, t, 1, &io) == 0)
+		seen = ts_earlier_seen(&io, ops->now_realtime(ctx), since);
+	if (seen == TS_EARLIER_CAME_UP && io.n_ike_sas < 2)
+		seen = io.n_ike_answered     ? TS_EARLIER_UNDER_WAY
+		       : io.n_ike_unanswered ? TS_EARLIER_UNANSWERED
+					     : TS_EARLIER_NONE;
+	*ret_up = io.ike_unique_id;
+	ts_ike_observed_done(&io);
+	return seen;
+}
+
+/* The IKE SA that came up since (and its CHILD SAs) out of the SAs the
+ * new ones are told from: its CHILD SA confirms the update. */
+static void forget_ike(struct ts_ike_update_sas *before, uint32_t id)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < before->n_ike; i++)
+		if (before->ike[i] != id)
+			before->ike[k++] = before->ike[i];
+	before->n_ike = k;
+	k = 0;
+	for (size_t i = 0; i < before->n_child; i++)
+		if (before->child[i].ike != id)
+			before->child[k++] = before->child[i];
+	before->n_child = k;
+}
+
 /* Loads the changed connection and requests its new SAs (none blocks).
  * True: waited for with the others (w), then update_outcome(). */
 static bool request_update(struct ts_agent *a, const struct ts_observation *o,
@@ -348,8 +390,10 @@ static bool request_update(struct ts_agent *a, const struct ts_observation *o,
 	void *ctx = TS_PLANES_CTX(a);
 	const struct ts_key_record *rec =
 		o->store ? ts_store_state_record(o->store, act->tunnel) : NULL;
-	ts_usec_t now = ops->now_realtime(ctx), since = 0;
-	bool key, again, break_first, later = false;
+	enum ts_earlier_verdict v = TS_EARLIER_ASK;
+	ts_usec_t since = 0;
+	uint32_t up = 0;
+	bool key, again, waits, running, later = false;
 	char err[256] = "";
 	int r;
 
@@ -369,20 +413,22 @@ static bool request_update(struct ts_agent *a, const struct ts_observation *o,
 	}
 	if (!ops->conn_failing_read || ops->conn_failing_read(ctx, t->name, &since) < 0)
 		since = 0;
-	/* New SAs beside the old ones have not come up for a while: a peer
-	 * that refuses a second IKE SA with the same identities (like the
-	 * rotation's reauthentication, rotation.c). */
-	break_first = again && since && now > since &&
-		      now - since > (ts_usec_t)a->desired->agent.confirm_timeout * TS_USEC_PER_SEC;
-	if (break_first)
-		ts_logf(TS_LOG_WARN, "ike", t->name,
-			"update-conn: new SAs beside the old have not come up for %u s (a "
-			"peer that refuses overlapping SAs?): break-before-make this time",
-			a->desired->agent.confirm_timeout);
+	/* New SAs beside the old ones have not come up in an earlier pass:
+	 * the same rule as a resumed rotation's reauthentication (wait.h) —
+	 * an answered one is waited for, a refused one (a peer that refuses
+	 * a second IKE SA with the same identities) breaks before it makes. */
+	if (again && since)
+		v = ts_earlier_decide(a, t->name, "update-conn's request for new SAs",
+				      earlier_seen(a, t, since, &up), since, true);
+	waits = v == TS_EARLIER_WAIT || v == TS_EARLIER_CONFIRM;
 	u->since = since;
-	r = ops->ike_update_conn(ctx, t, key && rec ? rec->key : NULL, again, break_first,
-				 &u->before, err, sizeof(err));
-	if (r == 1) {
+	r = ops->ike_update_conn(ctx, t, key && rec ? rec->key : NULL, again && !waits,
+				 v == TS_EARLIER_BREAK, &u->before, err, sizeof(err));
+	/* Waiting: loaded only, the earlier request's SAs confirmed as new. */
+	running = u->before.n_ike > 0;
+	if (r == 0 && v == TS_EARLIER_CONFIRM)
+		forget_ike(&u->before, up);
+	if (r == 1 || (r == 0 && waits && running)) {
 		*w = (struct ts_waiter){ t, 0, ts_wait_deadline(a, sa_wait_s(a, act->kind)), false,
 					 &u->before };
 		out->status = TS_OUTCOME_PENDING; /* until confirmed */

@@ -494,84 +494,9 @@ static int commit(struct ts_agent *a, struct ts_rotation *rot)
 }
 
 /* A rotation taken from the journal may have had its reauthentication
- * requested by an earlier pass. What charon shows of it (strongSwan 5.9.8
- * list-sas, measured against a refusing and a slow edge: agent/reconcile/
- * README.md, "A resumed rotation's reauthentication"). */
-enum earlier_reauth {
-	EARLIER_NONE,	    /* no IKE SA but the one in service: never asked,
-			     * refused with an error, or given up */
-	EARLIER_UNANSWERED, /* a new IKE SA whose IKE_SA_INIT the peer has
-			     * not answered (a refusing peer stays here) */
-	EARLIER_UNDER_WAY,  /* the peer answered it (chose its SPI): IKE_AUTH
-			     * under way, the peer took the second IKE SA */
-	EARLIER_CAME_UP,    /* the IKE SA in service was established after
-			     * the rotation began */
-};
-
-/* How long an answered reauthentication is waited for, in confirm-timeouts
- * since the rotation began (300 s at the default 30 s: about twice what
- * charon 5.9.8's default retransmissions give one exchange, 165 s, before
- * it starts the attempt over from IKE_SA_INIT); then break-before-make as
- * for a refusal. Waiting costs no traffic: the old SAs carry it. */
-#define REAUTH_UNDER_WAY_PATIENCE 10 /* the log below says it too */
-
-static enum earlier_reauth earlier_reauth(struct ts_agent *a, const struct ts_rotation *rot,
-					  const struct ts_ike_observed *io)
-{
-	ts_usec_t now = TS_PLANES(a)->now_realtime(TS_PLANES_CTX(a));
-	ts_usec_t since = (ts_usec_t)io->ike_established_secs * TS_USEC_PER_SEC;
-
-	/* established counts whole seconds: one of slack. */
-	if (io->ike_state == TS_IKE_SA_ESTABLISHED && now > since &&
-	    now - since > rot->e.started_at + TS_USEC_PER_SEC)
-		return EARLIER_CAME_UP;
-	if (io->n_ike_answered)
-		return EARLIER_UNDER_WAY;
-	return io->n_ike_unanswered ? EARLIER_UNANSWERED : EARLIER_NONE;
-}
-
-/* Whether the resumed rotation's reauthentication is left to go on (no
- * new request); *fallback: break-before-make instead of another
- * make-before-break request. */
-static bool wait_for_earlier(struct ts_agent *a, const struct ts_rotation *rot,
-			     enum earlier_reauth seen, bool *fallback)
-{
-	unsigned ct = a->desired->agent.confirm_timeout;
-	bool late = ts_agent_reauth_fallback(a, &rot->e);
-	ts_usec_t age = TS_PLANES(a)->now_realtime(TS_PLANES_CTX(a)) - rot->e.started_at;
-	const char *waits = NULL, *why = "a peer that refuses overlapping SAs?";
-
-	switch (seen) {
-	case EARLIER_CAME_UP:
-		waits = "came up since: confirming it";
-		break;
-	case EARLIER_UNDER_WAY:
-		if (age <= (ts_usec_t)REAUTH_UNDER_WAY_PATIENCE * ct * TS_USEC_PER_SEC)
-			waits = "is still under way (the peer answered its IKE_SA_INIT): waiting "
-				"for it";
-		why = "answered by the peer, not completed within 10 x confirm-timeout";
-		late = true;
-		break;
-	case EARLIER_UNANSWERED:
-		if (!late)
-			waits = "is not answered yet: charon retries it";
-		why = "the peer never answered its IKE_SA_INIT: a peer that refuses "
-		      "overlapping SAs?";
-		break;
-	default:
-		break;
-	}
-	*fallback = !waits && late;
-	if (waits)
-		ts_logf(TS_LOG_INFO, "ike", rot->t->name,
-			"the rotation's reauthentication %s, no new request", waits);
-	else if (late)
-		ts_logf(TS_LOG_WARN, "ike", rot->t->name,
-			"the rotation's reauthentication has not come up for %llu s (%s): "
-			"break-before-make this time",
-			(unsigned long long)(age / TS_USEC_PER_SEC), why);
-	return waits != NULL;
-}
+ * requested by an earlier pass: what charon shows of it decides
+ * (ts_earlier_decide, wait.h; the same rule as update-conn's). */
+static const char earlier_what[] = "the rotation's reauthentication";
 
 /* Step 3, requested: the journal holds the key Cloudflare has (step
  * remote); the key and connection are loaded and the reauthentication (or
@@ -583,9 +508,9 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 	void *ctx = TS_PLANES_CTX(a);
 	const struct ts_tunnel *t = rot->t;
 	struct ts_ike_observed before = { 0 };
-	enum earlier_reauth seen = EARLIER_NONE;
+	enum ts_earlier seen = TS_EARLIER_NONE;
+	enum ts_earlier_verdict v = TS_EARLIER_ASK;
 	uint32_t old_id = 0;
-	bool waits = false, fallback = false;
 	char err[256] = "";
 	int r;
 
@@ -597,7 +522,7 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 		 * lasted longer (100 keys to an edge that takes each one in
 		 * turn). */
 		if (rot->resumed && rot->e.started_at > 0)
-			seen = earlier_reauth(a, rot, &before);
+			seen = ts_earlier_seen(&before, ops->now_realtime(ctx), rot->e.started_at);
 	}
 	ts_ike_observed_done(&before);
 
@@ -613,12 +538,12 @@ static int local_request(struct ts_agent *a, struct ts_rotation *rot)
 	/* A member in service: its siblings carry the traffic meanwhile. */
 	rot->drained = old_id && ts_agent_routes_drain(a, t);
 	if (old_id && rot->resumed && rot->e.started_at > 0)
-		waits = wait_for_earlier(a, rot, seen, &fallback);
-	if (waits) {
+		v = ts_earlier_decide(a, t->name, earlier_what, seen, rot->e.started_at, false);
+	if (v == TS_EARLIER_WAIT || v == TS_EARLIER_CONFIRM) {
 		/* The SA that came up is the one waited for. */
-		if (seen == EARLIER_CAME_UP)
+		if (v == TS_EARLIER_CONFIRM)
 			old_id = 0;
-	} else if (fallback && ops->ike_reinitiate) {
+	} else if (v == TS_EARLIER_BREAK && ops->ike_reinitiate) {
 		r = ops->ike_reinitiate(ctx, t, err, sizeof(err));
 		if (r < 0 && r != -EIO && r != -ETIMEDOUT)
 			ts_logf(TS_LOG_WARN, "ike", t->name, "re-initiation failed: %s",

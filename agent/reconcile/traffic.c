@@ -83,15 +83,6 @@ void ts_agent_want_log(struct ts_agent *a, bool want)
 			"charon's log no longer followed (every tunnel up)");
 }
 
-bool ts_agent_reauth_fallback(const struct ts_agent *a, const struct ts_journal_entry *e)
-{
-	/* The clock the journal's started_at came from (the planes'). */
-	ts_usec_t now = a->planes.ops->now_realtime(a->planes.ctx);
-
-	return e && e->started_at > 0 &&
-	       now - e->started_at > (ts_usec_t)a->desired->agent.confirm_timeout * TS_USEC_PER_SEC;
-}
-
 /* --- routes ------------------------------------------------------------- */
 
 static bool has_routes(const struct ts_tunnel *t)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/cancel.h"
+#include "core/log.h"
 #include "reconcile/agent_internal.h"
 #include "xfrm/xfrm.h"
 
@@ -131,4 +132,65 @@ void ts_wait_up(struct ts_agent *a, struct ts_waiter *const *waiters, size_t n)
 		ops->wait(ctx, ts_wait_pause(took));
 	}
 	free(pending);
+}
+
+/* --- a make-before-break request an earlier pass stopped waiting for ---- */
+
+enum ts_earlier ts_earlier_seen(const struct ts_ike_observed *io, ts_usec_t now, ts_usec_t since)
+{
+	ts_usec_t up = now - (ts_usec_t)io->ike_established_secs * TS_USEC_PER_SEC;
+
+	/* established counts whole seconds: one of slack. */
+	if (io->ike_state == TS_IKE_SA_ESTABLISHED && up > since + TS_USEC_PER_SEC)
+		return TS_EARLIER_CAME_UP;
+	if (io->n_ike_answered)
+		return TS_EARLIER_UNDER_WAY;
+	return io->n_ike_unanswered ? TS_EARLIER_UNANSWERED : TS_EARLIER_NONE;
+}
+
+enum ts_earlier_verdict ts_earlier_decide(struct ts_agent *a, const char *tunnel, const char *what,
+					  enum ts_earlier seen, ts_usec_t since, bool bounded)
+{
+	unsigned ct = a->desired->agent.confirm_timeout;
+	ts_usec_t age = TS_PLANES(a)->now_realtime(TS_PLANES_CTX(a)) - since;
+	bool late = since > 0 && age > (ts_usec_t)ct * TS_USEC_PER_SEC;
+	bool patient = since > 0 && age <= (ts_usec_t)TS_EARLIER_PATIENCE * ct * TS_USEC_PER_SEC;
+	const char *waits = NULL, *why = "a peer that refuses overlapping SAs?";
+	enum ts_earlier_verdict v = TS_EARLIER_WAIT;
+
+	switch (seen) {
+	case TS_EARLIER_CAME_UP:
+		if (patient || !bounded) {
+			waits = "came up since: confirming it, no new request";
+			v = TS_EARLIER_CONFIRM;
+		}
+		why = "came up, no new CHILD SA confirmed within 10 x confirm-timeout";
+		late = true;
+		break;
+	case TS_EARLIER_UNDER_WAY:
+		if (patient)
+			waits = "is still under way (the peer answered its IKE_SA_INIT): waiting "
+				"for it, no new request";
+		why = "answered by the peer, not completed within 10 x confirm-timeout";
+		late = true;
+		break;
+	case TS_EARLIER_UNANSWERED:
+		if (!late)
+			waits = "is not answered yet: charon retries it, no new request";
+		why = "the peer never answered its IKE_SA_INIT: a peer that refuses "
+		      "overlapping SAs?";
+		break;
+	default:
+		break;
+	}
+	if (waits) {
+		ts_logf(TS_LOG_INFO, "ike", tunnel, "%s %s", what, waits);
+		return v;
+	}
+	if (!late)
+		return TS_EARLIER_ASK;
+	ts_logf(TS_LOG_WARN, "ike", tunnel,
+		"%s has not come up for %llu s (%s): break-before-make this time", what,
+		(unsigned long long)(age / TS_USEC_PER_SEC), why);
+	return TS_EARLIER_BREAK;
 }

@@ -88,6 +88,18 @@ awk '/^(Pss|Private_Clean|Private_Dirty|Shared_Clean|Shared_Dirty|Anonymous):/ {
 		(v["Private_Clean:"] + v["Private_Dirty:"]) / 1024, v["Private_Dirty:"] / 1024,
 		v["Private_Clean:"] / 1024, (v["Shared_Clean:"] + v["Shared_Dirty:"]) / 1024,
 		v["Anonymous:"] / 1024, v["Pss:"] / 1024 }' "/proc/$DPID/smaps_rollup"
+# Where the resident pages are, by mapping (the largest first): each
+# library's file pages (text and read-only data; shared) and its written
+# data (private dirty: relocations, .data, .bss), the heap, the stacks.
+awk '/^[0-9a-f]+-[0-9a-f]+ / { name = $6 == "" ? "[anon]" : $6; sub(/.*\//, "", name) }
+	/^Rss:/ { rss[name] += $2 } /^Private_Dirty:/ { pd[name] += $2 }
+	END { for (m in rss) if (rss[m] > 0) printf "%d %d %s\n", rss[m], pd[m], m }' \
+	"/proc/$DPID/smaps" | sort -rn | awk '
+	NR <= 14 { line = line sprintf("%s%s %.2f (%.2f private dirty)", NR > 1 ? ", " : "", $3, $1 / 1024, $2 / 1024) }
+	NR > 14 { rest += $1; restd += $2; k++ }
+	END { printf "RSS by mapping, MiB: %s; %d more mappings %.2f (%.2f private dirty)\n", line, k, rest / 1024, restd / 1024 }'
+# SMAPS_OUT=FILE: the daemon's /proc/PID/smaps copied there at the end.
+[ -z "${SMAPS_OUT:-}" ] || cp "/proc/$DPID/smaps" "$SMAPS_OUT"
 awk -v n="$N" -v s="$SECONDS_IDLE" -v c0="$c0" -v c1="$c1" -v rss="$rss" -v hwm="$hwm" \
 	-v p="$passes" -v r="$requests" 'BEGIN {
 	printf "daemon idle, %d tunnels in sync, %d s: %.4f CPU-s/min (goal <= 0.01), RSS %.1f MiB, peak %.1f MiB (goal <= 16 MB), passes: %s, %d API requests (goal 0 between resyncs)\n",

@@ -322,7 +322,7 @@ static int f_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 		if (it->up) {
 			io->ike_state = TS_IKE_SA_ESTABLISHED;
 			io->ike_unique_id = it->ike_id;
-			io->n_ike_sas = 1 + (it->reauth_sa != FAKE_REAUTH_NONE);
+			io->n_ike_sas = 1 + (it->reauth_sa != FAKE_REAUTH_NONE) + (it->beside != 0);
 			io->n_ike_unanswered = it->reauth_sa == FAKE_REAUTH_UNANSWERED;
 			io->n_ike_answered = it->reauth_sa == FAKE_REAUTH_ANSWERED;
 			io->ike_established_secs =
@@ -422,7 +422,12 @@ static int f_ike_load_conn(void *ctx, const struct ts_tunnel *t, char *err, size
 /* update-conn: the key again when given, the connection, then new SAs
  * requested when asked and running (the fake does not tell CHILD from IKE
  * SAs: one SA, whose id changes when it is made again). A peer that does
- * not take the new SAs answers nothing: the agent waits for them. */
+ * not take the new SAs answers nothing: the agent waits for them. The new
+ * SAs of a peer that refuses overlapping SAs or is slow are a new IKE SA
+ * beside the old one, shown as charon shows a reauthentication's
+ * (reauth_sa: unanswered, or answered until fake_reauth_complete/_fail);
+ * unlike a reauthentication's, the old IKE SA stays beside it (beside)
+ * until the update's finish terminates it. */
 static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct ts_secret *key,
 			     bool reestablish, bool break_first,
 			     struct ts_ike_update_sas *ret_before, char *err, size_t err_size)
@@ -441,19 +446,38 @@ static int f_ike_update_conn(void *ctx, const struct ts_tunnel *t, const struct 
 	it->updates++;
 	if (key && (r = load_key(f, i, key)) < 0)
 		return r;
-	if ((r = load_conn(f, i)) < 0 || !reestablish || !it->up)
+	if ((r = load_conn(f, i)) < 0 || !it->up)
 		return r;
+	/* The SAs running before the load, whatever follows. */
 	ret_before->n_ike = ret_before->n_child = 1;
 	ret_before->ike[0] = it->ike_id;
 	ret_before->child[0].ike = ret_before->child[0].child = it->ike_id;
 	ret_before->child[0].installed = true;
+	if (it->beside) {
+		ret_before->n_ike = ret_before->n_child = 2;
+		ret_before->ike[1] = it->beside;
+		ret_before->child[1].ike = ret_before->child[1].child = it->beside;
+		ret_before->child[1].installed = true;
+	}
+	if (!reestablish)
+		return 0;
+	it->reestablishes++;
 	it->breaks += break_first;
-	if (break_first)
-		it->ike_id = 0, it->up = false;
-	if (it->update_fails || (it->refuses_overlap && !break_first))
+	if (break_first) {
+		/* Every IKE SA of the connection goes, a new one beside too. */
+		it->ike_id = it->beside = 0, it->up = false;
+		it->reauth_sa = FAKE_REAUTH_NONE;
+	}
+	if (it->update_fails)
 		return 1; /* requested; nothing comes of it */
+	if (!break_first && (it->refuses_overlap || it->reauth_slow)) {
+		it->reauth_sa = it->refuses_overlap ? FAKE_REAUTH_UNANSWERED : FAKE_REAUTH_ANSWERED;
+		it->update_under_way = !it->refuses_overlap;
+		return 1;
+	}
 	it->up = true;
 	it->ike_id = ++f->next_ike_id;
+	it->up_since = f->real;
 	return 1;
 }
 
@@ -470,6 +494,7 @@ static int f_ike_update_finish(void *ctx, const struct ts_tunnel *t,
 		snprintf(err, err_size, "fake: no new CHILD SA");
 		return -EAGAIN;
 	}
+	f->ike[i].beside = 0; /* the old IKE SA terminated */
 	return 0;
 }
 
@@ -538,6 +563,8 @@ static int exchange(struct fake *f, const struct ts_tunnel *t)
 	it->up = false;
 	it->ike_id = 0;
 	it->reauth_sa = FAKE_REAUTH_NONE;
+	it->update_under_way = false;
+	it->beside = 0;
 	if (!it->reachable)
 		return -ETIMEDOUT;
 	if (!it->key || !f->cf[i].key || !ts_secret_equal(it->key, f->cf[i].key)) {
@@ -552,14 +579,24 @@ static int exchange(struct fake *f, const struct ts_tunnel *t)
 
 int fake_reauth_complete(struct fake *f, size_t i)
 {
-	assert(f->ike[i].reauth_sa == FAKE_REAUTH_ANSWERED);
-	return exchange(f, &f->t[i]);
+	struct fake_ike_tunnel *it = &f->ike[i];
+	uint32_t old = it->ike_id;
+	bool update = it->update_under_way;
+	int r;
+
+	assert(it->reauth_sa == FAKE_REAUTH_ANSWERED);
+	r = exchange(f, &f->t[i]);
+	/* update-conn's: the old IKE SA stays until the finish. */
+	if (r == 0 && update)
+		it->beside = old;
+	return r;
 }
 
 void fake_reauth_fail(struct fake *f, size_t i)
 {
 	assert(f->ike[i].reauth_sa == FAKE_REAUTH_ANSWERED);
 	f->ike[i].reauth_sa = FAKE_REAUTH_NONE;
+	f->ike[i].update_under_way = false;
 	f->ike[i].auth_failures++;
 }
 

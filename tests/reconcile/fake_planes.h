@@ -75,13 +75,14 @@ struct fake_ike_tunnel {
 	/* The connection as loaded (the rendering's leaves); the fake's
 	 * list-conns reports the listed ones of it. */
 	struct ts_ike_leaves conn;
-	unsigned updates;     /* update-conn calls */
-	unsigned finishes;    /* update-conn finish calls (new SAs seen up) */
-	bool update_fails;    /* update-conn: loaded, but the new SAs never come up */
-	bool refuses_overlap; /* the peer takes no second IKE SA: only break_first
-			       * (update-conn) or a re-initiation works */
-	unsigned breaks;      /* update-conn calls with break_first */
-	ts_usec_t up_since;   /* realtime of the IKE SA's establishment */
+	unsigned updates;	/* update-conn calls */
+	unsigned finishes;	/* update-conn finish calls (new SAs seen up) */
+	bool update_fails;	/* update-conn: loaded, but the new SAs never come up */
+	bool refuses_overlap;	/* the peer takes no second IKE SA: only break_first
+				 * (update-conn) or a re-initiation works */
+	unsigned breaks;	/* update-conn calls with break_first */
+	unsigned reestablishes; /* update-conn calls asking for new SAs */
+	ts_usec_t up_since;	/* realtime of the IKE SA's establishment */
 	/* A make-before-break reauthentication's new IKE SA beside the one
 	 * in service, as charon 5.9.8's list-sas shows it (measured, agent/
 	 * reconcile/README.md): a refusing peer (refuses_overlap) never
@@ -94,6 +95,11 @@ struct fake_ike_tunnel {
 		FAKE_REAUTH_UNANSWERED,
 		FAKE_REAUTH_ANSWERED,
 	} reauth_sa;
+	/* reauth_sa is update-conn's new IKE SA (not a reauthentication) */
+	bool update_under_way;
+	/* The old IKE SA beside the one update-conn's request brought up
+	 * (0: none), until the update's finish terminates it. */
+	uint32_t beside;
 };
 
 enum fake_store_op {

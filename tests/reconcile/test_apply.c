@@ -21,6 +21,7 @@
 #include "fake_planes.h"
 #include "reconcile/agent_internal.h"
 #include "reconcile/wait.h"
+#include "store/conn_record.h"
 #include "store/store.h"
 
 static int setup(void **state)
@@ -1198,6 +1199,217 @@ static void test_slow_reauth_then_refused(void **state)
 	check_safe(f);
 }
 
+/* --- update-conn against a slow or refusing peer: the rotation's rule
+ * (ts_earlier_decide) for the new SAs an earlier pass asked for ---------- */
+
+/* The log lines of a pass (INFO and up), for what the rule says and why. */
+struct log_capture {
+	char text[8192];
+	size_t len;
+};
+
+static void capture_line(enum ts_log_level level, const char *line, void *userdata)
+{
+	struct log_capture *c = userdata;
+	int n;
+
+	(void)level;
+	n = snprintf(c->text + c->len, sizeof(c->text) - c->len, "%s\n", line);
+	if (n > 0 && (size_t)n < sizeof(c->text) - c->len)
+		c->len += (size_t)n;
+}
+
+static void pass_logged(struct fake *f, struct ts_pass_result *res, struct log_capture *c)
+{
+	memset(c, 0, sizeof(*c));
+	ts_log_set_level(TS_LOG_INFO);
+	ts_log_set_sink(capture_line, c);
+	pass(f, NULL, res);
+	ts_log_set_sink(NULL, NULL);
+	ts_log_set_level(TS_LOG_ERROR);
+	/* No key of any tunnel in what the rule logged. */
+	for (size_t i = 0; i < f->d.n_tunnels; i++)
+		assert_null(strstr(c->text, ts_secret_str(f->cf[i].key)));
+}
+
+/* t01's CHILD proposal changed against a peer that takes new SAs beside
+ * the old ones slowly (slow) or never (refuses): the first pass asks for
+ * them, make-before-break, and stops waiting with the old SAs kept. */
+static void update_slow_begin(struct fake *f, unsigned confirm_timeout, bool refuses)
+{
+	struct ts_pass_result res;
+
+	f->d.agent.confirm_timeout = confirm_timeout;
+	bootstrap(f);
+	pass_in_sync(f);
+	f->ike[0].reauth_slow = !refuses;
+	f->ike[0].refuses_overlap = refuses;
+	f->t[0].ike.child_sa.encr = TS_ENCR_AES128_GCM16;
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_pending, 1);
+	assert_int_equal(res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].reestablishes, 1);
+	assert_int_equal(f->ike[0].breaks, 0);
+	assert_int_equal(f->ike[0].finishes, 0);
+	assert_int_equal(f->ike[0].reauth_sa,
+			 refuses ? FAKE_REAUTH_UNANSWERED : FAKE_REAUTH_ANSWERED);
+}
+
+/* The new IKE SA's IKE_AUTH is still under way (the peer answered its
+ * IKE_SA_INIT) a minute later, past confirm-timeout (30 s): the next pass
+ * waits for it — no break-before-make, no new request, the old SA kept —
+ * and says so; once it is up (the old IKE SA still beside it), the pass
+ * after confirms it, again without a request, and finishes the update: the
+ * old IKE SA terminated. The old rule broke the tunnel in the second
+ * pass. */
+static void test_update_conn_slow_waited_for(void **state)
+{
+	struct fake *f = *state;
+	struct log_capture logs;
+	struct ts_pass_result res;
+	uint32_t id0;
+
+	update_slow_begin(f, 30, false);
+	id0 = f->ike[0].ike_id;
+	pass_logged(f, &res, &logs);
+	assert_int_equal(res.n_pending, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].breaks, 0);
+	assert_int_equal(f->ike[0].reestablishes, 1);
+	assert_true(f->ike[0].up);
+	assert_int_equal(f->ike[0].ike_id, id0);
+	assert_int_equal(f->ike[0].reauth_sa, FAKE_REAUTH_ANSWERED);
+	assert_non_null(strstr(logs.text, "t01: update-conn's request for new SAs is still under "
+					  "way (the peer answered its IKE_SA_INIT): waiting for "
+					  "it, no new request"));
+	assert_null(strstr(logs.text, "break-before-make"));
+
+	assert_int_equal(fake_reauth_complete(f, 0), 0);
+	pass_logged(f, &res, &logs);
+	assert_int_equal(res.n_pending + res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_non_null(strstr(logs.text, "t01: update-conn's request for new SAs came up since: "
+					  "confirming it, no new request"));
+	assert_int_equal(f->ike[0].breaks, 0);
+	assert_int_equal(f->ike[0].reestablishes, 1);
+	assert_int_equal(f->ike[0].finishes, 1);
+	assert_int_equal(f->ike[0].beside, 0);
+	assert_int_not_equal(f->ike[0].ike_id, id0);
+	pass_in_sync(f);
+	assert_int_equal(f->ike[0].reinitiates + f->ike[0].breaks, 0);
+}
+
+/* The same, the new IKE SA coming up during the second pass's wait: that
+ * pass confirms it, the SAs the earlier request made kept (nothing asked
+ * for again), the old ones finished. */
+static void complete_in_wait(struct fake *f, const char *step, const char *tunnel)
+{
+	unsigned *seen = f->step_data;
+
+	/* The first t01-only observation decides; the second is the wait's. */
+	if (seen && strcmp(step, "ike_observe") == 0 && tunnel && strcmp(tunnel, "t01") == 0 &&
+	    ++*seen == 2)
+		assert_int_equal(fake_reauth_complete(f, 0), 0);
+}
+
+static void test_update_conn_slow_up_in_wait(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+	unsigned seen = 0;
+	uint32_t id0;
+
+	update_slow_begin(f, 30, false);
+	id0 = f->ike[0].ike_id;
+	f->on_step = complete_in_wait;
+	f->step_data = &seen;
+	pass(f, NULL, &res);
+	f->on_step = NULL;
+	f->step_data = NULL;
+	assert_int_equal(res.n_pending + res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_true(seen >= 2);
+	assert_int_equal(f->ike[0].breaks, 0);
+	assert_int_equal(f->ike[0].reestablishes, 1);
+	assert_int_equal(f->ike[0].finishes, 1);
+	assert_int_not_equal(f->ike[0].ike_id, id0);
+	pass_in_sync(f);
+}
+
+/* A peer that never answers the new IKE SA's IKE_SA_INIT (it refuses a
+ * second IKE SA): within confirm-timeout (120 s; passes a minute apart)
+ * the next pass leaves it to charon's retries — no new request (the old
+ * rule asked again) —, past it break-before-make, saying why. */
+static void test_update_conn_unanswered_falls_back(void **state)
+{
+	struct fake *f = *state;
+	struct log_capture logs;
+	struct ts_pass_result res;
+
+	update_slow_begin(f, 120, true);
+	pass_logged(f, &res, &logs);
+	assert_int_equal(res.n_pending, 1);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].reestablishes, 1);
+	assert_int_equal(f->ike[0].breaks, 0);
+	assert_non_null(strstr(logs.text, "t01: update-conn's request for new SAs is not "
+					  "answered yet: charon retries it, no new request"));
+
+	pass_logged(f, &res, &logs);
+	assert_int_equal(res.n_pending + res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].breaks, 1);
+	assert_int_equal(f->ike[0].reestablishes, 2);
+	assert_non_null(strstr(logs.text,
+			       "(the peer never answered its IKE_SA_INIT: a peer that "
+			       "refuses overlapping SAs?): break-before-make this time"));
+	pass_in_sync(f);
+}
+
+/* Answered, never completed: waited for (no request, no break) up to 10 x
+ * confirm-timeout since the first attempt, then break-before-make. */
+static void test_update_conn_slow_bounded(void **state)
+{
+	struct fake *f = *state;
+	ts_usec_t since, bound;
+	unsigned passes = 0;
+
+	update_slow_begin(f, 30, false);
+	assert_int_equal(ts_conn_record_failing_read(f->state_dir, "t01", &since), 0);
+	assert_true(since > 0);
+	bound = (ts_usec_t)TS_EARLIER_PATIENCE * f->d.agent.confirm_timeout * TS_USEC_PER_SEC;
+	while (f->ike[0].breaks == 0) {
+		bool late = f->real - since > bound;
+		struct ts_pass_result res;
+
+		assert_true(++passes < 10);
+		pass(f, NULL, &res);
+		assert_int_equal(res.n_failed, 0);
+		ts_pass_result_done(&res);
+		assert_int_equal(f->ike[0].breaks, late);
+		assert_int_equal(f->ike[0].reestablishes, 1 + late);
+	}
+	assert_true(passes > 2);
+	pass_in_sync(f);
+}
+
+/* The peer's error answer to IKE_AUTH: charon drops the new IKE SA, so
+ * nothing is under way; past confirm-timeout, break-before-make. */
+static void test_update_conn_slow_then_refused(void **state)
+{
+	struct fake *f = *state;
+	struct ts_pass_result res;
+
+	update_slow_begin(f, 30, false);
+	fake_reauth_fail(f, 0);
+	pass(f, NULL, &res);
+	assert_int_equal(res.n_pending + res.n_failed, 0);
+	ts_pass_result_done(&res);
+	assert_int_equal(f->ike[0].breaks, 1);
+	pass_in_sync(f);
+}
+
 static void test_cloudflare_drift(void **state)
 {
 	struct fake *f = *state;
@@ -1461,6 +1673,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_update_conn_refused_overlap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_waits_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_conn_with_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_slow_waited_for, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_slow_up_in_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_unanswered_falls_back, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_slow_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_conn_slow_then_refused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_removed_tunnel_cleanup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cloudflare_drift, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reauth_fallback_only_when_resumed, setup,
