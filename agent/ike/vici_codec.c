@@ -49,12 +49,32 @@ bool ts_vici_packet_type_has_body(enum ts_vici_packet_type t)
 
 /* --- tree ---------------------------------------------------------------- */
 
-static struct ts_vici_node *node_new(enum ts_vici_node_type type)
+/* A built node is one allocation: the node, then its name and its value,
+ * each with a NUL after it. */
+static struct ts_vici_node *node_new(enum ts_vici_node_type type, const char *name, size_t name_len,
+				     const void *value, size_t value_len)
 {
-	struct ts_vici_node *n = calloc(1, sizeof(*n));
+	bool has_value = type == TS_VICI_KV || type == TS_VICI_ITEM;
+	struct ts_vici_node *n =
+		malloc(sizeof(*n) + (name ? name_len + 1 : 0) + (has_value ? value_len + 1 : 0));
+	char *tail;
 
-	if (n)
-		n->type = type;
+	if (!n)
+		return NULL;
+	tail = (char *)(n + 1);
+	*n = (struct ts_vici_node){ .type = type };
+	if (name) {
+		n->name = memcpy(tail, name, name_len);
+		n->name[name_len] = 0;
+		tail += name_len + 1;
+	}
+	if (has_value) {
+		n->value = (uint8_t *)tail;
+		if (value_len)
+			memcpy(n->value, value, value_len);
+		n->value[value_len] = 0;
+		n->value_len = value_len;
+	}
 	return n;
 }
 
@@ -74,14 +94,12 @@ void ts_vici_node_free(struct ts_vici_node *n)
 	free(n->children);
 	if (n->value && n->secret)
 		ts_wipe(n->value, n->value_len);
-	free(n->value);
-	free(n->name);
-	free(n);
+	free(n); /* its name and value with it */
 }
 
 int ts_vici_msg_new(struct ts_vici_node **ret_root)
 {
-	struct ts_vici_node *n = node_new(TS_VICI_SECTION);
+	struct ts_vici_node *n = node_new(TS_VICI_SECTION, NULL, 0, NULL, 0);
 
 	if (!n)
 		return -ENOMEM;
@@ -111,20 +129,6 @@ static int name_check(const char *name)
 	return len == 0 || len > TS_VICI_NAME_MAX ? -ENAMETOOLONG : 0;
 }
 
-static int set_value(struct ts_vici_node *n, const void *value, size_t len)
-{
-	if (len > TS_VICI_VALUE_MAX)
-		return -E2BIG;
-	n->value = malloc(len + 1);
-	if (!n->value)
-		return -ENOMEM;
-	if (len)
-		memcpy(n->value, value, len);
-	n->value[len] = 0;
-	n->value_len = len;
-	return 0;
-}
-
 /* Adds a named child of the given type, with a value for key/values. */
 static int add_child(struct ts_vici_node *parent, enum ts_vici_node_type type, const char *name,
 		     const void *value, size_t len, bool secret, struct ts_vici_node **ret_child)
@@ -143,19 +147,11 @@ static int add_child(struct ts_vici_node *parent, enum ts_vici_node_type type, c
 	}
 	if ((type == TS_VICI_KV || type == TS_VICI_ITEM) && len > TS_VICI_VALUE_MAX)
 		return -E2BIG;
-	n = node_new(type);
+	n = node_new(type, type != TS_VICI_ITEM ? name : NULL,
+		     type != TS_VICI_ITEM ? strlen(name) : 0, value, len);
 	if (!n)
 		return -ENOMEM;
 	n->secret = secret;
-	if (type != TS_VICI_ITEM && !(n->name = strdup(name))) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	if (type == TS_VICI_KV || type == TS_VICI_ITEM) {
-		r = set_value(n, value, len);
-		if (r < 0)
-			goto fail;
-	}
 	r = node_append(parent, n);
 	if (r < 0)
 		goto fail;
@@ -484,22 +480,33 @@ static int get_bytes(struct reader *r, size_t n, const uint8_t **ret)
 	return 0;
 }
 
-/* u8 length + name; names with a NUL byte (or empty) are refused, since
- * they could not be looked up unambiguously. */
-static int get_name(struct reader *r, char ret_name[TS_VICI_NAME_MAX + 1])
+/* u8 length + name, in place; names with a NUL byte (or empty) are
+ * refused, since they could not be looked up unambiguously. */
+static int get_name_ref(struct reader *r, const uint8_t **ret, size_t *ret_len)
 {
-	const uint8_t *b;
 	uint8_t n;
 	int e;
 
 	e = get_u8(r, &n);
 	if (e < 0)
 		return e;
-	e = get_bytes(r, n, &b);
+	e = get_bytes(r, n, ret);
 	if (e < 0)
 		return e;
-	if (n == 0 || memchr(b, 0, n))
+	if (n == 0 || memchr(*ret, 0, n))
 		return -EBADMSG;
+	*ret_len = n;
+	return 0;
+}
+
+static int get_name(struct reader *r, char ret_name[TS_VICI_NAME_MAX + 1])
+{
+	const uint8_t *b;
+	size_t n;
+	int e = get_name_ref(r, &b, &n);
+
+	if (e < 0)
+		return e;
 	memcpy(ret_name, b, n);
 	ret_name[n] = 0;
 	return 0;
@@ -525,7 +532,7 @@ static int get_value(struct reader *r, const uint8_t **ret, size_t *ret_len)
 /* One element of a body; what the two passes of the decoder share. */
 struct element {
 	uint8_t el;
-	char name[TS_VICI_NAME_MAX + 1]; /* sections, lists, key/values */
+	const uint8_t *name; /* sections, lists, key/values; not NUL-ended */
 	size_t name_len;
 	const uint8_t *value; /* key/values, list items */
 	size_t value_len;
@@ -547,10 +554,10 @@ static int get_element(struct reader *rd, enum ts_vici_node_type top, struct ele
 	switch (e->el) {
 	case EL_SECTION_START:
 	case EL_LIST_START:
-		r = get_name(rd, e->name);
+		r = get_name_ref(rd, &e->name, &e->name_len);
 		break;
 	case EL_KEY_VALUE:
-		r = get_name(rd, e->name);
+		r = get_name_ref(rd, &e->name, &e->name_len);
 		if (r >= 0)
 			r = get_value(rd, &e->value, &e->value_len);
 		break;
@@ -564,8 +571,6 @@ static int get_element(struct reader *rd, enum ts_vici_node_type top, struct ele
 	default:
 		return -EBADMSG;
 	}
-	if (r >= 0 && e->el != EL_LIST_ITEM)
-		e->name_len = strlen(e->name);
 	return r;
 }
 
@@ -643,7 +648,8 @@ int ts_vici_body_decode(const uint8_t *data, size_t len, struct ts_vici_node **r
 		n->cap_children = up[depth];
 		nodes[up[depth]].n_children++;
 		if (e.name_len) {
-			n->name = memcpy(text, e.name, e.name_len + 1);
+			n->name = memcpy(text, e.name, e.name_len);
+			text[e.name_len] = 0;
 			text += e.name_len + 1;
 		}
 		if (n->type == TS_VICI_KV || n->type == TS_VICI_ITEM) {
