@@ -754,7 +754,7 @@ struct ts_vici_events {
 	uint8_t *in; /* bytes read, not yet a whole frame */
 	size_t in_len, in_cap;
 	struct ts_vici_packet *pending; /* events read while registering */
-	size_t n_pending;
+	size_t n_pending, pending_cap;	/* grown as needed, up to PENDING_MAX */
 };
 
 static void events_disconnect(struct ts_vici_events *e)
@@ -808,9 +808,19 @@ static int events_register(struct ts_vici_events *e, ts_usec_t deadline)
 				ts_vici_packet_done(&p);
 				return p.type == TS_VICI_EVENT_UNKNOWN ? -EOPNOTSUPP : -EBADMSG;
 			}
-			if (e->n_pending == PENDING_MAX) {
-				ts_vici_packet_done(&p);
-				return -ENOBUFS;
+			if (e->n_pending == e->pending_cap) {
+				size_t cap = e->pending_cap ? 2 * e->pending_cap : 16;
+				struct ts_vici_packet *grown =
+					cap > PENDING_MAX
+						? NULL
+						: realloc(e->pending, cap * sizeof(*e->pending));
+
+				if (!grown) {
+					ts_vici_packet_done(&p);
+					return cap > PENDING_MAX ? -ENOBUFS : -ENOMEM;
+				}
+				e->pending = grown;
+				e->pending_cap = cap;
 			}
 			e->pending[e->n_pending++] = p;
 		}
@@ -857,8 +867,9 @@ int ts_vici_events_new(const char *socket_path, const char *const *events, size_
 	e->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
 	e->path = strdup(socket_path);
 	e->events = calloc(n_events, sizeof(*e->events));
-	e->pending = calloc(PENDING_MAX, sizeof(*e->pending));
-	if (!e->path || !e->events || !e->pending) {
+	/* The pending events' array only when events come while
+	 * registering (it was a fixed 272 KiB per event socket). */
+	if (!e->path || !e->events) {
 		ts_vici_events_free(e);
 		return -ENOMEM;
 	}

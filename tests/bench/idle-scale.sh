@@ -13,6 +13,12 @@
 #                                              by hand: 1000 180)
 # RESYNC=S: resync-interval S (>= 10) instead, to price one resync pass
 # (config loaded once by the daemon, not per pass).
+# TLS=1: the API over TLS, as Cloudflare's is: a TLS proxy
+# (tests/bench/tls_proxy.py, a throw-away test CA) in front of the
+# emulator, the agent verifying its certificate (ca-file): what the
+# handshake, the kept-alive connection and the loaded CA leave resident.
+# TLS=system: the same with the system's CA bundle beside the test CA in
+# ca-file, as many roots as the default store loads.
 # Root (namespaces); exit 77 with the reason when something is missing.
 set -eu
 
@@ -21,8 +27,10 @@ TS=${1:?usage: idle-scale.sh TUNNELSYNC [N [SECONDS]]}
 N=${2:-20}
 SECONDS_IDLE=${3:-20}
 DPID=
+PROXY=
 stop_daemon() {
 	[ -z "$DPID" ] || { kill -TERM "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; }
+	[ -z "$PROXY" ] || { kill -TERM "$PROXY" 2>/dev/null; wait "$PROXY" 2>/dev/null; }
 }
 SCALE_HOOK=stop_daemon
 . "$ROOT/tests/bench/scale-lib.sh"
@@ -49,11 +57,36 @@ except OSError:
 
 # RESYNC=S: resync-interval S instead of the default, so that the window
 # holds resync passes (each one list request): the CPU of one such pass.
-$PY - "$CONFIG" "$WORK/config-idle.json" "${RESYNC:-}" <<'EOF'
+api_url=
+ca=$WORK/ca.pem
+if [ "${TLS:-0}" != 0 ]; then
+	sh "$ROOT/tests/cloudflare/make-test-ca.sh" "$WORK"
+	if [ "$TLS" = system ]; then
+		cat /etc/ssl/certs/ca-certificates.crt "$WORK/ca.pem" >"$WORK/ca-system.pem"
+		ca=$WORK/ca-system.pem
+	fi
+	emu_port=${EMU_URL##*:}
+	ip netns exec "$NS" $PY "$ROOT/tests/bench/tls_proxy.py" "$WORK/server.pem" \
+		"$WORK/server.key" "$emu_port" "$WORK/proxy-port" </dev/null >"$WORK/proxy.log" 2>&1 &
+	PROXY=$!
+	i=0
+	while [ ! -s "$WORK/proxy-port" ]; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { cat "$WORK/proxy.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	api_url=https://127.0.0.1:$(cat "$WORK/proxy-port")/client/v4
+fi
+$PY - "$CONFIG" "$WORK/config-idle.json" "${RESYNC:-}" "$api_url" "$ca" <<'EOF'
 import json, sys
 c = json.load(open(sys.argv[1]))
 if sys.argv[3]:
     c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = int(sys.argv[3])
+if sys.argv[4]:
+    cf = c["tunnelsync:tunnelsync"]["cloudflare"]
+    cf["api-base-url"] = sys.argv[4]
+    cf["ca-file"] = sys.argv[5]
+    cf.pop("allow-plain-http-loopback", None)
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 EOF
 before=$(last_pass)
