@@ -39,6 +39,8 @@ enum mock_mode {
 	MOCK_UNKNOWN_EVENT,
 	MOCK_SLOW_STREAM,    /* a list of 6 entries, one every 100 ms */
 	MOCK_STALLED_STREAM, /* 2 entries of that list, then silence */
+	MOCK_SHARED,	     /* get-shared (keys unsorted, one twice), then
+			      * load-shared and unload-shared, each a success */
 };
 
 struct mock {
@@ -163,6 +165,30 @@ static void serve(struct mock *m, int fd)
 		assert_int_equal(p.type, TS_VICI_EVENT_UNREGISTER);
 		send_packet(fd, TS_VICI_EVENT_CONFIRM, NULL, NULL, false);
 		break;
+	case MOCK_SHARED: {
+		static const char *const ids[] = { "ts-c", "ts-a", "ts-b", "ts-a" };
+		struct ts_vici_node *list;
+
+		assert_int_equal(read_frame(fd, &p), 0);
+		assert_string_equal(p.name, "get-shared");
+		ts_vici_packet_done(&p);
+		assert_int_equal(ts_vici_msg_new(&ev), 0);
+		assert_int_equal(ts_vici_add_list(ev, "keys", &list), 0);
+		for (size_t i = 0; i < TS_ARRAY_SIZE(ids); i++)
+			assert_int_equal(ts_vici_list_add_str(list, ids[i]), 0);
+		send_packet(fd, TS_VICI_CMD_RESPONSE, NULL, ev, false);
+		ts_vici_node_free(ev);
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(read_frame(fd, &p), 0);
+			ts_vici_packet_done(&p);
+			assert_int_equal(ts_vici_msg_new(&ev), 0);
+			assert_int_equal(ts_vici_add_str(ev, "success", "yes"), 0);
+			send_packet(fd, TS_VICI_CMD_RESPONSE, NULL, ev, false);
+			ts_vici_node_free(ev);
+		}
+		(void)recv(fd, &p, 1, 0);
+		break;
+	}
 	case MOCK_UNKNOWN_EVENT:
 		assert_int_equal(read_frame(fd, &p), 0);
 		send_packet(fd, TS_VICI_EVENT_UNKNOWN, NULL, NULL, false);
@@ -335,6 +361,41 @@ static void on_event(void *userdata, const char *event, const struct ts_vici_nod
 	g->n++;
 }
 
+/* The keys the client knows: get-shared's answer (in any order, an id
+ * twice), then its own load-shared and unload-shared. */
+static void test_known_shared(void **state)
+{
+	struct ts_vici_client *c;
+	struct ts_vici_node *resp = NULL, *msg;
+	struct mock m;
+	char err[64];
+
+	mock_start(&m, MOCK_SHARED, 1);
+	assert_int_equal(ts_vici_client_new(m.path, 2000, &c), 0);
+	assert_int_equal(ts_vici_known_shared(c, "ts-a"), -ENOENT); /* nothing asked yet */
+	assert_int_equal(ts_vici_get_shared(c, &resp), 0);
+	ts_vici_node_free(resp);
+	assert_int_equal(ts_vici_known_shared(c, "ts-a"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-b"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-c"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-d"), 0);
+	assert_int_equal(ts_vici_known_shared(c, "ts-0"), 0);
+	assert_int_equal(ts_vici_msg_new(&msg), 0);
+	assert_int_equal(ts_vici_add_str(msg, "id", "ts-0"), 0);
+	assert_int_equal(ts_vici_add_str(msg, "type", "IKE"), 0);
+	assert_int_equal(ts_vici_add_str(msg, "data", "not-a-real-key"), 0);
+	assert_int_equal(ts_vici_load_shared(c, msg, err, sizeof(err)), 0);
+	ts_vici_node_free(msg);
+	assert_int_equal(ts_vici_known_shared(c, "ts-0"), 1);
+	assert_int_equal(ts_vici_unload_shared(c, "ts-b", err, sizeof(err)), 0);
+	assert_int_equal(ts_vici_known_shared(c, "ts-b"), 0);
+	assert_int_equal(ts_vici_known_shared(c, "ts-0"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-a"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-c"), 1);
+	ts_vici_client_free(c);
+	mock_stop(&m);
+}
+
 static void test_events(void **state)
 {
 	static const char *const names[] = { "ike-updown", "child-updown" };
@@ -376,9 +437,9 @@ static void test_events(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_timeout),	    cmocka_unit_test(test_slow_stream),
-		cmocka_unit_test(test_bad_replies), cmocka_unit_test(test_closed),
-		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_timeout),	     cmocka_unit_test(test_slow_stream),
+		cmocka_unit_test(test_bad_replies),  cmocka_unit_test(test_closed),
+		cmocka_unit_test(test_known_shared), cmocka_unit_test(test_events),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
