@@ -1,0 +1,108 @@
+#!/bin/sh
+# update-conn against a slow edge (the update-conn side of
+# e2e-reauth-slow): the edge charon answers every request 6 s late
+# (charon.send_delay, responses only), so the new IKE SA that a changed
+# peer config needs (dpd-delay 10 -> 30 on e2e-a) takes about 12 s
+# (IKE_SA_INIT, then IKE_AUTH): longer than the update's wait
+# (confirm-timeout, 5 s).
+#
+#   1. `once` after the change: update-conn asks for the new SAs beside the
+#      old ones, they are not up within 5 s: pending (exit 2), old SAs kept;
+#   2. `once` again, started more than confirm-timeout after that (the old
+#      rule broke the tunnel here, break-before-make): charon shows the new
+#      IKE SA CONNECTING with the edge's SPI (the edge answered its
+#      IKE_SA_INIT), so the pass waits for it — no break-before-make, no
+#      new request — and once it is up finishes the update (exit 0);
+#   3. charon's log: one IKE SA initiated for e2e-a since the change, the
+#      old one deleted only after the new one was up; the SAs run the new
+#      DPD delay; e2e-b untouched; the next pass is in sync.
+set -eu
+E2E_TS=${1:?usage: update-slow.sh TUNNELSYNC}
+E2E_CONFIRM_TIMEOUT=30
+E2E_GROUP=
+E2E_QUIET=1
+. "$(dirname "$0")/lib.sh"
+e2e_require
+e2e_require_commands once
+
+e2e_charon_settings '	send_delay = 6000
+	send_delay_request = no
+	send_delay_response = yes
+	retransmit_timeout = 2.0'
+e2e_up
+# The bootstrap's SAs are slow too: a longer confirm-timeout for it.
+e2e_bootstrap
+E2E_CONFIRM_TIMEOUT=5
+e2e_write_config
+/usr/bin/python3 - "$E2E_DIR/config.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for t in doc["tunnelsync:tunnelsync"]["tunnels"]["tunnel"]:
+    if t["name"] == "e2e-a":
+        t["ike"]["dpd-delay"] = 30
+json.dump(doc, open(sys.argv[1], "w"), indent=1)
+PY
+
+ike_id() {
+	e2e_swanctl a --list-sas --ike "ts-$1" --raw |
+		sed -n 's/.*uniqueid=\([0-9]*\) .*state=ESTABLISHED.*/\1/p' | head -n 1
+}
+log=$E2E_DIR/a/charon.log
+old=$(ike_id e2e-a)
+other=$(ike_id e2e-b)
+[ -n "$old" ] && [ -n "$other" ] || e2e_fail "no IKE SAs before the change"
+from=$(($(wc -l <"$log") + 1))
+e2e_say "dpd-delay of e2e-a changed (IKE SA $old) against an edge that answers 6 s late"
+rc=0
+e2e_ts once once || rc=$?
+err=${E2E_LAST_OUT%.out}.err
+[ "$rc" -eq 2 ] || e2e_fail "1: the update should be left pending (exit 2), got $rc: $(cat "$err")"
+grep -q 'update-conn: loaded, new SAs not up' "$err" ||
+	e2e_fail "1: no pending update-conn: $(cat "$err")"
+[ "$(ike_id e2e-a)" = "$old" ] || e2e_fail "1: the old IKE SA $old is gone"
+sleep 6 # past confirm-timeout since the first attempt: the old rule broke here
+t1=$(date +%s%N)
+rc=0
+e2e_ts once once || rc=$?
+err=${E2E_LAST_OUT%.out}.err
+[ "$rc" -eq 0 ] || e2e_fail "2: the second pass exited $rc: $(cat "$err")"
+grep -q 'break-before-make' "$err" && e2e_fail "2: break-before-make against a slow edge: $(cat "$err")"
+if grep -q "update-conn's request for new SAs is still under way (the peer answered its IKE_SA_INIT)" "$err"; then
+	e2e_say "2: the pass saw the new IKE SA under way and waited for it"
+elif grep -q "update-conn's request for new SAs came up since" "$err"; then
+	# Only when this pass began late (a loaded machine): the SA was up.
+	[ $((($(date +%s%N) - t1) / 1000000)) -gt 1000 ] ||
+		e2e_fail "2: the new IKE SA was up before the pass looked (6 s delay too short?)"
+	e2e_say "2: the pass began late; the new IKE SA had come up and was confirmed"
+else
+	e2e_fail "2: the pass did not wait for the new IKE SA: $(cat "$err")"
+fi
+grep -q 'update-conn: done' "$err" || e2e_fail "2: the update was not finished: $(cat "$err")"
+
+# 3: charon's own account of it.
+tail -n +"$from" "$log" >"$E2E_DIR/update.log"
+n=$(grep -c 'initiating IKE_SA ts-e2e-a\[' "$E2E_DIR/update.log" || true)
+[ "$n" -eq 1 ] || e2e_fail "3: $n IKE SAs initiated for e2e-a since the change (one expected)"
+new=$(sed -n 's/.*IKE_SA ts-e2e-a\[\([0-9]*\)\] state change: CONNECTING => ESTABLISHED.*/\1/p' "$E2E_DIR/update.log" | head -n 1)
+[ -n "$new" ] || e2e_fail "3: no new IKE SA established for e2e-a"
+up=$(grep -n "IKE_SA ts-e2e-a\[$new\] state change: CONNECTING => ESTABLISHED" "$E2E_DIR/update.log" | head -n 1 | cut -d: -f1)
+# The delete is asked for without waiting: the edge answers it 6 s late.
+i=0
+until grep -q "IKE_SA ts-e2e-a\[$old\] state change: ESTABLISHED => \(DELETING\|DESTROYING\)" "$E2E_DIR/update.log"; do
+	i=$((i + 1))
+	[ $i -lt 50 ] || break
+	sleep 0.2
+	tail -n +"$from" "$log" >"$E2E_DIR/update.log"
+done
+gone=$(grep -n "IKE_SA ts-e2e-a\[$old\] state change: ESTABLISHED => \(DELETING\|DESTROYING\)" "$E2E_DIR/update.log" | head -n 1 | cut -d: -f1)
+[ -n "$gone" ] || e2e_fail "3: the old IKE SA $old was not deleted"
+[ "$up" -lt "$gone" ] || e2e_fail "3: the old IKE SA $old went before the new one ($new) was up"
+[ "$(ike_id e2e-b)" = "$other" ] || e2e_fail "3: e2e-b's IKE SA changed"
+e2e_swanctl a --list-conns --raw | grep -q 'dpd_delay=30' || e2e_fail "3: charon does not hold the new DPD delay"
+e2e_assert_tunnel_ok e2e-a "$E2E_ID_A"
+rc=0
+e2e_ts once once || rc=$?
+[ "$rc" -eq 0 ] || e2e_fail "3: a pass after the update exited $rc"
+grep -E "update-conn|break-before-make" "${E2E_LAST_OUT%.out}.err" &&
+	e2e_fail "3: the pass after the update did more"
+e2e_say "slow edge: update-conn waited for its new IKE SA, make-before-break (IKE SA $old -> $new)"
