@@ -239,6 +239,22 @@ int ts_ike_reinitiate(struct ts_vici_client *c, const struct ts_tunnel *t, int t
 int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
 		   const char *account_id, const struct ts_ike_monitor *m,
 		   struct ts_ike_observed *ret_obs);
+/* The names of every connection and shared key charon listed: what a
+ * whole observation's list-conns and get-shared answered anyway, kept so
+ * that the search for stale ones needs no second pair of requests. Each
+ * list is its names one after another, each with its NUL. */
+struct ts_ike_names {
+	bool valid; /* both lists read whole */
+	char *conns, *keys;
+	size_t conns_len, keys_len, n_conns, n_keys;
+};
+/* ts_ike_observe(), and when it reads charon's whole lists (more than a few
+ * tunnels asked), every name in them into ret_names (valid); otherwise
+ * ret_names stays invalid. Free with ts_ike_names_done(). */
+int ts_ike_observe_names(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+			 const char *account_id, const struct ts_ike_monitor *m,
+			 struct ts_ike_observed *ret_obs, struct ts_ike_names *ret_names);
+void ts_ike_names_done(struct ts_ike_names *names);
 /* What this thread's last ts_ike_observe() spent on each request (the
  * daemon's debug lines: which of charon's answers grow with the gateway). */
 struct ts_ike_observe_timing {

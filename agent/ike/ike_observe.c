@@ -528,7 +528,31 @@ struct observe_ctx {
 	const char *account_id;
 	struct ts_ike_observed *obs;
 	int error;
+	struct ts_ike_names *names; /* NULL: not collected */
 };
+
+static int names_add(char **buf, size_t *len, size_t *count, const char *name)
+{
+	size_t n = strlen(name) + 1;
+	char *b = realloc(*buf, *len + n);
+
+	if (!b)
+		return -ENOMEM;
+	memcpy(b + *len, name, n);
+	*buf = b;
+	*len += n;
+	(*count)++;
+	return 0;
+}
+
+void ts_ike_names_done(struct ts_ike_names *names)
+{
+	if (!names)
+		return;
+	free(names->conns);
+	free(names->keys);
+	*names = (struct ts_ike_names){ 0 };
+}
 
 static struct ts_ike_observed *obs_find(struct observe_ctx *ctx, const char *conn)
 {
@@ -566,7 +590,12 @@ static int on_conn(void *userdata, const struct ts_vici_node *event)
 		struct ts_ike_observed *o;
 		int r, listed;
 
-		if (conn->type != TS_VICI_SECTION || !(o = obs_find(ctx, conn->name)))
+		if (conn->type != TS_VICI_SECTION)
+			continue;
+		if (ctx->names && ctx->error == 0)
+			ctx->error = names_add(&ctx->names->conns, &ctx->names->conns_len,
+					       &ctx->names->n_conns, conn->name);
+		if (!(o = obs_find(ctx, conn->name)))
 			continue;
 		o->conn_loaded = true;
 		ts_ike_leaves_done(&o->listed);
@@ -712,8 +741,9 @@ const struct ts_ike_observe_timing *ts_ike_observe_last_timing(void)
 
 static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
 		   const char *account_id, const struct ts_ike_monitor *m, bool sas_only,
-		   struct ts_ike_observed *ret_obs)
+		   struct ts_ike_observed *ret_obs, struct ts_ike_names *ret_names)
 {
+	struct ts_ike_names names = { 0 };
 	_cleanup_vici_ struct ts_vici_node *shared = NULL;
 	struct ts_ike_observed *obs;
 	struct observe_ctx ctx;
@@ -736,7 +766,9 @@ static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 		snprintf(obs[i].conn_diff, sizeof(obs[i].conn_diff), "connection missing");
 		ts_ike_monitor_get(m, obs[i].conn_name, &obs[i].failures);
 	}
-	ctx = (struct observe_ctx){ tunnels, n, account_id, obs, 0 };
+	ctx = (struct observe_ctx){
+		tunnels, n, account_id, obs, 0, ret_names && n > OBSERVE_BY_NAME_MAX ? &names : NULL
+	};
 	r = 0;
 	/* The timing is a whole observation's (not a wait's SAs alone). */
 	if (!sas_only) {
@@ -749,7 +781,7 @@ static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 		 * answer goes to that tunnel alone, so a peer that ignores the
 		 * filter counts nothing twice. */
 		for (size_t i = 0; i < n && r >= 0; i++) {
-			struct observe_ctx one = { &tunnels[i], 1, account_id, &obs[i], 0 };
+			struct observe_ctx one = { &tunnels[i], 1, account_id, &obs[i], 0, NULL };
 			ts_usec_t t0 = ts_now_monotonic(), t1;
 
 			if (!sas_only)
@@ -806,11 +838,20 @@ static int observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 	keys = ts_vici_get_list(shared, "keys");
 	last_timing.n_keys = keys ? keys->n_children : 0;
 	for (size_t k = 0; keys && k < keys->n_children; k++) {
-		struct ts_ike_observed *o =
-			obs_find(&ctx, ts_vici_node_str(keys->children[k]) ?: "");
+		const char *id = ts_vici_node_str(keys->children[k]);
+		struct ts_ike_observed *o = obs_find(&ctx, id ?: "");
 
 		if (o)
 			o->key_loaded = true;
+		if (ctx.names && id) {
+			r = names_add(&names.keys, &names.keys_len, &names.n_keys, id);
+			if (r < 0)
+				goto fail;
+		}
+	}
+	if (ctx.names) {
+		names.valid = true;
+		*ret_names = names;
 	}
 done:
 	memcpy(ret_obs, obs, n * sizeof(*obs));
@@ -820,6 +861,7 @@ fail:
 	for (size_t i = 0; i < n; i++)
 		ts_ike_observed_done(&obs[i]);
 	free(obs);
+	ts_ike_names_done(&names);
 	return r;
 }
 
@@ -827,11 +869,21 @@ int ts_ike_observe(struct ts_vici_client *c, const struct ts_tunnel *tunnels, si
 		   const char *account_id, const struct ts_ike_monitor *m,
 		   struct ts_ike_observed *ret_obs)
 {
-	return observe(c, tunnels, n, account_id, m, false, ret_obs);
+	return observe(c, tunnels, n, account_id, m, false, ret_obs, NULL);
+}
+
+int ts_ike_observe_names(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
+			 const char *account_id, const struct ts_ike_monitor *m,
+			 struct ts_ike_observed *ret_obs, struct ts_ike_names *ret_names)
+{
+	if (!ret_names)
+		return -EINVAL;
+	*ret_names = (struct ts_ike_names){ 0 };
+	return observe(c, tunnels, n, account_id, m, false, ret_obs, ret_names);
 }
 
 int ts_ike_observe_sas(struct ts_vici_client *c, const struct ts_tunnel *tunnels, size_t n,
 		       struct ts_ike_observed *ret_obs)
 {
-	return observe(c, tunnels, n, NULL, NULL, true, ret_obs);
+	return observe(c, tunnels, n, NULL, NULL, true, ret_obs, NULL);
 }

@@ -51,7 +51,11 @@ enum ts_vici_node_type {
 struct ts_vici_node {
 	enum ts_vici_node_type type;
 	bool secret; /* value wiped when freed */
-	char *name;  /* NULL for the root and list items */
+	/* A decoded tree lives in one block (its nodes, their children arrays,
+	 * names and values), which its root's free releases; such a tree is
+	 * read-only: adding to it fails with -EPERM. */
+	bool in_block, block_root;
+	char *name; /* NULL for the root and list items */
 	uint8_t *value;
 	size_t value_len;
 	struct ts_vici_node **children;

@@ -38,9 +38,11 @@ struct ts_vici_client {
 	/* The shared keys' ids charon holds as this client knows them
 	 * (ts_vici_known_shared): its last get-shared's answer, then its own
 	 * load-shared and unload-shared; keys_generation: the connection
-	 * they were learnt on (another one: unknown). */
+	 * they were learnt on (another one: unknown). Sorted (strcmp), each
+	 * once: a look-up is a binary search, a get-shared of 10,000 keys one
+	 * sort (it was a linear search per key: 10 million strcmp). */
 	char **keys;
-	size_t n_keys;
+	size_t n_keys, cap_keys;
 	bool keys_known;
 	unsigned keys_generation;
 };
@@ -219,33 +221,109 @@ static void keys_forget(struct ts_vici_client *c)
 	free(c->keys);
 	c->keys = NULL;
 	c->n_keys = 0;
+	c->cap_keys = 0;
 	c->keys_known = false;
+}
+
+/* The index of id, or where it would go (*found false). */
+static size_t keys_search(const struct ts_vici_client *c, const char *id, bool *found)
+{
+	size_t lo = 0, hi = c->n_keys;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(c->keys[mid], id);
+
+		if (cmp == 0) {
+			*found = true;
+			return mid;
+		}
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
 }
 
 static ssize_t keys_find(const struct ts_vici_client *c, const char *id)
 {
-	for (size_t i = 0; i < c->n_keys; i++)
-		if (strcmp(c->keys[i], id) == 0)
-			return (ssize_t)i;
-	return -1;
+	bool found;
+	size_t i = keys_search(c, id, &found);
+
+	return found ? (ssize_t)i : -1;
+}
+
+static bool keys_reserve(struct ts_vici_client *c, size_t n)
+{
+	char **k;
+	size_t cap;
+
+	if (n <= c->cap_keys)
+		return true;
+	cap = c->cap_keys ? c->cap_keys : 16;
+	while (cap < n)
+		cap *= 2;
+	k = reallocarray(c->keys, cap, sizeof(*k));
+	if (!k)
+		return false;
+	c->keys = k;
+	c->cap_keys = cap;
+	return true;
 }
 
 /* Adds id (present: once); out of memory: nothing is known any more. */
 static void keys_add(struct ts_vici_client *c, const char *id)
 {
-	char **k;
+	bool found;
+	size_t i = keys_search(c, id, &found);
+	char *copy;
 
-	if (keys_find(c, id) >= 0)
+	if (found)
 		return;
-	k = reallocarray(c->keys, c->n_keys + 1, sizeof(*k));
-	if (!k || !(k[c->n_keys] = strdup(id))) {
-		if (k)
-			c->keys = k;
+	if (!keys_reserve(c, c->n_keys + 1) || !(copy = strdup(id))) {
 		keys_forget(c);
 		return;
 	}
-	c->keys = k;
+	memmove(c->keys + i + 1, c->keys + i, (c->n_keys - i) * sizeof(*c->keys));
+	c->keys[i] = copy;
 	c->n_keys++;
+}
+
+static int keys_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The keys of a get-shared answer, replacing what was known: sorted
+ * once, duplicates dropped. */
+static void keys_set(struct ts_vici_client *c, const struct ts_vici_node *list)
+{
+	size_t n = 0;
+
+	keys_forget(c);
+	if (list && !keys_reserve(c, list->n_children))
+		return;
+	for (size_t k = 0; list && k < list->n_children; k++) {
+		const char *id = ts_vici_node_str(list->children[k]);
+
+		if (id && !(c->keys[n++] = strdup(id))) {
+			c->n_keys = n - 1;
+			keys_forget(c);
+			return;
+		}
+	}
+	if (n > 1)
+		qsort(c->keys, n, sizeof(*c->keys), keys_cmp);
+	c->n_keys = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c->n_keys && strcmp(c->keys[i], c->keys[c->n_keys - 1]) == 0)
+			free(c->keys[i]);
+		else
+			c->keys[c->n_keys++] = c->keys[i];
+	}
+	c->keys_known = true;
 }
 
 int ts_vici_known_shared(const struct ts_vici_client *c, const char *id)
@@ -520,7 +598,9 @@ int ts_vici_unload_shared(struct ts_vici_client *c, const char *id, char *err, s
 
 	if (i >= 0) {
 		free(c->keys[i]);
-		c->keys[i] = c->keys[--c->n_keys];
+		memmove(c->keys + i, c->keys + i + 1,
+			(c->n_keys - (size_t)i - 1) * sizeof(*c->keys));
+		c->n_keys--;
 	} else if (r < 0) {
 		keys_forget(c); /* did charon unload it? unknown */
 	}
@@ -536,11 +616,8 @@ int ts_vici_get_shared(struct ts_vici_client *c, struct ts_vici_node **ret_respo
 	if (r < 0)
 		return r;
 	keys = ts_vici_get_list(*ret_response, "keys");
-	c->keys_known = true;
+	keys_set(c, keys);
 	c->keys_generation = c->generation;
-	for (size_t k = 0; keys && k < keys->n_children && c->keys_known; k++)
-		if (ts_vici_node_str(keys->children[k]))
-			keys_add(c, ts_vici_node_str(keys->children[k]));
 	return r;
 }
 
@@ -677,7 +754,7 @@ struct ts_vici_events {
 	uint8_t *in; /* bytes read, not yet a whole frame */
 	size_t in_len, in_cap;
 	struct ts_vici_packet *pending; /* events read while registering */
-	size_t n_pending;
+	size_t n_pending, pending_cap;	/* grown as needed, up to PENDING_MAX */
 };
 
 static void events_disconnect(struct ts_vici_events *e)
@@ -731,9 +808,19 @@ static int events_register(struct ts_vici_events *e, ts_usec_t deadline)
 				ts_vici_packet_done(&p);
 				return p.type == TS_VICI_EVENT_UNKNOWN ? -EOPNOTSUPP : -EBADMSG;
 			}
-			if (e->n_pending == PENDING_MAX) {
-				ts_vici_packet_done(&p);
-				return -ENOBUFS;
+			if (e->n_pending == e->pending_cap) {
+				size_t cap = e->pending_cap ? 2 * e->pending_cap : 16;
+				struct ts_vici_packet *grown =
+					cap > PENDING_MAX
+						? NULL
+						: realloc(e->pending, cap * sizeof(*e->pending));
+
+				if (!grown) {
+					ts_vici_packet_done(&p);
+					return cap > PENDING_MAX ? -ENOBUFS : -ENOMEM;
+				}
+				e->pending = grown;
+				e->pending_cap = cap;
 			}
 			e->pending[e->n_pending++] = p;
 		}
@@ -780,8 +867,9 @@ int ts_vici_events_new(const char *socket_path, const char *const *events, size_
 	e->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
 	e->path = strdup(socket_path);
 	e->events = calloc(n_events, sizeof(*e->events));
-	e->pending = calloc(PENDING_MAX, sizeof(*e->pending));
-	if (!e->path || !e->events || !e->pending) {
+	/* The pending events' array only when events come while
+	 * registering (it was a fixed 272 KiB per event socket). */
+	if (!e->path || !e->events) {
 		ts_vici_events_free(e);
 		return -ENOMEM;
 	}

@@ -49,12 +49,32 @@ bool ts_vici_packet_type_has_body(enum ts_vici_packet_type t)
 
 /* --- tree ---------------------------------------------------------------- */
 
-static struct ts_vici_node *node_new(enum ts_vici_node_type type)
+/* A built node is one allocation: the node, then its name and its value,
+ * each with a NUL after it. */
+static struct ts_vici_node *node_new(enum ts_vici_node_type type, const char *name, size_t name_len,
+				     const void *value, size_t value_len)
 {
-	struct ts_vici_node *n = calloc(1, sizeof(*n));
+	bool has_value = type == TS_VICI_KV || type == TS_VICI_ITEM;
+	struct ts_vici_node *n =
+		malloc(sizeof(*n) + (name ? name_len + 1 : 0) + (has_value ? value_len + 1 : 0));
+	char *tail;
 
-	if (n)
-		n->type = type;
+	if (!n)
+		return NULL;
+	tail = (char *)(n + 1);
+	*n = (struct ts_vici_node){ .type = type };
+	if (name) {
+		n->name = memcpy(tail, name, name_len);
+		n->name[name_len] = 0;
+		tail += name_len + 1;
+	}
+	if (has_value) {
+		n->value = (uint8_t *)tail;
+		if (value_len)
+			memcpy(n->value, value, value_len);
+		n->value[value_len] = 0;
+		n->value_len = value_len;
+	}
 	return n;
 }
 
@@ -62,19 +82,24 @@ void ts_vici_node_free(struct ts_vici_node *n)
 {
 	if (!n)
 		return;
+	if (n->in_block) {
+		/* Decoded values are never secret (nothing decoded is marked);
+		 * a member is freed with its root's block. */
+		if (n->block_root)
+			free(n);
+		return;
+	}
 	for (size_t i = 0; i < n->n_children; i++)
 		ts_vici_node_free(n->children[i]);
 	free(n->children);
 	if (n->value && n->secret)
 		ts_wipe(n->value, n->value_len);
-	free(n->value);
-	free(n->name);
-	free(n);
+	free(n); /* its name and value with it */
 }
 
 int ts_vici_msg_new(struct ts_vici_node **ret_root)
 {
-	struct ts_vici_node *n = node_new(TS_VICI_SECTION);
+	struct ts_vici_node *n = node_new(TS_VICI_SECTION, NULL, 0, NULL, 0);
 
 	if (!n)
 		return -ENOMEM;
@@ -104,20 +129,6 @@ static int name_check(const char *name)
 	return len == 0 || len > TS_VICI_NAME_MAX ? -ENAMETOOLONG : 0;
 }
 
-static int set_value(struct ts_vici_node *n, const void *value, size_t len)
-{
-	if (len > TS_VICI_VALUE_MAX)
-		return -E2BIG;
-	n->value = malloc(len + 1);
-	if (!n->value)
-		return -ENOMEM;
-	if (len)
-		memcpy(n->value, value, len);
-	n->value[len] = 0;
-	n->value_len = len;
-	return 0;
-}
-
 /* Adds a named child of the given type, with a value for key/values. */
 static int add_child(struct ts_vici_node *parent, enum ts_vici_node_type type, const char *name,
 		     const void *value, size_t len, bool secret, struct ts_vici_node **ret_child)
@@ -127,6 +138,8 @@ static int add_child(struct ts_vici_node *parent, enum ts_vici_node_type type, c
 
 	if (!parent || parent->type != (type == TS_VICI_ITEM ? TS_VICI_LIST : TS_VICI_SECTION))
 		return -EINVAL;
+	if (parent->in_block)
+		return -EPERM;
 	if (type != TS_VICI_ITEM) {
 		r = name_check(name);
 		if (r < 0)
@@ -134,19 +147,11 @@ static int add_child(struct ts_vici_node *parent, enum ts_vici_node_type type, c
 	}
 	if ((type == TS_VICI_KV || type == TS_VICI_ITEM) && len > TS_VICI_VALUE_MAX)
 		return -E2BIG;
-	n = node_new(type);
+	n = node_new(type, type != TS_VICI_ITEM ? name : NULL,
+		     type != TS_VICI_ITEM ? strlen(name) : 0, value, len);
 	if (!n)
 		return -ENOMEM;
 	n->secret = secret;
-	if (type != TS_VICI_ITEM && !(n->name = strdup(name))) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	if (type == TS_VICI_KV || type == TS_VICI_ITEM) {
-		r = set_value(n, value, len);
-		if (r < 0)
-			goto fail;
-	}
 	r = node_append(parent, n);
 	if (r < 0)
 		goto fail;
@@ -475,22 +480,33 @@ static int get_bytes(struct reader *r, size_t n, const uint8_t **ret)
 	return 0;
 }
 
-/* u8 length + name; names with a NUL byte (or empty) are refused, since
- * they could not be looked up unambiguously. */
-static int get_name(struct reader *r, char ret_name[TS_VICI_NAME_MAX + 1])
+/* u8 length + name, in place; names with a NUL byte (or empty) are
+ * refused, since they could not be looked up unambiguously. */
+static int get_name_ref(struct reader *r, const uint8_t **ret, size_t *ret_len)
 {
-	const uint8_t *b;
 	uint8_t n;
 	int e;
 
 	e = get_u8(r, &n);
 	if (e < 0)
 		return e;
-	e = get_bytes(r, n, &b);
+	e = get_bytes(r, n, ret);
 	if (e < 0)
 		return e;
-	if (n == 0 || memchr(b, 0, n))
+	if (n == 0 || memchr(*ret, 0, n))
 		return -EBADMSG;
+	*ret_len = n;
+	return 0;
+}
+
+static int get_name(struct reader *r, char ret_name[TS_VICI_NAME_MAX + 1])
+{
+	const uint8_t *b;
+	size_t n;
+	int e = get_name_ref(r, &b, &n);
+
+	if (e < 0)
+		return e;
 	memcpy(ret_name, b, n);
 	ret_name[n] = 0;
 	return 0;
@@ -513,98 +529,159 @@ static int get_value(struct reader *r, const uint8_t **ret, size_t *ret_len)
 	return 0;
 }
 
+/* One element of a body; what the two passes of the decoder share. */
+struct element {
+	uint8_t el;
+	const uint8_t *name; /* sections, lists, key/values; not NUL-ended */
+	size_t name_len;
+	const uint8_t *value; /* key/values, list items */
+	size_t value_len;
+};
+
+/* Reads the next element, checking it against the open container `top`
+ * (inside a list only items and the list's end may appear). */
+static int get_element(struct reader *rd, enum ts_vici_node_type top, struct element *e)
+{
+	int r;
+
+	r = get_u8(rd, &e->el);
+	if (r < 0)
+		return r;
+	if (top == TS_VICI_LIST && e->el != EL_LIST_ITEM && e->el != EL_LIST_END)
+		return -EBADMSG;
+	e->name_len = 0;
+	e->value_len = 0;
+	switch (e->el) {
+	case EL_SECTION_START:
+	case EL_LIST_START:
+		r = get_name_ref(rd, &e->name, &e->name_len);
+		break;
+	case EL_KEY_VALUE:
+		r = get_name_ref(rd, &e->name, &e->name_len);
+		if (r >= 0)
+			r = get_value(rd, &e->value, &e->value_len);
+		break;
+	case EL_LIST_ITEM:
+		r = top == TS_VICI_LIST ? get_value(rd, &e->value, &e->value_len) : -EBADMSG;
+		break;
+	case EL_SECTION_END:
+	case EL_LIST_END:
+		return top == (e->el == EL_SECTION_END ? TS_VICI_SECTION : TS_VICI_LIST) ? 0
+											 : -EBADMSG;
+	default:
+		return -EBADMSG;
+	}
+	return r;
+}
+
+/* The decoder reads a body twice: first to check it whole and to count its
+ * nodes and bytes, then to lay the tree out in one block of exactly that
+ * size (a message of 1,000 connections used to cost four allocations a
+ * node: a tree of list-conns or list-sas is read once and freed). */
 int ts_vici_body_decode(const uint8_t *data, size_t len, struct ts_vici_node **ret_root)
 {
-	struct ts_vici_node *stack[TS_VICI_DEPTH_MAX + 1];
-	struct ts_vici_node *root = NULL, *child;
+	enum ts_vici_node_type stack[TS_VICI_DEPTH_MAX + 1];
+	size_t up[TS_VICI_DEPTH_MAX + 1];
 	struct reader rd = { data, len };
-	char name[TS_VICI_NAME_MAX + 1];
+	struct ts_vici_node *nodes, **ptrs;
+	size_t n_nodes = 1, n_bytes = 0, k = 1, off = 0;
+	struct element e;
 	unsigned depth = 0;
+	char *text;
 	int r;
 
 	if (!data && len)
 		return -EINVAL;
 	if (len > TS_VICI_MESSAGE_MAX)
 		return -EMSGSIZE;
-	r = ts_vici_msg_new(&root);
-	if (r < 0)
-		return r;
-	stack[0] = root;
+	stack[0] = TS_VICI_SECTION;
 	while (rd.left) {
-		struct ts_vici_node *top = stack[depth];
-		const uint8_t *v;
-		size_t vlen;
-		uint8_t el;
-
-		r = get_u8(&rd, &el);
+		r = get_element(&rd, stack[depth], &e);
 		if (r < 0)
-			goto fail;
-		/* Inside a list only items and the list's end may appear. */
-		if (top->type == TS_VICI_LIST && el != EL_LIST_ITEM && el != EL_LIST_END) {
-			r = -EBADMSG;
-			goto fail;
-		}
-		switch (el) {
-		case EL_SECTION_START:
-		case EL_LIST_START:
-			if (depth + 1 > TS_VICI_DEPTH_MAX) {
-				r = -ELOOP;
-				goto fail;
-			}
-			r = get_name(&rd, name);
-			if (r < 0)
-				goto fail;
-			r = add_child(top, el == EL_SECTION_START ? TS_VICI_SECTION : TS_VICI_LIST,
-				      name, NULL, 0, false, &child);
-			if (r < 0)
-				goto fail;
-			stack[++depth] = child;
-			break;
-		case EL_SECTION_END:
-		case EL_LIST_END:
-			if (depth == 0 ||
-			    top->type != (el == EL_SECTION_END ? TS_VICI_SECTION : TS_VICI_LIST)) {
-				r = -EBADMSG;
-				goto fail;
-			}
+			return r;
+		if (e.el == EL_SECTION_END || e.el == EL_LIST_END) {
+			if (depth == 0)
+				return -EBADMSG;
 			depth--;
-			break;
-		case EL_KEY_VALUE:
-			r = get_name(&rd, name);
-			if (r < 0)
-				goto fail;
-			r = get_value(&rd, &v, &vlen);
-			if (r < 0)
-				goto fail;
-			r = add_child(top, TS_VICI_KV, name, v, vlen, false, NULL);
-			if (r < 0)
-				goto fail;
-			break;
-		case EL_LIST_ITEM:
-			if (top->type != TS_VICI_LIST) {
-				r = -EBADMSG;
-				goto fail;
-			}
-			r = get_value(&rd, &v, &vlen);
-			if (r < 0)
-				goto fail;
-			r = add_child(top, TS_VICI_ITEM, NULL, v, vlen, false, NULL);
-			if (r < 0)
-				goto fail;
-			break;
-		default:
-			r = -EBADMSG;
-			goto fail;
+			continue;
 		}
+		if (e.el == EL_SECTION_START || e.el == EL_LIST_START) {
+			if (depth + 1 > TS_VICI_DEPTH_MAX)
+				return -ELOOP;
+			stack[++depth] = e.el == EL_SECTION_START ? TS_VICI_SECTION : TS_VICI_LIST;
+		}
+		n_nodes++;
+		n_bytes += (e.name_len ? e.name_len + 1 : 0) +
+			   (e.el == EL_KEY_VALUE || e.el == EL_LIST_ITEM ? e.value_len + 1 : 0);
 	}
-	if (depth != 0) {
-		r = -EBADMSG;
-		goto fail;
+	if (depth != 0)
+		return -EBADMSG;
+
+	/* Nodes, then the children arrays (every node but the root is one
+	 * parent's child), then names and values. */
+	nodes = calloc(1, n_nodes * sizeof(*nodes) + (n_nodes - 1) * sizeof(*ptrs) + n_bytes);
+	if (!nodes)
+		return -ENOMEM;
+	ptrs = (struct ts_vici_node **)(nodes + n_nodes);
+	text = (char *)(ptrs + (n_nodes - 1));
+	nodes[0].type = TS_VICI_SECTION;
+	nodes[0].block_root = true;
+	/* Second pass: the nodes in document order, each with its parent's
+	 * index in cap_children until the children arrays are laid out. */
+	rd = (struct reader){ data, len };
+	up[0] = 0;
+	while (rd.left) {
+		struct ts_vici_node *n;
+
+		r = get_element(&rd, nodes[up[depth]].type, &e);
+		if (r < 0) /* the first pass read the same bytes */
+			goto fail;
+		if (e.el == EL_SECTION_END || e.el == EL_LIST_END) {
+			depth--;
+			continue;
+		}
+		n = &nodes[k];
+		n->type = e.el == EL_SECTION_START ? TS_VICI_SECTION
+			  : e.el == EL_LIST_START  ? TS_VICI_LIST
+			  : e.el == EL_KEY_VALUE   ? TS_VICI_KV
+						   : TS_VICI_ITEM;
+		n->cap_children = up[depth];
+		nodes[up[depth]].n_children++;
+		if (e.name_len) {
+			n->name = memcpy(text, e.name, e.name_len);
+			text[e.name_len] = 0;
+			text += e.name_len + 1;
+		}
+		if (n->type == TS_VICI_KV || n->type == TS_VICI_ITEM) {
+			n->value = (uint8_t *)text;
+			if (e.value_len)
+				memcpy(text, e.value, e.value_len);
+			text[e.value_len] = 0;
+			n->value_len = e.value_len;
+			text += e.value_len + 1;
+		}
+		if (n->type == TS_VICI_SECTION || n->type == TS_VICI_LIST)
+			up[++depth] = k;
+		k++;
 	}
-	*ret_root = root;
+	for (size_t i = 0; i < n_nodes; i++) {
+		nodes[i].in_block = true;
+		if (nodes[i].n_children)
+			nodes[i].children = ptrs + off;
+		off += nodes[i].n_children;
+		nodes[i].n_children = 0;
+	}
+	for (size_t i = 1; i < n_nodes; i++) {
+		struct ts_vici_node *p = &nodes[nodes[i].cap_children];
+
+		p->children[p->n_children++] = &nodes[i];
+	}
+	for (size_t i = 0; i < n_nodes; i++)
+		nodes[i].cap_children = nodes[i].n_children;
+	*ret_root = nodes;
 	return 0;
 fail:
-	ts_vici_node_free(root);
+	free(nodes);
 	return r;
 }
 

@@ -49,6 +49,10 @@ struct real_planes {
 	uint32_t *owner_if_ids;
 	struct ts_xfrm_mark *owner_marks;
 	struct ts_route_sock *routes; /* opened at the first route change */
+	/* Every name the last whole IKE observation's lists held, for the
+	 * ike_names that follows it (observe.c calls the two in a row);
+	 * taken by it, dropped by the next observation. */
+	struct ts_ike_names names;
 };
 
 /* --- clock and events -------------------------------------------------- */
@@ -215,7 +219,8 @@ static int real_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n
 	if (!p->vici)
 		return -ENOTCONN;
 	drain_events(p);
-	return ts_ike_observe(p->vici, tunnels, n, p->account, p->monitor, ret);
+	ts_ike_names_done(&p->names);
+	return ts_ike_observe_names(p->vici, tunnels, n, p->account, p->monitor, ret, &p->names);
 }
 
 static int real_ike_observe_sas(void *ctx, const struct ts_tunnel *tunnels, size_t n,
@@ -261,6 +266,21 @@ static int real_ike_names(void *ctx, ts_ike_name_fn fn, void *userdata)
 
 	if (!p->vici)
 		return -ENOTCONN;
+	if (p->names.valid) {
+		/* The observation's own lists: names, then keys. */
+		struct ts_ike_names names = p->names;
+		const char *s = names.conns;
+
+		p->names = (struct ts_ike_names){ 0 };
+		r = 0;
+		for (size_t k = 0; k < names.n_conns && r >= 0; k++, s += strlen(s) + 1)
+			r = fn(userdata, TS_IKE_NAME_CONN, s);
+		s = names.keys;
+		for (size_t k = 0; k < names.n_keys && r >= 0; k++, s += strlen(s) + 1)
+			r = fn(userdata, TS_IKE_NAME_KEY, s);
+		ts_ike_names_done(&names);
+		return r < 0 ? r : 0;
+	}
 	r = ts_vici_list_conns(p->vici, NULL, on_conn_names, &w);
 	if (r < 0)
 		return r;
@@ -913,6 +933,7 @@ static void real_free(void *ctx)
 	ts_vici_events_free(p->log_events);
 	ts_vici_client_free(p->vici);
 	ts_ike_monitor_free(p->monitor);
+	ts_ike_names_done(&p->names);
 	scope_clear(p);
 	ts_cf_client_free(p->cf);
 	ts_store_close(p->store);

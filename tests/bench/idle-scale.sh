@@ -13,6 +13,12 @@
 #                                              by hand: 1000 180)
 # RESYNC=S: resync-interval S (>= 10) instead, to price one resync pass
 # (config loaded once by the daemon, not per pass).
+# TLS=1: the API over TLS, as Cloudflare's is: a TLS proxy
+# (tests/bench/tls_proxy.py, a throw-away test CA) in front of the
+# emulator, the agent verifying its certificate (ca-file): what the
+# handshake, the kept-alive connection and the loaded CA leave resident.
+# TLS=system: the same with the system's CA bundle beside the test CA in
+# ca-file, as many roots as the default store loads.
 # Root (namespaces); exit 77 with the reason when something is missing.
 set -eu
 
@@ -21,8 +27,10 @@ TS=${1:?usage: idle-scale.sh TUNNELSYNC [N [SECONDS]]}
 N=${2:-20}
 SECONDS_IDLE=${3:-20}
 DPID=
+PROXY=
 stop_daemon() {
 	[ -z "$DPID" ] || { kill -TERM "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; }
+	[ -z "$PROXY" ] || { kill -TERM "$PROXY" 2>/dev/null; wait "$PROXY" 2>/dev/null; }
 }
 SCALE_HOOK=stop_daemon
 . "$ROOT/tests/bench/scale-lib.sh"
@@ -49,11 +57,36 @@ except OSError:
 
 # RESYNC=S: resync-interval S instead of the default, so that the window
 # holds resync passes (each one list request): the CPU of one such pass.
-$PY - "$CONFIG" "$WORK/config-idle.json" "${RESYNC:-}" <<'EOF'
+api_url=
+ca=$WORK/ca.pem
+if [ "${TLS:-0}" != 0 ]; then
+	sh "$ROOT/tests/cloudflare/make-test-ca.sh" "$WORK"
+	if [ "$TLS" = system ]; then
+		cat /etc/ssl/certs/ca-certificates.crt "$WORK/ca.pem" >"$WORK/ca-system.pem"
+		ca=$WORK/ca-system.pem
+	fi
+	emu_port=${EMU_URL##*:}
+	ip netns exec "$NS" $PY "$ROOT/tests/bench/tls_proxy.py" "$WORK/server.pem" \
+		"$WORK/server.key" "$emu_port" "$WORK/proxy-port" </dev/null >"$WORK/proxy.log" 2>&1 &
+	PROXY=$!
+	i=0
+	while [ ! -s "$WORK/proxy-port" ]; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { cat "$WORK/proxy.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	api_url=https://127.0.0.1:$(cat "$WORK/proxy-port")/client/v4
+fi
+$PY - "$CONFIG" "$WORK/config-idle.json" "${RESYNC:-}" "$api_url" "$ca" <<'EOF'
 import json, sys
 c = json.load(open(sys.argv[1]))
 if sys.argv[3]:
     c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = int(sys.argv[3])
+if sys.argv[4]:
+    cf = c["tunnelsync:tunnelsync"]["cloudflare"]
+    cf["api-base-url"] = sys.argv[4]
+    cf["ca-file"] = sys.argv[5]
+    cf.pop("allow-plain-http-loopback", None)
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 EOF
 before=$(last_pass)
@@ -88,6 +121,18 @@ awk '/^(Pss|Private_Clean|Private_Dirty|Shared_Clean|Shared_Dirty|Anonymous):/ {
 		(v["Private_Clean:"] + v["Private_Dirty:"]) / 1024, v["Private_Dirty:"] / 1024,
 		v["Private_Clean:"] / 1024, (v["Shared_Clean:"] + v["Shared_Dirty:"]) / 1024,
 		v["Anonymous:"] / 1024, v["Pss:"] / 1024 }' "/proc/$DPID/smaps_rollup"
+# Where the resident pages are, by mapping (the largest first): each
+# library's file pages (text and read-only data; shared) and its written
+# data (private dirty: relocations, .data, .bss), the heap, the stacks.
+awk '/^[0-9a-f]+-[0-9a-f]+ / { name = $6 == "" ? "[anon]" : $6; sub(/.*\//, "", name) }
+	/^Rss:/ { rss[name] += $2 } /^Private_Dirty:/ { pd[name] += $2 }
+	END { for (m in rss) if (rss[m] > 0) printf "%d %d %s\n", rss[m], pd[m], m }' \
+	"/proc/$DPID/smaps" | sort -rn | awk '
+	NR <= 14 { line = line sprintf("%s%s %.2f (%.2f private dirty)", NR > 1 ? ", " : "", $3, $1 / 1024, $2 / 1024) }
+	NR > 14 { rest += $1; restd += $2; k++ }
+	END { printf "RSS by mapping, MiB: %s; %d more mappings %.2f (%.2f private dirty)\n", line, k, rest / 1024, restd / 1024 }'
+# SMAPS_OUT=FILE: the daemon's /proc/PID/smaps copied there at the end.
+[ -z "${SMAPS_OUT:-}" ] || cp "/proc/$DPID/smaps" "$SMAPS_OUT"
 awk -v n="$N" -v s="$SECONDS_IDLE" -v c0="$c0" -v c1="$c1" -v rss="$rss" -v hwm="$hwm" \
 	-v p="$passes" -v r="$requests" 'BEGIN {
 	printf "daemon idle, %d tunnels in sync, %d s: %.4f CPU-s/min (goal <= 0.01), RSS %.1f MiB, peak %.1f MiB (goal <= 16 MB), passes: %s, %d API requests (goal 0 between resyncs)\n",

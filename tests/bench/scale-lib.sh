@@ -31,11 +31,15 @@ scale_cleanup() {
 }
 
 # scale_open N TAG: the state of N tunnels (scale-state.sh up), or the one
-# SCALE_STATE names (kept; its own N); sources its env. WORK: a scratch
+# SCALE_STATE names (kept; its own N); sources its env (TS kept). WORK: a scratch
 # directory removed at the end.
 scale_open() {
 	if [ -n "${SCALE_STATE:-}" ]; then
+		# The env names the binary that built the state: the one under
+		# test is the caller's.
+		ts_under_test=$TS
 		. "$SCALE_STATE/env"
+		TS=$ts_under_test
 		WORK=$(mktemp -d "/tmp/tsb-$2.$$.XXXXXX")
 	else
 		DIR=$(mktemp -d "/tmp/tsb-$2.$$.XXXXXX")

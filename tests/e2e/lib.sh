@@ -656,3 +656,42 @@ c["tunnelsync:tunnelsync"]["agent"]["resync-interval"] = 600
 json.dump(c, open(p, "w"), indent=2)
 PY
 }
+
+# e2e_waited_for_slow ERR WHAT T1 MS: the pass whose stderr is ERR (started
+# at T1, date +%s%N) waited for WHAT ("the rotation's reauthentication",
+# "update-conn's request for new SAs") under way against a slow edge, or,
+# when it began more than MS ms late (a loaded machine), found it up.
+e2e_waited_for_slow() {
+	if grep -q "$2 is still under way (the peer answered its IKE_SA_INIT)" "$1"; then
+		e2e_say "2: the pass saw $2 under way and waited for it"
+	elif grep -q "$2 came up since" "$1"; then
+		[ $((($(date +%s%N) - $3) / 1000000)) -gt "$4" ] ||
+			e2e_fail "2: $2 was up before the pass looked (the edge's delay too short?)"
+		e2e_say "2: the pass began late; $2 had come up and was confirmed"
+	else
+		e2e_fail "2: the pass did not wait for $2: $(cat "$1")"
+	fi
+}
+
+# e2e_mbb_in_log FROM OLD: charon a's log from line FROM shows one IKE SA
+# initiated for e2e-a, established, and the old one (id OLD) deleted only
+# after it (waiting up to 20 s for the delete: a slow edge delays it).
+# Sets E2E_NEW_IKE to the new IKE SA's id.
+e2e_mbb_in_log() {
+	_log=$E2E_DIR/a/charon.log
+	_cut=$E2E_DIR/mbb.log
+	_gone=
+	for _ in $(seq 1 40); do
+		tail -n +"$1" "$_log" >"$_cut"
+		_gone=$(grep -n "IKE_SA ts-e2e-a\[$2\] state change: ESTABLISHED => \(DELETING\|DESTROYING\)" "$_cut" | head -n 1 | cut -d: -f1)
+		[ -z "$_gone" ] || break
+		sleep 0.5
+	done
+	_n=$(grep -c 'initiating IKE_SA ts-e2e-a\[' "$_cut" || true)
+	[ "$_n" -eq 1 ] || e2e_fail "3: $_n IKE SAs initiated for e2e-a (one expected)"
+	E2E_NEW_IKE=$(sed -n 's/.*IKE_SA ts-e2e-a\[\([0-9]*\)\] state change: CONNECTING => ESTABLISHED.*/\1/p' "$_cut" | head -n 1)
+	[ -n "$E2E_NEW_IKE" ] || e2e_fail "3: no new IKE SA established for e2e-a"
+	_up=$(grep -n "IKE_SA ts-e2e-a\[$E2E_NEW_IKE\] state change: CONNECTING => ESTABLISHED" "$_cut" | head -n 1 | cut -d: -f1)
+	[ -n "$_gone" ] || e2e_fail "3: the old IKE SA $2 was not deleted within 20 s"
+	[ "$_up" -lt "$_gone" ] || e2e_fail "3: the old IKE SA $2 went before the new one ($E2E_NEW_IKE) was up"
+}

@@ -301,6 +301,63 @@ static void test_load_and_establish(void **state)
 
 /* A key the edge does not have: the failure arrives through VICI events
  * (log + ike-updown while CONNECTING) and shows in the observation. */
+static bool names_has(const char *list, size_t n, const char *name)
+{
+	for (size_t k = 0; k < n; k++, list += strlen(list) + 1)
+		if (ts_streq(list, name))
+			return true;
+	return false;
+}
+
+/* A whole observation (more than a few tunnels) keeps every name of
+ * charon's lists, a foreign connection's too; one asked by name keeps
+ * none (ike_names then asks charon itself). */
+static void test_observe_names(void **state)
+{
+	struct ts_tunnel many[5];
+	struct ts_ike_observed so[5], one;
+	struct ts_ike_names names;
+	char err[128];
+
+	struct ts_vici_node *msg, *conn, *sec;
+
+	/* Loaded over VICI: swanctl would unload what its file lacks. */
+	assert_int_equal(ts_vici_msg_new(&msg), 0);
+	assert_int_equal(ts_vici_add_section(msg, "foreign", &conn), 0);
+	assert_int_equal(ts_vici_add_str(conn, "version", "2"), 0);
+	assert_int_equal(ts_vici_add_section(conn, "local", &sec), 0);
+	assert_int_equal(ts_vici_add_str(sec, "auth", "psk"), 0);
+	assert_int_equal(ts_vici_add_section(conn, "remote", &sec), 0);
+	assert_int_equal(ts_vici_add_str(sec, "auth", "psk"), 0);
+	assert_int_equal(ts_vici_load_conn(client, msg, err, sizeof(err)), 0);
+	ts_vici_node_free(msg);
+	for (size_t i = 0; i < 5; i++) {
+		many[i] = tunnel; /* shallow: read only */
+		if (i > 0)
+			snprintf(many[i].name, sizeof(many[i].name), "gw9%zu", i);
+	}
+	assert_int_equal(ts_ike_observe_names(client, many, 5, ACCOUNT, monitor, so, &names), 0);
+	assert_true(names.valid);
+	assert_true(so[0].conn_loaded);
+	assert_true(so[0].key_loaded);
+	assert_false(so[1].conn_loaded);
+	assert_true(names_has(names.conns, names.n_conns, CONN));
+	assert_true(names_has(names.conns, names.n_conns, "foreign"));
+	assert_false(names_has(names.conns, names.n_conns, "ts-gw91"));
+	assert_int_equal(names.n_keys, 1);
+	assert_true(names_has(names.keys, names.n_keys, CONN));
+	ts_ike_names_done(&names);
+	for (size_t i = 0; i < 5; i++)
+		ts_ike_observed_done(&so[i]);
+	assert_int_equal(ts_ike_observe_names(client, &tunnel, 1, ACCOUNT, monitor, &one, &names),
+			 0);
+	assert_false(names.valid);
+	assert_null(names.conns);
+	assert_true(one.conn_loaded);
+	ts_ike_observed_done(&one);
+	assert_int_equal(ts_vici_unload_conn(client, "foreign", err, sizeof(err)), 0);
+}
+
 static void test_key_mismatch(void **state)
 {
 	_cleanup_secret_ struct ts_secret *bad = secret(KEY_BAD);
@@ -611,6 +668,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_version),
 		cmocka_unit_test(test_load_and_establish),
+		cmocka_unit_test(test_observe_names),
 		cmocka_unit_test(test_key_mismatch),
 		cmocka_unit_test(test_rotate_and_reauth),
 		cmocka_unit_test(test_update_conn),

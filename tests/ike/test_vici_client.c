@@ -22,18 +22,25 @@
 #include "core/util.h"
 #include "ike/vici.h"
 
+/* Events the mock sends before the confirmations: more than the client's
+ * first array of pending events holds (it grows). */
+#define EARLY_EVENTS 20
+
 enum mock_mode {
 	MOCK_SILENT,	   /* reads the request, never answers */
 	MOCK_GARBAGE,	   /* answers a response with a bad element */
 	MOCK_OVERSIZE,	   /* answers a length prefix over the limit */
 	MOCK_CLOSE,	   /* closes after reading the request */
 	MOCK_UNKNOWN_CMD,  /* answers "unknown command" */
-	MOCK_EVENTS_SPLIT, /* confirms registrations (an event before each
-			    * confirmation), then sends events byte by byte
-			    * and closes */
+	MOCK_EVENTS_SPLIT, /* confirms registrations (EARLY_EVENTS events
+			    * before the first confirmation, one before the
+			    * second), then sends events byte by byte and
+			    * closes */
 	MOCK_UNKNOWN_EVENT,
 	MOCK_SLOW_STREAM,    /* a list of 6 entries, one every 100 ms */
 	MOCK_STALLED_STREAM, /* 2 entries of that list, then silence */
+	MOCK_SHARED,	     /* get-shared (keys unsorted, one twice), then
+			      * load-shared and unload-shared, each a success */
 };
 
 struct mock {
@@ -120,7 +127,8 @@ static void serve(struct mock *m, int fd)
 		for (int i = 0; i < 2; i++) {
 			assert_int_equal(read_frame(fd, &p), 0);
 			assert_int_equal(p.type, TS_VICI_EVENT_REGISTER);
-			send_packet(fd, TS_VICI_EVENT, "ike-updown", ev, false);
+			for (int k = 0; k < (i == 0 ? EARLY_EVENTS - 1 : 1); k++)
+				send_packet(fd, TS_VICI_EVENT, "ike-updown", ev, false);
 			send_packet(fd, TS_VICI_EVENT_CONFIRM, NULL, NULL, false);
 			ts_vici_packet_done(&p);
 		}
@@ -157,6 +165,30 @@ static void serve(struct mock *m, int fd)
 		assert_int_equal(p.type, TS_VICI_EVENT_UNREGISTER);
 		send_packet(fd, TS_VICI_EVENT_CONFIRM, NULL, NULL, false);
 		break;
+	case MOCK_SHARED: {
+		static const char *const ids[] = { "ts-c", "ts-a", "ts-b", "ts-a" };
+		struct ts_vici_node *list;
+
+		assert_int_equal(read_frame(fd, &p), 0);
+		assert_string_equal(p.name, "get-shared");
+		ts_vici_packet_done(&p);
+		assert_int_equal(ts_vici_msg_new(&ev), 0);
+		assert_int_equal(ts_vici_add_list(ev, "keys", &list), 0);
+		for (size_t i = 0; i < TS_ARRAY_SIZE(ids); i++)
+			assert_int_equal(ts_vici_list_add_str(list, ids[i]), 0);
+		send_packet(fd, TS_VICI_CMD_RESPONSE, NULL, ev, false);
+		ts_vici_node_free(ev);
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(read_frame(fd, &p), 0);
+			ts_vici_packet_done(&p);
+			assert_int_equal(ts_vici_msg_new(&ev), 0);
+			assert_int_equal(ts_vici_add_str(ev, "success", "yes"), 0);
+			send_packet(fd, TS_VICI_CMD_RESPONSE, NULL, ev, false);
+			ts_vici_node_free(ev);
+		}
+		(void)recv(fd, &p, 1, 0);
+		break;
+	}
 	case MOCK_UNKNOWN_EVENT:
 		assert_int_equal(read_frame(fd, &p), 0);
 		send_packet(fd, TS_VICI_EVENT_UNKNOWN, NULL, NULL, false);
@@ -313,20 +345,55 @@ static void test_closed(void **state)
 
 struct got {
 	int n;
-	char names[8][32];
-	char conns[8][32];
+	char names[EARLY_EVENTS + 2][32];
+	char conns[EARLY_EVENTS + 2][32];
 };
 
 static void on_event(void *userdata, const char *event, const struct ts_vici_node *body)
 {
 	struct got *g = userdata;
 
-	if (g->n < 8) {
+	if (g->n < (int)TS_ARRAY_SIZE(g->names)) {
 		snprintf(g->names[g->n], sizeof(g->names[0]), "%s", event);
 		snprintf(g->conns[g->n], sizeof(g->conns[0]), "%s",
 			 body->n_children > 1 ? body->children[1]->name : "");
 	}
 	g->n++;
+}
+
+/* The keys the client knows: get-shared's answer (in any order, an id
+ * twice), then its own load-shared and unload-shared. */
+static void test_known_shared(void **state)
+{
+	struct ts_vici_client *c;
+	struct ts_vici_node *resp = NULL, *msg;
+	struct mock m;
+	char err[64];
+
+	mock_start(&m, MOCK_SHARED, 1);
+	assert_int_equal(ts_vici_client_new(m.path, 2000, &c), 0);
+	assert_int_equal(ts_vici_known_shared(c, "ts-a"), -ENOENT); /* nothing asked yet */
+	assert_int_equal(ts_vici_get_shared(c, &resp), 0);
+	ts_vici_node_free(resp);
+	assert_int_equal(ts_vici_known_shared(c, "ts-a"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-b"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-c"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-d"), 0);
+	assert_int_equal(ts_vici_known_shared(c, "ts-0"), 0);
+	assert_int_equal(ts_vici_msg_new(&msg), 0);
+	assert_int_equal(ts_vici_add_str(msg, "id", "ts-0"), 0);
+	assert_int_equal(ts_vici_add_str(msg, "type", "IKE"), 0);
+	assert_int_equal(ts_vici_add_str(msg, "data", "not-a-real-key"), 0);
+	assert_int_equal(ts_vici_load_shared(c, msg, err, sizeof(err)), 0);
+	ts_vici_node_free(msg);
+	assert_int_equal(ts_vici_known_shared(c, "ts-0"), 1);
+	assert_int_equal(ts_vici_unload_shared(c, "ts-b", err, sizeof(err)), 0);
+	assert_int_equal(ts_vici_known_shared(c, "ts-b"), 0);
+	assert_int_equal(ts_vici_known_shared(c, "ts-0"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-a"), 1);
+	assert_int_equal(ts_vici_known_shared(c, "ts-c"), 1);
+	ts_vici_client_free(c);
+	mock_stop(&m);
 }
 
 static void test_events(void **state)
@@ -340,17 +407,17 @@ static void test_events(void **state)
 	mock_start(&m, MOCK_EVENTS_SPLIT, 1);
 	assert_int_equal(ts_vici_events_new(m.path, names, 2, 2000, &e), 0);
 	assert_true(ts_vici_events_connected(e));
-	/* Two events came before the confirmations; then two byte by byte;
-	 * then the mock closes. */
+	/* EARLY_EVENTS events came before the confirmations, in order; then
+	 * two byte by byte; then the mock closes. */
 	for (int i = 0; i < 200 && (r = ts_vici_events_wait(e, 1000, on_event, &g)) >= 0; i++)
 		;
 	assert_int_equal(r, -ECONNRESET);
-	assert_int_equal(g.n, 4);
-	assert_string_equal(g.conns[0], "ts-early");
-	assert_string_equal(g.conns[1], "ts-early");
-	assert_string_equal(g.names[2], "ike-updown");
-	assert_string_equal(g.conns[2], "ts-split");
-	assert_string_equal(g.names[3], "child-updown");
+	assert_int_equal(g.n, EARLY_EVENTS + 2);
+	for (int i = 0; i < EARLY_EVENTS; i++)
+		assert_string_equal(g.conns[i], "ts-early");
+	assert_string_equal(g.names[EARLY_EVENTS], "ike-updown");
+	assert_string_equal(g.conns[EARLY_EVENTS], "ts-split");
+	assert_string_equal(g.names[EARLY_EVENTS + 1], "child-updown");
 	assert_false(ts_vici_events_connected(e));
 	assert_int_equal(ts_vici_events_fd(e), -1);
 	assert_int_equal(ts_vici_events_drain(e, on_event, &g), -ENOTCONN);
@@ -370,9 +437,9 @@ static void test_events(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_timeout),	    cmocka_unit_test(test_slow_stream),
-		cmocka_unit_test(test_bad_replies), cmocka_unit_test(test_closed),
-		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_timeout),	     cmocka_unit_test(test_slow_stream),
+		cmocka_unit_test(test_bad_replies),  cmocka_unit_test(test_closed),
+		cmocka_unit_test(test_known_shared), cmocka_unit_test(test_events),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -75,6 +75,48 @@ static void test_roundtrip_body(void **state)
 	free(buf);
 }
 
+static void all_in_block(const struct ts_vici_node *n, bool root)
+{
+	assert_true(n->in_block);
+	assert_int_equal(n->block_root, root);
+	assert_int_equal(n->cap_children, n->n_children);
+	for (size_t i = 0; i < n->n_children; i++)
+		all_in_block(n->children[i], false);
+}
+
+/* A decoded tree is one block: every node in it, read-only, freed with its
+ * root; it encodes back to the same bytes. */
+static void test_decoded_tree_is_one_block(void **state)
+{
+	struct ts_vici_node *root = sample_tree(), *again = NULL, *s = NULL;
+	uint8_t *buf, *buf2;
+	size_t len, len2;
+
+	assert_int_equal(ts_vici_body_encode(root, &buf, &len, NULL), 0);
+	assert_int_equal(ts_vici_body_decode(buf, len, &again), 0);
+	all_in_block(again, true);
+	assert_false(root->in_block);
+	assert_int_equal(ts_vici_add_str(again, "more", "x"), -EPERM);
+	assert_int_equal(ts_vici_add_section(again, "more", &s), -EPERM);
+	assert_null(s);
+	assert_int_equal(ts_vici_list_add_str(again->children[0]->children[1], "x"), -EPERM);
+	assert_int_equal(again->children[0]->children[1]->n_children, 2);
+	/* Freeing a member frees nothing (valgrind would see the double free). */
+	ts_vici_node_free(again->children[0]);
+	assert_int_equal(ts_vici_body_encode(again, &buf2, &len2, NULL), 0);
+	assert_int_equal(len2, len);
+	assert_memory_equal(buf2, buf, len);
+	/* An empty body: the root alone. */
+	ts_vici_node_free(again);
+	assert_int_equal(ts_vici_body_decode(buf, 0, &again), 0);
+	assert_int_equal(again->n_children, 0);
+	assert_true(again->block_root);
+	ts_vici_node_free(again);
+	ts_vici_node_free(root);
+	free(buf2);
+	free(buf);
+}
+
 static void test_exact_bytes(void **state)
 {
 	static const uint8_t want[] = {
@@ -393,6 +435,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_body),
+		cmocka_unit_test(test_decoded_tree_is_one_block),
 		cmocka_unit_test(test_exact_bytes),
 		cmocka_unit_test(test_packet_types),
 		cmocka_unit_test(test_malformed),
