@@ -62,7 +62,7 @@ image=localhost/tunnelsync:test-$$
 start=$(date +%s)
 sh "$src/contrib/container/make-base.sh" || fail "no base image"
 based=$(date +%s)
-(cd "$src" && nice buildah bud --isolation chroot --pull=never --layers=false \
+(cd "$src" && nice -n 19 buildah bud --isolation chroot --pull=never --layers=false \
 	-f contrib/container/Containerfile -t "$image" . >"$tmp/bud.log" 2>&1) || {
 	tail -30 "$tmp/bud.log"
 	fail "buildah bud failed"
