@@ -86,6 +86,12 @@ static int buf_puts(struct cf_buf *b, const char *s)
 
 struct ts_cf_client {
 	CURL *curl;
+	/* Every transfer runs on it (perform): curl_easy_perform's loop with
+	 * the wait hook's descriptors polled beside curl's sockets. It holds
+	 * the kept-alive connections. */
+	CURLM *multi;
+	struct ts_cf_wait_hook wait_hook;
+	bool in_request;	    /* a wait hook that calls the client gets -EBUSY */
 	struct curl_slist *headers; /* the other headers */
 	/* The credential's header line lives in a secret buffer (not dumped,
 	 * wiped on free), in a list node of our own ahead of headers. */
@@ -555,7 +561,8 @@ int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 	c->headers = l;
 
 	c->curl = curl_easy_init();
-	if (!c->curl) {
+	c->multi = c->curl ? curl_multi_init() : NULL;
+	if (!c->curl || !c->multi) {
 		r = ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "cannot create an HTTP handle");
 		goto fail;
 	}
@@ -591,6 +598,8 @@ void ts_cf_client_free(struct ts_cf_client *c)
 {
 	if (!c)
 		return;
+	if (c->multi)
+		curl_multi_cleanup(c->multi); /* its connections; no handle is added */
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
 	for (struct curl_slist *l = c->headers; l; l = l->next)
@@ -706,6 +715,70 @@ static const char *call_operation(const struct cf_call *call)
 	return "update";
 }
 
+void ts_cf_client_set_wait_hook(struct ts_cf_client *c, const struct ts_cf_wait_hook *hook)
+{
+	if (hook)
+		c->wait_hook = *hook;
+	else
+		memset(&c->wait_hook, 0, sizeof(c->wait_hook));
+}
+
+/* One transfer: curl_easy_perform's loop on the client's multi handle,
+ * polling the wait hook's descriptors too. While one is readable the
+ * hook runs (the transfer waits meanwhile: the kernel buffers what the
+ * server sends, curl's timeouts keep counting); it returns non-zero to be
+ * left out for the rest of this transfer. A stop still ends the transfer
+ * through xfer_cancel, which curl calls at least once a second. */
+static CURLcode perform(struct ts_cf_client *c)
+{
+	CURLcode rc = CURLE_FAILED_INIT;
+	CURLMcode mc;
+	CURLMsg *msg;
+	bool watch = c->wait_hook.ready != NULL;
+	int running = 1, queued;
+
+	mc = curl_multi_add_handle(c->multi, c->curl);
+	if (mc != CURLM_OK) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "%s", curl_multi_strerror(mc));
+		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+	}
+	for (;;) {
+		struct curl_waitfd w[TS_CF_WAIT_FDS];
+		int fds[TS_CF_WAIT_FDS];
+		unsigned nw = 0;
+
+		mc = curl_multi_perform(c->multi, &running);
+		if (mc != CURLM_OK || !running)
+			break;
+		if (watch && c->wait_hook.fds) {
+			for (size_t i = 0; i < TS_CF_WAIT_FDS; i++)
+				fds[i] = -1;
+			c->wait_hook.fds(c->wait_hook.userdata, fds);
+			for (size_t i = 0; i < TS_CF_WAIT_FDS; i++)
+				if (fds[i] >= 0)
+					w[nw++] =
+						(struct curl_waitfd){ .fd = fds[i],
+								      .events = CURL_WAIT_POLLIN };
+		}
+		mc = curl_multi_poll(c->multi, w, nw, 1000, NULL);
+		if (mc != CURLM_OK)
+			break;
+		for (unsigned i = 0; i < nw; i++)
+			if (w[i].revents) {
+				if (c->wait_hook.ready(c->wait_hook.userdata) != 0)
+					watch = false;
+				break;
+			}
+	}
+	if (mc != CURLM_OK)
+		snprintf(c->errbuf, sizeof(c->errbuf), "%s", curl_multi_strerror(mc));
+	while ((msg = curl_multi_info_read(c->multi, &queued)))
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->curl)
+			rc = msg->data.result;
+	curl_multi_remove_handle(c->multi, c->curl);
+	return rc;
+}
+
 /* Sends the call, with budget and retries. Returns 0 with the final
  * HTTP status and body (any status the caller must interpret), or a
  * negative errno with err set (no usable response). */
@@ -720,6 +793,9 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 		url = NULL;
 		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "out of memory");
 	}
+	if (c->in_request)
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -EBUSY,
+				       "a request is under way on this client");
 	for (;;) {
 		ts_usec_t wait = 0;
 		long status = 0;
@@ -785,7 +861,9 @@ static int cf_call_attempts(struct ts_cf_client *c, const struct cf_call *call, 
 			  call->validate_only ? " validate_only" : "", attempt);
 
 		alloc_failures = ts_wipe_alloc_failures();
-		rc = curl_easy_perform(c->curl);
+		c->in_request = true;
+		rc = perform(c);
+		c->in_request = false;
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
 		if (rc == CURLE_OK)
 			curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);

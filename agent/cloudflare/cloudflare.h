@@ -126,6 +126,23 @@ void ts_cf_client_set_observer(struct ts_cf_client *c,
 			       void (*on_request)(void *userdata, const char *operation,
 						  long http_status),
 			       void *userdata);
+/* While a request is under way the client also waits for the descriptors
+ * fds() names (up to TS_CF_WAIT_FDS; -1 unused: it gets them filled with
+ * -1, asked again each round since they may change) and calls ready()
+ * when one is readable, the transfer paused meanwhile. ready() returns 0
+ * to go on watching, else they are left out for the rest of that
+ * request; it must not call the client (that fails with -EBUSY). The
+ * daemon's full pass acts on charon's and the kernel's events there
+ * while Cloudflare's list is being read (agent/daemon/README.md). NULL
+ * clears it. */
+#define TS_CF_WAIT_FDS 4
+struct ts_cf_wait_hook {
+	void (*fds)(void *userdata, int *fds);
+	int (*ready)(void *userdata);
+	void *userdata;
+};
+void ts_cf_client_set_wait_hook(struct ts_cf_client *c, const struct ts_cf_wait_hook *hook);
+
 void ts_cf_client_state_get(const struct ts_cf_client *c, struct ts_cf_client_state *ret_state);
 /* Merges: a time or count is taken only when it is later (more careful). */
 void ts_cf_client_state_set(struct ts_cf_client *c, const struct ts_cf_client_state *state);

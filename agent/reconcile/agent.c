@@ -652,13 +652,35 @@ static const struct ts_cf_tunnel_list *yield_list(const struct ts_agent *a, ts_u
 {
 	const struct ts_agent_yield *y = &a->yield;
 
+	if (y->cf_listing) {
+		/* The full list is on its way and this pass has read nothing
+		 * else yet: the nested scope is a scoped pass just before the
+		 * full one (which then reads every plane after what it did,
+		 * Cloudflare's list excepted, which no nested scope writes). */
+		const struct ts_cf_tunnel_list *l = usable_cf_last(a);
+
+		*ret_at = a->cf_last_at;
+		return l;
+	}
 	if (y->cf_written || !y->full || !y->full->cf_ok)
 		return NULL;
 	*ret_at = y->full->cf_read_at;
 	return &y->full->cf_list;
 }
 
-void ts_agent_yield(struct ts_agent *a, const char *where)
+int ts_agent_yield_during_list(void *agent)
+{
+	struct ts_agent *a = agent; /* the pass's thread, inside the request: it owns a */
+
+	/* Without the last pass's list a nested scope could not plan: the
+	 * events stay unread for the yield after the list, which plans with
+	 * it (stop watching, else their socket stays readable). */
+	if (!usable_cf_last(a))
+		return 1;
+	return ts_agent_yield(a, "observation: during Cloudflare's list") ? 0 : 1;
+}
+
+bool ts_agent_yield(struct ts_agent *a, const char *where)
 {
 	const struct ts_planes_ops *ops = TS_PLANES(a);
 	void *ctx = TS_PLANES_CTX(a);
@@ -675,13 +697,14 @@ void ts_agent_yield(struct ts_agent *a, const char *where)
 	int r;
 
 	if (!y->active || y->running || ts_cancel_requested())
-		return;
-	if (ops->process_events(ctx) <= 0)
-		return;
+		return false;
+	r = ops->process_events(ctx);
+	if (r <= 0)
+		return r == 0;
 	if (!ops->event_scope || ops->event_scope(ctx, &names, &n) <= 0 || n == 0) {
 		y->deferred = true; /* named no tunnel: a full pass follows */
 		ts_agent_names_free(names, n);
-		return;
+		return true;
 	}
 	/* A name whose tunnel or group this pass acts on already (its own
 	 * actions' events, mostly) is left to the pass's end, which observes
@@ -712,10 +735,12 @@ void ts_agent_yield(struct ts_agent *a, const char *where)
 	cf = yield_list(a, &cf_at);
 	if (!scope || k == 0) {
 		free(scope);
-		return; /* none declared, or all left (no memory: the pass's end reads them) */
+		return true; /* none declared, or all left (no memory: the pass's end reads them) */
 	}
 	if (!cf)
-		why = "no Cloudflare list of this pass, or it wrote to Cloudflare since";
+		why = y->cf_listing
+			      ? "no usable list of the last pass"
+			      : "no Cloudflare list of this pass, or it wrote to Cloudflare since";
 	if (why) {
 		/* The pass's end observes them again (and its own actions'
 		 * events are usually these). */
@@ -723,7 +748,7 @@ void ts_agent_yield(struct ts_agent *a, const char *where)
 			"%s: events for %zu tunnels left to the pass's end (%s)", where, k, why);
 		y->deferred = true;
 		free(scope);
-		return;
+		return true;
 	}
 	y->running = true;
 	r = plan_scoped_with(a, scope, &o, cf, cf_at, &plan);
@@ -756,6 +781,7 @@ void ts_agent_yield(struct ts_agent *a, const char *where)
 	ts_observation_done(&o);
 	y->running = false;
 	free(scope);
+	return true;
 }
 
 int ts_agent_pass_scoped(struct ts_agent *a, const char *const *names, size_t n,

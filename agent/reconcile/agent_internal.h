@@ -107,6 +107,10 @@ struct ts_agent {
 		bool active;   /* a full pass with watch runs */
 		bool running;  /* a nested scope runs: no yield inside */
 		bool observed; /* the full observation is complete (its plan may be superseded) */
+		/* Cloudflare's list of the full observation is being read, the
+		 * first of its reads: a nested scope then plans with the last
+		 * pass's kept list, as a scoped pass before this one would. */
+		bool cf_listing;
 		struct ts_observation *full; /* the full pass's observation (as read so far) */
 		bool cf_written;  /* the pass reached a Cloudflare write: no list is usable */
 		bool *acted;	  /* per declared tunnel: the full pass began an action on it */
@@ -202,8 +206,12 @@ int ts_agent_plan_scoped(struct ts_agent *a, const bool *scope, struct ts_observ
  * tunnels from its older observation (ts_agent_superseded). Events that
  * cannot be are left to the pass's end (a further pass). where: for the
  * debug line. A no-op outside a daemon's full pass and inside a nested
- * scope. */
-void ts_agent_yield(struct ts_agent *a, const char *where);
+ * scope. Returns whether it read the events (false: it did nothing). */
+bool ts_agent_yield(struct ts_agent *a, const char *where);
+/* ts_agent_yield() while the full observation's Cloudflare list is under
+ * way (the API client's wait hook): 0 to go on watching the event
+ * sockets, 1 to stop (events cannot be read now). */
+int ts_agent_yield_during_list(void *agent);
 /* Whether the full pass must not act on this tunnel any more (a nested
  * scope planned it from a newer observation). */
 bool ts_agent_superseded(const struct ts_agent *a, const char *tunnel);

@@ -265,7 +265,18 @@ static void observe_cloudflare(const struct ts_agent *a, struct ts_observation *
 	int r;
 
 	o->cf_read_at = TS_PLANES(a)->now_monotonic(TS_PLANES_CTX(a));
-	r = TS_PLANES(a)->cf_list(TS_PLANES_CTX(a), &o->cf_list, &err);
+	if (a->yield.active && a->yield.full == o && TS_PLANES(a)->cf_list_watch) {
+		/* A daemon's full pass: drift events that come while the list
+		 * is read are acted on meanwhile (ts_agent_yield_during_list). */
+		struct ts_agent *owned = (struct ts_agent *)a; /* the pass's thread owns a */
+
+		owned->yield.cf_listing = true;
+		r = TS_PLANES(a)->cf_list_watch(TS_PLANES_CTX(a), ts_agent_yield_during_list, owned,
+						&o->cf_list, &err);
+		owned->yield.cf_listing = false;
+	} else {
+		r = TS_PLANES(a)->cf_list(TS_PLANES_CTX(a), &o->cf_list, &err);
+	}
 	if (r >= 0)
 		(void)ts_cf_tunnel_list_index(&o->cf_list); /* else find scans */
 	if (r == -ENOTCONN) {

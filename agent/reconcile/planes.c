@@ -175,6 +175,44 @@ static int real_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_e
 	return p->cf ? ts_cf_list_tunnels(p->cf, ret, err) : no_client(p, err);
 }
 
+struct list_watch {
+	struct real_planes *p;
+	int (*ready)(void *userdata);
+	void *userdata;
+};
+
+static void real_fds(void *ctx, int *ret_ike_fd, int *ret_xfrm_fd);
+
+static void list_watch_fds(void *userdata, int *fds)
+{
+	struct list_watch *w = userdata;
+
+	real_fds(w->p, &fds[0], &fds[1]);
+}
+
+static int list_watch_ready(void *userdata)
+{
+	struct list_watch *w = userdata;
+
+	return w->ready(w->userdata);
+}
+
+static int real_cf_list_watch(void *ctx, int (*ready)(void *userdata), void *userdata,
+			      struct ts_cf_tunnel_list *ret, struct ts_cf_error *err)
+{
+	struct real_planes *p = ctx;
+	struct list_watch w = { p, ready, userdata };
+	struct ts_cf_wait_hook hook = { list_watch_fds, list_watch_ready, &w };
+	int r;
+
+	if (!p->cf)
+		return no_client(p, err);
+	ts_cf_client_set_wait_hook(p->cf, &hook);
+	r = ts_cf_list_tunnels(p->cf, ret, err);
+	ts_cf_client_set_wait_hook(p->cf, NULL);
+	return r;
+}
+
 static int real_cf_psk_set(void *ctx, const struct ts_cf_psk_entry *entries, size_t n,
 			   bool validate_only, struct ts_cf_psk_set_result *ret,
 			   struct ts_cf_error *err)
@@ -867,6 +905,7 @@ static const struct ts_planes_ops real_ops = {
 	.now_monotonic = real_now_monotonic,
 	.wait = real_wait,
 	.cf_list = real_cf_list,
+	.cf_list_watch = real_cf_list_watch,
 	.cf_psk_set = real_cf_psk_set,
 	.cf_psk_generate = real_cf_psk_generate,
 	.cf_budget = real_cf_budget,

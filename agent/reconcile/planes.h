@@ -53,6 +53,12 @@ struct ts_planes_ops {
 
 	/* --- Cloudflare -------------------------------------------------- */
 	int (*cf_list)(void *ctx, struct ts_cf_tunnel_list *ret_list, struct ts_cf_error *err);
+	/* cf_list, calling ready(userdata) whenever charon's or the kernel's
+	 * event socket (fds) is readable while the request is under way
+	 * (ts_cf_wait_hook: ready returns 0 to go on watching; it must not
+	 * call Cloudflare). NULL: cf_list. */
+	int (*cf_list_watch)(void *ctx, int (*ready)(void *userdata), void *userdata,
+			     struct ts_cf_tunnel_list *ret_list, struct ts_cf_error *err);
 	int (*cf_psk_set)(void *ctx, const struct ts_cf_psk_entry *entries, size_t n,
 			  bool validate_only, struct ts_cf_psk_set_result *ret_result,
 			  struct ts_cf_error *err);

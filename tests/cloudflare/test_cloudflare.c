@@ -763,6 +763,82 @@ static void test_fault_timeout_read(void **state)
 	ts_cf_client_free(c);
 }
 
+/* The wait hook: a pipe made readable while the list's answer is held
+ * back 0.5 s; the hook runs during the request (the answer still to
+ * come), may not use the client (-EBUSY), and once it says "stop" it is
+ * not called again in that request, though its fd stays readable. */
+struct hook_probe {
+	int fd;
+	unsigned calls;
+	int answer;
+	int nested;
+	struct ts_cf_client *c;
+};
+
+static void hook_fds(void *userdata, int *fds)
+{
+	struct hook_probe *h = userdata;
+
+	fds[0] = h->fd;
+}
+
+static int hook_ready(void *userdata)
+{
+	struct hook_probe *h = userdata;
+	struct ts_cf_tunnel_list l = { 0 };
+	struct ts_cf_error e = { 0 };
+
+	if (h->calls++ == 0) {
+		h->nested = ts_cf_list_tunnels(h->c, &l, &e);
+		ts_cf_tunnel_list_done(&l);
+		ts_cf_error_done(&e);
+	}
+	return h->answer;
+}
+
+static void test_wait_hook(void **state)
+{
+	_cleanup_cf_client_ struct ts_cf_client *c = tls_client();
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_error err = { 0 };
+	struct hook_probe h = { .answer = 1 };
+	struct ts_cf_wait_hook hook = { hook_fds, hook_ready, &h };
+	int p[2];
+	(void)state;
+
+	assert_int_equal(pipe(p), 0);
+	h.fd = p[0];
+	h.c = c;
+	assert_int_equal(write(p[1], "x", 1), 1);
+	ts_cf_client_set_wait_hook(c, &hook);
+	emu_fault(&tls_emu, "{\"rules\":[{\"method\":\"GET\",\"action\":\"delay\","
+			    "\"delay\":0.5,\"count\":1}]}");
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
+	assert_int_equal(list.n_tunnels, 2);
+	assert_int_equal(h.calls, 1); /* "stop": not again, the pipe still readable */
+	assert_int_equal(h.nested, -EBUSY);
+	assert_int_equal(err.attempts, 1);
+	ts_cf_tunnel_list_done(&list);
+
+	/* Going on watching: called for each round while readable, and the
+	 * request still completes; then cleared, not called at all. */
+	h = (struct hook_probe){ .fd = p[0], .c = c, .answer = 0 };
+	emu_fault(&tls_emu, "{\"rules\":[{\"method\":\"GET\",\"action\":\"delay\","
+			    "\"delay\":0.3,\"count\":1}]}");
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
+	assert_int_equal(list.n_tunnels, 2);
+	assert_true(h.calls > 1);
+	ts_cf_tunnel_list_done(&list);
+	ts_cf_client_set_wait_hook(c, NULL);
+	h.calls = 0;
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
+	assert_int_equal(h.calls, 0);
+	ts_cf_tunnel_list_done(&list);
+	ts_cf_error_done(&err);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_lost_bulk_response_retried(void **state)
 {
 	_cleanup_cf_client_ struct ts_cf_client *c = tls_client();
@@ -1266,6 +1342,7 @@ int main(void)
 		cmocka_unit_test_setup(test_fault_503_then_ok, test_setup),
 		cmocka_unit_test_setup(test_fault_500_persistent, test_setup),
 		cmocka_unit_test_setup(test_fault_timeout_read, test_setup),
+		cmocka_unit_test_setup(test_wait_hook, test_setup),
 		cmocka_unit_test_setup(test_lost_bulk_response_retried, test_setup),
 		cmocka_unit_test_setup(test_psk_generate_lost_response, test_setup),
 		cmocka_unit_test_setup(test_huge_response_header, test_setup),

@@ -376,12 +376,18 @@ struct drift_at {
 	bool nameless;	    /* an event naming no tunnel (charon restarted) */
 	bool fired;
 	char order[128]; /* the tunnels initiated, in order */
+	bool initiated;
+	unsigned lists_at_initiate; /* Cloudflare lists done at the first initiate */
 };
 
 static void on_step(struct fake *f, const char *step, const char *tunnel)
 {
 	struct drift_at *d = f->step_data;
 
+	if (strcmp(step, "initiate") == 0 && !d->initiated) {
+		d->initiated = true;
+		d->lists_at_initiate = f->lists;
+	}
 	if (strcmp(step, "initiate") == 0 && strlen(d->order) + 8 < sizeof(d->order))
 		snprintf(d->order + strlen(d->order), sizeof(d->order) - strlen(d->order), "%s ",
 			 tunnel);
@@ -475,6 +481,75 @@ static void test_event_during_observation(void **state)
 	assert_int_equal(f.ike[1].initiates, 0);
 	assert_false(f.ike[1].up);
 	assert_int_equal(ts_agent_process_events(a), 1);
+	ts_pass_result_done(&res);
+	ts_agent_free(a);
+	fake_done(&f);
+}
+
+/* An SA goes down while the full pass's Cloudflare list is under way (the
+ * request's wait hook, cf_list_watch): the daemon initiates it before the
+ * list has come back, planning with the last pass's kept list (as a
+ * scoped pass just before the full one would); the full observation,
+ * read after that, has it up and plans nothing for it, and the nested
+ * scope made no request. Without a kept list (an agent's first pass) the
+ * events stay unread during the request and are taken by the yield
+ * after it, with the new list. */
+static void test_event_during_list(void **state)
+{
+	struct fake f;
+	struct drift_at d;
+	struct ts_agent *a;
+	struct ts_pass_result res = { 0 };
+	unsigned initiates, lists;
+	(void)state;
+
+	a = settled_world(&f, 5, false, &daemon_options, &d, "cf_list_request", NULL, 2);
+	d.fired = true; /* the agent's first pass: nothing to do; it keeps its list */
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_int_equal(res.n_applied, 0);
+	ts_pass_result_done(&res);
+	d.fired = false;
+	initiates = f.ike[2].initiates;
+	lists = f.lists;
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(d.fired);
+	assert_int_equal(f.list_readies, 1);
+	/* (and the nested initiate's own event, at the yield after the list:
+	 * a scope that finds it up) */
+	assert_true(res.n_yielded >= 1);
+	assert_int_equal(res.n_applied, 1);
+	assert_int_equal(f.ike[2].initiates, initiates + 1);
+	assert_string_equal(d.order, "t03 ");
+	assert_int_equal(d.lists_at_initiate, lists); /* before the list came back */
+	assert_int_equal(f.lists, lists + 1);	      /* the nested scope listed nothing */
+	assert_true(fake_in_agreement(&f, 2));
+	assert_false(res.events_unsettled);
+	assert_int_equal(ts_agent_process_events(a), 0);
+	ts_pass_result_done(&res);
+	ts_agent_free(a);
+
+	/* A fresh agent: no kept list. */
+	assert_int_equal(fake_agent_open(&f, &daemon_options, &a), 0);
+	drain(a);
+	d = (struct drift_at){ .step = "cf_list_request", .drift = 1, .comes_up = -1 };
+	f.list_readies = 0;
+	lists = f.lists;
+	initiates = f.ike[1].initiates;
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_true(d.fired);
+	assert_int_equal(f.list_readies, 0);
+	assert_true(res.n_yielded >= 1);
+	assert_int_equal(f.ike[1].initiates, initiates + 1);
+	assert_int_equal(d.lists_at_initiate, lists + 1); /* after the list */
+	assert_true(fake_in_agreement(&f, 1));
+	ts_pass_result_done(&res);
+	ts_agent_free(a);
+
+	/* once (no watch) never lists this way. */
+	assert_int_equal(fake_agent_open(&f, NULL, &a), 0);
+	f.list_watches = 0;
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_int_equal(f.list_watches, 0);
 	ts_pass_result_done(&res);
 	ts_agent_free(a);
 	fake_done(&f);
@@ -623,6 +698,7 @@ int main(void)
 		cmocka_unit_test(test_scoped_stage_reuses_last_list),
 		cmocka_unit_test(test_slow_initiate_confirmed),
 		cmocka_unit_test(test_event_during_observation),
+		cmocka_unit_test(test_event_during_list),
 		cmocka_unit_test(test_event_during_actions),
 		cmocka_unit_test(test_event_for_tunnel_about_to_be_acted_on),
 		cmocka_unit_test(test_events_left_to_the_pass_end),

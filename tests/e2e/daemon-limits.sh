@@ -4,8 +4,9 @@
 # passes and SIGHUP go on; a FIFO in place of status.json, of the token
 # file and of api-state.json; a 429 with a long Retry-After (no call
 # before it, in the daemon or in `once`; status and metrics say until
-# when); SIGTERM in the middle of a pass stuck on the API; a reload into
-# an unusable state directory.
+# when); an IKE SA terminated while a full pass's Cloudflare list is
+# held back (acted on before the list returns); SIGTERM in the middle of
+# a pass stuck on the API; a reload into an unusable state directory.
 # Usage: daemon-limits.sh TUNNELSYNC_BINARY
 set -eu
 E2E_TS=${1:?usage: daemon-limits.sh TUNNELSYNC_BINARY}
@@ -181,6 +182,44 @@ for n in 1 2 3; do
 done
 # The hold ends only when it ends: here the test clears it by hand.
 rm "$E2E_DIR/state/api-state.json"
+e2e_admin DELETE /faults >/dev/null
+
+e2e_say "an IKE SA terminated while a full pass's list is held back 4 s: back before the list returns"
+start_daemon
+wait_passes 1
+sleep 1 # the first pass's own events read: the next full pass starts quiet
+e2e_admin POST /faults '{"rules":[{"method":"GET","path":"/ipsec_tunnels$","action":"delay","delay":4,"count":1}]}' >/dev/null
+from=$(($(wc -l <"$E2E_DIR/daemon.log") + 1))
+kill -HUP "$DPID"
+i=0
+until tail -n "+$from" "$E2E_DIR/daemon.log" | grep -q 'GET / (attempt 1)'; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || e2e_fail "the SIGHUP's pass did not list"
+	sleep 0.05
+done
+sleep 0.5
+t0=$(date +%s%N)
+e2e_swanctl a --terminate --force --ike ts-e2e-b >/dev/null 2>&1 || true
+i=0
+until e2e_ike_up e2e-b; do
+	i=$((i + 1))
+	[ $i -lt 25 ] || e2e_fail "e2e-b not back within 2.5 s of its termination (the list still held)"
+	sleep 0.1
+done
+ms=$((($(date +%s%N) - t0) / 1000000))
+tail -n "+$from" "$E2E_DIR/daemon.log" >"$E2E_DIR/during-list.log"
+grep -q "observation: during Cloudflare's list: events: scoped stage" "$E2E_DIR/during-list.log" ||
+	e2e_fail "no nested scope during the list: $(cat "$E2E_DIR/during-list.log")"
+# The full observation's timing line comes once the list is in: after.
+nested=$(grep -n "during Cloudflare's list: events: scoped stage" "$E2E_DIR/during-list.log" | head -n 1 | cut -d: -f1)
+listed=$(grep -n 'observed: cloudflare' "$E2E_DIR/during-list.log" | head -n 1 | cut -d: -f1)
+[ -z "$listed" ] || [ "$nested" -lt "$listed" ] ||
+	e2e_fail "the nested scope came after the list: $(cat "$E2E_DIR/during-list.log")"
+echo "   e2e-b back ${ms} ms after its termination, the pass's list still held back" >&2
+wait_passes $(($(passes) + 1))
+kill -TERM "$DPID"
+wait "$DPID" || e2e_fail "the daemon exited non-zero"
+DPID=
 e2e_admin DELETE /faults >/dev/null
 
 e2e_say "SIGTERM while a pass waits on a silent API: out within a few seconds"

@@ -117,6 +117,25 @@ static int f_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_erro
 	return 0;
 }
 
+/* The daemon's full pass lists this way: events that come during the
+ * request ("cf_list_request", where a test changes the world) are handed
+ * to ready, as the real planes do when an event socket turns readable. */
+static int f_cf_list_watch(void *ctx, int (*ready)(void *userdata), void *userdata,
+			   struct ts_cf_tunnel_list *ret, struct ts_cf_error *err)
+{
+	struct fake *f = ctx;
+	bool pending;
+
+	f->list_watches++;
+	step(f, "cf_list_request", NULL);
+	pending = f->event_queued || f->event_read || f->event_nameless;
+	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++)
+		pending |= f->event_named[i];
+	if (pending)
+		f->list_readies += ready(userdata) == 0 ? 1 : 0;
+	return f_cf_list(ctx, ret, err);
+}
+
 static struct fake_call next_call(struct fake_call *script, size_t *n)
 {
 	struct fake_call c = { FAKE_APPLIED, true };
@@ -1182,6 +1201,7 @@ static const struct ts_planes_ops fake_ops = {
 	.now_monotonic = f_now_monotonic,
 	.wait = f_wait,
 	.cf_list = f_cf_list,
+	.cf_list_watch = f_cf_list_watch,
 	.cf_psk_set = f_cf_psk_set,
 	.cf_psk_generate = f_cf_psk_generate,
 	.cf_budget = f_cf_budget,

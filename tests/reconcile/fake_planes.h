@@ -161,6 +161,9 @@ struct fake {
 	struct fake_call gen_script[FAKE_MAX_SCRIPT];
 	size_t n_gen_script, gen_calls;
 	unsigned lists;
+	/* lists made with cf_list_watch (a daemon's full pass), and events
+	 * handed to its ready during them that it took (returned 0) */
+	unsigned list_watches, list_readies;
 	bool list_fails;
 	unsigned list_fail_at; /* this list call (1-based) fails; 0: none */
 	bool write_omits_time; /* write answers without psk_metadata/last_generated_on */
@@ -182,7 +185,9 @@ struct fake {
 	 * event_scope; event_nameless: one named none (charon restarted). */
 	bool event_named[FAKE_MAX_TUNNELS];
 	bool event_nameless;
-	/* Called at some operations ("store_load", "cf_list", "ike_observe"
+	/* Called at some operations ("store_load", "cf_list", "cf_list_request"
+	 * (a daemon's full pass: events then come during its list request),
+	 * "ike_observe"
 	 * after its answer, "initiate" before the exchange; tunnel: the one
 	 * initiated, or the one observed when only one is, else NULL), so that
 	 * a test changes the world in the middle of a pass. */
