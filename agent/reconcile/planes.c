@@ -49,6 +49,7 @@ struct real_planes {
 	uint32_t *owner_if_ids;
 	struct ts_xfrm_mark *owner_marks;
 	struct ts_route_sock *routes; /* opened at the first route change */
+	struct ts_reqid_map reqids;   /* tunnels without if_id or mark */
 	/* Every name the last whole IKE observation's lists held, for the
 	 * ike_names that follows it (observe.c calls the two in a row);
 	 * taken by it, dropped by the next observation. */
@@ -249,16 +250,38 @@ static uint32_t real_cf_budget(void *ctx)
 
 /* --- the IKE daemon ------------------------------------------------------ */
 
+/* The reqids charon gave the CHILD SAs of tunnels without if_id or mark:
+ * what names such a tunnel in a kernel event. */
+static void note_reqids(struct real_planes *p, const struct ts_ike_observed *obs, size_t n)
+{
+	const struct ts_desired *d = p->desired;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct ts_tunnel *t = ts_desired_find(d, obs[i].tunnel);
+
+		if (!t || t->routing.has_if_id || t->routing.has_mark)
+			continue;
+		for (size_t k = 0; k < obs[i].n_children; k++)
+			if (obs[i].children[k].reqid)
+				(void)ts_reqid_map_set(&p->reqids, obs[i].children[k].reqid,
+						       (uint32_t)(t - d->tunnels));
+	}
+}
+
 static int real_ike_observe(void *ctx, const struct ts_tunnel *tunnels, size_t n,
 			    struct ts_ike_observed *ret)
 {
 	struct real_planes *p = ctx;
+	int r;
 
 	if (!p->vici)
 		return -ENOTCONN;
 	drain_events(p);
 	ts_ike_names_done(&p->names);
-	return ts_ike_observe_names(p->vici, tunnels, n, p->account, p->monitor, ret, &p->names);
+	r = ts_ike_observe_names(p->vici, tunnels, n, p->account, p->monitor, ret, &p->names);
+	if (r >= 0)
+		note_reqids(p, ret, n);
+	return r;
 }
 
 static int real_ike_observe_sas(void *ctx, const struct ts_tunnel *tunnels, size_t n,
@@ -266,10 +289,15 @@ static int real_ike_observe_sas(void *ctx, const struct ts_tunnel *tunnels, size
 {
 	struct real_planes *p = ctx;
 
+	int r;
+
 	if (!p->vici)
 		return -ENOTCONN;
 	drain_events(p);
-	return ts_ike_observe_sas(p->vici, tunnels, n, ret);
+	r = ts_ike_observe_sas(p->vici, tunnels, n, ret);
+	if (r >= 0)
+		note_reqids(p, ret, n);
+	return r;
 }
 
 struct names_walk {
@@ -595,6 +623,11 @@ static int build_owner(struct real_planes *p)
 		if (rt->has_mark && rt->mark_mask)
 			p->owner_marks[p->owner.n_marks++] =
 				(struct ts_xfrm_mark){ rt->mark, rt->mark_mask };
+		/* A declared reqid names its tunnel's events from the start
+		 * (charon's own ones are learnt by observation). */
+		if (!rt->has_if_id && !rt->has_mark && rt->reqid &&
+		    ts_reqid_map_set(&p->reqids, rt->reqid, (uint32_t)i) < 0)
+			return -ENOMEM;
 	}
 	p->owner.if_ids = p->owner_if_ids;
 	p->owner.marks = p->owner_marks;
@@ -816,6 +849,67 @@ static const char *xfrm_event_tunnel(const struct real_planes *p, const struct t
 	return NULL;
 }
 
+static ssize_t reqid_find(const struct ts_reqid_map *m, uint32_t reqid, size_t *ret_at)
+{
+	size_t lo = 0, hi = m->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->v[mid].reqid < reqid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (ret_at)
+		*ret_at = lo;
+	return lo < m->n && m->v[lo].reqid == reqid ? (ssize_t)m->v[lo].tunnel : -1;
+}
+
+int ts_reqid_map_set(struct ts_reqid_map *m, uint32_t reqid, uint32_t tunnel)
+{
+	size_t at;
+
+	if (reqid == 0)
+		return -EINVAL;
+	if (reqid_find(m, reqid, &at) >= 0) {
+		m->v[at].tunnel = tunnel;
+		return 0;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		struct ts_reqid_owner *v = reallocarray(m->v, cap, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		m->v = v;
+		m->cap = cap;
+	}
+	memmove(&m->v[at + 1], &m->v[at], (m->n - at) * sizeof(*m->v));
+	m->v[at] = (struct ts_reqid_owner){ reqid, tunnel };
+	m->n++;
+	return 0;
+}
+
+ssize_t ts_reqid_map_event(const struct ts_reqid_map *m, const struct ts_xfrm_event *ev)
+{
+	const struct ts_xfrm_policy *pol = xfrm_event_policy(ev);
+	ssize_t t;
+
+	if (!pol)
+		return ev->sa.reqid ? reqid_find(m, ev->sa.reqid, NULL) : -1;
+	for (size_t k = 0; k < pol->n_tmpl && k < TS_XFRM_MAX_TMPL; k++)
+		if (pol->tmpl[k].reqid && (t = reqid_find(m, pol->tmpl[k].reqid, NULL)) >= 0)
+			return t;
+	return -1;
+}
+
+void ts_reqid_map_done(struct ts_reqid_map *m)
+{
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
 static int real_event_scope(void *ctx, char ***ret_names, size_t *ret_n)
 {
 	struct real_planes *p = ctx;
@@ -875,11 +969,18 @@ static int real_process_events(void *ctx)
 		r = ts_xfrm_watch_drain(p->watch, &ch);
 		/* Only the agent's own objects (struct ts_xfrm_owner) ask for a
 		 * pass: another IKE daemon's or an operator's SAs do not. */
-		for (size_t i = 0; r > 0 && i < ch.n_events; i++)
+		for (size_t i = 0; r > 0 && i < ch.n_events; i++) {
+			ssize_t t;
+
 			if (ts_planes_xfrm_event_owned(&p->owner, &ch.events[i])) {
 				sc.relevant = true;
 				scope_add(p, xfrm_event_tunnel(p, &ch.events[i]));
+			} else if ((t = ts_reqid_map_event(&p->reqids, &ch.events[i])) >= 0) {
+				/* A policy-based tunnel's SA or policy (its reqid). */
+				sc.relevant = true;
+				scope_add(p, p->desired->tunnels[t].name);
 			}
+		}
 		if (ch.resync != TS_XFRM_RESYNC_NONE) {
 			sc.relevant = true;
 			p->scope_full = true;
@@ -978,6 +1079,7 @@ static void real_free(void *ctx)
 	ts_store_close(p->store);
 	free(p->owner_if_ids);
 	free(p->owner_marks);
+	ts_reqid_map_done(&p->reqids);
 	free(p);
 }
 

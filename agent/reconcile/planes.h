@@ -207,3 +207,22 @@ void ts_planes_close(struct ts_planes *planes);
 /* Whether an XFRM event is about one of the agent's own objects (the
  * owner spec): only those ask the daemon for a pass. */
 bool ts_planes_xfrm_event_owned(const struct ts_xfrm_owner *owner, const struct ts_xfrm_event *ev);
+
+/* The kernel objects of a tunnel with neither if_id nor mark (a
+ * policy-based one) carry only its CHILD SAs' reqid: the one it declares,
+ * else the ones charon gave them (seen by observations). The daemon names
+ * the tunnel of such an event by this map (sorted by reqid; a reqid seen
+ * again for another tunnel moves to it); it is not an owner spec: the
+ * kernel's stale-object search does not use it. */
+struct ts_reqid_map {
+	struct ts_reqid_owner {
+		uint32_t reqid;
+		uint32_t tunnel; /* index into the desired tunnels */
+	} * v;
+	size_t n, cap;
+};
+int ts_reqid_map_set(struct ts_reqid_map *m, uint32_t reqid, uint32_t tunnel);
+/* The tunnel (index) an SA, policy or acquire event's reqid (any
+ * template's) names; -1: none. */
+ssize_t ts_reqid_map_event(const struct ts_reqid_map *m, const struct ts_xfrm_event *ev);
+void ts_reqid_map_done(struct ts_reqid_map *m);

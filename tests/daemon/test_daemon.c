@@ -719,6 +719,51 @@ static void test_foreign_xfrm_events_ignored(void **state)
 	assert_false(ts_planes_xfrm_event_owned(&owner, &ev));
 }
 
+/* Policy-based tunnels' kernel objects carry only a reqid: the map names
+ * their tunnel (declared or learnt reqids; a reqid seen again for another
+ * tunnel moves), for SAs, policies (any template) and acquires; other
+ * reqids name none. */
+static void test_reqid_map(void **state)
+{
+	struct ts_reqid_map m = { 0 };
+	struct ts_xfrm_event ev = { .type = TS_XFRM_EVENT_SA_DEL };
+	(void)state;
+
+	/* out of order, more than the first allocation */
+	for (uint32_t r = 40; r >= 1; r--)
+		assert_int_equal(ts_reqid_map_set(&m, 1000 + r * 7, r), 0);
+	assert_int_equal(ts_reqid_map_set(&m, 0, 3), -EINVAL);
+	assert_int_equal(m.n, 40);
+	for (size_t i = 1; i < m.n; i++)
+		assert_true(m.v[i - 1].reqid < m.v[i].reqid);
+	ev.sa.reqid = 1000 + 5 * 7;
+	assert_int_equal(ts_reqid_map_event(&m, &ev), 5);
+	ev.sa.reqid = 1001; /* someone else's */
+	assert_int_equal(ts_reqid_map_event(&m, &ev), -1);
+	ev.sa.reqid = 0;
+	assert_int_equal(ts_reqid_map_event(&m, &ev), -1);
+	/* charon gave reqid 1035 to another tunnel since */
+	assert_int_equal(ts_reqid_map_set(&m, 1035, 9), 0);
+	assert_int_equal(m.n, 40);
+	ev.sa.reqid = 1035;
+	assert_int_equal(ts_reqid_map_event(&m, &ev), 9);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TS_XFRM_EVENT_POLICY_DEL;
+	ev.policy.n_tmpl = 2;
+	ev.policy.tmpl[0].reqid = 5;
+	assert_int_equal(ts_reqid_map_event(&m, &ev), -1);
+	ev.policy.tmpl[1].reqid = 1000 + 40 * 7;
+	assert_int_equal(ts_reqid_map_event(&m, &ev), 40);
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TS_XFRM_EVENT_ACQUIRE;
+	ev.acquire.policy.n_tmpl = 1;
+	ev.acquire.policy.tmpl[0].reqid = 1007;
+	assert_int_equal(ts_reqid_map_event(&m, &ev), 1);
+	ts_reqid_map_done(&m);
+	assert_int_equal(ts_reqid_map_event(&m, &ev), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -731,6 +776,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reload_keeps_last_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_clients, setup, teardown),
 		cmocka_unit_test(test_foreign_xfrm_events_ignored),
+		cmocka_unit_test(test_reqid_map),
 	};
 	sigset_t mask;
 
