@@ -671,13 +671,24 @@ static const struct ts_cf_tunnel_list *yield_list(const struct ts_agent *a, ts_u
 int ts_agent_yield_during_list(void *agent)
 {
 	struct ts_agent *a = agent; /* the pass's thread, inside the request: it owns a */
+	const struct ts_planes_ops *ops = TS_PLANES(a);
+	uint32_t timeout = a->desired->cloudflare.request_timeout;
+	ts_usec_t limit = (ts_usec_t)(timeout ? timeout : 30) * TS_USEC_PER_SEC / 3;
+	ts_usec_t t0;
+	bool read;
 
-	/* Without the last pass's list a nested scope could not plan: the
-	 * events stay unread for the yield after the list, which plans with
-	 * it (stop watching, else their socket stays readable). */
-	if (!usable_cf_last(a))
+	/* Without the last pass's list a nested scope could not plan, and
+	 * once nested scopes have held the request for a third of its
+	 * timeout (a peer that does not answer keeps an initiate's wait
+	 * going for up to 10 s) the list comes first: either way the events
+	 * stay unread for the yield after the list (stop watching, else
+	 * their socket stays readable). */
+	if (!usable_cf_last(a) || a->yield.list_paused >= limit)
 		return 1;
-	return ts_agent_yield(a, "observation: during Cloudflare's list") ? 0 : 1;
+	t0 = ops->now_monotonic(TS_PLANES_CTX(a));
+	read = ts_agent_yield(a, "observation: during Cloudflare's list");
+	a->yield.list_paused += ops->now_monotonic(TS_PLANES_CTX(a)) - t0;
+	return read ? 0 : 1;
 }
 
 bool ts_agent_yield(struct ts_agent *a, const char *where)

@@ -111,6 +111,10 @@ struct ts_agent {
 		 * first of its reads: a nested scope then plans with the last
 		 * pass's kept list, as a scoped pass before this one would. */
 		bool cf_listing;
+		/* How long nested scopes have held that list request so far:
+		 * at a third of request-timeout no more start in it (the
+		 * request must not time out for them). */
+		ts_usec_t list_paused;
 		struct ts_observation *full; /* the full pass's observation (as read so far) */
 		bool cf_written;  /* the pass reached a Cloudflare write: no list is usable */
 		bool *acted;	  /* per declared tunnel: the full pass began an action on it */

@@ -271,6 +271,7 @@ static void observe_cloudflare(const struct ts_agent *a, struct ts_observation *
 		struct ts_agent *owned = (struct ts_agent *)a; /* the pass's thread owns a */
 
 		owned->yield.cf_listing = true;
+		owned->yield.list_paused = 0;
 		r = TS_PLANES(a)->cf_list_watch(TS_PLANES_CTX(a), ts_agent_yield_during_list, owned,
 						&o->cf_list, &err);
 		owned->yield.cf_listing = false;

@@ -124,15 +124,23 @@ static int f_cf_list_watch(void *ctx, int (*ready)(void *userdata), void *userda
 			   struct ts_cf_tunnel_list *ret, struct ts_cf_error *err)
 {
 	struct fake *f = ctx;
-	bool pending;
 
 	f->list_watches++;
-	step(f, "cf_list_request", NULL);
-	pending = f->event_queued || f->event_read || f->event_nameless;
-	for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++)
-		pending |= f->event_named[i];
-	if (pending)
-		f->list_readies += ready(userdata) == 0 ? 1 : 0;
+	/* Three rounds of the request: events may come in each; ready's
+	 * "stop" ends the watching, as in the real client. */
+	for (unsigned round = 0; round < 3; round++) {
+		bool pending;
+
+		step(f, "cf_list_request", NULL);
+		pending = f->event_queued || f->event_read || f->event_nameless;
+		for (size_t i = 0; i < FAKE_MAX_TUNNELS; i++)
+			pending |= f->event_named[i];
+		if (!pending)
+			continue;
+		if (ready(userdata) != 0)
+			break;
+		f->list_readies++;
+	}
 	return f_cf_list(ctx, ret, err);
 }
 

@@ -161,8 +161,9 @@ struct fake {
 	struct fake_call gen_script[FAKE_MAX_SCRIPT];
 	size_t n_gen_script, gen_calls;
 	unsigned lists;
-	/* lists made with cf_list_watch (a daemon's full pass), and events
-	 * handed to its ready during them that it took (returned 0) */
+	/* lists made with cf_list_watch (a daemon's full pass: three rounds,
+	 * the step "cf_list_request" in each), and the rounds' events handed
+	 * to its ready that it took (returned 0; "stop" ends the rounds) */
 	unsigned list_watches, list_readies;
 	bool list_fails;
 	unsigned list_fail_at; /* this list call (1-based) fails; 0: none */
