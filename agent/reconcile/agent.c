@@ -672,8 +672,7 @@ int ts_agent_yield_during_list(void *agent)
 {
 	struct ts_agent *a = agent; /* the pass's thread, inside the request: it owns a */
 	const struct ts_planes_ops *ops = TS_PLANES(a);
-	uint32_t timeout = a->desired->cloudflare.request_timeout;
-	ts_usec_t limit = (ts_usec_t)(timeout ? timeout : 30) * TS_USEC_PER_SEC / 3;
+	ts_usec_t limit = (ts_usec_t)a->desired->cloudflare.request_timeout * TS_USEC_PER_SEC / 3;
 	ts_usec_t t0;
 	bool read;
 

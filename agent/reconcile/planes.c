@@ -288,7 +288,6 @@ static int real_ike_observe_sas(void *ctx, const struct ts_tunnel *tunnels, size
 				struct ts_ike_observed *ret)
 {
 	struct real_planes *p = ctx;
-
 	int r;
 
 	if (!p->vici)

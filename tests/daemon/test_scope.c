@@ -590,7 +590,6 @@ static void test_list_pause_bounded(void **state)
 	(void)state;
 
 	a = settled_world(&f, 5, false, &daemon_options, &d, "none", NULL, -1);
-	f.d.cloudflare.request_timeout = 30;		      /* nested scopes: 10 s at most */
 	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0); /* keeps its list */
 	ts_pass_result_done(&res);
 	f.on_step = on_round;

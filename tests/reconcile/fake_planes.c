@@ -1283,6 +1283,7 @@ void fake_init(struct fake *f, size_t n)
 	f->d.agent.confirm_timeout = 5;
 	f->d.agent.resync_interval = 300; /* the model's default */
 	snprintf(f->d.cloudflare.account_id, sizeof(f->d.cloudflare.account_id), "%032x", 0xacc);
+	f->d.cloudflare.request_timeout = 30; /* the model's default */
 	f->d.tunnels = f->t;
 	f->d.n_tunnels = n;
 	f->n_world = n;
