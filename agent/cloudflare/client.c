@@ -18,6 +18,7 @@
 
 #include "cloudflare/cloudflare.h"
 #include "cloudflare/parse.h"
+#include "cloudflare/trust.h"
 #include "core/cancel.h"
 #include "core/fileio.h"
 #include "core/log.h"
@@ -100,6 +101,9 @@ struct ts_cf_client {
 	char account_id[TS_CF_ID_LEN + 1];
 	char *base_url; /* without a trailing slash */
 	bool plain_http;
+	/* The PEM bundle the handshakes find their trust anchors in (trust.c):
+	 * ca-file, or the system's; NULL over plain http. */
+	char *trust_path;
 	struct ts_secret *credential; /* token or API key */
 	struct ts_cf_client_options opts;
 	/* Request budget as a GCRA token bucket: a request at time now is
@@ -164,12 +168,15 @@ unsigned ts_cf_tls_cleansed_contexts(void)
 
 static CURLcode ssl_ctx_cb(CURL *curl, void *ssl_ctx, void *userdata)
 {
+	const struct ts_cf_client *c = userdata;
 	SSL_CTX *ctx = ssl_ctx;
 
-	(void)curl, (void)userdata;
+	(void)curl;
 	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	if (!(SSL_CTX_get_options(ctx) & SSL_OP_CLEANSE_PLAINTEXT))
 		return CURLE_SSL_CONNECT_ERROR;
+	if (c->trust_path && ts_cf_trust_attach(ctx, c->trust_path) < 0)
+		return CURLE_OUT_OF_MEMORY;
 	atomic_fetch_add(&tls_cleansed_contexts, 1);
 	return CURLE_OK;
 }
@@ -490,6 +497,32 @@ void ts_cf_global_init(void)
 	pthread_once(&once, curl_init_once);
 }
 
+/* The bundle the handshakes look their anchors up in: the declared
+ * ca-file, or the system's (libcurl's built-in bundle, /etc/ssl/certs/
+ * ca-certificates.crt on Debian). Checked here, so that a missing or
+ * unreadable one is an error naming it rather than a failed handshake. */
+static int setup_trust(struct ts_cf_client *c, const struct ts_cloudflare_config *cfg,
+		       struct ts_cf_error *err)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	const char *path = cfg->ca_file ? cfg->ca_file : v->cainfo;
+	char msg[PATH_MAX + 96];
+	int r;
+
+	if (!path)
+		return 0; /* a libcurl without a built-in bundle: its own defaults */
+	r = ts_cf_trust_check(path, msg, sizeof(msg));
+	if (r < 0)
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, r, "%s%s", msg,
+				       cfg->ca_file ? ""
+						    : " (the system's trust store: install "
+						      "ca-certificates or set cloudflare/ca-file)");
+	c->trust_path = strdup(path);
+	if (!c->trust_path)
+		return ts_cf_error_set(err, TS_CF_ERR_CONFIG, -ENOMEM, "out of memory");
+	return 0;
+}
+
 int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 		     const struct ts_cf_client_options *opts, struct ts_cf_client **ret_client,
 		     struct ts_cf_error *err)
@@ -547,6 +580,9 @@ int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 	r = load_credentials(c, cfg, err);
 	if (r < 0)
 		goto fail;
+	r = c->plain_http ? 0 : setup_trust(c, cfg, err);
+	if (r < 0)
+		goto fail;
 	l = curl_slist_append(c->headers, "Accept: application/json");
 	if (l)
 		c->headers = l;
@@ -572,9 +608,20 @@ int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (cfg->ca_file)
-		curl_easy_setopt(c->curl, CURLOPT_CAINFO, cfg->ca_file);
+	if (c->trust_path) {
+		/* The bundle is read by trust.c's lookup, not parsed whole into
+		 * each connection's store; a declared ca-file is all that is
+		 * trusted (the system's hashed folder too otherwise, as libcurl
+		 * is built to read it); each connection gets its own store
+		 * (libcurl's shared one would keep what was looked up for a
+		 * day, whatever the file says by then). */
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, NULL);
+		if (cfg->ca_file)
+			curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
+		curl_easy_setopt(c->curl, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+	}
 	curl_easy_setopt(c->curl, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_CTX_DATA, c);
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, c->plain_http ? "http" : "https");
 	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	/* Plain text carries the credentials: never through a proxy. */
@@ -608,6 +655,7 @@ void ts_cf_client_free(struct ts_cf_client *c)
 	ts_secret_free(c->auth_line);
 	ts_secret_free(c->credential);
 	free(c->base_url);
+	free(c->trust_path);
 	free(c);
 }
 

@@ -14,9 +14,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "cloudflare/cloudflare.h"
+#include "cloudflare/trust.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/secret.h"
@@ -593,6 +598,228 @@ static void test_untrusted_certificate(void **state)
 	ts_cf_client_free(c);
 	assert_int_equal(emu_count(&tls_emu, NULL, "", NULL, 0), 0);
 	ts_cf_error_done(&err);
+}
+
+/* Appends the file at src (its whole text) to f. */
+static void append_file(FILE *f, const char *src)
+{
+	char *text = NULL;
+	size_t len = 0;
+
+	assert_int_equal(ts_file_read_all(src, 16u << 20, &text, &len), 0);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	free(text);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int list_with_ca(const char *ca_file)
+{
+	struct ts_cloudflare_config cfg;
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_error err = { 0 };
+	struct ts_cf_client *c;
+	int r;
+
+	cfg_init(&cfg, &tls_emu);
+	cfg.ca_file = (char *)ca_file;
+	c = client_for(&cfg);
+	r = ts_cf_list_tunnels(c, &list, &err);
+	ts_cf_tunnel_list_done(&list);
+	ts_cf_client_free(c);
+	ts_cf_error_done(&err);
+	return r;
+}
+
+/* The bundle's certificates are read when a handshake asks for an issuer
+ * (cloudflare/trust.c), not all parsed into each connection's store: of a
+ * bundle with the system's roots, another CA and, among them, the test CA
+ * that signed the emulator's intermediate, the one root the chain needs
+ * is loaded, once for the connection. OpenSSL's trusted form of a
+ * certificate keeps its meaning: trusted for serverAuth, or rejected. */
+static void test_trust_bundle(void **state)
+{
+	struct ts_cloudflare_config cfg;
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_error err = { 0 };
+	struct ts_cf_client *c;
+	char bundle[320], path[320];
+	unsigned long before;
+	FILE *f;
+
+	snprintf(bundle, sizeof(bundle), "%s/bundle.pem", dir);
+	f = fopen(bundle, "w");
+	assert_non_null(f);
+	append_file(f, other_ca_path);
+	if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
+		append_file(f, "/etc/ssl/certs/ca-certificates.crt");
+	append_file(f, ca_path);
+	append_file(f, other_ca_path);
+	assert_int_equal(fclose(f), 0);
+
+	cfg_init(&cfg, &tls_emu);
+	cfg.ca_file = bundle;
+	c = client_for(&cfg);
+	before = ts_cf_trust_loaded();
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
+	ts_cf_tunnel_list_done(&list);
+	assert_int_equal(ts_cf_trust_loaded() - before, 1);
+	/* The kept-alive connection verified once. */
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
+	ts_cf_tunnel_list_done(&list);
+	assert_int_equal(ts_cf_trust_loaded() - before, 1);
+	ts_cf_client_free(c);
+
+	snprintf(path, sizeof(path), "%s/ca-trusted.pem", dir);
+	assert_int_equal(list_with_ca(path), 0);
+	snprintf(path, sizeof(path), "%s/ca-rejected.pem", dir);
+	assert_int_equal(list_with_ca(path), -EKEYREJECTED);
+	ts_cf_error_done(&err);
+}
+
+/* A CA file that cannot be used is an error naming it when the client is
+ * made, before any request; a FIFO in its place does not block. */
+static void test_trust_file_errors(void **state)
+{
+	static const struct {
+		const char *name, *text, *detail;
+	} cases[] = {
+		{ "missing.pem", NULL, "No such file" },
+		{ "empty.pem", "", "no PEM certificate" },
+		{ "words.pem", "not a certificate\n", "no PEM certificate" },
+		{ "bad-base64.pem",
+		  "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+		  "PEM block 1 " },
+		{ "bad-der.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+		  "PEM block 1 " },
+		{ "fifo.pem", NULL, "not a regular file" },
+	};
+	struct ts_cloudflare_config cfg;
+	struct ts_cf_error err = { 0 };
+	struct ts_cf_client *c = NULL;
+	char path[320];
+
+	for (size_t i = 0; i < TS_ARRAY_SIZE(cases); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, cases[i].name);
+		if (cases[i].text)
+			write_text(path, cases[i].text);
+		else if (strcmp(cases[i].name, "fifo.pem") == 0)
+			assert_int_equal(mkfifo(path, 0600), 0);
+		cfg_init(&cfg, &tls_emu);
+		cfg.ca_file = path;
+		assert_true(ts_cf_client_new(&cfg, &test_opts, &c, &err) < 0);
+		assert_null(c);
+		assert_int_equal(err.kind, TS_CF_ERR_CONFIG);
+		if (!strstr(err.detail, path) || !strstr(err.detail, cases[i].detail))
+			fail_msg("%s: %s", cases[i].name, err.detail);
+		unlink(path);
+	}
+	/* A private key is a PEM block but no certificate. */
+	snprintf(path, sizeof(path), "%s/ca.key", dir);
+	cfg.ca_file = path;
+	assert_true(ts_cf_client_new(&cfg, &test_opts, &c, &err) < 0);
+	assert_non_null(strstr(err.detail, "no PEM certificate"));
+	assert_int_equal(emu_count(&tls_emu, NULL, "", NULL, 0), 0);
+	ts_cf_error_done(&err);
+}
+
+/* In a mount namespace of its own, a system trust store made for the
+ * test over /etc/ssl/certs (curl's built-in bundle and hashed folder):
+ * returns 0, or the number of the check that failed. */
+static int system_store_checks(void)
+{
+	char hash[32] = "", cmd[1200], link[320];
+	FILE *p;
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", "/etc/ssl/certs", "tmpfs", 0, "mode=0755") < 0)
+		return 77;
+	snprintf(cmd, sizeof(cmd), "openssl x509 -hash -noout -in %s", ca_path);
+	p = popen(cmd, "r");
+	if (!p || !fgets(hash, sizeof(hash), p) || pclose(p) != 0)
+		return 1;
+	hash[strcspn(hash, "\n")] = '\0';
+	snprintf(link, sizeof(link), "/etc/ssl/certs/%s.0", hash);
+	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s /etc/ssl/certs/ca-certificates.crt", ca_path,
+		 link, other_ca_path);
+	if (system(cmd) != 0)
+		return 2;
+	/* The test CA in the hashed folder alone: trusted without ca-file,
+	 * as libcurl reads both places ... */
+	if (list_with_ca(NULL) != 0)
+		return 3;
+	/* ... but a declared ca-file is all that is trusted. */
+	if (list_with_ca(other_ca_path) != -EKEYREJECTED)
+		return 4;
+	/* A bundle mounted over ca-certificates.crt without hash links, as
+	 * a pod is given a CA: trusted. */
+	snprintf(cmd, sizeof(cmd), "rm %s && cat %s %s >/etc/ssl/certs/ca-certificates.crt", link,
+		 other_ca_path, ca_path);
+	if (system(cmd) != 0)
+		return 5;
+	if (list_with_ca(NULL) != 0)
+		return 6;
+	/* The system bundle gone: an error naming it, no request. */
+	if (unlink("/etc/ssl/certs/ca-certificates.crt") < 0)
+		return 7;
+	{
+		struct ts_cloudflare_config cfg;
+		struct ts_cf_error err = { 0 };
+		struct ts_cf_client *c = NULL;
+		int r;
+
+		cfg_init(&cfg, &tls_emu);
+		cfg.ca_file = NULL;
+		r = ts_cf_client_new(&cfg, &test_opts, &c, &err);
+		r = r < 0 && strstr(err.detail, "/etc/ssl/certs/ca-certificates.crt") &&
+		    strstr(err.detail, "ca-certificates");
+		ts_cf_error_done(&err);
+		ts_cf_client_free(c);
+		if (!r)
+			return 8;
+	}
+	return 0;
+}
+
+static void test_trust_system_store(void **state)
+{
+	int status, fds[2], result = -1;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		print_message("skipped: a mount namespace needs root\n");
+		skip();
+	}
+	assert_int_equal(pipe(fds), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* The answer through the pipe, then SIGKILL: the child of a
+		 * process under valgrind would otherwise be leak-checked (all
+		 * of its parent's memory) on the way out. */
+		result = system_store_checks();
+		if (write(fds[1], &result, sizeof(result)) != sizeof(result))
+			_exit(1);
+		raise(SIGKILL);
+	}
+	close(fds[1]);
+	if (read(fds[0], &result, sizeof(result)) != sizeof(result))
+		result = -1;
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (result == 77) {
+		print_message("skipped: no mount namespace with a tmpfs here\n");
+		skip();
+	}
+	assert_int_equal(result, 0);
 }
 
 static void test_plain_http(void **state)
@@ -1337,6 +1564,9 @@ int main(void)
 		cmocka_unit_test_setup(test_token_from_env, test_setup),
 		cmocka_unit_test_setup(test_token_from_credentials_directory, test_setup),
 		cmocka_unit_test_setup(test_untrusted_certificate, test_setup),
+		cmocka_unit_test_setup(test_trust_bundle, test_setup),
+		cmocka_unit_test_setup(test_trust_file_errors, test_setup),
+		cmocka_unit_test_setup(test_trust_system_store, test_setup),
 		cmocka_unit_test_setup(test_plain_http, test_setup),
 		cmocka_unit_test_setup(test_fault_429, test_setup),
 		cmocka_unit_test_setup(test_fault_503_then_ok, test_setup),
