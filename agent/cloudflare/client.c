@@ -93,6 +93,7 @@ struct ts_cf_client {
 	CURLM *multi;
 	struct ts_cf_wait_hook wait_hook;
 	bool in_request;	    /* a wait hook that calls the client gets -EBUSY */
+	unsigned long connects;	    /* connections made (ts_cf_client_connects) */
 	struct curl_slist *headers; /* the other headers */
 	/* The credential's header line lives in a secret buffer (not dumped,
 	 * wiped on free), in a list node of our own ahead of headers. */
@@ -606,6 +607,7 @@ int ts_cf_client_new(const struct ts_cloudflare_config *cfg,
 	c->auth_node.next = c->headers;
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->auth_line ? &c->auth_node : c->headers);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_MAXAGE_CONN, (long)TS_CF_CONN_MAX_AGE);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->trust_path) {
@@ -657,6 +659,26 @@ void ts_cf_client_free(struct ts_cf_client *c)
 	free(c->base_url);
 	free(c->trust_path);
 	free(c);
+}
+
+unsigned long ts_cf_client_connects(const struct ts_cf_client *c)
+{
+	return c->connects;
+}
+
+void ts_cf_client_idle(struct ts_cf_client *c, ts_usec_t quiet)
+{
+	CURLM *m;
+
+	if (!c || c->in_request || quiet <= (ts_usec_t)TS_CF_CONN_MAX_AGE * TS_USEC_PER_SEC)
+		return;
+	/* The multi handle holds the connections (no transfer is on it
+	 * between requests): a new one holds none. */
+	m = curl_multi_init();
+	if (!m)
+		return;
+	curl_multi_cleanup(c->multi);
+	c->multi = m;
 }
 
 static int budget_take(struct ts_cf_client *c, ts_usec_t *ret_wait)
@@ -784,6 +806,7 @@ static CURLcode perform(struct ts_cf_client *c)
 	CURLMsg *msg;
 	bool watch = c->wait_hook.ready != NULL;
 	int running = 1, queued;
+	long connects = 0;
 
 	mc = curl_multi_add_handle(c->multi, c->curl);
 	if (mc != CURLM_OK) {
@@ -823,6 +846,9 @@ static CURLcode perform(struct ts_cf_client *c)
 	while ((msg = curl_multi_info_read(c->multi, &queued)))
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->curl)
 			rc = msg->data.result;
+	if (curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK &&
+	    connects > 0)
+		c->connects += (unsigned long)connects;
 	curl_multi_remove_handle(c->multi, c->curl);
 	return rc;
 }

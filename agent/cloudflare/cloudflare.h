@@ -143,6 +143,17 @@ struct ts_cf_wait_hook {
 };
 void ts_cf_client_set_wait_hook(struct ts_cf_client *c, const struct ts_cf_wait_hook *hook);
 
+/* Seconds a kept-alive connection may idle and still be reused
+ * (CURLOPT_MAXAGE_CONN, libcurl's default, set explicitly). */
+#define TS_CF_CONN_MAX_AGE 118
+/* The caller expects no request for quiet: when that is longer than
+ * TS_CF_CONN_MAX_AGE the connections, which would not be reused, are
+ * closed now and their TLS state freed (the daemon idle between resyncs
+ * holds no connection), rather than at the next request. */
+void ts_cf_client_idle(struct ts_cf_client *c, ts_usec_t quiet);
+/* Connections the client has made so far. */
+unsigned long ts_cf_client_connects(const struct ts_cf_client *c);
+
 void ts_cf_client_state_get(const struct ts_cf_client *c, struct ts_cf_client_state *ret_state);
 /* Merges: a time or count is taken only when it is later (more careful). */
 void ts_cf_client_state_set(struct ts_cf_client *c, const struct ts_cf_client_state *state);

@@ -100,6 +100,11 @@ static bool agent_ready(void *ctx, void *agent, char *buf, size_t size)
 	return ts_agent_ready_reason(agent, buf, size);
 }
 
+static void agent_idle(void *ctx, void *agent, ts_usec_t quiet)
+{
+	ts_agent_idle(agent, quiet);
+}
+
 const struct ts_daemon_ops ts_daemon_agent_ops = {
 	.load = agent_load,
 	.open = agent_open,
@@ -107,6 +112,7 @@ const struct ts_daemon_ops ts_daemon_agent_ops = {
 	.carry_take = agent_carry_take,
 	.carry_give = agent_carry_give,
 	.pass = agent_pass,
+	.idle = agent_idle,
 	.fds = agent_fds,
 	.process_events = agent_events,
 	.event_scope = agent_event_scope,

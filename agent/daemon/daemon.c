@@ -451,16 +451,12 @@ static void pass_done(struct daemon *d)
 	job_free(d->job);
 	d->job = NULL;
 	d->busy = false;
-	/* The pass's observations are freed, but glibc keeps their pages (in
-	 * the worker's arena too): hand them back, so that an idle daemon holds
-	 * what it keeps, not the peak of its last pass (tests/bench/
-	 * idle-scale.sh). */
-	malloc_trim(0);
 	d->passes++;
 	ts_log_set_cause(NULL);
 	if (res->error < 0) {
 		ts_logf(TS_LOG_ERROR, NULL, NULL, "pass failed: %s", strerror(-res->error));
 		schedule(d, now + retry, "retry");
+		malloc_trim(0); /* as below */
 		return;
 	}
 	ts_logf(res->changes || res->n_applied ? TS_LOG_INFO : TS_LOG_DEBUG, NULL, NULL,
@@ -482,6 +478,15 @@ static void pass_done(struct daemon *d)
 	if (res->next_due && mono_from_wall(res->next_due) < next)
 		next = mono_from_wall(res->next_due) > now ? mono_from_wall(res->next_due) : now;
 	schedule(d, next, next == now ? "progress" : "timer");
+	/* Till then the API client's connections would only idle (the
+	 * daemon's RSS between resyncs: tests/bench/idle-scale.sh). */
+	if (d->ops->idle && d->agent && d->pass_at > now && !res->events_unsettled)
+		d->ops->idle(d->ctx, d->agent, d->pass_at - now);
+	/* The pass's observations are freed, but glibc keeps their pages (in
+	 * the worker's arena too): hand them back, so that an idle daemon holds
+	 * what it keeps, not the peak of its last pass (tests/bench/
+	 * idle-scale.sh). */
+	malloc_trim(0);
 	/* Events the pass read itself and the state it left does not settle
 	 * ask for a pass at once; events after that are read now. */
 	if (res->events_unsettled)

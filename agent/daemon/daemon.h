@@ -70,6 +70,9 @@ struct ts_daemon_ops {
 	int (*metrics)(void *ctx, void *agent, char **ret_text);
 	/* true when ready; else why into buf. */
 	bool (*ready)(void *ctx, void *agent, char *buf, size_t size);
+	/* After a pass: none is scheduled for quiet (usec; events may still
+	 * start one sooner). NULL: nothing to do. */
+	void (*idle)(void *ctx, void *agent, ts_usec_t quiet);
 };
 
 extern const struct ts_daemon_ops ts_daemon_agent_ops;

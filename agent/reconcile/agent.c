@@ -891,3 +891,8 @@ ts_usec_t ts_agent_next_due(const struct ts_agent *a)
 {
 	return a->next_due;
 }
+
+void ts_agent_idle(struct ts_agent *a, ts_usec_t quiet)
+{
+	ts_cf_client_idle(ts_agent_cf(a), quiet);
+}

@@ -159,6 +159,9 @@ void ts_agent_names_free(char **names, size_t n);
 /* Earliest time (wall clock) a key falls due by max age after the last
  * pass; 0 when none does. */
 ts_usec_t ts_agent_next_due(const struct ts_agent *a);
+/* Between passes: no pass is due for quiet (usec). The API client closes
+ * connections it would not reuse after so long (ts_cf_client_idle). */
+void ts_agent_idle(struct ts_agent *a, ts_usec_t quiet);
 
 /* Prometheus text exposition of the agent's figures (tunnelsync_*); the
  * caller frees the text. */

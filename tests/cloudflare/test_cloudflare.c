@@ -684,6 +684,29 @@ static void test_trust_bundle(void **state)
 	ts_cf_error_done(&err);
 }
 
+/* Told that no request comes for longer than a connection may idle and
+ * be reused, the client closes it at once (the next request makes a new
+ * one); told less, it keeps it. */
+static void test_idle_closes_connections(void **state)
+{
+	_cleanup_cf_client_ struct ts_cf_client *c = tls_client();
+	struct ts_cf_tunnel_list list = { 0 };
+	struct ts_cf_error err = { 0 };
+
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
+	ts_cf_tunnel_list_done(&list);
+	assert_int_equal(ts_cf_client_connects(c), 1);
+	ts_cf_client_idle(c, (ts_usec_t)TS_CF_CONN_MAX_AGE * TS_USEC_PER_SEC);
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
+	ts_cf_tunnel_list_done(&list);
+	assert_int_equal(ts_cf_client_connects(c), 1);
+	ts_cf_client_idle(c, 300 * TS_USEC_PER_SEC);
+	assert_int_equal(ts_cf_list_tunnels(c, &list, &err), 0);
+	ts_cf_tunnel_list_done(&list);
+	assert_int_equal(ts_cf_client_connects(c), 2);
+	ts_cf_error_done(&err);
+}
+
 /* A CA file that cannot be used is an error naming it when the client is
  * made, before any request; a FIFO in its place does not block. */
 static void test_trust_file_errors(void **state)
@@ -1567,6 +1590,7 @@ int main(void)
 		cmocka_unit_test_setup(test_trust_bundle, test_setup),
 		cmocka_unit_test_setup(test_trust_file_errors, test_setup),
 		cmocka_unit_test_setup(test_trust_system_store, test_setup),
+		cmocka_unit_test_setup(test_idle_closes_connections, test_setup),
 		cmocka_unit_test_setup(test_plain_http, test_setup),
 		cmocka_unit_test_setup(test_fault_429, test_setup),
 		cmocka_unit_test_setup(test_fault_503_then_ok, test_setup),

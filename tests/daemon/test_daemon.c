@@ -52,6 +52,9 @@ struct fake {
 	char scopes[8][128]; /* what each pass was given: "" full, "a,b" scoped */
 	/* What the next passes answer (item by item; then 0). */
 	bool unsettled[8];
+	/* What the daemon told the agent after each pass (ops->idle). */
+	int n_idle;
+	ts_usec_t idle_quiet[8];
 };
 
 struct fake_agent {
@@ -243,6 +246,18 @@ static bool fake_ready(void *ctx, void *agent, char *buf, size_t size)
 	return false;
 }
 
+static void fake_idle(void *ctx, void *agent, ts_usec_t quiet)
+{
+	struct fake *f = ctx;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->n_idle < 8)
+		f->idle_quiet[f->n_idle] = quiet;
+	f->n_idle++;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
 static const struct ts_daemon_ops fake_ops = {
 	.load = fake_load,
 	.open = fake_open,
@@ -255,6 +270,7 @@ static const struct ts_daemon_ops fake_ops = {
 	.event_scope = fake_event_scope,
 	.metrics = fake_metrics,
 	.ready = fake_ready,
+	.idle = fake_idle,
 };
 
 /* --- harness ---------------------------------------------------------------- */
@@ -539,6 +555,27 @@ static void test_followup_only_when_unsettled(void **state)
 	assert_int_equal(finish(&r), 0);
 }
 
+/* After a pass the agent is told how long no pass is due (its API client
+ * then closes connections it would not reuse): the resync interval after
+ * a settled pass; nothing after one followed at once. */
+static void test_idle_after_pass(void **state)
+{
+	struct fake *f = *state;
+	struct run r;
+
+	f->unsettled[0] = true; /* the start's pass: a follow-up at once */
+	start(&r, f);
+	wait_at_least(f, &f->passes_done, 2);
+	wait_at_least(f, &f->n_idle, 1);
+	usleep(100 * 1000);
+	pthread_mutex_lock(&f->lock);
+	assert_int_equal(f->n_idle, 1);
+	assert_true(f->idle_quiet[0] > 590 * TS_USEC_PER_SEC);
+	assert_true(f->idle_quiet[0] <= 600 * TS_USEC_PER_SEC);
+	pthread_mutex_unlock(&f->lock);
+	assert_int_equal(finish(&r), 0);
+}
+
 /* SIGTERM during a pass: the pass sees the cancellation, the loop waits
  * for it and returns 0 (well within the grace). */
 static void test_sigterm_mid_pass(void **state)
@@ -771,6 +808,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_events_coalesce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_scope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_followup_only_when_unsettled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_after_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_mid_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stuck_pass_abandoned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_keeps_last_good, setup, teardown),
