@@ -414,11 +414,18 @@ static int parse_health_check(json_t *hc, struct ts_cf_health_check *ret, const 
 	return 0;
 }
 
+/* *ret: a copy of s, or NULL when s is. */
+static int dup_opt(const char *s, char **ret)
+{
+	*ret = s ? strdup(s) : NULL;
+	return s && !*ret ? -ENOMEM : 0;
+}
+
 static int parse_tunnel(json_t *o, struct ts_cf_tunnel *ret, const char *where,
 			struct ts_cf_error *err)
 {
 	struct ts_cf_tunnel t = { 0 };
-	const char *s;
+	const char *s, *name, *fqdn_id = NULL, *description;
 	json_t *sub;
 	int r;
 
@@ -429,9 +436,8 @@ static int parse_tunnel(json_t *o, struct ts_cf_tunnel *ret, const char *where,
 	if (!ts_cf_id_valid(s))
 		return protocol_error(err, "%s.id is not an identifier", where);
 	strcpy(t.id, s);
-	if ((r = get_string(o, "name", TS_CF_NAME_MAX, &s, where, err)) < 0)
+	if ((r = get_string(o, "name", TS_CF_NAME_MAX, &name, where, err)) < 0)
 		return r;
-	strcpy(t.name, s);
 	if ((r = get_string(o, "cloudflare_endpoint", 0, &s, where, err)) < 0)
 		return r;
 	if (ts_ip_parse(s, &t.cloudflare_endpoint) < 0)
@@ -463,22 +469,23 @@ static int parse_tunnel(json_t *o, struct ts_cf_tunnel *ret, const char *where,
 		return r;
 	if ((r = get_opt_object(o, "custom_remote_identities", &sub, where, err)) < 0)
 		return r;
-	if (sub) {
-		if ((r = get_opt_string(sub, "fqdn_id", &s, where, err)) < 0 ||
-		    (r = copy_word(t.fqdn_id, sizeof(t.fqdn_id), s, where, "fqdn_id", err)) < 0)
-			return r;
-	}
+	if (sub && (r = get_opt_string(sub, "fqdn_id", &fqdn_id, where, err)) < 0)
+		return r;
+	if (fqdn_id && strlen(fqdn_id) > TS_CF_FQDN_MAX)
+		return protocol_error(err, "%s.fqdn_id is too long", where);
+	if (fqdn_id && !*fqdn_id)
+		fqdn_id = NULL; /* "" is no identity */
 	if ((r = get_opt_object(o, "health_check", &sub, where, err)) < 0)
 		return r;
 	if (sub && (r = parse_health_check(sub, &t.health_check, where, err)) < 0)
 		return r;
-	/* Last: the only allocation, so that no error path above leaks. */
-	if ((r = get_opt_string(o, "description", &s, where, err)) < 0)
+	if ((r = get_opt_string(o, "description", &description, where, err)) < 0)
 		return r;
-	if (s) {
-		t.description = strdup(s);
-		if (!t.description)
-			return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -ENOMEM, "out of memory");
+	/* Last: the only allocations, so that no error path above leaks. */
+	if (dup_opt(name, &t.name) < 0 || dup_opt(fqdn_id, &t.fqdn_id) < 0 ||
+	    dup_opt(description, &t.description) < 0) {
+		ts_cf_tunnel_done(&t);
+		return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -ENOMEM, "out of memory");
 	}
 	*ret = t;
 	return 0;

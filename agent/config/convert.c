@@ -355,25 +355,40 @@ static int convert_routing(struct conv *c, const struct lyd_node *t, struct ts_r
 	return 0;
 }
 
+static bool is_route(const struct lyd_node *n)
+{
+	return n->schema && strcmp(n->schema->name, "route") == 0;
+}
+
 static int convert_routes(struct conv *c, const struct lyd_node *t, struct ts_tunnel *tun)
 {
 	const struct lyd_node *rs = child(t, "routes"), *n;
+	size_t count = 0;
 	int r;
 
 	if (!rs)
 		return 0;
 	if ((r = copy_name(c, rs, "interface", tun->routes.ifname, sizeof(tun->routes.ifname))) < 0)
 		return r;
+	/* Counted first: the array is as long as the routes declared. */
+	LY_LIST_FOR(lyd_child(rs), n)
+	count += is_route(n);
+	if (count > TS_ROUTES_MAX)
+		return conv_error(c, rs, "route", -EINVAL, "more than %d routes", TS_ROUTES_MAX);
+	if (!count)
+		return 0;
+	tun->routes.route = calloc(count, sizeof(*tun->routes.route));
+	if (!tun->routes.route)
+		return -ENOMEM;
 	LY_LIST_FOR(lyd_child(rs), n)
 	{
-		size_t i = tun->routes.n;
+		struct ts_tunnel_route *rt;
 
-		if (!n->schema || strcmp(n->schema->name, "route") != 0)
+		if (!is_route(n))
 			continue;
-		if (i == TS_ARRAY_SIZE(tun->routes.dst))
-			return conv_error(c, rs, "route", -EINVAL, "more than 16 routes");
-		if ((r = prefix(c, n, "prefix", &tun->routes.dst[i])) < 0 ||
-		    (r = need_u32(c, n, "metric", &tun->routes.metric[i])) < 0)
+		rt = &tun->routes.route[tun->routes.n];
+		if ((r = prefix(c, n, "prefix", &rt->dst)) < 0 ||
+		    (r = need_u32(c, n, "metric", &rt->metric)) < 0)
 			return r;
 		tun->routes.n++;
 	}

@@ -21,7 +21,9 @@ void ts_cf_tunnel_done(struct ts_cf_tunnel *t)
 {
 	if (!t)
 		return;
+	free(t->name);
 	free(t->description);
+	free(t->fqdn_id);
 	memset(t, 0, sizeof(*t));
 }
 

@@ -27,7 +27,7 @@ struct ts_cf_health_check {
 
 struct ts_cf_tunnel {
 	char id[TS_CF_ID_LEN + 1];
-	char name[TS_CF_NAME_MAX + 1];
+	char *name;			     /* owned; at most TS_CF_NAME_MAX, set when parsed */
 	char *description;		     /* owned; NULL when absent */
 	struct ts_ip customer_endpoint;	     /* AF_UNSPEC when absent or "" */
 	struct ts_ip cloudflare_endpoint;    /* always set */
@@ -45,7 +45,7 @@ struct ts_cf_tunnel {
 	ts_usec_t created_on;
 	bool has_modified_on;
 	ts_usec_t modified_on;
-	char fqdn_id[TS_CF_FQDN_MAX + 1]; /* custom_remote_identities.fqdn_id; "" when absent */
+	char *fqdn_id; /* owned, custom_remote_identities.fqdn_id; NULL when absent or "" */
 };
 
 struct ts_cf_tunnel_list {

@@ -44,6 +44,7 @@ void ts_tunnel_done(struct ts_tunnel *t)
 	if (!t)
 		return;
 	free(t->routing.selectors);
+	free(t->routes.route);
 	free(t->psk.file);
 	free(t->cf.description);
 	free(t->source_file);

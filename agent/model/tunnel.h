@@ -117,6 +117,13 @@ struct ts_cf_declared {
 	struct ts_ip hc_target; /* AF_UNSPEC: not declared */
 };
 
+/* One of a tunnel's routes (tunnel/routes/route in the YANG model). */
+struct ts_tunnel_route {
+	struct ts_prefix dst;
+	uint32_t metric;
+};
+#define TS_ROUTES_MAX 16 /* routes of one tunnel (the model's max-elements) */
+
 struct ts_tunnel {
 	char name[TS_NAME_MAX + 1];
 	char id[TS_CF_ID_LEN + 1]; /* Cloudflare tunnel id */
@@ -135,8 +142,7 @@ struct ts_tunnel {
 	struct {
 		char ifname[16]; /* "" = the agent owns no route of this tunnel */
 		size_t n;
-		struct ts_prefix dst[16];
-		uint32_t metric[16];
+		struct ts_tunnel_route *route; /* owned, n of them; NULL when none */
 	} routes;
 	/* interface (opt-in): the VTI the agent owns (alias tunnelsync:NAME) */
 	struct {

@@ -104,8 +104,8 @@ static int set_routes(struct ts_agent *a, const struct ts_tunnel *t, uint32_t of
 	if (!ops->route_set)
 		return 0;
 	for (size_t i = 0; i < t->routes.n; i++) {
-		int k = ops->route_set(TS_PLANES_CTX(a), t->routes.ifname, &t->routes.dst[i],
-				       t->routes.metric[i] + offset);
+		int k = ops->route_set(TS_PLANES_CTX(a), t->routes.ifname, &t->routes.route[i].dst,
+				       t->routes.route[i].metric + offset);
 
 		if (k < 0 && r == 0)
 			r = k;
@@ -240,7 +240,8 @@ static struct ts_route_key *route_keep(const struct ts_desired *d, size_t *ret_n
 		const struct ts_tunnel *t = &d->tunnels[i];
 
 		for (size_t j = 0; routes_wanted(d, t) && j < t->routes.n; j++)
-			keep[n++] = (struct ts_route_key){ t->routes.ifname, t->routes.dst[j] };
+			keep[n++] =
+				(struct ts_route_key){ t->routes.ifname, t->routes.route[j].dst };
 	}
 	*ret_n = n;
 	return keep;
@@ -455,8 +456,8 @@ static void plan_routes(struct tlist *tl, const struct ts_agent *a, const struct
 	uint32_t offset = route_offset(a, o, t, &drained);
 
 	for (size_t j = 0; j < t->routes.n; j++) {
-		const struct ts_prefix *dst = &t->routes.dst[j];
-		uint32_t metric = t->routes.metric[j] + offset;
+		const struct ts_prefix *dst = &t->routes.route[j].dst;
+		uint32_t metric = t->routes.route[j].metric + offset;
 		struct ts_route_move mv;
 		char p[TS_PREFIX_STRLEN], old[16], new[16];
 		struct ts_action *act;

@@ -47,8 +47,13 @@ static void test_list(void **state)
 	assert_int_equal(a->modified_on % TS_USEC_PER_SEC, 123456);
 	assert_true(ts_ip_is_set(&a->health_check.target)); /* object form, effective */
 	assert_string_equal(a->health_check.direction, "unidirectional");
+	assert_string_equal(a->name, "edge-a");
+	assert_string_equal(a->fqdn_id,
+			    "a.023e105f4ecef8ad9ca31a8372d0c353.custom.ipsec.cloudflare.com");
 	assert_false(l.tunnels[1].has_psk_generated_on);
 	assert_false(l.tunnels[1].health_check.present);
+	assert_string_equal(l.tunnels[1].name, "edge-b");
+	assert_null(l.tunnels[1].fqdn_id); /* no custom_remote_identities */
 	ts_cf_tunnel_list_done(&l);
 	ts_cf_tunnel_list_done(&l); /* idempotent */
 
@@ -56,6 +61,42 @@ static void test_list(void **state)
 	assert_int_equal(ts_cf_parse_tunnel_list(body, len, 500, &l, &err), -EREMOTEIO);
 	assert_int_equal(err.kind, TS_CF_ERR_HTTP);
 	ts_cf_error_done(&err);
+}
+
+/* custom_remote_identities.fqdn_id: "" is none (NULL), as absent; up to
+ * TS_CF_FQDN_MAX characters are kept, a longer one is refused. */
+static void test_fqdn_id(void **state)
+{
+	static const char head[] =
+		"{\"success\":true,\"errors\":[],\"messages\":[],\"result\":{\"ipsec_tunnel\":"
+		"{\"id\":\"" T1 "\",\"name\":\"edge-a\",\"cloudflare_endpoint\":\"203.0.113.1\","
+		"\"interface_address\":\"10.0.0.0/31\",\"custom_remote_identities\":{\"fqdn_id\":\"";
+	static const size_t lens[] = { 0, TS_CF_FQDN_MAX, TS_CF_FQDN_MAX + 1 };
+
+	for (size_t i = 0; i < TS_ARRAY_SIZE(lens); i++) {
+		char body[1024], fqdn[TS_CF_FQDN_MAX + 2];
+		struct ts_cf_tunnel t = { 0 };
+		struct ts_cf_error err = { 0 };
+		int r;
+
+		memset(fqdn, 'a', lens[i]);
+		fqdn[lens[i]] = '\0';
+		snprintf(body, sizeof(body), "%s%s\"}}}}", head, fqdn);
+		r = ts_cf_parse_tunnel_single(body, strlen(body), 200, &t, &err);
+		if (lens[i] > TS_CF_FQDN_MAX) {
+			assert_int_equal(r, -EBADMSG);
+			assert_non_null(strstr(err.detail, "fqdn_id is too long"));
+		} else {
+			assert_int_equal(r, 0);
+			assert_string_equal(t.name, "edge-a");
+			if (lens[i])
+				assert_string_equal(t.fqdn_id, fqdn);
+			else
+				assert_null(t.fqdn_id);
+		}
+		ts_cf_tunnel_done(&t);
+		ts_cf_error_done(&err);
+	}
 }
 
 static void test_refused(void **state)
@@ -193,9 +234,9 @@ static void test_error_format(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_list),	     cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_psk_set),	     cmocka_unit_test(test_psk_generate),
-		cmocka_unit_test(test_error_format),
+		cmocka_unit_test(test_list),	     cmocka_unit_test(test_fqdn_id),
+		cmocka_unit_test(test_refused),	     cmocka_unit_test(test_psk_set),
+		cmocka_unit_test(test_psk_generate), cmocka_unit_test(test_error_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

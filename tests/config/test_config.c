@@ -713,8 +713,8 @@ static void test_traffic_and_routes(void **state)
 	t = ts_desired_find(d, "zeta");
 	assert_string_equal(t->routes.ifname, "vti-zeta");
 	assert_int_equal(t->routes.n, 1);
-	assert_int_equal(t->routes.metric[0], 200);
-	ts_prefix_format(&t->routes.dst[0], buf, sizeof(buf));
+	assert_int_equal(t->routes.route[0].metric, 200);
+	ts_prefix_format(&t->routes.route[0].dst, buf, sizeof(buf));
 	assert_string_equal(buf, "203.0.113.0/24");
 	ts_desired_free(d);
 

@@ -101,7 +101,11 @@ static int f_cf_list(void *ctx, struct ts_cf_tunnel_list *ret, struct ts_cf_erro
 		if (!f->cf[i].present)
 			continue;
 		snprintf(ct->id, sizeof(ct->id), "%s", f->t[i].id);
-		snprintf(ct->name, sizeof(ct->name), "%s", f->t[i].name);
+		ct->name = strdup(f->t[i].name);
+		if (!ct->name) {
+			ts_cf_tunnel_list_done(ret);
+			return -ENOMEM;
+		}
 		ct->customer_endpoint = f->t[i].customer_endpoint;
 		ct->cloudflare_endpoint = f->t[i].cloudflare_endpoint;
 		ct->interface_address =

@@ -28,6 +28,8 @@ static bool kinds_seen[_TS_ACTION_MAX], causes_seen[_TS_CAUSE_MAX];
  * group, routes 10.1.N.0/24 metric 100 and 10.2.N.0/24 metric 200. */
 static int setup(void **state)
 {
+	/* The fake's tunnels are never freed: their routes live here. */
+	static struct ts_tunnel_route routes[2][2];
 	struct fake *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
@@ -45,13 +47,14 @@ static int setup(void **state)
 		assert_int_equal(ts_prefix_parse(text, &t->iface.address), 0);
 		t->iface.mtu = 1400;
 		snprintf(t->routes.ifname, sizeof(t->routes.ifname), "vti%02zu", i + 1);
+		t->routes.route = routes[i];
 		t->routes.n = 2;
 		snprintf(text, sizeof(text), "10.1.%zu.0/24", i);
-		assert_int_equal(ts_prefix_parse(text, &t->routes.dst[0]), 0);
-		t->routes.metric[0] = 100;
+		assert_int_equal(ts_prefix_parse(text, &t->routes.route[0].dst), 0);
+		t->routes.route[0].metric = 100;
 		snprintf(text, sizeof(text), "10.2.%zu.0/24", i);
-		assert_int_equal(ts_prefix_parse(text, &t->routes.dst[1]), 0);
-		t->routes.metric[1] = 200;
+		assert_int_equal(ts_prefix_parse(text, &t->routes.route[1].dst), 0);
+		t->routes.route[1].metric = 200;
 	}
 	*state = f;
 	return 0;
