@@ -207,6 +207,11 @@ void ts_planes_close(struct ts_planes *planes);
 /* Whether an XFRM event is about one of the agent's own objects (the
  * owner spec): only those ask the daemon for a pass. */
 bool ts_planes_xfrm_event_owned(const struct ts_xfrm_owner *owner, const struct ts_xfrm_event *ev);
+/* Whether an event of the IKE daemon (its VICI name and parsed body) asks
+ * for a pass: one of our connections', or one naming none; not a log
+ * line, not a rekey (an SA replaced as declared), not another
+ * connection's. */
+bool ts_planes_ike_event_asks(const char *event, const struct ts_ike_event *ev);
 
 /* The kernel objects of a tunnel with neither if_id nor mark (a
  * policy-based one) carry only its CHILD SAs' reqid: the one it declares,

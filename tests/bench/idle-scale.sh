@@ -90,7 +90,7 @@ if sys.argv[4]:
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 EOF
 before=$(last_pass)
-ip netns exec "$NS" "$TS" run -c "$WORK/config-idle.json" --log-level info >"$WORK/daemon.log" 2>&1 &
+ip netns exec "$NS" "$TS" run -c "$WORK/config-idle.json" --log-level "${LOG_LEVEL:-info}" >"$WORK/daemon.log" 2>&1 &
 DPID=$!
 i=0
 while [ "$(last_pass)" = "$before" ]; do
@@ -133,6 +133,8 @@ awk '/^[0-9a-f]+-[0-9a-f]+ / { name = $6 == "" ? "[anon]" : $6; sub(/.*\//, "", 
 	END { printf "RSS by mapping, MiB: %s; %d more mappings %.2f (%.2f private dirty)\n", line, k, rest / 1024, restd / 1024 }'
 # SMAPS_OUT=FILE: the daemon's /proc/PID/smaps copied there at the end.
 [ -z "${SMAPS_OUT:-}" ] || cp "/proc/$DPID/smaps" "$SMAPS_OUT"
+# LOG_OUT=FILE: the daemon's log so far copied there.
+[ -z "${LOG_OUT:-}" ] || cp "$WORK/daemon.log" "$LOG_OUT"
 awk -v n="$N" -v s="$SECONDS_IDLE" -v c0="$c0" -v c1="$c1" -v rss="$rss" -v hwm="$hwm" \
 	-v p="$passes" -v r="$requests" 'BEGIN {
 	printf "daemon idle, %d tunnels in sync, %d s: %.4f CPU-s/min (goal <= 0.01), RSS %.1f MiB, peak %.1f MiB (goal <= 16 MB), passes: %s, %d API requests (goal 0 between resyncs)\n",

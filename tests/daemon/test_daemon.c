@@ -756,6 +756,40 @@ static void test_foreign_xfrm_events_ignored(void **state)
 	assert_false(ts_planes_xfrm_event_owned(&owner, &ev));
 }
 
+/* Which IKE events ask for a pass: our connections' coming and going (and
+ * one naming no connection); not rekeys, which at 1,000 tunnels come every
+ * second (each cost a pass and a Cloudflare list), not log lines, not
+ * another daemon's connections. */
+static void test_ike_events_that_ask(void **state)
+{
+	static const struct {
+		const char *event;
+		enum ts_ike_event_kind kind;
+		const char *conn;
+		bool asks;
+	} cases[] = {
+		{ "ike-updown", TS_IKE_EVENT_IKE_DOWN, "ts-a", true },
+		{ "ike-updown", TS_IKE_EVENT_CONNECT_FAILED, "ts-a", true },
+		{ "ike-updown", TS_IKE_EVENT_IKE_UP, "ts-a", true },
+		{ "child-updown", TS_IKE_EVENT_CHILD_DOWN, "ts-a", true },
+		{ "child-updown", TS_IKE_EVENT_CHILD_UP, "ts-a", true },
+		{ "ike-updown", TS_IKE_EVENT_OTHER, "", true },
+		{ "ike-rekey", TS_IKE_EVENT_IKE_REKEY, "ts-a", false },
+		{ "child-rekey", TS_IKE_EVENT_CHILD_REKEY, "ts-a", false },
+		{ "log", TS_IKE_EVENT_AUTH_FAILED, "ts-a", false },
+		{ "ike-updown", TS_IKE_EVENT_IKE_DOWN, "office-vpn", false },
+		{ "child-updown", TS_IKE_EVENT_CHILD_DOWN, "office-vpn", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ts_ike_event ev = { .kind = cases[i].kind };
+
+		snprintf(ev.conn, sizeof(ev.conn), "%s", cases[i].conn);
+		if (ts_planes_ike_event_asks(cases[i].event, &ev) != cases[i].asks)
+			fail_msg("%s %s: asks %d", cases[i].event, cases[i].conn, !cases[i].asks);
+	}
+}
+
 /* Policy-based tunnels' kernel objects carry only a reqid: the map names
  * their tunnel (declared or learnt reqids; a reqid seen again for another
  * tunnel moves), for SAs, policies (any template) and acquires; other
@@ -815,6 +849,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_clients, setup, teardown),
 		cmocka_unit_test(test_foreign_xfrm_events_ignored),
 		cmocka_unit_test(test_reqid_map),
+		cmocka_unit_test(test_ike_events_that_ask),
 	};
 	sigset_t mask;
 
