@@ -821,6 +821,28 @@ int ts_agent_pass_scoped(struct ts_agent *a, const char *const *names, size_t n,
 		free(scope);
 		return r;
 	}
+	if (r > 0 && plan->n_actions == 0 && o.cf_ok && o.ike_ok && o.kernel_ok && o.store_ok &&
+	    (!o.store || !o.store->n_problems)) {
+		/* The scope plans nothing: its events changed nothing that asks
+		 * for action (an SA the kernel replaced, a tunnel back up by
+		 * itself). The rest of the gateway had no event: the next
+		 * resync reads it, as it would have without these events. No
+		 * whole-gateway stage, so no Cloudflare list for it: an event
+		 * costs no request (a flapping tunnel or an SA replaced every
+		 * second would otherwise spend the request budget). */
+		ts_logf(TS_LOG_DEBUG, NULL, NULL,
+			"scoped pass: %zu of %zu tunnels, nothing to do: the pass ends there", k,
+			a->desired->n_tunnels);
+		*ret_result = (struct ts_pass_result){
+			.plan = plan,
+			.planes_ok = true,
+			.scoped = true,
+			.settled = a->options.watch,
+		};
+		ts_observation_done(&o);
+		free(scope);
+		return 0;
+	}
 	if (r > 0) {
 		/* The scope first: its corrective actions do not wait for the
 		 * rest of the gateway to be read. */

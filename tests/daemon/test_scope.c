@@ -342,6 +342,49 @@ static void test_scoped_stage_reuses_last_list(void **state)
 	fake_done(&f);
 }
 
+/* An event whose tunnels need nothing (an SA replaced by a rekey, a
+ * tunnel back up by itself): the scoped pass ends with its scope, with no
+ * Cloudflare request and no whole-gateway stage; what else drifted waits
+ * for its own event or the resync. A scope that acts still goes on to the
+ * whole gateway. */
+static void test_scope_with_nothing_to_do_ends(void **state)
+{
+	struct fake f;
+	struct ts_agent *a = NULL;
+	struct ts_agent_options watch = { .watch = true };
+	struct ts_pass_result res = { 0 };
+	const char *name = "t02", *other = "t05"; /* indexes 1 and 4 */
+	unsigned lists;
+	(void)state;
+
+	fake_init(&f, 5);
+	assert_true(fake_settle(&f, 10) > 0);
+	assert_int_equal(fake_agent_open(&f, &watch, &a), 0);
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	ts_pass_result_done(&res);
+
+	sa_down(&f, 4); /* no event of its own yet */
+	lists = f.lists;
+	assert_int_equal(ts_agent_pass_scoped(a, &name, 1, &res), 0);
+	assert_true(res.scoped);
+	assert_true(res.planes_ok);
+	assert_true(res.settled);
+	assert_int_equal(res.plan->n_actions, 0);
+	assert_int_equal(res.n_applied, 0);
+	assert_int_equal(f.lists, lists);
+	assert_false(fake_in_agreement(&f, 4));
+	ts_pass_result_done(&res);
+
+	/* Its event: acted on, then the whole gateway (one list). */
+	assert_int_equal(ts_agent_pass_scoped(a, &other, 1, &res), 0);
+	assert_int_equal(res.n_scoped_applied, 1);
+	assert_int_equal(f.lists, lists + 1);
+	assert_true(fake_in_agreement(&f, 4));
+	ts_pass_result_done(&res);
+	ts_agent_free(a);
+	fake_done(&f);
+}
+
 /* charon's answer when its initiate timeout ends before the exchange
  * (a loaded machine): the initiate is confirmed by observation, not
  * taken as failed (the e2e-daemon flake "e2e-b not re-initiated"). */
@@ -750,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_scoped_plan_matches_full),
 		cmocka_unit_test(test_scoped_pass_fixes_and_settles),
 		cmocka_unit_test(test_scoped_stage_reuses_last_list),
+		cmocka_unit_test(test_scope_with_nothing_to_do_ends),
 		cmocka_unit_test(test_slow_initiate_confirmed),
 		cmocka_unit_test(test_event_during_observation),
 		cmocka_unit_test(test_event_during_list),
