@@ -48,8 +48,7 @@ int ts_agent_new(const struct ts_desired *desired, const struct ts_agent_options
 	}
 	a->options.state_dir = a->state_dir;
 	for (size_t i = 0; i < a->n_memory; i++)
-		snprintf(a->memory[i].name, sizeof(a->memory[i].name), "%s",
-			 desired->tunnels[i].name);
+		a->memory[i].name = desired->tunnels[i].name;
 	/* plan reads the failure counts too, so that it shows what once does. */
 	(void)ts_agent_status_load_memory(a);
 	*ret_agent = a;
@@ -88,6 +87,8 @@ void ts_agent_free(struct ts_agent *a)
 		return;
 	ts_planes_close(&a->planes);
 	ts_cf_tunnel_list_done(&a->cf_last);
+	for (size_t i = 0; a->memory && i < a->n_memory; i++)
+		free(a->memory[i].last_error);
 	free(a->memory);
 	free(a->metrics);
 	free(a->state_dir);

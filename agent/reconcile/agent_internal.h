@@ -27,12 +27,12 @@
 /* What the agent remembers per tunnel across passes (and across `once`
  * runs, through the status file): failures the event stream showed. */
 struct ts_agent_tunnel_memory {
-	char name[TS_NAME_MAX + 1];
+	const char *name;	     /* the declared tunnel's (the agent's desired state) */
 	uint32_t auth_failures_base; /* from the status file at start */
 	uint32_t auth_failures;	     /* base + what this process saw */
 	ts_usec_t last_auth_failure;
 	ts_usec_t last_rotation;
-	char last_error[192];
+	char *last_error; /* owned; NULL: none */
 };
 
 /* Per-tunnel figures for the metrics endpoint, as the last pass left them. */
@@ -245,6 +245,8 @@ int ts_agent_apply(struct ts_agent *a, struct ts_observation *o, const struct ts
 /* --- memory ---------------------------------------------------------------- */
 
 struct ts_agent_tunnel_memory *ts_agent_memory(struct ts_agent *a, const char *tunnel);
+/* Sets the tunnel's last error (a copy, cut at 191 bytes). */
+void ts_memory_set_error(struct ts_agent_tunnel_memory *m, const char *error);
 /* After an observation: an established IKE SA proves the key and clears a
  * tunnel's counters; otherwise the counts the observation carries are
  * remembered. */

@@ -4,6 +4,7 @@
  * from apply's outcomes; nothing else writes it. */
 #include "reconcile/agent_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 struct ts_agent_tunnel_memory *ts_agent_memory(struct ts_agent *a, const char *tunnel)
@@ -28,6 +29,18 @@ struct ts_agent_tunnel_memory *ts_agent_memory(struct ts_agent *a, const char *t
 		if (strcmp(a->memory[i].name, tunnel) == 0)
 			return &a->memory[i];
 	return NULL;
+}
+
+void ts_memory_set_error(struct ts_agent_tunnel_memory *m, const char *error)
+{
+	/* At most 191 bytes, as the fixed field it was; an allocation that
+	 * fails leaves the previous error. */
+	char *copy = strndup(error, 191);
+
+	if (copy) {
+		free(m->last_error);
+		m->last_error = copy;
+	}
 }
 
 void ts_memory_observe(struct ts_agent *a, const struct ts_observation *o)
@@ -64,7 +77,8 @@ void ts_memory_rotated(struct ts_agent *a, const struct ts_tunnel *t, ts_usec_t 
 		m->auth_failures_base = 0;
 		m->last_auth_failure = 0;
 		m->last_rotation = now;
-		m->last_error[0] = '\0';
+		free(m->last_error);
+		m->last_error = NULL;
 	}
 	if (ts_ike_conn_name(t, conn, sizeof(conn)) == 0)
 		TS_PLANES(a)->ike_failures_reset(TS_PLANES_CTX(a), conn);
@@ -88,7 +102,7 @@ void ts_memory_fold(struct ts_agent *a, const struct ts_plan *plan,
 		    (act->kind == TS_ACTION_ROTATE || act->kind == TS_ACTION_RESUME))
 			ts_memory_rotated(a, t, ops->now_realtime(ctx));
 		else if (m && out->detail[0] && out->status != TS_OUTCOME_APPLIED)
-			snprintf(m->last_error, sizeof(m->last_error), "%s", out->detail);
+			ts_memory_set_error(m, out->detail);
 	}
 
 	/* Failures the pass's own initiations and reauthentications met (after

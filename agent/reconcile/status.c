@@ -656,7 +656,7 @@ static json_t *tunnel_json(struct ts_agent *a, const struct ts_observation *o, s
 			    rec ? json_integer((json_int_t)rec->generation) : json_null());
 	json_object_set_new(jt, "last_auth_failure", json_time(m ? m->last_auth_failure : 0));
 	json_object_set_new(jt, "last_error",
-			    m && m->last_error[0] ? json_string(m->last_error) : json_null());
+			    m && m->last_error ? json_string(m->last_error) : json_null());
 	json_object_set_new(jt, "last_rotation", json_time(m ? m->last_rotation : 0));
 	json_object_set_new(jt, "managed_here",
 			    json_boolean(ts_tunnel_is_local(t, a->desired->agent.node_name)));

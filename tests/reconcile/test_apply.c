@@ -1523,6 +1523,39 @@ static void status_write_with(struct fake *f, uint32_t auth_failures, ts_usec_t 
 	ts_agent_free(a);
 }
 
+/* A tunnel's last error in status.json: the latest one, cut at 191
+ * bytes; null for a tunnel without one (the memory holds a string only
+ * when there is an error: 40 bytes a tunnel, not 280). */
+static void test_last_error_in_status(void **state)
+{
+	struct fake *f = *state;
+	struct ts_agent *a = NULL;
+	struct ts_observation o;
+	struct ts_pass_result res = { .planes_ok = true };
+	char long_error[301], want[240];
+	char *text;
+
+	bootstrap(f);
+	memset(long_error, 'x', 300);
+	long_error[300] = '\0';
+	assert_int_equal(fake_agent_open(f, NULL, &a), 0);
+	ts_memory_set_error(&a->memory[0], "initiate: peer unreachable");
+	ts_memory_set_error(&a->memory[1], long_error);
+	ts_memory_set_error(&a->memory[0], "load-conn: refused");
+	ts_agent_check_mbb(a);
+	assert_int_equal(ts_agent_observe(a, &o, NULL), 0);
+	assert_int_equal(ts_agent_status_write(a, &o, &res), 0);
+	ts_observation_done(&o);
+	ts_agent_free(a);
+	text = top_file(f, "status.json");
+	assert_non_null(strstr(text, "\"last_error\": \"load-conn: refused\""));
+	assert_null(strstr(text, "peer unreachable"));
+	snprintf(want, sizeof(want), "\"last_error\": \"%.191s\"", long_error);
+	assert_non_null(strstr(text, want));
+	assert_non_null(strstr(text, "\"last_error\": null"));
+	free(text);
+}
+
 /* What a new process takes back for t01: auth failures, or -1 if nothing. */
 static long loaded_failures(struct fake *f, ts_usec_t *ret_laf, ts_usec_t *ret_lr)
 {
@@ -1659,6 +1692,7 @@ int main(void)
 		cmocka_unit_test(test_precisions_no_loop),
 		cmocka_unit_test_setup_teardown(test_corrupt_journal_stalls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_error_in_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record_stalls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_deferred_member_persists, setup,
 						teardown),
