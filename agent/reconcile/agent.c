@@ -795,6 +795,15 @@ bool ts_agent_yield(struct ts_agent *a, const char *where)
 	return true;
 }
 
+/* The last full pass read every plane and left nothing pending, failed or
+ * damaged: the gateway outside an event's scope is as that pass left it,
+ * save for what raises its own events. */
+static bool last_pass_clean(const struct ts_agent *a)
+{
+	return a->passes > 0 && a->last_pass_ok == a->last_pass && !a->last_pending &&
+	       !a->last_failed && !a->last_store_problems;
+}
+
 int ts_agent_pass_scoped(struct ts_agent *a, const char *const *names, size_t n,
 			 struct ts_pass_result *ret_result)
 {
@@ -823,11 +832,13 @@ int ts_agent_pass_scoped(struct ts_agent *a, const char *const *names, size_t n,
 		return r;
 	}
 	if (r > 0 && plan->n_actions == 0 && o.cf_ok && o.ike_ok && o.kernel_ok && o.store_ok &&
-	    (!o.store || !o.store->n_problems)) {
+	    (!o.store || !o.store->n_problems) && last_pass_clean(a)) {
 		/* The scope plans nothing: its events changed nothing that asks
 		 * for action (an SA the kernel replaced, a tunnel back up by
-		 * itself). The rest of the gateway had no event: the next
-		 * resync reads it, as it would have without these events. No
+		 * itself). The rest of the gateway had no event and the last
+		 * full pass left it clean: the next resync reads it, as it
+		 * would have without these events (work left pending keeps
+		 * its retry: a whole-gateway stage then). No
 		 * whole-gateway stage, so no Cloudflare list for it: an event
 		 * costs no request (a flapping tunnel or an SA replaced every
 		 * second would otherwise spend the request budget). */

@@ -381,6 +381,19 @@ static void test_scope_with_nothing_to_do_ends(void **state)
 	assert_int_equal(f.lists, lists + 1);
 	assert_true(fake_in_agreement(&f, 4));
 	ts_pass_result_done(&res);
+
+	/* After a pass that could not read a plane, a scope with nothing to
+	 * do still goes on to the whole gateway. */
+	f.list_fails = true;
+	assert_int_equal(ts_agent_pass(a, NULL, 0, &res), 0);
+	assert_false(res.planes_ok);
+	ts_pass_result_done(&res);
+	f.list_fails = false;
+	lists = f.lists;
+	assert_int_equal(ts_agent_pass_scoped(a, &name, 1, &res), 0);
+	assert_true(f.lists > lists);
+	assert_true(res.planes_ok);
+	ts_pass_result_done(&res);
 	ts_agent_free(a);
 	fake_done(&f);
 }
