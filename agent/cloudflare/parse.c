@@ -421,7 +421,9 @@ static int dup_opt(const char *s, char **ret)
 	return s && !*ret ? -ENOMEM : 0;
 }
 
-static int parse_tunnel(json_t *o, struct ts_cf_tunnel *ret, const char *where,
+/* borrow: the strings of *ret point into o's tree instead of being copies
+ * (the list's parser moves them into one block before the tree goes). */
+static int parse_tunnel(json_t *o, struct ts_cf_tunnel *ret, bool borrow, const char *where,
 			struct ts_cf_error *err)
 {
 	struct ts_cf_tunnel t = { 0 };
@@ -481,6 +483,13 @@ static int parse_tunnel(json_t *o, struct ts_cf_tunnel *ret, const char *where,
 		return r;
 	if ((r = get_opt_string(o, "description", &description, where, err)) < 0)
 		return r;
+	if (borrow) {
+		t.name = (char *)name;
+		t.fqdn_id = (char *)fqdn_id;
+		t.description = (char *)description;
+		*ret = t;
+		return 0;
+	}
 	/* Last: the only allocations, so that no error path above leaks. */
 	if (dup_opt(name, &t.name) < 0 || dup_opt(fqdn_id, &t.fqdn_id) < 0 ||
 	    dup_opt(description, &t.description) < 0) {
@@ -488,6 +497,46 @@ static int parse_tunnel(json_t *o, struct ts_cf_tunnel *ret, const char *where,
 		return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -ENOMEM, "out of memory");
 	}
 	*ret = t;
+	return 0;
+}
+
+/* *p: a copy in the block at *at (advanced), or NULL when *p is. */
+static void pool_one(char **p, char **at)
+{
+	size_t n;
+
+	if (!*p)
+		return;
+	n = strlen(*p) + 1;
+	memcpy(*at, *p, n);
+	*p = *at;
+	*at += n;
+}
+
+/* Moves the members' borrowed strings into one block the list owns. */
+static int pool_strings(struct ts_cf_tunnel_list *l)
+{
+	size_t total = 1;
+	char *at;
+
+	for (size_t i = 0; i < l->n_tunnels; i++) {
+		const struct ts_cf_tunnel *t = &l->tunnels[i];
+
+		total += (t->name ? strlen(t->name) + 1 : 0) +
+			 (t->description ? strlen(t->description) + 1 : 0) +
+			 (t->fqdn_id ? strlen(t->fqdn_id) + 1 : 0);
+	}
+	l->strings = malloc(total);
+	if (!l->strings)
+		return -ENOMEM;
+	at = l->strings;
+	for (size_t i = 0; i < l->n_tunnels; i++) {
+		struct ts_cf_tunnel *t = &l->tunnels[i];
+
+		pool_one(&t->name, &at);
+		pool_one(&t->description, &at);
+		pool_one(&t->fqdn_id, &at);
+	}
 	return 0;
 }
 
@@ -516,12 +565,16 @@ int ts_cf_parse_tunnel_list(const void *body, size_t len, long http_status,
 		char where[48];
 
 		snprintf(where, sizeof(where), "ipsec_tunnels[%zu]", i);
-		r = parse_tunnel(item, &list.tunnels[i], where, err);
+		r = parse_tunnel(item, &list.tunnels[i], true, where, err);
 		if (r < 0) {
-			ts_cf_tunnel_list_done(&list);
+			free(list.tunnels); /* its strings are the tree's */
 			return r;
 		}
 		list.n_tunnels++;
+	}
+	if (pool_strings(&list) < 0) {
+		free(list.tunnels);
+		return ts_cf_error_set(err, TS_CF_ERR_PROTOCOL, -ENOMEM, "out of memory");
 	}
 	/* Sorted by id once: duplicates are neighbours (comparing every pair
 	 * was O(tunnels²)), and the index makes look-ups by id fast. */
@@ -551,7 +604,7 @@ static int parse_tunnel_member(const void *body, size_t len, long http_status, c
 	if (r < 0)
 		return r;
 	snprintf(where, sizeof(where), "result.%s", member);
-	return parse_tunnel(json_object_get(result, member), ret_tunnel, where, err);
+	return parse_tunnel(json_object_get(result, member), ret_tunnel, false, where, err);
 }
 
 int ts_cf_parse_tunnel_single(const void *body, size_t len, long http_status,
@@ -760,7 +813,7 @@ int ts_cf_build_tunnel_update(const void *body, size_t len, long http_status,
 	cur = json_object_get(result, "ipsec_tunnel");
 	/* The answer must be a tunnel we understand before anything is built
 	 * on it. */
-	r = parse_tunnel(cur, &check, "result.ipsec_tunnel", err);
+	r = parse_tunnel(cur, &check, false, "result.ipsec_tunnel", err);
 	if (r < 0)
 		return r;
 	ts_cf_tunnel_done(&check);

@@ -31,12 +31,15 @@ void ts_cf_tunnel_list_done(struct ts_cf_tunnel_list *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->n_tunnels; i++)
-		ts_cf_tunnel_done(&l->tunnels[i]);
+	if (!l->strings)
+		for (size_t i = 0; i < l->n_tunnels; i++)
+			ts_cf_tunnel_done(&l->tunnels[i]);
 	free(l->tunnels);
 	free(l->by_id);
+	free(l->strings);
 	l->tunnels = NULL;
 	l->by_id = NULL;
+	l->strings = NULL;
 	l->n_tunnels = 0;
 }
 

@@ -53,6 +53,11 @@ struct ts_cf_tunnel_list {
 	size_t n_tunnels;
 	/* Optional (ts_cf_tunnel_list_index): the tunnels sorted by id. */
 	const struct ts_cf_tunnel **by_id;
+	/* Owned; set by the parser: one block holding every member's name,
+	 * description and fqdn_id (then the members own none of them: a kept
+	 * list's small strings, each allocated while the JSON tree was live,
+	 * would pin its freed pages). NULL: each member owns its own. */
+	char *strings;
 };
 
 /* The outcome of one tunnel's entry in a bulk PSK set. */

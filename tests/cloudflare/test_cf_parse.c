@@ -63,6 +63,57 @@ static void test_list(void **state)
 	ts_cf_error_done(&err);
 }
 
+static bool in_block(const struct ts_cf_tunnel_list *l, const char *p, size_t size)
+{
+	return p >= l->strings && p < l->strings + size;
+}
+
+/* A parsed list keeps its members' strings in one block it owns (small
+ * strings allocated while the JSON tree was live pinned its freed pages:
+ * README "Daemon idle"); a list refused half-way frees what it took. */
+static void test_list_strings_one_block(void **state)
+{
+	static const char good[] =
+		"{\"success\":true,\"errors\":[],\"messages\":[],\"result\":{\"ipsec_tunnels\":["
+		"{\"id\":\"" T1 "\",\"name\":\"edge-a\",\"cloudflare_endpoint\":\"203.0.113.1\","
+		"\"interface_address\":\"10.0.0.0/31\",\"description\":\"first\","
+		"\"custom_remote_identities\":{\"fqdn_id\":\"a.example\"}},"
+		"{\"id\":\"" T2 "\",\"name\":\"edge-b\",\"cloudflare_endpoint\":\"203.0.113.2\","
+		"\"interface_address\":\"10.0.0.2/31\",\"description\":\"\"}]}}";
+	static const char bad[] =
+		"{\"success\":true,\"errors\":[],\"messages\":[],\"result\":{\"ipsec_tunnels\":["
+		"{\"id\":\"" T1 "\",\"name\":\"edge-a\",\"cloudflare_endpoint\":\"203.0.113.1\","
+		"\"interface_address\":\"10.0.0.0/31\",\"description\":\"first\"},"
+		"{\"id\":\"" T2 "\",\"name\":\"edge-b\",\"cloudflare_endpoint\":\"nowhere\","
+		"\"interface_address\":\"10.0.0.2/31\"}]}}";
+	/* "edge-a" "first" "a.example" "edge-b" "" and the block's spare byte */
+	const size_t size = 7 + 6 + 10 + 7 + 1 + 1;
+	struct ts_cf_tunnel_list l = { 0 };
+	struct ts_cf_error err = { 0 };
+
+	assert_int_equal(ts_cf_parse_tunnel_list(good, strlen(good), 200, &l, &err), 0);
+	assert_int_equal(l.n_tunnels, 2);
+	assert_non_null(l.strings);
+	assert_string_equal(l.tunnels[0].name, "edge-a");
+	assert_string_equal(l.tunnels[0].description, "first");
+	assert_string_equal(l.tunnels[0].fqdn_id, "a.example");
+	assert_string_equal(l.tunnels[1].name, "edge-b");
+	assert_string_equal(l.tunnels[1].description, "");
+	assert_null(l.tunnels[1].fqdn_id);
+	assert_true(in_block(&l, l.tunnels[0].name, size));
+	assert_true(in_block(&l, l.tunnels[0].description, size));
+	assert_true(in_block(&l, l.tunnels[0].fqdn_id, size));
+	assert_true(in_block(&l, l.tunnels[1].name, size));
+	assert_true(in_block(&l, l.tunnels[1].description, size));
+	ts_cf_tunnel_list_done(&l);
+	assert_null(l.strings);
+
+	assert_int_equal(ts_cf_parse_tunnel_list(bad, strlen(bad), 200, &l, &err), -EBADMSG);
+	assert_non_null(strstr(err.detail, "ipsec_tunnels[1].cloudflare_endpoint"));
+	assert_null(l.tunnels);
+	ts_cf_error_done(&err);
+}
+
 /* custom_remote_identities.fqdn_id: "" is none (NULL), as absent; up to
  * TS_CF_FQDN_MAX characters are kept, a longer one is refused. */
 static void test_fqdn_id(void **state)
@@ -234,9 +285,10 @@ static void test_error_format(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_list),	     cmocka_unit_test(test_fqdn_id),
-		cmocka_unit_test(test_refused),	     cmocka_unit_test(test_psk_set),
-		cmocka_unit_test(test_psk_generate), cmocka_unit_test(test_error_format),
+		cmocka_unit_test(test_list),	     cmocka_unit_test(test_list_strings_one_block),
+		cmocka_unit_test(test_fqdn_id),	     cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_psk_set),	     cmocka_unit_test(test_psk_generate),
+		cmocka_unit_test(test_error_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
