@@ -2,9 +2,11 @@
 # Benchmark: API requests and passes to rotate K due keys, over real HTTP
 # against the API emulator and a real edge charon (tests/bench/
 # scale-state.sh: N tunnels bootstrapped by the agent, in sync). For each
-# K the records of K tunnels are aged by two hours (their files rewritten
+# K the records of K tunnels are aged by 25 hours (their files rewritten
 # as the store writes them, checksum included) under a config giving
-# every key a max-age of 3600 s; then `tunnelsync once` passes run until
+# every key a max-age of 86,400 s (a shorter one would make the state's
+# other keys due too once it is an hour old: with max-age-jitter a key
+# falls due from 90 % of its max-age); then `tunnelsync once` passes run until
 # in sync. Due tunnels are taken one per redundancy group (t0, t2, ...)
 # while K <= N/2, so that the group rules let them go in one pass; K = N
 # takes both members of every group (two passes, by design; settle-time 0
@@ -35,7 +37,7 @@ $PY - "$CONFIG" "$WORK/config-rot.json" <<'EOF'
 import json, sys
 c = json.load(open(sys.argv[1]))
 for t in c["tunnelsync:tunnelsync"]["tunnels"]["tunnel"]:
-    t["psk"]["max-age"] = 3600
+    t["psk"]["max-age"] = 86400
 # The second member of a group waits settle-time (150 s) after its
 # sibling's rotation: a wait, not requests; 0 lets K = N go in two passes.
 c["tunnelsync:tunnelsync"]["agent"].setdefault("traffic", {})["settle-time"] = 0
@@ -56,7 +58,7 @@ rotate_k() {
 	k=$1
 	answers=$2
 	set_answers "$answers"
-	# Age K records: applied_at two hours back, checksum line recomputed.
+	# Age K records: applied_at 25 hours back (past max-age), checksum line recomputed.
 	$PY - "$STATE/records" "$N" "$k" <<'EOF'
 import hashlib, os, sys
 d, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -67,7 +69,7 @@ for i in picks[:k]:
     out = []
     for line in lines:
         if line.startswith("applied_at="):
-            line = "applied_at=%d" % (int(line[11:]) - 7200 * 1000000)
+            line = "applied_at=%d" % (int(line[11:]) - 90000 * 1000000)
         out.append(line)
     body = "\n".join(out) + "\n"
     body += "sha256=%s\n" % hashlib.sha256(body.encode()).hexdigest()
