@@ -15,9 +15,11 @@
  * gnutls_global_init(). Both leave GnuTLS uninitialized unless libcurl's
  * TLS back end is not OpenSSL, in which case the real initialization runs
  * (a libcurl built against GnuTLS needs it). A GnuTLS call made anyway
- * fails with GNUTLS_E_LIB_IN_ERROR_STATE instead of working: only an
- * rtmps:// or ldaps:// transfer would make one, and the API client allows
- * https (or http on loopback) alone. test: gnutls-left-uninitialized. */
+ * would find the library uninitialized (its entry points that check the
+ * library's state refuse with GNUTLS_E_LIB_IN_ERROR_STATE; read from
+ * GnuTLS's source, not tested here): only an rtmps:// or ldaps:// transfer
+ * would make one, and the API client allows https (or http on loopback)
+ * alone. Test: ctest gnutls-uninit (tests/daemon/gnutls-uninit.sh). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
